@@ -1,0 +1,1 @@
+"""The linewarden edge agent: probes, target states, incidents, SQLite outbox, MQTT forwarder."""

@@ -1,0 +1,1 @@
+"""The linewarden collector: ingest, store, contracts, SLA reports, vendor tickets, audit."""

@@ -1,0 +1,1 @@
+"""Configuration models (frozen pydantic v2, unknown keys rejected) and the TOML loader."""

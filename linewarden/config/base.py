@@ -1,0 +1,110 @@
+"""Shared building blocks of every config model: the strict base, durations, zones, secrets."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
+
+from linewarden.timeutil import format_duration, parse_duration
+from linewarden.wire import ID_PATTERN
+
+
+class StrictModel(BaseModel):
+    """Base of all config models: frozen, unknown keys are an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _to_duration(value: Any) -> timedelta:
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("a duration is a string like '5s', '10m', '1h', '3d'")
+    if isinstance(value, int | float):
+        raise ValueError(f"give a duration with its unit, e.g. '{value}s' (bare numbers are ambiguous)")
+    if isinstance(value, str):
+        return parse_duration(value)
+    raise ValueError("a duration is a string like '5s', '10m', '1h', '3d'")
+
+
+def _check_positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+Duration = Annotated[
+    timedelta,
+    BeforeValidator(_to_duration),
+    PlainSerializer(format_duration, return_type=str, when_used="json"),
+    Field(json_schema_extra={"type": "string", "examples": ["5s", "10m", "1h", "3d"]}),
+]
+PositiveDuration = Annotated[Duration, BeforeValidator(lambda v: _check_positive(_to_duration(v)))]
+
+
+def _check_zone(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("a time zone is an IANA name such as 'Europe/Berlin'")
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')") from None
+    return value
+
+
+TimeZoneName = Annotated[str, BeforeValidator(_check_zone)]
+ConfigId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+
+
+class Secret(StrictModel):
+    """A secret named by where it lives, never its value: `env = "VAR"` or `file = "/path"`."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Secret:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of 'env' (an environment variable) or 'file' (a path)")
+        return self
+
+    def reveal(self) -> str:
+        """Read the secret now. Raises ValueError naming the source (never the value) when it is absent."""
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise ValueError(f"environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        try:
+            return self.file.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+
+    def __repr__(self) -> str:
+        return f"Secret(env={self.env!r})" if self.env else f"Secret(file={str(self.file)!r})"
+
+
+class TlsConfig(StrictModel):
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    insecure: bool = False
+
+
+class BrokerConfig(StrictModel):
+    """How to reach the MQTT broker."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    client_id: str | None = None
+    username: str | None = None
+    password: Secret | None = None
+    tls: TlsConfig | None = None
+    keepalive: PositiveDuration = timedelta(seconds=30)
+    protocol: str = Field(default="3.1.1", pattern=r"^(3\.1\.1|5)$")

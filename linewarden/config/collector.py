@@ -1,0 +1,51 @@
+"""Collector configuration: identity, broker, database, where contracts and calendars live, API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field
+
+from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, StrictModel, TimeZoneName
+
+
+class CollectorSection(StrictModel):
+    id: ConfigId = "collector"
+    data_dir: Path = Path("linewarden-collector-data")
+    database_url: str | None = Field(
+        default=None, description="postgresql://… for the scale-out store; default: SQLite in data_dir"
+    )
+    timezone: TimeZoneName = "UTC"
+
+
+class LivenessConfig(StrictModel):
+    missed_heartbeats: Annotated[int, Field(ge=1, le=100)] = 3
+    clock_skew_threshold: PositiveDuration = timedelta(seconds=30)
+
+
+class ApiConfig(StrictModel):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8470
+
+
+class PlantItConfig(StrictModel):
+    """Where incidents that are nobody's vendor's go (out of scope, agent down, site link)."""
+
+    notify: list[str] = Field(default_factory=lambda: ["plant-it"])
+    webhook_url: str | None = Field(default=None, pattern=r"^https?://.+")
+
+
+class CollectorConfig(StrictModel):
+    collector: CollectorSection = CollectorSection()
+    broker: BrokerConfig = BrokerConfig()
+    contracts: list[str] = Field(
+        default_factory=lambda: ["contracts/*.toml"], description="globs, relative to this file"
+    )
+    calendars: list[str] = Field(
+        default_factory=lambda: ["calendars/*.toml"], description="globs, relative to this file"
+    )
+    liveness: LivenessConfig = LivenessConfig()
+    api: ApiConfig = ApiConfig()
+    plant_it: PlantItConfig = PlantItConfig()

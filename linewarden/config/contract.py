@@ -1,0 +1,253 @@
+"""Contract configuration (DESIGN §4): one file per vendor contract."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BeforeValidator, Field, model_validator
+
+from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
+from linewarden.domain import Criticality, Severity
+
+def _exact_decimal(value: object) -> object:
+    """TOML has no decimal type: take a float by its shortest repr (10000.0 → '10000.0'), never its binary value."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    return value
+
+
+def _money(value: object) -> object:
+    dec = _exact_decimal(value)
+    if isinstance(dec, Decimal):
+        if dec != dec.quantize(Decimal("0.01")):
+            raise ValueError("an amount has at most two decimal places")
+        return dec.quantize(Decimal("0.01"))
+    return dec
+
+
+Pct = Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0, le=100)]
+Money = Annotated[Decimal, BeforeValidator(_money), Field(ge=0)]
+SEVERITIES = ("S1", "S2", "S3", "S4")
+_BUSINESS_DAYS = re.compile(r"^\s*(\d+)\s+business\s+days?\s*$")
+
+
+class BusinessDays(StrictModel):
+    """A deadline counted in business days of the support calendar (e.g. '5 business days')."""
+
+    days: Annotated[int, Field(ge=1)]
+
+
+def _to_deadline(value: object) -> object:
+    if isinstance(value, str):
+        m = _BUSINESS_DAYS.match(value)
+        if m:
+            return BusinessDays(days=int(m.group(1)))
+    return value
+
+
+Deadline = Annotated[BusinessDays | PositiveDuration, BeforeValidator(_to_deadline)]
+
+
+class ContractSection(StrictModel):
+    id: ConfigId
+    vendor: ConfigId
+    name: str = ""
+    document_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    fee_per_period: Money
+    period: Literal["monthly"] = "monthly"
+    timezone: TimeZoneName
+
+
+class ServiceDef(StrictModel):
+    """A service made of assets; its state follows `rule` (all must be UP, any, or k of n)."""
+
+    id: ConfigId
+    components: list[ConfigId] = Field(min_length=1)
+    rule: Literal["all", "any", "k_of_n"] = "all"
+    k: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _k(self) -> ServiceDef:
+        if self.rule == "k_of_n":
+            if self.k is None:
+                raise ValueError("rule 'k_of_n' needs k")
+            if self.k > len(self.components):
+                raise ValueError(f"k = {self.k} is more than the {len(self.components)} components")
+        elif self.k is not None:
+            raise ValueError("k is only for rule 'k_of_n'")
+        return self
+
+
+class Scope(StrictModel):
+    services: list[ConfigId] = Field(default_factory=list)
+    assets: list[ConfigId] = Field(default_factory=list)
+    asset_classes: list[Criticality] = Field(default_factory=list)
+    exclude_assets: list[ConfigId] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> Scope:
+        if not (self.services or self.assets or self.asset_classes):
+            raise ValueError("scope covers nothing: give services, assets or asset_classes")
+        return self
+
+
+class SeverityTarget(StrictModel):
+    response: PositiveDuration
+    resolution: PositiveDuration
+
+
+class SupportTargets(StrictModel):
+    S1: SeverityTarget | None = None
+    S2: SeverityTarget | None = None
+    S3: SeverityTarget | None = None
+    S4: SeverityTarget | None = None
+
+    def for_severity(self, severity: Severity) -> SeverityTarget | None:
+        target: SeverityTarget | None = getattr(self, severity.value)
+        return target
+
+
+class Support(StrictModel):
+    tier: str = Field(min_length=1)
+    coverage: str = Field(default="24x7", description="'24x7' or the id of a calendar")
+    pause_allowed: bool = True
+    targets: SupportTargets
+
+
+class UptimeTarget(StrictModel):
+    scope: ConfigId = Field(description="a service id, an asset id, or an asset class (critical, high, …)")
+    target_pct: Annotated[Decimal, BeforeValidator(_exact_decimal), Field(gt=0, le=100)]
+    coverage: str = Field(default="24x7", description="'24x7', 'production', or the id of a calendar")
+    degraded_weight: Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0, le=1)] = Decimal(0)
+
+
+class MaintenancePolicy(StrictModel):
+    notice: Duration = timedelta(hours=72)
+    monitoring_gaps: Literal["exclude", "up", "down"] = "exclude"
+
+
+class UptimeBand(StrictModel):
+    below_pct: Pct
+    fee_pct: Pct
+
+
+class BreachCredit(StrictModel):
+    response_fee_pct: Pct = Decimal(0)
+    resolution_fee_pct: Pct = Decimal(0)
+    response_amount: Money = Decimal(0)
+    resolution_amount: Money = Decimal(0)
+
+
+class BreachCredits(StrictModel):
+    S1: BreachCredit | None = None
+    S2: BreachCredit | None = None
+    S3: BreachCredit | None = None
+    S4: BreachCredit | None = None
+
+    def for_severity(self, severity: Severity) -> BreachCredit | None:
+        credit: BreachCredit | None = getattr(self, severity.value)
+        return credit
+
+
+class Credits(StrictModel):
+    uptime: list[UptimeBand] = Field(default_factory=list)
+    breach: BreachCredits = BreachCredits()
+    cap_fee_pct: Pct = Decimal(100)
+
+
+class EscalationLevel(StrictModel):
+    """Fires when `after` elapses on an open ticket: 'response_target', 'resolution_target',
+    a duration ('2h'), or a fraction of the response target ('50%')."""
+
+    after: str = Field(pattern=r"^(response_target|resolution_target|\d+(\.\d+)?%|\d+(\.\d+)?\s*(ms|s|m|min|h|d|w))$")
+    severities: list[Severity] = Field(min_length=1)
+    notify: list[str] = Field(min_length=1)
+    notify_outside_coverage: list[str] = Field(default_factory=list)
+
+
+class Reminders(StrictModel):
+    every: PositiveDuration = timedelta(hours=48)
+
+
+class RcaPolicy(StrictModel):
+    severities: list[Severity] = Field(default_factory=lambda: [Severity.S1])
+    due: Deadline = BusinessDays(days=5)
+
+
+class WebhookSink(StrictModel):
+    kind: Literal["webhook"]
+    url: str = Field(pattern=r"^https?://.+")
+    secret: Secret
+
+
+class EmailSink(StrictModel):
+    kind: Literal["email"]
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    starttls: bool = True
+    username: str | None = None
+    password: Secret | None = None
+    sender: str
+    to: list[str] = Field(min_length=1)
+
+
+class JiraSink(StrictModel):
+    kind: Literal["jira"]
+    base_url: str = Field(pattern=r"^https?://.+")
+    user: str
+    api_token: Secret
+    project_key: str
+    issue_type: str = "Incident"
+    service_desk_id: str | None = None
+    request_type_id: str | None = None
+    resolve_transition: str = "Resolve"
+
+
+class ServiceNowSink(StrictModel):
+    kind: Literal["servicenow"]
+    instance_url: str = Field(pattern=r"^https?://.+")
+    user: str
+    password: Secret
+    assignment_group: str | None = None
+
+
+class PagerDutySink(StrictModel):
+    kind: Literal["pagerduty"]
+    events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://.+")
+    routing_key: Secret
+
+
+SinkConfig = Annotated[
+    WebhookSink | EmailSink | JiraSink | ServiceNowSink | PagerDutySink, Field(discriminator="kind")
+]
+
+
+class ContractConfig(StrictModel):
+    contract: ContractSection
+    services: list[ServiceDef] = Field(default_factory=list)
+    scope: Scope
+    support: Support
+    uptime: list[UptimeTarget] = Field(default_factory=list)
+    maintenance: MaintenancePolicy = MaintenancePolicy()
+    credits: Credits = Credits()
+    escalation: list[EscalationLevel] = Field(default_factory=list)
+    reminders: Reminders = Reminders()
+    rca: RcaPolicy = RcaPolicy()
+    ticketing: SinkConfig | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ContractConfig:
+        service_ids = {s.id for s in self.services}
+        for sid in self.scope.services:
+            if sid not in service_ids:
+                raise ValueError(f"scope.services names {sid!r}, which is not defined in [[services]]")
+        bands = [b.below_pct for b in self.credits.uptime]
+        if bands != sorted(bands, reverse=True) or len(set(bands)) != len(bands):
+            raise ValueError("credits.uptime bands must be listed from the highest below_pct down, no repeats")
+        return self

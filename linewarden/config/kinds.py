@@ -1,0 +1,42 @@
+"""The config kinds `linewarden config` knows, and how to tell which kind a file is."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from linewarden.config.agent import AgentConfig
+from linewarden.config.calendar import CalendarConfig
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.contract import ContractConfig
+from linewarden.config.load import read_toml, validate
+from linewarden.errors import ConfigError
+
+KINDS: dict[str, type[BaseModel]] = {
+    "agent": AgentConfig,
+    "collector": CollectorConfig,
+    "contract": ContractConfig,
+    "calendar": CalendarConfig,
+}
+# The top-level table that marks each kind of file.
+_MARKERS = {"agent": "agent", "collector": "collector", "contract": "contract", "calendar": "calendar"}
+
+
+def detect_kind(data: dict[str, Any]) -> str | None:
+    """The kind named by the file's top-level table, or None when it is not one of the four."""
+    found = [kind for kind, marker in _MARKERS.items() if marker in data]
+    return found[0] if len(found) == 1 else None
+
+
+def check_file(path: Path, kind: str | None = None) -> str:
+    """Validate one config file of the four core kinds; return its kind. Raises ConfigError."""
+    data = read_toml(path)
+    kind = kind or detect_kind(data)
+    if kind is None:
+        raise ConfigError(
+            str(path), "", f"cannot tell the kind of file: expected one top-level table of [{'], ['.join(_MARKERS)}]"
+        )
+    validate(KINDS[kind], data, str(path))
+    return kind

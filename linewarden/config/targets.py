@@ -1,0 +1,193 @@
+"""Target (probe) configuration: one model per probe kind, selected by `type`."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, model_validator
+
+from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel
+from linewarden.domain import State
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class Condition(StrictModel):
+    """A health condition on one value. When it fails the target takes `fail_state`.
+
+    `equals`, `min`/`max` and `must_change_within` may be combined; all must hold.
+    """
+
+    equals: float | int | str | bool | None = None
+    not_equals: float | int | str | bool | None = None
+    min: float | None = None
+    max: float | None = None
+    must_change_within: PositiveDuration | None = None
+    fail_state: Literal[State.DEGRADED, State.DOWN] = State.DEGRADED
+
+    @property
+    def is_empty(self) -> bool:
+        return (
+            self.equals is None
+            and self.not_equals is None
+            and self.min is None
+            and self.max is None
+            and self.must_change_within is None
+        )
+
+
+class TargetBase(StrictModel):
+    id: ConfigId
+    asset: ConfigId
+    description: str = ""
+    interval: PositiveDuration | None = None
+    timeout: PositiveDuration | None = None
+    fail_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
+    recover_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
+
+
+# ---------------------------------------------------------------- OPC UA
+
+
+class OpcUaNode(StrictModel):
+    name: ConfigId
+    namespace_uri: str = Field(min_length=1, description="Namespace URI (not index: indexes change)")
+    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$", description="e.g. 's=Heartbeat' or 'i=1001'")
+    condition: Condition = Condition()
+    subscribe: bool = False
+
+
+class OpcUaTarget(TargetBase):
+    type: Literal["opcua"]
+    endpoint: str = Field(pattern=r"^opc\.tcp://.+")
+    security_policy: Literal["None", "Basic256Sha256"] = "None"
+    security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
+    certificate: Path | None = None
+    private_key: Path | None = None
+    server_certificate: Path | None = None
+    username: str | None = None
+    password: Secret | None = None
+    check_server_state: bool = True
+    min_service_level: Annotated[int, Field(ge=0, le=255)] | None = 200
+    build_info: bool = True
+    nodes: list[OpcUaNode] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _security(self) -> OpcUaTarget:
+        if self.security_policy == "None" and self.security_mode != "None":
+            raise ValueError("security_mode needs a security_policy other than 'None'")
+        if self.security_policy != "None":
+            if self.security_mode == "None":
+                raise ValueError(f"security_policy {self.security_policy} needs security_mode Sign or SignAndEncrypt")
+            if self.certificate is None or self.private_key is None:
+                raise ValueError("a security policy needs 'certificate' and 'private_key' files")
+        return self
+
+
+# ---------------------------------------------------------------- Modbus
+
+ModbusTable = Literal["holding", "input", "coil", "discrete"]
+ModbusType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
+Order = Literal["big", "little"]
+
+
+class ModbusPoint(StrictModel):
+    name: ConfigId
+    unit: Annotated[int, Field(ge=0, le=255)] | None = None
+    table: ModbusTable = "holding"
+    address: Annotated[int, Field(ge=0, le=65535)]
+    datatype: ModbusType = "uint16"
+    byte_order: Order = "big"
+    word_order: Order = "big"
+    scale: float = 1.0
+    condition: Condition = Condition()
+
+    @model_validator(mode="after")
+    def _bits(self) -> ModbusPoint:
+        bit_table = self.table in ("coil", "discrete")
+        if bit_table and self.datatype != "bool":
+            raise ValueError(f"{self.table} points hold bits: datatype must be 'bool'")
+        if not bit_table and self.datatype == "bool":
+            raise ValueError(f"{self.table} registers hold words: datatype must not be 'bool'")
+        return self
+
+
+class ModbusTarget(TargetBase):
+    type: Literal["modbus"]
+    host: str
+    port: Port = 502
+    unit: Annotated[int, Field(ge=0, le=255)] = 1
+    max_registers_per_request: Annotated[int, Field(ge=1, le=125)] = 125
+    max_bits_per_request: Annotated[int, Field(ge=1, le=2000)] = 2000
+    max_gap: Annotated[int, Field(ge=0, le=125)] = 10
+    pause_between_requests: Duration = timedelta(0)
+    points: list[ModbusPoint] = Field(min_length=1)
+
+
+# ---------------------------------------------------------------- HTTP, TCP
+
+
+class HttpTarget(TargetBase):
+    type: Literal["http"]
+    url: str = Field(pattern=r"^https?://.+")
+    method: Literal["GET", "HEAD", "POST"] = "GET"
+    expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_path: str | None = Field(default=None, description="dotted path into the JSON body, e.g. 'status'")
+    condition: Condition = Condition()
+    degraded_latency: PositiveDuration | None = None
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    version_url: str | None = Field(default=None, pattern=r"^https?://.+")
+    version_json_path: str | None = None
+
+
+class TcpTarget(TargetBase):
+    type: Literal["tcp"]
+    host: str
+    port: Port
+    degraded_latency: PositiveDuration | None = None
+
+
+# ---------------------------------------------------------------- process, host, file age
+
+
+class ProcessTarget(TargetBase):
+    type: Literal["process"]
+    name: str | None = None
+    cmdline_contains: str | None = None
+    service: str | None = Field(default=None, description="Windows service name (checked with psutil)")
+    min_count: Annotated[int, Field(ge=1)] = 1
+
+    @model_validator(mode="after")
+    def _something(self) -> ProcessTarget:
+        if self.name is None and self.cmdline_contains is None and self.service is None:
+            raise ValueError("give 'name', 'cmdline_contains' or 'service'")
+        return self
+
+
+class DiskCheck(StrictModel):
+    path: Path
+    max_used_pct: Annotated[float, Field(gt=0, le=100)] = 90.0
+
+
+class HostTarget(TargetBase):
+    type: Literal["host"]
+    max_cpu_pct: Annotated[float, Field(gt=0, le=100)] = 95.0
+    max_memory_pct: Annotated[float, Field(gt=0, le=100)] = 95.0
+    disks: list[DiskCheck] = Field(default_factory=list)
+
+
+class FileAgeTarget(TargetBase):
+    type: Literal["file_age"]
+    pattern: str = Field(min_length=1, description="glob, e.g. 'D:/backup/*.bak'")
+    max_age: PositiveDuration
+    hash: bool = False
+
+
+TargetConfig = Annotated[
+    OpcUaTarget | ModbusTarget | HttpTarget | TcpTarget | ProcessTarget | HostTarget | FileAgeTarget,
+    Field(discriminator="type"),
+]

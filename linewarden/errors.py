@@ -1,0 +1,37 @@
+"""The one exception tree of linewarden. Every error the code raises on purpose derives from LinewardenError."""
+
+
+class LinewardenError(Exception):
+    """Base of every error raised on purpose by linewarden, the agent, the collector and the simulators."""
+
+
+class ConfigError(LinewardenError):
+    """A configuration file is missing, malformed or invalid. The message names file, key and problem."""
+
+    def __init__(self, file: str, key: str, problem: str, line: int | None = None) -> None:
+        self.file = file
+        self.key = key
+        self.problem = problem
+        self.line = line
+        where = f"{file}:{line}" if line is not None else file
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+class WireError(LinewardenError):
+    """A payload on the wire does not match the protocol."""
+
+
+class ProbeError(LinewardenError):
+    """A probe could not produce a result; the message is the failure reason."""
+
+
+class StoreError(LinewardenError):
+    """A database operation failed in a way the caller must handle."""
+
+
+class TicketError(LinewardenError):
+    """A ticket sink could not complete a request."""
+
+
+class SimulatorError(LinewardenError):
+    """A simulator was asked something it cannot do."""

@@ -1,0 +1,322 @@
+"""Wire protocol v1 (DESIGN §3): topics and the pydantic models of every MQTT payload.
+
+Times are integers: milliseconds since the Unix epoch, UTC. Site and agent ids are lower-case.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from linewarden.domain import Criticality, ProbeKind, Severity, State
+from linewarden.errors import WireError
+
+PROTOCOL_VERSION = 1
+TOPIC_ROOT = "lw/v1"
+ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+_ID_RE = re.compile(ID_PATTERN)
+
+Ms = Annotated[int, Field(ge=0)]
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+Seq = Annotated[int, Field(ge=1)]
+
+
+def is_valid_id(value: str) -> bool:
+    return bool(_ID_RE.match(value)) and len(value) <= 64
+
+
+# ---------------------------------------------------------------- topics
+
+
+def birth_topic(site: str, agent: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{agent}/birth"
+
+
+def death_topic(site: str, agent: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{agent}/death"
+
+
+def events_topic(site: str, agent: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{agent}/events"
+
+
+def ack_topic(site: str, agent: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/{agent}/ack"
+
+
+def maintenance_topic(site: str) -> str:
+    return f"{TOPIC_ROOT}/{site}/maintenance"
+
+
+COLLECTOR_STATE_TOPIC = f"{TOPIC_ROOT}/collector/state"
+AGENT_SUBSCRIPTIONS = ("+/+/birth", "+/+/death", "+/+/events")
+
+
+def parse_agent_topic(topic: str) -> tuple[str, str, str]:
+    """Split `lw/v1/{site}/{agent}/{kind}` into (site, agent, kind). Raises WireError otherwise."""
+    parts = topic.split("/")
+    if len(parts) != 5 or f"{parts[0]}/{parts[1]}" != TOPIC_ROOT:
+        raise WireError(f"not a linewarden agent topic: {topic!r}")
+    site, agent, kind = parts[2], parts[3], parts[4]
+    if not (is_valid_id(site) and is_valid_id(agent)):
+        raise WireError(f"bad site or agent id in topic {topic!r}")
+    return site, agent, kind
+
+
+# ---------------------------------------------------------------- models
+
+
+class WireModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+M = TypeVar("M", bound=WireModel)
+
+
+class TargetInfo(WireModel):
+    id: Id
+    kind: ProbeKind
+    asset: Id
+    criticality: Criticality
+
+
+class Birth(WireModel):
+    v: Literal[1] = 1
+    agent: Id
+    site: Id
+    epoch: Id
+    boot: Id
+    ts: Ms
+    version: str
+    config_hash: str
+    heartbeat_interval_s: Annotated[int, Field(ge=1)] = 60
+    targets: list[TargetInfo]
+    acked_through: Annotated[int, Field(ge=0)] = 0
+
+
+class Death(WireModel):
+    v: Literal[1] = 1
+    agent: Id
+    site: Id
+    epoch: Id
+    boot: Id
+    ts: Ms
+    reason: str
+
+
+# --- event bodies
+
+
+class StateChangeBody(WireModel):
+    target: Id
+    asset: Id
+    from_: State = Field(alias="from")
+    to: State
+    reason: str
+    at: Ms
+
+
+class HeartbeatBody(WireModel):
+    interval_s: Annotated[int, Field(ge=1)]
+    states: dict[str, State]
+
+
+class MetricsBody(WireModel):
+    target: Id
+    minute: Ms
+    probes: Annotated[int, Field(ge=0)]
+    failures: Annotated[int, Field(ge=0)]
+    latency_p50_ms: Annotated[float, Field(ge=0)] | None = None
+    latency_p95_ms: Annotated[float, Field(ge=0)] | None = None
+    latency_max_ms: Annotated[float, Field(ge=0)] | None = None
+
+
+IncidentKind = Literal["target", "site_link"]
+
+
+class IncidentOpenedBody(WireModel):
+    incident: Id
+    kind: IncidentKind = "target"
+    target: Id | None = None
+    asset: Id | None = None
+    criticality: Criticality | None = None
+    severity: Severity
+    state: State
+    reason: str
+    in_production: bool
+    opened_at: Ms
+    targets: list[Id] = Field(default_factory=list)
+
+
+class IncidentUpdatedBody(WireModel):
+    incident: Id
+    severity: Severity
+    state: State
+    reason: str
+    in_production: bool
+    at: Ms
+
+
+class IncidentResolvedBody(WireModel):
+    incident: Id
+    at: Ms
+    reason: str = "recovered"
+
+
+class ChangeDetectedBody(WireModel):
+    target: Id
+    asset: Id
+    what: str
+    old: str | None
+    new: str
+    at: Ms
+
+
+class GapBody(WireModel):
+    from_seq: Seq
+    to_seq: Seq
+    count: Annotated[int, Field(ge=0)]
+    reason: str
+    dropped_types: list[str] = Field(default_factory=list)
+
+
+class _EventBase(WireModel):
+    seq: Seq
+    ts: Ms
+
+
+class StateChangeEvent(_EventBase):
+    type: Literal["state_change"] = "state_change"
+    body: StateChangeBody
+
+
+class HeartbeatEvent(_EventBase):
+    type: Literal["heartbeat"] = "heartbeat"
+    body: HeartbeatBody
+
+
+class MetricsEvent(_EventBase):
+    type: Literal["metrics"] = "metrics"
+    body: MetricsBody
+
+
+class IncidentOpenedEvent(_EventBase):
+    type: Literal["incident_opened"] = "incident_opened"
+    body: IncidentOpenedBody
+
+
+class IncidentUpdatedEvent(_EventBase):
+    type: Literal["incident_updated"] = "incident_updated"
+    body: IncidentUpdatedBody
+
+
+class IncidentResolvedEvent(_EventBase):
+    type: Literal["incident_resolved"] = "incident_resolved"
+    body: IncidentResolvedBody
+
+
+class ChangeDetectedEvent(_EventBase):
+    type: Literal["change_detected"] = "change_detected"
+    body: ChangeDetectedBody
+
+
+class GapEvent(_EventBase):
+    type: Literal["gap"] = "gap"
+    body: GapBody
+
+
+Event = Annotated[
+    StateChangeEvent
+    | HeartbeatEvent
+    | MetricsEvent
+    | IncidentOpenedEvent
+    | IncidentUpdatedEvent
+    | IncidentResolvedEvent
+    | ChangeDetectedEvent
+    | GapEvent,
+    Field(discriminator="type"),
+]
+EVENT_TYPES = (
+    "state_change",
+    "heartbeat",
+    "metrics",
+    "incident_opened",
+    "incident_updated",
+    "incident_resolved",
+    "change_detected",
+    "gap",
+)
+# Event types the outbox may drop under pressure (never incidents or state changes).
+DROPPABLE_TYPES = frozenset({"metrics", "heartbeat"})
+
+_event_adapter: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(data: dict[str, Any]) -> Event:
+    try:
+        return _event_adapter.validate_python(data)
+    except ValidationError as exc:
+        raise WireError(_short(exc)) from exc
+
+
+class EventBatch(WireModel):
+    v: Literal[1] = 1
+    agent: Id
+    site: Id
+    epoch: Id
+    boot: Id
+    events: Annotated[list[Event], Field(min_length=1)]
+
+
+class Ack(WireModel):
+    v: Literal[1] = 1
+    epoch: Id
+    through: Annotated[int, Field(ge=0)]
+
+
+class CollectorState(WireModel):
+    v: Literal[1] = 1
+    online: bool
+    ts: Ms
+
+
+class MaintenanceWindowWire(WireModel):
+    id: str
+    kind: Literal["maintenance", "change"] = "maintenance"
+    start: Ms
+    end: Ms
+    assets: list[Id] = Field(default_factory=list)
+    services: list[Id] = Field(default_factory=list)
+    announced_at: Ms
+    announced_by: str
+    reason: str = ""
+
+
+class MaintenanceAnnouncement(WireModel):
+    v: Literal[1] = 1
+    site: Id
+    ts: Ms
+    windows: list[MaintenanceWindowWire]
+
+
+def _short(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}" if loc else err["msg"])
+    more = "" if exc.error_count() <= 3 else f" (+{exc.error_count() - 3} more)"
+    return "; ".join(parts) + more
+
+
+def decode(model: type[M], payload: bytes) -> M:
+    """Validate a JSON payload as `model`; raise WireError with a short reason on anything wrong."""
+    try:
+        return model.model_validate_json(payload)
+    except ValidationError as exc:
+        raise WireError(_short(exc)) from exc
+
+
+def encode(model: WireModel) -> bytes:
+    return model.model_dump_json(by_alias=True, exclude_none=False).encode()
