@@ -1,0 +1,363 @@
+"""One contract's SLA report for one period: `build_report(contract, period, inputs, calendars)`.
+
+Scope. A contract's assets in scope are `scope.assets`, the components of `scope.services` and the assets
+whose criticality is in `scope.asset_classes`, less `scope.exclude_assets`. Incidents and changes outside
+that set are ignored. A service's state always uses all of its components as defined (exclude_assets
+does not change a service's rule). An uptime line's `scope` names a service of the contract, else a
+criticality (an asset class: the line adds up asset-time over every non-excluded asset of that class),
+else an asset.
+
+Windows. A non-cancelled window applies to an asset when it names the asset or a service it belongs to,
+and to a service line when it names the service or any of its components. It is excluded when announced
+at least `maintenance.notice` before its start, else listed under `short_notice`.
+
+Incidents. An incident belongs to the period in which it was notified (ticket raised), or opened when
+never notified. Nothing after `as_of_ms` (default: the period's end) is known: later events are shown as
+null and clocks measured up to `as_of_ms` (see clocks.py).
+
+JSON (`to_dict` / `to_json`), schema "linewarden.sla-report/1": times are integers, ms since the epoch
+UTC; durations integers in ms; money, percentages and weights are decimal strings ("99.9500"); enums
+their value; absent values null. Top level: schema, contract_id, vendor, currency, fee, timezone, period
+{label, start_ms, end_ms}, as_of_ms, uptime[], incidents[], exclusions[], short_notice[],
+unapproved_changes[], credits {lines[], subtotal, cap, capped, total}, scorecard {...}.
+An uptime line is {scope, kind, assets, coverage, target_pct, degraded_weight, covered_ms, maintenance_ms,
+gap_ms, excluded_ms, down_ms, degraded_ms, downtime_ms, uptime_pct, met}. An incident is {id, asset,
+reason, severity, vendor_severity, opened_ms, notified_ms, acknowledged_ms, restored_ms,
+workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca}, where response and
+resolution are {elapsed_ms, target_ms, stopped, met} or null and rca {incident_id, due_ms, received_ms,
+status} or null. Field names and meanings are those of the dataclasses below and in results.py,
+scorecard.py and credits.py.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from fractions import Fraction
+from typing import Any
+
+from linewarden.calendar import ALWAYS_ID, Calendar
+from linewarden.config.contract import ContractConfig, ServiceDef, UptimeTarget
+from linewarden.domain import Criticality, State
+from linewarden.errors import ConfigError
+from linewarden.intervals import clip, intersect, normalize, subtract, total, union
+from linewarden.sla.changes import is_approved, window_names
+from linewarden.sla.clocks import resolution_stop, run_clock
+from linewarden.sla.coverage import CoverageCalendar
+from linewarden.sla.credits import Breach, CreditSummary, UptimeOutcome, credit_summary
+from linewarden.sla.models import AssetTimeline, Incident, MaintenanceWindow, SlaInputs
+from linewarden.sla.periods import Period
+from linewarden.sla.rca import rca_result
+from linewarden.sla.recurrence import recurring_ids
+from linewarden.sla.results import (
+    Exclusion,
+    IncidentResult,
+    LineKind,
+    ShortNotice,
+    UnapprovedChange,
+    UptimeLine,
+)
+from linewarden.sla.rounding import uptime_pct
+from linewarden.sla.scorecard import Scorecard, build_scorecard
+from linewarden.sla.services import combine, required
+from linewarden.sla.states import StateMap, asset_states, gap_intervals
+from linewarden.sla.uptime import Measure, measure
+
+SCHEMA = "linewarden.sla-report/1"
+_CLASSES = {c.value for c in Criticality}
+
+
+@dataclass(frozen=True)
+class ContractReport:
+    contract_id: str
+    vendor: str
+    currency: str
+    fee: Decimal
+    timezone: str
+    period: Period
+    as_of_ms: int
+    uptime: tuple[UptimeLine, ...]
+    incidents: tuple[IncidentResult, ...]
+    exclusions: tuple[Exclusion, ...]
+    short_notice: tuple[ShortNotice, ...]
+    unapproved_changes: tuple[UnapprovedChange, ...]
+    credits: CreditSummary
+    scorecard: Scorecard
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"schema": SCHEMA}
+        out.update(_jsonable(self))
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+
+def _jsonable(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out: dict[str, Any] = {}
+        for f in dataclasses.fields(value):
+            if f.metadata.get("json", True) is False:
+                continue
+            item = getattr(value, f.name)
+            if isinstance(item, Measure):
+                out.update(_jsonable(item))
+            else:
+                out[f.name] = _jsonable(item)
+        return out
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, tuple | list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+class _Context:
+    """What every line and incident of one report needs: resolved scope, calendars and indexes."""
+
+    def __init__(
+        self, contract: ContractConfig, period: Period, inputs: SlaInputs, calendars: Mapping[str, CoverageCalendar]
+    ) -> None:
+        self.contract = contract
+        self.period = period
+        self.inputs = inputs
+        self.calendars = calendars
+        self.services = {s.id: s for s in contract.services}
+        services_of: dict[str, set[str]] = {}
+        for s in contract.services:
+            for asset in s.components:
+                services_of.setdefault(asset, set()).add(s.id)
+        self.services_of = {a: frozenset(ids) for a, ids in services_of.items()}
+        self.excluded = set(contract.scope.exclude_assets)
+        classes = {c.value for c in contract.scope.asset_classes}
+        in_scope = set(contract.scope.assets)
+        for sid in contract.scope.services:
+            in_scope.update(self.services[sid].components)
+        in_scope.update(a for a, c in inputs.criticality.items() if c.value in classes)
+        self.in_scope = in_scope - self.excluded
+        timelines: dict[str, list[AssetTimeline]] = {}
+        for t in inputs.timelines:
+            timelines.setdefault(t.asset, []).append(t)
+        self.timelines = {a: AssetTimeline(a, tuple(s for t in ts for s in t.segments)) for a, ts in timelines.items()}
+        self.live_windows = [w for w in inputs.windows if not w.cancelled]
+        self.notice_ms = int(contract.maintenance.notice.total_seconds() * 1000)
+
+    def calendar(self, name: str, key: str) -> CoverageCalendar:
+        if name in self.calendars:
+            return self.calendars[name]
+        if name == ALWAYS_ID:
+            return Calendar.always(self.contract.contract.timezone)
+        known = ", ".join(sorted(self.calendars)) or "none"
+        raise ConfigError(f"contract {self.contract.contract.id}", key, f"no calendar {name!r} (known: {known})")
+
+    def asset_states(self, asset: str) -> StateMap:
+        gaps = gap_intervals(asset, self.inputs.gaps)
+        return asset_states(self.timelines.get(asset), gaps, self.period.start_ms, self.period.end_ms)
+
+    def service_states(self, service: ServiceDef) -> StateMap:
+        parts = [self.asset_states(a) for a in service.components]
+        return combine(parts, required(service), self.period.start_ms, self.period.end_ms)
+
+    def windows_for_asset(self, asset: str) -> list[MaintenanceWindow]:
+        return [w for w in self.live_windows if window_names(w, asset, self.services_of)]
+
+    def windows_for_service(self, service: ServiceDef) -> list[MaintenanceWindow]:
+        names = {service.id}
+        return [
+            w
+            for w in self.live_windows
+            if names & set(w.services) or any(window_names(w, a, self.services_of) for a in service.components)
+        ]
+
+    def timely(self, window: MaintenanceWindow) -> bool:
+        return window.start_ms - window.announced_at_ms >= self.notice_ms
+
+
+@dataclass(frozen=True)
+class _Part:
+    """One measured unit of a line: the service or asset itself, or one asset of an asset class."""
+
+    asset: str | None
+    states: StateMap
+    windows: list[MaintenanceWindow]
+
+
+def _line_parts(ctx: _Context, target: UptimeTarget) -> tuple[LineKind, tuple[str, ...], list[_Part]]:
+    if target.scope in ctx.services:
+        service = ctx.services[target.scope]
+        return (
+            "service",
+            tuple(service.components),
+            [_Part(None, ctx.service_states(service), ctx.windows_for_service(service))],
+        )
+    if target.scope in _CLASSES:
+        assets = tuple(
+            sorted(a for a, c in ctx.inputs.criticality.items() if c.value == target.scope and a not in ctx.excluded)
+        )
+        return "asset_class", assets, [_Part(a, ctx.asset_states(a), ctx.windows_for_asset(a)) for a in assets]
+    return "asset", (target.scope,), [_Part(None, ctx.asset_states(target.scope), ctx.windows_for_asset(target.scope))]
+
+
+def _uptime_line(
+    ctx: _Context, index: int, target: UptimeTarget
+) -> tuple[UptimeLine, list[Exclusion], list[ShortNotice]]:
+    period, policy, weight = ctx.period, ctx.contract.maintenance.monitoring_gaps, target.degraded_weight
+    calendar = ctx.calendar(target.coverage, f"uptime[{index}].coverage")
+    covered = normalize(calendar.open_intervals(period.start_ms, period.end_ms))
+    kind, assets, parts = _line_parts(ctx, target)
+    total_measure = Measure()
+    exclusions: list[Exclusion] = []
+    short: list[ShortNotice] = []
+    for part in parts:
+        timely = [w for w in part.windows if ctx.timely(w)]
+        timely_ivs = union((w.start_ms, w.end_ms) for w in timely)
+        total_measure = total_measure + measure(part.states, covered, timely_ivs, policy, weight)
+        for s, e in clip(timely_ivs, period.start_ms, period.end_ms):
+            ms = total(intersect(covered, [(s, e)]))
+            if ms:
+                ids = tuple(w.id for w in timely if w.start_ms < e and w.end_ms > s)
+                exclusions.append(Exclusion(target.scope, part.asset, "maintenance", s, e, ms, ids))
+        if policy == "exclude":
+            counted = subtract(covered, timely_ivs)
+            for s, e in part.states[State.UNKNOWN]:
+                ms = total(intersect(counted, [(s, e)]))
+                if ms:
+                    exclusions.append(Exclusion(target.scope, part.asset, "monitoring_gap", s, e, ms, ()))
+        for w in part.windows:
+            if ctx.timely(w) or w.end_ms <= period.start_ms or w.start_ms >= period.end_ms:
+                continue
+            inside = intersect(covered, [(w.start_ms, w.end_ms)])
+            down = measure(part.states, inside, timely_ivs, policy, weight).downtime_ms
+            short.append(
+                ShortNotice(
+                    target.scope,
+                    w.id,
+                    w.start_ms,
+                    w.end_ms,
+                    w.announced_at_ms,
+                    w.start_ms - w.announced_at_ms,
+                    ctx.notice_ms,
+                    down,
+                )
+            )
+    exact = total_measure.uptime
+    line = UptimeLine(
+        target.scope,
+        kind,
+        assets,
+        target.coverage,
+        target.target_pct,
+        weight,
+        total_measure,
+        uptime_pct(exact),
+        exact >= Fraction(target.target_pct),
+        exact,
+    )
+    return line, exclusions, short
+
+
+def _known(at_ms: int | None, as_of_ms: int) -> int | None:
+    return at_ms if at_ms is not None and at_ms <= as_of_ms else None
+
+
+def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int) -> IncidentResult:
+    support = ctx.contract.support
+    calendar = ctx.calendar(support.coverage, "support.coverage")
+    target = support.targets.for_severity(incident.severity)
+    pauses = incident.pauses if support.pause_allowed else ()
+    response = resolution = None
+    if incident.notified_at_ms is not None:
+        response_target = None if target is None else int(target.response.total_seconds() * 1000)
+        resolution_target = None if target is None else int(target.resolution.total_seconds() * 1000)
+        start = incident.notified_at_ms
+        response = run_clock(calendar, start, incident.acknowledged_at_ms, pauses, as_of_ms, response_target)
+        resolution = run_clock(calendar, start, resolution_stop(incident), pauses, as_of_ms, resolution_target)
+    return IncidentResult(
+        id=incident.id,
+        asset=incident.asset,
+        reason=incident.reason,
+        severity=incident.severity,
+        vendor_severity=incident.vendor_severity,
+        opened_ms=incident.opened_at_ms,
+        notified_ms=incident.notified_at_ms,
+        acknowledged_ms=_known(incident.acknowledged_at_ms, as_of_ms),
+        restored_ms=_known(incident.restored_at_ms, as_of_ms),
+        workaround_accepted_ms=_known(incident.workaround_accepted_at_ms, as_of_ms),
+        resolution_claimed_ms=_known(incident.resolution_claimed_at_ms, as_of_ms),
+        response=response,
+        resolution=resolution,
+        recurring=recurring,
+        rca=rca_result(incident, ctx.contract.rca, calendar, as_of_ms),
+    )
+
+
+def _in_period(incident: Incident, period: Period, as_of_ms: int) -> bool:
+    at = incident.notified_at_ms if incident.notified_at_ms is not None else incident.opened_at_ms
+    return period.start_ms <= at < period.end_ms and at <= as_of_ms
+
+
+def build_report(
+    contract: ContractConfig,
+    period: Period,
+    inputs: SlaInputs,
+    calendars: Mapping[str, CoverageCalendar],
+    as_of_ms: int | None = None,
+) -> ContractReport:
+    """`calendars` maps names to calendars: "production" for the production calendar, calendar ids for
+    named coverage calendars; "24x7" defaults to `Calendar.always` in the contract's time zone.
+    Raises ConfigError when the contract names a calendar that is not given."""
+    as_of = period.end_ms if as_of_ms is None else as_of_ms
+    ctx = _Context(contract, period, inputs, calendars)
+    lines: list[UptimeLine] = []
+    exclusions: list[Exclusion] = []
+    short: list[ShortNotice] = []
+    for i, target in enumerate(contract.uptime):
+        line, excl, sn = _uptime_line(ctx, i, target)
+        lines.append(line)
+        exclusions.extend(excl)
+        short.extend(sn)
+
+    scoped = [i for i in inputs.incidents if i.asset in ctx.in_scope]
+    recurring = recurring_ids(scoped, as_of)
+    incidents = [
+        _incident(ctx, i, i.id in recurring, as_of)
+        for i in sorted(scoped, key=lambda i: (i.notified_at_ms or i.opened_at_ms, i.id))
+        if _in_period(i, period, as_of)
+    ]
+    changes = [
+        UnapprovedChange(c.asset, c.at_ms, c.what)
+        for c in sorted(inputs.changes, key=lambda c: (c.at_ms, c.asset))
+        if c.asset in ctx.in_scope
+        and period.start_ms <= c.at_ms < period.end_ms
+        and c.at_ms <= as_of
+        and not is_approved(c, ctx.live_windows, ctx.services_of)
+    ]
+    breaches = [Breach(r.id, r.severity, "response") for r in incidents if r.response and r.response.met is False]
+    breaches += [
+        Breach(r.id, r.severity, "resolution") for r in incidents if r.resolution and r.resolution.met is False
+    ]
+    fee = contract.contract.fee_per_period
+    outcomes = [UptimeOutcome(line.scope, line.exact_uptime, line.met) for line in lines]
+    credits = credit_summary(outcomes, breaches, contract.credits, fee)
+    return ContractReport(
+        contract_id=contract.contract.id,
+        vendor=contract.contract.vendor,
+        currency=contract.contract.currency,
+        fee=fee,
+        timezone=contract.contract.timezone,
+        period=period,
+        as_of_ms=as_of,
+        uptime=tuple(lines),
+        incidents=tuple(incidents),
+        exclusions=tuple(exclusions),
+        short_notice=tuple(short),
+        unapproved_changes=tuple(changes),
+        credits=credits,
+        scorecard=build_scorecard(lines, incidents, len(changes), credits.total),
+    )

@@ -1,0 +1,81 @@
+"""Per-line and per-incident results, shared by the scorecard and the report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from fractions import Fraction
+from typing import Literal
+
+from linewarden.domain import Severity
+from linewarden.sla.clocks import Clock
+from linewarden.sla.rca import RcaResult
+from linewarden.sla.uptime import Measure
+
+LineKind = Literal["service", "asset", "asset_class"]
+HIDDEN = {"json": False}
+
+
+@dataclass(frozen=True)
+class UptimeLine:
+    scope: str
+    kind: LineKind
+    assets: tuple[str, ...]
+    coverage: str
+    target_pct: Decimal
+    degraded_weight: Decimal
+    measure: Measure
+    uptime_pct: Decimal
+    met: bool
+    exact_uptime: Fraction = field(metadata=HIDDEN)
+
+
+@dataclass(frozen=True)
+class IncidentResult:
+    id: str
+    asset: str
+    reason: str
+    severity: Severity
+    vendor_severity: Severity | None
+    opened_ms: int
+    notified_ms: int | None
+    acknowledged_ms: int | None
+    restored_ms: int | None
+    workaround_accepted_ms: int | None
+    resolution_claimed_ms: int | None
+    response: Clock | None
+    resolution: Clock | None
+    recurring: bool
+    rca: RcaResult | None
+
+
+@dataclass(frozen=True)
+class Exclusion:
+    scope: str
+    asset: str | None  # the asset, for asset-class lines
+    reason: Literal["maintenance", "monitoring_gap"]
+    start_ms: int
+    end_ms: int
+    ms: int  # covered time excluded inside [start, end)
+    windows: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ShortNotice:
+    """A window announced less than the notice lead time ahead: not excluded, its downtime counts."""
+
+    scope: str
+    window: str
+    start_ms: int
+    end_ms: int
+    announced_at_ms: int
+    notice_given_ms: int
+    notice_required_ms: int
+    downtime_ms: Decimal  # the line's downtime inside the window's covered time
+
+
+@dataclass(frozen=True)
+class UnapprovedChange:
+    asset: str
+    at_ms: int
+    what: str
