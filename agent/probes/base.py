@@ -5,10 +5,15 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from linewarden.config.targets import TargetBase
 from linewarden.domain import State
+
+if TYPE_CHECKING:
+    from agent.probes.context import ProbeContext
+
+T = TypeVar("T", bound=TargetBase)
 
 
 @dataclass(frozen=True)
@@ -27,14 +32,27 @@ class ProbeResult:
     versions: dict[str, str] = field(default_factory=dict)
 
 
-class Probe(ABC):
-    """Polls one target. Holds its connection (or a share of one) across polls; never raises from poll()."""
+class Probe(ABC, Generic[T]):
+    """Polls one target. Holds its connection (or a share of one) across polls; never raises from poll().
+
+    `context` holds what probes share: one Modbus connection per host:port, one OPC UA session per endpoint,
+    the host's CPU sampler.
+    """
 
     kind: ClassVar[str]
 
-    def __init__(self, target: TargetBase, timeout: timedelta) -> None:
+    def __init__(self, target: T, timeout: timedelta, context: ProbeContext) -> None:
         self.target = target
         self.timeout = timeout
+        self.context = context
+
+    @property
+    def timeout_s(self) -> float:
+        return self.timeout.total_seconds()
+
+    def poll_budget(self) -> float:
+        """Seconds a poll may take before the caller gives up on it as hung (see registry.safe_poll)."""
+        return 3 * self.timeout_s + 1.0
 
     @abstractmethod
     async def poll(self, now: float) -> ProbeResult:
@@ -44,5 +62,5 @@ class Probe(ABC):
         result with a reason instead of raising.
         """
 
-    async def close(self) -> None:  # noqa: B027 - optional hook
+    async def close(self) -> None:
         """Release connections. Called once when the agent stops."""

@@ -125,6 +125,13 @@ class ModbusTarget(TargetBase):
     pause_between_requests: Duration = timedelta(0)
     points: list[ModbusPoint] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _fits_in_a_request(self) -> ModbusTarget:
+        wide = [p.name for p in self.points if p.datatype in ("int32", "uint32", "float32")]
+        if wide and self.max_registers_per_request < 2:
+            raise ValueError(f"32-bit points ({', '.join(wide)}) need max_registers_per_request >= 2")
+        return self
+
 
 # ---------------------------------------------------------------- HTTP, TCP
 

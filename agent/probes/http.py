@@ -1,0 +1,124 @@
+"""HTTP(S) probe: status code, latency, an optional JSON value with a condition, and the version it reports."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from agent.conditions import ConditionChecker, Failure, worst
+from agent.probes.base import Probe, ProbeResult
+from linewarden.config.targets import HttpTarget
+from linewarden.domain import State
+
+if TYPE_CHECKING:
+    from agent.probes.context import ProbeContext
+
+MISSING = object()
+
+
+def dotted(data: Any, path: str) -> Any:
+    """`data` at a dotted path ('status', 'db.ok', 'items.0.name'); MISSING when it is not there."""
+    for part in path.split("."):
+        if isinstance(data, dict) and part in data:
+            data = data[part]
+        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
+            data = data[int(part)]
+        else:
+            return MISSING
+    return data
+
+
+def _verify(target: HttpTarget) -> ssl.SSLContext | bool:
+    if not target.verify_tls:
+        return False
+    if target.ca_file is not None:
+        return ssl.create_default_context(cafile=str(target.ca_file))
+    return True
+
+
+class HttpProbe(Probe[HttpTarget]):
+    kind = "http"
+
+    def __init__(self, target: HttpTarget, timeout: timedelta, context: ProbeContext) -> None:
+        super().__init__(target, timeout, context)
+        self._client = httpx.AsyncClient(verify=_verify(target), timeout=self.timeout_s, headers=target.headers)
+        self._checker = ConditionChecker()
+
+    async def poll(self, now: float) -> ProbeResult:
+        target = self.target
+        started = time.perf_counter()
+        try:
+            response = await self._client.request(target.method, target.url)
+        except httpx.TimeoutException:
+            return ProbeResult(State.DOWN, f"no answer within {self.timeout_s:g} s")
+        except httpx.HTTPError as exc:
+            return ProbeResult(State.DOWN, _transport_reason(exc))
+        latency = (time.perf_counter() - started) * 1000
+        if response.status_code not in target.expected_status:
+            return ProbeResult(State.DOWN, f"HTTP {response.status_code} {response.reason_phrase}".strip(), latency)
+        failures: list[Failure] = []
+        values: dict[str, Any] = {"status": response.status_code}
+        body = _json(response) if target.json_path or target.version_json_path else None
+        if target.json_path is not None:
+            value = dotted(body, target.json_path)
+            if value is MISSING:
+                failures.append(Failure(target.condition.fail_state, f"no '{target.json_path}' in the answer"))
+            else:
+                values[target.json_path] = value
+                failure = self._checker.check(target.json_path, value, target.condition, now)
+                if failure is not None:
+                    failures.append(failure)
+        limit = target.degraded_latency
+        if limit is not None and latency > limit.total_seconds() * 1000:
+            failures.append(
+                Failure(State.DEGRADED, f"slow answer: {latency:.0f} ms (limit {limit.total_seconds() * 1000:.0f} ms)")
+            )
+        state, reason = worst(failures)
+        return ProbeResult(state, reason, latency, values, await self._versions(body))
+
+    async def _versions(self, body: Any) -> dict[str, str]:
+        path = self.target.version_json_path
+        if self.target.version_url is not None:
+            try:
+                response = await self._client.get(self.target.version_url)
+            except httpx.HTTPError:
+                return {}
+            if not response.is_success:
+                return {}
+            if path is None:
+                return {"version": response.text.strip()[:200]}
+            body = _json(response)
+        if path is None:
+            return {}
+        value = dotted(body, path)
+        return {} if value is MISSING or value is None else {"version": str(value)}
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+
+
+def _transport_reason(exc: httpx.HTTPError) -> str:
+    causes: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(causes) < 10:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    if any(isinstance(c, ConnectionRefusedError) for c in causes):
+        return "connection refused"
+    tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
+    if tls is not None:
+        return f"TLS failed: {getattr(tls, 'reason', None) or tls}"
+    text = str(exc) or type(exc).__name__
+    return f"cannot connect: {text}" if isinstance(exc, httpx.ConnectError) else f"request failed: {text}"

@@ -1,0 +1,165 @@
+"""OPC UA probe: server state, service level, build info and configured nodes, all in one Read request.
+
+Nodes are named by namespace URI; their index is resolved again after every (re)connect. Nodes marked
+`subscribe` are watched through a subscription (recreated after every reconnect) and read from its cache.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from asyncua import ua
+from asyncua.common.subscription import DataChangeNotif, Subscription
+from asyncua.ua.object_ids import ObjectIds
+
+from agent.conditions import ConditionChecker, Failure, worst
+from agent.probes.base import Probe, ProbeResult
+from agent.probes.opcua_session import standard_node
+from linewarden.config.targets import OpcUaNode, OpcUaTarget
+from linewarden.domain import State
+from linewarden.errors import ProbeError
+
+if TYPE_CHECKING:
+    from agent.probes.context import ProbeContext
+
+SERVER_STATE = standard_node(ObjectIds.Server_ServerStatus_State)
+SERVICE_LEVEL = standard_node(ObjectIds.Server_ServiceLevel)
+SOFTWARE_VERSION = standard_node(ObjectIds.Server_ServerStatus_BuildInfo_SoftwareVersion)
+BUILD_NUMBER = standard_node(ObjectIds.Server_ServerStatus_BuildInfo_BuildNumber)
+
+# A server that says it is not serving data is down; one in test or suspended mode still answers.
+_DEGRADED_SERVER_STATES = {ua.ServerState.Suspended, ua.ServerState.Test}
+
+
+class _SubscriptionCache:
+    """Keeps the latest DataValue per node from data change notifications."""
+
+    def __init__(self) -> None:
+        self.values: dict[ua.NodeId, ua.DataValue] = {}
+
+    def datachange_notification(self, node: Any, val: Any, data: DataChangeNotif) -> None:
+        self.values[node.nodeid] = data.monitored_item.Value
+
+    def status_change_notification(self, status: Any) -> None:
+        self.values.clear()
+
+
+class OpcUaProbe(Probe[OpcUaTarget]):
+    kind = "opcua"
+
+    def __init__(self, target: OpcUaTarget, timeout: timedelta, context: ProbeContext) -> None:
+        super().__init__(target, timeout, context)
+        self.session = context.opcua_session(target, self.timeout_s)
+        self._checker = ConditionChecker()
+        self._generation = -1
+        self._node_ids: dict[str, ua.NodeId] = {}
+        self._cache = _SubscriptionCache()
+        self._subscription: Subscription | None = None
+        self.subscriptions_created = 0
+
+    async def poll(self, now: float) -> ProbeResult:
+        started = time.perf_counter()
+        try:
+            await self.session.client()
+            if self._generation != self.session.generation:
+                await self._on_new_session()
+            reads = self._reads()
+            data = dict(zip(reads, await self.session.read(list(reads.values())), strict=True))
+        except ProbeError as exc:
+            return ProbeResult(State.DOWN, str(exc), (time.perf_counter() - started) * 1000)
+        latency = (time.perf_counter() - started) * 1000
+        failures = self._server_failures(data)
+        values: dict[str, Any] = {}
+        for node in self.target.nodes:
+            node_id = self._node_ids[node.name]
+            value = data[node.name] if node.name in data else self._cache.values.get(node_id)
+            failure = self._node_failure(node, value, values, now)
+            if failure is not None:
+                failures.append(failure)
+        state, reason = worst(failures)
+        return ProbeResult(state, reason, latency, values, self._versions(data))
+
+    def _reads(self) -> dict[str, ua.NodeId]:
+        reads: dict[str, ua.NodeId] = {}
+        if self.target.check_server_state:
+            reads["@state"] = SERVER_STATE
+        if self.target.min_service_level is not None:
+            reads["@service_level"] = SERVICE_LEVEL
+        if self.target.build_info:
+            reads["@software_version"] = SOFTWARE_VERSION
+            reads["@build_number"] = BUILD_NUMBER
+        for node in self.target.nodes:
+            node_id = self._node_ids[node.name]
+            if not node.subscribe or node_id not in self._cache.values:
+                reads[node.name] = node_id
+        return reads
+
+    async def _on_new_session(self) -> None:
+        self._node_ids = {
+            node.name: ua.NodeId.from_string(f"ns={self.session.namespace_index(node.namespace_uri)};{node.identifier}")
+            for node in self.target.nodes
+        }
+        self._cache.values.clear()
+        self._subscription = None
+        watched = [self._node_ids[n.name] for n in self.target.nodes if n.subscribe]
+        if watched:
+            client = await self.session.client()
+            period = min(max(self.target.interval.total_seconds() / 2 if self.target.interval else 1.0, 0.1), 10.0)
+            try:
+                self._subscription = await client.create_subscription(period * 1000, self._cache)
+                await self._subscription.subscribe_data_change([client.get_node(n) for n in watched])
+            except Exception as exc:
+                await self.session.drop(client)
+                raise ProbeError(f"cannot subscribe: {exc!r}") from None
+            self.subscriptions_created += 1
+        self._generation = self.session.generation
+
+    def _server_failures(self, data: dict[str, ua.DataValue]) -> list[Failure]:
+        failures: list[Failure] = []
+        state = _good_value(data.get("@state"))
+        if state is not None and state != ua.ServerState.Running:
+            name = ua.ServerState(state).name
+            level = State.DEGRADED if state in _DEGRADED_SERVER_STATES else State.DOWN
+            failures.append(Failure(level, f"server state {name}"))
+        level_value = _good_value(data.get("@service_level"))
+        minimum = self.target.min_service_level
+        if minimum is not None and level_value is not None and int(level_value) < minimum:
+            failures.append(Failure(State.DEGRADED, f"service level {level_value} below {minimum}"))
+        return failures
+
+    def _node_failure(
+        self, node: OpcUaNode, value: ua.DataValue | None, values: dict[str, Any], now: float
+    ) -> Failure | None:
+        if value is None:
+            return Failure(node.condition.fail_state, f"node {node.identifier}: no value yet")
+        if value.StatusCode is not None and value.StatusCode.is_bad():
+            return Failure(node.condition.fail_state, f"node {node.identifier}: {value.StatusCode.name}")
+        plain = value.Value.Value if value.Value is not None else None
+        values[node.name] = plain
+        return self._checker.check(node.name, plain, node.condition, now)
+
+    @staticmethod
+    def _versions(data: dict[str, ua.DataValue]) -> dict[str, str]:
+        versions: dict[str, str] = {}
+        for key, name in (("@software_version", "software_version"), ("@build_number", "build_number")):
+            value = _good_value(data.get(key))
+            if value:
+                versions[name] = str(value)
+        return versions
+
+    async def close(self) -> None:
+        if self._subscription is not None:
+            subscription, self._subscription = self._subscription, None
+            # the session may be gone already; the server drops the subscription with it
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(subscription.delete(), self.timeout_s)
+
+
+def _good_value(value: ua.DataValue | None) -> Any:
+    if value is None or (value.StatusCode is not None and not value.StatusCode.is_good()):
+        return None
+    return value.Value.Value if value.Value is not None else None

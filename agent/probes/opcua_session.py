@@ -1,0 +1,162 @@
+"""One OPC UA session per endpoint, shared by the targets that poll it.
+
+A lost session is never reused: each (re)connect builds a new asyncua Client (reusing one after a loss can
+hang, FreeOpcUa/opcua-asyncio#1660), re-reads the namespace array (indexes may change across a server restart)
+and MaxNodesPerRead. `generation` counts connects so probes know to re-resolve nodes and re-subscribe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from asyncua import ua
+from asyncua.client.client import Client
+from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
+from asyncua.ua.attribute_ids import AttributeIds
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.uaerrors import UaStatusCodeError
+from cryptography import x509
+
+from agent.probes.backoff import Backoff
+from linewarden.config.targets import OpcUaTarget
+from linewarden.errors import ProbeError
+
+
+def standard_node(identifier: int) -> ua.NodeId:
+    """A node of the OPC UA standard namespace (0), e.g. Server_ServerStatus_State."""
+    return ua.NodeId.from_string(f"i={identifier}")
+
+
+MAX_NODES_PER_READ = standard_node(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead)
+_MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecurityMode.SignAndEncrypt}
+
+
+def session_key(target: OpcUaTarget) -> tuple[Any, ...]:
+    """Targets share a session when they reach the same endpoint the same way."""
+    return (target.endpoint, target.security_policy, target.security_mode, target.certificate, target.username)
+
+
+class OpcUaSession:
+    def __init__(self, target: OpcUaTarget, timeout: float, backoff: Backoff) -> None:
+        self.settings = target
+        self.timeout = timeout
+        self.backoff = backoff
+        self.generation = 0
+        self.max_nodes_per_read = 0
+        self._namespaces: list[str] = []
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+        self._failure = ""
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def client(self) -> Client:
+        """The connected client, connecting first when needed. Raises ProbeError with the reason."""
+        async with self._lock:
+            if self._client is not None:
+                return self._client
+            if not self.backoff.ready():
+                raise ProbeError(self._failure or "not connected")
+            client = Client(self.settings.endpoint, timeout=self.timeout, watchdog_intervall=max(5.0, self.timeout))
+            try:
+                await asyncio.wait_for(self._open(client), self.timeout * 2)
+            except Exception as exc:
+                await _discard(client)
+                self._failure = _connect_reason(exc, self.timeout)
+                self.backoff.failed()
+                raise ProbeError(self._failure) from None
+            self.backoff.succeeded()
+            self.generation += 1
+            self._client = client
+            return client
+
+    def namespace_index(self, uri: str) -> int:
+        try:
+            return self._namespaces.index(uri)
+        except ValueError:
+            raise ProbeError(f"namespace {uri} is not on the server") from None
+
+    async def read(self, node_ids: Sequence[ua.NodeId]) -> list[ua.DataValue]:
+        """Read the Value of all nodes: one Read request per MaxNodesPerRead nodes. Raises ProbeError;
+        a failed read drops the session so the next poll starts a new one."""
+        client = await self.client()
+        size = self.max_nodes_per_read or len(node_ids) or 1
+        results: list[ua.DataValue] = []
+        try:
+            for start in range(0, len(node_ids), size):
+                chunk = list(node_ids[start : start + size])
+                results += await asyncio.wait_for(
+                    client.uaclient.read_attributes(chunk, AttributeIds.Value), self.timeout
+                )
+        except TimeoutError:
+            await self.drop(client)
+            raise ProbeError(f"no answer within {self.timeout:g} s") from None
+        except Exception as exc:
+            await self.drop(client)
+            raise ProbeError(f"connection lost ({type(exc).__name__})") from None
+        return results
+
+    async def drop(self, client: Client | None = None) -> None:
+        """Forget the session (only if it is still `client`, when given) and close it in the background."""
+        if self._client is None or (client is not None and client is not self._client):
+            return
+        old, self._client = self._client, None
+        await _discard(old)
+
+    async def _open(self, client: Client) -> None:
+        settings = self.settings
+        if settings.security_policy == "Basic256Sha256":
+            assert settings.certificate is not None and settings.private_key is not None
+            client.application_uri = _certificate_uri(settings.certificate) or client.application_uri
+            await client.set_security(
+                SecurityPolicyBasic256Sha256,
+                certificate=str(settings.certificate),
+                private_key=str(settings.private_key),
+                server_certificate=str(settings.server_certificate) if settings.server_certificate else None,
+                mode=_MODES[settings.security_mode],
+            )
+        if settings.username is not None:
+            client.set_user(settings.username)
+            if settings.password is not None:
+                client.set_password(settings.password.reveal())
+        await client.connect()
+        self._namespaces = list(await client.get_namespace_array())
+        limit = (await client.uaclient.read_attributes([MAX_NODES_PER_READ], AttributeIds.Value))[0]
+        good = limit.StatusCode is None or limit.StatusCode.is_good()
+        value = limit.Value.Value if good and limit.Value is not None else 0
+        self.max_nodes_per_read = int(value or 0)
+
+
+def _certificate_uri(path: Path) -> str | None:
+    """The application URI in the certificate's subjectAltName; servers check it against the session's."""
+    data = Path(path).read_bytes()
+    cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
+    with contextlib.suppress(x509.ExtensionNotFound):
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        uris = san.get_values_for_type(x509.UniformResourceIdentifier)
+        if uris:
+            return str(uris[0])
+    return None
+
+
+def _connect_reason(exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, TimeoutError):
+        return f"no answer within {timeout:g} s"
+    if isinstance(exc, UaStatusCodeError):
+        return f"session refused: {ua.StatusCode(exc.code).name}"
+    if isinstance(exc, OSError):
+        return f"cannot connect: {exc.strerror or exc}"
+    return f"cannot connect: {exc!r}"
+
+
+async def _discard(client: Client) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(client.disconnect(), 1.0)

@@ -1,0 +1,95 @@
+"""Condition evaluation: equals, ranges, must_change_within with the time passed in."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from agent.conditions import ConditionChecker, Failure, format_seconds, worst
+from linewarden.config.targets import Condition
+from linewarden.domain import State
+
+
+def check(value: object, **condition: object) -> Failure | None:
+    return ConditionChecker().check("x", value, Condition.model_validate(condition), now=0.0)
+
+
+@pytest.mark.parametrize(
+    ("value", "condition", "ok"),
+    [
+        (1, {"equals": 1}, True),
+        (1.0, {"equals": 1}, True),
+        (2, {"equals": 1}, False),
+        (True, {"equals": True}, True),
+        (1, {"equals": True}, True),  # a coil or status word read as 1
+        (0, {"equals": True}, False),
+        (1.0, {"equals": True}, False),  # a float is not a bit
+        ("RUN", {"equals": "RUN"}, True),
+        ("1", {"equals": 1}, False),
+        (0, {"not_equals": 0}, False),
+        (3, {"not_equals": 0}, True),
+        (50.0, {"min": 10, "max": 90}, True),
+        (5, {"min": 10}, False),
+        (95.5, {"max": 90}, False),
+        ("hot", {"max": 90}, False),
+        (None, {"min": 0}, False),
+    ],
+)
+def test_value_conditions(value, condition, ok) -> None:
+    assert (check(value, **condition) is None) is ok
+
+
+def test_reason_and_fail_state() -> None:
+    failure = check(7, equals=0, fail_state=State.DOWN)
+    assert failure == Failure(State.DOWN, "x is 7, expected 0")
+    assert check(120.0, max=90) == Failure(State.DEGRADED, "x is 120.0, above 90")
+
+
+def test_empty_condition_always_holds() -> None:
+    assert check(object()) is None
+
+
+def test_must_change_within_uses_the_time_given() -> None:
+    checker = ConditionChecker()
+    cond = Condition(must_change_within=timedelta(seconds=5))
+    assert checker.check("heartbeat", 10, cond, now=100.0) is None  # first sight counts as a change
+    assert checker.check("heartbeat", 10, cond, now=105.0) is None  # exactly at the limit
+    failure = checker.check("heartbeat", 10, cond, now=112.0)
+    assert failure == Failure(State.DEGRADED, "heartbeat has not changed for 12 s (limit 5 s)")
+    assert checker.check("heartbeat", 11, cond, now=113.0) is None
+    assert checker.check("heartbeat", 11, cond, now=117.0) is None
+    assert checker.check("heartbeat", 11, cond, now=118.5) is not None
+
+
+def test_names_are_tracked_apart_and_forgotten() -> None:
+    checker = ConditionChecker()
+    cond = Condition(must_change_within=timedelta(seconds=1))
+    checker.check("a", 1, cond, now=0.0)
+    checker.check("b", 1, cond, now=5.0)
+    assert checker.check("a", 1, cond, now=5.0) is not None
+    assert checker.check("b", 1, cond, now=5.5) is None
+    checker.forget("a")
+    assert checker.check("a", 1, cond, now=6.0) is None
+
+
+def test_combined_conditions_report_every_problem() -> None:
+    checker = ConditionChecker()
+    cond = Condition(equals=0, must_change_within=timedelta(seconds=1))
+    checker.check("fault", 3, cond, now=0.0)
+    failure = checker.check("fault", 3, cond, now=10.0)
+    assert failure is not None
+    assert failure.reason == "fault has not changed for 10 s (limit 1 s); fault is 3, expected 0"
+
+
+def test_worst_wins_and_reasons_are_ordered() -> None:
+    assert worst([]) == (State.UP, "")
+    state, reason = worst([Failure(State.DEGRADED, "slow"), Failure(State.DOWN, "fault 7")])
+    assert (state, reason) == (State.DOWN, "fault 7; slow")
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"), [(45, "45 s"), (119, "119 s"), (720, "12 min"), (30 * 3600, "30 h"), (5 * 86400, "5 d")]
+)
+def test_format_seconds(seconds, text) -> None:
+    assert format_seconds(seconds) == text
