@@ -18,6 +18,9 @@ class CollectorSection(StrictModel):
         default=None, description="postgresql://… for the scale-out store; default: SQLite in data_dir"
     )
     timezone: TimeZoneName = "UTC"
+    production_calendar: str | None = Field(
+        default=None, description="id of the plant's production calendar (for 'production' uptime lines)"
+    )
 
 
 class LivenessConfig(StrictModel):

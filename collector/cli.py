@@ -1,0 +1,197 @@
+"""`linewarden collector …`: run the collector, import and export history, list agents.
+
+Each sub-command is one entry in `_COMMANDS`: a function that adds its arguments and one that runs it.
+Commands owned elsewhere (`report`, `maintenance`, `contract verify`, `token`, `audit`) join by adding
+their entry there. Exit codes: 0 ok, 1 runtime failure (or lines skipped by an import), 2 usage or config.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from collector import liveness
+from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
+from collector.exporter import export_all
+from collector.importer import import_file
+from collector.service import CollectorService, wall_clock_ms
+from collector.store import Store, open_store
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.load import load
+from linewarden.errors import ConfigError, LinewardenError, StoreError
+from linewarden.output import FORMATS, render
+from linewarden.timeutil import ms_to_dt
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+
+log = logging.getLogger("collector")
+
+
+def _iso(ms: int | None) -> str | None:
+    return None if ms is None else ms_to_dt(ms).isoformat().replace("+00:00", "Z")
+
+
+def _open(args: argparse.Namespace) -> tuple[CollectorConfig, Store]:
+    config = load(CollectorConfig, args.config)
+    return config, open_store(config)
+
+
+# ---------------------------------------------------------------- run
+
+
+def _run_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+
+
+def _run(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config, store = _open(args)
+    try:
+        asyncio.run(_serve(config, store))
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+async def _serve(config: CollectorConfig, store: Store) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
+            loop.add_signal_handler(sig, stop.set)
+    log.info("collector %s starting; broker %s:%s", config.collector.id, config.broker.host, config.broker.port)
+    await CollectorService(config, store).run(stop)
+
+
+# ---------------------------------------------------------------- import
+
+
+def _import_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("file", type=Path, help="JSON Lines: wire events with site and agent, and collector records")
+
+
+def _import(args: argparse.Namespace) -> int:
+    _, store = _open(args)
+    try:
+        result = import_file(store, args.file, wall_clock_ms())
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_RUNTIME
+    finally:
+        store.close()
+    for bad in result.bad:
+        print(f"{args.file}:{bad.number}: skipped: {bad.reason}", file=sys.stderr)
+    print(f"imported {result.imported}, already present {result.duplicates}, skipped {len(result.bad)}")
+    return EXIT_RUNTIME if result.bad else EXIT_OK
+
+
+# ---------------------------------------------------------------- export
+
+
+def _export_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True, help="directory for <table>.jsonl and <table>.csv")
+
+
+def _export(args: argparse.Namespace) -> int:
+    _, store = _open(args)
+    try:
+        counts = export_all(store, args.out)
+    except OSError as exc:
+        print(f"error: cannot write to {args.out}: {exc.strerror}", file=sys.stderr)
+        return EXIT_RUNTIME
+    finally:
+        store.close()
+    print(render([{"table": t, "rows": n} for t, n in counts.items()], "table"))
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- agents
+
+
+def _agents_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+
+def _agents(args: argparse.Namespace) -> int:
+    config, store = _open(args)
+    try:
+        now = wall_clock_ms()
+        open_gaps = {(g.site, g.agent): g for g in store.open_gaps()}
+        dead = store.dead_letter_counts()
+        rows = []
+        for a in store.agents():
+            gap = open_gaps.get((a.site, a.agent))
+            state = liveness.status(a, gap, now, config.liveness.missed_heartbeats, watching_since=0)
+            rows.append(
+                {
+                    "site": a.site,
+                    "agent": a.agent,
+                    "version": a.version,
+                    "epoch": a.epoch,
+                    "last_seen": _iso(a.last_seen),
+                    "last_heartbeat": _iso(a.last_heartbeat),
+                    "liveness": state.value,
+                    "gap_since": _iso(gap.start_at) if gap else None,
+                    "skew_ms": a.skew_ms,
+                    "skew_flagged": a.skew_flagged,
+                    "dead_letters": dead.get((a.site, a.agent), 0),
+                }
+            )
+    finally:
+        store.close()
+    print(render(rows, args.format, columns=_AGENT_COLUMNS))
+    return EXIT_OK
+
+
+_AGENT_COLUMNS = (
+    "site",
+    "agent",
+    "version",
+    "epoch",
+    "last_seen",
+    "last_heartbeat",
+    "liveness",
+    "gap_since",
+    "skew_ms",
+    "skew_flagged",
+    "dead_letters",
+)
+
+# name -> (help, add arguments, run). Add `report`, `maintenance`, `contract`, `token`, `audit` here.
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
+    "run": ("run the collector: ingest from agents over MQTT", _run_args, _run),
+    "import": ("import history from a JSON Lines file (idempotent)", _import_args, _import),
+    "export": ("export every table as JSON Lines and CSV", _export_args, _export),
+    "agents": ("list agents: last seen, liveness, clock skew, dead letters", _agents_args, _agents),
+    "report": ("SLA report per contract for a month: uptime, incidents, credits, scorecard", report_args, report),
+    "contract": ("list contracts; verify a signed document against its SHA-256", contract_args, contract),
+    "maintenance": ("record, list and cancel maintenance windows (published to the site)", maintenance_args,
+                    maintenance),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="linewarden collector", description="the linewarden collector")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, (help_text, add_args, _) in _COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--config", type=Path, required=True, help="collector config (TOML)")
+        add_args(p)
+    return parser
+
+
+def main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command][2](args)
+    except (StoreError, LinewardenError) as exc:
+        if isinstance(exc, ConfigError):
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME

@@ -1,0 +1,237 @@
+"""Collector sub-commands about contracts: `report`, `contract verify`, `maintenance add|list|cancel`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import json
+import re
+import sys
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from collector.contracts import load_book
+from collector.maintenance import announcement, publish_announcement
+from collector.reporting import iter_sections, reports
+from collector.store import open_store
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.load import load
+from linewarden.errors import ConfigError, LinewardenError
+from linewarden.output import FORMATS, render
+from linewarden.timeutil import dt_to_ms, ms_to_dt
+from linewarden.wire import MaintenanceWindowWire, is_valid_id
+
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
+
+
+def _now_ms() -> int:
+    return dt_to_ms(datetime.now().astimezone())
+
+
+# ---------------------------------------------------------------- report
+
+
+def report_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--period", required=True, help="the month, YYYY-MM (in each contract's time zone)")
+    p.add_argument("--contract", help="only this contract id")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+
+def report(args: argparse.Namespace) -> int:
+    if not _MONTH.match(args.period):
+        print(f"error: --period {args.period!r}: use YYYY-MM", file=sys.stderr)
+        return EXIT_USAGE
+    config = load(CollectorConfig, args.config)
+    book = load_book(config, args.config)
+    store = open_store(config)
+    try:
+        found = reports(store, book, args.period, args.contract)
+    finally:
+        store.close()
+    if args.format == "json":
+        print(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    for report_ in found:
+        tz = ZoneInfo(report_.timezone)
+
+        def fmt_time(ms: int | None, tz: ZoneInfo = tz) -> str | None:
+            return None if ms is None else ms_to_dt(ms).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+
+        if args.format == "table":
+            print(
+                f"== {report_.contract_id} ({report_.vendor}) {report_.period.label}, {report_.timezone}, "
+                f"fee {report_.fee:.2f} {report_.currency}"
+            )
+        for name, rows in iter_sections(report_, fmt_time):
+            if args.format == "csv":
+                print(f"# {name}")
+                print(render(rows, "csv") if rows else "")
+                continue
+            print(f"\n-- {name}")
+            print(render(rows, "table") if rows else "(none)")
+        print()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- contract verify
+
+
+def contract_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    verify = sub.add_parser("verify", help="check a signed contract document against the contract's SHA-256")
+    verify.add_argument("contract_id")
+    verify.add_argument("document", type=Path)
+    sub.add_parser("list", help="list the contracts the collector config names")
+
+
+def contract(args: argparse.Namespace) -> int:
+    config = load(CollectorConfig, args.config)
+    book = load_book(config, args.config)
+    if args.action == "list":
+        rows = [
+            {
+                "contract": c.contract.id,
+                "vendor": c.contract.vendor,
+                "tier": c.support.tier,
+                "coverage": c.support.coverage,
+                "fee": f"{c.contract.fee_per_period:.2f} {c.contract.currency}",
+                "sink": c.ticketing.kind if c.ticketing else None,
+            }
+            for c in book.contracts.values()
+        ]
+        print(render(rows, "table"))
+        return EXIT_OK
+    expected = book.contract(args.contract_id).contract.document_sha256
+    try:
+        digest = hashlib.sha256(args.document.read_bytes()).hexdigest()
+    except OSError as exc:
+        print(f"error: cannot read {args.document}: {exc.strerror}", file=sys.stderr)
+        return EXIT_RUNTIME
+    if digest != expected:
+        print(f"MISMATCH: {args.document} has SHA-256 {digest}; contract {args.contract_id} says {expected}")
+        return EXIT_RUNTIME
+    print(f"ok: {args.document} is the signed document of contract {args.contract_id} (SHA-256 {digest})")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- maintenance
+
+
+def _time(text: str, tz: str) -> int:
+    """ISO 8601; without an offset it is local time in the collector's time zone."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError("command line", "time", f"not an ISO 8601 time: {text!r}") from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=ZoneInfo(tz))
+    return dt_to_ms(dt)
+
+
+def maintenance_args(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="action", required=True)
+    add = sub.add_parser("add", help="record a maintenance or change window and publish it to the site")
+    add.add_argument("--site", required=True)
+    add.add_argument("--start", required=True, help="ISO 8601, e.g. 2026-12-05T06:00 (collector time zone)")
+    add.add_argument("--end", required=True)
+    add.add_argument("--asset", action="append", default=[], dest="assets")
+    add.add_argument("--service", action="append", default=[], dest="services")
+    add.add_argument("--by", required=True, help="who announced it (vendor contact or plant person)")
+    add.add_argument("--announced-at", help="when it was announced, if earlier than now (ISO 8601)")
+    add.add_argument("--kind", choices=["maintenance", "change"], default="maintenance")
+    add.add_argument("--reason", default="")
+    add.add_argument("--id", help="window id (default: generated)")
+    add.add_argument("--no-publish", action="store_true", help="record only; do not publish to the broker")
+    lst = sub.add_parser("list", help="windows in force or upcoming")
+    lst.add_argument("--site")
+    lst.add_argument("--all", action="store_true", help="include past and cancelled windows")
+    lst.add_argument("--format", choices=FORMATS, default="table")
+    cancel = sub.add_parser("cancel", help="cancel a window")
+    cancel.add_argument("window_id")
+    cancel.add_argument("--no-publish", action="store_true")
+
+
+def maintenance(args: argparse.Namespace) -> int:
+    config = load(CollectorConfig, args.config)
+    store = open_store(config)
+    tz = config.collector.timezone
+    now = _now_ms()
+    try:
+        if args.action == "list":
+            rows = store.maintenance_windows(0 if args.all else now, 2**62)
+            rows = [w for w in rows if (args.site is None or w.site == args.site)]
+            if not args.all:
+                rows = [w for w in rows if w.cancelled_at is None]
+            print(render([_row(w, tz) for w in rows], args.format))
+            return EXIT_OK
+        if args.action == "add":
+            if not is_valid_id(args.site):
+                raise ConfigError("command line", "--site", f"not a site id: {args.site!r}")
+            window = MaintenanceWindowWire(
+                id=args.id or f"mw-{uuid.uuid4().hex[:12]}",
+                kind=args.kind,
+                start=_time(args.start, tz),
+                end=_time(args.end, tz),
+                assets=args.assets,
+                services=args.services,
+                announced_at=_time(args.announced_at, tz) if args.announced_at else now,
+                announced_by=args.by,
+                reason=args.reason,
+            )
+            if window.end <= window.start:
+                raise ConfigError("command line", "--end", "the window ends before it starts")
+            if not (window.assets or window.services):
+                raise ConfigError("command line", "--asset", "name at least one --asset or --service")
+            with store.transaction() as tx:
+                if not tx.add_maintenance_window(args.site, window, None):
+                    raise ConfigError("command line", "--id", f"window {window.id} exists already")
+            site = args.site
+            print(f"recorded {window.kind} window {window.id} for {site}")
+        else:
+            found = [w for w in store.maintenance_windows(0, 2**62) if w.id == args.window_id]
+            if not found:
+                print(f"error: no window {args.window_id}", file=sys.stderr)
+                return EXIT_RUNTIME
+            with store.transaction() as tx:
+                tx.cancel_maintenance_window(args.window_id, now)
+            site = found[0].site
+            print(f"cancelled window {args.window_id}")
+        if args.no_publish:
+            return EXIT_OK
+        ann = announcement(store, site, now)
+    finally:
+        store.close()
+    try:
+        asyncio.run(publish_announcement(config.broker, ann))
+    except LinewardenError as exc:
+        print(f"warning: recorded, but not published: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    print(f"published {len(ann.windows)} window(s) on the {site} maintenance topic")
+    return EXIT_OK
+
+
+def _row(w: Any, tz: str) -> dict[str, Any]:
+    def t(ms: int | None) -> str | None:
+        return None if ms is None else ms_to_dt(ms).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+
+    return {
+        "id": w.id,
+        "site": w.site,
+        "kind": w.kind,
+        "start": t(w.start_at),
+        "end": t(w.end_at),
+        "assets": list(w.assets),
+        "services": list(w.services),
+        "announced": t(w.announced_at),
+        "by": w.announced_by,
+        "notice_h": round((w.start_at - w.announced_at) / 3_600_000, 1),
+        "cancelled": t(w.cancelled_at),
+    }
+
+
+

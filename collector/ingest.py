@@ -1,0 +1,190 @@
+"""Ingest: one MQTT message in, one store transaction, and what to publish once it is committed.
+
+Transport-free: the service hands in (topic, payload, received_at) and publishes the returned
+`Publication`s. A payload that is not valid wire protocol goes to the dead-letter table with the reason;
+it never stops ingest. Database failures propagate: nothing is acked, so the agent sends again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from collector import liveness
+from collector.store.base import Store, Writer
+from collector.store.rows import AgentRow, GapRow
+from linewarden.config.collector import LivenessConfig
+from linewarden.errors import WireError
+from linewarden.wire import (
+    Ack,
+    Birth,
+    Death,
+    EventBatch,
+    ack_topic,
+    decode,
+    encode,
+    parse_agent_topic,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Publication:
+    topic: str
+    payload: bytes
+    retain: bool
+    qos: int = 1
+
+
+def _ack(site: str, agent: str, epoch: str, through: int) -> Publication:
+    return Publication(ack_topic(site, agent), encode(Ack(epoch=epoch, through=through)), retain=True)
+
+
+class Ingest:
+    """Handles agent messages for one collector. `watching_since`: when this collector started listening."""
+
+    def __init__(self, store: Store, config: LivenessConfig, watching_since: int) -> None:
+        self.store = store
+        self.missed = config.missed_heartbeats
+        self.skew_threshold_ms = int(config.clock_skew_threshold.total_seconds() * 1000)
+        self.watching_since = watching_since
+
+    def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
+        site: str | None = None
+        agent: str | None = None
+        try:
+            site, agent, kind = parse_agent_topic(topic)
+            if kind == "birth":
+                return self._birth(decode(Birth, payload), site, agent, received_at)
+            if kind == "death":
+                self._death(decode(Death, payload), site, agent, received_at)
+                return []
+            if kind == "events":
+                return self._events(decode(EventBatch, payload), site, agent, received_at)
+            raise WireError(f"not a topic the collector ingests: {kind!r}")
+        except WireError as exc:
+            self._dead_letter(topic, payload, str(exc), received_at, site, agent)
+            return []
+
+    def _dead_letter(
+        self, topic: str, payload: bytes, reason: str, received_at: int, site: str | None, agent: str | None
+    ) -> None:
+        log.warning("dead letter on %s: %s", topic, reason)
+        with self.store.transaction() as tx:
+            tx.add_dead_letter(topic, payload, reason, received_at, site, agent)
+
+    @staticmethod
+    def _check_sender(site: str, agent: str, msg: Birth | Death | EventBatch) -> None:
+        if (msg.site, msg.agent) != (site, agent):
+            raise WireError(f"payload names {msg.site}/{msg.agent}, topic names {site}/{agent}")
+
+    # ------------------------------------------------------------ messages
+
+    def _birth(self, birth: Birth, site: str, agent: str, received_at: int) -> list[Publication]:
+        self._check_sender(site, agent, birth)
+        with self.store.transaction() as tx:
+            before = tx.agent(site, agent)
+            if before is not None and before.boot != birth.boot:
+                self._restarted(tx, before, birth)
+            tx.record_birth(birth, received_at)
+            through = tx.advance_ack(site, agent, birth.epoch, floor=birth.acked_through)
+            self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
+        return [_ack(site, agent, birth.epoch, through)]
+
+    def _restarted(self, tx: Writer, before: AgentRow, birth: Birth) -> None:
+        """A new boot: the old one stopped watching at its last heartbeat; the new one watches from birth."""
+        open_gap = tx.open_gap_of(before.site, before.agent)
+        if open_gap is not None:
+            if birth.ts > open_gap.start_at:
+                tx.set_gap(open_gap, open_gap.start_at, birth.ts)
+            else:
+                tx.drop_gap(open_gap)
+            return
+        start = liveness.last_watched(before)
+        if birth.ts > start:
+            tx.add_gap(before.site, before.agent, start, birth.ts, liveness.REASON_RESTARTED, before.boot)
+
+    def _death(self, death: Death, site: str, agent: str, received_at: int) -> None:
+        self._check_sender(site, agent, death)
+        with self.store.transaction() as tx:
+            known = tx.agent(site, agent)
+            # A death of an earlier boot (a Will delivered after the agent came back) changes nothing.
+            if known is None or known.boot != death.boot:
+                return
+            tx.record_death(site, agent, death.ts, death.reason, received_at)
+            if tx.open_gap_of(site, agent) is None:
+                reason = f"{liveness.REASON_STOPPED}: {death.reason}"
+                tx.open_gap(site, agent, liveness.last_watched(known), reason, death.boot)
+        log.info("agent %s/%s stopped: %s", site, agent, death.reason)
+
+    def _events(self, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
+        self._check_sender(site, agent, batch)
+        with self.store.transaction() as tx:
+            stored = [
+                e.ts for e in batch.events if tx.insert_event(site, agent, batch.epoch, batch.boot, e, received_at)
+            ]
+            through = tx.advance_ack(site, agent, batch.epoch)
+            known = tx.agent(site, agent)
+            if known is not None:
+                tx.touch(site, agent, received_at)
+                self._settle_gaps(tx, known, batch.boot, stored)
+                future = max(e.ts for e in batch.events) - received_at
+                # Replayed batches are old; only a batch from the future proves a clock ahead.
+                if future > self.skew_threshold_ms:
+                    self._measure_skew(tx, site, agent, future, known, from_birth=False)
+        return [_ack(site, agent, batch.epoch, through)]
+
+    def _settle_gaps(self, tx: Writer, known: AgentRow, boot: str, event_times: list[int]) -> None:
+        if not event_times:
+            return
+        tolerance = liveness.tolerance_ms(known, self.missed)
+        for gap in tx.gaps_of(known.site, known.agent, ending_after=min(event_times)):
+            end = gap.end_at
+            if end is None:
+                evidence = liveness.first_evidence(gap.start_at, event_times)
+                if evidence is None:
+                    continue
+                if boot == gap.boot and liveness.continuous(gap.start_at, evidence, tolerance):
+                    tx.drop_gap(gap)
+                    continue
+                end = evidence
+            start = liveness.trimmed_start(gap.start_at, end, event_times, tolerance)
+            if start >= end:
+                tx.drop_gap(gap)
+            elif (start, end) != (gap.start_at, gap.end_at):
+                tx.set_gap(gap, start, end)
+
+    def _measure_skew(
+        self, tx: Writer, site: str, agent: str, skew_ms: int, before: AgentRow | None, from_birth: bool
+    ) -> None:
+        flagged = abs(skew_ms) > self.skew_threshold_ms
+        was_flagged = before is not None and before.skew_flagged
+        if flagged and not was_flagged:
+            log.warning(
+                "agent %s/%s clock is off by %+d ms (threshold %d ms)", site, agent, skew_ms, self.skew_threshold_ms
+            )
+        elif was_flagged and not flagged and from_birth:
+            log.info("agent %s/%s clock back within %d ms", site, agent, self.skew_threshold_ms)
+        tx.set_skew(site, agent, skew_ms, flagged)
+
+    # ------------------------------------------------------------ liveness
+
+    def check_liveness(self, now: int) -> list[GapRow]:
+        """Open a monitoring gap for every agent whose heartbeats are overdue; return the gaps opened."""
+        opened = []
+        open_agents = {(g.site, g.agent) for g in self.store.open_gaps()}
+        late = [
+            a
+            for a in self.store.agents()
+            if (a.site, a.agent) not in open_agents and liveness.overdue(a, now, self.missed, self.watching_since)
+        ]
+        if not late:
+            return []
+        with self.store.transaction() as tx:
+            for a in late:
+                start = liveness.last_watched(a)
+                if tx.open_gap(a.site, a.agent, start, liveness.REASON_MISSED, a.boot):
+                    log.warning("agent %s/%s silent: monitoring gap from %d", a.site, a.agent, start)
+                    opened.append(GapRow(a.site, a.agent, start, None, liveness.REASON_MISSED, a.boot))
+        return opened

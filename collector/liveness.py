@@ -1,0 +1,72 @@
+"""Agent liveness: when an agent stopped watching, and when it was watching again. Pure; time is an argument.
+
+A monitoring gap runs from the agent's last heartbeat (its measured time) to the first evidence that it
+was watching again: a birth of a new boot, or any event measured after the gap's start. An agent that kept
+measuring while it could not reach the broker replays what it measured; when that replay shows it was never
+silent for longer than the tolerance (missed heartbeats × interval), the gap is withdrawn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from collector.store.rows import AgentRow, GapRow
+
+REASON_MISSED = "missed heartbeats"
+REASON_RESTARTED = "agent restarted"
+REASON_STOPPED = "agent stopped"
+
+
+class Liveness(StrEnum):
+    ALIVE = "alive"
+    SILENT = "silent"  # heartbeats overdue
+    STOPPED = "stopped"  # a death message
+
+
+def tolerance_ms(agent: AgentRow, missed_heartbeats: int) -> int:
+    return missed_heartbeats * agent.heartbeat_interval_s * 1000
+
+
+def last_watched(agent: AgentRow) -> int:
+    """Measured time the agent was last known watching: its last heartbeat, else its birth."""
+    return agent.birth_at if agent.last_heartbeat is None else max(agent.last_heartbeat, agent.birth_at)
+
+
+def overdue(agent: AgentRow, now: int, missed_heartbeats: int, watching_since: int) -> bool:
+    """Heartbeats missed: nothing received for missed × interval.
+
+    `watching_since` is when the collector started: an agent cannot be late while nobody listened.
+    """
+    last = agent.birth_received_at
+    if agent.last_heartbeat_received_at is not None:
+        last = max(last, agent.last_heartbeat_received_at)
+    return now - max(last, watching_since) > tolerance_ms(agent, missed_heartbeats)
+
+
+def status(agent: AgentRow, open_gap: GapRow | None, now: int, missed_heartbeats: int, watching_since: int) -> Liveness:
+    if open_gap is not None and open_gap.reason.startswith(REASON_STOPPED):
+        return Liveness.STOPPED
+    if open_gap is not None or overdue(agent, now, missed_heartbeats, watching_since):
+        return Liveness.SILENT
+    return Liveness.ALIVE
+
+
+def first_evidence(gap_start: int, event_times: Iterable[int]) -> int | None:
+    """The earliest measured time after the gap's start, if any."""
+    later = [t for t in event_times if t > gap_start]
+    return min(later) if later else None
+
+
+def trimmed_start(start: int, end: int, event_times: Iterable[int], tolerance: int) -> int:
+    """Move a closed gap's start over replayed events that continue the watch without a silence > tolerance."""
+    for t in sorted(t for t in event_times if start < t < end):
+        if t - start > tolerance:
+            break
+        start = t
+    return start
+
+
+def continuous(start: int, evidence: int, tolerance: int) -> bool:
+    """The evidence comes soon enough after the last heartbeat that the agent never stopped watching."""
+    return evidence - start <= tolerance

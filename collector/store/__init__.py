@@ -1,0 +1,26 @@
+"""The collector's store: one repository interface (`Store`), SQLite by default, PostgreSQL to scale out."""
+
+from __future__ import annotations
+
+from collector.store.base import Store, Writer
+from linewarden.config.collector import CollectorConfig
+
+SQLITE_FILE = "collector.db"
+
+__all__ = ["SQLITE_FILE", "Store", "Writer", "open_store"]
+
+
+def open_store(config: CollectorConfig) -> Store:
+    """Open (and migrate) the store the config names: `database_url` if set, else SQLite in `data_dir`."""
+    url = config.collector.database_url
+    store: Store
+    if url:
+        from collector.store.postgres import PostgresStore
+
+        store = PostgresStore(url)
+    else:
+        from collector.store.sqlite import SqliteStore
+
+        store = SqliteStore(config.collector.data_dir / SQLITE_FILE)
+    store.migrate()
+    return store

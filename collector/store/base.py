@@ -1,0 +1,575 @@
+"""The collector's repository interface, written once in portable SQL for every backend.
+
+A backend (SQLite, PostgreSQL) supplies only a connection: `Sql` (execute and query with `?`
+placeholders), transactions, the list of tables, and the spelling of an auto-numbered key. Everything
+else, the writes of ingest and import and the reads of reports, lives here, so both backends behave alike.
+
+Writes happen in `with store.transaction() as tx:` (one transaction: all or nothing); reads are
+methods of `Store`. Times are int milliseconds since the Unix epoch, UTC.
+"""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from collector.store.migrations import Migration, all_migrations, statements
+from collector.store.rows import (
+    AgentRow,
+    ChangeRow,
+    DeadLetterRow,
+    GapRow,
+    IncidentRow,
+    MaintenanceWindowRow,
+    PeriodData,
+    SeverityStep,
+    StateChangeRow,
+    TargetRow,
+    TicketRecordRow,
+)
+from linewarden.errors import StoreError
+from linewarden.wire import (
+    Birth,
+    ChangeDetectedEvent,
+    Event,
+    GapEvent,
+    HeartbeatEvent,
+    IncidentOpenedEvent,
+    IncidentResolvedEvent,
+    IncidentUpdatedEvent,
+    MaintenanceWindowWire,
+    StateChangeEvent,
+)
+
+Row = dict[str, Any]
+DEAD_LETTER_COUNTER = "dead_letters"
+# Longest payload kept in a dead letter; the rest is cut (a flood of huge junk must not fill the disk).
+MAX_DEAD_LETTER_CHARS = 65536
+
+
+class Sql(Protocol):
+    """A connection inside a transaction or a read. Placeholders are `?`."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run a statement; return the number of rows it changed."""
+        ...
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+def _agent_row(r: Row) -> AgentRow:
+    return AgentRow(**{**r, "skew_flagged": bool(r["skew_flagged"])})
+
+
+def _gap_row(r: Row) -> GapRow:
+    return GapRow(**r)
+
+
+class Writer:
+    """The write operations of one transaction. Every insert is idempotent."""
+
+    def __init__(self, sql: Sql) -> None:
+        self.sql = sql
+
+    # ------------------------------------------------------------ agents
+
+    def agent(self, site: str, agent: str) -> AgentRow | None:
+        rows = self.sql.query("SELECT * FROM agents WHERE site = ? AND agent = ?", (site, agent))
+        return _agent_row(rows[0]) if rows else None
+
+    def record_birth(self, birth: Birth, received_at: int) -> None:
+        self.sql.execute(
+            "INSERT INTO agents (site, agent, epoch, boot, version, config_hash, heartbeat_interval_s,"
+            " birth_at, birth_received_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (site, agent) DO UPDATE SET epoch = excluded.epoch, boot = excluded.boot,"
+            " version = excluded.version, config_hash = excluded.config_hash,"
+            " heartbeat_interval_s = excluded.heartbeat_interval_s, birth_at = excluded.birth_at,"
+            " birth_received_at = excluded.birth_received_at, last_seen = excluded.last_seen,"
+            " death_at = NULL, death_reason = NULL",
+            (
+                birth.site,
+                birth.agent,
+                birth.epoch,
+                birth.boot,
+                birth.version,
+                birth.config_hash,
+                birth.heartbeat_interval_s,
+                birth.ts,
+                received_at,
+                received_at,
+            ),
+        )
+        for t in birth.targets:
+            self.sql.execute(
+                "INSERT INTO targets (site, agent, target, kind, asset, criticality, first_seen, last_seen)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, target) DO UPDATE SET"
+                " kind = excluded.kind, asset = excluded.asset, criticality = excluded.criticality,"
+                " last_seen = excluded.last_seen",
+                (birth.site, birth.agent, t.id, t.kind.value, t.asset, t.criticality.value, birth.ts, birth.ts),
+            )
+
+    def record_death(self, site: str, agent: str, at: int, reason: str, received_at: int) -> None:
+        self.sql.execute(
+            "UPDATE agents SET death_at = ?, death_reason = ?, last_seen = ? WHERE site = ? AND agent = ?",
+            (at, reason, received_at, site, agent),
+        )
+
+    def touch(self, site: str, agent: str, received_at: int) -> None:
+        self.sql.execute(
+            "UPDATE agents SET last_seen = ? WHERE site = ? AND agent = ? AND last_seen < ?",
+            (received_at, site, agent, received_at),
+        )
+
+    def set_skew(self, site: str, agent: str, skew_ms: int, flagged: bool) -> None:
+        self.sql.execute(
+            "UPDATE agents SET skew_ms = ?, skew_flagged = ? WHERE site = ? AND agent = ?",
+            (skew_ms, int(flagged), site, agent),
+        )
+
+    # ------------------------------------------------------------ events
+
+    def insert_event(self, site: str, agent: str, epoch: str, boot: str, event: Event, received_at: int) -> bool:
+        """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
+        body = event.body.model_dump(mode="json", by_alias=True)
+        added = self.sql.execute(
+            "INSERT INTO events (site, agent, epoch, seq, boot, ts, type, body, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
+            (site, agent, epoch, event.seq, boot, event.ts, event.type, _json(body), received_at),
+        )
+        if not added:
+            return False
+        if isinstance(event, StateChangeEvent):
+            b = event.body
+            self.sql.execute(
+                "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
+                " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (site, agent, epoch, event.seq, b.target, b.asset, b.from_.value, b.to.value, b.reason, b.at),
+            )
+        elif isinstance(event, HeartbeatEvent):
+            self.sql.execute(
+                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?"
+                " WHERE site = ? AND agent = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)",
+                (event.ts, received_at, site, agent, event.ts),
+            )
+        elif isinstance(event, ChangeDetectedEvent):
+            c = event.body
+            self.sql.execute(
+                "INSERT INTO changes (site, agent, epoch, seq, target, asset, what, old_value, new_value, at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (site, agent, epoch, event.seq, c.target, c.asset, c.what, c.old, c.new, c.at),
+            )
+        elif isinstance(event, GapEvent):
+            g = event.body
+            self.sql.execute(
+                "INSERT INTO lost_ranges (site, agent, epoch, from_seq, to_seq, reason) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (site, agent, epoch, from_seq) DO NOTHING",
+                (site, agent, epoch, g.from_seq, g.to_seq, g.reason),
+            )
+        elif isinstance(event, IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent):
+            self._incident_event(site, agent, event)
+        return True
+
+    def _incident_event(
+        self, site: str, agent: str, event: IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent
+    ) -> None:
+        # Events of one incident may arrive out of order (a resent batch): each writes only its own fields.
+        placeholder = (
+            "INSERT INTO incidents (id, site, agent, kind, targets) VALUES (?, ?, ?, 'target', '[]')"
+            " ON CONFLICT (id) DO NOTHING"
+        )
+        if isinstance(event, IncidentOpenedEvent):
+            o = event.body
+            self.sql.execute(
+                "INSERT INTO incidents (id, site, agent, kind, target, asset, criticality, severity, state,"
+                " reason, in_production, targets, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, target = excluded.target,"
+                " asset = excluded.asset, criticality = excluded.criticality, severity = excluded.severity,"
+                " state = excluded.state, reason = excluded.reason, in_production = excluded.in_production,"
+                " targets = excluded.targets, opened_at = excluded.opened_at",
+                (
+                    o.incident,
+                    site,
+                    agent,
+                    o.kind,
+                    o.target,
+                    o.asset,
+                    o.criticality.value if o.criticality else None,
+                    o.severity.value,
+                    o.state.value,
+                    o.reason,
+                    int(o.in_production),
+                    _json(list(o.targets)),
+                    o.opened_at,
+                ),
+            )
+            self._severity_step(o.incident, o.opened_at, o.severity.value, o.state.value, o.reason, o.in_production)
+        elif isinstance(event, IncidentUpdatedEvent):
+            u = event.body
+            self.sql.execute(placeholder, (u.incident, site, agent))
+            self._severity_step(u.incident, u.at, u.severity.value, u.state.value, u.reason, u.in_production)
+        else:
+            r = event.body
+            self.sql.execute(placeholder, (r.incident, site, agent))
+            self.sql.execute(
+                "UPDATE incidents SET resolved_at = ?, resolve_reason = ? WHERE id = ?", (r.at, r.reason, r.incident)
+            )
+
+    def _severity_step(
+        self, incident: str, at: int, severity: str, state: str, reason: str, in_production: bool
+    ) -> None:
+        self.sql.execute(
+            "INSERT INTO incident_updates (incident, at, severity, state, reason, in_production)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident, at, severity, state) DO NOTHING",
+            (incident, at, severity, state, reason, int(in_production)),
+        )
+
+    # ------------------------------------------------------------ acks
+
+    def acked_through(self, site: str, agent: str, epoch: str) -> int:
+        rows = self.sql.query(
+            "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?", (site, agent, epoch)
+        )
+        return int(rows[0]["through"]) if rows else 0
+
+    def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0) -> int:
+        """Raise the stored contiguous seq over what is now stored (or reported lost); return it.
+
+        `floor`: a seq the agent says was acked before (its outbox no longer holds those events).
+        """
+        start = max(self.acked_through(site, agent, epoch), floor)
+        key = (site, agent, epoch)
+        seqs = {
+            int(r["seq"])
+            for r in self.sql.query(
+                "SELECT seq FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq > ?", (*key, start)
+            )
+        }
+        lost = [
+            (int(r["from_seq"]), int(r["to_seq"]))
+            for r in self.sql.query(
+                "SELECT from_seq, to_seq FROM lost_ranges WHERE site = ? AND agent = ? AND epoch = ?"
+                " AND to_seq > ? ORDER BY from_seq",
+                (*key, start),
+            )
+        ]
+        through = start
+        while True:
+            nxt = through + 1
+            if nxt in seqs:
+                through = nxt
+                continue
+            covering = [hi for lo, hi in lost if lo <= nxt <= hi]
+            if not covering:
+                break
+            through = max(covering)
+        self.sql.execute(
+            "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = excluded.through",
+            (*key, through),
+        )
+        return through
+
+    # ------------------------------------------------------------ monitoring gaps
+
+    def gaps_of(self, site: str, agent: str, ending_after: int) -> list[GapRow]:
+        """The agent's gaps still open or ending after `ending_after`."""
+        rows = self.sql.query(
+            "SELECT * FROM gaps WHERE site = ? AND agent = ? AND (end_at IS NULL OR end_at > ?) ORDER BY start_at",
+            (site, agent, ending_after),
+        )
+        return [_gap_row(r) for r in rows]
+
+    def open_gap_of(self, site: str, agent: str) -> GapRow | None:
+        rows = self.sql.query("SELECT * FROM gaps WHERE site = ? AND agent = ? AND end_at IS NULL", (site, agent))
+        return _gap_row(rows[0]) if rows else None
+
+    def open_gap(self, site: str, agent: str, start: int, reason: str, boot: str) -> bool:
+        return bool(
+            self.sql.execute(
+                "INSERT INTO gaps (site, agent, start_at, end_at, reason, boot) VALUES (?, ?, ?, NULL, ?, ?)"
+                " ON CONFLICT (site, agent, start_at) DO NOTHING",
+                (site, agent, start, reason, boot),
+            )
+        )
+
+    def add_gap(self, site: str, agent: str, start: int, end: int, reason: str, boot: str = "") -> bool:
+        return bool(
+            self.sql.execute(
+                "INSERT INTO gaps (site, agent, start_at, end_at, reason, boot) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (site, agent, start_at) DO NOTHING",
+                (site, agent, start, end, reason, boot),
+            )
+        )
+
+    def set_gap(self, gap: GapRow, start: int, end: int | None) -> None:
+        self.sql.execute(
+            "UPDATE gaps SET start_at = ?, end_at = ? WHERE site = ? AND agent = ? AND start_at = ?",
+            (start, end, gap.site, gap.agent, gap.start_at),
+        )
+
+    def drop_gap(self, gap: GapRow) -> None:
+        self.sql.execute(
+            "DELETE FROM gaps WHERE site = ? AND agent = ? AND start_at = ?", (gap.site, gap.agent, gap.start_at)
+        )
+
+    # ------------------------------------------------------------ dead letters
+
+    def add_dead_letter(
+        self, topic: str, payload: bytes, reason: str, received_at: int, site: str | None, agent: str | None
+    ) -> None:
+        text = payload.decode("utf-8", errors="backslashreplace")[:MAX_DEAD_LETTER_CHARS]
+        self.sql.execute(
+            "INSERT INTO dead_letters (topic, site, agent, payload, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)",
+            (topic, site, agent, text, reason, received_at),
+        )
+        self.sql.execute(
+            "INSERT INTO counters (name, value) VALUES (?, 1)"
+            " ON CONFLICT (name) DO UPDATE SET value = counters.value + 1",
+            (DEAD_LETTER_COUNTER,),
+        )
+
+    # ------------------------------------------------------------ collector-side records
+
+    def add_ticket_record(
+        self, incident: str, kind: str, at: int, actor: str, details: dict[str, Any], source: str
+    ) -> bool:
+        return bool(
+            self.sql.execute(
+                "INSERT INTO ticket_records (incident, kind, at, actor, details, source) VALUES (?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (incident, kind, at) DO NOTHING",
+                (incident, kind, at, actor, _json(details), source),
+            )
+        )
+
+    def add_maintenance_window(self, site: str, w: MaintenanceWindowWire, cancelled_at: int | None) -> bool:
+        return bool(
+            self.sql.execute(
+                "INSERT INTO maintenance_windows (id, site, kind, start_at, end_at, assets, services, announced_at,"
+                " announced_by, reason, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING",
+                (
+                    w.id,
+                    site,
+                    w.kind,
+                    w.start,
+                    w.end,
+                    _json(list(w.assets)),
+                    _json(list(w.services)),
+                    w.announced_at,
+                    w.announced_by,
+                    w.reason,
+                    cancelled_at,
+                ),
+            )
+        )
+
+    def cancel_maintenance_window(self, window_id: str, at: int) -> bool:
+        """Mark a window cancelled at `at`; False when there is no such window or it was already cancelled."""
+        return bool(
+            self.sql.execute(
+                "UPDATE maintenance_windows SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
+                (at, window_id),
+            )
+        )
+
+
+class Store(ABC):
+    """The collector's repository. Open one with `collector.store.open_store`."""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Writer]:
+        """One write transaction: committed when the block ends, rolled back when it raises."""
+
+    @abstractmethod
+    def _read(self) -> AbstractContextManager[Sql]: ...
+
+    @abstractmethod
+    def table_names(self) -> list[str]:
+        """Every table in the database, sorted."""
+
+    @abstractmethod
+    def table_columns(self, table: str) -> list[str]:
+        """The columns of one table, in table order."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    @property
+    @abstractmethod
+    def id_column(self) -> str:
+        """The dialect's spelling of an auto-numbered integer primary key (the `{id}` macro)."""
+
+    # ------------------------------------------------------------ schema
+
+    def migrate(self, migrations: Sequence[Migration] | None = None) -> list[tuple[str, int]]:
+        """Apply what is not applied yet, each migration in its own transaction; return what was applied."""
+        with self.transaction() as tx:
+            tx.sql.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (component TEXT NOT NULL, version INTEGER NOT NULL,"
+                " PRIMARY KEY (component, version))"
+            )
+            done = {(r["component"], int(r["version"])) for r in tx.sql.query("SELECT * FROM schema_migrations")}
+        applied = []
+        for m in all_migrations() if migrations is None else migrations:
+            if (m.component, m.version) in done:
+                continue
+            with self.transaction() as tx:
+                for stmt in statements(m.sql.replace("{id}", self.id_column)):
+                    tx.sql.execute(stmt)
+                tx.sql.execute(
+                    "INSERT INTO schema_migrations (component, version) VALUES (?, ?)", (m.component, m.version)
+                )
+            applied.append((m.component, m.version))
+        return applied
+
+    # ------------------------------------------------------------ agents, acks, dead letters
+
+    def agents(self) -> list[AgentRow]:
+        with self._read() as sql:
+            return [_agent_row(r) for r in sql.query("SELECT * FROM agents ORDER BY site, agent")]
+
+    def open_gaps(self) -> list[GapRow]:
+        with self._read() as sql:
+            return [_gap_row(r) for r in sql.query("SELECT * FROM gaps WHERE end_at IS NULL ORDER BY site, agent")]
+
+    def acked_through(self, site: str, agent: str, epoch: str) -> int:
+        with self._read() as sql:
+            return Writer(sql).acked_through(site, agent, epoch)
+
+    def dead_letter_total(self) -> int:
+        with self._read() as sql:
+            rows = sql.query("SELECT value FROM counters WHERE name = ?", (DEAD_LETTER_COUNTER,))
+            return int(rows[0]["value"]) if rows else 0
+
+    def dead_letter_counts(self) -> dict[tuple[str, str], int]:
+        """Dead letters per (site, agent), for topics that named one."""
+        with self._read() as sql:
+            rows = sql.query(
+                "SELECT site, agent, COUNT(*) AS n FROM dead_letters WHERE site IS NOT NULL GROUP BY site, agent"
+            )
+            return {(r["site"], r["agent"]): int(r["n"]) for r in rows}
+
+    def dead_letters(self, limit: int = 100) -> list[DeadLetterRow]:
+        with self._read() as sql:
+            rows = sql.query("SELECT * FROM dead_letters ORDER BY id DESC LIMIT ?", (limit,))
+            return [DeadLetterRow(**r) for r in rows]
+
+    # ------------------------------------------------------------ the SLA engine's view of a period
+
+    def registry(self) -> list[TargetRow]:
+        with self._read() as sql:
+            return [TargetRow(**r) for r in sql.query("SELECT * FROM targets ORDER BY site, agent, target")]
+
+    def state_changes(self, start: int, end: int) -> list[StateChangeRow]:
+        """Per target, the last change before `start` (its state entering the period), then all in [start, end)."""
+        cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at"
+        with self._read() as sql:
+            before = sql.query(
+                f"SELECT {cols} FROM state_changes s JOIN (SELECT site, agent, target, MAX(at) AS at"
+                " FROM state_changes WHERE at < ? GROUP BY site, agent, target) p"
+                " ON s.site = p.site AND s.agent = p.agent AND s.target = p.target AND s.at = p.at",
+                (start,),
+            )
+            inside = sql.query(f"SELECT {cols} FROM state_changes s WHERE s.at >= ? AND s.at < ?", (start, end))
+        rows = [StateChangeRow(**r) for r in before + inside]
+        return sorted(rows, key=lambda r: (r.site, r.agent, r.target, r.at))
+
+    def gaps(self, start: int, end: int) -> list[GapRow]:
+        """Monitoring gaps overlapping [start, end); open gaps have end_at None."""
+        with self._read() as sql:
+            rows = sql.query(
+                "SELECT * FROM gaps WHERE start_at < ? AND (end_at IS NULL OR end_at > ?) ORDER BY start_at",
+                (end, start),
+            )
+            return [_gap_row(r) for r in rows]
+
+    def maintenance_windows(self, start: int, end: int) -> list[MaintenanceWindowRow]:
+        """Windows overlapping [start, end), cancelled ones included (with cancelled_at)."""
+        with self._read() as sql:
+            rows = sql.query(
+                "SELECT * FROM maintenance_windows WHERE start_at < ? AND end_at > ? ORDER BY start_at, id",
+                (end, start),
+            )
+        return [
+            MaintenanceWindowRow(
+                **{**r, "assets": tuple(json.loads(r["assets"])), "services": tuple(json.loads(r["services"]))}
+            )
+            for r in rows
+        ]
+
+    def changes(self, start: int, end: int) -> list[ChangeRow]:
+        with self._read() as sql:
+            rows = sql.query(
+                "SELECT site, agent, target, asset, what, old_value, new_value, at FROM changes"
+                " WHERE at >= ? AND at < ? ORDER BY at",
+                (start, end),
+            )
+            return [ChangeRow(**r) for r in rows]
+
+    def incidents(self, start: int, end: int) -> list[IncidentRow]:
+        """Incidents open at any time in [start, end), with severity history and ticket records."""
+        with self._read() as sql:
+            rows = sql.query(
+                "SELECT * FROM incidents WHERE (opened_at IS NULL OR opened_at < ?)"
+                " AND (resolved_at IS NULL OR resolved_at >= ?) ORDER BY opened_at, id",
+                (end, start),
+            )
+            ids = [r["id"] for r in rows]
+            steps: dict[str, list[SeverityStep]] = {i: [] for i in ids}
+            tickets: dict[str, list[TicketRecordRow]] = {i: [] for i in ids}
+            if ids:
+                marks = ", ".join("?" for _ in ids)
+                for s in sql.query(f"SELECT * FROM incident_updates WHERE incident IN ({marks}) ORDER BY at", ids):
+                    steps[s["incident"]].append(
+                        SeverityStep(s["at"], s["severity"], s["state"], s["reason"], bool(s["in_production"]))
+                    )
+                for t in sql.query(f"SELECT * FROM ticket_records WHERE incident IN ({marks}) ORDER BY at", ids):
+                    tickets[t["incident"]].append(TicketRecordRow(**{**t, "details": json.loads(t["details"])}))
+        return [
+            IncidentRow(
+                id=r["id"],
+                site=r["site"],
+                agent=r["agent"],
+                kind=r["kind"],
+                target=r["target"],
+                asset=r["asset"],
+                criticality=r["criticality"],
+                severity=r["severity"],
+                reason=r["reason"],
+                opened_at=r["opened_at"],
+                resolved_at=r["resolved_at"],
+                resolve_reason=r["resolve_reason"],
+                targets=tuple(json.loads(r["targets"])),
+                severity_history=tuple(steps[r["id"]]),
+                tickets=tuple(tickets[r["id"]]),
+            )
+            for r in rows
+        ]
+
+    def period(self, start: int, end: int) -> PeriodData:
+        return PeriodData(
+            start=start,
+            end=end,
+            state_changes=tuple(self.state_changes(start, end)),
+            gaps=tuple(self.gaps(start, end)),
+            maintenance_windows=tuple(self.maintenance_windows(start, end)),
+            incidents=tuple(self.incidents(start, end)),
+            changes=tuple(self.changes(start, end)),
+            targets=tuple(self.registry()),
+        )
+
+    # ------------------------------------------------------------ export
+
+    def table_rows(self, table: str) -> list[Row]:
+        """All rows of one table, a name from `table_names()` (anything else is refused)."""
+        if table not in self.table_names():
+            raise StoreError(f"no such table: {table}")
+        with self._read() as sql:
+            return sql.query(f"SELECT * FROM {table}")

@@ -1,0 +1,203 @@
+"""Versioned schema migrations, per component, in portable SQL.
+
+A migration is `(component, version, sql)`; each store records what it applied in `schema_migrations`
+and applies the rest in order, each in its own transaction. Versions count from 1 per component.
+
+The SQL is written once for SQLite and PostgreSQL. The one macro, for what the dialects spell
+differently is expanded by the store: `{id}`, an auto-numbered integer primary key. Payloads and JSON
+bodies are TEXT; times are BIGINT milliseconds since the Unix epoch, UTC.
+
+Adding a component's tables (e.g. ticketing): write `collector/ticketing/schema.py` with
+`MIGRATIONS: list[Migration] = [Migration("ticketing", 1, "CREATE TABLE …")]` and add the module name to
+`COMPONENT_SCHEMAS` below. Never edit an applied migration; append a new version instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import NamedTuple
+
+
+class Migration(NamedTuple):
+    component: str
+    version: int
+    sql: str
+
+
+# Modules holding `MIGRATIONS: list[Migration]` for components other than the core store.
+COMPONENT_SCHEMAS: tuple[str, ...] = ()
+
+_CORE_V1 = """
+CREATE TABLE agents (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    version TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    heartbeat_interval_s INTEGER NOT NULL,
+    birth_at BIGINT NOT NULL,
+    birth_received_at BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    last_heartbeat BIGINT,
+    last_heartbeat_received_at BIGINT,
+    death_at BIGINT,
+    death_reason TEXT,
+    skew_ms BIGINT,
+    skew_flagged INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (site, agent)
+);
+CREATE TABLE targets (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    target TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    criticality TEXT NOT NULL,
+    first_seen BIGINT NOT NULL,
+    last_seen BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, target)
+);
+CREATE TABLE events (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    boot TEXT NOT NULL,
+    ts BIGINT NOT NULL,
+    type TEXT NOT NULL,
+    body TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, seq)
+);
+CREATE INDEX events_ts ON events (ts);
+CREATE TABLE acks (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    through BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch)
+);
+CREATE TABLE lost_ranges (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    from_seq BIGINT NOT NULL,
+    to_seq BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, from_seq)
+);
+CREATE TABLE state_changes (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    target TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    from_state TEXT NOT NULL,
+    to_state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, seq)
+);
+CREATE INDEX state_changes_at ON state_changes (at);
+CREATE TABLE incidents (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    target TEXT,
+    asset TEXT,
+    criticality TEXT,
+    severity TEXT,
+    state TEXT,
+    reason TEXT,
+    in_production INTEGER,
+    targets TEXT NOT NULL,
+    opened_at BIGINT,
+    resolved_at BIGINT,
+    resolve_reason TEXT
+);
+CREATE TABLE incident_updates (
+    incident TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    in_production INTEGER NOT NULL,
+    PRIMARY KEY (incident, at, severity, state)
+);
+CREATE TABLE changes (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    target TEXT NOT NULL,
+    asset TEXT NOT NULL,
+    what TEXT NOT NULL,
+    old_value TEXT,
+    new_value TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, seq)
+);
+CREATE TABLE gaps (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    start_at BIGINT NOT NULL,
+    end_at BIGINT,
+    reason TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    PRIMARY KEY (site, agent, start_at)
+);
+CREATE TABLE dead_letters (
+    id {id},
+    topic TEXT NOT NULL,
+    site TEXT,
+    agent TEXT,
+    payload TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    received_at BIGINT NOT NULL
+);
+CREATE TABLE counters (
+    name TEXT PRIMARY KEY,
+    value BIGINT NOT NULL
+);
+CREATE TABLE maintenance_windows (
+    id TEXT PRIMARY KEY,
+    site TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    start_at BIGINT NOT NULL,
+    end_at BIGINT NOT NULL,
+    assets TEXT NOT NULL,
+    services TEXT NOT NULL,
+    announced_at BIGINT NOT NULL,
+    announced_by TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    cancelled_at BIGINT
+);
+CREATE TABLE ticket_records (
+    incident TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    details TEXT NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (incident, kind, at)
+);
+"""
+
+CORE: list[Migration] = [Migration("core", 1, _CORE_V1)]
+
+
+def all_migrations() -> list[Migration]:
+    """The core migrations followed by every registered component's, in registration order."""
+    out = list(CORE)
+    for module_name in COMPONENT_SCHEMAS:
+        module = importlib.import_module(module_name)
+        out.extend(module.MIGRATIONS)
+    return out
+
+
+def statements(sql: str) -> list[str]:
+    """Split a migration into statements (migrations hold no semicolons inside literals)."""
+    return [s.strip() for s in sql.split(";") if s.strip()]

@@ -1,0 +1,81 @@
+"""The default store: one SQLite file in WAL mode.
+
+One connection, guarded by a lock, so the MQTT thread, the asyncio loop and the CLI may all call in;
+each write is one `BEGIN IMMEDIATE` transaction (never a read that later has to upgrade to a write).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from collector.store.base import Row, Store, Writer
+from linewarden.errors import StoreError
+
+
+class _SqliteSql:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, tuple(params)).rowcount
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        cur = self._conn.execute(sql, tuple(params))
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+class SqliteStore(Store):
+    def __init__(self, path: Path | str, busy_timeout_s: float = 30.0) -> None:
+        self.path = Path(path)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # isolation_level=None: we issue BEGIN/COMMIT ourselves, nothing is implicit.
+            self._conn = sqlite3.connect(
+                self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
+            )
+            self._conn.execute("PRAGMA journal_mode=WAL")
+            self._conn.execute("PRAGMA synchronous=NORMAL")
+            self._conn.execute("PRAGMA foreign_keys=ON")
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open SQLite database {self.path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._sql = _SqliteSql(self._conn)
+
+    @property
+    def id_column(self) -> str:
+        return "INTEGER PRIMARY KEY"
+
+    @contextmanager
+    def transaction(self) -> Iterator[Writer]:
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Writer(self._sql)
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    @contextmanager
+    def _read(self) -> Iterator[_SqliteSql]:
+        with self._lock:
+            yield self._sql
+
+    def table_names(self) -> list[str]:
+        with self._read() as sql:
+            rows = sql.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+        return sorted(r["name"] for r in rows)
+
+    def table_columns(self, table: str) -> list[str]:
+        with self._read() as sql:
+            return [r["name"] for r in sql.query("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))]
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()

@@ -1,0 +1,115 @@
+"""The store on a real SQLite file (and PostgreSQL when present): migrations, transactions, period queries."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from collector.store.base import Store
+from collector.store.migrations import CORE, Migration
+from collector.store.sqlite import SqliteStore
+from linewarden.domain import State
+from linewarden.wire import MaintenanceWindowWire
+from tests.integration.collector_helpers import T0, birth, incident_opened, state_change
+
+DAY = 86_400_000
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path):
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "collector.db")
+        s.migrate()
+        yield s
+        s.close()
+        return
+    import psycopg
+
+    from collector.store.postgres import PostgresStore
+
+    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
+    s = PostgresStore(url, schema=schema)
+    s.migrate()
+    yield s
+    s.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_migrations_apply_once_and_components_add_theirs(store):
+    assert store.migrate() == []
+    extra = Migration("ticketing", 1, "CREATE TABLE tickets (id {id}, incident TEXT NOT NULL UNIQUE)")
+    assert store.migrate([*CORE, extra]) == [("ticketing", 1)]
+    assert store.migrate([*CORE, extra]) == []
+    assert "tickets" in store.table_names()
+
+
+def test_a_failed_transaction_leaves_nothing(store):
+    with pytest.raises(RuntimeError), store.transaction() as tx:
+        tx.insert_event("p1", "a1", "e1", "b1", state_change(1, T0), T0)
+        raise RuntimeError("boom")
+    assert store.table_rows("events") == []
+    assert store.table_rows("state_changes") == []
+
+
+def test_writes_survive_reopening(tmp_path):
+    s = SqliteStore(tmp_path / "c.db")
+    s.migrate()
+    with s.transaction() as tx:
+        tx.insert_event("p1", "a1", "e1", "b1", state_change(1, T0), T0)
+        tx.advance_ack("p1", "a1", "e1")
+    s.close()
+    s = SqliteStore(tmp_path / "c.db")
+    assert s.migrate() == []
+    assert s.acked_through("p1", "a1", "e1") == 1
+    assert len(s.table_rows("events")) == 1
+    s.close()
+
+
+def test_period_view_holds_what_the_sla_engine_needs(store):
+    with store.transaction() as tx:
+        tx.record_birth(birth("p1", "a1"), T0)
+        tx.insert_event("p1", "a1", "e1", "b1", state_change(1, T0 - DAY, to=State.DOWN), T0)
+        tx.insert_event("p1", "a1", "e1", "b1", state_change(2, T0 - DAY // 2, to=State.UP, frm=State.DOWN), T0)
+        tx.insert_event("p1", "a1", "e1", "b1", state_change(3, T0 + 1000, to=State.DOWN), T0)
+        tx.insert_event("p1", "a1", "e1", "b1", state_change(4, T0 + 2 * DAY, to=State.UP, frm=State.DOWN), T0)
+        tx.insert_event("p1", "a1", "e1", "b1", incident_opened(5, T0 + 1000), T0)
+        tx.add_ticket_record("inc-1", "ticket_raised", T0 + 2000, "collector", {"ticket": "V-1"}, "sink")
+        tx.add_gap("p1", "a1", T0 + 5000, T0 + 9000, "missed heartbeats")
+        tx.add_gap("p1", "a1", T0 - 9000, T0 - 5000, "before the period")
+        window = MaintenanceWindowWire(
+            id="mw-1", start=T0 + 3000, end=T0 + 4000, assets=["line3-plc"], announced_at=T0 - DAY, announced_by="ops"
+        )
+        tx.add_maintenance_window("p1", window, cancelled_at=None)
+
+    view = store.period(T0, T0 + DAY)
+    # the UP it entered the period in, then the DOWN inside it; nothing after the period
+    assert [(c.to_state, c.at) for c in view.state_changes] == [("UP", T0 - DAY // 2), ("DOWN", T0 + 1000)]
+    assert [(g.start_at, g.end_at) for g in view.gaps] == [(T0 + 5000, T0 + 9000)]
+    assert [(w.id, w.assets, w.announced_at) for w in view.maintenance_windows] == [("mw-1", ("line3-plc",), T0 - DAY)]
+    [incident] = view.incidents
+    assert (incident.id, incident.severity, incident.opened_at) == ("inc-1", "S1", T0 + 1000)
+    assert [s.severity for s in incident.severity_history] == ["S1"]
+    assert [(t.kind, t.details) for t in incident.tickets] == [("ticket_raised", {"ticket": "V-1"})]
+    assert [(t.target, t.asset, t.criticality) for t in view.targets] == [("plc-1", "line3-plc", "critical")]
+
+
+def test_incident_events_out_of_order_end_the_same(store):
+    from linewarden.wire import IncidentResolvedBody, IncidentResolvedEvent
+
+    resolved = IncidentResolvedEvent(seq=2, ts=T0 + 5000, body=IncidentResolvedBody(incident="inc-1", at=T0 + 5000))
+    with store.transaction() as tx:
+        tx.insert_event("p1", "a1", "e1", "b1", resolved, T0)
+        tx.insert_event("p1", "a1", "e1", "b1", incident_opened(1, T0), T0)
+    [incident] = store.incidents(T0, T0 + 1)
+    assert (incident.opened_at, incident.resolved_at, incident.asset) == (T0, T0 + 5000, "line3-plc")
+
+
+def test_dead_letter_counter_counts_every_one(store):
+    with store.transaction() as tx:
+        tx.add_dead_letter("lw/v1/p1/a1/events", b"\xff\xfe junk", "not JSON", T0, "p1", "a1")
+        tx.add_dead_letter("elsewhere", b"x" * 100_000, "not a linewarden topic", T0, None, None)
+    assert store.dead_letter_total() == 2
+    assert store.dead_letter_counts() == {("p1", "a1"): 1}
+    assert all(len(d.payload) <= 65536 for d in store.dead_letters())
