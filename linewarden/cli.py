@@ -71,7 +71,7 @@ def _check_any(path: Path, kind: str | None) -> str:
         if detect_kind(data) is None:
             from simulators.config import detect_sim_kind
 
-            kind = detect_sim_kind(data)
+            kind = detect_sim_kind(data, source=str(path))
     if kind in _SIM_KINDS:
         from simulators.config import check_sim_file
 

@@ -1,0 +1,328 @@
+"""Simulated PLC with an OPC UA server (asyncua), with fault injection.
+
+Address space, in the namespace of `namespace_uri`, string node ids, under `Objects/<name>`:
+`s=Heartbeat` (UInt32, +1 every `heartbeat_period`), `s=Running` (Boolean), `s=FaultCode` (UInt16),
+`s=Temperature`, `s=Pressure`, `s=Speed` (Double, moving). Standard nodes: ServerStatus (State, CurrentTime,
+BuildInfo.SoftwareVersion/BuildNumber), ServiceLevel (Byte, 255 healthy), OperationLimits.MaxNodesPerRead
+(0 = unlimited; a larger read is refused with BadTooManyOperations, so clients must split).
+
+Every start is a boot of a fresh server on the same port. With `shift_namespace=True` dummy namespaces are
+registered first (two at the first boot, then one and two alternately), so the PLC namespace index is
+never 2 and changes at every restart: clients must resolve it by URI. Process values and the heartbeat
+count carry over from boot to boot.
+
+Faults: `down(seconds)`, `up()`, `slow(ms)` (delays every read a client makes), `degraded(...)`,
+`set_version(sw, build)` (live, like an online program change), `restart()`, `clear()`.
+The server side of asyncua is quieted to CRITICAL: injected faults make it log errors on purpose.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from copy import copy
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+
+from asyncua import ua
+from asyncua.common.callback import CallbackType, ServerItemCallback
+from asyncua.common.node import Node
+from asyncua.common.utils import ServiceError
+from asyncua.server.server import Server
+from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
+
+from linewarden.errors import SimulatorError
+from simulators.broker import free_port
+
+logging.getLogger("asyncua.server").setLevel(logging.CRITICAL)
+
+HEALTHY_SERVICE_LEVEL = 255
+
+
+def _string_id(name: str, namespace_index: int) -> ua.NodeId:
+    return ua.NodeId(ua.String(name), ua.Int16(namespace_index))
+
+
+def _standard(object_id: int) -> ua.NodeId:
+    return ua.NodeId(ua.Int32(object_id))
+
+
+def _initialised_server() -> Server:
+    """A server with the standard address space loaded: about a second of CPU. Run in a worker thread so
+    the other devices sharing the event loop keep answering while a PLC boots (init creates no loop-bound
+    objects; sessions and tasks only appear at start())."""
+    server = Server()
+    asyncio.run(server.init())
+    return server
+
+
+class OpcUaPlc:
+    """A PLC's embedded OPC UA server. `async with OpcUaPlc("plc1") as plc: plc.endpoint`."""
+
+    kind = "opcua"
+
+    def __init__(
+        self,
+        name: str,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        namespace_uri: str = "urn:linewarden:sim:plc",
+        software_version: str = "1.0.0",
+        build_number: str = "100",
+        heartbeat_period: float = 1.0,
+        max_nodes_per_read: int = 0,
+        shift_namespace: bool = False,
+    ) -> None:
+        if heartbeat_period <= 0:
+            raise SimulatorError("heartbeat_period must be > 0")
+        if max_nodes_per_read < 0:
+            raise SimulatorError("max_nodes_per_read must be >= 0 (0 = unlimited)")
+        self.name = name
+        self.host = host
+        self.port = port or free_port(host)
+        self.namespace_uri = namespace_uri
+        self.software_version = software_version
+        self.build_number = build_number
+        self.heartbeat_period = heartbeat_period
+        self.max_nodes_per_read = max_nodes_per_read
+        self.shift_namespace = shift_namespace
+        self.boots = 0
+        self.heartbeat = 0
+        self.running = True
+        self.fault_code = 0
+        self.service_level = HEALTHY_SERVICE_LEVEL
+        self.stale_heartbeat = False
+        self.slow_ms = 0
+        self.namespace_index: int | None = None
+        self._server: Server | None = None
+        self._nodes: dict[str, Node] = {}
+        self._ticker: asyncio.Task[None] | None = None
+        self._up_timer: asyncio.Task[None] | None = None
+        self._ticks = 0
+        self._lifecycle = asyncio.Lock()  # one boot or shutdown at a time
+
+    @property
+    def endpoint(self) -> str:
+        return f"opc.tcp://{self.host}:{self.port}"
+
+    @property
+    def is_up(self) -> bool:
+        return self._server is not None
+
+    async def start(self) -> None:
+        async with self._lifecycle:
+            if self._server is None:
+                await self._boot()
+
+    async def stop(self) -> None:
+        self._cancel_timer()
+        async with self._lifecycle:
+            await self._shutdown()
+
+    async def __aenter__(self) -> OpcUaPlc:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop()
+
+    # ------------------------------------------------------------------ faults
+
+    async def down(self, seconds: float | None = None) -> None:
+        """Stop the server (power off); back after `seconds`, or at `up()` when None."""
+        self._cancel_timer()
+        async with self._lifecycle:
+            await self._shutdown()
+        if seconds is not None:
+            self._up_timer = asyncio.create_task(self._up_after(seconds))
+
+    async def up(self) -> None:
+        self._cancel_timer()
+        await self.start()
+
+    async def slow(self, ms: int) -> None:
+        """Delay every client read by `ms` milliseconds (0 = normal)."""
+        if ms < 0:
+            raise SimulatorError("slow: ms must be >= 0")
+        self.slow_ms = ms
+
+    async def degraded(
+        self,
+        fault_code: int = 1,
+        service_level: int = 100,
+        stale_heartbeat: bool = True,
+        running: bool = False,
+    ) -> None:
+        """Answer, but unhealthy: a fault code, a low ServiceLevel, a frozen heartbeat, STOP."""
+        if not 0 <= fault_code <= 0xFFFF or not 0 <= service_level <= 255:
+            raise SimulatorError("degraded: fault_code is 0..65535 and service_level 0..255")
+        self.fault_code = fault_code
+        self.service_level = service_level
+        self.stale_heartbeat = stale_heartbeat
+        self.running = running
+        await self._publish_health()
+
+    async def set_version(self, software_version: str, build_number: str | None = None) -> None:
+        self.software_version = software_version
+        if build_number is not None:
+            self.build_number = build_number
+        if self._server is not None:
+            await self._write_build_info(self._server)
+
+    async def restart(self) -> None:
+        """Stop, then boot again on the same port (namespaces renumbered when shift_namespace is on)."""
+        self._cancel_timer()
+        async with self._lifecycle:
+            await self._shutdown()
+            await self._boot()
+
+    async def clear(self) -> None:
+        """Remove every fault and come up if down. The software version stays."""
+        self.running = True
+        self.fault_code = 0
+        self.service_level = HEALTHY_SERVICE_LEVEL
+        self.stale_heartbeat = False
+        self.slow_ms = 0
+        await self._publish_health()
+        await self.up()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "endpoint": self.endpoint,
+            "up": self.is_up,
+            "namespace_uri": self.namespace_uri,
+            "namespace_index": self.namespace_index,
+            "heartbeat": self.heartbeat,
+            "running": self.running,
+            "fault_code": self.fault_code,
+            "service_level": self.service_level,
+            "stale_heartbeat": self.stale_heartbeat,
+            "slow_ms": self.slow_ms,
+            "software_version": self.software_version,
+            "build_number": self.build_number,
+            "boots": self.boots,
+        }
+
+    # ------------------------------------------------------------------ server life
+
+    async def _boot(self) -> None:
+        server = await asyncio.to_thread(_initialised_server)
+        server.disable_clock()  # our ticker writes CurrentTime; the built-in clock makes stop() wait 1 s
+        server.set_endpoint(self.endpoint)
+        server.set_server_name(f"linewarden simulated PLC {self.name}")
+        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        if self.shift_namespace:
+            for i in range(1 + (self.boots + 1) % 2):
+                await server.register_namespace(f"urn:linewarden:sim:filler:{i}")
+        idx = await server.register_namespace(self.namespace_uri)
+        await self._write_build_info(server)
+        limit = server.get_node(_standard(ObjectIds.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead))
+        await limit.write_value(ua.Variant(self.max_nodes_per_read, ua.VariantType.UInt32))
+        server.subscribe_server_callback(CallbackType.PreRead, self._before_read)
+
+        folder = await server.nodes.objects.add_folder(_string_id(self.name, idx), self.name)
+        initial: dict[str, ua.Variant] = {
+            "Heartbeat": ua.Variant(self.heartbeat, ua.VariantType.UInt32),
+            "Running": ua.Variant(self.running, ua.VariantType.Boolean),
+            "FaultCode": ua.Variant(self.fault_code, ua.VariantType.UInt16),
+            "Temperature": ua.Variant(0.0, ua.VariantType.Double),
+            "Pressure": ua.Variant(0.0, ua.VariantType.Double),
+            "Speed": ua.Variant(0.0, ua.VariantType.Double),
+        }
+        self._nodes = {
+            browse_name: await folder.add_variable(_string_id(browse_name, idx), browse_name, value)
+            for browse_name, value in initial.items()
+        }
+        self._nodes["ServiceLevel"] = server.get_node(_standard(ObjectIds.Server_ServiceLevel))
+        self._nodes["ServerStatus"] = server.get_node(_standard(ObjectIds.Server_ServerStatus))
+        self._nodes["CurrentTime"] = server.get_node(_standard(ObjectIds.Server_ServerStatus_CurrentTime))
+        try:
+            await server.start()
+        except OSError as exc:
+            raise SimulatorError(f"OPC UA PLC {self.name} cannot listen on {self.endpoint}: {exc}") from None
+        self._server = server
+        self.namespace_index = idx
+        self.boots += 1
+        await self._publish_health()
+        await self._tick()
+        self._ticker = asyncio.create_task(self._tick_forever(), name=f"opcua-plc-{self.name}")
+
+    async def _shutdown(self) -> None:
+        server, self._server = self._server, None
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
+        if server is not None:
+            await server.stop()
+        self._nodes = {}
+
+    async def _write_build_info(self, server: Server) -> None:
+        await server.set_build_info(
+            "urn:linewarden:sim:plc",
+            "linewarden simulators",
+            f"Simulated PLC {self.name}",
+            self.software_version,
+            self.build_number,
+            datetime.now(UTC),
+        )
+
+    async def _before_read(self, event: ServerItemCallback, _dispatcher: Any) -> None:
+        if not event.is_external:
+            return
+        params: ua.ReadParameters = event.request_params
+        if self.max_nodes_per_read and len(params.NodesToRead) > self.max_nodes_per_read:
+            raise ServiceError(StatusCodes.BadTooManyOperations)
+        if self.slow_ms:
+            await asyncio.sleep(self.slow_ms / 1000)
+
+    async def _publish_health(self) -> None:
+        if self._server is None:
+            return
+        await self._nodes["Running"].write_value(ua.Variant(self.running, ua.VariantType.Boolean))
+        await self._nodes["FaultCode"].write_value(ua.Variant(self.fault_code, ua.VariantType.UInt16))
+        await self._nodes["ServiceLevel"].write_value(ua.Variant(self.service_level, ua.VariantType.Byte))
+
+    async def _tick_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.heartbeat_period)
+            await self._tick()
+
+    async def _tick(self) -> None:
+        self._ticks += 1
+        if not self.stale_heartbeat:
+            self.heartbeat = (self.heartbeat + 1) & 0xFFFFFFFF
+        t = self._ticks
+        values = {
+            "Heartbeat": ua.Variant(self.heartbeat, ua.VariantType.UInt32),
+            "Temperature": ua.Variant(62.0 + 4.0 * math.sin(t / 10), ua.VariantType.Double),
+            "Pressure": ua.Variant(4.2 + 0.3 * math.sin(t / 7), ua.VariantType.Double),
+            "Speed": ua.Variant(1450.0 + 25.0 * math.sin(t / 5) if self.running else 0.0, ua.VariantType.Double),
+        }
+        for browse_name, value in values.items():
+            await self._nodes[browse_name].write_value(value)
+        now = datetime.now(UTC)
+        status = copy(await self._nodes["ServerStatus"].read_value())
+        status.CurrentTime = now
+        await self._nodes["ServerStatus"].write_value(status)
+        await self._nodes["CurrentTime"].write_value(ua.Variant(now, ua.VariantType.DateTime))
+
+    async def _up_after(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+        self._up_timer = None
+        with contextlib.suppress(SimulatorError):  # port taken meanwhile: stay down, status shows it
+            await self.start()
+
+    def _cancel_timer(self) -> None:
+        if self._up_timer is not None and self._up_timer is not asyncio.current_task():
+            self._up_timer.cancel()
+        self._up_timer = None
