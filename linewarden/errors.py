@@ -35,3 +35,11 @@ class TicketError(LinewardenError):
 
 class SimulatorError(LinewardenError):
     """A simulator was asked something it cannot do."""
+
+
+class BrokerError(LinewardenError):
+    """An MQTT operation failed: not connected, queue full, connection lost before PUBACK, or a failure reason."""
+
+
+class TicketRejected(TicketError):
+    """The vendor refused a ticket request (bad credentials, unknown project, invalid field): retrying will not help."""

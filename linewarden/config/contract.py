@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, model_validator
@@ -181,23 +182,43 @@ class RcaPolicy(StrictModel):
 
 
 class WebhookSink(StrictModel):
+    """POST a signed JSON body per ticket step; the body and headers are specified in collector/ticketing/webhook.py."""
+
     kind: Literal["webhook"]
     url: str = Field(pattern=r"^https?://.+")
     secret: Secret
 
 
 class EmailSink(StrictModel):
+    """SMTP submission with STARTTLS and AUTH; `ca_file` trusts a private CA (the default trusts the system's)."""
+
     kind: Literal["email"]
     host: str
     port: Annotated[int, Field(ge=1, le=65535)] = 587
     starttls: bool = True
+    ca_file: Path | None = None
     username: str | None = None
     password: Secret | None = None
     sender: str
     to: list[str] = Field(min_length=1)
 
+    @model_validator(mode="after")
+    def _credentials(self) -> EmailSink:
+        if (self.username is None) != (self.password is None):
+            raise ValueError("give both username and password, or neither")
+        if self.password is not None and not self.starttls:
+            raise ValueError("a password is only sent over STARTTLS: set starttls = true")
+        return self
+
+
+def _default_priorities() -> dict[Severity, str]:
+    return {Severity.S1: "Highest", Severity.S2: "High", Severity.S3: "Medium", Severity.S4: "Low"}
+
 
 class JiraSink(StrictModel):
+    """Jira Cloud / Jira Service Management. With `service_desk_id` and `request_type_id` tickets are created as
+    customer requests (servicedeskapi); otherwise as issues of `issue_type` in `project_key` (REST v3)."""
+
     kind: Literal["jira"]
     base_url: str = Field(pattern=r"^https?://.+")
     user: str
@@ -207,14 +228,24 @@ class JiraSink(StrictModel):
     service_desk_id: str | None = None
     request_type_id: str | None = None
     resolve_transition: str = "Resolve"
+    priorities: dict[Severity, str] = Field(default_factory=_default_priorities)
+
+    @model_validator(mode="after")
+    def _request_type(self) -> JiraSink:
+        if (self.service_desk_id is None) != (self.request_type_id is None):
+            raise ValueError("give both service_desk_id and request_type_id (a JSM request), or neither (an issue)")
+        return self
 
 
 class ServiceNowSink(StrictModel):
+    """ServiceNow Table API on the incident table; `close_code` must be one of the instance's close codes."""
+
     kind: Literal["servicenow"]
     instance_url: str = Field(pattern=r"^https?://.+")
     user: str
     password: Secret
     assignment_group: str | None = None
+    close_code: str = "Solution provided"
 
 
 class PagerDutySink(StrictModel):

@@ -1,0 +1,143 @@
+"""The audit log: append-only and hash-chained, on the collector's database (table `audit_log`).
+
+Each entry's hash is SHA-256 over the canonical JSON (keys sorted, no spaces, UTF-8) of
+{id, at_ms, actor, origin, action, object, details, prev_hash}, and `prev_hash` is the hash of the entry
+before; the first entry's `prev_hash` is GENESIS_HASH (64 zeros). Ids run 1, 2, 3 … without gaps, so editing,
+deleting or reordering any entry breaks the chain at that entry. Removing entries from the end leaves a
+valid shorter chain: compare `head()` with a copy kept elsewhere (an export) to detect that.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from collector.store.base import Row, Sql, Store
+
+GENESIS_HASH = "0" * 64
+_COLUMNS = "id, at_ms, actor, origin, action, object, details, prev_hash, hash"
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    at_ms: int
+    actor: str
+    origin: str
+    action: str
+    object: str
+    details: Mapping[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def entry_hash(
+    id: int, at_ms: int, actor: str, origin: str, action: str, obj: str, details: Mapping[str, Any], prev_hash: str
+) -> str:
+    body = {
+        "id": id,
+        "at_ms": at_ms,
+        "actor": actor,
+        "origin": origin,
+        "action": action,
+        "object": obj,
+        "details": details,
+        "prev_hash": prev_hash,
+    }
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
+
+
+def append_entry(
+    sql: Sql,
+    actor: str,
+    origin: str,
+    action: str,
+    obj: str,
+    details: Mapping[str, Any],
+    at_ms: int,
+) -> AuditEntry:
+    """Append inside the caller's write transaction, so the entry commits (or not) with the change it records."""
+    rows = sql.query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
+    new_id, prev = (int(rows[0]["id"]) + 1, str(rows[0]["hash"])) if rows else (1, GENESIS_HASH)
+    details = json.loads(canonical_json(details))  # what verify() will read back
+    digest = entry_hash(new_id, at_ms, actor, origin, action, obj, details, prev)
+    sql.execute(
+        f"INSERT INTO audit_log ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (new_id, at_ms, actor, origin, action, obj, canonical_json(details), prev, digest),
+    )
+    return AuditEntry(new_id, at_ms, actor, origin, action, obj, details, prev, digest)
+
+
+def _entry(row: Row) -> AuditEntry:
+    return AuditEntry(
+        int(row["id"]),
+        int(row["at_ms"]),
+        row["actor"],
+        row["origin"],
+        row["action"],
+        row["object"],
+        json.loads(row["details"]),
+        row["prev_hash"],
+        row["hash"],
+    )
+
+
+class AuditLog:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def append(
+        self, actor: str, origin: str, action: str, obj: str, details: Mapping[str, Any], at_ms: int
+    ) -> AuditEntry:
+        """Append one entry in its own transaction. `origin` is the address the action came from."""
+        with self._store.transaction() as tx:
+            return append_entry(tx.sql, actor, origin, action, obj, details, at_ms)
+
+    def _rows(self) -> list[Row]:
+        with self._store.reader() as sql:
+            return sql.query(f"SELECT {_COLUMNS} FROM audit_log ORDER BY id")
+
+    def entries(self) -> Iterator[AuditEntry]:
+        """Every entry in id order; raises ValueError on details that are not JSON (use verify() to locate)."""
+        for row in self._rows():
+            yield _entry(row)
+
+    def head(self) -> str:
+        """The hash of the last entry (GENESIS_HASH when empty)."""
+        with self._store.reader() as sql:
+            rows = sql.query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        return str(rows[0]["hash"]) if rows else GENESIS_HASH
+
+    def verify(self) -> int | None:
+        """Recompute the chain; return the id of the first entry that does not hold, or None when all do."""
+        expected_id, prev = 1, GENESIS_HASH
+        for row in self._rows():
+            entry_id = int(row["id"])
+            try:
+                details = json.loads(row["details"])
+            except ValueError:
+                return entry_id
+            recomputed = entry_hash(
+                entry_id, row["at_ms"], row["actor"], row["origin"], row["action"], row["object"], details, prev
+            )
+            if entry_id != expected_id or row["prev_hash"] != prev or row["hash"] != recomputed:
+                return entry_id
+            expected_id, prev = entry_id + 1, row["hash"]
+        return None
+
+    def export(self, path: Path) -> int:
+        """Write every entry, hashes included, as JSON Lines; return how many."""
+        count = 0
+        with path.open("w", encoding="utf-8") as out:
+            for entry in self.entries():
+                out.write(canonical_json(asdict(entry)) + "\n")
+                count += 1
+        return count

@@ -1,0 +1,1 @@
+"""Vendor tickets: one sink per vendor API, a dispatch outbox that raises each ticket exactly once."""

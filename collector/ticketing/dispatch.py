@@ -1,0 +1,410 @@
+"""The dispatch outbox: every ticket step is a row, sent to the vendor at least once and recorded exactly once.
+
+A step is requested by inserting a row (a repeated request hits the UNIQUE key and is dropped). The
+Dispatcher claims due rows (state in_flight with a lease), calls the contract's sink under a fresh tenacity
+AsyncRetrying (attempts AND elapsed time, capped random-exponential waits, a deadline per attempt), then
+records the outcome, the ticket and the audit entry in one transaction. Exactly one vendor ticket per
+incident and contract comes from how a create is sent: look up by idempotency key first (Jira label,
+ServiceNow correlation_id) and create only when nothing is found, carrying the key either way (webhook
+receivers and PagerDuty dedupe on it). So a create whose answer was lost to a timeout, or to a crash between
+the vendor's answer and our record, is found or deduplicated when the row's lease runs out and it is claimed
+again, after a restart too. Steps of one ticket run in request order; a run that fails is retried later with
+capped backoff, and the row fails for good after `RetryPolicy.runs` runs or when the vendor rejects it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_random_exponential,
+)
+
+from collector.audit import append_entry
+from collector.ticketing.base import Ticket, TicketSink, VendorRef
+from collector.ticketing.db import Connection, write_transaction
+from linewarden.domain import Severity
+from linewarden.errors import TicketError, TicketRejected
+
+log = logging.getLogger(__name__)
+
+Action = Literal["create", "update", "comment", "resolve"]
+_ACTIONS: dict[str, Action] = {"create": "create", "update": "update", "comment": "comment", "resolve": "resolve"}
+AUDIT_ACTIONS: dict[str, str] = {
+    "create": "ticket.raised",
+    "update": "ticket.severity_raised",
+    "comment": "ticket.commented",
+    "resolve": "ticket.resolved",
+}
+_COLUMNS = (
+    "id, incident_id, contract_id, action, dedup, ticket, note, actor, origin, state, attempts, next_attempt_at,"
+    " last_error"
+)
+
+
+def wall_clock_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How hard one run tries (tenacity inside a run) and how runs are spaced (the outbox between runs)."""
+
+    attempt_timeout_s: float = 15.0
+    attempts: int = 4
+    run_budget_s: float = 90.0
+    wait_multiplier_s: float = 0.5
+    wait_max_s: float = 20.0
+    runs: int = 12
+    backoff_min_ms: int = 30_000
+    backoff_max_ms: int = 3_600_000
+
+    @property
+    def lease_ms(self) -> int:
+        """How long a claim holds: longer than any run can last, so only a dead dispatcher's claims expire."""
+        return int((self.run_budget_s + self.attempt_timeout_s + self.wait_max_s) * 1000) + 1000
+
+    def backoff_ms(self, runs_done: int) -> int:
+        return min(self.backoff_min_ms << max(runs_done - 1, 0), self.backoff_max_ms)
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    id: int
+    incident_id: str
+    contract_id: str
+    action: Action
+    dedup: str
+    ticket: Ticket
+    note: str
+    actor: str
+    origin: str
+    state: str
+    attempts: int
+    next_attempt_at: int
+    last_error: str
+
+
+@dataclass(frozen=True)
+class TicketRecord:
+    incident_id: str
+    contract_id: str
+    sink: str
+    ref: VendorRef
+    severity: Severity
+    state: str
+    raised_at: int
+    resolved_at: int | None
+
+
+def _retryable(exc: BaseException) -> bool:
+    return isinstance(exc, TimeoutError) or (isinstance(exc, TicketError) and not isinstance(exc, TicketRejected))
+
+
+class Dispatcher:
+    """Sends the outbox's ticket steps through each contract's sink (`sinks` maps contract id to sink)."""
+
+    def __init__(
+        self,
+        conn: Connection,
+        sinks: Mapping[str, TicketSink],
+        *,
+        clock: Callable[[], int] = wall_clock_ms,
+        policy: RetryPolicy = RetryPolicy(),
+        actor: str = "collector",
+        origin: str | None = None,
+    ) -> None:
+        self._conn = conn
+        self._sinks = sinks
+        self._clock = clock
+        self._policy = policy
+        self._actor = actor
+        self._origin = origin if origin is not None else socket.gethostname()
+
+    # ------------------------------------------------------------ requests
+
+    def request_create(self, ticket: Ticket, actor: str | None = None, origin: str | None = None) -> bool:
+        """Ask for the vendor ticket of an incident; False when it was asked for already."""
+        return self._request("create", "create", ticket, "", actor, origin)
+
+    def request_update(self, ticket: Ticket, actor: str | None = None, origin: str | None = None) -> bool:
+        """Ask to raise the ticket to `ticket.severity` (never lowered: a less severe request is a no-op)."""
+        return self._request("update", f"update:{ticket.severity.value}", ticket, "", actor, origin)
+
+    def request_comment(
+        self, ticket: Ticket, text: str, dedup: str, actor: str | None = None, origin: str | None = None
+    ) -> bool:
+        """Ask to comment; `dedup` names the comment (e.g. 'reminder:3') so a repeated request is dropped."""
+        return self._request("comment", f"comment:{dedup}", ticket, text, actor, origin)
+
+    def request_resolve(self, ticket: Ticket, note: str, actor: str | None = None, origin: str | None = None) -> bool:
+        return self._request("resolve", "resolve", ticket, note, actor, origin)
+
+    def _request(
+        self, action: Action, dedup: str, ticket: Ticket, note: str, actor: str | None, origin: str | None
+    ) -> bool:
+        now = self._clock()
+        key, contract = ticket.idempotency_key, ticket.contract_id
+        with write_transaction(self._conn) as conn:
+            if action != "create":
+                created = conn.execute(
+                    "SELECT 1 FROM ticket_dispatches WHERE incident_id = ? AND contract_id = ? AND action = 'create'",
+                    (key, contract),
+                ).fetchone()
+                if created is None:
+                    return False
+            cursor = conn.execute(
+                "INSERT INTO ticket_dispatches (id, incident_id, contract_id, action, dedup, ticket, note, actor,"
+                " origin, state, attempts, next_attempt_at, created_at, updated_at)"
+                " SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ? FROM ticket_dispatches"
+                " WHERE TRUE ON CONFLICT (incident_id, contract_id, dedup) DO NOTHING",
+                (
+                    key,
+                    contract,
+                    action,
+                    dedup,
+                    ticket.to_json(),
+                    note,
+                    actor or self._actor,
+                    origin or self._origin,
+                    now,
+                    now,
+                    now,
+                ),
+            )
+            return cursor.rowcount == 1
+
+    # ------------------------------------------------------------ queries
+
+    def dispatches(self, incident_id: str, contract_id: str) -> list[Dispatch]:
+        rows = self._conn.execute(
+            f"SELECT {_COLUMNS} FROM ticket_dispatches WHERE incident_id = ? AND contract_id = ? ORDER BY id",
+            (incident_id, contract_id),
+        ).fetchall()
+        return [_dispatch(row) for row in rows]
+
+    def ticket(self, incident_id: str, contract_id: str) -> TicketRecord | None:
+        row = self._conn.execute(
+            "SELECT incident_id, contract_id, sink, vendor_id, vendor_display, vendor_url, severity, state,"
+            " raised_at, resolved_at FROM tickets WHERE incident_id = ? AND contract_id = ?",
+            (incident_id, contract_id),
+        ).fetchone()
+        if row is None:
+            return None
+        ref = VendorRef(row[3], row[4], row[5])
+        return TicketRecord(row[0], row[1], row[2], ref, Severity(row[6]), row[7], row[8], row[9])
+
+    # ------------------------------------------------------------ running
+
+    async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+        """Process due steps until `stop` is set; a failing database round is logged and tried again."""
+        while not stop.is_set():
+            try:
+                busy = await self.run_once()
+            except Exception:
+                log.exception("ticket dispatch round failed; claimed steps are retried when their lease ends")
+                busy = 0
+            if not busy:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), poll_s)
+
+    async def run_once(self, limit: int = 16) -> int:
+        """Claim up to `limit` due steps (at most one per ticket), send them concurrently; return how many."""
+        claimed = self._claim(limit)
+        await asyncio.gather(*(self._process(row) for row in claimed))
+        return len(claimed)
+
+    def _claim(self, limit: int) -> list[Dispatch]:
+        now = self._clock()
+        claimed: list[Dispatch] = []
+        with write_transaction(self._conn) as conn:
+            for _ in range(limit):
+                row = conn.execute(
+                    f"SELECT {_COLUMNS} FROM ticket_dispatches d"
+                    " WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?"
+                    " AND NOT EXISTS (SELECT 1 FROM ticket_dispatches e WHERE e.incident_id = d.incident_id"
+                    "   AND e.contract_id = d.contract_id AND e.id < d.id AND e.state IN ('pending', 'in_flight'))"
+                    " ORDER BY d.next_attempt_at, d.id LIMIT 1",
+                    (now,),
+                ).fetchone()
+                if row is None:
+                    break
+                conn.execute(
+                    "UPDATE ticket_dispatches SET state = 'in_flight', attempts = attempts + 1,"
+                    " next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                    (now + self._policy.lease_ms, now, row[0]),
+                )
+                claimed.append(_dispatch(row))
+        return claimed
+
+    async def _process(self, row: Dispatch) -> None:
+        try:
+            ref = await self._send(row)
+        except TicketRejected as exc:
+            self._fail(row, str(exc))
+            return
+        except Exception as exc:  # TicketError, a timeout, or a sink's bug: the next run may do better
+            self._defer(row, f"{type(exc).__name__}: {exc}")
+            return
+        self._record(row, ref)
+
+    async def _send(self, row: Dispatch) -> VendorRef | None:
+        """Call the vendor for one step; None means there was nothing to send."""
+        sink = self._sinks.get(row.contract_id)
+        if sink is None:
+            raise TicketRejected(f"contract {row.contract_id} has no ticket sink configured")
+        ticket = row.ticket
+        if row.action == "create":
+            return await self._retrying(lambda: _find_or_create(sink, ticket))
+        record = self.ticket(row.incident_id, row.contract_id)
+        if record is None:
+            raise TicketRejected("no vendor ticket was raised for this incident")
+        ref = record.ref
+        if row.action == "update":
+            if not ticket.severity.worse_than(record.severity):
+                return None
+            await self._retrying(lambda: sink.update(ref, ticket))
+        elif row.action == "comment":
+            await self._retrying(lambda: sink.comment(ref, ticket, row.note))
+        else:
+            await self._retrying(lambda: sink.resolve(ref, ticket, row.note))
+        return ref
+
+    async def _retrying(self, call: Callable[[], Awaitable[VendorRef | None]]) -> VendorRef | None:
+        policy = self._policy
+
+        async def attempt() -> VendorRef | None:
+            async with asyncio.timeout(policy.attempt_timeout_s):
+                return await call()
+
+        # A fresh AsyncRetrying per call: tenacity's retry state must not be shared between concurrent sends.
+        retrying = AsyncRetrying(
+            stop=stop_after_attempt(policy.attempts) | stop_after_delay(policy.run_budget_s),
+            wait=wait_random_exponential(multiplier=policy.wait_multiplier_s, max=policy.wait_max_s),
+            retry=retry_if_exception(_retryable),
+            reraise=True,
+        )
+        return await retrying(attempt)
+
+    # ------------------------------------------------------------ outcomes
+
+    def _record(self, row: Dispatch, ref: VendorRef | None) -> None:
+        now = self._clock()
+        ticket = row.ticket
+        with write_transaction(self._conn) as conn:
+            conn.execute(
+                "UPDATE ticket_dispatches SET state = 'done', last_error = '', updated_at = ? WHERE id = ?",
+                (now, row.id),
+            )
+            if ref is None:
+                return  # a severity request that would not raise the ticket: nothing happened at the vendor
+            where = (row.incident_id, row.contract_id)
+            if row.action == "create":
+                conn.execute(
+                    "INSERT INTO tickets (incident_id, contract_id, vendor, sink, vendor_id, vendor_display,"
+                    " vendor_url, severity, state, opened_at, raised_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'open', ?, ?, ?)"
+                    " ON CONFLICT (incident_id, contract_id) DO NOTHING",
+                    (
+                        *where,
+                        ticket.vendor,
+                        self._sinks[row.contract_id].kind,
+                        ref.id,
+                        ref.display,
+                        ref.url,
+                        ticket.severity.value,
+                        ticket.opened_at,
+                        now,
+                        now,
+                    ),
+                )
+            elif row.action == "update":
+                conn.execute(
+                    "UPDATE tickets SET severity = ?, updated_at = ? WHERE incident_id = ? AND contract_id = ?",
+                    (ticket.severity.value, now, *where),
+                )
+            elif row.action == "resolve":
+                conn.execute(
+                    "UPDATE tickets SET state = 'resolved', resolved_at = ?, updated_at = ?"
+                    " WHERE incident_id = ? AND contract_id = ?",
+                    (now, now, *where),
+                )
+            details = {
+                "vendor": ticket.vendor,
+                "vendor_ref": ref.display,
+                "vendor_id": ref.id,
+                "severity": ticket.severity.value,
+                "attempts": row.attempts + 1,
+                "note": row.note,
+            }
+            append_entry(conn, row.actor, row.origin, AUDIT_ACTIONS[row.action], _object(row), details, now)
+
+    def _defer(self, row: Dispatch, error: str) -> None:
+        runs = row.attempts + 1
+        if runs >= self._policy.runs:
+            self._fail(row, f"gave up after {runs} runs: {error}")
+            return
+        now = self._clock()
+        retry_at = now + self._policy.backoff_ms(runs)
+        log.warning("ticket %s %s: %s; next try at %d", _object(row), row.action, error, retry_at)
+        with write_transaction(self._conn) as conn:
+            conn.execute(
+                "UPDATE ticket_dispatches SET state = 'pending', next_attempt_at = ?, last_error = ?, updated_at = ?"
+                " WHERE id = ?",
+                (retry_at, error, now, row.id),
+            )
+            details = {"step": row.action, "error": error, "runs": runs, "next_attempt_at": retry_at}
+            append_entry(conn, self._actor, self._origin, "ticket.deferred", _object(row), details, now)
+
+    def _fail(self, row: Dispatch, error: str) -> None:
+        now = self._clock()
+        log.error("ticket %s %s failed: %s", _object(row), row.action, error)
+        with write_transaction(self._conn) as conn:
+            # Later steps of a ticket that was never raised cannot succeed either.
+            scope = "incident_id = ? AND contract_id = ? AND id >= ?" if row.action == "create" else "id = ?"
+            params = (row.incident_id, row.contract_id, row.id) if row.action == "create" else (row.id,)
+            conn.execute(
+                "UPDATE ticket_dispatches SET state = 'failed', last_error = ?, updated_at = ?"
+                f" WHERE state IN ('pending', 'in_flight') AND {scope}",
+                (error, now, *params),
+            )
+            details = {"step": row.action, "error": error, "runs": row.attempts + 1}
+            append_entry(conn, self._actor, self._origin, "ticket.failed", _object(row), details, now)
+
+
+async def _find_or_create(sink: TicketSink, ticket: Ticket) -> VendorRef:
+    found = await sink.find(ticket.idempotency_key)
+    return found if found is not None else await sink.create(ticket)
+
+
+def _object(row: Dispatch) -> str:
+    return f"ticket/{row.contract_id}/{row.incident_id}"
+
+
+def _dispatch(row: tuple[object, ...]) -> Dispatch:
+    return Dispatch(
+        id=int(str(row[0])),
+        incident_id=str(row[1]),
+        contract_id=str(row[2]),
+        action=_ACTIONS[str(row[3])],
+        dedup=str(row[4]),
+        ticket=Ticket.from_json(str(row[5])),
+        note=str(row[6]),
+        actor=str(row[7]),
+        origin=str(row[8]),
+        state=str(row[9]),
+        attempts=int(str(row[10])),
+        next_attempt_at=int(str(row[11])),
+        last_error=str(row[12]),
+    )
