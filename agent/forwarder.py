@@ -1,0 +1,277 @@
+"""Forward the outbox to the collector over MQTT (DESIGN §3), deleting only what the collector acknowledged.
+
+On each connect: publish birth (with the last acked seq), then send from the first unacknowledged seq. Events go
+in seq order as `EventBatch` messages of up to `batch_max_events`, QoS 1, with at most `window` batches waiting
+for their PUBACK. A PUBACK only means the broker has the batch in memory; rows are deleted when the collector's
+retained ack `{epoch, through}` covers them. No ack within `ack_timeout` → send again from the first unacked seq.
+
+While the retained collector state says offline, nothing is sent. Before any state message has been seen (a
+collector that never ran, or whose retained state was cleared) the forwarder sends: the events wait in the
+broker for nobody, but nothing is deleted without an ack, so sending costs at most a resend, while holding back
+would stall every agent on a broker that never carried a collector state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from agent.outbox import Outbox, OutboxEvent
+from linewarden.config.agent import AgentConfig
+from linewarden.errors import BrokerError, WireError
+from linewarden.mqtt import MqttClient, Will
+from linewarden.wire import (
+    COLLECTOR_STATE_TOPIC,
+    Ack,
+    Birth,
+    CollectorState,
+    Death,
+    ack_topic,
+    birth_topic,
+    death_topic,
+    decode,
+    encode,
+    events_topic,
+)
+
+log = logging.getLogger(__name__)
+
+DEATH_PUBACK_TIMEOUT_S = 2.0
+# After the broker refuses a batch (MQTT 5 reason code), wait before trying again rather than spin.
+REFUSED_PAUSE_S = 5.0
+
+
+@dataclass(frozen=True)
+class ForwarderStatus:
+    connected: bool
+    collector_online: bool | None  # None: no collector state seen yet
+    last_ack_seq: int
+    last_ack_at_ms: int | None
+    sent_through: int
+    in_flight: int  # batches waiting for their PUBACK
+
+
+class Forwarder:
+    """Send the outbox to the broker and apply the collector's acks. `await run()` until `await stop()`."""
+
+    def __init__(
+        self,
+        agent_cfg: AgentConfig,
+        outbox: Outbox,
+        birth: Callable[[], Birth],
+        boot: str,
+        clock_ms: Callable[[], int],
+        client: MqttClient | None = None,
+    ) -> None:
+        self._site = agent_cfg.agent.site
+        self._agent = agent_cfg.agent.id
+        self._cfg = agent_cfg.outbox
+        self._outbox = outbox
+        self._birth = birth
+        self._boot = boot
+        self._clock_ms = clock_ms
+        self._client = client or MqttClient(agent_cfg.broker, client_id=f"lw-agent-{self._site}-{self._agent}")
+        self._client.on_connect = self._on_connect
+        self._client.on_disconnect = self._on_disconnect
+        self._events_topic = events_topic(self._site, self._agent)
+        self._batch_head = json.dumps(
+            {"v": 1, "agent": self._agent, "site": self._site, "epoch": outbox.epoch, "boot": boot},
+            separators=(",", ":"),
+        )[:-1]
+        self._acked = outbox.stats().last_ack_seq
+        self._sent = self._acked
+        self._in_flight = 0
+        self._collector_online: bool | None = None
+        self._ack_deadline: float | None = None
+        self._paused_until = 0.0
+        self._changed = asyncio.Event()
+        self._running = False
+        self._stopping = False
+        self._stop_reason = "stopped"
+        self._done = asyncio.Event()
+
+    # ------------------------------------------------------------ public
+
+    def wake(self) -> None:
+        """New events are in the outbox."""
+        self._changed.set()
+
+    def status(self) -> ForwarderStatus:
+        stats = self._outbox.stats()
+        return ForwarderStatus(
+            connected=self._client.connected,
+            collector_online=self._collector_online,
+            last_ack_seq=stats.last_ack_seq,
+            last_ack_at_ms=stats.last_ack_at_ms,
+            sent_through=self._sent,
+            in_flight=self._in_flight,
+        )
+
+    async def run(self) -> None:
+        self._client.set_will(Will(death_topic(self._site, self._agent), self._death("connection lost")))
+        self._client.subscribe(ack_topic(self._site, self._agent), self._on_ack)
+        self._client.subscribe(COLLECTOR_STATE_TOPIC, self._on_collector_state)
+        self._running = True
+        await self._client.start()
+        try:
+            while not self._stopping:
+                await self._step()
+        finally:
+            await self._shut_down()
+
+    async def stop(self, reason: str = "stopped") -> None:
+        """Publish Death(reason), disconnect, and let `run()` return."""
+        self._stop_reason = reason
+        self._stopping = True
+        self._changed.set()
+        if self._running:
+            await self._done.wait()
+
+    # ------------------------------------------------------------ sending
+
+    async def _step(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._ack_deadline is not None and now >= self._ack_deadline and self._sent > self._acked:
+            log.info("no ack within %s; resending from seq %d", self._cfg.ack_timeout, self._acked + 1)
+            self._rewind()
+        timeout = self._cfg.ack_timeout.total_seconds() if self._ack_deadline is None else self._ack_deadline - now
+        if self._may_send(now) and self._in_flight < self._cfg.window:
+            rows = self._outbox.pending(self._sent, self._cfg.batch_max_events)
+            if rows:
+                self._send(rows)
+                return
+        elif now < self._paused_until:
+            timeout = min(timeout, self._paused_until - now)
+        self._changed.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), max(timeout, 0.01))
+
+    def _may_send(self, now: float) -> bool:
+        return self._client.connected and self._collector_online is not False and now >= self._paused_until
+
+    def _send(self, rows: Sequence[OutboxEvent]) -> None:
+        try:
+            future = self._client.publish(self._events_topic, self._batch_payload(rows))
+        except BrokerError as exc:
+            log.debug("batch not sent: %s", exc)
+            return
+        self._sent = rows[-1].seq
+        self._in_flight += 1
+        if self._ack_deadline is None:
+            self._ack_deadline = asyncio.get_running_loop().time() + self._cfg.ack_timeout.total_seconds()
+        future.add_done_callback(self._on_puback)
+
+    def _batch_payload(self, rows: Sequence[OutboxEvent]) -> bytes:
+        # Built from the stored, already validated body JSON: the same document encode(EventBatch(...)) gives,
+        # without parsing and re-serialising every event.
+        events = ",".join(f'{{"seq":{r.seq},"ts":{r.ts},"type":"{r.type}","body":{r.body}}}' for r in rows)
+        return f'{self._batch_head},"events":[{events}]}}'.encode()
+
+    def _on_puback(self, future: asyncio.Future[None]) -> None:
+        self._in_flight -= 1
+        self._changed.set()
+        exc = future.exception()
+        if exc is None or not self._client.connected:
+            return  # losing the connection rewinds in _on_connect
+        log.warning("broker refused a batch (%s); resending from seq %d", exc, self._acked + 1)
+        self._rewind()
+        self._paused_until = asyncio.get_running_loop().time() + REFUSED_PAUSE_S
+
+    def _rewind(self) -> None:
+        self._sent = self._acked
+        self._ack_deadline = None
+        self._changed.set()
+
+    # ------------------------------------------------------------ broker side
+
+    def _on_connect(self) -> None:
+        self._rewind()
+        birth = self._birth().model_copy(
+            update={"acked_through": self._acked, "epoch": self._outbox.epoch, "ts": self._clock_ms()}
+        )
+        try:
+            self._client.publish(birth_topic(self._site, self._agent), encode(birth)).add_done_callback(
+                _log_failure("birth")
+            )
+        except BrokerError as exc:
+            log.debug("birth not sent: %s", exc)
+
+    def _on_disconnect(self) -> None:
+        self._changed.set()
+
+    def _on_ack(self, topic: str, payload: bytes) -> None:
+        if not payload:
+            return
+        try:
+            ack = decode(Ack, payload)
+        except WireError as exc:
+            log.warning("bad ack on %s ignored: %s", topic, exc)
+            return
+        if ack.epoch != self._outbox.epoch:
+            log.debug("ack for epoch %s ignored (ours is %s)", ack.epoch, self._outbox.epoch)
+            return
+        self._outbox.ack(ack.epoch, ack.through)
+        acked = self._outbox.stats().last_ack_seq
+        if acked <= self._acked:
+            return
+        self._acked = acked
+        self._sent = max(self._sent, acked)
+        loop_time = asyncio.get_running_loop().time()
+        self._ack_deadline = loop_time + self._cfg.ack_timeout.total_seconds() if self._sent > acked else None
+        self._changed.set()
+
+    def _on_collector_state(self, topic: str, payload: bytes) -> None:
+        try:
+            online = decode(CollectorState, payload).online if payload else None
+        except WireError as exc:
+            log.warning("bad collector state ignored: %s", exc)
+            return
+        if online == self._collector_online:
+            log.debug("collector state repeated: online=%s", online)
+            return
+        self._collector_online = online
+        if online is False:
+            log.info("collector offline: holding events back")
+        else:
+            log.info("collector %s: sending from seq %d", "online" if online else "state unknown", self._acked + 1)
+            self._rewind()
+        self._changed.set()
+
+    # ------------------------------------------------------------ stopping
+
+    async def _shut_down(self) -> None:
+        try:
+            if self._client.connected:
+                future = self._client.publish(death_topic(self._site, self._agent), self._death(self._stop_reason))
+                await asyncio.wait_for(future, DEATH_PUBACK_TIMEOUT_S)
+        except (BrokerError, TimeoutError) as exc:
+            log.warning("death message not confirmed: %s", exc)
+        finally:
+            await self._client.stop()
+            self._done.set()
+
+    def _death(self, reason: str) -> bytes:
+        return encode(
+            Death(
+                agent=self._agent,
+                site=self._site,
+                epoch=self._outbox.epoch,
+                boot=self._boot,
+                ts=self._clock_ms(),
+                reason=reason,
+            )
+        )
+
+
+def _log_failure(what: str) -> Callable[[asyncio.Future[None]], None]:
+    def done(future: asyncio.Future[None]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            log.debug("%s not confirmed: %s", what, exc)
+
+    return done

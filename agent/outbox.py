@@ -1,0 +1,306 @@
+"""The agent's durable outbox: every event waits in SQLite until the collector's ack covers it.
+
+One SQLite file in WAL mode, one writer (the agent's event loop), one transaction per append or ack, so a
+kill -9 leaves either the whole batch or none of it. `synchronous=FULL`: the agent appends a few events per
+second, and bench/outbox_drain.py measures FULL at a small fraction of NORMAL's cost per event in batches, so
+incidents survive a power cut too, not only a crash of the process.
+
+Sequence numbers come from `meta.next_seq`, never from MAX(seq): deleting acked rows never lets a number be
+reused. A new database gets a new random epoch (DESIGN §3), and the collector keys events by (agent, epoch, seq).
+
+Capacity: above `max_events` rows, or for rows older than `max_age`, the oldest droppable events (metrics,
+heartbeat) are deleted and one `gap` event records the range. Its meaning for the receiver: seqs in
+[from_seq, to_seq] that did not arrive before the gap event were dropped (the kept state changes and incidents
+inside the range are sent before it, since everything goes out in seq order). Other types are never dropped.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from linewarden.config.agent import OutboxConfig
+from linewarden.errors import StoreError
+from linewarden.wire import (
+    DROPPABLE_TYPES,
+    ChangeDetectedBody,
+    GapBody,
+    HeartbeatBody,
+    IncidentOpenedBody,
+    IncidentResolvedBody,
+    IncidentUpdatedBody,
+    MetricsBody,
+    StateChangeBody,
+    WireModel,
+    encode,
+)
+
+log = logging.getLogger(__name__)
+
+SCHEMA_VERSION = 1
+BODY_TYPES: dict[str, type[WireModel]] = {
+    "state_change": StateChangeBody,
+    "heartbeat": HeartbeatBody,
+    "metrics": MetricsBody,
+    "incident_opened": IncidentOpenedBody,
+    "incident_updated": IncidentUpdatedBody,
+    "incident_resolved": IncidentResolvedBody,
+    "change_detected": ChangeDetectedBody,
+    "gap": GapBody,
+}
+_MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        "CREATE TABLE events (seq INTEGER PRIMARY KEY, ts INTEGER NOT NULL, type TEXT NOT NULL,"
+        " body TEXT NOT NULL)",
+        "CREATE INDEX events_ts ON events (ts)",
+        "CREATE TABLE state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    ),
+)
+_DROPPABLE_SQL = ", ".join(f"'{t}'" for t in sorted(DROPPABLE_TYPES))
+# Pruning for count frees this much more room, so a full outbox is not pruned (adding a gap) on every append.
+_PRUNE_SLACK = 0.01
+_PRUNE_SLACK_MIN = 10
+
+
+class OutboxEvent(NamedTuple):
+    seq: int
+    ts: int
+    type: str
+    body: str  # the body's wire JSON
+
+
+@dataclass(frozen=True)
+class OutboxStats:
+    epoch: str
+    depth: int
+    oldest_ts: int | None
+    last_ack_seq: int
+    last_ack_at_ms: int | None
+    next_seq: int
+
+
+def wall_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Outbox:
+    """Durable, ordered, capped event store of one agent. Use from one thread."""
+
+    def __init__(self, path: Path, config: OutboxConfig, clock_ms: Callable[[], int] = wall_ms) -> None:
+        self._config = config
+        self._clock_ms = clock_ms
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
+            self._open()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open outbox {path}: {exc}") from exc
+        self.path = path
+
+    def _open(self) -> None:
+        db = self._db
+        db.execute("PRAGMA auto_vacuum=INCREMENTAL")  # takes effect only on a new, empty database
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA journal_size_limit=67108864")
+        version: int = db.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise StoreError(f"outbox schema {version} is newer than this agent understands ({SCHEMA_VERSION})")
+        with self._transaction():
+            for statements in _MIGRATIONS[version:]:
+                for statement in statements:
+                    db.execute(statement)
+            if version == 0:
+                db.executemany(
+                    "INSERT INTO meta (key, value) VALUES (?, ?)",
+                    [("epoch", secrets.token_hex(6)), ("next_seq", "1"), ("last_ack_seq", "0")],
+                )
+            db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+        meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        self.epoch: str = meta["epoch"]
+        self._next_seq = int(meta["next_seq"])
+        self._last_ack_seq = int(meta["last_ack_seq"])
+        self._last_ack_at_ms = int(meta["last_ack_at_ms"]) if "last_ack_at_ms" in meta else None
+        self._depth: int = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ------------------------------------------------------------ events
+
+    def append(self, type: str, body: WireModel, ts_ms: int) -> int:
+        """Store one event; returns its seq."""
+        return self.append_many([(type, body, ts_ms)])[0]
+
+    def append_many(
+        self, events: Iterable[tuple[str, WireModel, int]], state: Mapping[str, Any] | None = None
+    ) -> list[int]:
+        """Store events in one transaction, in order; returns their seqs.
+
+        `state` (key → JSON-able value) is saved in the same transaction, so what the events say and the
+        runtime state that produced them can never disagree after a crash.
+        """
+        rows = [(t, encode(self._check(t, body)).decode(), ts) for t, body, ts in events]
+        if not rows and not state:
+            return []
+        first, depth = self._next_seq, self._depth
+        seqs = list(range(first, first + len(rows)))
+        try:
+            with self._transaction():
+                self._db.executemany(
+                    "INSERT INTO events (seq, ts, type, body) VALUES (?, ?, ?, ?)",
+                    [(seq, ts, t, body) for seq, (t, body, ts) in zip(seqs, rows, strict=True)],
+                )
+                self._next_seq, self._depth = first + len(rows), depth + len(rows)
+                if rows:
+                    self._enforce_limits()
+                    self._set_meta("next_seq", self._next_seq)
+                for key, value in (state or {}).items():
+                    self._put_state(key, value)
+        except BaseException:
+            self._next_seq, self._depth = first, depth
+            raise
+        return seqs
+
+    def pending(self, after_seq: int, limit: int) -> list[OutboxEvent]:
+        """Events with seq > after_seq, in seq order, at most `limit`."""
+        rows = self._db.execute(
+            "SELECT seq, ts, type, body FROM events WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)
+        ).fetchall()
+        return [OutboxEvent(*row) for row in rows]
+
+    def ack(self, epoch: str, through: int) -> int:
+        """Delete events up to `through` of the current epoch; returns how many. Other epochs are ignored."""
+        if epoch != self.epoch:
+            return 0
+        if through >= self._next_seq:
+            log.warning("ack through %d is beyond the last seq %d of epoch %s", through, self._next_seq - 1, epoch)
+            through = self._next_seq - 1
+        if through <= self._last_ack_seq:
+            return 0
+        now = self._clock_ms()
+        with self._transaction():
+            deleted = self._db.execute("DELETE FROM events WHERE seq <= ?", (through,)).rowcount
+            self._set_meta("last_ack_seq", through)
+            self._set_meta("last_ack_at_ms", now)
+            self._depth -= deleted
+        self._last_ack_seq, self._last_ack_at_ms = through, now
+        if self._depth == 0:
+            self._db.execute("PRAGMA incremental_vacuum")
+        return deleted
+
+    def stats(self) -> OutboxStats:
+        row = self._db.execute("SELECT ts FROM events ORDER BY seq LIMIT 1").fetchone()
+        return OutboxStats(
+            epoch=self.epoch,
+            depth=self._depth,
+            oldest_ts=row[0] if row else None,
+            last_ack_seq=self._last_ack_seq,
+            last_ack_at_ms=self._last_ack_at_ms,
+            next_seq=self._next_seq,
+        )
+
+    # ------------------------------------------------------------ runtime state
+
+    def get_state(self, key: str) -> Any | None:
+        row = self._db.execute("SELECT value FROM state WHERE key = ?", (key,)).fetchone()
+        return json.loads(row[0]) if row else None
+
+    def set_state(self, key: str, value: Any) -> None:
+        """Store a JSON-able value under `key` (durably, in its own transaction)."""
+        with self._transaction():
+            self._put_state(key, value)
+
+    def _put_state(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO state (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value, separators=(",", ":"))),
+        )
+
+    # ------------------------------------------------------------ internals
+
+    @staticmethod
+    def _check(event_type: str, body: WireModel) -> WireModel:
+        expected = BODY_TYPES.get(event_type)
+        if expected is None:
+            raise StoreError(f"unknown event type {event_type!r}")
+        if not isinstance(body, expected):
+            raise StoreError(f"event type {event_type!r} needs a {expected.__name__}, not {body.__class__.__name__}")
+        return body
+
+    def _enforce_limits(self) -> None:
+        """Inside the append transaction: drop old droppable events beyond the caps and record one gap."""
+        cutoff = self._clock_ms() - int(self._config.max_age.total_seconds() * 1000)
+        oldest = self._db.execute("SELECT MIN(ts) FROM events").fetchone()[0]
+        dropped = self._delete_droppable("ts < ?", cutoff, -1) if oldest is not None and oldest < cutoff else []
+        reason = "outbox max age"
+        if self._depth - len(dropped) > self._config.max_events:
+            excess = self._depth - len(dropped) - self._config.max_events
+            excess += max(int(self._config.max_events * _PRUNE_SLACK), _PRUNE_SLACK_MIN)
+            dropped += self._delete_droppable("1", None, excess)
+            reason = "outbox full"
+            if self._depth - len(dropped) > self._config.max_events:
+                log.warning("outbox holds more than %d events that must not be dropped", self._config.max_events)
+        if not dropped:
+            return
+        self._depth -= len(dropped)
+        seqs = [seq for seq, _ in dropped]
+        gap = GapBody(
+            from_seq=min(seqs),
+            to_seq=max(seqs),
+            count=len(dropped),
+            reason=reason,
+            dropped_types=sorted({t for _, t in dropped}),
+        )
+        log.warning("%s: dropped %d events (seq %d..%d)", reason, gap.count, gap.from_seq, gap.to_seq)
+        seq = self._next_seq
+        self._db.execute(
+            "INSERT INTO events (seq, ts, type, body) VALUES (?, ?, 'gap', ?)",
+            (seq, self._clock_ms(), encode(gap).decode()),
+        )
+        self._next_seq = seq + 1
+        self._depth += 1
+
+    def _delete_droppable(self, condition: str, arg: int | None, limit: int) -> list[tuple[int, str]]:
+        params: Sequence[int] = (limit,) if arg is None else (arg, limit)
+        rows = self._db.execute(
+            f"DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE type IN ({_DROPPABLE_SQL})"
+            f" AND {condition} ORDER BY seq LIMIT ?) RETURNING seq, type",
+            params,
+        ).fetchall()
+        return [(int(seq), str(t)) for seq, t in rows]
+
+    def _set_meta(self, key: str, value: int) -> None:
+        self._db.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (key, str(value)),
+        )
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self._db)
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE .. COMMIT, ROLLBACK on any exception (sqlite3 errors become StoreError)."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self._db = db
+
+    def __enter__(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc_type is None:
+            self._db.execute("COMMIT")
+            return
+        self._db.execute("ROLLBACK")
+        if isinstance(exc, sqlite3.Error):
+            raise StoreError(f"outbox write failed: {exc}") from exc
