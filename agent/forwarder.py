@@ -9,6 +9,9 @@ While the retained collector state says offline, nothing is sent. Before any sta
 collector that never ran, or whose retained state was cleared) the forwarder sends: the events wait in the
 broker for nobody, but nothing is deleted without an ack, so sending costs at most a resend, while holding back
 would stall every agent on a broker that never carried a collector state.
+
+The Last Will is Death("connection lost") with the `ts` of `run()`'s start (a will is fixed when set); a clean
+`stop()` publishes Death(reason) with the time of stopping.
 """
 
 from __future__ import annotations

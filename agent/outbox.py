@@ -97,6 +97,7 @@ class Outbox:
     def __init__(self, path: Path, config: OutboxConfig, clock_ms: Callable[[], int] = wall_ms) -> None:
         self._config = config
         self._clock_ms = clock_ms
+        self._overfull = False  # over max_events with nothing droppable left (warned once per episode)
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
@@ -247,8 +248,12 @@ class Outbox:
             excess += max(int(self._config.max_events * _PRUNE_SLACK), _PRUNE_SLACK_MIN)
             dropped += self._delete_droppable("1", None, excess)
             reason = "outbox full"
-            if self._depth - len(dropped) > self._config.max_events:
+            over = self._depth - len(dropped) > self._config.max_events
+            if over and not self._overfull:
                 log.warning("outbox holds more than %d events that must not be dropped", self._config.max_events)
+            self._overfull = over
+        else:
+            self._overfull = False
         if not dropped:
             return
         self._depth -= len(dropped)
@@ -301,6 +306,7 @@ class _Transaction:
         if exc_type is None:
             self._db.execute("COMMIT")
             return
-        self._db.execute("ROLLBACK")
+        if self._db.in_transaction:  # SQLite rolls back by itself on some errors (e.g. disk full)
+            self._db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
             raise StoreError(f"outbox write failed: {exc}") from exc

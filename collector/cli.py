@@ -12,16 +12,20 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector import liveness
+from collector.audit import AuditLog
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
+from collector.contracts import ContractBook, load_book
 from collector.exporter import export_all
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
 from collector.store import Store, open_store
+from collector.tokens import ROLES, create_token, list_tokens, revoke_token
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError, LinewardenError, StoreError
@@ -53,20 +57,21 @@ def _run(args: argparse.Namespace) -> int:
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config, store = _open(args)
     try:
-        asyncio.run(_serve(config, store))
+        book = load_book(config, args.config)
+        asyncio.run(_serve(config, store, book))
     finally:
         store.close()
     return EXIT_OK
 
 
-async def _serve(config: CollectorConfig, store: Store) -> None:
+async def _serve(config: CollectorConfig, store: Store, book: ContractBook) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
     log.info("collector %s starting; broker %s:%s", config.collector.id, config.broker.host, config.broker.port)
-    await CollectorService(config, store).run(stop)
+    await CollectorService(config, store, book=book, serve_api=True).run(stop)
 
 
 # ---------------------------------------------------------------- import
@@ -163,6 +168,77 @@ _AGENT_COLUMNS = (
     "dead_letters",
 )
 
+# ---------------------------------------------------------------- token
+
+
+def _token_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("create", "list", "revoke"))
+    p.add_argument("id", nargs="?", help="the token to revoke")
+    p.add_argument("--role", choices=ROLES, help="create: vendor, plant or admin")
+    p.add_argument("--vendor", help="create: the vendor a vendor token is for")
+    p.add_argument("--label", default="", help="create: who or what uses it")
+    p.add_argument("--format", choices=FORMATS, default="table")
+
+
+def _token(args: argparse.Namespace) -> int:
+    if (args.action == "create") != (args.role is not None) or (args.action == "revoke") != (args.id is not None):
+        print("error: create takes --role (and --vendor for a vendor token), revoke takes a token id", file=sys.stderr)
+        return EXIT_USAGE
+    _, store = _open(args)
+    actor, origin = "cli", socket.gethostname()
+    try:
+        if args.action == "create":
+            token, info = create_token(store, args.role, args.vendor, args.label, wall_clock_ms(), actor, origin)
+            print(f"token {info.id} ({info.role}{' ' + info.vendor if info.vendor else ''}); shown only now:")
+            print(token)
+        elif args.action == "list":
+            rows = [
+                {"id": t.id, "role": t.role, "vendor": t.vendor, "label": t.label, "created": _iso(t.created_at),
+                 "revoked": _iso(t.revoked_at)}
+                for t in list_tokens(store)
+            ]
+            print(render(rows, args.format, columns=("id", "role", "vendor", "label", "created", "revoked")))
+        elif not revoke_token(store, args.id, wall_clock_ms(), actor, origin):
+            print(f"error: no live token {args.id}", file=sys.stderr)
+            return EXIT_RUNTIME
+    finally:
+        store.close()
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- audit
+
+
+def _audit_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("verify", "export"), help="verify the hash chain, or export it as JSON Lines")
+    p.add_argument("--out", type=Path, help="export: the JSON Lines file to write")
+
+
+def _audit(args: argparse.Namespace) -> int:
+    if args.action == "export" and args.out is None:
+        print("error: audit export needs --out FILE", file=sys.stderr)
+        return EXIT_USAGE
+    _, store = _open(args)
+    try:
+        log_ = AuditLog(store)
+        if args.action == "verify":
+            bad = log_.verify()
+            if bad is not None:
+                print(f"audit log broken at entry {bad}", file=sys.stderr)
+                return EXIT_RUNTIME
+            print(f"audit log intact; head {log_.head()}")
+            return EXIT_OK
+        try:
+            count = log_.export(args.out)
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+            return EXIT_RUNTIME
+        print(f"exported {count} entries to {args.out}; head {log_.head()}")
+        return EXIT_OK
+    finally:
+        store.close()
+
+
 # name -> (help, add arguments, run). Add `report`, `maintenance`, `contract`, `token`, `audit` here.
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the collector: ingest from agents over MQTT", _run_args, _run),
@@ -173,6 +249,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "contract": ("list contracts; verify a signed document against its SHA-256", contract_args, contract),
     "maintenance": ("record, list and cancel maintenance windows (published to the site)", maintenance_args,
                     maintenance),
+    "token": ("create, list and revoke API tokens (vendor, plant, admin)", _token_args, _token),
+    "audit": ("verify the audit log's hash chain or export it as JSON Lines", _audit_args, _audit),
 }
 
 

@@ -121,9 +121,7 @@ class Ingest:
     def _events(self, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
         self._check_sender(site, agent, batch)
         with self.store.transaction() as tx:
-            stored = [
-                e.ts for e in batch.events if tx.insert_event(site, agent, batch.epoch, batch.boot, e, received_at)
-            ]
+            stored = [e.ts for e in tx.insert_events(site, agent, batch.epoch, batch.boot, batch.events, received_at)]
             through = tx.advance_ack(site, agent, batch.epoch)
             known = tx.agent(site, agent)
             if known is not None:

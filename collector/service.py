@@ -1,8 +1,13 @@
-"""The running collector: MQTT in, store, acks and collector state out, and the liveness watch.
+"""The running collector: MQTT in, store, acks and collector state out, the liveness watch, and ticketing.
 
 Messages are handled one at a time on the event loop, in arrival order: one store transaction each,
 and the ack published after the commit. The retained collector state is `online` after every (re)connect
 and `offline` on a clean stop, or as the Last Will when the collector vanishes.
+
+Ticketing: after each committed event batch the router routes every incident not routed yet (at start too,
+so an incident stored just before a crash is not lost), the dispatcher sends the outbox's steps to the
+vendors, the timer loop fires escalations, reminders and RCA deadlines, and the API serves vendors and
+plant IT on `api.host:api.port` (port 0: a free port, logged and kept in `api_port`).
 """
 
 from __future__ import annotations
@@ -10,13 +15,24 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import socket
 import time
 from collections.abc import Callable
 
+from collector.api.app import create_app
+from collector.api.server import ApiServer
+from collector.contracts import ContractBook
 from collector.ingest import Ingest, Publication
 from collector.store.base import Store
+from collector.ticketing.base import TicketSink
+from collector.ticketing.dispatch import Dispatcher, RetryPolicy
+from collector.ticketing.lifecycle import Lifecycle
+from collector.ticketing.plant_it import PLANT_IT, PlantItSink
+from collector.ticketing.registry import make_sink
+from collector.ticketing.router import Router
+from collector.ticketing.timers import Timers
 from linewarden.config.collector import CollectorConfig
-from linewarden.errors import BrokerError
+from linewarden.errors import BrokerError, TicketRejected
 from linewarden.mqtt import MqttClient, Will
 from linewarden.wire import AGENT_SUBSCRIPTIONS, COLLECTOR_STATE_TOPIC, TOPIC_ROOT, CollectorState, encode
 
@@ -40,11 +56,35 @@ class CollectorService:
         store: Store,
         clock: Clock = wall_clock_ms,
         liveness_every_s: float = 5.0,
+        book: ContractBook | None = None,
+        dispatch_policy: RetryPolicy | None = None,
+        ticket_poll_s: float = 1.0,
+        serve_api: bool = False,
     ) -> None:
         self.config = config
         self.store = store
         self.clock = clock
         self.liveness_every_s = liveness_every_s
+        self.book = book if book is not None else ContractBook({}, {})
+        self.ticket_poll_s = ticket_poll_s
+        origin = socket.gethostname()
+        self.sinks = self._sinks()
+        self.lifecycle = Lifecycle(store, self.book, clock, origin)
+        self.dispatcher = Dispatcher(
+            store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
+            on_recorded=self.lifecycle.on_recorded,
+        )
+        self.router = Router(
+            store, self.book, self.lifecycle, clock, origin, plant_it_webhook=PLANT_IT in self.sinks
+        )
+        self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
+        self.api: ApiServer | None = None
+        if serve_api:
+            rca_dir = config.collector.data_dir / "rca"
+            self.api = ApiServer(create_app(store, self.lifecycle, clock, rca_dir), config.api.host, config.api.port)
+        self.api_port: int | None = None
+        self._stop_ticketing = asyncio.Event()
+        self._ticketing: list[asyncio.Task[None]] = []
         self.ingest = Ingest(store, config.liveness, watching_since=clock())
         self.mqtt = MqttClient(
             config.broker,
@@ -57,10 +97,49 @@ class CollectorService:
         for topic_filter in AGENT_SUBSCRIPTIONS:
             self.mqtt.subscribe(f"{TOPIC_ROOT}/{topic_filter}", self._on_message)
         self.mqtt.on_connect = self._on_connect
+        self._route()  # what was stored but not routed before a restart
+        self._stop_ticketing.clear()
+        self._ticketing = [
+            asyncio.create_task(self.dispatcher.run(self._stop_ticketing, self.ticket_poll_s), name="ticket-dispatch"),
+            asyncio.create_task(self.timers.run(self._stop_ticketing, self.ticket_poll_s), name="ticket-timers"),
+        ]
+        if self.api is not None:
+            self.api_port = await self.api.start()
+            log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
         await self.mqtt.start()
         self._watch = asyncio.create_task(self._watch_liveness(), name="collector-liveness")
 
+    def _sinks(self) -> dict[str, TicketSink]:
+        sinks: dict[str, TicketSink] = {}
+        for cid, contract in self.book.contracts.items():
+            if contract.ticketing is None:
+                continue
+            try:
+                sinks[cid] = make_sink(contract.ticketing)
+            except TicketRejected as exc:
+                log.error("contract %s: no ticket sink: %s (its tickets fail until this is fixed)", cid, exc)
+        if self.config.plant_it.webhook_url:
+            sinks[PLANT_IT] = PlantItSink(self.config.plant_it.webhook_url)
+        return sinks
+
+    def _route(self) -> None:
+        try:
+            if self.router.route_pending():
+                self.dispatcher.wake()
+        except Exception:
+            log.exception("routing incidents failed; they are routed after the next batch or restart")
+
     async def stop(self) -> None:
+        self._stop_ticketing.set()
+        for task in self._ticketing:
+            with contextlib.suppress(Exception):
+                await task
+        self._ticketing = []
+        if self.api is not None:
+            await self.api.stop()
+        for sink in self.sinks.values():
+            with contextlib.suppress(Exception):
+                await sink.aclose()
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -93,6 +172,8 @@ class CollectorService:
             log.exception("could not store message on %s", topic)
             return
         self._publish(out)
+        if topic.endswith("/events"):
+            self._route()
 
     def _publish(self, publications: list[Publication]) -> None:
         for p in publications:
@@ -107,7 +188,8 @@ class CollectorService:
         while True:
             await asyncio.sleep(self.liveness_every_s)
             try:
-                self.ingest.check_liveness(self.clock())
+                for gap in self.ingest.check_liveness(self.clock()):
+                    self.router.agent_silent(gap)
             except Exception:
                 log.exception("liveness check failed")
 

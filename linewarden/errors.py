@@ -43,3 +43,11 @@ class BrokerError(LinewardenError):
 
 class TicketRejected(TicketError):
     """The vendor refused a ticket request (bad credentials, unknown project, invalid field): retrying will not help."""
+
+
+class TicketNotFound(TicketError):
+    """No ticket with that incident and contract (or none the caller may see)."""
+
+
+class TicketStateError(TicketError):
+    """The ticket is not in a state that allows the step (e.g. a pause the contract does not allow)."""

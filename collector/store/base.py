@@ -59,6 +59,13 @@ class Sql(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement for each parameter row (one round trip where the driver allows)."""
+        ...
+
+
+_IN_CHUNK = 1000
+
 
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
@@ -135,16 +142,46 @@ class Writer:
 
     # ------------------------------------------------------------ events
 
-    def insert_event(self, site: str, agent: str, epoch: str, boot: str, event: Event, received_at: int) -> bool:
-        """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
-        body = event.body.model_dump(mode="json", by_alias=True)
-        added = self.sql.execute(
+    def insert_events(
+        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[Event], received_at: int
+    ) -> list[Event]:
+        """Store a batch of events and what derives from them; return those not stored before.
+
+        One look-up of the batch's seq range and one multi-row insert: the ingest hot path.
+        """
+        if not events:
+            return []
+        seqs = [e.seq for e in events]
+        known = {
+            r["seq"]
+            for r in self.sql.query(
+                "SELECT seq FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq >= ? AND seq <= ?",
+                (site, agent, epoch, min(seqs), max(seqs)),
+            )
+        }
+        new: list[Event] = []
+        for e in events:
+            if e.seq not in known:
+                known.add(e.seq)
+                new.append(e)
+        self.sql.execute_many(
             "INSERT INTO events (site, agent, epoch, seq, boot, ts, type, body, received_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
-            (site, agent, epoch, event.seq, boot, event.ts, event.type, _json(body), received_at),
+            [
+                (site, agent, epoch, e.seq, boot, e.ts, e.type, e.body.model_dump_json(by_alias=True), received_at)
+                for e in new
+            ],
         )
-        if not added:
-            return False
+        for e in new:
+            self._derive(site, agent, epoch, e, received_at)
+        return new
+
+    def insert_event(self, site: str, agent: str, epoch: str, boot: str, event: Event, received_at: int) -> bool:
+        """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
+        return bool(self.insert_events(site, agent, epoch, boot, [event], received_at))
+
+    def _derive(self, site: str, agent: str, epoch: str, event: Event, received_at: int) -> None:
+        """The normalized rows one newly stored event adds (state changes, incidents, changes, …)."""
         if isinstance(event, StateChangeEvent):
             b = event.body
             self.sql.execute(
@@ -174,7 +211,6 @@ class Writer:
             )
         elif isinstance(event, IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent):
             self._incident_event(site, agent, event)
-        return True
 
     def _incident_event(
         self, site: str, agent: str, event: IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent
@@ -390,6 +426,10 @@ class Store(ABC):
     @abstractmethod
     def _read(self) -> AbstractContextManager[Sql]: ...
 
+    def reader(self) -> AbstractContextManager[Sql]:
+        """A read on the store's connection, for components that keep tables of their own (ticketing, audit)."""
+        return self._read()
+
     @abstractmethod
     def table_names(self) -> list[str]:
         """Every table in the database, sorted."""
@@ -524,13 +564,14 @@ class Store(ABC):
             ids = [r["id"] for r in rows]
             steps: dict[str, list[SeverityStep]] = {i: [] for i in ids}
             tickets: dict[str, list[TicketRecordRow]] = {i: [] for i in ids}
-            if ids:
-                marks = ", ".join("?" for _ in ids)
-                for s in sql.query(f"SELECT * FROM incident_updates WHERE incident IN ({marks}) ORDER BY at", ids):
+            # In chunks: SQLite allows at most 32,766 parameters in one statement.
+            for chunk in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)):
+                marks = ", ".join("?" for _ in chunk)
+                for s in sql.query(f"SELECT * FROM incident_updates WHERE incident IN ({marks}) ORDER BY at", chunk):
                     steps[s["incident"]].append(
                         SeverityStep(s["at"], s["severity"], s["state"], s["reason"], bool(s["in_production"]))
                     )
-                for t in sql.query(f"SELECT * FROM ticket_records WHERE incident IN ({marks}) ORDER BY at", ids):
+                for t in sql.query(f"SELECT * FROM ticket_records WHERE incident IN ({marks}) ORDER BY at", chunk):
                     tickets[t["incident"]].append(TicketRecordRow(**{**t, "details": json.loads(t["details"])}))
         return [
             IncidentRow(

@@ -34,6 +34,11 @@ class _PgSql:
             cur.execute(_pg(sql), tuple(params))
             return max(cur.rowcount, 0)
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            with self._conn.cursor() as cur:
+                cur.executemany(_pg(sql), [tuple(r) for r in rows])
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with self._conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))

@@ -24,6 +24,9 @@ class _SqliteSql:
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql, tuple(params)).rowcount
 
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self._conn.executemany(sql, rows)
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         cur = self._conn.execute(sql, tuple(params))
         names = [d[0] for d in cur.description]

@@ -32,8 +32,8 @@ from tenacity import (
 )
 
 from collector.audit import append_entry
+from collector.store.base import Row, Sql, Store
 from collector.ticketing.base import Ticket, TicketSink, VendorRef
-from collector.ticketing.db import Connection, write_transaction
 from linewarden.domain import Severity
 from linewarden.errors import TicketError, TicketRejected
 
@@ -108,6 +108,34 @@ class TicketRecord:
     resolved_at: int | None
 
 
+# Called inside the transaction that records a step the vendor accepted (ticket records, timers ride along).
+RecordHook = Callable[[Sql, "Dispatch", VendorRef, int], None]
+
+
+def request_step(
+    sql: Sql, action: Action, dedup: str, ticket: Ticket, note: str, actor: str, origin: str, now: int
+) -> bool:
+    """Insert one step inside the caller's transaction; False when it was asked for already (or, for a step
+    after create, when no create was ever asked for)."""
+    key, contract = ticket.idempotency_key, ticket.contract_id
+    if action != "create":
+        created = sql.query(
+            "SELECT 1 AS x FROM ticket_dispatches WHERE incident_id = ? AND contract_id = ? AND action = 'create'",
+            (key, contract),
+        )
+        if not created:
+            return False
+    return bool(
+        sql.execute(
+            "INSERT INTO ticket_dispatches (id, incident_id, contract_id, action, dedup, ticket, note, actor,"
+            " origin, state, attempts, next_attempt_at, created_at, updated_at)"
+            " SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ? FROM ticket_dispatches"
+            " WHERE TRUE ON CONFLICT (incident_id, contract_id, dedup) DO NOTHING",
+            (key, contract, action, dedup, ticket.to_json(), note, actor, origin, now, now, now),
+        )
+    )
+
+
 def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, TimeoutError) or (isinstance(exc, TicketError) and not isinstance(exc, TicketRejected))
 
@@ -117,20 +145,27 @@ class Dispatcher:
 
     def __init__(
         self,
-        conn: Connection,
+        store: Store,
         sinks: Mapping[str, TicketSink],
         *,
         clock: Callable[[], int] = wall_clock_ms,
         policy: RetryPolicy = RetryPolicy(),
         actor: str = "collector",
         origin: str | None = None,
+        on_recorded: RecordHook | None = None,
     ) -> None:
-        self._conn = conn
+        self._store = store
         self._sinks = sinks
         self._clock = clock
         self._policy = policy
         self._actor = actor
         self._origin = origin if origin is not None else socket.gethostname()
+        self._on_recorded = on_recorded
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for due steps now instead of at the next poll (a new S1 ticket is not kept waiting)."""
+        self._wake.set()
 
     # ------------------------------------------------------------ requests
 
@@ -154,56 +189,36 @@ class Dispatcher:
     def _request(
         self, action: Action, dedup: str, ticket: Ticket, note: str, actor: str | None, origin: str | None
     ) -> bool:
-        now = self._clock()
-        key, contract = ticket.idempotency_key, ticket.contract_id
-        with write_transaction(self._conn) as conn:
-            if action != "create":
-                created = conn.execute(
-                    "SELECT 1 FROM ticket_dispatches WHERE incident_id = ? AND contract_id = ? AND action = 'create'",
-                    (key, contract),
-                ).fetchone()
-                if created is None:
-                    return False
-            cursor = conn.execute(
-                "INSERT INTO ticket_dispatches (id, incident_id, contract_id, action, dedup, ticket, note, actor,"
-                " origin, state, attempts, next_attempt_at, created_at, updated_at)"
-                " SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', 0, ?, ?, ? FROM ticket_dispatches"
-                " WHERE TRUE ON CONFLICT (incident_id, contract_id, dedup) DO NOTHING",
-                (
-                    key,
-                    contract,
-                    action,
-                    dedup,
-                    ticket.to_json(),
-                    note,
-                    actor or self._actor,
-                    origin or self._origin,
-                    now,
-                    now,
-                    now,
-                ),
+        with self._store.transaction() as tx:
+            return request_step(
+                tx.sql, action, dedup, ticket, note, actor or self._actor, origin or self._origin, self._clock()
             )
-            return cursor.rowcount == 1
 
     # ------------------------------------------------------------ queries
 
     def dispatches(self, incident_id: str, contract_id: str) -> list[Dispatch]:
-        rows = self._conn.execute(
-            f"SELECT {_COLUMNS} FROM ticket_dispatches WHERE incident_id = ? AND contract_id = ? ORDER BY id",
-            (incident_id, contract_id),
-        ).fetchall()
+        with self._store.reader() as sql:
+            rows = sql.query(
+                f"SELECT {_COLUMNS} FROM ticket_dispatches WHERE incident_id = ? AND contract_id = ? ORDER BY id",
+                (incident_id, contract_id),
+            )
         return [_dispatch(row) for row in rows]
 
     def ticket(self, incident_id: str, contract_id: str) -> TicketRecord | None:
-        row = self._conn.execute(
-            "SELECT incident_id, contract_id, sink, vendor_id, vendor_display, vendor_url, severity, state,"
-            " raised_at, resolved_at FROM tickets WHERE incident_id = ? AND contract_id = ?",
-            (incident_id, contract_id),
-        ).fetchone()
-        if row is None:
+        with self._store.reader() as sql:
+            rows = sql.query(
+                "SELECT incident_id, contract_id, sink, vendor_id, vendor_display, vendor_url, severity, state,"
+                " raised_at, resolved_at FROM tickets WHERE incident_id = ? AND contract_id = ?",
+                (incident_id, contract_id),
+            )
+        if not rows:
             return None
-        ref = VendorRef(row[3], row[4], row[5])
-        return TicketRecord(row[0], row[1], row[2], ref, Severity(row[6]), row[7], row[8], row[9])
+        r = rows[0]
+        ref = VendorRef(r["vendor_id"], r["vendor_display"], r["vendor_url"])
+        return TicketRecord(
+            r["incident_id"], r["contract_id"], r["sink"], ref, Severity(r["severity"]), r["state"],
+            r["raised_at"], r["resolved_at"],
+        )
 
     # ------------------------------------------------------------ running
 
@@ -217,7 +232,8 @@ class Dispatcher:
                 busy = 0
             if not busy:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), poll_s)
+                    await asyncio.wait_for(_first_of(stop, self._wake), poll_s)
+                self._wake.clear()
 
     async def run_once(self, limit: int = 16) -> int:
         """Claim up to `limit` due steps (at most one per ticket), send them concurrently; return how many."""
@@ -228,24 +244,24 @@ class Dispatcher:
     def _claim(self, limit: int) -> list[Dispatch]:
         now = self._clock()
         claimed: list[Dispatch] = []
-        with write_transaction(self._conn) as conn:
+        with self._store.transaction() as tx:
             for _ in range(limit):
-                row = conn.execute(
+                rows = tx.sql.query(
                     f"SELECT {_COLUMNS} FROM ticket_dispatches d"
                     " WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?"
                     " AND NOT EXISTS (SELECT 1 FROM ticket_dispatches e WHERE e.incident_id = d.incident_id"
                     "   AND e.contract_id = d.contract_id AND e.id < d.id AND e.state IN ('pending', 'in_flight'))"
                     " ORDER BY d.next_attempt_at, d.id LIMIT 1",
                     (now,),
-                ).fetchone()
-                if row is None:
+                )
+                if not rows:
                     break
-                conn.execute(
+                tx.sql.execute(
                     "UPDATE ticket_dispatches SET state = 'in_flight', attempts = attempts + 1,"
                     " next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                    (now + self._policy.lease_ms, now, row[0]),
+                    (now + self._policy.lease_ms, now, rows[0]["id"]),
                 )
-                claimed.append(_dispatch(row))
+                claimed.append(_dispatch(rows[0]))
         return claimed
 
     async def _process(self, row: Dispatch) -> None:
@@ -302,7 +318,8 @@ class Dispatcher:
     def _record(self, row: Dispatch, ref: VendorRef | None) -> None:
         now = self._clock()
         ticket = row.ticket
-        with write_transaction(self._conn) as conn:
+        with self._store.transaction() as tx:
+            conn = tx.sql
             conn.execute(
                 "UPDATE ticket_dispatches SET state = 'done', last_error = '', updated_at = ? WHERE id = ?",
                 (now, row.id),
@@ -349,6 +366,8 @@ class Dispatcher:
                 "note": row.note,
             }
             append_entry(conn, row.actor, row.origin, AUDIT_ACTIONS[row.action], _object(row), details, now)
+            if self._on_recorded is not None:
+                self._on_recorded(conn, row, ref, now)
 
     def _defer(self, row: Dispatch, error: str) -> None:
         runs = row.attempts + 1
@@ -358,7 +377,8 @@ class Dispatcher:
         now = self._clock()
         retry_at = now + self._policy.backoff_ms(runs)
         log.warning("ticket %s %s: %s; next try at %d", _object(row), row.action, error, retry_at)
-        with write_transaction(self._conn) as conn:
+        with self._store.transaction() as tx:
+            conn = tx.sql
             conn.execute(
                 "UPDATE ticket_dispatches SET state = 'pending', next_attempt_at = ?, last_error = ?, updated_at = ?"
                 " WHERE id = ?",
@@ -370,7 +390,8 @@ class Dispatcher:
     def _fail(self, row: Dispatch, error: str) -> None:
         now = self._clock()
         log.error("ticket %s %s failed: %s", _object(row), row.action, error)
-        with write_transaction(self._conn) as conn:
+        with self._store.transaction() as tx:
+            conn = tx.sql
             # Later steps of a ticket that was never raised cannot succeed either.
             scope = "incident_id = ? AND contract_id = ? AND id >= ?" if row.action == "create" else "id = ?"
             params = (row.incident_id, row.contract_id, row.id) if row.action == "create" else (row.id,)
@@ -392,19 +413,28 @@ def _object(row: Dispatch) -> str:
     return f"ticket/{row.contract_id}/{row.incident_id}"
 
 
-def _dispatch(row: tuple[object, ...]) -> Dispatch:
+async def _first_of(*events: asyncio.Event) -> None:
+    waits = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+
+
+def _dispatch(row: Row) -> Dispatch:
     return Dispatch(
-        id=int(str(row[0])),
-        incident_id=str(row[1]),
-        contract_id=str(row[2]),
-        action=_ACTIONS[str(row[3])],
-        dedup=str(row[4]),
-        ticket=Ticket.from_json(str(row[5])),
-        note=str(row[6]),
-        actor=str(row[7]),
-        origin=str(row[8]),
-        state=str(row[9]),
-        attempts=int(str(row[10])),
-        next_attempt_at=int(str(row[11])),
-        last_error=str(row[12]),
+        id=int(row["id"]),
+        incident_id=str(row["incident_id"]),
+        contract_id=str(row["contract_id"]),
+        action=_ACTIONS[str(row["action"])],
+        dedup=str(row["dedup"]),
+        ticket=Ticket.from_json(str(row["ticket"])),
+        note=str(row["note"]),
+        actor=str(row["actor"]),
+        origin=str(row["origin"]),
+        state=str(row["state"]),
+        attempts=int(row["attempts"]),
+        next_attempt_at=int(row["next_attempt_at"]),
+        last_error=str(row["last_error"]),
     )

@@ -13,6 +13,7 @@ from pydantic import BeforeValidator, Field, model_validator
 from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
 from linewarden.domain import Criticality, Severity
 
+
 def _exact_decimal(value: object) -> object:
     """TOML has no decimal type: take a float by its shortest repr (10000.0 → '10000.0'), never its binary value."""
     if isinstance(value, float):

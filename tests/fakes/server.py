@@ -100,6 +100,10 @@ class FakeVendor:
         with self.lock:
             self._stalls += count
 
+    def release(self) -> None:
+        """Let stalled answers go (to a client that may be gone by now)."""
+        self._release.set()
+
     def maybe_stall(self) -> None:
         with self.lock:
             stall = self._stalls > 0

@@ -21,6 +21,7 @@ from agent.forwarder import Forwarder
 from agent.outbox import Outbox
 from linewarden.config.agent import AgentConfig
 from linewarden.domain import State
+from linewarden.errors import BrokerError
 from linewarden.mqtt import MqttClient
 from linewarden.wire import (
     Ack,
@@ -45,11 +46,11 @@ SITE = "plant-1"
 REPO = Path(__file__).resolve().parents[2]
 
 
-def make_config(port: int, agent: str, **outbox: Any) -> AgentConfig:
+def make_config(port: int, agent: str, broker: dict[str, Any] | None = None, **outbox: Any) -> AgentConfig:
     return AgentConfig.model_validate(
         {
             "agent": {"id": agent, "site": SITE},
-            "broker": {"host": "127.0.0.1", "port": port, "keepalive": "5s"},
+            "broker": broker or {"host": "127.0.0.1", "port": port, "keepalive": "5s"},
             "outbox": {"batch_max_events": 50, "window": 4, "ack_timeout": "300ms", **outbox},
             "assets": [{"id": "line-3", "criticality": "high"}],
             "targets": [{"id": "host", "asset": "line-3", "type": "host"}],
@@ -260,6 +261,17 @@ async def test_ack_for_another_epoch_is_ignored(mosquitto: Mosquitto, tmp_path: 
         await acker.client.publish(topic, encode(Ack(epoch=run.outbox.epoch, through=3)), retain=True)
         await async_wait_until(lambda: run.outbox.stats().last_ack_seq == 3, what="own-epoch ack applied")
         assert run.outbox.stats().depth == 7
+
+
+async def test_mqtt5_delivery_and_failed_publish_when_disconnected(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    cfg = make_config(mosquitto.port, "v5", broker={"port": mosquitto.port, "protocol": "5"})
+    assert cfg.broker.protocol == "5"
+    async with acker_on(mosquitto) as acker, forwarding(cfg, tmp_path / "o.db") as run:
+        run.append(60)
+        await async_wait_until(lambda: run.outbox.stats().depth == 0, what="delivered over MQTT 5")
+        assert acker.seqs("v5", run.outbox.epoch) == list(range(1, 61))
+    with pytest.raises(BrokerError, match="not connected"):
+        run.client.publish("lw/v1/x", b"{}")
 
 
 @pytest.mark.slow

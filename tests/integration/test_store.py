@@ -39,10 +39,10 @@ def store(request, tmp_path):
 
 def test_migrations_apply_once_and_components_add_theirs(store):
     assert store.migrate() == []
-    extra = Migration("ticketing", 1, "CREATE TABLE tickets (id {id}, incident TEXT NOT NULL UNIQUE)")
-    assert store.migrate([*CORE, extra]) == [("ticketing", 1)]
+    extra = Migration("example", 1, "CREATE TABLE example_things (id {id}, incident TEXT NOT NULL UNIQUE)")
+    assert store.migrate([*CORE, extra]) == [("example", 1)]
     assert store.migrate([*CORE, extra]) == []
-    assert "tickets" in store.table_names()
+    assert "example_things" in store.table_names()
 
 
 def test_a_failed_transaction_leaves_nothing(store):

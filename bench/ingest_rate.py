@@ -1,0 +1,368 @@
+"""Collector ingest rate: agents publish event batches over MQTT, the collector stores and acks them.
+
+    .venv/bin/python bench/ingest_rate.py [--agents 50] [--events 200000] [--batch 100] [--profile]
+
+Starts its own Mosquitto and a CollectorService (collector/service.py) on a fresh SQLite store in a temp dir,
+in this process. A second process plays the agents: one MQTT connection per agent (linewarden.mqtt), a birth
+each, then every agent's events as pre-encoded EventBatch messages with consecutive seqs, at most `--window`
+batches waiting for their PUBACK per agent (the Forwarder's rule). The events are what an agent with 20
+targets sends: per minute one heartbeat and 20 metrics, and a state change on about 1 % of target-minutes.
+
+Prints, for the same events:
+- collector: events/s from the first batch published until every agent's retained ack says
+  through = its last seq, checked against the rows in the store; CPU seconds and RSS of the collector process;
+- Ingest.handle without a broker: the same payloads handed to collector/ingest.py directly (decode, store,
+  ack computed), on another fresh store: the collector's cost without MQTT;
+- baseline: the same rows inserted with executemany, one transaction per batch, into a fresh SQLite file
+  holding the collector's own `events` table (same columns, primary key and index, WAL, synchronous=NORMAL).
+The ratio collector / baseline is the figure with a goal (>= 0.3).
+`--profile` runs the direct Ingest.handle pass under cProfile and prints where its time goes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import cProfile
+import json
+import pstats
+import random
+import resource
+import sqlite3
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import psutil  # noqa: E402
+
+from collector.ingest import Ingest  # noqa: E402
+from collector.service import CollectorService  # noqa: E402
+from collector.store.migrations import CORE, statements  # noqa: E402
+from collector.store.sqlite import SqliteStore  # noqa: E402
+from linewarden.config.base import BrokerConfig  # noqa: E402
+from linewarden.config.collector import CollectorConfig  # noqa: E402
+from linewarden.mqtt import MqttClient  # noqa: E402
+from linewarden.wire import (  # noqa: E402
+    COLLECTOR_STATE_TOPIC,
+    EventBatch,
+    birth_topic,
+    decode,
+    events_topic,
+    parse_agent_topic,
+)
+from simulators.broker import Mosquitto  # noqa: E402
+
+TARGETS = 20
+SITES = 5
+EPOCH = "e1"
+BOOT = "b1"
+STATE_CHANGE_P = 0.01
+GOAL = 0.3
+DONE_TIMEOUT_S = 900.0
+RECEIVED_AT = 1_780_000_000_000  # stamped on the baseline's rows (the collector stamps its own clock)
+
+
+@dataclass(frozen=True)
+class Agent:
+    site: str
+    agent: str
+
+
+def agents(n: int) -> list[Agent]:
+    return [Agent(f"plant-{i % SITES + 1}", f"agent-{i:03d}") for i in range(n)]
+
+
+def _split(total: int, parts: int) -> list[int]:
+    return [total // parts + (1 if i < total % parts else 0) for i in range(parts)]
+
+
+def agent_events(index: int, count: int, end_ms: int) -> list[dict[str, Any]]:
+    """`count` events of one agent, seq 1..count, measured minute by minute up to `end_ms`."""
+    rng = random.Random(index)
+    targets = [f"t{j:02d}" for j in range(TARGETS)]
+    assets = {t: f"a{index:03d}-{t}" for t in targets}
+    state = dict.fromkeys(targets, "UP")
+    minutes = count // (TARGETS + 1) + 2
+    minute = end_ms - minutes * 60_000
+    out: list[dict[str, Any]] = []
+    while len(out) < count:
+        ts = minute
+        out.append({"type": "heartbeat", "ts": ts, "body": {"interval_s": 60, "states": dict(state)}})
+        for t in targets:
+            if rng.random() < STATE_CHANGE_P:
+                new = rng.choice([s for s in ("UP", "DOWN", "DEGRADED") if s != state[t]])
+                at = ts + rng.randrange(60_000)
+                body = {"target": t, "asset": assets[t], "from": state[t], "to": new, "reason": "probe", "at": at}
+                out.append({"type": "state_change", "ts": at, "body": body})
+                state[t] = new
+            failures = 0 if state[t] == "UP" else 12
+            out.append(
+                {
+                    "type": "metrics",
+                    "ts": ts + 60_000,
+                    "body": {
+                        "target": t,
+                        "minute": ts,
+                        "probes": 12,
+                        "failures": failures,
+                        "latency_p50_ms": round(rng.uniform(1, 5), 2),
+                        "latency_p95_ms": round(rng.uniform(5, 20), 2),
+                        "latency_max_ms": round(rng.uniform(20, 80), 2),
+                    },
+                }
+            )
+        minute += 60_000
+    del out[count:]
+    for seq, event in enumerate(out, start=1):
+        event["seq"] = seq
+    return out
+
+
+def workload(n_agents: int, n_events: int, end_ms: int) -> Iterator[tuple[Agent, list[dict[str, Any]]]]:
+    for i, (a, count) in enumerate(zip(agents(n_agents), _split(n_events, n_agents), strict=True)):
+        yield a, agent_events(i, count, end_ms)
+
+
+def batch_payloads(a: Agent, events: list[dict[str, Any]], size: int) -> list[bytes]:
+    head = {"v": 1, "agent": a.agent, "site": a.site, "epoch": EPOCH, "boot": BOOT}
+    return [
+        json.dumps({**head, "events": events[i : i + size]}, separators=(",", ":")).encode()
+        for i in range(0, len(events), size)
+    ]
+
+
+def birth_payload(a: Agent, index: int, ts: int) -> bytes:
+    targets = [
+        {"id": f"t{j:02d}", "kind": "opcua", "asset": f"a{index:03d}-t{j:02d}", "criticality": "high"}
+        for j in range(TARGETS)
+    ]
+    birth = {
+        "v": 1, "agent": a.agent, "site": a.site, "epoch": EPOCH, "boot": BOOT, "ts": ts, "version": "bench",
+        "config_hash": "-", "heartbeat_interval_s": 60, "targets": targets, "acked_through": 0,
+    }
+    return json.dumps(birth, separators=(",", ":")).encode()
+
+
+def interleaved(per_agent: list[tuple[Agent, list[bytes]]]) -> list[tuple[str, bytes]]:
+    """(topic, payload) in the order many agents' batches arrive: round robin."""
+    out: list[tuple[str, bytes]] = []
+    longest = max(len(p) for _, p in per_agent)
+    for i in range(longest):
+        out.extend((events_topic(a.site, a.agent), p[i]) for a, p in per_agent if i < len(p))
+    return out
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+# ------------------------------------------------------------ the agents (child process)
+
+
+async def publish(port: int, n_agents: int, n_events: int, size: int, window: int) -> None:
+    start_ms = now_ms()
+    per_agent = [(a, batch_payloads(a, ev, size)) for a, ev in workload(n_agents, n_events, start_ms)]
+    for payload in per_agent[0][1]:
+        decode(EventBatch, payload)  # the generator writes valid wire protocol
+    last_seq = {(a.site, a.agent): n for a, n in zip(agents(n_agents), _split(n_events, n_agents), strict=True)}
+    broker = BrokerConfig(port=port)
+    through: dict[tuple[str, str], int] = {}
+    births_acked = asyncio.Event()
+    all_acked = asyncio.Event()
+    collector_online = asyncio.Event()
+
+    def on_ack(topic: str, payload: bytes) -> None:
+        site, agent, _ = parse_agent_topic(topic)
+        through[(site, agent)] = int(json.loads(payload)["through"])
+        if len(through) == n_agents:
+            births_acked.set()
+            if all(through[k] >= last_seq[k] for k in last_seq):
+                all_acked.set()
+
+    watcher = MqttClient(broker, client_id="bench-acks")
+    watcher.subscribe("lw/v1/+/+/ack", on_ack)
+    watcher.subscribe(COLLECTOR_STATE_TOPIC, lambda _t, p: collector_online.set() if b'"online":true' in p else None)
+    await watcher.start()
+    await asyncio.wait_for(collector_online.wait(), 30)
+
+    clients = []
+    for a, _ in per_agent:
+        client = MqttClient(broker, client_id=f"bench-{a.site}-{a.agent}")
+        await client.start()
+        clients.append(client)
+    deadline = time.monotonic() + 30
+    while not all(c.connected for c in clients):
+        if time.monotonic() > deadline:
+            raise SystemExit("the agents could not connect to the broker")
+        await asyncio.sleep(0.05)
+    for i, (client, (a, _)) in enumerate(zip(clients, per_agent, strict=True)):
+        await client.publish(birth_topic(a.site, a.agent), birth_payload(a, i, start_ms))
+    await asyncio.wait_for(births_acked.wait(), 60)
+
+    async def send(client: MqttClient, a: Agent, payloads: list[bytes]) -> None:
+        slots = asyncio.Semaphore(window)
+        futures = []
+        for p in payloads:
+            await slots.acquire()
+            future = client.publish(events_topic(a.site, a.agent), p)
+            future.add_done_callback(lambda _f: slots.release())
+            futures.append(future)
+        await asyncio.gather(*futures)
+
+    print("start", flush=True)
+    cpu0, t0 = time.process_time(), time.perf_counter()
+    await asyncio.gather(*(send(c, a, p) for c, (a, p) in zip(clients, per_agent, strict=True)))
+    published = time.perf_counter() - t0
+    await asyncio.wait_for(all_acked.wait(), DONE_TIMEOUT_S)
+    elapsed = time.perf_counter() - t0
+    result = {"seconds": elapsed, "published_s": published, "cpu_s": time.process_time() - cpu0}
+    print("done " + json.dumps(result), flush=True)
+    for client in [*clients, watcher]:
+        await client.stop()
+
+
+# ------------------------------------------------------------ the collector (this process)
+
+
+async def collector_run(port: int, directory: Path, args: argparse.Namespace) -> dict[str, float]:
+    store = SqliteStore(directory / "collector.db")
+    store.migrate()
+    config = CollectorConfig.model_validate({"collector": {"data_dir": str(directory)}, "broker": {"port": port}})
+    service = CollectorService(config, store)
+    await service.start()
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "--publisher", str(port), "--agents", str(args.agents),
+        "--events", str(args.events), "--batch", str(args.batch), "--window", str(args.window),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert child.stdout is not None
+    cpu0 = t0 = 0.0
+    result: dict[str, float] = {}
+    try:
+        while line := (await child.stdout.readline()).decode():
+            if line.startswith("start"):
+                cpu0, t0 = time.process_time(), time.perf_counter()
+            elif line.startswith("done "):
+                result = {**json.loads(line[5:]), "collector_cpu_s": time.process_time() - cpu0,
+                          "collector_wall_s": time.perf_counter() - t0}
+        if await child.wait() != 0 or not result:
+            raise SystemExit(f"the publisher process failed (exit {child.returncode})")
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+    result["rss_mb"] = psutil.Process().memory_info().rss / 2**20
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    await service.stop()
+    with sqlite3.connect(directory / "collector.db") as db:
+        stored = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
+        acked = db.execute("SELECT SUM(through) FROM acks").fetchone()[0]
+    store.close()
+    if stored != args.events or acked != args.events:
+        raise SystemExit(f"expected {args.events} events stored and acked, found {stored} stored, {acked} acked")
+    return result
+
+
+def direct_ingest(
+    directory: Path, messages: list[tuple[str, bytes]], n: int, profile: bool
+) -> tuple[float, pstats.Stats | None]:
+    store = SqliteStore(directory / "direct.db")
+    store.migrate()
+    ingest = Ingest(store, CollectorConfig().liveness, watching_since=now_ms())
+    profiler = cProfile.Profile() if profile else None
+    start = time.perf_counter()
+    if profiler is not None:
+        profiler.enable()
+    for topic, payload in messages:
+        ingest.handle(topic, payload, now_ms())
+    if profiler is not None:
+        profiler.disable()
+    rate = n / (time.perf_counter() - start)
+    store.close()
+    return rate, None if profiler is None else pstats.Stats(profiler, stream=sys.stdout)
+
+
+def baseline(directory: Path, per_agent: list[tuple[Agent, list[dict[str, Any]]]], size: int) -> float:
+    db = sqlite3.connect(directory / "baseline.db", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=NORMAL")
+    for stmt in statements(CORE[0].sql):
+        if stmt.startswith(("CREATE TABLE events ", "CREATE INDEX events_ts ")):
+            db.execute(stmt)
+    batches: list[list[tuple[Any, ...]]] = []
+    rows_of = {
+        a: [
+            (a.site, a.agent, EPOCH, e["seq"], BOOT, e["ts"], e["type"],
+             json.dumps(e["body"], separators=(",", ":"), sort_keys=True), RECEIVED_AT)
+            for e in events
+        ]
+        for a, events in per_agent
+    }
+    longest = max(len(r) for r in rows_of.values())
+    for i in range(0, longest, size):
+        batches.extend(rows[i : i + size] for rows in rows_of.values() if i < len(rows))
+    n = sum(len(b) for b in batches)
+    start = time.perf_counter()
+    for rows in batches:
+        db.execute("BEGIN IMMEDIATE")
+        db.executemany(
+            "INSERT INTO events (site, agent, epoch, seq, boot, ts, type, body, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
+            rows,
+        )
+        db.execute("COMMIT")
+    rate = n / (time.perf_counter() - start)
+    db.close()
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--agents", type=int, default=50)
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--batch", type=int, default=100, help="events per EventBatch (and per baseline txn)")
+    parser.add_argument("--window", type=int, default=10, help="batches per agent waiting for their PUBACK")
+    parser.add_argument("--profile", action="store_true", help="cProfile the direct Ingest.handle pass")
+    parser.add_argument("--publisher", type=int, help=argparse.SUPPRESS)  # internal: be the agents
+    args = parser.parse_args()
+    if args.events < args.agents:
+        parser.error("--events must be at least --agents")
+    if args.publisher:
+        asyncio.run(publish(args.publisher, args.agents, args.events, args.batch, args.window))
+        return
+    n = args.events
+    with Mosquitto() as broker, tempfile.TemporaryDirectory(prefix="lw-bench-") as tmp:
+        directory = Path(tmp)
+        print(f"collector ingest bench: {n:,} events from {args.agents} agents in batches of {args.batch}, "
+              f"window {args.window}, mosquitto on {broker.port}")
+        r = asyncio.run(collector_run(broker.port, directory, args))
+        collector = n / r["seconds"]
+        per_agent = list(workload(args.agents, n, now_ms()))
+        messages = interleaved([(a, batch_payloads(a, ev, args.batch)) for a, ev in per_agent])
+        direct, profile = direct_ingest(directory, messages, n, args.profile)
+        base = baseline(directory, per_agent, args.batch)
+        print(f"collector over MQTT      {collector:>10,.0f} events/s  ({r['seconds']:.1f} s until all acked; "
+              f"publishing took {r['published_s']:.1f} s)")
+        print(f"  collector process      {r['collector_cpu_s']:>10.1f} CPU s "
+              f"({n / r['collector_cpu_s']:,.0f} events per CPU s); RSS {r['rss_mb']:.0f} MB after ingest, "
+              f"peak {r['peak_rss_mb']:.0f} MB")
+        print(f"  agents process         {r['cpu_s']:>10.1f} CPU s")
+        note = " (under cProfile)" if args.profile else ""
+        print(f"Ingest.handle, no broker {direct:>10,.0f} events/s{note}")
+        print(f"baseline executemany     {base:>10,.0f} events/s  ({args.batch} rows per transaction)")
+        verdict = "met" if collector / base >= GOAL else "NOT met"
+        print(f"ratio collector/baseline {collector / base:>10.3f}     (goal >= {GOAL}: {verdict})")
+        if profile is not None:
+            print("\nwhere Ingest.handle spends its time (cProfile, top 20 by own time):")
+            profile.sort_stats("tottime").print_stats(20)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,216 @@
+"""The vendor and plant API (FastAPI; OpenAPI at /openapi.json, docs at /docs).
+
+Every call carries `Authorization: Bearer <token>` (see collector/tokens.py). A vendor token sees and
+touches only tickets of its own vendor's contracts: another vendor's ticket answers 403.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, HTTPException, Request
+from pydantic import BaseModel, Field
+
+from collector.audit import append_entry
+from collector.store.base import Store
+from collector.ticketing.lifecycle import Lifecycle, TicketView, list_tickets
+from collector.tokens import TokenInfo, authenticate
+from linewarden.domain import Severity
+from linewarden.errors import TicketNotFound, TicketStateError
+from linewarden.wire import MaintenanceWindowWire
+
+
+class Principal(BaseModel):
+    token_id: str
+    role: str
+    vendor: str | None
+    origin: str
+
+    @property
+    def actor(self) -> str:
+        return f"{self.role}:{self.vendor}" if self.vendor else f"{self.role}:{self.token_id}"
+
+
+class Triage(BaseModel):
+    severity: Severity
+
+
+class Note(BaseModel):
+    note: str = ""
+
+
+class PauseBody(BaseModel):
+    reason: str = Field(min_length=1)
+
+
+class RcaDocument(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    content_base64: str
+
+
+class RcaBody(BaseModel):
+    link: str | None = Field(default=None, pattern=r"^https?://.+")
+    document: RcaDocument | None = None
+
+
+class WindowBody(BaseModel):
+    site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    kind: str = Field(default="maintenance", pattern=r"^(maintenance|change)$")
+    start: int
+    end: int
+    assets: list[str] = Field(default_factory=list)
+    services: list[str] = Field(default_factory=list)
+    reason: str = ""
+
+
+def _principal(request: Request) -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    info: TokenInfo | None = None
+    if scheme.lower() == "bearer" and token:
+        info = authenticate(request.app.state.store, token.strip())
+    if info is None:
+        raise HTTPException(401, "missing, unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
+    origin = request.client.host if request.client else "unknown"
+    return Principal(token_id=info.id, role=info.role, vendor=info.vendor, origin=origin)
+
+
+Caller = Annotated[Principal, Depends(_principal)]
+
+
+def _require(caller: Principal, *roles: str) -> None:
+    if caller.role != "admin" and caller.role not in roles:
+        raise HTTPException(403, f"a {caller.role} token may not do this")
+
+
+def _ticket(request: Request, caller: Principal, contract_id: str, incident_id: str) -> TicketView:
+    found = [
+        t for t in list_tickets(request.app.state.store)
+        if t.contract_id == contract_id and t.incident_id == incident_id
+    ]
+    if not found:
+        raise HTTPException(404, "no such ticket")
+    if caller.role == "vendor" and found[0].vendor != caller.vendor:
+        raise HTTPException(403, "this ticket belongs to another vendor's contract")
+    return found[0]
+
+
+def _step(call: Callable[[], TicketView]) -> dict[str, Any]:
+    try:
+        return call().as_dict()
+    except TicketNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except TicketStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+
+
+def create_app(store: Store, lifecycle: Lifecycle, clock: Callable[[], int], rca_dir: Path) -> FastAPI:
+    app = FastAPI(title="linewarden collector API", version="1")
+    app.state.store = store
+
+    @app.get("/tickets")
+    def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:
+        """Tickets the caller may see: a vendor's own, or all for plant and admin."""
+        vendor = caller.vendor if caller.role == "vendor" else None
+        return [t.as_dict() for t in list_tickets(store, vendor)]
+
+    @app.get("/tickets/{contract_id}/{incident_id}")
+    def ticket(request: Request, caller: Caller, contract_id: str, incident_id: str) -> dict[str, Any]:
+        return _ticket(request, caller, contract_id, incident_id).as_dict()
+
+    @app.post("/tickets/{contract_id}/{incident_id}/acknowledge")
+    def acknowledge(request: Request, caller: Caller, contract_id: str, incident_id: str) -> dict[str, Any]:
+        """The vendor acknowledges (also the target of a vendor system's inbound webhook)."""
+        _require(caller, "vendor")
+        _ticket(request, caller, contract_id, incident_id)
+        return _step(lambda: lifecycle.acknowledge(incident_id, contract_id, caller.actor, caller.origin))
+
+    @app.post("/tickets/{contract_id}/{incident_id}/triage")
+    def triage(request: Request, caller: Caller, contract_id: str, incident_id: str, body: Triage) -> dict[str, Any]:
+        """The vendor's severity; the edge's is kept beside it."""
+        _require(caller, "vendor")
+        _ticket(request, caller, contract_id, incident_id)
+        return _step(lambda: lifecycle.triage(incident_id, contract_id, body.severity, caller.actor, caller.origin))
+
+    @app.post("/tickets/{contract_id}/{incident_id}/resolution")
+    def resolution(request: Request, caller: Caller, contract_id: str, incident_id: str, body: Note) -> dict[str, Any]:
+        """A resolution claim, verified against the measured state: still DOWN/DEGRADED reopens the ticket."""
+        _require(caller, "vendor")
+        _ticket(request, caller, contract_id, incident_id)
+        return _step(
+            lambda: lifecycle.claim_resolution(incident_id, contract_id, body.note, caller.actor, caller.origin)
+        )
+
+    @app.post("/tickets/{contract_id}/{incident_id}/rca")
+    def rca(request: Request, caller: Caller, contract_id: str, incident_id: str, body: RcaBody) -> dict[str, Any]:
+        """The root-cause report: a link, or a document (base64) kept in the collector's data directory."""
+        _require(caller, "vendor")
+        _ticket(request, caller, contract_id, incident_id)
+        if body.link is None and body.document is None:
+            raise HTTPException(422, "give a link or a document")
+        document: dict[str, Any] | None = None
+        if body.document is not None:
+            try:
+                data = base64.b64decode(body.document.content_base64, validate=True)
+            except (binascii.Error, ValueError):
+                raise HTTPException(422, "document.content_base64 is not base64") from None
+            digest = hashlib.sha256(data).hexdigest()
+            rca_dir.mkdir(parents=True, exist_ok=True)
+            (rca_dir / digest).write_bytes(data)
+            document = {"name": body.document.name, "sha256": digest, "bytes": len(data)}
+        return _step(
+            lambda: lifecycle.receive_rca(incident_id, contract_id, body.link, document, caller.actor, caller.origin)
+        )
+
+    @app.post("/tickets/{contract_id}/{incident_id}/pause")
+    def pause(request: Request, caller: Caller, contract_id: str, incident_id: str, body: PauseBody) -> dict[str, Any]:
+        """Plant IT: the vendor waits on the plant; the clock stops (if the contract allows)."""
+        _require(caller, "plant")
+        _ticket(request, caller, contract_id, incident_id)
+        return _step(lambda: lifecycle.pause(incident_id, contract_id, body.reason, caller.actor, caller.origin))
+
+    @app.post("/tickets/{contract_id}/{incident_id}/resume")
+    def resume(request: Request, caller: Caller, contract_id: str, incident_id: str) -> dict[str, Any]:
+        _require(caller, "plant")
+        _ticket(request, caller, contract_id, incident_id)
+        return _step(lambda: lifecycle.resume(incident_id, contract_id, caller.actor, caller.origin))
+
+    @app.post("/tickets/{contract_id}/{incident_id}/workaround")
+    def workaround(request: Request, caller: Caller, contract_id: str, incident_id: str, body: Note) -> dict[str, Any]:
+        """Plant IT accepts a workaround: the resolution clock stops."""
+        _require(caller, "plant")
+        _ticket(request, caller, contract_id, incident_id)
+        return _step(
+            lambda: lifecycle.accept_workaround(incident_id, contract_id, body.note, caller.actor, caller.origin)
+        )
+
+    @app.get("/maintenance-windows")
+    def windows(caller: Caller, start: int = 0, end: int = 2**62) -> list[dict[str, Any]]:
+        _require(caller, "plant")
+        return [dict(w.__dict__) for w in store.maintenance_windows(start, end)]
+
+    @app.post("/maintenance-windows", status_code=201)
+    def add_window(caller: Caller, body: WindowBody) -> dict[str, Any]:
+        """Record a maintenance or change window, announced now (the notice counts from here)."""
+        _require(caller, "plant")
+        if body.end <= body.start:
+            raise HTTPException(422, "end must be after start")
+        now = clock()
+        wire = MaintenanceWindowWire(
+            id=f"w-{uuid.uuid4().hex[:12]}", kind="change" if body.kind == "change" else "maintenance",
+            start=body.start, end=body.end, assets=body.assets, services=body.services, announced_at=now,
+            announced_by=caller.actor, reason=body.reason,
+        )
+        with store.transaction() as tx:
+            tx.add_maintenance_window(body.site, wire, None)
+            append_entry(tx.sql, caller.actor, caller.origin, "maintenance.recorded", f"window/{wire.id}",
+                         {"site": body.site, **wire.model_dump(mode="json")}, now)
+        return {"site": body.site, **wire.model_dump(mode="json")}
+
+    return app

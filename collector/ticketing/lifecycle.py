@@ -1,0 +1,304 @@
+"""A vendor ticket's life after the dispatcher raised it: raised → acknowledged → triaged → resolution claimed
+→ verified against measured state → closed (or reopened, the clock still running), with pauses, accepted
+workarounds and the RCA on the side.
+
+Every step is one store transaction holding the ticket's change, its audit entry, its `ticket_records` row
+(what the SLA report reads: ticket_raised, ticket_acknowledged, ticket_triaged with details.severity,
+ticket_paused, ticket_resumed, resolution_claimed, workaround_accepted, rca_received) and any vendor comment
+it causes (through the dispatch outbox).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from collector.audit import append_entry
+from collector.contracts import ContractBook
+from collector.store.base import Row, Sql, Store, Writer
+from collector.ticketing import timers
+from collector.ticketing.base import VendorRef
+from collector.ticketing.dispatch import Dispatch, request_step
+from collector.ticketing.plant_it import PLANT_IT
+from linewarden.domain import Severity, State
+from linewarden.errors import TicketNotFound, TicketStateError
+
+log = logging.getLogger(__name__)
+
+RAISED, ACKNOWLEDGED, TRIAGED, CLAIMED, REOPENED, CLOSED = (
+    "raised", "acknowledged", "triaged", "resolution_claimed", "reopened", "closed"
+)
+_STILL_BROKEN = (State.DOWN, State.DEGRADED)
+_STATE_RANK = {State.DOWN: 0, State.DEGRADED: 1, State.UNKNOWN: 2, State.UP: 3}
+
+
+@dataclass(frozen=True)
+class TicketView:
+    incident_id: str
+    contract_id: str
+    vendor: str
+    sink: str
+    vendor_ref: str
+    vendor_url: str | None
+    severity: str
+    vendor_severity: str | None
+    phase: str
+    paused: bool
+    opened_at: int
+    raised_at: int
+    acknowledged_at: int | None
+    closed_at: int | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def _view(r: Row) -> TicketView:
+    return TicketView(
+        r["incident_id"], r["contract_id"], r["vendor"], r["sink"], r["vendor_display"], r["vendor_url"],
+        r["severity"], r["vendor_severity"], r["phase"], r["paused_since"] is not None, int(r["opened_at"]),
+        int(r["raised_at"]), r["acknowledged_at"], r["closed_at"],
+    )
+
+
+def list_tickets(store: Store, vendor: str | None = None) -> list[TicketView]:
+    """Vendor tickets (plant-IT notices excluded), newest first; only `vendor`'s when given."""
+    query = "SELECT * FROM tickets WHERE sink <> ?"
+    params: list[Any] = [PLANT_IT]
+    if vendor is not None:
+        query += " AND vendor = ?"
+        params.append(vendor)
+    with store.reader() as sql:
+        rows = sql.query(query + " ORDER BY raised_at DESC, incident_id", params)
+    return [_view(r) for r in rows]
+
+
+def measured_state(sql: Sql, asset: str) -> State | None:
+    """The asset's state now, as its targets' latest state changes say (worst target wins); None if unknown."""
+    rows = sql.query("SELECT target, to_state, at FROM state_changes WHERE asset = ? ORDER BY at", (asset,))
+    latest: dict[str, State] = {}
+    for r in rows:
+        latest[r["target"]] = State(r["to_state"])
+    return min(latest.values(), key=lambda s: _STATE_RANK[s]) if latest else None
+
+
+class Lifecycle:
+    def __init__(self, store: Store, book: ContractBook, clock: Callable[[], int], origin: str) -> None:
+        self._store = store
+        self._book = book
+        self._clock = clock
+        self._origin = origin
+
+    # ------------------------------------------------------------ from the dispatcher
+
+    def on_recorded(self, sql: Sql, row: Dispatch, ref: VendorRef, now: int) -> None:
+        """Inside the dispatcher's record transaction: a vendor accepted a create or a severity raise."""
+        contract = self._book.contracts.get(row.contract_id)
+        if contract is None or row.action not in ("create", "update"):
+            return
+        calendar = timers.coverage(self._book, contract)
+        severity = row.ticket.severity
+        if row.action == "create":
+            Writer(sql).add_ticket_record(
+                row.incident_id, "ticket_raised", now, row.actor,
+                {"contract": row.contract_id, "vendor_ref": ref.display, "severity": severity.value}, "collector",
+            )
+            timers.schedule_ticket(sql, contract, calendar, row.incident_id, severity, now)
+        else:
+            raised = sql.query(
+                "SELECT raised_at FROM tickets WHERE incident_id = ? AND contract_id = ?",
+                (row.incident_id, row.contract_id),
+            )
+            if raised:
+                timers.schedule_escalations(
+                    sql, contract, calendar, row.incident_id, severity, int(raised[0]["raised_at"])
+                )
+
+    # ------------------------------------------------------------ from the router
+
+    def on_restored(self, sql: Sql, incident: str, contract_id: str, restored_at: int, now: int) -> None:
+        """The agent measured the service restored: resolution escalations are moot, the RCA clock starts, and
+        a ticket whose resolution claim had been refused closes."""
+        contract = self._book.contracts.get(contract_id)
+        rows = sql.query("SELECT * FROM tickets WHERE incident_id = ? AND contract_id = ?", (incident, contract_id))
+        if contract is None or not rows:
+            return
+        timers.cancel(sql, incident, contract_id, (timers.RESOLUTION,), now)
+        severity = Severity(rows[0]["severity"])
+        timers.schedule_rca(sql, contract, timers.coverage(self._book, contract), incident, severity, restored_at)
+        self._comment(sql, incident, contract_id, "restored", "Service measured restored by linewarden.", now)
+        append_entry(sql, "collector", self._origin, "ticket.restored_measured", f"ticket/{contract_id}/{incident}",
+                     {"restored_at": restored_at}, now)
+        if rows[0]["phase"] == REOPENED:
+            self._close(sql, incident, contract_id, "collector", self._origin, now, "restored after a refused claim")
+
+    # ------------------------------------------------------------ vendor steps
+
+    def acknowledge(self, incident: str, contract_id: str, actor: str, origin: str) -> TicketView:
+        def step(tx: Writer, row: Row, now: int) -> None:
+            if row["acknowledged_at"] is not None:
+                return
+            tx.sql.execute(
+                "UPDATE tickets SET acknowledged_at = ?, phase = CASE WHEN phase = ? THEN ? ELSE phase END,"
+                " updated_at = ? WHERE incident_id = ? AND contract_id = ?",
+                (now, RAISED, ACKNOWLEDGED, now, incident, contract_id),
+            )
+            timers.cancel(tx.sql, incident, contract_id, (timers.RESPONSE,), now)
+            self._record(tx, row, "ticket_acknowledged", "ticket.acknowledged", {}, actor, origin, now)
+
+        return self._step(incident, contract_id, step)
+
+    def triage(self, incident: str, contract_id: str, severity: Severity, actor: str, origin: str) -> TicketView:
+        def step(tx: Writer, row: Row, now: int) -> None:
+            tx.sql.execute(
+                "UPDATE tickets SET vendor_severity = ?, phase = CASE WHEN phase IN (?, ?) THEN ? ELSE phase END,"
+                " acknowledged_at = COALESCE(acknowledged_at, ?), updated_at = ?"
+                " WHERE incident_id = ? AND contract_id = ?",
+                (severity.value, RAISED, ACKNOWLEDGED, TRIAGED, now, now, incident, contract_id),
+            )
+            if row["acknowledged_at"] is None:  # triage answers the ticket: it is the acknowledgement too
+                timers.cancel(tx.sql, incident, contract_id, (timers.RESPONSE,), now)
+                self._record(tx, row, "ticket_acknowledged", "ticket.acknowledged", {}, actor, origin, now)
+            details = {"severity": severity.value, "edge_severity": row["severity"],
+                       "differs": severity.value != row["severity"]}
+            self._record(tx, row, "ticket_triaged", "ticket.triaged", details, actor, origin, now)
+
+        return self._step(incident, contract_id, step)
+
+    def claim_resolution(self, incident: str, contract_id: str, note: str, actor: str, origin: str) -> TicketView:
+        """Record the claim and verify it: still DOWN or DEGRADED → reopened (the clock keeps running);
+        otherwise closed and the vendor ticket resolved."""
+
+        def step(tx: Writer, row: Row, now: int) -> None:
+            self._record(tx, row, "resolution_claimed", "ticket.resolution_claimed", {"note": note}, actor, origin,
+                         now)
+            state = self._asset_state(tx.sql, incident)
+            if state in _STILL_BROKEN:
+                tx.sql.execute(
+                    "UPDATE tickets SET phase = ?, updated_at = ? WHERE incident_id = ? AND contract_id = ?",
+                    (REOPENED, now, incident, contract_id),
+                )
+                append_entry(tx.sql, "collector", self._origin, "ticket.reopened", _obj(contract_id, incident),
+                             {"measured_state": state.value if state else None}, now)
+                text = f"Resolution claim refused: linewarden measures the asset {state.value if state else ''} now."
+                self._comment(tx.sql, incident, contract_id, f"reopened:{now}", text, now)
+                log.warning("ticket %s/%s reopened: asset still %s", contract_id, incident, state)
+            else:
+                self._close(tx.sql, incident, contract_id, actor, origin, now, note)
+
+        return self._step(incident, contract_id, step)
+
+    def receive_rca(
+        self, incident: str, contract_id: str, link: str | None, document: dict[str, Any] | None, actor: str,
+        origin: str,
+    ) -> TicketView:
+        def step(tx: Writer, row: Row, now: int) -> None:
+            details = {"link": link, "document": document}
+            timers.cancel(tx.sql, incident, contract_id, ("rca",), now)
+            self._record(tx, row, "rca_received", "ticket.rca_received", details, actor, origin, now)
+
+        return self._step(incident, contract_id, step, closed_ok=True)
+
+    # ------------------------------------------------------------ plant steps
+
+    def pause(self, incident: str, contract_id: str, reason: str, actor: str, origin: str) -> TicketView:
+        contract = self._book.contracts.get(contract_id)
+        if contract is not None and not contract.support.pause_allowed:
+            raise TicketStateError(f"contract {contract_id} does not allow pausing the clock")
+
+        def step(tx: Writer, row: Row, now: int) -> None:
+            if row["paused_since"] is not None:
+                return
+            tx.sql.execute(
+                "UPDATE tickets SET paused_since = ?, updated_at = ? WHERE incident_id = ? AND contract_id = ?",
+                (now, now, incident, contract_id),
+            )
+            self._record(tx, row, "ticket_paused", "ticket.paused", {"reason": reason}, actor, origin, now)
+
+        return self._step(incident, contract_id, step)
+
+    def resume(self, incident: str, contract_id: str, actor: str, origin: str) -> TicketView:
+        def step(tx: Writer, row: Row, now: int) -> None:
+            paused = row["paused_since"]
+            if paused is None:
+                return
+            tx.sql.execute(
+                "UPDATE tickets SET paused_since = NULL, updated_at = ? WHERE incident_id = ? AND contract_id = ?",
+                (now, incident, contract_id),
+            )
+            contract = self._book.contracts.get(contract_id)
+            if contract is not None:
+                calendar = timers.coverage(self._book, contract)
+                timers.shift_after_pause(tx.sql, calendar, incident, contract_id, int(paused), now)
+            self._record(tx, row, "ticket_resumed", "ticket.resumed", {"paused_at": paused}, actor, origin, now)
+
+        return self._step(incident, contract_id, step)
+
+    def accept_workaround(self, incident: str, contract_id: str, note: str, actor: str, origin: str) -> TicketView:
+        def step(tx: Writer, row: Row, now: int) -> None:
+            timers.cancel(tx.sql, incident, contract_id, (timers.RESOLUTION,), now)
+            self._record(tx, row, "workaround_accepted", "ticket.workaround_accepted", {"note": note}, actor,
+                         origin, now)
+
+        return self._step(incident, contract_id, step)
+
+    # ------------------------------------------------------------ helpers
+
+    def _step(
+        self, incident: str, contract_id: str, step: Callable[[Writer, Row, int], None], closed_ok: bool = False
+    ) -> TicketView:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            rows = tx.sql.query(
+                "SELECT * FROM tickets WHERE incident_id = ? AND contract_id = ? AND sink <> ?",
+                (incident, contract_id, PLANT_IT),
+            )
+            if not rows:
+                raise TicketNotFound(f"no ticket for incident {incident} under contract {contract_id}")
+            if rows[0]["phase"] == CLOSED and not closed_ok:
+                raise TicketStateError(f"ticket {contract_id}/{incident} is closed")
+            step(tx, rows[0], now)
+            after = tx.sql.query(
+                "SELECT * FROM tickets WHERE incident_id = ? AND contract_id = ?", (incident, contract_id)
+            )
+        return _view(after[0])
+
+    def _record(
+        self, tx: Writer, row: Row, kind: str, action: str, details: dict[str, Any], actor: str, origin: str,
+        now: int,
+    ) -> None:
+        incident, contract_id = row["incident_id"], row["contract_id"]
+        tx.add_ticket_record(incident, kind, now, actor, {"contract": contract_id, **details}, "api")
+        append_entry(tx.sql, actor, origin, action, _obj(contract_id, incident), details, now)
+
+    def _comment(self, sql: Sql, incident: str, contract_id: str, dedup: str, text: str, now: int) -> None:
+        ticket = timers.current_ticket(sql, incident, contract_id)
+        if ticket is not None:
+            request_step(sql, "comment", f"comment:{dedup}", ticket, text, "collector", self._origin, now)
+
+    def _close(self, sql: Sql, incident: str, contract_id: str, actor: str, origin: str, now: int, note: str) -> None:
+        sql.execute(
+            "UPDATE tickets SET phase = ?, closed_at = ?, updated_at = ? WHERE incident_id = ? AND contract_id = ?",
+            (CLOSED, now, now, incident, contract_id),
+        )
+        timers.cancel(sql, incident, contract_id, ("escalation", "reminder"), now)
+        append_entry(sql, actor, origin, "ticket.closed", _obj(contract_id, incident), {"note": note}, now)
+        ticket = timers.current_ticket(sql, incident, contract_id)
+        if ticket is not None:
+            request_step(sql, "resolve", "resolve", ticket, note or "Closed: verified restored.", actor, origin, now)
+
+    @staticmethod
+    def _asset_state(sql: Sql, incident: str) -> State | None:
+        rows = sql.query("SELECT asset, resolved_at FROM incidents WHERE id = ?", (incident,))
+        if not rows or rows[0]["asset"] is None:
+            return None
+        measured = measured_state(sql, rows[0]["asset"])
+        if measured is None and rows[0]["resolved_at"] is None:
+            return State.DOWN  # no state change seen, but the incident is still open at the edge
+        return measured
+
+
+def _obj(contract_id: str, incident: str) -> str:
+    return f"ticket/{contract_id}/{incident}"

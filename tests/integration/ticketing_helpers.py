@@ -1,0 +1,63 @@
+"""A contract, a collector and an agent-side publisher for the ticketing tests."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from collector.contracts import ContractBook
+from collector.ticketing.dispatch import RetryPolicy
+from linewarden.calendar import Calendar
+from linewarden.config.base import BrokerConfig
+from linewarden.config.calendar import CalendarSection
+from linewarden.config.collector import ApiConfig, CollectorConfig, CollectorSection
+from linewarden.config.contract import ContractConfig
+
+SECRET = "0123456789abcdef0123456789abcdef"
+SECRET_ENV = "LW_TEST_SECRET"
+FAST = RetryPolicy(attempt_timeout_s=2, attempts=2, run_budget_s=5, wait_multiplier_s=0.01, wait_max_s=0.05, runs=3)
+
+BUSINESS_HOURS = Calendar.from_config(
+    CalendarSection.model_validate(
+        {"id": "business-hours-de", "timezone": "Europe/Berlin",
+         "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00"}]}
+    )
+)
+
+
+def contract(cid: str, vendor: str, assets: list[str], sink: dict[str, Any] | None, **extra: Any) -> ContractConfig:
+    data: dict[str, Any] = {
+        "contract": {"id": cid, "vendor": vendor, "document_sha256": "0" * 64, "currency": "EUR",
+                     "fee_per_period": 1000, "timezone": "Europe/Berlin"},
+        "scope": {"assets": assets},
+        "support": {"tier": "premium", "targets": {"S1": {"response": "1h", "resolution": "4h"},
+                                                   "S2": {"response": "4h", "resolution": "8h"}}},
+        **extra,
+    }
+    if sink is not None:
+        data["ticketing"] = sink
+    return ContractConfig.model_validate(data)
+
+
+def book(*contracts: ContractConfig) -> ContractBook:
+    return ContractBook({c.contract.id: c for c in contracts}, {"business-hours-de": BUSINESS_HOURS})
+
+
+def sink_config(kind: str, url: str) -> dict[str, Any]:
+    secret = {"env": SECRET_ENV}
+    if kind == "jira":
+        return {"kind": "jira", "base_url": url, "user": "lw@plant-a.example", "api_token": secret,
+                "project_key": "PLCSUP"}
+    if kind == "servicenow":
+        return {"kind": "servicenow", "instance_url": url, "user": "lw", "password": secret}
+    if kind == "webhook":
+        return {"kind": "webhook", "url": url + "/hooks/linewarden", "secret": secret}
+    return {"kind": "pagerduty", "events_url": url + "/v2/enqueue", "routing_key": secret}
+
+
+def collector_config(host: str, port: int, data_dir: Path, name: str, api_port: int = 0) -> CollectorConfig:
+    return CollectorConfig(
+        collector=CollectorSection(id=name, data_dir=data_dir),
+        broker=BrokerConfig(host=host, port=port),
+        api=ApiConfig(host="127.0.0.1", port=api_port),
+    )
