@@ -68,6 +68,7 @@ class MqttClient:
         self._connected = False
         self.failed_connects = 0  # connection attempts that failed (broker down, refused); for status
         self._pending: dict[int, asyncio.Future[None]] = {}
+        self._session = 0  # counts connections; a message is acked only on the connection that brought it
         self._subscriptions: dict[str, MessageHandler] = {}
         self.on_connect: Hook | None = None
         self.on_disconnect: Hook | None = None
@@ -96,6 +97,7 @@ class MqttClient:
             client_id=self._client_id,
             protocol=self._protocol,
             clean_session=True if self._protocol == MQTTProtocolVersion.MQTTv311 else None,
+            manual_ack=True,
         )
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_inflight_messages_set(MAX_INFLIGHT)
@@ -187,6 +189,7 @@ class MqttClient:
                 self._call_on_loop(self._connect_failed_on_loop, f"refused: {reason}")
                 return
             _drop_unsent(client)
+            self._session += 1  # in the network thread, before any message of the new session is read
             for topic_filter in list(self._subscriptions):
                 client.subscribe(topic_filter, qos=1)
             self._call_on_loop(self._connected_on_loop)
@@ -216,7 +219,9 @@ class MqttClient:
 
     def _paho_on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         try:
-            self._call_on_loop(self._message_on_loop, message.topic, bytes(message.payload))
+            self._call_on_loop(
+                self._message_on_loop, message.topic, bytes(message.payload), message.mid, message.qos, self._session
+            )
         except Exception:
             log.exception("error in MQTT on_message")
 
@@ -251,13 +256,18 @@ class MqttClient:
         else:
             future.set_exception(BrokerError(f"broker refused the message: {failure}"))
 
-    def _message_on_loop(self, topic: str, payload: bytes) -> None:
+    def _message_on_loop(self, topic: str, payload: bytes, mid: int, qos: int, session: int) -> None:
         for topic_filter, handler in list(self._subscriptions.items()):
             if paho.topic_matches_sub(topic_filter, topic):
                 try:
                     handler(topic, payload)
                 except Exception:
                     log.exception("error handling MQTT message on %s", topic)
+        # PUBACK only once the handlers are done (the collector has committed): the broker's in-flight window
+        # then holds a backlog back at the broker instead of in this process's memory. A mid of an earlier
+        # connection must not be acked: the new session may reuse it for another message.
+        if qos > 0 and self._paho is not None and session == self._session and self._connected:
+            self._paho.ack(mid, qos)
 
     def _fail_pending(self, why: str) -> None:
         pending, self._pending = self._pending, {}
