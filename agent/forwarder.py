@@ -205,6 +205,9 @@ class Forwarder:
             log.debug("birth not sent: %s", exc)
 
     def _on_disconnect(self) -> None:
+        # Unknown until the broker hands us the retained state again: a broker that restarted without it, or
+        # a collector that comes back later, then shows as a change to online, and we resend what was lost.
+        self._collector_online = None
         self._changed.set()
 
     def _on_ack(self, topic: str, payload: bytes) -> None:

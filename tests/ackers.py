@@ -12,7 +12,7 @@ import asyncio
 from collections import defaultdict
 
 from linewarden.config.base import BrokerConfig
-from linewarden.errors import WireError
+from linewarden.errors import BrokerError, WireError
 from linewarden.mqtt import MqttClient
 from linewarden.wire import (
     COLLECTOR_STATE_TOPIC,
@@ -49,6 +49,8 @@ class Acker:
         self.acking = True  # False: store but never ack (a collector that commits nothing)
         self.deaf = False  # True: drop batches unseen (as if the broker lost them)
         self._covered: dict[Key, set[int]] = defaultdict(set)
+        self._acking: set[Key] = set()
+        self._ack_again: set[Key] = set()
 
     async def start(self) -> None:
         self.client.subscribe(events_topic("+", "+"), self._on_batch)
@@ -131,10 +133,30 @@ class Acker:
         while through + 1 in stored or through + 1 in self._covered[key]:
             through += 1
         self.through[key] = through
-        if not self.acking:
+        if self.acking:
+            self._ack(batch.site, batch.agent, batch.epoch)
+
+    def _ack(self, site: str, agent: str, epoch: str) -> None:
+        """Publish the ack for (agent, epoch), at most one in flight: a newer one replaces the waiting one."""
+        key = (agent, epoch)
+        if key in self._acking:
+            self._ack_again.add(key)
             return
-        ack = Ack(epoch=batch.epoch, through=through)
-        self.client.publish(ack_topic(batch.site, batch.agent), encode(ack), retain=True).add_done_callback(_retrieve)
+        ack = Ack(epoch=epoch, through=self.through[key])
+        try:
+            future = self.client.publish(ack_topic(site, agent), encode(ack), retain=True)
+        except BrokerError:
+            return  # the next batch (a resend, if need be) acks again
+        self._acking.add(key)
+
+        def sent(done: asyncio.Future[None]) -> None:
+            done.exception()
+            self._acking.discard(key)
+            if key in self._ack_again:
+                self._ack_again.discard(key)
+                self._ack(site, agent, epoch)
+
+        future.add_done_callback(sent)
 
 
 def _retrieve(future: asyncio.Future[None]) -> None:
