@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 DEATH_PUBACK_TIMEOUT_S = 2.0
 # After the broker refuses a batch (MQTT 5 reason code), wait before trying again rather than spin.
 REFUSED_PAUSE_S = 5.0
+# After connecting, how long to wait for the retained ack (none exists for a new agent) before sending.
+RETAINED_ACK_WAIT_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -81,21 +83,26 @@ class Forwarder:
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
         self._events_topic = events_topic(self._site, self._agent)
-        self._batch_head = json.dumps(
-            {"v": 1, "agent": self._agent, "site": self._site, "epoch": outbox.epoch, "boot": boot},
-            separators=(",", ":"),
-        )[:-1]
+        self._batch_head = self._head()
         self._acked = outbox.stats().last_ack_seq
         self._sent = self._acked
         self._in_flight = 0
         self._collector_online: bool | None = None
         self._ack_deadline: float | None = None
         self._paused_until = 0.0
+        self._retained_ack_until = 0.0
         self._changed = asyncio.Event()
         self._running = False
         self._stopping = False
         self._stop_reason = "stopped"
         self._done = asyncio.Event()
+
+    def _head(self) -> str:
+        """The batch JSON up to its events, for the outbox's current epoch."""
+        return json.dumps(
+            {"v": 1, "agent": self._agent, "site": self._site, "epoch": self._outbox.epoch, "boot": self._boot},
+            separators=(",", ":"),
+        )[:-1]
 
     # ------------------------------------------------------------ public
 
@@ -148,14 +155,19 @@ class Forwarder:
             if rows:
                 self._send(rows)
                 return
-        elif now < self._paused_until:
-            timeout = min(timeout, self._paused_until - now)
+        elif now < max(self._paused_until, self._retained_ack_until):
+            timeout = min(timeout, max(self._paused_until, self._retained_ack_until) - now)
         self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), max(timeout, 0.01))
 
     def _may_send(self, now: float) -> bool:
-        return self._client.connected and self._collector_online is not False and now >= self._paused_until
+        return (
+            self._client.connected
+            and self._collector_online is not False
+            and now >= self._paused_until
+            and now >= self._retained_ack_until
+        )
 
     def _send(self, rows: Sequence[OutboxEvent]) -> None:
         try:
@@ -193,6 +205,9 @@ class Forwarder:
     # ------------------------------------------------------------ broker side
 
     def _on_connect(self) -> None:
+        # Wait briefly for the retained ack before sending: it tells a restored database (see _on_ack) before
+        # its reused seqs go out.
+        self._retained_ack_until = asyncio.get_running_loop().time() + RETAINED_ACK_WAIT_S
         self._rewind()
         birth = self._birth().model_copy(
             update={"acked_through": self._acked, "epoch": self._outbox.epoch, "ts": self._clock_ms()}
@@ -218,8 +233,16 @@ class Forwarder:
         except WireError as exc:
             log.warning("bad ack on %s ignored: %s", topic, exc)
             return
+        self._retained_ack_until = 0.0
+        self._changed.set()
         if ack.epoch != self._outbox.epoch:
             log.debug("ack for epoch %s ignored (ours is %s)", ack.epoch, self._outbox.epoch)
+            return
+        if self._outbox.is_behind(ack.through):
+            self._outbox.start_new_epoch()
+            self._batch_head = self._head()
+            self._acked = self._outbox.stats().last_ack_seq
+            self._on_connect()  # a birth for the new epoch (its acked_through is the collector's floor), resend
             return
         self._outbox.ack(ack.epoch, ack.through)
         acked = self._outbox.stats().last_ack_seq

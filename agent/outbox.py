@@ -183,7 +183,7 @@ class Outbox:
         """Delete events up to `through` of the current epoch; returns how many. Other epochs are ignored."""
         if epoch != self.epoch:
             return 0
-        if through >= self._next_seq:
+        if self.is_behind(through):
             log.warning("ack through %d is beyond the last seq %d of epoch %s", through, self._next_seq - 1, epoch)
             through = self._next_seq - 1
         if through <= self._last_ack_seq:
@@ -198,6 +198,27 @@ class Outbox:
         if self._depth == 0:
             self._db.execute("PRAGMA incremental_vacuum")
         return deleted
+
+    def is_behind(self, through: int) -> bool:
+        """True when the collector holds seqs of this epoch that this database never wrote (or no longer
+        remembers writing): the database was restored from a backup or copied, and its next seqs would be
+        mistaken for duplicates."""
+        return through >= self._next_seq
+
+    def start_new_epoch(self) -> str:
+        """Take a new random epoch, keeping every unacknowledged event and its seq; the acked point moves to
+        just before the oldest kept event, so the collector's contiguous ack for the new epoch starts there
+        (DESIGN §3: a restored backup starts a new epoch). Returns the new epoch."""
+        oldest = self._db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
+        floor = (oldest if oldest is not None else self._next_seq) - 1
+        epoch = secrets.token_hex(6)
+        with self._transaction():
+            self._db.execute("UPDATE meta SET value = ? WHERE key = 'epoch'", (epoch,))
+            self._set_meta("last_ack_seq", floor)
+        log.warning("outbox %s is behind its collector (restored or copied): new epoch %s from seq %d",
+                    self.path, epoch, floor + 1)
+        self.epoch, self._last_ack_seq = epoch, floor
+        return epoch
 
     def stats(self) -> OutboxStats:
         row = self._db.execute("SELECT ts FROM events ORDER BY seq LIMIT 1").fetchone()

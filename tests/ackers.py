@@ -17,12 +17,14 @@ from linewarden.mqtt import MqttClient
 from linewarden.wire import (
     COLLECTOR_STATE_TOPIC,
     Ack,
+    Birth,
     CollectorState,
     Event,
     EventBatch,
     GapBody,
     GapEvent,
     ack_topic,
+    birth_topic,
     decode,
     encode,
     events_topic,
@@ -54,6 +56,7 @@ class Acker:
 
     async def start(self) -> None:
         self.client.subscribe(events_topic("+", "+"), self._on_batch)
+        self.client.subscribe(birth_topic("+", "+"), self._on_birth)
         self.client.on_connect = self._publish_state
         self.client.on_disconnect = self._count_disconnect
         await self.client.start()
@@ -103,6 +106,16 @@ class Acker:
 
     def _count_disconnect(self) -> None:
         self.disconnects += 1
+
+    def _on_birth(self, topic: str, payload: bytes) -> None:
+        """As the collector does: the agent already deleted what its birth says was acked (a floor)."""
+        try:
+            birth = decode(Birth, payload)
+        except WireError:
+            self.bad_payloads += 1
+            return
+        key = (birth.agent, birth.epoch)
+        self.through[key] = max(self.through[key], birth.acked_through)
 
     def _on_batch(self, topic: str, payload: bytes) -> None:
         try:

@@ -312,3 +312,33 @@ async def _child(path: Path, port: int) -> None:
 
 if __name__ == "__main__":
     asyncio.run(_child(Path(sys.argv[1]), int(sys.argv[2])))
+
+
+async def test_restored_backup_of_the_outbox_starts_a_new_epoch(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A database restored from a backup would reuse seqs the collector already has: it must notice and move
+    to a new epoch, so its new events are not taken for duplicates."""
+    cfg = make_config(mosquitto.port, "restored")
+    path, backup = tmp_path / "outbox.db", tmp_path / "backup.db"
+    outbox = Outbox(path, cfg.outbox)
+    outbox.append_many([("heartbeat", heartbeat(), wall_ms()) for _ in range(3)])
+    outbox.close()
+    for suffix in ("", "-wal"):
+        if Path(f"{path}{suffix}").exists():
+            Path(f"{backup}{suffix}").write_bytes(Path(f"{path}{suffix}").read_bytes())
+    async with acker_on(mosquitto) as acker:
+        async with forwarding(cfg, path) as run:
+            old_epoch = run.outbox.epoch
+            run.append(7)
+            await async_wait_until(lambda: acker.through[("restored", old_epoch)] == 10, what="first life acked")
+        remove_database(path)
+        for suffix in ("", "-wal"):
+            if Path(f"{backup}{suffix}").exists():
+                Path(f"{path}{suffix}").write_bytes(Path(f"{backup}{suffix}").read_bytes())
+        async with forwarding(cfg, path) as run:
+            assert run.outbox.epoch == old_epoch, "the backup carries the old epoch"
+            new_seqs = run.append(4, "metrics")  # seqs 4..7 again: the collector holds 4..10 of the old epoch
+            await async_wait_until(lambda: run.outbox.epoch != old_epoch, what="a new epoch after the retained ack")
+            new_key = ("restored", run.outbox.epoch)
+            await async_wait_until(lambda: run.outbox.stats().depth == 0, what="restored events acked")
+            assert acker.seqs(*new_key) == [1, 2, 3, *new_seqs]
+            assert [acker.events[new_key][s] for s in new_seqs] == ["metrics"] * 4, "the new events arrived"
