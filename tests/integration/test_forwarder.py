@@ -77,6 +77,12 @@ def remove_database(path: Path) -> None:
         Path(f"{path}{suffix}").unlink(missing_ok=True)
 
 
+def copy_database(src: Path, dst: Path) -> None:
+    for suffix in ("", "-wal"):
+        if Path(f"{src}{suffix}").exists():
+            Path(f"{dst}{suffix}").write_bytes(Path(f"{src}{suffix}").read_bytes())
+
+
 def heartbeat() -> HeartbeatBody:
     return HeartbeatBody(interval_s=60, states={"host": State.UP})
 
@@ -322,18 +328,14 @@ async def test_restored_backup_of_the_outbox_starts_a_new_epoch(mosquitto: Mosqu
     outbox = Outbox(path, cfg.outbox)
     outbox.append_many([("heartbeat", heartbeat(), wall_ms()) for _ in range(3)])
     outbox.close()
-    for suffix in ("", "-wal"):
-        if Path(f"{path}{suffix}").exists():
-            Path(f"{backup}{suffix}").write_bytes(Path(f"{path}{suffix}").read_bytes())
+    copy_database(path, backup)
     async with acker_on(mosquitto) as acker:
         async with forwarding(cfg, path) as run:
             old_epoch = run.outbox.epoch
             run.append(7)
             await async_wait_until(lambda: acker.through[("restored", old_epoch)] == 10, what="first life acked")
         remove_database(path)
-        for suffix in ("", "-wal"):
-            if Path(f"{backup}{suffix}").exists():
-                Path(f"{path}{suffix}").write_bytes(Path(f"{backup}{suffix}").read_bytes())
+        copy_database(backup, path)
         async with forwarding(cfg, path) as run:
             assert run.outbox.epoch == old_epoch, "the backup carries the old epoch"
             new_seqs = run.append(4, "metrics")  # seqs 4..7 again: the collector holds 4..10 of the old epoch
