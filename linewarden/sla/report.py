@@ -4,7 +4,7 @@ Scope. A contract's assets in scope are `scope.assets`, the components of `scope
 whose criticality is in `scope.asset_classes`, less `scope.exclude_assets`. Incidents and changes outside
 that set are ignored. A service's state always uses all of its components as defined (exclude_assets
 does not change a service's rule). An uptime line's `scope` names a service of the contract, else a
-criticality (an asset class: the line adds up asset-time over every non-excluded asset of that class),
+criticality (an asset class: the line adds up asset-time over every asset of that class in scope),
 else an asset.
 
 Windows. A non-cancelled window applies to an asset when it names the asset or a service it belongs to,
@@ -198,7 +198,7 @@ def _line_parts(ctx: _Context, target: UptimeTarget) -> tuple[LineKind, tuple[st
         )
     if target.scope in _CLASSES:
         assets = tuple(
-            sorted(a for a, c in ctx.inputs.criticality.items() if c.value == target.scope and a not in ctx.excluded)
+            sorted(a for a, c in ctx.inputs.criticality.items() if c.value == target.scope and a in ctx.in_scope)
         )
         return "asset_class", assets, [_Part(a, ctx.asset_states(a), ctx.windows_for_asset(a)) for a in assets]
     return "asset", (target.scope,), [_Part(None, ctx.asset_states(target.scope), ctx.windows_for_asset(target.scope))]
