@@ -1,0 +1,96 @@
+"""`linewarden demo --fast` end to end, as a user runs it: a subprocess with its embedded broker, simulators,
+agent, collector and vendors; then `linewarden collector report --format json` on the folder it leaves."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from simulators.demo import main as demo_main
+from simulators.demo_files import shipped
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).parents[2]
+LINEWARDEN = "import sys; from linewarden.cli import main; sys.exit(main())"
+
+
+def _linewarden(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", LINEWARDEN, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _run_demo(data: Path) -> tuple[str, list[dict[str, Any]]]:
+    """Run the demo into `data`; return its screen output and the JSON report of the month it names."""
+    demo = _linewarden("demo", "--fast", "--data-dir", str(data), timeout=120)
+    assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
+    command = next(line.split() for line in demo.stdout.splitlines() if "collector report --config" in line)
+    period = command[command.index("--period") + 1]
+    assert command[command.index("--config") + 1] == str(data / "collector.toml")
+    report = _linewarden(
+        "collector", "report", "--config", str(data / "collector.toml"), "--period", period, "--format", "json",
+        timeout=60,
+    )
+    assert report.returncode == 0, report.stderr
+    found: list[dict[str, Any]] = json.loads(report.stdout)
+    return demo.stdout, found
+
+
+def _by_contract(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {r["contract_id"]: r for r in reports}
+
+
+def test_the_demo_tells_the_story_and_leaves_a_report_with_credits_and_runs_again(tmp_path: Path) -> None:
+    data = tmp_path / "demo"
+    screen, reports = _run_demo(data)
+    by = _by_contract(reports)
+    assert set(by) == {"acme-mes", "integrator-plc"}
+    plc, mes = by["integrator-plc"], by["acme-mes"]
+
+    # The PLC outage during the shift: an S1 ticket; the planned stop inside the approved window: no ticket.
+    outage = [i for i in plc["incidents"] if i["asset"] == "line2-plc"]
+    assert len(outage) == 1 and outage[0]["severity"] == "S1" and outage[0]["notified_ms"] is not None
+    planned = [i for i in plc["incidents"] if i["asset"] == "line1-plc"]
+    assert len(planned) == 1 and planned[0]["notified_ms"] is None
+    assert any(e["reason"] == "maintenance" and e["scope"] == "line1-plc" for e in plc["exclusions"])
+
+    # The window announced 1 h ahead does not excuse the outage inside it.
+    (short,) = plc["short_notice"]
+    assert short["window"] == "mw-line2-short" and Decimal(short["downtime_ms"]) > 0
+
+    # The MES slow: DEGRADED, an S2 ticket acknowledged after its response target.
+    (slow,) = mes["incidents"]
+    assert slow["asset"] == "mes-app" and slow["severity"] == "S2"
+    assert slow["acknowledged_ms"] is not None and slow["response"]["met"] is False
+
+    assert Decimal(mes["credits"]["total"]) > 0 and Decimal(plc["credits"]["total"]) > 0
+    for line in ("ESCALATION", "ACME acknowledges", "webhook received ticket.created", "SLA report for"):
+        assert line in screen
+
+    # Again, in the same folder: wiped and rebuilt, not added to.
+    _, again = _run_demo(data)
+    assert [len(r["incidents"]) for r in _by_contract(again).values()] == [
+        len(r["incidents"]) for r in by.values()
+    ]
+
+
+def test_the_demo_refuses_to_wipe_a_folder_that_is_not_its_own(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "thesis.txt").write_text("years of work")
+    assert demo_main(["--data-dir", str(tmp_path)]) == 2
+    assert (tmp_path / "thesis.txt").exists()
+    assert "only wipes its own folders" in capsys.readouterr().err
+
+
+def test_the_readable_scenario_copy_is_the_one_the_demo_plays() -> None:
+    copy = tomllib.loads((ROOT / "config" / "scenarios" / "demo.toml").read_text())
+    assert copy == tomllib.loads(shipped("scenario.toml"))
