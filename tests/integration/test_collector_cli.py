@@ -1,0 +1,172 @@
+"""`linewarden collector report|contract|maintenance` as a user runs them, with figures checked by hand."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from linewarden.cli import main
+from linewarden.config.base import BrokerConfig
+from linewarden.mqtt import MqttClient
+from linewarden.wire import MaintenanceAnnouncement, decode, maintenance_topic
+from simulators.broker import Mosquitto
+from tests.waiting import async_wait_until
+
+PDF = b"%PDF-1.4 signed support contract, page 1 of 1"
+
+
+def ms(text: str) -> int:
+    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
+
+
+CONTRACT = f"""
+[contract]
+id = "plc-support"
+vendor = "integrator"
+document_sha256 = "{hashlib.sha256(PDF).hexdigest()}"
+currency = "EUR"
+fee_per_period = 1000.00
+timezone = "UTC"
+
+[scope]
+assets = ["line3-plc"]
+
+[support]
+tier = "standard"
+coverage = "24x7"
+[support.targets]
+S1 = {{ response = "1h", resolution = "4h" }}
+
+[[uptime]]
+scope = "line3-plc"
+target_pct = 99.9
+
+[credits]
+cap_fee_pct = 30
+[[credits.uptime]]
+below_pct = 99.9
+fee_pct = 10
+[credits.breach]
+S1 = {{ response_amount = 50.00 }}
+"""
+
+
+def _event(seq: int, at: str, type_: str, body: dict[str, object]) -> str:
+    return json.dumps({"site": "p1", "agent": "a1", "seq": seq, "ts": ms(at), "type": type_, "body": body})
+
+
+HISTORY = [
+    _event(1, "2026-09-01T00:00:00", "state_change",
+           {"target": "plc", "asset": "line3-plc", "from": "UNKNOWN", "to": "UP", "reason": "ok",
+            "at": ms("2026-09-01T00:00:00")}),
+    _event(2, "2026-09-10T08:00:00", "state_change",
+           {"target": "plc", "asset": "line3-plc", "from": "UP", "to": "DOWN", "reason": "connection refused",
+            "at": ms("2026-09-10T08:00:00")}),
+    _event(3, "2026-09-10T08:00:00", "incident_opened",
+           {"incident": "inc-1", "target": "plc", "asset": "line3-plc", "criticality": "critical", "severity": "S1",
+            "state": "DOWN", "reason": "connection refused", "in_production": True,
+            "opened_at": ms("2026-09-10T08:00:00")}),
+    _event(4, "2026-09-10T11:00:00", "state_change",
+           {"target": "plc", "asset": "line3-plc", "from": "DOWN", "to": "UP", "reason": "ok",
+            "at": ms("2026-09-10T11:00:00")}),
+    _event(5, "2026-09-10T11:00:00", "incident_resolved", {"incident": "inc-1", "at": ms("2026-09-10T11:00:00")}),
+    json.dumps({"record": "ticket_raised", "incident": "inc-1", "at": ms("2026-09-10T08:01:00"), "actor": "lw"}),
+    json.dumps({"record": "ticket_acknowledged", "incident": "inc-1", "at": ms("2026-09-10T09:31:00"),
+                "actor": "integrator"}),
+]  # fmt: skip
+
+
+@pytest.fixture
+def collector_config(tmp_path: Path, mosquitto: Mosquitto) -> Path:
+    (tmp_path / "contracts").mkdir()
+    (tmp_path / "contracts" / "plc.toml").write_text(CONTRACT)
+    config = tmp_path / "collector.toml"
+    config.write_text(
+        f'[collector]\ndata_dir = "{tmp_path / "data"}"\ntimezone = "UTC"\n'
+        f'[broker]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
+    )
+    return config
+
+
+def test_report_figures_match_the_hand_arithmetic(
+    tmp_path: Path, collector_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    history = tmp_path / "history.jsonl"
+    history.write_text("\n".join(HISTORY) + "\n")
+    assert main(["collector", "import", "--config", str(collector_config), str(history)]) == 0
+    capsys.readouterr()
+    assert main(["collector", "report", "--config", str(collector_config), "--period", "2026-09",
+                 "--format", "json"]) == 0  # fmt: skip
+    [report] = json.loads(capsys.readouterr().out)
+    [line] = report["uptime"]
+    # September: 30 × 24 h = 720 h covered; DOWN 08:00–11:00 = 3 h; (720 − 3) / 720 = 99.583333…%
+    assert line["covered_ms"] == 720 * 3_600_000
+    assert line["down_ms"] == 3 * 3_600_000
+    assert line["uptime_pct"] == "99.5833" and line["met"] is False
+    [incident] = report["incidents"]
+    # notified 08:01, acknowledged 09:31: 90 min against 1 h; restored 11:00: 2 h 59 min against 4 h
+    assert incident["response"]["elapsed_ms"] == 90 * 60_000 and incident["response"]["met"] is False
+    assert incident["resolution"]["elapsed_ms"] == 179 * 60_000 and incident["resolution"]["met"] is True
+    # 10 % of 1 000.00 for the uptime line + 50.00 for the S1 response breach; the cap (300.00) is not reached
+    assert report["credits"]["total"] == "150.00" and report["credits"]["capped"] is False
+
+    for fmt, needle in (("table", "99.5833"), ("csv", "# credits")):
+        assert main(["collector", "report", "--config", str(collector_config), "--period", "2026-09",
+                     "--format", fmt]) == 0  # fmt: skip
+        assert needle in capsys.readouterr().out
+
+
+def test_report_rejects_a_bad_period(collector_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["collector", "report", "--config", str(collector_config), "--period", "2026-13"]) == 2
+    assert "YYYY-MM" in capsys.readouterr().err
+
+
+def test_contract_verify(tmp_path: Path, collector_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    signed = tmp_path / "signed.pdf"
+    signed.write_bytes(PDF)
+    assert main(["collector", "contract", "--config", str(collector_config), "verify", "plc-support",
+                 str(signed)]) == 0  # fmt: skip
+    assert "ok:" in capsys.readouterr().out
+    signed.write_bytes(PDF + b" amended")
+    assert main(["collector", "contract", "--config", str(collector_config), "verify", "plc-support",
+                 str(signed)]) == 1  # fmt: skip
+    assert "MISMATCH" in capsys.readouterr().out
+
+
+@pytest.mark.broker
+async def test_maintenance_windows_are_recorded_published_and_cancelled(
+    mosquitto: Mosquitto, collector_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    seen: list[MaintenanceAnnouncement] = []
+    listener = MqttClient(BrokerConfig(host=mosquitto.host, port=mosquitto.port), client_id="mw-listener")
+    listener.subscribe(maintenance_topic("p1"), lambda _t, p: seen.append(decode(MaintenanceAnnouncement, p)))
+    await listener.start()
+    try:
+        await async_wait_until(lambda: listener.connected, 10)
+        args = ["collector", "maintenance", "--config", str(collector_config)]
+        code = await asyncio.to_thread(
+            main,
+            [*args, "add", "--site", "p1", "--start", "2030-01-05T06:00", "--end", "2030-01-05T10:00",
+             "--asset", "line3-plc", "--by", "integrator: J. Doe", "--announced-at", "2029-12-20T09:00",
+             "--id", "mw-1"],
+        )  # fmt: skip
+        assert code == 0
+        await async_wait_until(lambda: seen and seen[-1].windows, 10, what="announcement")
+        [window] = seen[-1].windows
+        assert (window.id, window.assets, window.announced_by) == ("mw-1", ["line3-plc"], "integrator: J. Doe")
+        assert window.start - window.announced_at == (15 * 24 + 21) * 3_600_000  # 15 days 21 h of notice
+
+        assert "published 1 window(s)" in capsys.readouterr().out
+        assert await asyncio.to_thread(main, [*args, "list", "--format", "json"]) == 0
+        listed = json.loads(capsys.readouterr().out)
+        assert [w["id"] for w in listed] == ["mw-1"] and listed[0]["notice_h"] == 381.0
+
+        assert await asyncio.to_thread(main, [*args, "cancel", "mw-1"]) == 0
+        await async_wait_until(lambda: not seen[-1].windows, 10, what="cancellation published")
+    finally:
+        await listener.stop()
