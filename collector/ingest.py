@@ -49,6 +49,7 @@ class Ingest:
         self.missed = config.missed_heartbeats
         self.skew_threshold_ms = int(config.clock_skew_threshold.total_seconds() * 1000)
         self.watching_since = watching_since
+        self.incident_events = 0  # incident events stored so far: the router runs only when this moves
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
         site: str | None = None
@@ -121,7 +122,9 @@ class Ingest:
     def _events(self, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
         self._check_sender(site, agent, batch)
         with self.store.transaction() as tx:
-            stored = [e.ts for e in tx.insert_events(site, agent, batch.epoch, batch.boot, batch.events, received_at)]
+            new = tx.insert_events(site, agent, batch.epoch, batch.boot, batch.events, received_at)
+            stored = [e.ts for e in new]
+            self.incident_events += sum(1 for e in new if e.type.startswith("incident_"))
             through = tx.advance_ack(site, agent, batch.epoch)
             known = tx.agent(site, agent)
             if known is not None:

@@ -165,6 +165,7 @@ class CollectorService:
         self._publish([Publication(COLLECTOR_STATE_TOPIC, _state(True, self.clock()), retain=True)])
 
     def _on_message(self, topic: str, payload: bytes) -> None:
+        seen = self.ingest.incident_events
         try:
             out = self.ingest.handle(topic, payload, self.clock())
         except Exception:
@@ -172,7 +173,7 @@ class CollectorService:
             log.exception("could not store message on %s", topic)
             return
         self._publish(out)
-        if topic.endswith("/events"):
+        if self.ingest.incident_events != seen:
             self._route()
 
     def _publish(self, publications: list[Publication]) -> None:

@@ -172,30 +172,36 @@ class Writer:
                 for e in new
             ],
         )
+        # Derived rows, batched: state changes in one statement, heartbeats as one update (the latest wins).
+        changes = [e for e in new if isinstance(e, StateChangeEvent)]
+        self.sql.execute_many(
+            "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
+            " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                (site, agent, epoch, e.seq, e.body.target, e.body.asset, e.body.from_.value, e.body.to.value,
+                 e.body.reason, e.body.at)
+                for e in changes
+            ],
+        )  # fmt: skip
+        beats = [e.ts for e in new if isinstance(e, HeartbeatEvent)]
+        if beats:
+            self.sql.execute(
+                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?"
+                " WHERE site = ? AND agent = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)",
+                (max(beats), received_at, site, agent, max(beats)),
+            )
         for e in new:
-            self._derive(site, agent, epoch, e, received_at)
+            if not isinstance(e, StateChangeEvent | HeartbeatEvent):
+                self._derive(site, agent, epoch, e)
         return new
 
     def insert_event(self, site: str, agent: str, epoch: str, boot: str, event: Event, received_at: int) -> bool:
         """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
         return bool(self.insert_events(site, agent, epoch, boot, [event], received_at))
 
-    def _derive(self, site: str, agent: str, epoch: str, event: Event, received_at: int) -> None:
-        """The normalized rows one newly stored event adds (state changes, incidents, changes, …)."""
-        if isinstance(event, StateChangeEvent):
-            b = event.body
-            self.sql.execute(
-                "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
-                " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (site, agent, epoch, event.seq, b.target, b.asset, b.from_.value, b.to.value, b.reason, b.at),
-            )
-        elif isinstance(event, HeartbeatEvent):
-            self.sql.execute(
-                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?"
-                " WHERE site = ? AND agent = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)",
-                (event.ts, received_at, site, agent, event.ts),
-            )
-        elif isinstance(event, ChangeDetectedEvent):
+    def _derive(self, site: str, agent: str, epoch: str, event: Event) -> None:
+        """The normalized rows one newly stored event adds (incidents, changes, lost ranges)."""
+        if isinstance(event, ChangeDetectedEvent):
             c = event.body
             self.sql.execute(
                 "INSERT INTO changes (site, agent, epoch, seq, target, asset, what, old_value, new_value, at)"
@@ -281,6 +287,12 @@ class Writer:
         """
         start = max(self.acked_through(site, agent, epoch), floor)
         key = (site, agent, epoch)
+        [stats] = self.sql.query(
+            "SELECT COUNT(*) AS n, MAX(seq) AS top FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq > ?",
+            (*key, start),
+        )
+        if stats["n"] and stats["top"] - start == stats["n"]:  # the usual case: no hole after `start`
+            return self._set_ack(key, int(stats["top"]))
         seqs = {
             int(r["seq"])
             for r in self.sql.query(
@@ -305,6 +317,9 @@ class Writer:
             if not covering:
                 break
             through = max(covering)
+        return self._set_ack(key, through)
+
+    def _set_ack(self, key: tuple[str, str, str], through: int) -> int:
         self.sql.execute(
             "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, ?)"
             " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = excluded.through",
