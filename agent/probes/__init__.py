@@ -1,1 +1,1 @@
-"""Probe kinds. Each module `agent/probes/<type>.py` holds one probe class; `registry.PROBES` maps type → class."""
+"""Probe kinds. Each module `agent/probes/<type>.py` holds one probe class; `registry.probe_class` finds it."""

@@ -1,18 +1,27 @@
-"""What probes share: one Modbus connection per host:port, one OPC UA session per endpoint, one CPU sampler."""
+"""What probes share: one Modbus connection per host:port, one OPC UA session per endpoint, one HTTP client
+per TLS setting, one CPU sampler. Protocol modules are imported on first use, so an agent loads only the
+libraries its configured probe kinds need."""
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from agent.probes.backoff import Backoff, BackoffPolicy
 from agent.probes.host import CpuSampler
-from agent.probes.modbus_link import ModbusLink
-from agent.probes.opcua_session import OpcUaSession, session_key
 from agent.probes.process import ServiceStatus, windows_service_status
 from linewarden.config.targets import OpcUaTarget
 
+if TYPE_CHECKING:
+    import httpx
+
+    from agent.probes.modbus_link import ModbusLink
+    from agent.probes.opcua_session import OpcUaSession
+
 DEFAULT_BACKOFF = BackoffPolicy()
+HttpKey = tuple[bool, Path | None]
 
 
 class ProbeContext:
@@ -30,25 +39,45 @@ class ProbeContext:
         self._clock = clock
         self.modbus_links: dict[tuple[str, int], ModbusLink] = {}
         self.opcua_sessions: dict[tuple[Any, ...], OpcUaSession] = {}
+        self.http_clients: dict[HttpKey, httpx.AsyncClient] = {}
 
     def _new_backoff(self) -> Backoff:
         return Backoff(self.backoff) if self._clock is None else Backoff(self.backoff, self._clock)
 
     def modbus_link(self, host: str, port: int, timeout: float) -> ModbusLink:
         """The shared link to host:port; the first target to ask sets its timeout."""
+        from agent.probes.modbus_link import ModbusLink
+
         key = (host, port)
         if key not in self.modbus_links:
             self.modbus_links[key] = ModbusLink(host, port, timeout, self._new_backoff())
         return self.modbus_links[key]
 
     def opcua_session(self, target: OpcUaTarget, timeout: float) -> OpcUaSession:
+        from agent.probes.opcua_session import OpcUaSession, session_key
+
         key = session_key(target)
         if key not in self.opcua_sessions:
             self.opcua_sessions[key] = OpcUaSession(target, timeout, self._new_backoff())
         return self.opcua_sessions[key]
+
+    def http_client(self, verify_tls: bool, ca_file: Path | None) -> httpx.AsyncClient:
+        """The shared client for one TLS setting: its connection pool keeps connections to each server alive
+        across polls, and one SSL context serves every target (each costs ~1 MB)."""
+        import httpx
+
+        key = (verify_tls, ca_file)
+        if key not in self.http_clients:
+            verify: ssl.SSLContext | bool = verify_tls
+            if verify_tls and ca_file is not None:
+                verify = ssl.create_default_context(cafile=str(ca_file))
+            self.http_clients[key] = httpx.AsyncClient(verify=verify)
+        return self.http_clients[key]
 
     async def close(self) -> None:
         for link in self.modbus_links.values():
             await link.close()
         for session in self.opcua_sessions.values():
             await session.drop()
+        for client in self.http_clients.values():
+            await client.aclose()

@@ -33,12 +33,8 @@ def dotted(data: Any, path: str) -> Any:
     return data
 
 
-def _verify(target: HttpTarget) -> ssl.SSLContext | bool:
-    if not target.verify_tls:
-        return False
-    if target.ca_file is not None:
-        return ssl.create_default_context(cafile=str(target.ca_file))
-    return True
+# The version an MES reports changes rarely: ask for it once a minute, not on every poll.
+VERSION_EVERY_S = 60.0
 
 
 class HttpProbe(Probe[HttpTarget]):
@@ -46,14 +42,17 @@ class HttpProbe(Probe[HttpTarget]):
 
     def __init__(self, target: HttpTarget, timeout: timedelta, context: ProbeContext) -> None:
         super().__init__(target, timeout, context)
-        self._client = httpx.AsyncClient(verify=_verify(target), timeout=self.timeout_s, headers=target.headers)
+        self._client = context.http_client(target.verify_tls, target.ca_file)
         self._checker = ConditionChecker()
+        self._version_due = 0.0
 
     async def poll(self, now: float) -> ProbeResult:
         target = self.target
         started = time.perf_counter()
         try:
-            response = await self._client.request(target.method, target.url)
+            response = await self._client.request(
+                target.method, target.url, headers=target.headers, timeout=self.timeout_s
+            )
         except httpx.TimeoutException:
             return ProbeResult(State.DOWN, f"no answer within {self.timeout_s:g} s")
         except httpx.HTTPError as exc:
@@ -79,13 +78,19 @@ class HttpProbe(Probe[HttpTarget]):
                 Failure(State.DEGRADED, f"slow answer: {latency:.0f} ms (limit {limit.total_seconds() * 1000:.0f} ms)")
             )
         state, reason = worst(failures)
-        return ProbeResult(state, reason, latency, values, await self._versions(body))
+        versions: dict[str, str] = {}
+        if now >= self._version_due:
+            versions = await self._versions(body)
+            self._version_due = now + VERSION_EVERY_S
+        return ProbeResult(state, reason, latency, values, versions)
 
     async def _versions(self, body: Any) -> dict[str, str]:
         path = self.target.version_json_path
         if self.target.version_url is not None:
             try:
-                response = await self._client.get(self.target.version_url)
+                response = await self._client.get(
+                    self.target.version_url, headers=self.target.headers, timeout=self.timeout_s
+                )
             except httpx.HTTPError:
                 return {}
             if not response.is_success:
@@ -98,8 +103,6 @@ class HttpProbe(Probe[HttpTarget]):
         value = dotted(body, path)
         return {} if value is MISSING or value is None else {"version": str(value)}
 
-    async def close(self) -> None:
-        await self._client.aclose()
 
 
 def _json(response: httpx.Response) -> Any:

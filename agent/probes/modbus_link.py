@@ -69,7 +69,8 @@ class ModbusLink:
                 await asyncio.sleep(wait)
             self.requests_sent += 1
             try:
-                return await asyncio.wait_for(self._execute(client, request), self.timeout + 0.5)
+                async with asyncio.timeout(self.timeout + 0.5):  # a bare timeout: no task per request
+                    return await self._execute(client, request)
             except (TimeoutError, ModbusIOException):
                 lost = not client.connected
                 # A late answer would be taken for the next request's: start over on a fresh connection.

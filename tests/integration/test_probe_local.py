@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext
-from agent.probes.registry import PROBES, safe_poll
+from agent.probes.registry import KINDS, probe_class, safe_poll
 from linewarden.config.targets import TcpTarget
 from linewarden.domain import ProbeKind, State
 from simulators.broker import free_port
@@ -39,7 +39,8 @@ _services: dict[str, str | None] = {"MesAppServer": "running", "Historian": "sto
 
 
 def test_every_probe_kind_is_registered() -> None:
-    assert set(PROBES) == {k.value for k in ProbeKind}
+    assert KINDS == {k.value for k in ProbeKind}
+    assert all(probe_class(k).kind == k for k in KINDS)
 
 
 def test_point_wider_than_the_device_cap_is_refused(context: ProbeContext) -> None:
