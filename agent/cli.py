@@ -54,8 +54,9 @@ def _run(cfg: AgentConfig, path: Path) -> int:
     logging.basicConfig(
         level=cfg.agent.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    for noisy in ("asyncua", "pymodbus", "httpx"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The libraries log every dropped connection; the agent reports outages itself, on state edges.
+    for noisy in ("asyncua", "pymodbus", "httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
     async def main_task() -> None:
         agent = Agent(cfg, path)

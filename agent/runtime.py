@@ -178,7 +178,8 @@ class Agent:
         for target_id, result in results:
             slot = self.slots[target_id]
             slot.last, slot.last_at_ms = result, now_ms
-            transition = slot.debouncer.observe(result.state, now_ms, result.reason or result.state.value)
+            reason = result.reason or ("ok" if result.state == State.UP else result.state.value)
+            transition = slot.debouncer.observe(result.state, now_ms, reason)
             if transition is not None:
                 transitions[target_id] = transition
                 self._log_transition(target_id, transition)
@@ -277,7 +278,8 @@ class Agent:
     @staticmethod
     def _log_transition(target_id: str, tr: Transition) -> None:
         level = logging.INFO if tr.to != State.UNKNOWN or tr.from_ != State.UNKNOWN else logging.DEBUG
-        log.log(level, "%s: %s -> %s (%s)", target_id, tr.from_.value, tr.to.value, tr.reason)
+        why = "" if tr.to == State.UP else f" ({tr.reason})"
+        log.log(level, "%s: %s -> %s%s", target_id, tr.from_.value, tr.to.value, why)
 
     @staticmethod
     def _log_incident(kind: str, body: WireModel) -> None:
