@@ -111,7 +111,9 @@ class Death(WireModel):
 
 class StateChangeBody(WireModel):
     target: Id
-    asset: Id
+    # Agents always send it; a history import may leave it out (DESIGN §3 does not list it) and the collector
+    # then takes the asset from the target registry of the agent's births, or the target id itself.
+    asset: Id | None = None
     from_: State = Field(alias="from")
     to: State
     reason: str

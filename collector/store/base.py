@@ -178,8 +178,8 @@ class Writer:
             "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
             " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (site, agent, epoch, e.seq, e.body.target, e.body.asset, e.body.from_.value, e.body.to.value,
-                 e.body.reason, e.body.at)
+                (site, agent, epoch, e.seq, e.body.target, e.body.asset or self.asset_of(site, agent, e.body.target),
+                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at)
                 for e in changes
             ],
         )  # fmt: skip
@@ -194,6 +194,13 @@ class Writer:
             if not isinstance(e, StateChangeEvent | HeartbeatEvent):
                 self._derive(site, agent, epoch, e)
         return new
+
+    def asset_of(self, site: str, agent: str, target: str) -> str:
+        """The asset a target belongs to, from the agent's last birth; the target id when it is unknown."""
+        rows = self.sql.query(
+            "SELECT asset FROM targets WHERE site = ? AND agent = ? AND target = ?", (site, agent, target)
+        )
+        return str(rows[0]["asset"]) if rows else target
 
     def insert_event(self, site: str, agent: str, epoch: str, boot: str, event: Event, received_at: int) -> bool:
         """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
@@ -241,7 +248,7 @@ class Writer:
                     agent,
                     o.kind,
                     o.target,
-                    o.asset,
+                    o.asset if o.asset is not None or o.target is None else self.asset_of(site, agent, o.target),
                     o.criticality.value if o.criticality else None,
                     o.severity.value,
                     o.state.value,

@@ -113,3 +113,13 @@ def test_dead_letter_counter_counts_every_one(store):
     assert store.dead_letter_total() == 2
     assert store.dead_letter_counts() == {("p1", "a1"): 1}
     assert all(len(d.payload) <= 65536 for d in store.dead_letters())
+
+
+def test_a_state_change_without_asset_takes_it_from_the_birth_registry(store):
+    with store.transaction() as tx:
+        tx.record_birth(birth("p1", "a1"), T0)
+        event = state_change(1, T0)
+        tx.insert_event("p1", "a1", "e1", "b1", event.model_copy(update={"body": event.body.model_copy(
+            update={"asset": None})}), T0)  # fmt: skip
+    [row] = store.table_rows("state_changes")
+    assert (row["target"], row["asset"]) == ("plc-1", "line3-plc")
