@@ -39,7 +39,7 @@ _services: dict[str, str | None] = {"MesAppServer": "running", "Historian": "sto
 
 
 def test_every_probe_kind_is_registered() -> None:
-    assert KINDS == {k.value for k in ProbeKind}
+    assert {k.value for k in ProbeKind} == KINDS
     assert all(probe_class(k).kind == k for k in KINDS)
 
 
