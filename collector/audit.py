@@ -9,8 +9,10 @@ valid shorter chain: compare `head()` with a copy kept elsewhere (an export) to 
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
+import socket
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -141,3 +143,28 @@ class AuditLog:
                 out.write(canonical_json(asdict(entry)) + "\n")
                 count += 1
         return count
+
+
+def append_if_changed(
+    sql: Sql,
+    actor: str,
+    origin: str,
+    action: str,
+    obj: str,
+    details: Mapping[str, Any],
+    at_ms: int,
+    changed_action: str | None = None,
+) -> AuditEntry | None:
+    """Append unless the last entry about `obj` already says the same (`details` equal): for figures and files
+    that are looked at often but change rarely (contracts, credits). `changed_action` names the entry when
+    an earlier one about `obj` exists."""
+    rows = sql.query("SELECT details FROM audit_log WHERE object = ? ORDER BY id DESC LIMIT 1", (obj,))
+    if rows and json.loads(rows[0]["details"]) == json.loads(canonical_json(details)):
+        return None
+    name = changed_action if rows and changed_action else action
+    return append_entry(sql, actor, origin, name, obj, details, at_ms)
+
+
+def local_actor() -> tuple[str, str]:
+    """(actor, origin) for a command run on this host: the OS user, and `cli@host`."""
+    return getpass.getuser(), f"cli@{socket.gethostname()}"

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from collector.contracts import load_book
+from collector.audit import append_entry, append_if_changed, local_actor
+from collector.contracts import load_book, record_contracts
 from collector.maintenance import announcement, publish_announcement
 from collector.reporting import iter_sections, reports
 from collector.store import open_store
@@ -22,6 +23,7 @@ from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError, LinewardenError
 from linewarden.output import FORMATS, render
+from linewarden.sla.report import ContractReport
 from linewarden.timeutil import dt_to_ms, ms_to_dt
 from linewarden.wire import MaintenanceWindowWire, is_valid_id
 
@@ -51,6 +53,13 @@ def report(args: argparse.Namespace) -> int:
     store = open_store(config)
     try:
         found = reports(store, book, args.period, args.contract)
+        actor, origin = local_actor()
+        now = _now_ms()
+        record_contracts(store, book, now, actor, origin)
+        with store.transaction() as tx:
+            for r in found:
+                obj = f"credits/{r.contract_id}/{r.period.label}"
+                append_if_changed(tx.sql, actor, origin, "credits.reported", obj, _credit_details(r), now)
     finally:
         store.close()
     if args.format == "json":
@@ -76,6 +85,19 @@ def report(args: argparse.Namespace) -> int:
             print(render(rows, "table") if rows else "(none)")
         print()
     return EXIT_OK
+
+
+def _credit_details(report_: ContractReport) -> dict[str, Any]:
+    """What the audit log keeps of a report's credits: a new entry only when these figures change."""
+    cr = report_.credits
+    return {
+        "currency": report_.currency,
+        "total": str(cr.total),
+        "subtotal": str(cr.subtotal),
+        "cap": str(cr.cap),
+        "capped": cr.capped,
+        "lines": [{"kind": c.kind, "ref": c.ref, "detail": c.detail, "amount": str(c.amount)} for c in cr.lines],
+    }
 
 
 # ---------------------------------------------------------------- contract verify
@@ -187,9 +209,12 @@ def maintenance(args: argparse.Namespace) -> int:
                 raise ConfigError("command line", "--end", "the window ends before it starts")
             if not (window.assets or window.services):
                 raise ConfigError("command line", "--asset", "name at least one --asset or --service")
+            actor, origin = local_actor()
             with store.transaction() as tx:
                 if not tx.add_maintenance_window(args.site, window, None):
                     raise ConfigError("command line", "--id", f"window {window.id} exists already")
+                append_entry(tx.sql, actor, origin, "maintenance.recorded", f"window/{window.id}",
+                             {"site": args.site, **window.model_dump(mode="json")}, now)  # fmt: skip
             site = args.site
             print(f"recorded {window.kind} window {window.id} for {site}")
         else:
@@ -197,8 +222,11 @@ def maintenance(args: argparse.Namespace) -> int:
             if not found:
                 print(f"error: no window {args.window_id}", file=sys.stderr)
                 return EXIT_RUNTIME
+            actor, origin = local_actor()
             with store.transaction() as tx:
-                tx.cancel_maintenance_window(args.window_id, now)
+                if tx.cancel_maintenance_window(args.window_id, now):
+                    append_entry(tx.sql, actor, origin, "maintenance.cancelled", f"window/{args.window_id}",
+                                 {"site": found[0].site}, now)  # fmt: skip
             site = found[0].site
             print(f"cancelled window {args.window_id}")
         if args.no_publish:

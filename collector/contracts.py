@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import glob
-from dataclasses import dataclass
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector.audit import append_if_changed
+from collector.store import Store
 from linewarden.calendar import Calendar
 from linewarden.config.calendar import CalendarConfig
 from linewarden.config.collector import CollectorConfig
@@ -31,6 +34,8 @@ class ContractBook:
 
     contracts: dict[str, ContractConfig]
     calendars: dict[str, CoverageCalendar]
+    files: dict[str, tuple[str, str]] = field(default_factory=dict)
+    """contract id → (file, SHA-256 of its bytes), for the audit log."""
 
     def contract(self, contract_id: str) -> ContractConfig:
         try:
@@ -68,6 +73,7 @@ def load_book(config: CollectorConfig, config_path: Path) -> ContractBook:
             )
         calendars[PRODUCTION] = calendars[production]
     contracts: dict[str, ContractConfig] = {}
+    files: dict[str, tuple[str, str]] = {}
     for path in _files(config.contracts, base):
         contract = load(ContractConfig, path)
         cid = contract.contract.id
@@ -83,4 +89,25 @@ def load_book(config: CollectorConfig, config_path: Path) -> ContractBook:
                     str(path), key, "'production' needs collector.production_calendar in the collector config"
                 )
         contracts[cid] = contract
-    return ContractBook(contracts, calendars)
+        files[cid] = (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
+    return ContractBook(contracts, calendars, files)
+
+
+def record_contracts(store: Store, book: ContractBook, at_ms: int, actor: str, origin: str) -> int:
+    """Put each contract file into the audit log when it is new or its bytes changed; returns how many."""
+    count = 0
+    with store.transaction() as tx:
+        for cid, (path, digest) in sorted(book.files.items()):
+            c = book.contracts[cid]
+            details = {
+                "file": path,
+                "sha256": digest,
+                "vendor": c.contract.vendor,
+                "document_sha256": c.contract.document_sha256,
+                "fee_per_period": str(c.contract.fee_per_period),
+                "currency": c.contract.currency,
+            }
+            obj = f"contract/{cid}"
+            if append_if_changed(tx.sql, actor, origin, "contract.loaded", obj, details, at_ms, "contract.changed"):
+                count += 1
+    return count

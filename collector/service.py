@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from collector.api.app import create_app
 from collector.api.server import ApiServer
-from collector.contracts import ContractBook
+from collector.contracts import ContractBook, record_contracts
 from collector.ingest import Ingest, Publication
 from collector.store.base import Store
 from collector.ticketing.base import TicketSink
@@ -97,6 +97,9 @@ class CollectorService:
         for topic_filter in AGENT_SUBSCRIPTIONS:
             self.mqtt.subscribe(f"{TOPIC_ROOT}/{topic_filter}", self._on_message)
         self.mqtt.on_connect = self._on_connect
+        changed = record_contracts(self.store, self.book, self.clock(), "collector", socket.gethostname())
+        if changed:
+            log.info("%d contract file(s) new or changed since the last start: recorded in the audit log", changed)
         self._route()  # what was stored but not routed before a restart
         self._stop_ticketing.clear()
         self._ticketing = [

@@ -170,3 +170,43 @@ async def test_maintenance_windows_are_recorded_published_and_cancelled(
         await async_wait_until(lambda: not seen[-1].windows, 10, what="cancellation published")
     finally:
         await listener.stop()
+
+
+def test_contracts_credits_and_windows_land_in_the_audit_log(
+    tmp_path: Path, collector_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from collector.audit import AuditLog
+    from collector.store.sqlite import SqliteStore
+
+    history = tmp_path / "history.jsonl"
+    history.write_text("\n".join(HISTORY) + "\n")
+    assert main(["collector", "import", "--config", str(collector_config), str(history)]) == 0
+    report = ["collector", "report", "--config", str(collector_config), "--period", "2026-09", "--format", "json"]
+    assert main(report) == 0
+    assert main(report) == 0, "the same figures again: no new entry"
+    amended = CONTRACT.replace("fee_per_period = 1000.00", "fee_per_period = 2000.00")
+    (tmp_path / "contracts" / "plc.toml").write_text(amended)
+    assert main(report) == 0
+    args = ["collector", "maintenance", "--config", str(collector_config)]
+    assert main([*args, "add", "--site", "p1", "--start", "2030-01-05T06:00", "--end", "2030-01-05T10:00",
+                 "--asset", "line3-plc", "--by", "integrator", "--id", "mw-1", "--no-publish"]) == 0  # fmt: skip
+    assert main([*args, "cancel", "mw-1", "--no-publish"]) == 0
+    capsys.readouterr()
+
+    store = SqliteStore(tmp_path / "data" / "collector.db")
+    try:
+        log = AuditLog(store)
+        entries = [(e.action, e.object) for e in log.entries()]
+        totals = [e.details["total"] for e in log.entries() if e.action == "credits.reported"]
+        assert log.verify() is None
+    finally:
+        store.close()
+    assert entries == [
+        ("contract.loaded", "contract/plc-support"),
+        ("credits.reported", "credits/plc-support/2026-09"),
+        ("contract.changed", "contract/plc-support"),
+        ("credits.reported", "credits/plc-support/2026-09"),
+        ("maintenance.recorded", "window/mw-1"),
+        ("maintenance.cancelled", "window/mw-1"),
+    ]
+    assert totals == ["150.00", "250.00"]  # 10 % of the new fee (200.00) + the 50.00 breach amount
