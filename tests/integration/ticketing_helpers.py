@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from collector.contracts import ContractBook
 from collector.ticketing.dispatch import RetryPolicy
@@ -15,6 +16,7 @@ from linewarden.config.contract import ContractConfig
 
 SECRET = "0123456789abcdef0123456789abcdef"
 SECRET_ENV = "LW_TEST_SECRET"
+SMTP_USER = "linewarden"
 FAST = RetryPolicy(attempt_timeout_s=2, attempts=2, run_budget_s=5, wait_multiplier_s=0.01, wait_max_s=0.05, runs=3)
 
 BUSINESS_HOURS = Calendar.from_config(
@@ -43,8 +45,14 @@ def book(*contracts: ContractConfig) -> ContractBook:
     return ContractBook({c.contract.id: c for c in contracts}, {"business-hours-de": BUSINESS_HOURS})
 
 
-def sink_config(kind: str, url: str) -> dict[str, Any]:
+def sink_config(kind: str, url: str, ca_file: Path | None = None) -> dict[str, Any]:
+    """The `[ticketing]` table of a contract for a fake vendor at `url`; `ca_file` is the SMTP server's CA."""
     secret = {"env": SECRET_ENV}
+    if kind == "email":
+        smtp = urlsplit(url)
+        return {"kind": "email", "host": smtp.hostname, "port": smtp.port, "ca_file": str(ca_file),
+                "username": SMTP_USER, "password": secret, "sender": "linewarden@plant-a.example",
+                "to": ["support@acme.example"]}
     if kind == "jira":
         return {"kind": "jira", "base_url": url, "user": "lw@plant-a.example", "api_token": secret,
                 "project_key": "PLCSUP"}
