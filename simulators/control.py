@@ -18,10 +18,11 @@ from pydantic import ValidationError
 from linewarden.errors import SimulatorError
 from simulators.fault_spec import FaultSpec
 from simulators.http import HttpError, JsonHttpServer, Request, Response, Router
+from simulators.lifecycle import AsyncService
 from simulators.plant import Plant
 
 
-class ControlServer:
+class ControlServer(AsyncService):
     """Serve the control API of `plant` on host:port (port 0 picks a free port)."""
 
     def __init__(self, plant: Plant, host: str = "127.0.0.1", port: int = 0) -> None:
@@ -41,15 +42,6 @@ class ControlServer:
 
     async def stop(self) -> None:
         await self._http.stop()
-
-    async def __aenter__(self) -> ControlServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def _devices(self, request: Request) -> Response:
         return Response(200, {"plant": self.plant.name, "devices": self.plant.status()})

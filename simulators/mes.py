@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from types import TracebackType
 from typing import Any
 
 from linewarden.errors import SimulatorError
 from simulators.http import JsonHttpServer, Request, Response, Router
+from simulators.lifecycle import AsyncService
 
 
-class MesServer:
+class MesServer(AsyncService):
     """An MES application server as seen by a health probe."""
 
     kind = "mes"
@@ -63,15 +63,6 @@ class MesServer:
     async def stop(self) -> None:
         self._cancel_timer()
         await self._http.stop()
-
-    async def __aenter__(self) -> MesServer:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ faults
 

@@ -35,7 +35,6 @@ import math
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from types import TracebackType
 from typing import Any, Literal
 
 from pymodbus.constants import ExcCodes
@@ -44,6 +43,7 @@ from pymodbus.simulator.simcore import SimCore
 
 from linewarden.errors import SimulatorError
 from simulators.broker import free_port
+from simulators.lifecycle import AsyncService
 
 WordOrder = Literal["big", "little"]
 
@@ -157,7 +157,7 @@ class _GatewayStore(SimCore):
         return forced if forced is not None else unit
 
 
-class ModbusPlc:
+class ModbusPlc(AsyncService):
     """A Modbus TCP gateway to several PLC units. `async with ModbusPlc("gw1") as plc: plc.port`."""
 
     kind = "modbus"
@@ -222,15 +222,6 @@ class ModbusPlc:
                 await self._ticker
             self._ticker = None
         await self.stop_listening()
-
-    async def __aenter__(self) -> ModbusPlc:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ faults
 

@@ -24,7 +24,6 @@ import logging
 import math
 from copy import copy
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 from asyncua import ua
@@ -37,6 +36,7 @@ from asyncua.ua.status_codes import StatusCodes
 
 from linewarden.errors import SimulatorError
 from simulators.broker import free_port
+from simulators.lifecycle import AsyncService
 
 logging.getLogger("asyncua.server").setLevel(logging.CRITICAL)
 
@@ -60,7 +60,7 @@ def _initialised_server() -> Server:
     return server
 
 
-class OpcUaPlc:
+class OpcUaPlc(AsyncService):
     """A PLC's embedded OPC UA server. `async with OpcUaPlc("plc1") as plc: plc.endpoint`."""
 
     kind = "opcua"
@@ -122,15 +122,6 @@ class OpcUaPlc:
         self._cancel_timer()
         async with self._lifecycle:
             await self._shutdown()
-
-    async def __aenter__(self) -> OpcUaPlc:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     # ------------------------------------------------------------------ faults
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterable
-from types import TracebackType
 from typing import Any, Protocol
 
 from linewarden.errors import SimulatorError
 from simulators.config import DeviceConfig, MesDevice, ModbusDevice, OpcUaDevice, PlantConfig
 from simulators.fault_spec import FaultSpec
 from simulators.faults import Device, apply_fault
+from simulators.lifecycle import AsyncService
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
 from simulators.opcua_plc import OpcUaPlc
@@ -59,7 +59,7 @@ def build_device(config: DeviceConfig, host: str) -> Device:
     )
 
 
-class Plant:
+class Plant(AsyncService):
     """Several simulated devices. `async with Plant.from_config(cfg) as plant: await plant.apply(...)`."""
 
     def __init__(self, devices: Iterable[Device], name: str = "plant") -> None:
@@ -89,15 +89,6 @@ class Plant:
 
     async def stop(self) -> None:
         await asyncio.gather(*(d.stop() for d in self.devices.values()), return_exceptions=True)
-
-    async def __aenter__(self) -> Plant:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        await self.stop()
 
     async def device_kinds(self) -> dict[str, str]:
         return {name: d.kind for name, d in self.devices.items()}
