@@ -11,8 +11,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import paho.mqtt.publish as paho_publish
 import pytest
 
+from linewarden.wire import COLLECTOR_STATE_TOPIC
+from simulators.broker import Mosquitto
 from simulators.demo import main as demo_main
 from simulators.demo_files import shipped
 
@@ -28,9 +31,9 @@ def _linewarden(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
     )
 
 
-def _run_demo(data: Path) -> tuple[str, list[dict[str, Any]]]:
+def _run_demo(data: Path, *extra: str) -> tuple[str, list[dict[str, Any]]]:
     """Run the demo into `data`; return its screen output and the JSON report of the month it names."""
-    demo = _linewarden("demo", "--fast", "--data-dir", str(data), timeout=120)
+    demo = _linewarden("demo", "--fast", "--data-dir", str(data), *extra, timeout=120)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     command = next(line.split() for line in demo.stdout.splitlines() if "collector report --config" in line)
     period = command[command.index("--period") + 1]
@@ -48,7 +51,10 @@ def _by_contract(reports: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {r["contract_id"]: r for r in reports}
 
 
-def test_the_demo_tells_the_story_and_leaves_a_report_with_credits_and_runs_again(tmp_path: Path) -> None:
+@pytest.mark.broker
+def test_the_demo_tells_the_story_and_leaves_a_report_with_credits_and_runs_again(
+    tmp_path: Path, mosquitto: Mosquitto
+) -> None:
     data = tmp_path / "demo"
     screen, reports = _run_demo(data)
     by = _by_contract(reports)
@@ -75,8 +81,12 @@ def test_the_demo_tells_the_story_and_leaves_a_report_with_credits_and_runs_agai
     for line in ("ESCALATION", "ACME acknowledges", "webhook received ticket.created", "SLA report for"):
         assert line in screen
 
-    # Again, in the same folder: wiped and rebuilt, not added to.
-    _, again = _run_demo(data)
+    # Again, in the same folder (wiped and rebuilt, not added to), on an external broker this time.
+    try:
+        screen, again = _run_demo(data, "--broker", f"{mosquitto.host}:{mosquitto.port}")
+    finally:  # the session broker is shared: leave no retained "collector offline" behind
+        paho_publish.single(COLLECTOR_STATE_TOPIC, b"", retain=True, hostname=mosquitto.host, port=mosquitto.port)
+    assert f"{mosquitto.host}:{mosquitto.port}" in screen and "amqtt" not in screen
     assert [len(r["incidents"]) for r in _by_contract(again).values()] == [
         len(r["incidents"]) for r in by.values()
     ]
