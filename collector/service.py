@@ -23,6 +23,7 @@ from collector.api.app import create_app
 from collector.api.server import ApiServer
 from collector.contracts import ContractBook, record_contracts
 from collector.ingest import Ingest, Publication
+from collector.maintenance import FAR_FUTURE_MS, announcement
 from collector.store.base import Store
 from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
@@ -34,7 +35,14 @@ from collector.ticketing.timers import Timers
 from linewarden.config.collector import CollectorConfig
 from linewarden.errors import BrokerError, TicketRejected
 from linewarden.mqtt import MqttClient, Will
-from linewarden.wire import AGENT_SUBSCRIPTIONS, COLLECTOR_STATE_TOPIC, TOPIC_ROOT, CollectorState, encode
+from linewarden.wire import (
+    AGENT_SUBSCRIPTIONS,
+    COLLECTOR_STATE_TOPIC,
+    TOPIC_ROOT,
+    CollectorState,
+    encode,
+    maintenance_topic,
+)
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +89,8 @@ class CollectorService:
         self.api: ApiServer | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
-            self.api = ApiServer(create_app(store, self.lifecycle, clock, rca_dir), config.api.host, config.api.port)
+            app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed)
+            self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
         self._ticketing: list[asyncio.Task[None]] = []
@@ -92,8 +101,10 @@ class CollectorService:
             will=Will(COLLECTOR_STATE_TOPIC, _state(False, self.ingest.watching_since), qos=1, retain=True),
         )
         self._watch: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
         for topic_filter in AGENT_SUBSCRIPTIONS:
             self.mqtt.subscribe(f"{TOPIC_ROOT}/{topic_filter}", self._on_message)
         self.mqtt.on_connect = self._on_connect
@@ -166,6 +177,20 @@ class CollectorService:
 
     def _on_connect(self) -> None:
         self._publish([Publication(COLLECTOR_STATE_TOPIC, _state(True, self.clock()), retain=True)])
+        # A broker restarted without persistence has lost the retained windows: announce them again.
+        now = self.clock()
+        sites = {w.site for w in self.store.maintenance_windows(now, FAR_FUTURE_MS) if w.cancelled_at is None}
+        for site in sorted(sites):
+            self._publish_maintenance(site)
+
+    def _maintenance_changed(self, site: str) -> None:
+        """Called from the API's worker threads: publish on the event loop."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._publish_maintenance, site)
+
+    def _publish_maintenance(self, site: str) -> None:
+        ann = announcement(self.store, site, self.clock())
+        self._publish([Publication(maintenance_topic(site), encode(ann), retain=True)])
 
     def _on_message(self, topic: str, payload: bytes) -> None:
         seen = self.ingest.incident_events

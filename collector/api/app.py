@@ -110,7 +110,14 @@ def _step(call: Callable[[], TicketView]) -> dict[str, Any]:
         raise HTTPException(409, str(exc)) from None
 
 
-def create_app(store: Store, lifecycle: Lifecycle, clock: Callable[[], int], rca_dir: Path) -> FastAPI:
+def create_app(
+    store: Store,
+    lifecycle: Lifecycle,
+    clock: Callable[[], int],
+    rca_dir: Path,
+    on_maintenance: Callable[[str], None] | None = None,
+) -> FastAPI:
+    """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded."""
     app = FastAPI(title="linewarden collector API", version="1")
     app.state.store = store
 
@@ -211,6 +218,8 @@ def create_app(store: Store, lifecycle: Lifecycle, clock: Callable[[], int], rca
             tx.add_maintenance_window(body.site, wire, None)
             append_entry(tx.sql, caller.actor, caller.origin, "maintenance.recorded", f"window/{wire.id}",
                          {"site": body.site, **wire.model_dump(mode="json")}, now)
+        if on_maintenance is not None:
+            on_maintenance(body.site)
         return {"site": body.site, **wire.model_dump(mode="json")}
 
     return app

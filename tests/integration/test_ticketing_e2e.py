@@ -24,7 +24,7 @@ from collector.store.sqlite import SqliteStore
 from collector.tokens import create_token
 from linewarden.config.base import BrokerConfig
 from linewarden.mqtt import MqttClient
-from linewarden.wire import encode, events_topic
+from linewarden.wire import MaintenanceAnnouncement, decode, encode, events_topic, maintenance_topic
 from tests.fakes.jira import FakeJira
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.server import FakeVendor
@@ -262,3 +262,30 @@ def test_audit_verify_names_an_edited_row(tmp_path, capsys):
         conn.execute("UPDATE audit_log SET details = '{\"i\":7}' WHERE id = 2")
     assert collector_cli(["audit", "verify", "--config", str(config)]) == 1
     assert "entry 2" in capsys.readouterr().err
+
+
+async def test_plant_records_a_window_through_the_api_and_the_site_hears_of_it(mosquitto, agent, tmp_path):
+    seen: list[MaintenanceAnnouncement] = []
+    listener = MqttClient(BrokerConfig(host=mosquitto.host, port=mosquitto.port), client_id="mw-api-listener")
+    listener.subscribe(maintenance_topic("plant9"), lambda _t, p: seen.append(decode(MaintenanceAnnouncement, p)))
+    await listener.start()
+    svc = await _collector(mosquitto, tmp_path, book(), serve_api=True)
+    plant, _ = create_token(svc.store, "plant", None, "plant-it", wall_clock_ms(), "test", "here")
+    vendor, _ = create_token(svc.store, "vendor", "acme", "acme", wall_clock_ms(), "test", "here")
+    start = wall_clock_ms() + 5 * 86_400_000
+    window = {"site": "plant9", "kind": "maintenance", "start": start, "end": start + 3_600_000,
+              "assets": ["line3-plc"], "services": [], "reason": "firmware update"}  # fmt: skip
+    try:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}") as http:
+            as_vendor, as_plant = ({"Authorization": f"Bearer {t}"} for t in (vendor, plant))
+            assert (await http.post("/maintenance-windows", json=window, headers=as_vendor)).status_code == 403
+            made = await http.post("/maintenance-windows", json=window, headers=as_plant)
+            assert made.status_code == 201
+        await async_wait_until(lambda: seen and seen[-1].windows, what="the window announced on the site's topic")
+        [announced] = seen[-1].windows
+        assert (announced.id, announced.assets) == (made.json()["id"], ["line3-plc"])
+        assert announced.announced_by.startswith("plant:"), "who announced it: the plant token's actor"
+        assert [e.action for e in AuditLog(svc.store).entries()][-1] == "maintenance.recorded"
+    finally:
+        await _stop(svc)
+        await listener.stop()
