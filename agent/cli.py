@@ -14,8 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from linewarden.book import load_production_calendar
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import load
+from linewarden.errors import ConfigError
 from linewarden.output import FORMATS, render
 from linewarden.timeutil import ms_to_dt
 
@@ -41,6 +43,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> int:
     args = _parser().parse_args(argv)
     cfg = load(AgentConfig, args.config)
+    if args.cmd != "status":
+        load_production_calendar(cfg, args.config)  # a bad calendar stops here, with the config's message
     if args.cmd == "run":
         return _run(cfg, args.config)
     if args.cmd == "check":
@@ -70,6 +74,8 @@ def _run(cfg: AgentConfig, path: Path) -> int:
         asyncio.run(main_task())
     except KeyboardInterrupt:
         return EXIT_OK
+    except ConfigError:
+        raise  # exit 2 with its one-line message
     except Exception as exc:  # the last line of defence: say what failed, exit 1
         logging.getLogger("linewarden.agent").exception("agent failed: %s", exc)
         return EXIT_RUNTIME

@@ -91,6 +91,7 @@ class Forwarder:
         self._ack_deadline: float | None = None
         self._paused_until = 0.0
         self._retained_ack_until = 0.0
+        self._state_wait_until = 0.0
         self._changed = asyncio.Event()
         self._running = False
         self._stopping = False
@@ -155,19 +156,22 @@ class Forwarder:
             if rows:
                 self._send(rows)
                 return
-        elif now < max(self._paused_until, self._retained_ack_until):
-            timeout = min(timeout, max(self._paused_until, self._retained_ack_until) - now)
+        elif now < self._hold_until():
+            timeout = min(timeout, self._hold_until() - now)
         self._changed.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), max(timeout, 0.01))
 
     def _may_send(self, now: float) -> bool:
-        return (
-            self._client.connected
-            and self._collector_online is not False
-            and now >= self._paused_until
-            and now >= self._retained_ack_until
-        )
+        return self._client.connected and self._collector_online is not False and now >= self._hold_until()
+
+    def _hold_until(self) -> float:
+        """Loop time before which nothing is sent, though connected: a refused batch's pause; the retained
+        ack's short wait; and, while the collector's state is unknown (a broker that restarted has lost it),
+        until the collector says it is online (it subscribes before it says so, so nothing sent after that is
+        published to nobody), at most one ack timeout."""
+        hold = max(self._paused_until, self._retained_ack_until)
+        return max(hold, self._state_wait_until) if self._collector_online is None else hold
 
     def _send(self, rows: Sequence[OutboxEvent]) -> None:
         try:
@@ -207,7 +211,9 @@ class Forwarder:
     def _on_connect(self) -> None:
         # Wait briefly for the retained ack before sending: it tells a restored database (see _on_ack) before
         # its reused seqs go out.
-        self._retained_ack_until = asyncio.get_running_loop().time() + RETAINED_ACK_WAIT_S
+        now = asyncio.get_running_loop().time()
+        self._retained_ack_until = now + RETAINED_ACK_WAIT_S
+        self._state_wait_until = now + self._cfg.ack_timeout.total_seconds()
         self._rewind()
         birth = self._birth().model_copy(
             update={"acked_through": self._acked, "epoch": self._outbox.epoch, "ts": self._clock_ms()}

@@ -26,11 +26,9 @@ from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext
 from agent.probes.registry import make_probe, safe_poll
 from linewarden import __version__
-from linewarden.calendar import Calendar
+from linewarden.book import load_production_calendar
 from linewarden.changes import ChangeDetector
 from linewarden.config.agent import AgentConfig
-from linewarden.config.calendar import CalendarConfig
-from linewarden.config.load import load
 from linewarden.config.targets import TargetConfig
 from linewarden.debounce import Debouncer, Transition
 from linewarden.domain import State
@@ -48,14 +46,6 @@ _STATE_KEY = "runtime"
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
-
-
-def load_production_calendar(cfg: AgentConfig, config_path: Path) -> Calendar | None:
-    rel = cfg.agent.production_calendar
-    if rel is None:
-        return None
-    path = rel if rel.is_absolute() else config_path.parent / rel
-    return Calendar.from_config(load(CalendarConfig, path).calendar)
 
 
 def config_hash(config_path: Path) -> str:

@@ -42,10 +42,10 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from collector.contracts import ContractBook, load_book  # noqa: E402
 from collector.reporting import LOOKBACK_MS, reports, sla_inputs  # noqa: E402
 from collector.store.base import Writer  # noqa: E402
 from collector.store.sqlite import SqliteStore  # noqa: E402
+from linewarden.book import ContractBook, load_book  # noqa: E402
 from linewarden.config.collector import CollectorConfig  # noqa: E402
 from linewarden.sla.periods import Period, month, parse_month  # noqa: E402
 from linewarden.sla.report import build_report  # noqa: E402

@@ -42,9 +42,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from collector.contracts import load_book  # noqa: E402
 from collector.service import CollectorService  # noqa: E402
 from collector.store.sqlite import SqliteStore  # noqa: E402
+from linewarden.book import load_book  # noqa: E402
 from linewarden.config.collector import CollectorConfig  # noqa: E402
 from linewarden.config.load import load  # noqa: E402
 from simulators.broker import Mosquitto  # noqa: E402

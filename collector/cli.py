@@ -20,12 +20,12 @@ from pathlib import Path
 from collector import liveness
 from collector.audit import AuditLog
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
-from collector.contracts import ContractBook, load_book
 from collector.exporter import export_all
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
 from collector.store import Store, open_store
 from collector.tokens import ROLES, create_token, list_tokens, revoke_token
+from linewarden.book import ContractBook, load_book
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError, LinewardenError, StoreError

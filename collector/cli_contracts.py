@@ -15,10 +15,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from collector.audit import append_entry, append_if_changed, local_actor
-from collector.contracts import load_book, record_contracts
+from collector.contracts import record_contracts
 from collector.maintenance import announcement, publish_announcement
 from collector.reporting import iter_sections, reports
 from collector.store import open_store
+from linewarden.book import load_book
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError, LinewardenError

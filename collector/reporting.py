@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
-from collector.contracts import ContractBook
 from collector.store import Store
 from collector.store.rows import IncidentRow, PeriodData
+from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity, State
 from linewarden.sla.models import (
     AssetTimeline,

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from collector.api.app import create_app
 from collector.api.server import ApiServer
-from collector.contracts import ContractBook, record_contracts
+from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
 from collector.store.base import Store
@@ -32,6 +32,7 @@ from collector.ticketing.plant_it import PLANT_IT, PlantItSink
 from collector.ticketing.registry import make_sink
 from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
+from linewarden.book import ContractBook
 from linewarden.config.collector import CollectorConfig
 from linewarden.errors import BrokerError, TicketRejected
 from linewarden.mqtt import MqttClient, Will

@@ -28,13 +28,13 @@ from zoneinfo import ZoneInfo
 
 from agent.runtime import Agent
 from collector.cli_contracts import report as print_report
-from collector.contracts import load_book
 from collector.maintenance import announcement, publish_announcement
 from collector.reporting import reports
 from collector.service import CollectorService, wall_clock_ms
 from collector.store import Store, open_store
 from collector.ticketing.plant_it import PLANT_IT
 from collector.tokens import create_token
+from linewarden.book import load_book
 from linewarden.config.agent import AgentConfig
 from linewarden.config.base import BrokerConfig
 from linewarden.config.collector import CollectorConfig

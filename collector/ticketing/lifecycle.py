@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.audit import append_entry
-from collector.contracts import ContractBook
 from collector.store.base import Row, Sql, Store, Writer
 from collector.ticketing import timers
 from collector.ticketing.base import VendorRef
 from collector.ticketing.dispatch import Dispatch, request_step
 from collector.ticketing.plant_it import PLANT_IT
+from linewarden.book import ContractBook
 from linewarden.domain import Severity, State
 from linewarden.errors import TicketNotFound, TicketStateError
 

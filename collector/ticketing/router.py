@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from collector.audit import append_entry
-from collector.contracts import ContractBook
 from collector.store.base import Row, Sql, Store
 from collector.store.rows import GapRow, MaintenanceWindowRow
 from collector.ticketing.base import Ticket, ticket_for_incident
 from collector.ticketing.dispatch import request_step
 from collector.ticketing.lifecycle import Lifecycle
 from collector.ticketing.plant_it import PLANT_IT
+from linewarden.book import ContractBook
 from linewarden.config.contract import ContractConfig
 from linewarden.domain import Criticality, Severity, State
 from linewarden.wire import IncidentOpenedBody

@@ -26,10 +26,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from collector.audit import append_entry, canonical_json
-from collector.contracts import ContractBook
 from collector.store.base import Row, Sql, Store
 from collector.ticketing.base import Ticket
 from collector.ticketing.dispatch import request_step
+from linewarden.book import ContractBook
 from linewarden.calendar import ALWAYS_ID, Calendar
 from linewarden.config.contract import BusinessDays, ContractConfig, EscalationLevel
 from linewarden.domain import Severity

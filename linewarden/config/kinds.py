@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from linewarden.book import load_book, load_production_calendar
 from linewarden.config.agent import AgentConfig
 from linewarden.config.calendar import CalendarConfig
 from linewarden.config.collector import CollectorConfig
@@ -38,5 +39,10 @@ def check_file(path: Path, kind: str | None = None) -> str:
         raise ConfigError(
             str(path), "", f"cannot tell the kind of file: expected one top-level table of [{'], ['.join(_MARKERS)}]"
         )
-    validate(KINDS[kind], data, str(path))
+    config = validate(KINDS[kind], data, str(path))
+    # Follow the files a config names, so a check finds what start-up would find.
+    if isinstance(config, AgentConfig):
+        load_production_calendar(config, path)
+    elif isinstance(config, CollectorConfig):
+        load_book(config, path)
     return kind

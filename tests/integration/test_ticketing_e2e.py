@@ -18,10 +18,10 @@ import pytest
 
 from collector.audit import AuditEntry, AuditLog
 from collector.cli import main as collector_cli
-from collector.contracts import ContractBook
 from collector.service import CollectorService, wall_clock_ms
 from collector.store.sqlite import SqliteStore
 from collector.tokens import create_token
+from linewarden.book import ContractBook
 from linewarden.config.base import BrokerConfig
 from linewarden.mqtt import MqttClient
 from linewarden.wire import MaintenanceAnnouncement, decode, encode, events_topic, maintenance_topic

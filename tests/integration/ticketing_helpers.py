@@ -6,8 +6,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from collector.contracts import ContractBook
 from collector.ticketing.dispatch import RetryPolicy
+from linewarden.book import ContractBook
 from linewarden.calendar import Calendar
 from linewarden.config.base import BrokerConfig
 from linewarden.config.calendar import CalendarSection

@@ -146,3 +146,22 @@ def test_schema_is_printed_for_each_kind(kind: str, capsys: pytest.CaptureFixtur
 def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["frobnicate"]) == 2
     assert "unknown command" in capsys.readouterr().err
+
+
+def test_check_follows_the_agents_production_calendar(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "calendars").mkdir()
+    (tmp_path / "calendars" / "production-plant-a.toml").write_text(
+        '[calendar]\nid = "p"\ntimezone = "Mars/Olympus"\nalways = true\n'
+    )
+    err = _error(tmp_path, AGENT_EXAMPLE, capsys)
+    assert "agent.production_calendar:" in err and "calendar.timezone: unknown time zone 'Mars/Olympus'" in err
+
+
+def test_check_follows_a_collectors_contracts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "contracts").mkdir()
+    contract = (ROOT / "config" / "contracts" / "plc-programs.toml").read_text()
+    (tmp_path / "contracts" / "plc.toml").write_text(contract)  # names calendar business-hours-de: not there
+    path = _write(tmp_path, '[collector]\nid = "c"\n', "collector.toml")
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "plc.toml: support.coverage: no calendar with id 'business-hours-de'" in err
