@@ -44,7 +44,7 @@ from linewarden.timeutil import dt_to_ms
 from linewarden.wire import MaintenanceWindowWire
 from simulators.config import PlantConfig, ScenarioConfig
 from simulators.demo_broker import EmbeddedBroker
-from simulators.demo_files import prepare, shipped, write_configs
+from simulators.demo_files import WEBHOOK_SECRET_FILE, prepare, shipped, write_configs
 from simulators.demo_narrator import Narrator, StoreWatcher
 from simulators.demo_vendor import DemoVendors, Desk, Say
 from simulators.plant import Plant
@@ -185,7 +185,8 @@ async def _live(folder: Path, broker: tuple[str, int] | None, pace: Pace, narrat
             Desk("integrator", "Integrator", "INT", pace.seconds(3), claims_early=False),
             Desk("acme", "ACME", "ACME", pace.seconds(RESPONSE_S * 1.5), claims_early=True),
         ]
-        vendors = DemoVendors(say, desks)
+        secret = (folder / WEBHOOK_SECRET_FILE).read_text(encoding="utf-8").strip()
+        vendors = DemoVendors(say, desks, secret)
         await vendors.start()
         stack.push_async_callback(vendors.stop)
         say(f"vendor webhook receivers listening at {vendors.url}/acme and {vendors.url}/integrator")

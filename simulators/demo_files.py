@@ -13,6 +13,7 @@ from string import Template
 from linewarden.errors import ConfigError
 
 MARKER = ".linewarden-demo"  # only a folder holding this (or an empty one) is ever wiped
+WEBHOOK_SECRET_FILE = "vendor-webhook.secret"
 _SHIPPED = ("collector.toml", "agent.toml", "calendars/business-hours.toml", "contracts/acme-mes.toml",
             "contracts/integrator-plc.toml")
 
@@ -36,7 +37,7 @@ def prepare(folder: Path) -> Path:
     for sub in ("agent", "collector", "calendars", "contracts"):
         (folder / sub).mkdir(parents=True)
     (folder / MARKER).write_text("made by `linewarden demo`; wiped by its next run\n", encoding="utf-8")
-    secret = folder / "vendor-webhook.secret"
+    secret = folder / WEBHOOK_SECRET_FILE
     secret.write_text(secrets.token_hex(16), encoding="utf-8")
     secret.chmod(0o600)
     return folder
@@ -47,7 +48,7 @@ def write_configs(folder: Path, values: dict[str, str]) -> None:
     values = {
         "agent_dir": (folder / "agent").as_posix(),
         "collector_dir": (folder / "collector").as_posix(),
-        "secret_file": (folder / "vendor-webhook.secret").as_posix(),
+        "secret_file": (folder / WEBHOOK_SECRET_FILE).as_posix(),
         **values,
     }
     for name in _SHIPPED:

@@ -1,8 +1,8 @@
 """The demo's vendors: a webhook receiver that prints each ticket step it gets, and a support desk per vendor
 that answers through the collector's API with its own vendor token (acknowledge, claim resolution).
 
-The receiver does not check the HMAC signature (the JSON server it shares with the simulators hands it no
-headers); a real receiver must, as collector/ticketing/webhook.py says.
+The receiver checks each request's HMAC signature with `collector.ticketing.webhook.verify`, as a vendor's
+receiver must (collector/ticketing/webhook.py), and refuses an unsigned or forged one with 401.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from collector.ticketing.webhook import verify
 from simulators.http import JsonHttpServer, Request, Response, Router
 
 Say = Callable[[str], None]
@@ -51,8 +52,9 @@ class _Ticket:
 class DemoVendors:
     """`await start()`; `url` is the webhook base (`<url>/<vendor>`); `run(api_url, tokens, stop)` plays the desks."""
 
-    def __init__(self, say: Say, desks: list[Desk], host: str = "127.0.0.1") -> None:
+    def __init__(self, say: Say, desks: list[Desk], secret: str, host: str = "127.0.0.1") -> None:
         self._say = say
+        self._secret = secret
         self._desks = {d.vendor: d for d in desks}
         self.tickets: dict[str, _Ticket] = {}  # by idempotency key (the incident id)
         router = Router()
@@ -70,6 +72,10 @@ class DemoVendors:
         await self._http.stop()
 
     async def _hook(self, request: Request) -> Response:
+        signed = request.headers.get("x-linewarden-signature")
+        if not verify(self._secret, signed, request.body, int(time.time() * 1000)):
+            self._say("    a webhook call without a valid signature was refused (401)")
+            return Response(401, {"error": "missing or bad X-Linewarden-Signature"})
         desk = self._desks.get(request.params["vendor"])
         body = request.json()
         if desk is None or not isinstance(body, dict):

@@ -37,6 +37,7 @@ class Request:
     path: str
     params: dict[str, str]
     body: bytes
+    headers: dict[str, str] = field(default_factory=dict)  # names in lower case
 
     def json(self) -> Any:
         """The body parsed as JSON; HttpError 400 when it is not."""
@@ -73,7 +74,9 @@ class Router:
         regex = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", pattern)
         self._routes.append((method, re.compile(f"^{regex}$"), handler))
 
-    async def dispatch(self, method: str, path: str, body: bytes) -> Response:
+    async def dispatch(
+        self, method: str, path: str, body: bytes, headers: dict[str, str] | None = None
+    ) -> Response:
         allowed = False
         for route_method, regex, handler in self._routes:
             m = regex.match(path)
@@ -82,7 +85,7 @@ class Router:
             if route_method != method:
                 allowed = True
                 continue
-            return await handler(Request(method, path, m.groupdict(), body))
+            return await handler(Request(method, path, m.groupdict(), body, headers or {}))
         if allowed:
             raise HttpError(405, f"{method} not allowed on {path}")
         raise HttpError(404, f"no such resource: {path}")
@@ -152,11 +155,15 @@ class JsonHttpServer:
 
     async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
         try:
-            method, path, length = await self._read_head(reader)
+            method, path, headers = await self._read_head(reader)
+            try:
+                length = int(headers.get("content-length", "0"))
+            except ValueError:
+                raise HttpError(400, "bad Content-Length") from None
             if length > _MAX_BODY:
                 raise HttpError(413, "body too large")
             body = await reader.readexactly(length) if length else b""
-            response = await self.router.dispatch(method, path, body)
+            response = await self.router.dispatch(method, path, body, headers)
         except HttpError as exc:
             return exc.status, {"error": str(exc)}
         except SimulatorError as exc:
@@ -166,22 +173,18 @@ class JsonHttpServer:
         return response.status, response.body
 
     @staticmethod
-    async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, int]:
+    async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
         request_line = (await reader.readline()).decode("latin-1").strip()
         parts = request_line.split()
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise HttpError(400, "malformed request line")
-        length = 0
+        headers: dict[str, str] = {}
         for _ in range(_MAX_HEADER_LINES):
             line = (await reader.readline()).decode("latin-1").strip()
             if not line:
                 break
             name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                try:
-                    length = int(value.strip())
-                except ValueError:
-                    raise HttpError(400, "bad Content-Length") from None
+            headers[name.strip().lower()] = value.strip()
         else:
             raise HttpError(400, "too many header lines")
-        return parts[0].upper(), parts[1].split("?", 1)[0], length
+        return parts[0].upper(), parts[1].split("?", 1)[0], headers

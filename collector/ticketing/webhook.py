@@ -36,6 +36,19 @@ def signature(secret: str, timestamp_ms: int, body: bytes) -> str:
     return f"t={timestamp_ms},v1={mac}"
 
 
+def verify(secret: str, header: str | None, body: bytes, now_ms: int, max_age_ms: int = 300_000) -> bool:
+    """What a receiver does with `X-Linewarden-Signature`: the MAC matches (constant time) and the timestamp
+    is no older than `max_age_ms` (nor that far in the future)."""
+    fields = dict(part.split("=", 1) for part in (header or "").split(",") if "=" in part)
+    try:
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    if abs(now_ms - timestamp) > max_age_ms:
+        return False
+    return hmac.compare_digest(signature(secret, timestamp, body), f"t={timestamp},v1={fields.get('v1', '')}")
+
+
 class WebhookTicketSink(TicketSink):
     kind: ClassVar[str] = "webhook"
 

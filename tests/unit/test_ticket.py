@@ -41,3 +41,15 @@ def test_a_site_link_incident_names_its_first_target():
     )
     t = ticket_for_incident(body, "acme-mes-2026", "acme")
     assert t.asset == "plc-1" and "plc-1, plc-2" in t.description and "not running" in t.description
+
+
+def test_webhook_signature_verification_as_a_receiver_does_it() -> None:
+    from collector.ticketing.webhook import signature, verify
+
+    body, now = b'{"event": "ticket.created"}', 1_780_000_000_000
+    header = signature("s3cret", now, body)
+    assert verify("s3cret", header, body, now + 1000)
+    assert not verify("s3cret", header, body + b" ", now), "body changed"
+    assert not verify("other", header, body, now), "wrong secret"
+    assert not verify("s3cret", header, body, now + 301_000), "replayed too late"
+    assert not verify("s3cret", None, body, now) and not verify("s3cret", "t=x,v1=y", body, now)
