@@ -5,7 +5,8 @@ Mapping (documented for people checking figures by hand):
 - an agent's monitoring gap covers every asset that agent's targets belong to;
 - an incident's severity is the worst the edge reported for it (raised, never lowered); the vendor's
   triaged severity is kept beside it; notified = ticket raised, acknowledged = first acknowledgement,
-  pauses from paused/resumed pairs, restored = the agent's measured resolution;
+  pauses from paused/resumed pairs, restored = the agent's measured resolution; each contract sees only its
+  own ticket's records (those naming it, plus imported ones that name no contract);
 - incidents of the 31 days before the period are included so recurrence can see them.
 """
 
@@ -16,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from collector.store import Store
-from collector.store.rows import IncidentRow, PeriodData
+from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
 from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity, State
 from linewarden.sla.models import (
@@ -35,13 +36,19 @@ from linewarden.sla.report import ContractReport, build_report
 LOOKBACK_MS = int(timedelta(days=31).total_seconds() * 1000)
 
 
-def _first(row: IncidentRow, kind: str) -> int | None:
-    times = [t.at for t in row.tickets if t.kind == kind]
+def _first(records: list[TicketRecordRow], kind: str) -> int | None:
+    times = [t.at for t in records if t.kind == kind]
     return min(times) if times else None
 
 
-def _pauses(row: IncidentRow) -> tuple[Pause, ...]:
-    steps = sorted((t.at, t.kind) for t in row.tickets if t.kind in ("ticket_paused", "ticket_resumed"))
+def _records_for(row: IncidentRow, contract_id: str | None) -> list[TicketRecordRow]:
+    """The ticket records of one contract's ticket; records that name no contract (imported history) count
+    for every contract."""
+    return [t for t in row.tickets if contract_id is None or t.details.get("contract") in (None, contract_id)]
+
+
+def _pauses(records: list[TicketRecordRow]) -> tuple[Pause, ...]:
+    steps = sorted((t.at, t.kind) for t in records if t.kind in ("ticket_paused", "ticket_resumed"))
     out: list[Pause] = []
     start: int | None = None
     for at, kind in steps:
@@ -62,34 +69,36 @@ def _severity(row: IncidentRow) -> Severity | None:
     return min(found, key=lambda s: s.rank) if found else None
 
 
-def _vendor_severity(row: IncidentRow) -> Severity | None:
-    triaged = sorted((t.at, t.details.get("severity")) for t in row.tickets if t.kind == "ticket_triaged")
+def _vendor_severity(records: list[TicketRecordRow]) -> Severity | None:
+    triaged = sorted((t.at, t.details.get("severity")) for t in records if t.kind == "ticket_triaged")
     value = triaged[-1][1] if triaged else None
     return Severity(str(value)) if value in {s.value for s in Severity} else None
 
 
-def incident_input(row: IncidentRow) -> Incident | None:
+def incident_input(row: IncidentRow, contract_id: str | None = None) -> Incident | None:
+    """One incident as one contract's ticket saw it (`contract_id` None: every ticket record)."""
     severity = _severity(row)
     if row.kind != "target" or row.asset is None or row.opened_at is None or severity is None:
         return None
+    records = _records_for(row, contract_id)
     return Incident(
         id=row.id,
         asset=row.asset,
         severity=severity,
         reason=row.reason or "",
         opened_at_ms=row.opened_at,
-        notified_at_ms=_first(row, "ticket_raised"),
-        acknowledged_at_ms=_first(row, "ticket_acknowledged"),
-        pauses=_pauses(row),
+        notified_at_ms=_first(records, "ticket_raised"),
+        acknowledged_at_ms=_first(records, "ticket_acknowledged"),
+        pauses=_pauses(records),
         restored_at_ms=row.resolved_at,
-        workaround_accepted_at_ms=_first(row, "workaround_accepted"),
-        resolution_claimed_at_ms=_first(row, "resolution_claimed"),
-        rca_received_at_ms=_first(row, "rca_received"),
-        vendor_severity=_vendor_severity(row),
+        workaround_accepted_at_ms=_first(records, "workaround_accepted"),
+        resolution_claimed_at_ms=_first(records, "resolution_claimed"),
+        rca_received_at_ms=_first(records, "rca_received"),
+        vendor_severity=_vendor_severity(records),
     )
 
 
-def sla_inputs(data: PeriodData) -> SlaInputs:
+def sla_inputs(data: PeriodData, contract_id: str | None = None) -> SlaInputs:
     by_target: dict[tuple[str, str, str], list[StateChange]] = {}
     asset_of: dict[tuple[str, str, str], str] = {}
     for change in data.state_changes:
@@ -129,7 +138,7 @@ def sla_inputs(data: PeriodData) -> SlaInputs:
         )
         for w in data.maintenance_windows
     )
-    incidents = tuple(i for i in (incident_input(r) for r in data.incidents) if i is not None)
+    incidents = tuple(i for i in (incident_input(r, contract_id) for r in data.incidents) if i is not None)
     changes = tuple(ChangeDetection(c.asset, c.at, c.what) for c in data.changes)
     return SlaInputs(timelines, gaps, windows, incidents, changes, criticality)
 
@@ -140,13 +149,14 @@ def reports(
     """The SLA report of each contract (or the one named) for the month 'YYYY-MM' in its own time zone."""
     chosen = [book.contract(contract_id)] if contract_id else [book.contracts[c] for c in sorted(book.contracts)]
     out = []
-    cache: dict[tuple[int, int], SlaInputs] = {}
+    cache: dict[tuple[int, int], PeriodData] = {}
     for contract in chosen:
         period = parse_month(month, contract.contract.timezone)
         key = (period.start_ms, period.end_ms)
         if key not in cache:
-            cache[key] = sla_inputs(_period_data(store, period))
-        out.append(build_report(contract, period, cache[key], book.calendars, as_of_ms))
+            cache[key] = _period_data(store, period)
+        inputs = sla_inputs(cache[key], contract.contract.id)
+        out.append(build_report(contract, period, inputs, book.calendars, as_of_ms))
     return out
 
 

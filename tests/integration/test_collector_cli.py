@@ -210,3 +210,29 @@ def test_contracts_credits_and_windows_land_in_the_audit_log(
         ("maintenance.cancelled", "window/mw-1"),
     ]
     assert totals == ["150.00", "250.00"]  # 10 % of the new fee (200.00) + the 50.00 breach amount
+
+
+def test_each_contract_sees_only_its_own_ticket(
+    tmp_path: Path, collector_config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Two vendors' contracts cover one asset: each one's response clock runs on its own ticket."""
+    other = CONTRACT.replace('id = "plc-support"', 'id = "scada-support"')
+    (tmp_path / "contracts" / "other.toml").write_text(other.replace('vendor = "integrator"', 'vendor = "scada"'))
+    own = [
+        json.dumps({"record": "ticket_raised", "incident": "inc-1", "at": ms("2026-09-10T08:02:00"),
+                    "actor": "lw", "details": {"contract": "scada-support"}}),
+        json.dumps({"record": "ticket_acknowledged", "incident": "inc-1", "at": ms("2026-09-10T08:12:00"),
+                    "actor": "scada", "details": {"contract": "scada-support"}}),
+    ]  # fmt: skip
+    history = tmp_path / "history.jsonl"
+    history.write_text("\n".join(HISTORY + own) + "\n")
+    assert main(["collector", "import", "--config", str(collector_config), str(history)]) == 0
+    capsys.readouterr()
+    assert main(["collector", "report", "--config", str(collector_config), "--period", "2026-09",
+                 "--format", "json"]) == 0  # fmt: skip
+    by = {r["contract_id"]: r["incidents"][0]["response"] for r in json.loads(capsys.readouterr().out)}
+    # plc-support: the records that name no contract (raised 08:01, acknowledged 09:31): 90 min.
+    # scada-support: its own ticket, raised 08:02, acknowledged 08:12 (plus the unnamed ones: first raised 08:01,
+    # first acknowledged 08:12): 11 min.
+    assert by["plc-support"]["elapsed_ms"] == 90 * 60_000
+    assert by["scada-support"]["elapsed_ms"] == 11 * 60_000
