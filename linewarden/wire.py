@@ -147,7 +147,7 @@ class IncidentOpenedBody(WireModel):
     severity: Severity
     state: State
     reason: str
-    in_production: bool
+    in_production: bool | None = None  # agents always say; a history import may not know
     opened_at: Ms
     targets: list[Id] = Field(default_factory=list)
 
@@ -157,7 +157,7 @@ class IncidentUpdatedBody(WireModel):
     severity: Severity
     state: State
     reason: str
-    in_production: bool
+    in_production: bool | None = None
     at: Ms
 
 

@@ -67,6 +67,14 @@ class Sql(Protocol):
 _IN_CHUNK = 1000
 
 
+def _flag(value: bool | None) -> int | None:
+    return None if value is None else int(value)
+
+
+def _bool(value: object) -> bool | None:
+    return None if value is None else bool(value)
+
+
 def _json(value: object) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
 
@@ -253,7 +261,7 @@ class Writer:
                     o.severity.value,
                     o.state.value,
                     o.reason,
-                    int(o.in_production),
+                    _flag(o.in_production),
                     _json(list(o.targets)),
                     o.opened_at,
                 ),
@@ -271,12 +279,12 @@ class Writer:
             )
 
     def _severity_step(
-        self, incident: str, at: int, severity: str, state: str, reason: str, in_production: bool
+        self, incident: str, at: int, severity: str, state: str, reason: str, in_production: bool | None
     ) -> None:
         self.sql.execute(
             "INSERT INTO incident_updates (incident, at, severity, state, reason, in_production)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (incident, at, severity, state) DO NOTHING",
-            (incident, at, severity, state, reason, int(in_production)),
+            (incident, at, severity, state, reason, _flag(in_production)),
         )
 
     # ------------------------------------------------------------ acks
@@ -591,7 +599,7 @@ class Store(ABC):
                 marks = ", ".join("?" for _ in chunk)
                 for s in sql.query(f"SELECT * FROM incident_updates WHERE incident IN ({marks}) ORDER BY at", chunk):
                     steps[s["incident"]].append(
-                        SeverityStep(s["at"], s["severity"], s["state"], s["reason"], bool(s["in_production"]))
+                        SeverityStep(s["at"], s["severity"], s["state"], s["reason"], _bool(s["in_production"]))
                     )
                 for t in sql.query(f"SELECT * FROM ticket_records WHERE incident IN ({marks}) ORDER BY at", chunk):
                     tickets[t["incident"]].append(TicketRecordRow(**{**t, "details": json.loads(t["details"])}))

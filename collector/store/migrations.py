@@ -186,7 +186,24 @@ CREATE TABLE ticket_records (
 );
 """
 
-CORE: list[Migration] = [Migration("core", 1, _CORE_V1)]
+# v2: an incident event may leave `in_production` out (history imports); NULL means "not said".
+_CORE_V2 = """
+CREATE TABLE incident_updates_v2 (
+    incident TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    severity TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    in_production INTEGER,
+    PRIMARY KEY (incident, at, severity, state)
+);
+INSERT INTO incident_updates_v2 (incident, at, severity, state, reason, in_production)
+    SELECT incident, at, severity, state, reason, in_production FROM incident_updates;
+DROP TABLE incident_updates;
+ALTER TABLE incident_updates_v2 RENAME TO incident_updates
+"""
+
+CORE: list[Migration] = [Migration("core", 1, _CORE_V1), Migration("core", 2, _CORE_V2)]
 
 
 def all_migrations() -> list[Migration]:

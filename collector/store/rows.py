@@ -96,7 +96,7 @@ class SeverityStep:
     severity: str
     state: str
     reason: str
-    in_production: bool
+    in_production: bool | None
 
 
 @dataclass(frozen=True)

@@ -100,10 +100,9 @@ def ticket_for_incident(
     """The ticket an incident_opened event becomes under one contract (the caller has checked scope and
     maintenance windows)."""
     asset = body.asset or body.target or (body.targets[0] if body.targets else body.incident)
-    lines = [
-        f"{asset} is {body.state.value} since {ms_to_dt(body.opened_at).isoformat()}: {body.reason}",
-        f"Production {'running' if body.in_production else 'not running'} when the incident opened.",
-    ]
+    lines = [f"{asset} is {body.state.value} since {ms_to_dt(body.opened_at).isoformat()}: {body.reason}"]
+    if body.in_production is not None:
+        lines.append(f"Production {'running' if body.in_production else 'not running'} when the incident opened.")
     if body.criticality is not None:
         lines.append(f"Asset criticality: {body.criticality.value}")
     if body.targets:
