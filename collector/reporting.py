@@ -44,7 +44,7 @@ def _first(records: list[TicketRecordRow], kind: str) -> int | None:
 def _records_for(row: IncidentRow, contract_id: str | None) -> list[TicketRecordRow]:
     """The ticket records of one contract's ticket; records that name no contract (imported history) count
     for every contract."""
-    return [t for t in row.tickets if contract_id is None or t.details.get("contract") in (None, contract_id)]
+    return [t for t in row.tickets if contract_id is None or t.contract in ("", contract_id)]
 
 
 def _pauses(records: list[TicketRecordRow]) -> tuple[Pause, ...]:

@@ -406,11 +406,13 @@ class Writer:
     def add_ticket_record(
         self, incident: str, kind: str, at: int, actor: str, details: dict[str, Any], source: str
     ) -> bool:
+        """Idempotent by (incident, contract, kind, at); the contract is `details["contract"]` ('' if none)."""
+        contract = str(details.get("contract", ""))
         return bool(
             self.sql.execute(
-                "INSERT INTO ticket_records (incident, kind, at, actor, details, source) VALUES (?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (incident, kind, at) DO NOTHING",
-                (incident, kind, at, actor, _json(details), source),
+                "INSERT INTO ticket_records (incident, contract, kind, at, actor, details, source)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (incident, contract, kind, at) DO NOTHING",
+                (incident, contract, kind, at, actor, _json(details), source),
             )
         )
 

@@ -203,7 +203,30 @@ DROP TABLE incident_updates;
 ALTER TABLE incident_updates_v2 RENAME TO incident_updates
 """
 
-CORE: list[Migration] = [Migration("core", 1, _CORE_V1), Migration("core", 2, _CORE_V2)]
+# v3: a ticket record belongs to one contract's ticket ('' when it names none, e.g. imported history), so two
+# vendors' tickets for one incident may record the same step in the same millisecond.
+_CORE_V3 = """
+CREATE TABLE ticket_records_v3 (
+    incident TEXT NOT NULL,
+    contract TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    actor TEXT NOT NULL,
+    details TEXT NOT NULL,
+    source TEXT NOT NULL,
+    PRIMARY KEY (incident, contract, kind, at)
+);
+INSERT INTO ticket_records_v3 (incident, contract, kind, at, actor, details, source)
+    SELECT incident, '', kind, at, actor, details, source FROM ticket_records;
+DROP TABLE ticket_records;
+ALTER TABLE ticket_records_v3 RENAME TO ticket_records
+"""
+
+CORE: list[Migration] = [
+    Migration("core", 1, _CORE_V1),
+    Migration("core", 2, _CORE_V2),
+    Migration("core", 3, _CORE_V3),
+]
 
 
 def all_migrations() -> list[Migration]:

@@ -102,6 +102,7 @@ class SeverityStep:
 @dataclass(frozen=True)
 class TicketRecordRow:
     incident: str
+    contract: str  # '' when the record names no contract (imported history)
     kind: str
     at: int
     actor: str

@@ -123,3 +123,11 @@ def test_a_state_change_without_asset_takes_it_from_the_birth_registry(store):
             update={"asset": None})}), T0)  # fmt: skip
     [row] = store.table_rows("state_changes")
     assert (row["target"], row["asset"]) == ("plc-1", "line3-plc")
+
+
+def test_two_contracts_tickets_record_the_same_step_in_the_same_millisecond(store):
+    with store.transaction() as tx:
+        assert tx.add_ticket_record("inc-1", "ticket_raised", T0, "collector", {"contract": "a"}, "collector")
+        assert tx.add_ticket_record("inc-1", "ticket_raised", T0, "collector", {"contract": "b"}, "collector")
+        assert not tx.add_ticket_record("inc-1", "ticket_raised", T0, "collector", {"contract": "b"}, "collector")
+    assert sorted(r["contract"] for r in store.table_rows("ticket_records")) == ["a", "b"]
