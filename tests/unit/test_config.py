@@ -165,3 +165,21 @@ def test_check_follows_a_collectors_contracts(tmp_path: Path, capsys: pytest.Cap
     assert main(["config", "check", str(path)]) == 2
     err = capsys.readouterr().err
     assert "plc.toml: support.coverage: no calendar with id 'business-hours-de'" in err
+
+
+def test_the_readmes_config_examples_validate() -> None:
+    import re
+    import tomllib
+
+    from linewarden.config.kinds import KINDS, detect_kind
+    from linewarden.config.load import validate
+
+    blocks = re.findall(r"```toml\n(.*?)```", (ROOT / "README.md").read_text(), re.S)
+    kinds = []
+    for block in blocks:
+        data = tomllib.loads(block)
+        kind = detect_kind(data)
+        assert kind is not None
+        validate(KINDS[kind], data, "README.md")
+        kinds.append(kind)
+    assert sorted(kinds) == ["agent", "calendar", "contract"]
