@@ -1,9 +1,10 @@
 """The running agent: scheduled probe rounds → debounce → incidents → outbox → forwarder.
 
-Targets that share a poll interval share one timer, and each round polls them concurrently, so 200 targets at
-1 s cost one wake-up per second, not 200. Everything a round produces (events and the state snapshots that
-decide what the next round emits) is written in one outbox transaction: after a kill -9 the agent resumes
-exactly where its last committed round left it, without repeating or losing an incident.
+Targets that share a poll interval share one timer, and each tick polls them concurrently, so 200 targets at
+1 s cost one wake-up per second, not 200; a slow target delays only itself. Everything a result produces
+(events and the state snapshots that decide what the next result emits) is written in one outbox
+transaction: after a kill -9 the agent resumes exactly where its last commit left it, without repeating or
+losing an incident.
 """
 
 from __future__ import annotations
@@ -149,17 +150,36 @@ class Agent:
     # ------------------------------------------------------------ rounds
 
     async def _poll_loop(self, interval_s: float, slots: list[TargetSlot]) -> None:
+        """One timer for all targets of one interval. Each tick starts a poll of every target whose previous poll
+        has finished; each result is folded in as soon as it arrives, so a target that hangs until its timeout
+        delays only itself, never the others of its tick."""
+        running: dict[str, asyncio.Task[None]] = {}
         next_at = time.monotonic()
-        while True:
-            now_ms = self._clock_ms()
-            results = await asyncio.gather(*(safe_poll(s.probe, now_ms / 1000) for s in slots))
-            self.process_round(now_ms, zip((s.cfg.id for s in slots), results, strict=True))
-            next_at += interval_s
-            delay = next_at - time.monotonic()
-            if delay < 0:  # a round overran: skip the missed ticks instead of bursting
-                next_at = time.monotonic()
-                delay = 0
-            await asyncio.sleep(delay)
+        try:
+            while True:
+                now_ms = self._clock_ms()
+                for slot in slots:
+                    if slot.cfg.id not in running:
+                        running[slot.cfg.id] = asyncio.create_task(self._poll(slot, now_ms, running))
+                next_at += interval_s
+                delay = next_at - time.monotonic()
+                if delay < 0:  # the loop fell behind (a busy host): skip the missed ticks instead of bursting
+                    next_at = time.monotonic()
+                    delay = 0
+                await asyncio.sleep(delay)
+        finally:
+            for task in running.values():
+                task.cancel()
+            await asyncio.gather(*running.values(), return_exceptions=True)
+
+    async def _poll(self, slot: TargetSlot, now_ms: int, running: dict[str, asyncio.Task[None]]) -> None:
+        try:
+            result = await safe_poll(slot.probe, now_ms / 1000)
+            self.process_round(now_ms, [(slot.cfg.id, result)])
+        except LinewardenError as exc:  # the outbox could not be written (disk full, …): say so, keep polling
+            log.error("%s: result not recorded: %s", slot.cfg.id, exc)
+        finally:
+            running.pop(slot.cfg.id, None)
 
     def process_round(self, now_ms: int, results: Iterable[tuple[str, ProbeResult]]) -> None:
         """Fold one round of results into states, incidents and events; commit them in one transaction."""

@@ -236,3 +236,42 @@ async def test_kill_9_mid_forwarding_loses_and_duplicates_nothing(
     assert seqs == list(range(1, seqs[-1] + 1)), "no seq lost"
     opened = [e for e in _events(acker, "incident_opened") if e.body.target == "mes-health"]
     assert len(opened) == 1, "the restart did not open the incident a second time"
+
+
+async def test_a_hanging_target_delays_only_itself(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A server that accepts and never answers keeps its poll open for 30 s; the Modbus target of the same
+    interval goes on being polled every tick meanwhile."""
+    hung: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ModbusPlc("gw", heartbeat_period=0.1) as plc:
+            toml = agent_toml(tmp_path / "data", mosquitto.port, modbus=plc) + f"""
+[[targets]]
+id = "hung-mes"
+type = "http"
+asset = "mes-app"
+url = "http://127.0.0.1:{port}/health"
+timeout = "30s"
+"""
+            async with running_agent(tmp_path, toml) as agent:
+                await async_wait_until(lambda: hung, 10, what="the hanging poll under way")
+                modbus = agent.slots["plc-2-modbus"]
+                start = modbus.last_at_ms or 0
+                seen: set[int] = set()
+
+                def polled_on() -> bool:
+                    if modbus.last_at_ms is not None and modbus.last_at_ms > start:
+                        seen.add(modbus.last_at_ms)
+                    return len(seen) >= 5
+
+                await async_wait_until(polled_on, 10, interval=0.02, what="five Modbus polls during the hang")
+                assert agent.slots["hung-mes"].last is None, "the hanging poll is still open"
+    finally:
+        for writer in hung:
+            writer.close()
+        server.close()
