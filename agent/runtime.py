@@ -182,7 +182,7 @@ class Agent:
             running.pop(slot.cfg.id, None)
 
     def process_round(self, now_ms: int, results: Iterable[tuple[str, ProbeResult]]) -> None:
-        """Fold one round of results into states, incidents and events; commit them in one transaction."""
+        """Fold results (one target's, or several) into states, incidents and events; commit them in one transaction."""
         transitions: dict[str, Transition] = {}
         extra: list[Emitted] = []
         for target_id, result in results:
@@ -199,7 +199,8 @@ class Agent:
                 )]
             if self.cfg.agent.metrics:
                 extra += [("metrics", m) for m in self._metrics.add(target_id, result.state, result.latency_ms, now_ms)]
-        emitted = self._tracker.process(now_ms, transitions, self._pending_fail())
+        # Without a transition there is nothing for the tracker; housekeeping ticks it every second.
+        emitted = self._tracker.process(now_ms, transitions, self._pending_fail()) if transitions else []
         events = emitted + extra
         if events or transitions:
             self._commit(now_ms, events)

@@ -275,3 +275,33 @@ timeout = "30s"
         for writer in hung:
             writer.close()
         server.close()
+
+
+async def test_everything_down_at_once_is_one_site_link_incident(
+    acker: Acker, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    """The network, not the vendors: when every target turns DOWN together, one `site_link` incident."""
+    async with MesServer("mes") as mes, ModbusPlc("gw", heartbeat_period=0.1) as plc:
+        toml = agent_toml(tmp_path / "data", mosquitto.port, mes=mes, modbus=plc, agent_id="sitelink")
+        async with running_agent(tmp_path, toml):
+            await async_wait_until(
+                lambda: len({e.body.target for e in _events(acker, "state_change") if e.body.to == "UP"}) == 2,
+                WAIT_S,
+                what="both targets UP",
+            )
+            await mes.down(None)
+            await plc.stop_listening()
+            opened = await async_wait_until(
+                lambda: [e for e in _events(acker, "incident_opened") if e.body.kind == "site_link"],
+                WAIT_S,
+                what="a site_link incident",
+            )
+            assert sorted(opened[0].body.targets) == ["mes-health", "plc-2-modbus"]
+            assert not [e for e in _events(acker, "incident_opened") if e.body.kind == "target"], "not one per target"
+            await mes.up()
+            await plc.start_listening()
+            await async_wait_until(
+                lambda: any(e.body.incident == opened[0].body.incident for e in _events(acker, "incident_resolved")),
+                WAIT_S + 10,
+                what="the site link incident resolved",
+            )
