@@ -26,6 +26,9 @@ _APPS = {
     "demo": ("simulators.demo", "plant in a box: simulators, agent, collector and a vendor, end to end"),
 }
 _SIM_KINDS = ("plant", "scenario")
+# optional dependencies → the extra that installs them
+_EXTRAS = {"fastapi": "collector", "uvicorn": "collector", "aiosmtpd": "collector", "psycopg": "postgres",
+           "amqtt": "demo"}
 
 
 def _config_main(argv: Sequence[str]) -> int:
@@ -111,7 +114,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_usage(sys.stderr)
             print(f"linewarden: error: unknown command {command!r}", file=sys.stderr)
             return EXIT_USAGE
-        module = importlib.import_module(_APPS[command][0])
+        try:
+            module = importlib.import_module(_APPS[command][0])
+        except ModuleNotFoundError as exc:
+            extra = _EXTRAS.get(exc.name or "", "dev")
+            print(f"error: `linewarden {command}` needs {exc.name}: pip install 'linewarden[{extra}]'", file=sys.stderr)
+            return EXIT_RUNTIME
         code: int = module.main(rest)
         return code
     except SystemExit as exc:  # argparse in the sub-commands
