@@ -17,7 +17,7 @@ import pytest
 from agent.runtime import Agent
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import load
-from linewarden.wire import Event
+from linewarden.wire import Event, IncidentOpenedEvent, IncidentResolvedEvent, StateChangeEvent
 from simulators.broker import Mosquitto
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
@@ -33,16 +33,31 @@ DETECTION_BOUND_S = FAIL_THRESHOLD * INTERVAL_S + 1.0
 WAIT_S = DETECTION_BOUND_S + 3.0
 
 
-def _events(acker: Acker, type_: str) -> list[Event]:
-    return [e for per_key in acker.bodies.values() for e in per_key.values() if e.type == type_]
+def _all(acker: Acker) -> list[Event]:
+    return [e for per_key in acker.bodies.values() for e in per_key.values()]
 
 
-def _incident(acker: Acker, type_: str, target: str) -> Event | None:
-    for e in _events(acker, type_):
-        body = e.body
-        if getattr(body, "target", None) == target or target in getattr(body, "targets", []):
-            return e
-    return None
+def _changes(acker: Acker) -> list[StateChangeEvent]:
+    return [e for e in _all(acker) if isinstance(e, StateChangeEvent)]
+
+
+def _opened(acker: Acker) -> list[IncidentOpenedEvent]:
+    return [e for e in _all(acker) if isinstance(e, IncidentOpenedEvent)]
+
+
+def _resolved(acker: Acker) -> list[IncidentResolvedEvent]:
+    return [e for e in _all(acker) if isinstance(e, IncidentResolvedEvent)]
+
+
+def _incident(acker: Acker, target: str) -> IncidentOpenedEvent | None:
+    return next((e for e in _opened(acker) if e.body.target == target or target in e.body.targets), None)
+
+
+async def _opened_for(acker: Acker, target: str) -> IncidentOpenedEvent:
+    await async_wait_until(lambda: _incident(acker, target) is not None, WAIT_S, what=f"incident for {target}")
+    found = _incident(acker, target)
+    assert found is not None
+    return found
 
 
 @asynccontextmanager
@@ -75,29 +90,26 @@ async def _outage_and_recovery(
 ) -> None:
     async with running_agent(tmp_path, toml):
         await async_wait_until(
-            lambda: any(e.body.target == target and e.body.to == "UP" for e in _events(acker, "state_change")),
+            lambda: any(e.body.target == target and e.body.to == "UP" for e in _changes(acker)),
             WAIT_S,
             what=f"{target} UP",
         )
         fault_at_ms = time.time_ns() // 1_000_000
         await inject()
-        opened = await async_wait_until(
-            lambda: _incident(acker, "incident_opened", target), WAIT_S, what=f"incident for {target}"
-        )
-        change = next(e for e in _events(acker, "state_change") if e.body.target == target and e.body.from_ == "UP")
+        opened = await _opened_for(acker, target)
+        change = next(e for e in _changes(acker) if e.body.target == target and e.body.from_ == "UP")
         # Dated at the first failing probe: not before the fault, and within one poll of it.
         assert fault_at_ms - 50 <= change.body.at <= fault_at_ms + 1000 * (INTERVAL_S + 1.0)
         assert opened.body.opened_at == change.body.at
         # Emitted (stamped) within the detection bound after the fault.
         assert opened.ts - fault_at_ms <= 1000 * DETECTION_BOUND_S + 2000
         await clear()
-        resolved = await async_wait_until(
-            lambda: next(
-                (e for e in _events(acker, "incident_resolved") if e.body.incident == opened.body.incident), None
-            ),
+        await async_wait_until(
+            lambda: any(e.body.incident == opened.body.incident for e in _resolved(acker)),
             WAIT_S,
             what=f"{target} incident resolved",
         )
+        resolved = next(e for e in _resolved(acker) if e.body.incident == opened.body.incident)
         assert resolved.body.at >= change.body.at
 
 
@@ -185,7 +197,7 @@ async def test_agent_survives_broker_down_at_start(own_mosquitto: Mosquitto, tmp
             await acker.start()
             try:
                 await async_wait_until(
-                    lambda: any(e.body.target == "mes-health" for e in _events(acker, "state_change")),
+                    lambda: any(e.body.target == "mes-health" for e in _changes(acker)),
                     20,
                     what="state change delivered after the broker came up",
                 )
@@ -214,16 +226,14 @@ async def test_kill_9_mid_forwarding_loses_and_duplicates_nothing(
         try:
             await async_wait_until(lambda: acker.total() > 0, 20, what="first events")
             await mes.down(None)  # an outage while the agent forwards: state changes and an incident in flight
-            opened_before_kill = await async_wait_until(
-                lambda: _incident(acker, "incident_opened", "mes-health"), WAIT_S, what="incident"
-            )
+            opened_before_kill = await _opened_for(acker, "mes-health")
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
             await mes.up()
             proc = _run_agent_process(config)
             incident_id = opened_before_kill.body.incident
             await async_wait_until(
-                lambda: any(e.body.incident == incident_id for e in _events(acker, "incident_resolved")),
+                lambda: any(e.body.incident == incident_id for e in _resolved(acker)),
                 20,
                 what="the same incident resolved by the restarted agent",
             )
@@ -234,7 +244,7 @@ async def test_kill_9_mid_forwarding_loses_and_duplicates_nothing(
     assert len(keys) == 1, "one epoch: the outbox survived the kill"
     seqs = sorted(acker.bodies[keys[0]])
     assert seqs == list(range(1, seqs[-1] + 1)), "no seq lost"
-    opened = [e for e in _events(acker, "incident_opened") if e.body.target == "mes-health"]
+    opened = [e for e in _opened(acker) if e.body.target == "mes-health"]
     assert len(opened) == 1, "the restart did not open the incident a second time"
 
 
@@ -285,23 +295,23 @@ async def test_everything_down_at_once_is_one_site_link_incident(
         toml = agent_toml(tmp_path / "data", mosquitto.port, mes=mes, modbus=plc, agent_id="sitelink")
         async with running_agent(tmp_path, toml):
             await async_wait_until(
-                lambda: len({e.body.target for e in _events(acker, "state_change") if e.body.to == "UP"}) == 2,
+                lambda: len({e.body.target for e in _changes(acker) if e.body.to == "UP"}) == 2,
                 WAIT_S,
                 what="both targets UP",
             )
             await mes.down(None)
             await plc.stop_listening()
             opened = await async_wait_until(
-                lambda: [e for e in _events(acker, "incident_opened") if e.body.kind == "site_link"],
+                lambda: [e for e in _opened(acker) if e.body.kind == "site_link"],
                 WAIT_S,
                 what="a site_link incident",
             )
             assert sorted(opened[0].body.targets) == ["mes-health", "plc-2-modbus"]
-            assert not [e for e in _events(acker, "incident_opened") if e.body.kind == "target"], "not one per target"
+            assert not [e for e in _opened(acker) if e.body.kind == "target"], "not one per target"
             await mes.up()
             await plc.start_listening()
             await async_wait_until(
-                lambda: any(e.body.incident == opened[0].body.incident for e in _events(acker, "incident_resolved")),
+                lambda: any(e.body.incident == opened[0].body.incident for e in _resolved(acker)),
                 WAIT_S + 10,
                 what="the site link incident resolved",
             )

@@ -122,8 +122,7 @@ def test_state_change_without_asset_takes_the_target_as_asset(tmp_path, config):
 
 def test_incident_without_in_production_is_imported(tmp_path, config):
     """A history import may not know whether production ran: the field is optional, stored as NULL."""
-    body = dict(GOOD[1]["body"])
-    del body["in_production"]
+    body = {k: v for k, v in GOOD[1]["body"].items() if k != "in_production"}  # type: ignore[attr-defined]
     f = _write(tmp_path / "history.jsonl", [json.dumps(dict(GOOD[1], body=body))])
     assert main(["import", "--config", str(config), str(f)]) == 0
     [incident] = _rows(tmp_path, "incidents")
