@@ -14,11 +14,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from linewarden.book import load_production_calendar
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError
 from linewarden.output import FORMATS, render
+from linewarden.production import load_production_calendar
 from linewarden.timeutil import ms_to_dt
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2

@@ -27,7 +27,6 @@ from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext
 from agent.probes.registry import make_probe, safe_poll
 from linewarden import __version__
-from linewarden.book import load_production_calendar
 from linewarden.changes import ChangeDetector
 from linewarden.config.agent import AgentConfig
 from linewarden.config.targets import TargetConfig
@@ -36,6 +35,7 @@ from linewarden.domain import State
 from linewarden.errors import LinewardenError
 from linewarden.incidents import Emitted, IncidentTracker, TargetRef
 from linewarden.mqtt import MqttClient
+from linewarden.production import load_production_calendar
 from linewarden.wire import Birth, HeartbeatBody, TargetInfo, WireModel
 
 log = logging.getLogger("linewarden.agent")

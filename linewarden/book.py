@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from linewarden.calendar import Calendar
-from linewarden.config.agent import AgentConfig
 from linewarden.config.calendar import CalendarConfig
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.contract import ContractConfig
@@ -92,15 +91,3 @@ def load_book(config: CollectorConfig, config_path: Path) -> ContractBook:
         contracts[cid] = contract
         files[cid] = (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
     return ContractBook(contracts, calendars, files)
-
-
-def load_production_calendar(cfg: AgentConfig, config_path: Path) -> Calendar | None:
-    """The calendar file the agent config names (relative to it). Raises ConfigError naming the agent file."""
-    rel = cfg.agent.production_calendar
-    if rel is None:
-        return None
-    path = rel if rel.is_absolute() else config_path.parent / rel
-    try:
-        return Calendar.from_config(load(CalendarConfig, path).calendar)
-    except ConfigError as exc:
-        raise ConfigError(str(config_path), "agent.production_calendar", str(exc)) from None

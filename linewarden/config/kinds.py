@@ -7,13 +7,14 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from linewarden.book import load_book, load_production_calendar
+from linewarden.book import load_book
 from linewarden.config.agent import AgentConfig
 from linewarden.config.calendar import CalendarConfig
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.contract import ContractConfig
 from linewarden.config.load import read_toml, validate
 from linewarden.errors import ConfigError
+from linewarden.production import load_production_calendar
 
 KINDS: dict[str, type[BaseModel]] = {
     "agent": AgentConfig,
