@@ -1,4 +1,9 @@
-"""Capped exponential backoff between reconnect attempts, so a dead device or gateway is not hammered."""
+"""Capped exponential backoff between reconnect attempts, so a dead device or gateway is not hammered.
+
+The cap is also how late the agent may notice a device that came back, and that lateness is counted as
+the vendor's downtime: 10 s keeps it small against an outage while one connect attempt every 10 s is
+nothing a PLC or gateway notices.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,7 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class BackoffPolicy:
     first_delay: float = 1.0
-    max_delay: float = 30.0
+    max_delay: float = 10.0
 
 
 class Backoff:
