@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from collector.audit import append_entry, append_if_changed, local_actor
 from collector.contracts import record_contracts
-from collector.maintenance import announcement, publish_announcement
+from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement
 from collector.reporting import iter_sections, reports
 from collector.store import open_store
 from linewarden.book import load_book
@@ -186,7 +186,7 @@ def maintenance(args: argparse.Namespace) -> int:
     now = _now_ms()
     try:
         if args.action == "list":
-            rows = store.maintenance_windows(0 if args.all else now, 2**62)
+            rows = store.maintenance_windows(0 if args.all else now, FAR_FUTURE_MS)
             rows = [w for w in rows if (args.site is None or w.site == args.site)]
             if not args.all:
                 rows = [w for w in rows if w.cancelled_at is None]
@@ -219,7 +219,7 @@ def maintenance(args: argparse.Namespace) -> int:
             site = args.site
             print(f"recorded {window.kind} window {window.id} for {site}")
         else:
-            found = [w for w in store.maintenance_windows(0, 2**62) if w.id == args.window_id]
+            found = [w for w in store.maintenance_windows(0, FAR_FUTURE_MS) if w.id == args.window_id]
             if not found:
                 print(f"error: no window {args.window_id}", file=sys.stderr)
                 return EXIT_RUNTIME

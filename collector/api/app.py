@@ -18,8 +18,9 @@ from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field
 
 from collector.audit import append_entry
+from collector.maintenance import FAR_FUTURE_MS
 from collector.store.base import Store
-from collector.ticketing.lifecycle import Lifecycle, TicketView, list_tickets
+from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.tokens import TokenInfo, authenticate
 from linewarden.domain import Severity
 from linewarden.errors import TicketNotFound, TicketStateError
@@ -89,16 +90,19 @@ def _require(caller: Principal, *roles: str) -> None:
         raise HTTPException(403, f"a {caller.role} token may not do this")
 
 
-def _ticket(request: Request, caller: Principal, contract_id: str, incident_id: str) -> TicketView:
-    found = [
-        t for t in list_tickets(request.app.state.store)
-        if t.contract_id == contract_id and t.incident_id == incident_id
-    ]
-    if not found:
+def _ticket(
+    request: Request, caller: Principal, contract_id: str, incident_id: str, *roles: str
+) -> TicketView:
+    """The ticket, if the caller may act on it: one of `roles` (any role when none given), and a vendor only
+    on its own contracts' tickets."""
+    if roles:
+        _require(caller, *roles)
+    found = get_ticket(request.app.state.store, contract_id, incident_id)
+    if found is None:
         raise HTTPException(404, "no such ticket")
-    if caller.role == "vendor" and found[0].vendor != caller.vendor:
+    if caller.role == "vendor" and found.vendor != caller.vendor:
         raise HTTPException(403, "this ticket belongs to another vendor's contract")
-    return found[0]
+    return found
 
 
 def _step(call: Callable[[], TicketView]) -> dict[str, Any]:
@@ -134,22 +138,19 @@ def create_app(
     @app.post("/tickets/{contract_id}/{incident_id}/acknowledge")
     def acknowledge(request: Request, caller: Caller, contract_id: str, incident_id: str) -> dict[str, Any]:
         """The vendor acknowledges (also the target of a vendor system's inbound webhook)."""
-        _require(caller, "vendor")
-        _ticket(request, caller, contract_id, incident_id)
+        _ticket(request, caller, contract_id, incident_id, "vendor")
         return _step(lambda: lifecycle.acknowledge(incident_id, contract_id, caller.actor, caller.origin))
 
     @app.post("/tickets/{contract_id}/{incident_id}/triage")
     def triage(request: Request, caller: Caller, contract_id: str, incident_id: str, body: Triage) -> dict[str, Any]:
         """The vendor's severity; the edge's is kept beside it."""
-        _require(caller, "vendor")
-        _ticket(request, caller, contract_id, incident_id)
+        _ticket(request, caller, contract_id, incident_id, "vendor")
         return _step(lambda: lifecycle.triage(incident_id, contract_id, body.severity, caller.actor, caller.origin))
 
     @app.post("/tickets/{contract_id}/{incident_id}/resolution")
     def resolution(request: Request, caller: Caller, contract_id: str, incident_id: str, body: Note) -> dict[str, Any]:
         """A resolution claim, verified against the measured state: still DOWN/DEGRADED reopens the ticket."""
-        _require(caller, "vendor")
-        _ticket(request, caller, contract_id, incident_id)
+        _ticket(request, caller, contract_id, incident_id, "vendor")
         return _step(
             lambda: lifecycle.claim_resolution(incident_id, contract_id, body.note, caller.actor, caller.origin)
         )
@@ -157,8 +158,7 @@ def create_app(
     @app.post("/tickets/{contract_id}/{incident_id}/rca")
     def rca(request: Request, caller: Caller, contract_id: str, incident_id: str, body: RcaBody) -> dict[str, Any]:
         """The root-cause report: a link, or a document (base64) kept in the collector's data directory."""
-        _require(caller, "vendor")
-        _ticket(request, caller, contract_id, incident_id)
+        _ticket(request, caller, contract_id, incident_id, "vendor")
         if body.link is None and body.document is None:
             raise HTTPException(422, "give a link or a document")
         document: dict[str, Any] | None = None
@@ -178,27 +178,24 @@ def create_app(
     @app.post("/tickets/{contract_id}/{incident_id}/pause")
     def pause(request: Request, caller: Caller, contract_id: str, incident_id: str, body: PauseBody) -> dict[str, Any]:
         """Plant IT: the vendor waits on the plant; the clock stops (if the contract allows)."""
-        _require(caller, "plant")
-        _ticket(request, caller, contract_id, incident_id)
+        _ticket(request, caller, contract_id, incident_id, "plant")
         return _step(lambda: lifecycle.pause(incident_id, contract_id, body.reason, caller.actor, caller.origin))
 
     @app.post("/tickets/{contract_id}/{incident_id}/resume")
     def resume(request: Request, caller: Caller, contract_id: str, incident_id: str) -> dict[str, Any]:
-        _require(caller, "plant")
-        _ticket(request, caller, contract_id, incident_id)
+        _ticket(request, caller, contract_id, incident_id, "plant")
         return _step(lambda: lifecycle.resume(incident_id, contract_id, caller.actor, caller.origin))
 
     @app.post("/tickets/{contract_id}/{incident_id}/workaround")
     def workaround(request: Request, caller: Caller, contract_id: str, incident_id: str, body: Note) -> dict[str, Any]:
         """Plant IT accepts a workaround: the resolution clock stops."""
-        _require(caller, "plant")
-        _ticket(request, caller, contract_id, incident_id)
+        _ticket(request, caller, contract_id, incident_id, "plant")
         return _step(
             lambda: lifecycle.accept_workaround(incident_id, contract_id, body.note, caller.actor, caller.origin)
         )
 
     @app.get("/maintenance-windows")
-    def windows(caller: Caller, start: int = 0, end: int = 2**62) -> list[dict[str, Any]]:
+    def windows(caller: Caller, start: int = 0, end: int = FAR_FUTURE_MS) -> list[dict[str, Any]]:
         _require(caller, "plant")
         return [dict(w.__dict__) for w in store.maintenance_windows(start, end)]
 

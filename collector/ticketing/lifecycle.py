@@ -75,13 +75,25 @@ def list_tickets(store: Store, vendor: str | None = None) -> list[TicketView]:
     return [_view(r) for r in rows]
 
 
+def get_ticket(store: Store, contract_id: str, incident_id: str) -> TicketView | None:
+    """One vendor ticket by its contract and incident."""
+    with store.reader() as sql:
+        rows = sql.query(
+            "SELECT * FROM tickets WHERE contract_id = ? AND incident_id = ? AND sink <> ?",
+            (contract_id, incident_id, PLANT_IT),
+        )
+    return _view(rows[0]) if rows else None
+
+
 def measured_state(sql: Sql, asset: str) -> State | None:
     """The asset's state now, as its targets' latest state changes say (worst target wins); None if unknown."""
-    rows = sql.query("SELECT target, to_state, at FROM state_changes WHERE asset = ? ORDER BY at", (asset,))
-    latest: dict[str, State] = {}
-    for r in rows:
-        latest[r["target"]] = State(r["to_state"])
-    return min(latest.values(), key=lambda s: _STATE_RANK[s]) if latest else None
+    rows = sql.query(
+        "SELECT s.to_state FROM state_changes s WHERE s.asset = ? AND s.at = (SELECT MAX(l.at) FROM state_changes l"
+        " WHERE l.asset = s.asset AND l.target = s.target)",
+        (asset,),
+    )
+    states = [State(r["to_state"]) for r in rows]
+    return min(states, key=lambda s: _STATE_RANK[s]) if states else None
 
 
 class Lifecycle:
