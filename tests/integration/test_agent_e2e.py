@@ -28,7 +28,8 @@ from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.broker
 
-# The bound is fail_threshold × interval + 1 s; a loaded 2-core CI box gets 3 s more before we call it lost.
+# The bound is fail_threshold × interval + 1 s; a loaded 2-core CI box gets 3 s more before we call an
+# incident lost rather than late.
 DETECTION_BOUND_S = FAIL_THRESHOLD * INTERVAL_S + 1.0
 WAIT_S = DETECTION_BOUND_S + 3.0
 
@@ -98,11 +99,11 @@ async def _outage_and_recovery(
         await inject()
         opened = await _opened_for(acker, target)
         change = next(e for e in _changes(acker) if e.body.target == target and e.body.from_ == "UP")
-        # Dated at the first failing probe: not before the fault, and within one poll of it.
-        assert fault_at_ms - 50 <= change.body.at <= fault_at_ms + 1000 * (INTERVAL_S + 1.0)
+        # Dated at the first failing probe: not before the fault, and before the run that confirmed it ended.
+        # (How soon after the fault is measured by bench/ticket_latency.py, not asserted here; the wait above
+        # bounds it only to tell a lost incident from a late one.)
+        assert fault_at_ms - 50 <= change.body.at < opened.ts
         assert opened.body.opened_at == change.body.at
-        # Emitted (stamped) within the detection bound after the fault.
-        assert opened.ts - fault_at_ms <= 1000 * DETECTION_BOUND_S + 2000
         await clear()
         await async_wait_until(
             lambda: any(e.body.incident == opened.body.incident for e in _resolved(acker)),
