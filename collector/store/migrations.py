@@ -222,10 +222,25 @@ DROP TABLE ticket_records;
 ALTER TABLE ticket_records_v3 RENAME TO ticket_records
 """
 
+# v5: events the store refused (their data broke a column's rules): dead-lettered, and acked like stored ones,
+# so one bad event never holds an agent's acks back.
+_CORE_V5 = """
+CREATE TABLE rejected_events (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, seq)
+)
+"""
+
 CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
     Migration("core", 3, _CORE_V3),
+    Migration("core", 5, _CORE_V5),
 ]
 
 
