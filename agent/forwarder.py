@@ -1,9 +1,11 @@
 """Forward the outbox to the collector over MQTT (DESIGN §3), deleting only what the collector acknowledged.
 
 On each connect: publish birth (with the last acked seq), then send from the first unacknowledged seq. Events go
-in seq order as `EventBatch` messages of up to `batch_max_events`, QoS 1, with at most `window` batches waiting
-for their PUBACK. A PUBACK only means the broker has the batch in memory; rows are deleted when the collector's
-retained ack `{epoch, through}` covers them. No ack within `ack_timeout` → send again from the first unacked seq.
+in seq order as `EventBatch` messages of up to `batch_max_events` and `batch_max_bytes` (a larger single event
+goes alone; the wire limits keep it well below the collector's payload limit), QoS 1, with at most `window`
+batches waiting for their PUBACK. A PUBACK only means the broker has the batch in memory; rows are deleted when
+the collector's retained ack `{epoch, through}` covers them. No ack within `ack_timeout` → send again from the
+first unacked seq.
 
 While the retained collector state says offline, nothing is sent. Before any state message has been seen (a
 collector that never ran, or whose retained state was cleared) the forwarder sends: the events wait in the
@@ -174,22 +176,32 @@ class Forwarder:
         return max(hold, self._state_wait_until) if self._collector_online is None else hold
 
     def _send(self, rows: Sequence[OutboxEvent]) -> None:
+        payload, count = self._batch_payload(rows)
         try:
-            future = self._client.publish(self._events_topic, self._batch_payload(rows))
+            future = self._client.publish(self._events_topic, payload)
         except BrokerError as exc:
             log.debug("batch not sent: %s", exc)
             return
-        self._sent = rows[-1].seq
+        self._sent = rows[count - 1].seq
         self._in_flight += 1
         if self._ack_deadline is None:
             self._ack_deadline = asyncio.get_running_loop().time() + self._cfg.ack_timeout.total_seconds()
         future.add_done_callback(self._on_puback)
 
-    def _batch_payload(self, rows: Sequence[OutboxEvent]) -> bytes:
+    def _batch_payload(self, rows: Sequence[OutboxEvent]) -> tuple[bytes, int]:
+        """The batch of the first of `rows` that fit in `batch_max_bytes` (at least one), and how many it holds."""
         # Built from the stored, already validated body JSON: the same document encode(EventBatch(...)) gives,
         # without parsing and re-serialising every event.
-        events = ",".join(f'{{"seq":{r.seq},"ts":{r.ts},"type":"{r.type}","body":{r.body}}}' for r in rows)
-        return f'{self._batch_head},"events":[{events}]}}'.encode()
+        head = f'{self._batch_head},"events":['.encode()
+        room = self._cfg.batch_max_bytes - len(head) - 2
+        events: list[bytes] = []
+        for r in rows:
+            event = f'{{"seq":{r.seq},"ts":{r.ts},"type":"{r.type}","body":{r.body}}}'.encode()
+            room -= len(event) + (1 if events else 0)
+            if events and room < 0:
+                break
+            events.append(event)
+        return head + b",".join(events) + b"]}", len(events)
 
     def _on_puback(self, future: asyncio.Future[None]) -> None:
         self._in_flight -= 1

@@ -95,7 +95,9 @@ class CollectorService:
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
         self._ticketing: list[asyncio.Task[None]] = []
-        self.ingest = Ingest(store, config.liveness, watching_since=clock())
+        self.ingest = Ingest(
+            store, config.liveness, watching_since=clock(), max_payload_bytes=config.ingest.max_payload_bytes
+        )
         self.mqtt = MqttClient(
             config.broker,
             client_id=f"linewarden-collector-{config.collector.id}",

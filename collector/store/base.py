@@ -435,7 +435,8 @@ class Writer:
         self, topic: str, payload: bytes, reason: str, received_at: int, site: str | None, agent: str | None
     ) -> None:
         # No NUL in any text column (PostgreSQL refuses it): the junk that brought one here must still be kept.
-        text = payload.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00")[:MAX_DEAD_LETTER_CHARS]
+        text = payload[: MAX_DEAD_LETTER_CHARS * 4].decode("utf-8", errors="backslashreplace")
+        text = text.replace("\x00", "\\x00")[:MAX_DEAD_LETTER_CHARS]
         self.sql.execute(
             "INSERT INTO dead_letters (topic, site, agent, payload, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)",
             (clip(topic, 1000), site, agent, text, clip(reason, 1000), received_at),
