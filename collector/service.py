@@ -90,7 +90,10 @@ class CollectorService:
         self.api: ApiServer | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
-            app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed)
+            app = create_app(
+                store, self.lifecycle, clock, rca_dir, self._maintenance_changed,
+                max_body_bytes=config.api.max_body_bytes, max_upload_bytes=config.api.max_upload_bytes,
+            )
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
