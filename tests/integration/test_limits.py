@@ -8,13 +8,16 @@ from pathlib import Path
 
 import pytest
 
+from agent.outbox import Outbox
 from collector.ingest import OVERSIZE_KEPT_BYTES, Ingest
 from collector.store.sqlite import SqliteStore
+from linewarden.changes import ChangeDetector
+from linewarden.config.agent import OutboxConfig
 from linewarden.config.base import BrokerConfig
 from linewarden.config.collector import CollectorConfig, LivenessConfig
 from linewarden.domain import State
 from linewarden.mqtt import MqttClient
-from linewarden.wire import HeartbeatBody, events_topic
+from linewarden.wire import MAX_TEXT, TRUNCATED, HeartbeatBody, StateChangeBody, events_topic
 from simulators.broker import Mosquitto
 from tests.integration.collector_helpers import T0, heartbeats
 from tests.integration.test_forwarder import SITE, acker_on, forwarding, make_config, wall_ms
@@ -78,3 +81,19 @@ def test_the_packaged_broker_refuses_packets_beyond_the_collector_limit_plus_hea
     assert m, "max_packet_size is not set in the packaged broker config"
     default = CollectorConfig().ingest.max_payload_bytes
     assert default < int(m.group(1)) <= default + 64 * 1024
+
+
+def test_the_agent_cuts_long_reasons_and_versions_before_the_outbox(tmp_path: Path) -> None:
+    detector = ChangeDetector()
+    detector.observe("plc-1", "line3-plc", {"firmware": "1.0"}, T0)
+    [change] = detector.observe("plc-1", "line3-plc", {"firmware": "2.0-" + "9" * 5000}, T0)
+    reason = "read failed: " + "r" * 5000
+    change_of_state = StateChangeBody(target="plc-1", asset="line3-plc", from_=State.UP, to=State.DOWN,
+                                      reason=reason, at=T0)
+    outbox = Outbox(tmp_path / "o.db", OutboxConfig())
+    outbox.append("change_detected", change, T0)
+    outbox.append("state_change", change_of_state, T0)
+    new, cut_reason = (json.loads(r.body)[k] for r, k in zip(outbox.pending(0, 10), ("new", "reason"), strict=True))
+    outbox.close()
+    assert new == ("2.0-" + "9" * 5000)[: MAX_TEXT - len(TRUNCATED)] + TRUNCATED
+    assert cut_reason == reason[: MAX_TEXT - len(TRUNCATED)] + TRUNCATED
