@@ -30,6 +30,7 @@ MAX_SHORT_TEXT = 200  # versions, hashes, names
 MAX_TARGETS = 2000  # targets of one agent (birth, heartbeat, incident)
 MAX_WINDOWS = 1000  # maintenance windows in one announcement, assets or services in one window
 MAX_BATCH_EVENTS = 10_000  # events in one batch
+MAX_INTERVAL_S = 86_400  # a heartbeat interval
 
 
 def clip(text: str, limit: int) -> str:
@@ -48,7 +49,7 @@ Seq = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
 Count = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
 Text = Annotated[str, _clipper(MAX_TEXT)]
 ShortText = Annotated[str, _clipper(MAX_SHORT_TEXT)]
-IntervalS = Annotated[int, Field(ge=1, le=86_400)]
+IntervalS = Annotated[int, Field(ge=1, le=MAX_INTERVAL_S)]
 
 
 def is_valid_id(value: str) -> bool:

@@ -6,12 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, StrictModel, TimeZoneName
 from linewarden.config.targets import TargetConfig
 from linewarden.domain import Criticality, Severity
-from linewarden.wire import MAX_BATCH_EVENTS, MAX_TARGETS
+from linewarden.wire import MAX_BATCH_EVENTS, MAX_INTERVAL_S, MAX_TARGETS
 
 
 class AgentSection(StrictModel):
@@ -25,6 +25,13 @@ class AgentSection(StrictModel):
     heartbeat_interval: PositiveDuration = timedelta(seconds=60)
     metrics: bool = True
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+
+    @field_validator("heartbeat_interval")
+    @classmethod
+    def _heartbeat_fits_the_wire(cls, value: timedelta) -> timedelta:
+        if value > timedelta(seconds=MAX_INTERVAL_S):
+            raise ValueError("at most 1 day (the longest heartbeat interval the wire protocol carries)")
+        return value
 
 
 class Defaults(StrictModel):

@@ -176,9 +176,10 @@ def _edited(config_copy: Path, example: str, old: str, new: str) -> Path:
         ("agent.toml", '"calendars/production-plant-a.toml"', '"/dev/zero"',
          "agent.production_calendar: /dev/zero: not a regular file"),
         ("contracts/acme-mes.toml", "fee_per_period = ", "fee_per_period = 1e30 #", "a number below"),
+        ("agent.toml", 'heartbeat_interval = "60s"', 'heartbeat_interval = "2d"', "agent.heartbeat_interval: at most"),
     ],
     ids=["zone-directory", "zone-300-chars", "zone-escape", "duration-overflow", "duration-100y", "nul-in-path",
-         "device-file", "huge-fee"],
+         "device-file", "huge-fee", "heartbeat-beyond-the-wire"],
 )
 def test_hostile_values_get_the_one_line_config_error(
     config_copy: Path, example: str, old: str, new: str, message: str
