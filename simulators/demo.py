@@ -320,7 +320,7 @@ async def _stop_agent(agent: Agent, task: asyncio.Task[None]) -> None:
 def _final_report(folder: Path, month: str) -> int:
     config_path = folder / "collector.toml"
     print(f"\n================ SLA report for {month} (as `linewarden collector report` prints it) ================\n")
-    code = print_report(argparse.Namespace(config=config_path, period=month, contract=None, format="table"))
+    code = print_report(argparse.Namespace(config=config_path, period=month, contract=None, as_of=None, format="table"))
     config = load(CollectorConfig, config_path)
     store = open_store(config)
     try:
