@@ -233,7 +233,7 @@ def period_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
     ]
 
 
-_STATUS_TEXT = {"not_observed": "n/a: not observed", "insufficient_data": "n/a: insufficient data"}
+_STATUS_TEXT = {"not_observed": "n/a", "insufficient_data": "n/a: insufficient data"}
 
 
 def uptime_rows(report: ContractReport) -> list[dict[str, Any]]:
