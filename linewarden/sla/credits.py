@@ -3,6 +3,8 @@
 - Each uptime line that misses its target (met is False; a line without a decided figure, met None,
   earns nothing) earns `fee_pct` of the period's fee from the band with the
   lowest `below_pct` that its exact uptime is strictly below (a miss above every band earns nothing).
+  Contract loading guarantees the bands are listed from the highest below_pct down and that a lower band
+  never has a smaller fee_pct, so that band is also the highest fee the uptime qualifies for.
 - Each decided response or resolution breach adds its severity's `*_fee_pct` of the fee plus its
   `*_amount` (breaches still undecided at `as_of` add nothing).
 - The sum is capped at `cap_fee_pct` of the fee, then rounded to the cent, once, ROUND_HALF_UP.
