@@ -62,7 +62,11 @@ def report(args: argparse.Namespace) -> int:
     store = open_store(config)
     try:
         now = _now_ms()
-        found = reports(store, book, args.period, args.contract, as_of_ms=as_of_ms, now_ms=now)
+        try:
+            found = reports(store, book, args.period, args.contract, as_of_ms=as_of_ms, now_ms=now)
+        except ValueError as exc:
+            print(f"error: --as-of: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         actor, origin = local_actor()
         record_contracts(store, book, now, actor, origin)
         with store.transaction() as tx:

@@ -165,7 +165,10 @@ def reports(
     now_ms: int | None = None,
 ) -> list[ContractReport]:
     """The SLA report of each contract (or the one named) for the month 'YYYY-MM' in its own time zone, as
-    of `as_of_ms`; without it as of `now_ms` for a month not over yet (see `report_as_of`), else its end."""
+    of `as_of_ms`; without it as of `now_ms` for a month not over yet (see `report_as_of`), else its end.
+    Raises ValueError for an `as_of_ms` later than `now_ms`: nothing is known of the future."""
+    if as_of_ms is not None and now_ms is not None and as_of_ms > now_ms:
+        raise ValueError("as_of is later than now: a report can only be as of a time that has come")
     chosen = [book.contract(contract_id)] if contract_id else [book.contracts[c] for c in sorted(book.contracts)]
     out = []
     cache: dict[tuple[int, int], PeriodData] = {}

@@ -152,7 +152,10 @@ def create_app(
                 raise HTTPException(404, f"no contract {contract!r}")
             if caller.role == "vendor" and found.contract.vendor != caller.vendor:
                 raise HTTPException(403, "this contract belongs to another vendor")
-        done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
+        try:
+            done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
         return [r.to_dict() for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
 
     @app.get("/tickets")
