@@ -12,6 +12,7 @@ import pytest
 
 from collector.api.app import create_app
 from collector.api.server import ApiServer
+from collector.audit import AuditLog
 from collector.service import wall_clock_ms
 from collector.store import open_store
 from collector.ticketing.lifecycle import Lifecycle
@@ -68,8 +69,18 @@ def test_report_as_of_counts_nothing_later(imported: Path, capsys: pytest.Captur
     csv = _report(imported, capsys, "--period", "2026-09", "--as-of", "2026-09-10T11:00:00+02:00", "--format", "csv")
     assert "# period" in csv and ',yes,"partial period, as of 2026-09-10 09:00:00 UTC"' in csv
 
+    assert _credit_entries(imported) == [], "provisional credits are not audit-logged"
     whole = json.loads(_report(imported, capsys, "--period", "2026-09", "--format", "json"))[0]
     assert whole["partial"] is False and whole["incidents"][0]["response"]["met"] is False
+    assert _credit_entries(imported) == ["150.00"]
+
+
+def _credit_entries(config: Path) -> list[object]:
+    store = open_store(load(CollectorConfig, config))
+    try:
+        return [e.details["total"] for e in AuditLog(store).entries() if e.action == "credits.reported"]
+    finally:
+        store.close()
 
 
 def test_report_of_the_current_month_is_as_of_now(imported: Path, capsys: pytest.CaptureFixture[str]) -> None:
