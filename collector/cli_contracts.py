@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 from collector.audit import append_entry, append_if_changed, local_actor
 from collector.contracts import record_contracts
 from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement
-from collector.reporting import iter_sections, reports
+from collector.reporting import iter_sections, parse_as_of, period_note, reports
 from collector.store import open_store
 from linewarden.book import load_book
 from linewarden.config.collector import CollectorConfig
@@ -42,6 +42,9 @@ def _now_ms() -> int:
 def report_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--period", required=True, help="the month, YYYY-MM (in each contract's time zone)")
     p.add_argument("--contract", help="only this contract id")
+    p.add_argument("--as-of", metavar="TIME",
+                   help="compute the report as known at TIME (ISO 8601 with its zone, e.g. 2026-12-10T12:00+01:00); "
+                   "default: now for a month not over yet, else the month's end")  # fmt: skip
     p.add_argument("--format", choices=FORMATS, default="table")
 
 
@@ -49,16 +52,27 @@ def report(args: argparse.Namespace) -> int:
     if not _MONTH.match(args.period):
         print(f"error: --period {args.period!r}: use YYYY-MM", file=sys.stderr)
         return EXIT_USAGE
+    try:
+        as_of_ms = None if args.as_of is None else parse_as_of(args.as_of)
+    except ValueError as exc:
+        print(f"error: --as-of: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     config = load(CollectorConfig, args.config)
     book = load_book(config, args.config)
     store = open_store(config)
     try:
-        found = reports(store, book, args.period, args.contract)
-        actor, origin = local_actor()
         now = _now_ms()
+        try:
+            found = reports(store, book, args.period, args.contract, as_of_ms=as_of_ms, now_ms=now)
+        except ValueError as exc:
+            print(f"error: --as-of: {exc}", file=sys.stderr)
+            return EXIT_USAGE
+        actor, origin = local_actor()
         record_contracts(store, book, now, actor, origin)
         with store.transaction() as tx:
             for r in found:
+                if r.partial:  # provisional figures: the audit log keeps those of whole periods
+                    continue
                 obj = f"credits/{r.contract_id}/{r.period.label}"
                 append_if_changed(tx.sql, actor, origin, "credits.reported", obj, _credit_details(r), now)
     finally:
@@ -75,7 +89,7 @@ def report(args: argparse.Namespace) -> int:
         if args.format == "table":
             print(
                 f"== {report_.contract_id} ({report_.vendor}) {report_.period.label}, {report_.timezone}, "
-                f"fee {report_.fee:.2f} {report_.currency}"
+                f"fee {report_.fee:.2f} {report_.currency}: {period_note(report_, fmt_time)}"
             )
         for name, rows in iter_sections(report_, fmt_time):
             if args.format == "csv":

@@ -90,7 +90,7 @@ class CollectorService:
         self.api: ApiServer | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
-            app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed)
+            app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book)
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,12 +20,16 @@ from pydantic import BaseModel, Field
 
 from collector.audit import append_entry
 from collector.maintenance import FAR_FUTURE_MS
+from collector.reporting import parse_as_of, reports
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.tokens import TokenInfo, authenticate
+from linewarden.book import ContractBook
 from linewarden.domain import Severity
 from linewarden.errors import TicketNotFound, TicketStateError
 from linewarden.wire import MaintenanceWindowWire
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class Principal(BaseModel):
@@ -120,10 +125,38 @@ def create_app(
     clock: Callable[[], int],
     rca_dir: Path,
     on_maintenance: Callable[[str], None] | None = None,
+    book: ContractBook | None = None,
 ) -> FastAPI:
-    """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded."""
+    """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded; `book`
+    holds the contracts the reports are of (none: no reports)."""
     app = FastAPI(title="linewarden collector API", version="1")
     app.state.store = store
+    contracts = book if book is not None else ContractBook({}, {})
+
+    @app.get("/reports/{period}")
+    def report(
+        caller: Caller, period: str, contract: str | None = None, as_of: str | None = None
+    ) -> list[dict[str, Any]]:
+        """SLA reports of the month `period` (YYYY-MM), schema linewarden.sla-report/2, as known at `as_of`:
+        ISO 8601 with its zone, or ms since the epoch; default now for a month not over yet, else its end.
+        A vendor sees its own contracts only."""
+        if not _MONTH.match(period):
+            raise HTTPException(422, f"period {period!r}: use YYYY-MM")
+        try:
+            as_of_ms = None if as_of is None else int(as_of) if as_of.isdigit() else parse_as_of(as_of)
+        except ValueError as exc:
+            raise HTTPException(422, f"as_of: {exc}") from None
+        if contract is not None:
+            found = contracts.contracts.get(contract)
+            if found is None:
+                raise HTTPException(404, f"no contract {contract!r}")
+            if caller.role == "vendor" and found.contract.vendor != caller.vendor:
+                raise HTTPException(403, "this contract belongs to another vendor")
+        try:
+            done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return [r.to_dict() for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:

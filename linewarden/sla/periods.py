@@ -42,6 +42,12 @@ def parse_month(label: str, timezone: str) -> Period:
     return month(int(m.group(1)), int(m.group(2)), timezone)
 
 
+def report_as_of(period: Period, now_ms: int | None) -> int:
+    """What a report of `period` is computed as of when no as_of is asked for: now while the period is not
+    over (a partial period), else its end. `now_ms` None: the period's end."""
+    return period.end_ms if now_ms is None else min(now_ms, period.end_ms)
+
+
 def month_containing(at_ms: int, timezone: str) -> Period:
     local = ms_to_dt(at_ms).astimezone(ZoneInfo(timezone))
     return month(local.year, local.month, timezone)
