@@ -210,9 +210,11 @@ class Router:
                              f"incident/{r['incident_id']}/{r['contract_id']}", {"severity": severity.value}, now)
 
     def _restorations(self) -> None:
+        """Restorations of incidents whose ticket is recorded; a ticket recorded later handles its own
+        (Lifecycle.on_recorded), so the order the two arrive in does not matter."""
         with self._store.reader() as sql:
             rows = sql.query(
-                "SELECT r.incident_id, r.contract_id, i.resolved_at FROM ticket_routes r JOIN incidents i"
+                "SELECT r.incident_id, r.contract_id FROM ticket_routes r JOIN incidents i"
                 " ON i.id = r.incident_id WHERE r.decision = 'vendor' AND r.restored_at IS NULL"
                 " AND i.resolved_at IS NOT NULL AND EXISTS (SELECT 1 FROM tickets t"
                 " WHERE t.incident_id = r.incident_id AND t.contract_id = r.contract_id)"
@@ -220,8 +222,4 @@ class Router:
         now = self._clock()
         for r in rows:
             with self._store.transaction() as tx:
-                tx.sql.execute(
-                    "UPDATE ticket_routes SET restored_at = ? WHERE incident_id = ? AND contract_id = ?",
-                    (r["resolved_at"], r["incident_id"], r["contract_id"]),
-                )
-                self._lifecycle.on_restored(tx.sql, r["incident_id"], r["contract_id"], int(r["resolved_at"]), now)
+                self._lifecycle.apply_restoration(tx.sql, r["incident_id"], r["contract_id"], now)
