@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from datetime import timedelta
 from typing import Any
 
+from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
 from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
 from linewarden.book import ContractBook
@@ -123,6 +124,8 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None) -> SlaInputs:
         for g in data.gaps
         if assets_of_agent.get((g.site, g.agent))
     )
+    # Windows may select a whole site, lines (agents) or asset classes: the registry says which assets.
+    known = period_assets(data)
     windows = tuple(
         MaintenanceWindow(
             id=w.id,
@@ -130,11 +133,12 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None) -> SlaInputs:
             end_ms=w.end_at,
             announced_at_ms=w.announced_at,
             announced_by=w.announced_by,
-            assets=w.assets,
+            assets=selected_assets(w, w.site, known),
             services=w.services,
             kind="change" if w.kind == "change" else "maintenance",
             cancelled=w.cancelled_at is not None,
             reason=w.reason,
+            back_dated=w.back_dated,
         )
         for w in data.maintenance_windows
     )
@@ -226,7 +230,7 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(e.start_ms),
             "end": fmt_time(e.end_ms),
             "excluded_s": _s(e.ms),
-            "note": ", ".join(e.windows),
+            "note": ", ".join(f"{w} (back-dated)" if w in e.back_dated else w for w in e.windows),
         }
         for e in report.exclusions
     ]
@@ -239,7 +243,8 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(s.start_ms),
             "end": fmt_time(s.end_ms),
             "excluded_s": "0",
-            "note": f"window {s.window}: {s.notice_given_ms / 3_600_000:.1f} h notice, "
+            "note": f"window {s.window}{' (back-dated)' if s.back_dated else ''}:"
+            f" {s.notice_given_ms / 3_600_000:.1f} h notice, "
             f"{s.notice_required_ms / 3_600_000:.0f} h required; downtime {float(s.downtime_ms) / 1000:.0f} s",
         }
         for s in report.short_notice

@@ -103,6 +103,10 @@ class Lifecycle:
         self._clock = clock
         self._origin = origin
 
+    @property
+    def book(self) -> ContractBook:
+        return self._book
+
     # ------------------------------------------------------------ from the dispatcher
 
     def on_recorded(self, sql: Sql, row: Dispatch, ref: VendorRef, now: int) -> None:

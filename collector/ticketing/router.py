@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from collector.audit import append_entry
+from collector.maintenance import SiteAsset, selected_assets, site_assets
 from collector.store.base import Row, Sql, Store
 from collector.store.rows import GapRow, MaintenanceWindowRow
 from collector.ticketing.base import Ticket, ticket_for_incident
@@ -40,16 +41,18 @@ class Route:
     reason: str
 
 
-def _window_covers(w: MaintenanceWindowRow, asset: str, contract: ContractConfig) -> bool:
-    if asset in w.assets:
+def _window_covers(w: MaintenanceWindowRow, asset: str, contract: ContractConfig, known: Sequence[SiteAsset]) -> bool:
+    if asset in selected_assets(w, w.site, known):
         return True
     services = {s.id: s for s in contract.services}
     return any(sid in services and asset in services[sid].components for sid in w.services)
 
 
 def approved_window(
-    windows: Sequence[MaintenanceWindowRow], site: str, asset: str, at: int, contract: ContractConfig
+    windows: Sequence[MaintenanceWindowRow], site: str, asset: str, at: int, contract: ContractConfig,
+    known: Sequence[SiteAsset] = (),
 ) -> MaintenanceWindowRow | None:
+    """`known`: the registry's assets, for windows that select a whole site, lines or asset classes."""
     notice_ms = int(contract.maintenance.notice.total_seconds() * 1000)
     for w in windows:
         if (
@@ -57,7 +60,7 @@ def approved_window(
             and w.cancelled_at is None
             and w.start_at <= at < w.end_at
             and w.start_at - w.announced_at >= notice_ms
-            and _window_covers(w, asset, contract)
+            and _window_covers(w, asset, contract, known)
         ):
             return w
     return None
@@ -65,7 +68,7 @@ def approved_window(
 
 def decide(
     kind: str, site: str, asset: str | None, opened_at: int, book: ContractBook,
-    windows: Sequence[MaintenanceWindowRow],
+    windows: Sequence[MaintenanceWindowRow], known: Sequence[SiteAsset] = (),
 ) -> list[Route]:
     """Where one incident goes: one route per covering contract, or plant IT."""
     if kind != "target" or asset is None:
@@ -75,7 +78,7 @@ def decide(
         return [Route(PLANT_IT, "plant_it", f"asset {asset} is in no contract's scope")]
     routes = []
     for c in contracts:
-        window = approved_window(windows, site, asset, opened_at, c)
+        window = approved_window(windows, site, asset, opened_at, c, known)
         if window is not None:
             routes.append(Route(c.contract.id, "maintenance", f"inside approved maintenance window {window.id}"))
         else:
@@ -134,7 +137,11 @@ class Router:
         body = _body(row)
         now = self._clock()
         windows = self._store.maintenance_windows(body.opened_at, body.opened_at + 1)
-        routes = decide(body.kind, row["site"], body.asset, body.opened_at, self._book, windows)
+        known: list[SiteAsset] = []
+        if windows:
+            with self._store.reader() as sql:
+                known = site_assets(sql)
+        routes = decide(body.kind, row["site"], body.asset, body.opened_at, self._book, windows, known)
         with self._store.transaction() as tx:
             sql = tx.sql
             for route in routes:
