@@ -1,11 +1,12 @@
 """Routing: which incidents become vendor tickets, under which contract, and which go to plant IT.
 
 `decide` is the pure rule: an incident on an asset in a contract's scope becomes a ticket through that
-contract's sink, unless it opened inside an approved maintenance window of that asset (announced at least the
-contract's notice ahead, not cancelled); out-of-scope assets, site-link incidents and agents going silent go
-to plant IT. `Router` applies it to what the store holds: every incident not routed yet (so nothing is lost
-to a crash between ingest and routing), severity raised at the edge since, and measured restorations, each
-in one transaction with its audit entry and dispatch request.
+contract's sink, unless it opened inside an approved maintenance window covering that asset (by name, service,
+line, asset class or whole site; announced at least the contract's notice ahead, not cancelled); out-of-scope
+assets, site-link incidents and agents going silent go to plant IT. `Router` applies it to what the store
+holds: every incident not routed yet (so nothing is lost to a crash between ingest and routing), severity
+raised at the edge since, and measured restorations, each in one transaction with its audit entry and
+dispatch request.
 """
 
 from __future__ import annotations
