@@ -5,8 +5,10 @@ vendors that record every request, a collector subprocess killed with SIGKILL)."
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -140,7 +142,7 @@ async def test_a_resolution_level_due_after_an_unhandled_restoration_is_cancelle
         hook.stop()
 
 
-async def test_a_create_cut_off_by_a_crash_is_sent_again_as_soon_as_the_collector_is_back(
+async def test_a_create_cut_off_by_a_crash_is_sent_again_as_soon_as_the_collector_is_back_and_hears_the_restore(
     mosquitto, agent, tmp_path, monkeypatch
 ):
     monkeypatch.setenv(SECRET_ENV, SECRET)
@@ -164,17 +166,25 @@ async def test_a_create_cut_off_by_a_crash_is_sent_again_as_soon_as_the_collecto
             proc.wait()
     jira.release()
     restarted_at = wall_clock_ms()
+    # The agent's resolution was stored just before the crash, the ticket never recorded: restore first.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE incidents SET resolved_at = ? WHERE id = 'inc-crash'", (restarted_at,))
     # The same collector (its configured id, "killed"), started again with the real clock: its dead process's
     # claim on the create still has most of its lease to run.
-    the_book = book(contract(CONTRACT, "acme", ["line3-plc"], sink_config("jira", jira.url)))
+    the_book = book(contract(CONTRACT, "acme", ["line3-plc"], sink_config("jira", jira.url), escalation=ESCALATION))
     svc = await _collector(mosquitto, tmp_path, the_book, "killed")
     try:
         await async_wait_until(lambda: svc.store.table_rows("tickets"), timeout=20, what="ticket recorded")
         assert len(jira.issues) == 1
-        (step,) = svc.dispatcher.dispatches("inc-crash", CONTRACT)
-        assert step.state == "done" and step.attempts == 2
         (reclaim,) = [e for e in AuditLog(svc.store).entries() if e.action == "ticket.reclaimed"]
         assert reclaim.details["lease_until"] > restarted_at  # taken back, not waited out
+        [issue] = jira.issues.values()
+        await async_wait_until(lambda: issue["comments"], timeout=20, what="restored notice at Jira")
+        assert "restored" in json.dumps(issue["comments"])
+        create, _restored_notice = svc.dispatcher.dispatches("inc-crash", CONTRACT)
+        assert (create.action, create.state, create.attempts) == ("create", "done", 2)
+        timers = {t["name"]: t for t in svc.store.table_rows("ticket_timers")}
+        assert timers["rca"]["cancelled_at"] is None and timers["escalation:S1:1"]["cancelled_at"] is not None
     finally:
         await _stop(svc)
         jira.stop()
