@@ -229,7 +229,7 @@ def maintenance(args: argparse.Namespace) -> int:
                 print(f"error: window not recorded: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             for name in unmatched:
-                print(f"warning: {name} matched no known asset", file=sys.stderr)
+                print(f"warning: {name}: covers nothing", file=sys.stderr)
             flag = " (back-dated)" if backdate_reason else ""
             print(f"recorded {window.kind} window {window.id} for {site}{flag}")
         else:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from collector.audit import append_entry
-from collector.maintenance import IMPORTED, check_covers, site_assets
+from collector.maintenance import IMPORTED, SiteAsset, check_covers, site_assets
 from collector.records import (
     ImportedEvent,
     ImportRecord,
@@ -67,13 +67,19 @@ def _parse_numbered(lines: Iterable[bytes]) -> tuple[list[tuple[int, ImportRecor
     return good, bad
 
 
-def _apply_window(tx: Writer, record: MaintenanceWindowRecord, received_at: int, book: ContractBook | None) -> bool:
-    """Record one imported window (MaintenanceRefused when it covers nothing); False when it is there already."""
+def _apply_window(
+    tx: Writer, record: MaintenanceWindowRecord, received_at: int, book: ContractBook | None,
+    known: dict[str, list[SiteAsset]],
+) -> bool:
+    """Record one imported window (MaintenanceRefused when it covers nothing); False when it is there already.
+    `known` caches each site's assets for the windows of one import."""
     back_dated = record.announced_at < received_at
     window = MaintenanceWindowWire(
         **record.model_dump(exclude={"record", "site", "cancelled_at"}), back_dated=back_dated
     )
-    check_covers(window, record.site, site_assets(tx.sql), book)
+    if record.site not in known:
+        known[record.site] = site_assets(tx.sql, record.site)
+    check_covers(window, record.site, known[record.site], book)
     reason = IMPORTED if back_dated else ""
     if not tx.add_maintenance_window(record.site, window, record.cancelled_at, received_at, reason):
         return False
@@ -118,9 +124,10 @@ def import_lines(
                 epochs.add((record.site, record.agent, record.epoch))
         for site, agent, epoch in sorted(epochs):
             tx.advance_ack(site, agent, epoch)
+        known: dict[str, list[SiteAsset]] = {}
         for number, window in windows:
             try:
-                added = _apply_window(tx, window, received_at, book)
+                added = _apply_window(tx, window, received_at, book, known)
             except MaintenanceRefused as exc:
                 result.bad.append(BadLine(number, f"maintenance_window {window.id}: {exc}"))
                 continue

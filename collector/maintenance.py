@@ -63,6 +63,7 @@ def stamp(announced_at: int | None, received_at: int, *, admin: bool, reason: st
     if not admin:
         raise BackdateForbidden(
             "only an admin may record an announcement dated before now (back-dating), and only with a reason"
+            " (CLI: --admin --backdate-reason TEXT; API: an admin token and backdate_reason)"
         )
     if not reason.strip():
         raise MaintenanceRefused("a back-dated announcement needs a stated reason")
@@ -94,12 +95,13 @@ class Scoped(Protocol):
     def asset_classes(self) -> Sequence[str]: ...
 
 
-def site_assets(sql: Sql) -> list[SiteAsset]:
-    """Every asset the store knows: from agents' births (with class) and from their own records."""
+def site_assets(sql: Sql, site: str) -> list[SiteAsset]:
+    """Every asset the store knows at `site`: from agents' births (with class) and from their own records."""
     rows = sql.query(
-        "SELECT site, agent, asset, criticality FROM targets UNION SELECT DISTINCT site, agent, asset, NULL"
-        " FROM state_changes UNION SELECT DISTINCT site, agent, asset, criticality FROM incidents"
-        " WHERE asset IS NOT NULL"
+        "SELECT site, agent, asset, criticality FROM targets WHERE site = ? UNION SELECT DISTINCT site, agent,"
+        " asset, NULL FROM state_changes WHERE site = ? UNION SELECT DISTINCT site, agent, asset, criticality"
+        " FROM incidents WHERE site = ? AND asset IS NOT NULL",
+        (site, site, site),
     )
     return [SiteAsset(r["site"], r["agent"], r["asset"], r["criticality"]) for r in rows]
 
@@ -143,9 +145,11 @@ def check_covers(w: Scoped, site: str, known: Sequence[SiteAsset], book: Contrac
             unmatched.append(label)
 
     for asset in w.assets:
-        pick(f"asset {asset}", [asset] if asset in contract_assets or any(a.asset == asset for a in here) else [])
+        known_asset = asset in contract_assets or any(a.asset == asset for a in here)
+        pick(f"asset {asset} (not in {site}'s registry nor in any contract)", [asset] if known_asset else [])
     for sid in w.services:
-        pick(f"service {sid}", [sid] if book is None else services[sid].components if sid in services else [])
+        found = [sid] if book is None else services[sid].components if sid in services else []
+        pick(f"service {sid} (in no contract)", found)
     for line in w.lines:
         pick(f"line {line} (no agent of that id at {site})", [a.asset for a in here if a.agent == line])
     for cls in w.asset_classes:
@@ -153,7 +157,7 @@ def check_covers(w: Scoped, site: str, known: Sequence[SiteAsset], book: Contrac
     if w.whole_site:
         pick(f"site {site} (no asset known there)", [a.asset for a in here])
     if not covered:
-        raise MaintenanceRefused(f"the window covers nothing: {'; '.join(unmatched)} matched no known asset")
+        raise MaintenanceRefused(f"the window covers nothing: {'; '.join(unmatched)}")
     return unmatched
 
 
@@ -164,7 +168,7 @@ def record_window(
     """Check that the window covers something and record it with its audit entries (one more when it is
     back-dated); return what it names that matched nothing. Raises MaintenanceRefused."""
     with store.transaction() as tx:
-        unmatched = check_covers(window, site, site_assets(tx.sql), book)
+        unmatched = check_covers(window, site, site_assets(tx.sql, site), book)
         if not tx.add_maintenance_window(site, window, None, received_at, backdate_reason):
             raise MaintenanceRefused(f"window {window.id} exists already")
         details = {"site": site, **window.model_dump(mode="json"), "received_at": received_at}

@@ -141,7 +141,7 @@ class Router:
         known: list[SiteAsset] = []
         if windows:
             with self._store.reader() as sql:
-                known = site_assets(sql)
+                known = site_assets(sql, row["site"])
         routes = decide(body.kind, row["site"], body.asset, body.opened_at, self._book, windows, known)
         with self._store.transaction() as tx:
             sql = tx.sql

@@ -268,3 +268,11 @@ def test_an_incident_inside_a_timely_whole_site_window_raises_no_ticket():
     assert [(r.decision, r.reason) for r in inside] == [("maintenance", "inside approved maintenance window mw-site")]
     elsewhere = decide("target", "p2", "line3-plc", 10 * DAY + 1, the_book, [window], known)
     assert [r.decision for r in elsewhere] == ["vendor"]
+
+
+def test_a_window_that_covers_something_is_recorded_with_a_warning_for_names_that_match_nothing(config, capsys):
+    assert _import(config, HISTORY) == 0
+    assert _add(config, "--asset", "line3-plc", "--asset", "line3-plx", "--id", "mw-typo") == 0
+    assert "warning: asset line3-plx (not in p1's registry nor in any contract): covers nothing" in (
+        capsys.readouterr().err
+    )
