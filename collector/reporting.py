@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
 from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
 from linewarden.book import ContractBook
@@ -134,6 +135,8 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
         for g in data.gaps
         if assets_of_agent.get((g.site, g.agent))
     )
+    # Windows may select a whole site, lines (agents) or asset classes: the registry says which assets.
+    known = period_assets(data)
     windows = tuple(
         MaintenanceWindow(
             id=w.id,
@@ -141,11 +144,12 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
             end_ms=w.end_at,
             announced_at_ms=w.announced_at,
             announced_by=w.announced_by,
-            assets=w.assets,
+            assets=selected_assets(w, w.site, known),
             services=w.services,
             kind="change" if w.kind == "change" else "maintenance",
             cancelled=w.cancelled_at is not None,
             reason=w.reason,
+            back_dated=w.back_dated,
         )
         for w in data.maintenance_windows
     )
@@ -165,7 +169,7 @@ def reports(
     now_ms: int | None = None,
 ) -> list[ContractReport]:
     """The SLA report of each contract (or the one named) for the month 'YYYY-MM' in its own time zone, as
-    of `as_of_ms`; without it as of `now_ms` for a month not over yet (see `report_as_of`), else its end.
+    of `as_of_ms`; without it as of `now_ms`, the report time (see `report_as_of`).
     Raises ValueError for an `as_of_ms` later than `now_ms`: nothing is known of the future."""
     if as_of_ms is not None and now_ms is not None and as_of_ms > now_ms:
         raise ValueError("as_of is later than now: a report can only be as of a time that has come")
@@ -314,7 +318,7 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(e.start_ms),
             "end": fmt_time(e.end_ms),
             "excluded_s": _s(e.ms),
-            "note": ", ".join(e.windows),
+            "note": ", ".join(f"{w} (back-dated)" if w in e.back_dated else w for w in e.windows),
         }
         for e in report.exclusions
     ]
@@ -327,7 +331,8 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(s.start_ms),
             "end": fmt_time(s.end_ms),
             "excluded_s": "0",
-            "note": f"window {s.window}: {s.notice_given_ms / 3_600_000:.1f} h notice, "
+            "note": f"window {s.window}{' (back-dated)' if s.back_dated else ''}:"
+            f" {s.notice_given_ms / 3_600_000:.1f} h notice, "
             f"{s.notice_required_ms / 3_600_000:.0f} h required; downtime {float(s.downtime_ms) / 1000:.0f} s",
         }
         for s in report.short_notice

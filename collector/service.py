@@ -81,7 +81,7 @@ class CollectorService:
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
             store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
-            on_recorded=self.lifecycle.on_recorded,
+            on_recorded=self.lifecycle.on_recorded, worker=config.collector.id,
         )
         self.router = Router(
             store, self.book, self.lifecycle, clock, origin, plant_it_webhook=PLANT_IT in self.sinks

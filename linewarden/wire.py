@@ -294,6 +294,12 @@ class MaintenanceWindowWire(WireModel):
     announced_at: Ms
     announced_by: str
     reason: str = ""
+    # Optional (v1 stays compatible): selectors beside named assets and services, and whether the
+    # announcement was dated earlier than the collector received it.
+    whole_site: bool = False
+    lines: list[Id] = Field(default_factory=list)
+    asset_classes: list[Criticality] = Field(default_factory=list)
+    back_dated: bool = False
 
 
 class MaintenanceAnnouncement(WireModel):

@@ -416,12 +416,15 @@ class Writer:
             )
         )
 
-    def add_maintenance_window(self, site: str, w: MaintenanceWindowWire, cancelled_at: int | None) -> bool:
+    def add_maintenance_window(
+        self, site: str, w: MaintenanceWindowWire, cancelled_at: int | None, recorded_at: int | None = None,
+        backdate_reason: str = "",
+    ) -> bool:
         return bool(
             self.sql.execute(
                 "INSERT INTO maintenance_windows (id, site, kind, start_at, end_at, assets, services, announced_at,"
-                " announced_by, reason, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
+                " announced_by, reason, cancelled_at, whole_site, lines, asset_classes, recorded_at, backdate_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (
                     w.id,
                     site,
@@ -434,6 +437,11 @@ class Writer:
                     w.announced_by,
                     w.reason,
                     cancelled_at,
+                    int(w.whole_site),
+                    _json(list(w.lines)),
+                    _json([c.value for c in w.asset_classes]),
+                    recorded_at,
+                    backdate_reason,
                 ),
             )
         )
@@ -571,7 +579,11 @@ class Store(ABC):
             )
         return [
             MaintenanceWindowRow(
-                **{**r, "assets": tuple(json.loads(r["assets"])), "services": tuple(json.loads(r["services"]))}
+                **{
+                    **r,
+                    **{k: tuple(json.loads(r[k])) for k in ("assets", "services", "lines", "asset_classes")},
+                    "whole_site": bool(r["whole_site"]),
+                }
             )
             for r in rows
         ]

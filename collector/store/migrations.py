@@ -222,10 +222,21 @@ DROP TABLE ticket_records;
 ALTER TABLE ticket_records_v3 RENAME TO ticket_records
 """
 
+# v8: a maintenance window may select whole sites, lines (an agent's assets) and asset classes, and keeps when
+# the collector received its announcement (NULL: recorded before v8, unknown) and why it was back-dated.
+_CORE_V8 = """
+ALTER TABLE maintenance_windows ADD COLUMN whole_site INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE maintenance_windows ADD COLUMN lines TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE maintenance_windows ADD COLUMN asset_classes TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE maintenance_windows ADD COLUMN recorded_at BIGINT;
+ALTER TABLE maintenance_windows ADD COLUMN backdate_reason TEXT NOT NULL DEFAULT ''
+"""
+
 CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
     Migration("core", 3, _CORE_V3),
+    Migration("core", 8, _CORE_V8),
 ]
 
 

@@ -70,6 +70,7 @@ class MaintenanceWindow:
     kind: Literal["maintenance", "change"] = "maintenance"
     cancelled: bool = False
     reason: str = ""
+    back_dated: bool = False  # announced earlier than the collector received it (admin or import)
 
 
 @dataclass(frozen=True)
