@@ -189,7 +189,7 @@ class Agent:
             slot = self.slots[target_id]
             slot.last, slot.last_at_ms = result, now_ms
             reason = result.reason or ("ok" if result.state == State.UP else result.state.value)
-            transition = slot.debouncer.observe(result.state, now_ms, reason)
+            transition = slot.debouncer.observe(result.state, now_ms, reason, result.cause, result.configuration)
             if transition is not None:
                 transitions[target_id] = transition
                 self._log_transition(target_id, transition)

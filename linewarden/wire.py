@@ -21,6 +21,9 @@ _ID_RE = re.compile(ID_PATTERN)
 Ms = Annotated[int, Field(ge=0)]
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 Seq = Annotated[int, Field(ge=1)]
+# A stable cause code beside a human reason: dotted, lower case (`modbus.exception.4`, `http.timeout`).
+# Optional on the wire: events from before cause codes validate without it.
+Cause = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", max_length=128)]
 
 
 def is_valid_id(value: str) -> bool:
@@ -117,6 +120,7 @@ class StateChangeBody(WireModel):
     from_: State = Field(alias="from")
     to: State
     reason: str
+    cause: Cause | None = None
     at: Ms
 
 
@@ -135,7 +139,8 @@ class MetricsBody(WireModel):
     latency_max_ms: Annotated[float, Field(ge=0)] | None = None
 
 
-IncidentKind = Literal["target", "site_link"]
+# "configuration": a target never seen working because of how it is configured; plant IT's, never a vendor's.
+IncidentKind = Literal["target", "site_link", "configuration"]
 
 
 class IncidentOpenedBody(WireModel):
@@ -147,6 +152,7 @@ class IncidentOpenedBody(WireModel):
     severity: Severity
     state: State
     reason: str
+    cause: Cause | None = None
     in_production: bool | None = None  # agents always say; a history import may not know
     opened_at: Ms
     targets: list[Id] = Field(default_factory=list)
@@ -157,6 +163,7 @@ class IncidentUpdatedBody(WireModel):
     severity: Severity
     state: State
     reason: str
+    cause: Cause | None = None
     in_production: bool | None = None
     at: Ms
 
