@@ -97,6 +97,9 @@ class Birth(WireModel):
     heartbeat_interval_s: Annotated[int, Field(ge=1)] = 60
     targets: list[TargetInfo]
     acked_through: Annotated[int, Field(ge=0)] = 0
+    # The first seq this boot writes: the collector tells the boot's events from replayed ones of the boot
+    # before it (a restart's monitoring gap). Optional: births from before it validate without it.
+    boot_seq: Seq | None = None
 
 
 class Death(WireModel):
