@@ -85,7 +85,6 @@ def _run(cfg: AgentConfig, path: Path) -> int:
 async def _check(cfg: AgentConfig, fmt: str) -> int:
     from agent.probes.context import ProbeContext
     from agent.probes.registry import make_probe, safe_poll
-
     from linewarden.debounce import is_configuration, judge
 
     context = ProbeContext()

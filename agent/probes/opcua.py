@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from asyncua import ua
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
 
 from agent.conditions import ConditionChecker, Failure, worst
 from agent.probes.base import Probe, ProbeResult
@@ -38,7 +39,7 @@ BUILD_NUMBER = standard_node(ObjectIds.Server_ServerStatus_BuildInfo_BuildNumber
 # A server that says it is not serving data is down; one in test or suspended mode still answers.
 _DEGRADED_SERVER_STATES = {ua.ServerState.Suspended, ua.ServerState.Test}
 # A node id the server does not know: the config's mistake until the target has been seen working.
-_UNKNOWN_NODE_CODES = {ua.StatusCodes.BadNodeIdUnknown, ua.StatusCodes.BadNodeIdInvalid}
+_UNKNOWN_NODE_CODES = {StatusCodes.BadNodeIdUnknown, StatusCodes.BadNodeIdInvalid}
 
 
 def change_time(source: datetime | None, received: float, bound_s: float) -> float:
@@ -94,8 +95,8 @@ class OpcUaProbe(Probe[OpcUaTarget]):
             reads = self._reads()
             data = dict(zip(reads, await self.session.read(list(reads.values())), strict=True))
         except OpcUaFailure as exc:
-            failure = Failure(State.DOWN, str(exc), exc.cause, exc.configuration)
-            return ProbeResult.of(failure, (time.perf_counter() - started) * 1000)
+            lost = Failure(State.DOWN, str(exc), exc.cause, exc.configuration)
+            return ProbeResult.of(lost, (time.perf_counter() - started) * 1000)
         except ProbeError as exc:
             return ProbeResult(State.DOWN, str(exc), (time.perf_counter() - started) * 1000, cause="opcua.error")
         latency = (time.perf_counter() - started) * 1000
@@ -103,6 +104,7 @@ class OpcUaProbe(Probe[OpcUaTarget]):
         values: dict[str, Any] = {}
         for node in self.target.nodes:
             node_id = self._node_ids[node.name]
+            value: ua.DataValue | None
             if node.name in data:
                 value, changed_at = data[node.name], None
             else:

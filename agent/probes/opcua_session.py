@@ -91,7 +91,9 @@ class OpcUaSession:
             return self._namespaces.index(uri)
         except ValueError:
             raise OpcUaFailure(
-                f"namespace {uri} is not on the server", "opcua.unknown_namespace", configuration="config.unknown_namespace"
+                f"namespace {uri} is not on the server",
+                "opcua.unknown_namespace",
+                configuration="config.unknown_namespace",
             ) from None
 
     async def read(self, node_ids: Sequence[ua.NodeId]) -> list[ua.DataValue]:

@@ -46,12 +46,27 @@ def ingest(store: SqliteStore) -> Ingest:
 
 def _outage(seq: int, incident: str, opened: int, restored: int, reason: str, cause: str | None) -> list[object]:
     change = StateChangeBody.model_validate(
-        {"target": "mes", "asset": "mes-app", "from": "UP", "to": "DEGRADED", "reason": reason, "cause": cause,
-         "at": opened}
+        {
+            "target": "mes",
+            "asset": "mes-app",
+            "from": "UP",
+            "to": "DEGRADED",
+            "reason": reason,
+            "cause": cause,
+            "at": opened,
+        }
     )
     opened_body = IncidentOpenedBody(
-        incident=incident, target="mes", asset="mes-app", criticality=Criticality.CRITICAL, severity=Severity.S2,
-        state=State.DEGRADED, reason=reason, cause=cause, in_production=True, opened_at=opened,
+        incident=incident,
+        target="mes",
+        asset="mes-app",
+        criticality=Criticality.CRITICAL,
+        severity=Severity.S2,
+        state=State.DEGRADED,
+        reason=reason,
+        cause=cause,
+        in_production=True,
+        opened_at=opened,
     )
     return [
         StateChangeEvent(seq=seq, ts=opened, body=change),
