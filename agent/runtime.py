@@ -81,6 +81,7 @@ class Agent:
         self._config_hash = config_hash(config_path)
         self.outbox = Outbox(cfg.agent.data_dir / "outbox.db", cfg.outbox, clock_ms)
         self.boot = secrets.token_hex(6)
+        self._boot_seq = self.outbox.stats().next_seq  # the first seq this boot writes (in every birth)
         self._context = probe_context or ProbeContext()
         self.slots: dict[str, TargetSlot] = {}
         for target in cfg.targets:
@@ -282,6 +283,7 @@ class Agent:
                 for t in self.cfg.targets
             ],
             acked_through=self.outbox.stats().last_ack_seq,
+            boot_seq=self._boot_seq,
         )
 
     # ------------------------------------------------------------ logging: edges only

@@ -131,6 +131,14 @@ class Writer:
                 (birth.site, birth.agent, t.id, t.kind.value, t.asset, t.criticality.value, birth.ts, birth.ts),
             )
 
+    def last_event_at(self, site: str, agent: str, boot: str, since: int) -> int | None:
+        """Measured time of the latest event at or after `since` stored from batches of `boot`."""
+        rows = self.sql.query(
+            "SELECT MAX(ts) AS ts FROM events WHERE ts >= ? AND site = ? AND agent = ? AND boot = ?",
+            (since, site, agent, boot),
+        )
+        return None if not rows or rows[0]["ts"] is None else int(rows[0]["ts"])
+
     def record_death(self, site: str, agent: str, at: int, reason: str, received_at: int) -> None:
         self.sql.execute(
             "UPDATE agents SET death_at = ?, death_reason = ?, last_seen = ? WHERE site = ? AND agent = ?",
