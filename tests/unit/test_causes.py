@@ -161,3 +161,19 @@ def test_incidents_without_a_code_fall_back_to_their_reason_text() -> None:
         10**13,
     )
     assert got == {"2"}
+
+
+# ---------------------------------------------------------------- tickets
+
+
+def test_ticket_carries_the_cause_code_and_old_stored_tickets_still_load() -> None:
+    from collector.ticketing.base import Ticket, ticket_for_incident
+
+    body = IncidentOpenedBody(
+        incident="inc-1", target="mes", asset="mes-app", severity=Severity.S2, state=D,
+        reason="HTTP 503 Service Unavailable", cause="http.status.503", opened_at=0,
+    )  # fmt: skip
+    ticket = ticket_for_incident(body, "c1", "acme")
+    assert ticket.cause == "http.status.503" and "Cause code: http.status.503" in ticket.description
+    stored = ticket.to_json().replace(', "cause": "http.status.503"', "")
+    assert "cause" not in stored and Ticket.from_json(stored).cause == ""
