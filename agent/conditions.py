@@ -37,8 +37,10 @@ def worst(failures: list[Failure]) -> Failure:
 
 
 def code_part(name: str) -> str:
-    """A configured name as part of a cause code: lower case, anything but [a-z0-9_.-] as '_'."""
-    return re.sub(r"[^a-z0-9_.-]", "_", name.lower())[:64] or "_"
+    """A configured name as part of a cause code: lower case, anything but [a-z0-9_.-] as '_', no empty
+    dotted segment (a JSON path may have dots)."""
+    cleaned = re.sub(r"[^a-z0-9_.-]", "_", name.lower())[:64]
+    return ".".join(part for part in cleaned.split(".") if part) or "_"
 
 
 def format_seconds(seconds: float) -> str:

@@ -7,6 +7,8 @@ from datetime import timedelta
 from itertools import count
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from linewarden.config.agent import FlapConfig, SeverityMatrix
 from linewarden.debounce import Debouncer, judge
@@ -177,3 +179,15 @@ def test_ticket_carries_the_cause_code_and_old_stored_tickets_still_load() -> No
     assert ticket.cause == "http.status.503" and "Cause code: http.status.503" in ticket.description
     stored = ticket.to_json().replace(', "cause": "http.status.503"', "")
     assert "cause" not in stored and Ticket.from_json(stored).cause == ""
+
+
+@given(st.text(max_size=80))
+def test_every_condition_cause_is_a_valid_wire_cause(name: str) -> None:
+    from pydantic import TypeAdapter
+
+    from agent.conditions import code_part
+    from linewarden.wire import Cause
+
+    adapter: TypeAdapter[str] = TypeAdapter(Cause)
+    for code in (f"condition.{code_part(name)}", f"condition.{code_part(name)}.stale", f"service.{code_part(name)}"):
+        assert adapter.validate_python(code) == code

@@ -98,6 +98,7 @@ def test_cause_does_not_change_with_the_measurement() -> None:
     assert first is not None and later is not None and first.reason != later.reason
     assert first.cause == later.cause == "condition.heartbeat.stale"
     assert code_part("Tank 3/Level") == "tank_3_level"
+    assert code_part("db..OK.") == "db.ok" and code_part("..") == "_"
 
 
 def test_a_source_time_dates_a_new_value_but_never_after_now() -> None:
