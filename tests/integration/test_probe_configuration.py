@@ -123,9 +123,11 @@ async def test_subscribed_change_is_dated_at_its_source_timestamp(context: Probe
         frozen_at = time.time()
         assert isinstance(p, OpcUaProbe)
         cache = p._cache.values
-        await async_wait_until(
-            lambda: [v.Value.Value for v in cache.values()] == [plc.heartbeat], what="the frozen heartbeat"
-        )
+
+        def frozen_value_cached() -> bool:
+            return [v.Value.Value if v.Value is not None else None for v in cache.values()] == [plc.heartbeat]
+
+        await async_wait_until(frozen_value_cached, what="the frozen heartbeat in the subscription")
         # Polled 10 s later: the value is new to the checker, but the server says it changed at the freeze.
         result = await p.poll(frozen_at + 10)
         assert (result.state, result.cause) == (State.DEGRADED, "condition.heartbeat.stale")

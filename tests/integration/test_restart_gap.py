@@ -13,7 +13,7 @@ from collector.liveness import REASON_RESTARTED
 from collector.store.sqlite import SqliteStore
 from linewarden.config.collector import LivenessConfig
 from linewarden.domain import State
-from linewarden.wire import birth_topic, death_topic, encode, events_topic
+from linewarden.wire import HeartbeatEvent, birth_topic, death_topic, encode, events_topic
 from tests.integration.collector_helpers import T0, batch, birth, death, heartbeat, state_change
 
 SITE, AGENT = "plant-a", "a1"
@@ -41,10 +41,10 @@ def _old_boot(ingest: Ingest) -> None:
     ingest.handle(events_topic(SITE, AGENT), encode(batch(SITE, AGENT, events)), T0 + 16 * S)
 
 
-def _new_boot(ingest: Ingest, replayed: list[object], **birth_fields: object) -> None:
+def _new_boot(ingest: Ingest, replayed: list[HeartbeatEvent], boot_seq: int | None = None) -> None:
     """Boot b2: its birth, then a batch of what it replays and its own first heartbeat, measured 4 ms
     before its birth (the agent polls before its broker connection is up)."""
-    ingest.handle(birth_topic(SITE, AGENT), encode(birth(SITE, AGENT, boot="b2", ts=BIRTH2, **birth_fields)), BIRTH2)
+    ingest.handle(birth_topic(SITE, AGENT), encode(birth(SITE, AGENT, boot="b2", ts=BIRTH2, boot_seq=boot_seq)), BIRTH2)
     own = heartbeat(3 + len(replayed), BIRTH2 - 4)
     ingest.handle(events_topic(SITE, AGENT), encode(batch(SITE, AGENT, [*replayed, own], boot="b2")), BIRTH2 + 5)
 
