@@ -98,6 +98,7 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
         asset=row.asset,
         severity=severity,
         reason=row.reason or "",
+        cause=row.cause or "",
         opened_at_ms=row.opened_at,
         notified_at_ms=_first(records, "ticket_raised"),
         acknowledged_at_ms=_first(records, "ticket_acknowledged"),

@@ -102,12 +102,12 @@ class Writer:
     def record_birth(self, birth: Birth, received_at: int) -> None:
         self.sql.execute(
             "INSERT INTO agents (site, agent, epoch, boot, version, config_hash, heartbeat_interval_s,"
-            " birth_at, birth_received_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " birth_at, birth_received_at, last_seen, boot_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent) DO UPDATE SET epoch = excluded.epoch, boot = excluded.boot,"
             " version = excluded.version, config_hash = excluded.config_hash,"
             " heartbeat_interval_s = excluded.heartbeat_interval_s, birth_at = excluded.birth_at,"
             " birth_received_at = excluded.birth_received_at, last_seen = excluded.last_seen,"
-            " death_at = NULL, death_reason = NULL",
+            " boot_seq = excluded.boot_seq, death_at = NULL, death_reason = NULL",
             (
                 birth.site,
                 birth.agent,
@@ -119,6 +119,7 @@ class Writer:
                 birth.ts,
                 received_at,
                 received_at,
+                birth.boot_seq,
             ),
         )
         for t in birth.targets:
@@ -129,6 +130,14 @@ class Writer:
                 " last_seen = excluded.last_seen",
                 (birth.site, birth.agent, t.id, t.kind.value, t.asset, t.criticality.value, birth.ts, birth.ts),
             )
+
+    def last_event_at(self, site: str, agent: str, boot: str, since: int) -> int | None:
+        """Measured time of the latest event at or after `since` stored from batches of `boot`."""
+        rows = self.sql.query(
+            "SELECT MAX(ts) AS ts FROM events WHERE ts >= ? AND site = ? AND agent = ? AND boot = ?",
+            (since, site, agent, boot),
+        )
+        return None if not rows or rows[0]["ts"] is None else int(rows[0]["ts"])
 
     def record_death(self, site: str, agent: str, at: int, reason: str, received_at: int) -> None:
         self.sql.execute(
@@ -184,10 +193,10 @@ class Writer:
         changes = [e for e in new if isinstance(e, StateChangeEvent)]
         self.sql.execute_many(
             "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
-            " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (site, agent, epoch, e.seq, e.body.target, e.body.asset or self.asset_of(site, agent, e.body.target),
-                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at)
+                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
                 for e in changes
             ],
         )  # fmt: skip
@@ -245,11 +254,12 @@ class Writer:
             o = event.body
             self.sql.execute(
                 "INSERT INTO incidents (id, site, agent, kind, target, asset, criticality, severity, state,"
-                " reason, in_production, targets, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " reason, in_production, targets, opened_at, cause)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, target = excluded.target,"
                 " asset = excluded.asset, criticality = excluded.criticality, severity = excluded.severity,"
                 " state = excluded.state, reason = excluded.reason, in_production = excluded.in_production,"
-                " targets = excluded.targets, opened_at = excluded.opened_at",
+                " targets = excluded.targets, opened_at = excluded.opened_at, cause = excluded.cause",
                 (
                     o.incident,
                     site,
@@ -264,6 +274,7 @@ class Writer:
                     _flag(o.in_production),
                     _json(list(o.targets)),
                     o.opened_at,
+                    o.cause,
                 ),
             )
             self._severity_step(o.incident, o.opened_at, o.severity.value, o.state.value, o.reason, o.in_production)
@@ -549,7 +560,7 @@ class Store(ABC):
 
     def state_changes(self, start: int, end: int) -> list[StateChangeRow]:
         """Per target, the last change before `start` (its state entering the period), then all in [start, end)."""
-        cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at"
+        cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at, s.cause"
         with self._read() as sql:
             before = sql.query(
                 f"SELECT {cols} FROM state_changes s JOIN (SELECT site, agent, target, MAX(at) AS at"
@@ -628,6 +639,7 @@ class Store(ABC):
                 criticality=r["criticality"],
                 severity=r["severity"],
                 reason=r["reason"],
+                cause=r["cause"],
                 opened_at=r["opened_at"],
                 resolved_at=r["resolved_at"],
                 resolve_reason=r["resolve_reason"],
