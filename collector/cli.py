@@ -82,9 +82,9 @@ def _import_args(p: argparse.ArgumentParser) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    _, store = _open(args)
+    config, store = _open(args)
     try:
-        result = import_file(store, args.file, wall_clock_ms())
+        result = import_file(store, args.file, wall_clock_ms(), load_book(config, args.config))
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_RUNTIME

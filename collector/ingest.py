@@ -19,6 +19,7 @@ from linewarden.wire import (
     Ack,
     Birth,
     Death,
+    Event,
     EventBatch,
     ack_topic,
     decode,
@@ -112,7 +113,9 @@ class Ingest:
             else:
                 tx.drop_gap(open_gap)
             return
-        start = liveness.last_watched(before)
+        start = liveness.last_watched(
+            before, tx.last_event_at(before.site, before.agent, before.boot, liveness.last_watched(before))
+        )
         if birth.ts > start:
             tx.add_gap(before.site, before.agent, start, birth.ts, liveness.REASON_RESTARTED, before.boot)
 
@@ -126,31 +129,35 @@ class Ingest:
             tx.record_death(site, agent, death.ts, death.reason, received_at)
             if tx.open_gap_of(site, agent) is None:
                 reason = f"{liveness.REASON_STOPPED}: {death.reason}"
-                tx.open_gap(site, agent, liveness.last_watched(known), reason, death.boot)
+                last = tx.last_event_at(site, agent, death.boot, liveness.last_watched(known))
+                tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
         log.info("agent %s/%s stopped: %s", site, agent, death.reason)
 
     def _events(self, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
         self._check_sender(site, agent, batch)
         with self.store.transaction() as tx:
             new = tx.insert_events(site, agent, batch.epoch, batch.boot, batch.events, received_at)
-            stored = [e.ts for e in new]
             self.incident_events += sum(1 for e in new if e.type.startswith("incident_"))
             through = tx.advance_ack(site, agent, batch.epoch)
             known = tx.agent(site, agent)
             if known is not None:
                 tx.touch(site, agent, received_at)
-                self._settle_gaps(tx, known, batch.boot, stored)
+                self._settle_gaps(tx, known, batch, new)
                 future = max(e.ts for e in batch.events) - received_at
                 # Replayed batches are old; only a batch from the future proves a clock ahead.
                 if future > self.skew_threshold_ms:
                     self._measure_skew(tx, site, agent, future, known, from_birth=False)
         return [_ack(site, agent, batch.epoch, through)]
 
-    def _settle_gaps(self, tx: Writer, known: AgentRow, boot: str, event_times: list[int]) -> None:
-        if not event_times:
+    def _settle_gaps(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
+        if not new:
             return
         tolerance = liveness.tolerance_ms(known, self.missed)
-        for gap in tx.gaps_of(known.site, known.agent, ending_after=min(event_times)):
+        boot = batch.boot
+        for gap in tx.gaps_of(known.site, known.agent, ending_after=min(e.ts for e in new)):
+            event_times = [e.ts for e in new if liveness.watched_by(gap.boot, boot, batch.epoch, known, e.seq)]
+            if not event_times:
+                continue
             end = gap.end_at
             if end is None:
                 evidence = liveness.first_evidence(gap.start_at, event_times)

@@ -6,8 +6,8 @@ collector's own records, told apart by its `record` field:
 
 - ticket steps: `ticket_raised`, `ticket_acknowledged`, `ticket_triaged` (with `severity`),
   `ticket_paused`, `ticket_resumed`, `resolution_claimed`, `rca_received`: `incident`, `at`, `actor`, `details`;
-- `maintenance_window`: `site`, `id`, `kind`, `start`, `end`, `assets`, `services`, `announced_at`,
-  `announced_by`, `reason`, `cancelled_at`;
+- `maintenance_window`: `site`, `id`, `kind`, `start`, `end`, `assets`, `services`, optional `whole_site`,
+  `lines` (agent ids) and `asset_classes`, `announced_at`, `announced_by`, `reason`, `cancelled_at`;
 - `monitoring_gap`: `site`, `agent`, `start`, `end`, `reason`.
 
 Times are integers, milliseconds since the Unix epoch, UTC. Unknown fields are an error.
@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from linewarden.domain import Severity
+from linewarden.domain import Criticality, Severity
 from linewarden.errors import WireError
 from linewarden.wire import Event, Id, Ms, parse_event
 
@@ -59,6 +59,9 @@ class MaintenanceWindowRecord(Record):
     end: Ms
     assets: list[Id] = Field(default_factory=list)
     services: list[Id] = Field(default_factory=list)
+    whole_site: bool = False
+    lines: list[Id] = Field(default_factory=list)
+    asset_classes: list[Annotated[Criticality, Field(strict=False)]] = Field(default_factory=list)
     announced_at: Ms
     announced_by: str = Field(min_length=1)
     reason: str = ""

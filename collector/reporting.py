@@ -5,21 +5,25 @@ Mapping (documented for people checking figures by hand):
 - an agent's monitoring gap covers every asset that agent's targets belong to;
 - an incident's severity is the worst the edge reported for it (raised, never lowered); the vendor's
   triaged severity is kept beside it; notified = ticket raised, acknowledged = first acknowledgement,
-  pauses from paused/resumed pairs, restored = the agent's measured resolution; each contract sees only its
-  own ticket's records (those naming it, plus imported ones that name no contract);
+  pauses from paused/resumed pairs, restored = the agent's measured resolution;
+- a contract's clocks of one incident read one source of ticket records, never a mix: the records of
+  that contract's own ticket when there is any, else the records naming no contract (imported history);
+- as of `as_of`: ticket records and severity steps dated later are left out;
 - incidents of the 31 days before the period are included so recurrence can see them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
+from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
 from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
 from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity, State
+from linewarden.sla.clocks import Clock
 from linewarden.sla.models import (
     AssetTimeline,
     ChangeDetection,
@@ -30,8 +34,10 @@ from linewarden.sla.models import (
     SlaInputs,
     StateChange,
 )
-from linewarden.sla.periods import Period, parse_month
+from linewarden.sla.periods import Period, parse_month, report_as_of
+from linewarden.sla.rca import RcaResult
 from linewarden.sla.report import ContractReport, build_report
+from linewarden.timeutil import dt_to_ms
 
 LOOKBACK_MS = int(timedelta(days=31).total_seconds() * 1000)
 
@@ -41,10 +47,14 @@ def _first(records: list[TicketRecordRow], kind: str) -> int | None:
     return min(times) if times else None
 
 
-def _records_for(row: IncidentRow, contract_id: str | None) -> list[TicketRecordRow]:
-    """The ticket records of one contract's ticket; records that name no contract (imported history) count
-    for every contract."""
-    return [t for t in row.tickets if contract_id is None or t.contract in ("", contract_id)]
+def _records_for(row: IncidentRow, contract_id: str | None, as_of_ms: int | None) -> list[TicketRecordRow]:
+    """The ticket records one contract's clocks read: its own ticket's if it has any, else those that name
+    no contract; never both (an imported acknowledgement must not stop a clock the live ticket started)."""
+    known = [t for t in row.tickets if as_of_ms is None or t.at <= as_of_ms]
+    if contract_id is None:
+        return known
+    own = [t for t in known if t.contract == contract_id]
+    return own or [t for t in known if t.contract == ""]
 
 
 def _pauses(records: list[TicketRecordRow]) -> tuple[Pause, ...]:
@@ -62,8 +72,9 @@ def _pauses(records: list[TicketRecordRow]) -> tuple[Pause, ...]:
     return tuple(out)
 
 
-def _severity(row: IncidentRow) -> Severity | None:
-    found = [Severity(s.severity) for s in row.severity_history if s.severity]
+def _severity(row: IncidentRow, as_of_ms: int | None) -> Severity | None:
+    steps = [s for s in row.severity_history if as_of_ms is None or s.at <= as_of_ms]
+    found = [Severity(s.severity) for s in steps if s.severity]
     if row.severity:
         found.append(Severity(row.severity))
     return min(found, key=lambda s: s.rank) if found else None
@@ -75,17 +86,19 @@ def _vendor_severity(records: list[TicketRecordRow]) -> Severity | None:
     return Severity(str(value)) if value in {s.value for s in Severity} else None
 
 
-def incident_input(row: IncidentRow, contract_id: str | None = None) -> Incident | None:
-    """One incident as one contract's ticket saw it (`contract_id` None: every ticket record)."""
-    severity = _severity(row)
+def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: int | None = None) -> Incident | None:
+    """One incident as one contract's ticket saw it (`contract_id` None: every ticket record), as known at
+    `as_of_ms` (None: everything stored)."""
+    severity = _severity(row, as_of_ms)
     if row.kind != "target" or row.asset is None or row.opened_at is None or severity is None:
         return None
-    records = _records_for(row, contract_id)
+    records = _records_for(row, contract_id, as_of_ms)
     return Incident(
         id=row.id,
         asset=row.asset,
         severity=severity,
         reason=row.reason or "",
+        cause=row.cause or "",
         opened_at_ms=row.opened_at,
         notified_at_ms=_first(records, "ticket_raised"),
         acknowledged_at_ms=_first(records, "ticket_acknowledged"),
@@ -98,7 +111,7 @@ def incident_input(row: IncidentRow, contract_id: str | None = None) -> Incident
     )
 
 
-def sla_inputs(data: PeriodData, contract_id: str | None = None) -> SlaInputs:
+def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int | None = None) -> SlaInputs:
     by_target: dict[tuple[str, str, str], list[StateChange]] = {}
     asset_of: dict[tuple[str, str, str], str] = {}
     for change in data.state_changes:
@@ -123,6 +136,8 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None) -> SlaInputs:
         for g in data.gaps
         if assets_of_agent.get((g.site, g.agent))
     )
+    # Windows may select a whole site, lines (agents) or asset classes: the registry says which assets.
+    known = period_assets(data)
     windows = tuple(
         MaintenanceWindow(
             id=w.id,
@@ -130,23 +145,35 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None) -> SlaInputs:
             end_ms=w.end_at,
             announced_at_ms=w.announced_at,
             announced_by=w.announced_by,
-            assets=w.assets,
+            assets=selected_assets(w, w.site, known),
             services=w.services,
             kind="change" if w.kind == "change" else "maintenance",
             cancelled=w.cancelled_at is not None,
             reason=w.reason,
+            back_dated=w.back_dated,
         )
         for w in data.maintenance_windows
     )
-    incidents = tuple(i for i in (incident_input(r, contract_id) for r in data.incidents) if i is not None)
+    incidents = tuple(
+        i for i in (incident_input(r, contract_id, as_of_ms) for r in data.incidents) if i is not None
+    )
     changes = tuple(ChangeDetection(c.asset, c.at, c.what) for c in data.changes)
     return SlaInputs(timelines, gaps, windows, incidents, changes, criticality)
 
 
 def reports(
-    store: Store, book: ContractBook, month: str, contract_id: str | None = None, as_of_ms: int | None = None
+    store: Store,
+    book: ContractBook,
+    month: str,
+    contract_id: str | None = None,
+    as_of_ms: int | None = None,
+    now_ms: int | None = None,
 ) -> list[ContractReport]:
-    """The SLA report of each contract (or the one named) for the month 'YYYY-MM' in its own time zone."""
+    """The SLA report of each contract (or the one named) for the month 'YYYY-MM' in its own time zone, as
+    of `as_of_ms`; without it as of `now_ms`, the report time (see `report_as_of`).
+    Raises ValueError for an `as_of_ms` later than `now_ms`: nothing is known of the future."""
+    if as_of_ms is not None and now_ms is not None and as_of_ms > now_ms:
+        raise ValueError("as_of is later than now: a report can only be as of a time that has come")
     chosen = [book.contract(contract_id)] if contract_id else [book.contracts[c] for c in sorted(book.contracts)]
     out = []
     cache: dict[tuple[int, int], PeriodData] = {}
@@ -155,9 +182,22 @@ def reports(
         key = (period.start_ms, period.end_ms)
         if key not in cache:
             cache[key] = _period_data(store, period)
-        inputs = sla_inputs(cache[key], contract.contract.id)
-        out.append(build_report(contract, period, inputs, book.calendars, as_of_ms))
+        as_of = as_of_ms if as_of_ms is not None else report_as_of(period, now_ms)
+        inputs = sla_inputs(cache[key], contract.contract.id, as_of)
+        out.append(build_report(contract, period, inputs, book.calendars, as_of))
     return out
+
+
+def parse_as_of(text: str) -> int:
+    """An as-of time given by a person: ISO 8601 with a UTC offset or Z, since a time without one would be
+    ambiguous. Raises ValueError saying what is wrong."""
+    try:
+        dt = datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"not an ISO 8601 time: {text!r}") from None
+    if dt.tzinfo is None:
+        raise ValueError(f"{text!r} has no zone: give its UTC offset, e.g. {text}+01:00 or {text}Z")
+    return dt_to_ms(dt)
 
 
 def _period_data(store: Store, period: Period) -> PeriodData:
@@ -171,21 +211,60 @@ def _s(ms: int | None) -> str | None:
     return None if ms is None else f"{ms / 1000:.0f}"
 
 
-def uptime_rows(report: ContractReport) -> list[dict[str, Any]]:
+def _duration(ms: int) -> str:
+    """A readable duration: '2d 3h', '5h 12m', '4m 10s', '12s'."""
+    s = ms // 1000
+    d, h, m = s // 86_400, s % 86_400 // 3600, s % 3600 // 60
+    if d:
+        return f"{d}d {h}h"
+    if h:
+        return f"{h}h {m}m"
+    return f"{m}m {s % 60}s" if m else f"{s}s"
+
+
+def period_note(report: ContractReport, fmt_time: Any) -> str:
+    when = f"{fmt_time(report.as_of_ms)} {report.timezone}"
+    return f"partial period, as of {when}" if report.partial else f"whole period (as of {when})"
+
+
+def period_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
     return [
         {
             "contract": report.contract_id,
-            "scope": line.scope,
-            "coverage": line.coverage,
-            "target_pct": str(line.target_pct),
-            "covered_s": _s(line.measure.covered_ms),
-            "excluded_s": _s(line.measure.excluded_ms),
-            "downtime_s": f"{line.measure.downtime_ms / 1000:.1f}",
-            "uptime_pct": str(line.uptime_pct),
-            "met": "yes" if line.met else "NO",
+            "period": report.period.label,
+            "start": fmt_time(report.period.start_ms),
+            "end": fmt_time(report.period.end_ms),
+            "as_of": fmt_time(report.as_of_ms),
+            "partial": "yes" if report.partial else "no",
+            "note": period_note(report, fmt_time),
         }
-        for line in report.uptime
     ]
+
+
+_STATUS_TEXT = {"not_observed": "n/a", "insufficient_data": "n/a: insufficient data"}
+
+
+def uptime_rows(report: ContractReport) -> list[dict[str, Any]]:
+    rows = []
+    for line in report.uptime:
+        m = line.measure
+        rows.append(
+            {
+                "contract": report.contract_id,
+                "scope": line.scope,
+                "coverage": line.coverage,
+                "target_pct": str(line.target_pct),
+                "covered_s": _s(m.covered_ms),
+                "excluded_s": _s(m.excluded_ms),
+                "observed_pct": None if line.observed_pct is None else str(line.observed_pct),
+                "observed": _duration(line.observed_ms),
+                "gaps": _duration(m.gap_ms),
+                "downtime_s": f"{m.downtime_ms / 1000:.1f}",
+                "uptime_pct": "n/a: not observed" if line.uptime_pct is None else str(line.uptime_pct),
+                "met": _STATUS_TEXT.get(line.status) or ("yes" if line.met else "NO"),
+            }
+        )
+    return rows
 
 
 def incident_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
@@ -203,17 +282,31 @@ def incident_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]
                 "acknowledged": fmt_time(i.acknowledged_ms),
                 "restored": fmt_time(i.restored_ms),
                 "response_s": _s(i.response.elapsed_ms) if i.response else None,
-                "response_met": _met(i.response.met) if i.response else None,
+                "response_met": _met(i.response) if i.response else None,
                 "resolution_s": _s(i.resolution.elapsed_ms) if i.resolution else None,
-                "resolution_met": _met(i.resolution.met) if i.resolution else None,
+                "resolution_met": _met(i.resolution) if i.resolution else None,
                 "recurring": "yes" if i.recurring else "",
+                "rca": _rca(i.rca, fmt_time),
             }
         )
     return rows
 
 
-def _met(met: bool | None) -> str:
-    return "open" if met is None else ("yes" if met else "NO")
+def _met(clock: Clock) -> str:
+    if clock.met is not None:
+        return "yes" if clock.met else "NO"
+    if clock.left_ms is None:
+        return "no target"
+    return f"running, {_duration(clock.left_ms)} left"
+
+
+def _rca(rca: RcaResult | None, fmt_time: Any) -> str | None:
+    if rca is None:
+        return None
+    if rca.status == "not_due":
+        return "after restoration"
+    text = rca.status.replace("_", " ")
+    return f"{text} (due {fmt_time(rca.due_ms)})" if rca.due_ms is not None else text
 
 
 def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
@@ -226,7 +319,7 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(e.start_ms),
             "end": fmt_time(e.end_ms),
             "excluded_s": _s(e.ms),
-            "note": ", ".join(e.windows),
+            "note": ", ".join(f"{w} (back-dated)" if w in e.back_dated else w for w in e.windows),
         }
         for e in report.exclusions
     ]
@@ -239,7 +332,8 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(s.start_ms),
             "end": fmt_time(s.end_ms),
             "excluded_s": "0",
-            "note": f"window {s.window}: {s.notice_given_ms / 3_600_000:.1f} h notice, "
+            "note": f"window {s.window}{' (back-dated)' if s.back_dated else ''}:"
+            f" {s.notice_given_ms / 3_600_000:.1f} h notice, "
             f"{s.notice_required_ms / 3_600_000:.0f} h required; downtime {float(s.downtime_ms) / 1000:.0f} s",
         }
         for s in report.short_notice
@@ -282,7 +376,8 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
     row: dict[str, Any] = {
         "contract": report.contract_id,
         "vendor": report.vendor,
-        "uptime_met": f"{sc.uptime_lines_met}/{sc.uptime_lines}",
+        "uptime_met": f"{sc.uptime_lines_met}/{sc.uptime_lines}"
+        + (f" ({sc.uptime_lines_undecided} n/a)" if sc.uptime_lines_undecided else ""),
         "incidents": sc.incidents,
         "mtta_s": _s(sc.mtta_ms),
         "mttr_s": _s(sc.mttr_ms),
@@ -299,6 +394,7 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
 def iter_sections(
     report: ContractReport, fmt_time: Any
 ) -> Iterable[tuple[str, list[dict[str, Any]]]]:
+    yield "period", period_rows(report, fmt_time)
     yield "uptime", uptime_rows(report)
     yield "incidents", incident_rows(report, fmt_time)
     yield "exclusions", exclusion_rows(report, fmt_time)

@@ -81,7 +81,7 @@ class CollectorService:
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
             store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
-            on_recorded=self.lifecycle.on_recorded,
+            on_recorded=self.lifecycle.on_recorded, worker=config.collector.id,
         )
         self.router = Router(
             store, self.book, self.lifecycle, clock, origin, plant_it_webhook=PLANT_IT in self.sinks
@@ -91,7 +91,7 @@ class CollectorService:
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
             app = create_app(
-                store, self.lifecycle, clock, rca_dir, self._maintenance_changed,
+                store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book,
                 max_body_bytes=config.api.max_body_bytes, max_upload_bytes=config.api.max_upload_bytes,
             )
             self.api = ApiServer(app, config.api.host, config.api.port)

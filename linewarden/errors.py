@@ -51,3 +51,11 @@ class TicketNotFound(TicketError):
 
 class TicketStateError(TicketError):
     """The ticket is not in a state that allows the step (e.g. a pause the contract does not allow)."""
+
+
+class MaintenanceRefused(LinewardenError):
+    """A maintenance window is not recorded: it covers nothing, or its announcement time is not acceptable."""
+
+
+class BackdateForbidden(MaintenanceRefused):
+    """An announcement dated before the collector received it, from someone who may not back-date."""

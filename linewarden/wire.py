@@ -50,6 +50,9 @@ Count = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
 Text = Annotated[str, _clipper(MAX_TEXT)]
 ShortText = Annotated[str, _clipper(MAX_SHORT_TEXT)]
 IntervalS = Annotated[int, Field(ge=1, le=MAX_INTERVAL_S)]
+# A stable cause code beside a human reason: dotted, lower case (`modbus.exception.4`, `http.timeout`).
+# Optional on the wire: events from before cause codes validate without it.
+Cause = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", max_length=128)]
 
 
 def is_valid_id(value: str) -> bool:
@@ -123,6 +126,9 @@ class Birth(WireModel):
     heartbeat_interval_s: IntervalS = 60
     targets: Annotated[list[TargetInfo], Field(max_length=MAX_TARGETS)]
     acked_through: Count = 0
+    # The first seq this boot writes: the collector tells the boot's events from replayed ones of the boot
+    # before it (a restart's monitoring gap). Optional: births from before it validate without it.
+    boot_seq: Seq | None = None
 
 
 class Death(WireModel):
@@ -146,6 +152,7 @@ class StateChangeBody(WireModel):
     from_: State = Field(alias="from")
     to: State
     reason: Text
+    cause: Cause | None = None
     at: Ms
 
 
@@ -164,7 +171,8 @@ class MetricsBody(WireModel):
     latency_max_ms: Annotated[float, Field(ge=0)] | None = None
 
 
-IncidentKind = Literal["target", "site_link"]
+# "configuration": a target never seen working because of how it is configured; plant IT's, never a vendor's.
+IncidentKind = Literal["target", "site_link", "configuration"]
 
 
 class IncidentOpenedBody(WireModel):
@@ -176,6 +184,7 @@ class IncidentOpenedBody(WireModel):
     severity: Severity
     state: State
     reason: Text
+    cause: Cause | None = None
     in_production: bool | None = None  # agents always say; a history import may not know
     opened_at: Ms
     targets: list[Id] = Field(default_factory=list, max_length=MAX_TARGETS)
@@ -186,6 +195,7 @@ class IncidentUpdatedBody(WireModel):
     severity: Severity
     state: State
     reason: Text
+    cause: Cause | None = None
     in_production: bool | None = None
     at: Ms
 
@@ -323,6 +333,12 @@ class MaintenanceWindowWire(WireModel):
     announced_at: Ms
     announced_by: ShortText
     reason: Text = ""
+    # Optional (v1 stays compatible): selectors beside named assets and services, and whether the
+    # announcement was dated earlier than the collector received it.
+    whole_site: bool = False
+    lines: list[Id] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    asset_classes: list[Criticality] = Field(default_factory=list, max_length=4)
+    back_dated: bool = False
 
 
 class MaintenanceAnnouncement(WireModel):

@@ -3,8 +3,10 @@ one), the simulators of a small plant, one agent, the collector with two contrac
 vendors' webhook receivers; plays a shift (config/scenarios/demo.toml), narrates what happens, then prints
 the month's SLA report and leaves the data where `linewarden collector report` reads it.
 
-A month cannot be waited for: the live part lasts about a minute, the demo contracts count response times in
-seconds instead of hours, and both contracts exclude unmonitored time, so the month is the minute watched.
+A month cannot be waited for: the live part lasts about a minute and the demo contracts count response times
+in seconds instead of hours. The report is of the month so far (a partial period, as of the demo's end); both
+contracts exclude unmonitored time, so its figures are those of the minute watched, and each uptime line says
+how small a share of the month that is.
 Logs of every part go to <data>/demo.log; the screen shows only the story.
 """
 
@@ -319,17 +321,26 @@ async def _stop_agent(agent: Agent, task: asyncio.Task[None]) -> None:
 
 def _final_report(folder: Path, month: str) -> int:
     config_path = folder / "collector.toml"
-    print(f"\n================ SLA report for {month} (as `linewarden collector report` prints it) ================\n")
-    code = print_report(argparse.Namespace(config=config_path, period=month, contract=None, format="table"))
+    now = datetime.now(ZoneInfo(TIMEZONE)).replace(microsecond=0)
+    as_of = now.isoformat()
+    print(f"\n======== SLA report for {month} so far, as of the demo's end {as_of} "
+          "(as `linewarden collector report` prints it) ========\n")  # fmt: skip
+    args = argparse.Namespace(config=config_path, period=month, contract=None, as_of=as_of, format="table")
+    code = print_report(args)
     config = load(CollectorConfig, config_path)
     store = open_store(config)
     try:
-        found = reports(store, load_book(config, config_path), month, as_of_ms=dt_to_ms(datetime.now().astimezone()))
+        found = reports(store, load_book(config, config_path), month, as_of_ms=dt_to_ms(now))
     finally:
         store.close()
+    print("How to read it: the month is not over, so this is a partial period, as of the demo's end. The agent\n"
+          "watched the plant for about a minute of it; OBSERVED_PCT says how small a share that is (the rest is a\n"
+          "monitoring gap, which these contracts exclude), so uptime and credits are those of the minute watched.\n"
+          "A line whose only observed time lay inside approved maintenance has no uptime (n/a: not observed).\n"
+          "A real contract may set [[uptime]] min_observed_pct: below it a line is 'insufficient data', no credit.")
     owed = "; ".join(f"{r.vendor} owes {r.credits.total:.2f} {r.currency}" for r in found)
-    print(f"credits this month: {owed}")
+    print(f"\ncredits so far this month (provisional until the month is over): {owed}")
     print(f"\nthe data stays in {folder}; look again with:\n"
-          f"  linewarden collector report --config {config_path} --period {month}\n"
-          f"  linewarden collector report --config {config_path} --period {month} --format json")
+          f"  linewarden collector report --config {config_path} --period {month} --as-of {as_of}\n"
+          f"  linewarden collector report --config {config_path} --period {month} --format json   (as of now)")
     return code

@@ -9,29 +9,33 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from collector.api.limits import TOO_LARGE, BodyLimit
-from collector.audit import append_entry
-from collector.maintenance import FAR_FUTURE_MS
+from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
+from collector.reporting import parse_as_of, reports
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.tokens import TokenInfo, authenticate
+from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
-from linewarden.domain import Severity
-from linewarden.errors import TicketNotFound, TicketStateError
+from linewarden.domain import Criticality, Severity
+from linewarden.errors import BackdateForbidden, MaintenanceRefused, TicketNotFound, TicketStateError
 from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
 
 # A time in a request: milliseconds since the Unix epoch, up to the end of year 9999 (as on the wire).
 TimeMs = Annotated[int, Field(ge=0, le=MAX_MS)]
 AssetId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 MAX_NOTE = 4 * MAX_TEXT
+
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
 class Principal(BaseModel):
@@ -74,7 +78,12 @@ class WindowBody(BaseModel):
     end: TimeMs
     assets: list[AssetId] = Field(default_factory=list, max_length=MAX_WINDOWS)
     services: list[AssetId] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    whole_site: bool = False
+    lines: list[AssetId] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    asset_classes: list[Criticality] = Field(default_factory=list, max_length=4)
     reason: str = Field(default="", max_length=MAX_TEXT)
+    announced_at: TimeMs | None = None  # back-dating: admin tokens only, with backdate_reason
+    backdate_reason: str = Field(default="", max_length=MAX_TEXT)
 
 
 def _principal(request: Request) -> Principal:
@@ -127,10 +136,12 @@ def create_app(
     clock: Callable[[], int],
     rca_dir: Path,
     on_maintenance: Callable[[str], None] | None = None,
+    book: ContractBook | None = None,
     max_body_bytes: int = MIB,
     max_upload_bytes: int = 20 * MIB,
 ) -> FastAPI:
-    """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded.
+    """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded; `book`
+    holds the contracts the reports are of (none: no reports).
 
     A request body may hold `max_body_bytes`; one posting an RCA document, that document (base64, so 4/3 of
     `max_upload_bytes`) and 64 KiB more."""
@@ -140,6 +151,32 @@ def create_app(
     app.add_middleware(
         BodyLimit, limit_for=lambda path: upload_body_bytes if path.endswith("/rca") else max_body_bytes
     )
+    contracts = book if book is not None else ContractBook({}, {})
+
+    @app.get("/reports/{period}")
+    def report(
+        caller: Caller, period: str, contract: str | None = None, as_of: str | None = None
+    ) -> list[dict[str, Any]]:
+        """SLA reports of the month `period` (YYYY-MM), schema linewarden.sla-report/2, as known at `as_of`:
+        ISO 8601 with its zone, or ms since the epoch; default now for a month not over yet, else its end.
+        A vendor sees its own contracts only."""
+        if not _MONTH.match(period):
+            raise HTTPException(422, f"period {period!r}: use YYYY-MM")
+        try:
+            as_of_ms = None if as_of is None else int(as_of) if as_of.isdigit() else parse_as_of(as_of)
+        except ValueError as exc:
+            raise HTTPException(422, f"as_of: {exc}") from None
+        if contract is not None:
+            found = contracts.contracts.get(contract)
+            if found is None:
+                raise HTTPException(404, f"no contract {contract!r}")
+            if caller.role == "vendor" and found.contract.vendor != caller.vendor:
+                raise HTTPException(403, "this contract belongs to another vendor")
+        try:
+            done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return [r.to_dict() for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:
@@ -219,26 +256,35 @@ def create_app(
         end: Annotated[int, Query(ge=0, le=MAX_MS)] = FAR_FUTURE_MS,
     ) -> list[dict[str, Any]]:
         _require(caller, "plant")
-        return [dict(w.__dict__) for w in store.maintenance_windows(start, end)]
+        return [{**w.__dict__, "back_dated": w.back_dated} for w in store.maintenance_windows(start, end)]
 
     @app.post("/maintenance-windows", status_code=201)
     def add_window(caller: Caller, body: WindowBody) -> dict[str, Any]:
-        """Record a maintenance or change window, announced now (the notice counts from here)."""
+        """Record a maintenance or change window, announced now (the notice counts from here); an earlier
+        `announced_at` only from an admin token with a `backdate_reason`. 422 for a window that covers nothing."""
         _require(caller, "plant")
         if body.end <= body.start:
             raise HTTPException(422, "end must be after start")
         now = clock()
-        wire = MaintenanceWindowWire(
-            id=f"w-{uuid.uuid4().hex[:12]}", kind="change" if body.kind == "change" else "maintenance",
-            start=body.start, end=body.end, assets=body.assets, services=body.services, announced_at=now,
-            announced_by=caller.actor, reason=body.reason,
-        )
-        with store.transaction() as tx:
-            tx.add_maintenance_window(body.site, wire, None)
-            append_entry(tx.sql, caller.actor, caller.origin, "maintenance.recorded", f"window/{wire.id}",
-                         {"site": body.site, **wire.model_dump(mode="json")}, now)
+        try:
+            announced_at, backdate_reason = stamp(
+                body.announced_at, now, admin=caller.role == "admin", reason=body.backdate_reason
+            )
+            wire = MaintenanceWindowWire(
+                id=f"w-{uuid.uuid4().hex[:12]}", kind="change" if body.kind == "change" else "maintenance",
+                start=body.start, end=body.end, assets=body.assets, services=body.services,
+                whole_site=body.whole_site, lines=body.lines, asset_classes=body.asset_classes,
+                announced_at=announced_at, announced_by=caller.actor, reason=body.reason,
+                back_dated=bool(backdate_reason),
+            )
+            unmatched = record_window(store, lifecycle.book, body.site, wire, now, backdate_reason, caller.actor,
+                                      caller.origin)  # fmt: skip
+        except BackdateForbidden as exc:
+            raise HTTPException(403, str(exc)) from None
+        except (MaintenanceRefused, ValidationError) as exc:
+            raise HTTPException(422, str(exc)) from None
         if on_maintenance is not None:
             on_maintenance(body.site)
-        return {"site": body.site, **wire.model_dump(mode="json")}
+        return {"site": body.site, **wire.model_dump(mode="json"), "unmatched": unmatched}
 
     return app

@@ -114,12 +114,12 @@ class Writer:
     def record_birth(self, birth: Birth, received_at: int) -> None:
         self.sql.execute(
             "INSERT INTO agents (site, agent, epoch, boot, version, config_hash, heartbeat_interval_s,"
-            " birth_at, birth_received_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " birth_at, birth_received_at, last_seen, boot_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent) DO UPDATE SET epoch = excluded.epoch, boot = excluded.boot,"
             " version = excluded.version, config_hash = excluded.config_hash,"
             " heartbeat_interval_s = excluded.heartbeat_interval_s, birth_at = excluded.birth_at,"
             " birth_received_at = excluded.birth_received_at, last_seen = excluded.last_seen,"
-            " death_at = NULL, death_reason = NULL",
+            " boot_seq = excluded.boot_seq, death_at = NULL, death_reason = NULL",
             (
                 birth.site,
                 birth.agent,
@@ -131,6 +131,7 @@ class Writer:
                 birth.ts,
                 received_at,
                 received_at,
+                birth.boot_seq,
             ),
         )
         for t in birth.targets:
@@ -141,6 +142,14 @@ class Writer:
                 " last_seen = excluded.last_seen",
                 (birth.site, birth.agent, t.id, t.kind.value, t.asset, t.criticality.value, birth.ts, birth.ts),
             )
+
+    def last_event_at(self, site: str, agent: str, boot: str, since: int) -> int | None:
+        """Measured time of the latest event at or after `since` stored from batches of `boot`."""
+        rows = self.sql.query(
+            "SELECT MAX(ts) AS ts FROM events WHERE ts >= ? AND site = ? AND agent = ? AND boot = ?",
+            (since, site, agent, boot),
+        )
+        return None if not rows or rows[0]["ts"] is None else int(rows[0]["ts"])
 
     def record_death(self, site: str, agent: str, at: int, reason: str, received_at: int) -> None:
         self.sql.execute(
@@ -237,10 +246,10 @@ class Writer:
         changes = [e for e in new if isinstance(e, StateChangeEvent)]
         self.sql.execute_many(
             "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
-            " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 (site, agent, epoch, e.seq, e.body.target, e.body.asset or self.asset_of(site, agent, e.body.target),
-                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at)
+                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
                 for e in changes
             ],
         )  # fmt: skip
@@ -297,11 +306,12 @@ class Writer:
             o = event.body
             self.sql.execute(
                 "INSERT INTO incidents (id, site, agent, kind, target, asset, criticality, severity, state,"
-                " reason, in_production, targets, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " reason, in_production, targets, opened_at, cause)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, target = excluded.target,"
                 " asset = excluded.asset, criticality = excluded.criticality, severity = excluded.severity,"
                 " state = excluded.state, reason = excluded.reason, in_production = excluded.in_production,"
-                " targets = excluded.targets, opened_at = excluded.opened_at",
+                " targets = excluded.targets, opened_at = excluded.opened_at, cause = excluded.cause",
                 (
                     o.incident,
                     site,
@@ -316,6 +326,7 @@ class Writer:
                     _flag(o.in_production),
                     _json(list(o.targets)),
                     o.opened_at,
+                    o.cause,
                 ),
             )
             self._severity_step(o.incident, o.opened_at, o.severity.value, o.state.value, o.reason, o.in_production)
@@ -462,12 +473,15 @@ class Writer:
             )
         )
 
-    def add_maintenance_window(self, site: str, w: MaintenanceWindowWire, cancelled_at: int | None) -> bool:
+    def add_maintenance_window(
+        self, site: str, w: MaintenanceWindowWire, cancelled_at: int | None, recorded_at: int | None = None,
+        backdate_reason: str = "",
+    ) -> bool:
         return bool(
             self.sql.execute(
                 "INSERT INTO maintenance_windows (id, site, kind, start_at, end_at, assets, services, announced_at,"
-                " announced_by, reason, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
+                " announced_by, reason, cancelled_at, whole_site, lines, asset_classes, recorded_at, backdate_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (
                     w.id,
                     site,
@@ -480,6 +494,11 @@ class Writer:
                     w.announced_by,
                     w.reason,
                     cancelled_at,
+                    int(w.whole_site),
+                    _json(list(w.lines)),
+                    _json([c.value for c in w.asset_classes]),
+                    recorded_at,
+                    backdate_reason,
                 ),
             )
         )
@@ -587,7 +606,7 @@ class Store(ABC):
 
     def state_changes(self, start: int, end: int) -> list[StateChangeRow]:
         """Per target, the last change before `start` (its state entering the period), then all in [start, end)."""
-        cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at"
+        cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at, s.cause"
         with self._read() as sql:
             before = sql.query(
                 f"SELECT {cols} FROM state_changes s JOIN (SELECT site, agent, target, MAX(at) AS at"
@@ -617,7 +636,11 @@ class Store(ABC):
             )
         return [
             MaintenanceWindowRow(
-                **{**r, "assets": tuple(json.loads(r["assets"])), "services": tuple(json.loads(r["services"]))}
+                **{
+                    **r,
+                    **{k: tuple(json.loads(r[k])) for k in ("assets", "services", "lines", "asset_classes")},
+                    "whole_site": bool(r["whole_site"]),
+                }
             )
             for r in rows
         ]
@@ -662,6 +685,7 @@ class Store(ABC):
                 criticality=r["criticality"],
                 severity=r["severity"],
                 reason=r["reason"],
+                cause=r["cause"],
                 opened_at=r["opened_at"],
                 resolved_at=r["resolved_at"],
                 resolve_reason=r["resolve_reason"],

@@ -236,11 +236,32 @@ CREATE TABLE rejected_events (
 )
 """
 
+# v7: the stable cause code of a state change or incident (NULL: sent before cause codes, or imported
+# without one), and the first seq a boot writes (NULL: an agent from before), which tells its events from
+# those of the boot before it that it replays.
+_CORE_V7 = """
+ALTER TABLE state_changes ADD COLUMN cause TEXT;
+ALTER TABLE incidents ADD COLUMN cause TEXT;
+ALTER TABLE agents ADD COLUMN boot_seq BIGINT
+"""
+
+# v8: a maintenance window may select whole sites, lines (an agent's assets) and asset classes, and keeps when
+# the collector received its announcement (NULL: recorded before v8, unknown) and why it was back-dated.
+_CORE_V8 = """
+ALTER TABLE maintenance_windows ADD COLUMN whole_site INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE maintenance_windows ADD COLUMN lines TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE maintenance_windows ADD COLUMN asset_classes TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE maintenance_windows ADD COLUMN recorded_at BIGINT;
+ALTER TABLE maintenance_windows ADD COLUMN backdate_reason TEXT NOT NULL DEFAULT ''
+"""
+
 CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
     Migration("core", 3, _CORE_V3),
     Migration("core", 5, _CORE_V5),
+    Migration("core", 7, _CORE_V7),
+    Migration("core", 8, _CORE_V8),
 ]
 
 

@@ -103,6 +103,10 @@ class Lifecycle:
         self._clock = clock
         self._origin = origin
 
+    @property
+    def book(self) -> ContractBook:
+        return self._book
+
     # ------------------------------------------------------------ from the dispatcher
 
     def on_recorded(self, sql: Sql, row: Dispatch, ref: VendorRef, now: int) -> None:
@@ -118,6 +122,8 @@ class Lifecycle:
                 {"contract": row.contract_id, "vendor_ref": ref.display, "severity": severity.value}, "collector",
             )
             timers.schedule_ticket(sql, contract, calendar, row.incident_id, severity, now)
+            # The restoration may have been recorded while the create was on its way (a slow vendor, a crash).
+            self.apply_restoration(sql, row.incident_id, row.contract_id, now)
         else:
             raised = sql.query(
                 "SELECT raised_at FROM tickets WHERE incident_id = ? AND contract_id = ?",
@@ -129,6 +135,28 @@ class Lifecycle:
                 )
 
     # ------------------------------------------------------------ from the router
+
+    def apply_restoration(self, sql: Sql, incident: str, contract_id: str, now: int) -> bool:
+        """Handle the incident's recorded restoration for this contract's ticket once, whichever of the two was
+        recorded first: True when it was handled now. Needs the vendor ticket and the edge's resolution."""
+        rows = sql.query(
+            "SELECT i.resolved_at FROM ticket_routes r JOIN incidents i ON i.id = r.incident_id"
+            " JOIN tickets t ON t.incident_id = r.incident_id AND t.contract_id = r.contract_id"
+            " WHERE r.incident_id = ? AND r.contract_id = ? AND r.decision = 'vendor' AND r.restored_at IS NULL"
+            " AND i.resolved_at IS NOT NULL",
+            (incident, contract_id),
+        )
+        if not rows:
+            return False
+        restored_at = int(rows[0]["resolved_at"])
+        claimed = sql.execute(
+            "UPDATE ticket_routes SET restored_at = ? WHERE incident_id = ? AND contract_id = ?"
+            " AND restored_at IS NULL",
+            (restored_at, incident, contract_id),
+        )
+        if claimed:
+            self.on_restored(sql, incident, contract_id, restored_at, now)
+        return bool(claimed)
 
     def on_restored(self, sql: Sql, incident: str, contract_id: str, restored_at: int, now: int) -> None:
         """The agent measured the service restored: resolution escalations are moot, the RCA clock starts, and

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, model_validator
+from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
 from linewarden.domain import Criticality, Severity
@@ -134,6 +135,10 @@ class UptimeTarget(StrictModel):
     target_pct: Annotated[Decimal, BeforeValidator(_exact_decimal), Field(gt=0, le=100)]
     coverage: str = Field(default="24x7", description="'24x7', 'production', or the id of a calendar")
     degraded_weight: Annotated[Decimal, BeforeValidator(_exact_decimal), Field(ge=0, le=1)] = Decimal(0)
+    min_observed_pct: Pct | None = Field(
+        default=None,
+        description="below this observed share the line is 'insufficient data': no met, no credit (unset: report only)",
+    )
 
 
 class MaintenancePolicy(StrictModel):
@@ -168,6 +173,20 @@ class Credits(StrictModel):
     uptime: list[UptimeBand] = Field(default_factory=list)
     breach: BreachCredits = BreachCredits()
     cap_fee_pct: Pct = Decimal(100)
+
+    @field_validator("uptime")
+    @classmethod
+    def _monotone(cls, bands: list[UptimeBand]) -> list[UptimeBand]:
+        """A lower uptime never earns a smaller credit: the lower a band's below_pct, the higher or equal its
+        fee_pct. (Bands listed out of order are reported by the contract's own check.)"""
+        for (i, upper), (j, lower) in itertools.pairwise(enumerate(bands)):
+            if lower.below_pct < upper.below_pct and lower.fee_pct < upper.fee_pct:
+                raise ValueError(
+                    f"band [{j}] (below_pct {lower.below_pct}) has fee_pct {lower.fee_pct}, less than the "
+                    f"{upper.fee_pct} of band [{i}] (below_pct {upper.below_pct}): a lower uptime must earn "
+                    "at least the credit of a higher one"
+                )
+        return bands
 
 
 class EscalationLevel(StrictModel):

@@ -5,9 +5,9 @@
   a workaround (the vendor's resolution claim does not stop it).
 - Both count only open time of the coverage calendar and skip paused time (when the contract allows
   pauses; a pause without an end lasts until the clock stops).
-- Nothing after `as_of` is known (by default the period's end): a clock whose stop event is later, or
-  missing, is still running; it is measured up to `as_of`, breached if already over its target, and
-  undecided (met = None) otherwise.
+- Nothing after `as_of` is known: a clock whose stop event is later, or missing, is still running; it
+  is measured up to `as_of`, breached if already over its target, and otherwise undecided (met = None)
+  with `left_ms` of coverage time left before it would breach.
 - Which target applies is decided by the incident's edge (measured) severity; the vendor's triaged
   severity is reported beside it but changes nothing.
 """
@@ -27,6 +27,7 @@ class Clock:
     target_ms: int | None
     stopped: bool
     met: bool | None
+    left_ms: int | None = None  # a running clock not yet breached: coverage time left to its target
 
 
 def run_clock(
@@ -48,7 +49,8 @@ def run_clock(
         met = elapsed <= target_ms
     else:
         met = False if elapsed > target_ms else None
-    return Clock(elapsed, target_ms, stopped, met)
+    left = target_ms - elapsed if target_ms is not None and not stopped and elapsed <= target_ms else None
+    return Clock(elapsed, target_ms, stopped, met, left)
 
 
 def resolution_stop(incident: Incident) -> int | None:

@@ -1,7 +1,10 @@
 """Service credits for one period, in the contract's currency.
 
-- Each uptime line that misses its target earns `fee_pct` of the period's fee from the band with the
+- Each uptime line that misses its target (met is False; a line without a decided figure, met None,
+  earns nothing) earns `fee_pct` of the period's fee from the band with the
   lowest `below_pct` that its exact uptime is strictly below (a miss above every band earns nothing).
+  Contract loading guarantees the bands are listed from the highest below_pct down and that a lower band
+  never has a smaller fee_pct, so that band is also the highest fee the uptime qualifies for.
 - Each decided response or resolution breach adds its severity's `*_fee_pct` of the fee plus its
   `*_amount` (breaches still undecided at `as_of` add nothing).
 - The sum is capped at `cap_fee_pct` of the fee, then rounded to the cent, once, ROUND_HALF_UP.
@@ -43,8 +46,8 @@ class CreditSummary:
 @dataclass(frozen=True)
 class UptimeOutcome:
     scope: str
-    uptime: Fraction
-    met: bool
+    uptime: Fraction | None
+    met: bool | None
 
 
 @dataclass(frozen=True)
@@ -59,9 +62,10 @@ def pct_of(fee: Decimal, pct: Decimal) -> Decimal:
 
 
 def uptime_credit(outcome: UptimeOutcome, credits: Credits, fee: Decimal) -> CreditLine | None:
-    if outcome.met:
+    uptime = outcome.uptime
+    if outcome.met is not False or uptime is None:
         return None
-    bands = [b for b in credits.uptime if outcome.uptime < Fraction(b.below_pct)]
+    bands = [b for b in credits.uptime if uptime < Fraction(b.below_pct)]
     if not bands:
         return None
     band = min(bands, key=lambda b: b.below_pct)

@@ -12,19 +12,29 @@ and to a service line when it names the service or any of its components. It is 
 at least `maintenance.notice` before its start, else listed under `short_notice`.
 
 Incidents. An incident belongs to the period in which it was notified (ticket raised), or opened when
-never notified. Nothing after `as_of_ms` (default: the period's end) is known: later events are shown as
-null and clocks measured up to `as_of_ms` (see clocks.py).
+never notified.
 
-JSON (`to_dict` / `to_json`), schema "linewarden.sla-report/1": times are integers, ms since the epoch
+As of. Nothing after `as_of_ms` (default: the period's end) is known: uptime is measured over the
+period's part before it (the period is `partial` when `as_of_ms` is before its end), windows announced
+later do not exist yet, later events are shown as null and clocks are measured up to it (see clocks.py).
+An `as_of_ms` after the period's end lets clocks and RCA deadlines of the period's incidents run on;
+uptime stays the period's.
+
+Uptime lines. `status` "not_observed" (no observed time outside maintenance: uptime_pct and met null),
+"insufficient_data" (observed share below the line's `min_observed_pct`: met null) or "measured"; only
+a measured line earns credits or scorecard points either way (see uptime.py).
+
+JSON (`to_dict` / `to_json`), schema "linewarden.sla-report/2": times are integers, ms since the epoch
 UTC; durations integers in ms; money, percentages and weights are decimal strings ("99.9500"); enums
 their value; absent values null. Top level: schema, contract_id, vendor, currency, fee, timezone, period
-{label, start_ms, end_ms}, as_of_ms, uptime[], incidents[], exclusions[], short_notice[],
+{label, start_ms, end_ms}, as_of_ms, partial, uptime[], incidents[], exclusions[], short_notice[],
 unapproved_changes[], credits {lines[], subtotal, cap, capped, total}, scorecard {...}.
-An uptime line is {scope, kind, assets, coverage, target_pct, degraded_weight, covered_ms, maintenance_ms,
-gap_ms, excluded_ms, down_ms, degraded_ms, downtime_ms, uptime_pct, met}. An incident is {id, asset,
+An uptime line is {scope, kind, assets, coverage, target_pct, degraded_weight, min_observed_pct,
+covered_ms, maintenance_ms, gap_ms, excluded_ms, down_ms, degraded_ms, downtime_ms, observed_ms,
+observed_pct, uptime_pct, met, status}. An incident is {id, asset,
 reason, severity, vendor_severity, opened_ms, notified_ms, acknowledged_ms, restored_ms,
 workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca}, where response and
-resolution are {elapsed_ms, target_ms, stopped, met} or null and rca {incident_id, due_ms, received_ms,
+resolution are {elapsed_ms, target_ms, stopped, met, left_ms} or null and rca {incident_id, due_ms, received_ms,
 status} or null. Field names and meanings are those of the dataclasses below and in results.py,
 scorecard.py and credits.py.
 """
@@ -60,14 +70,15 @@ from linewarden.sla.results import (
     ShortNotice,
     UnapprovedChange,
     UptimeLine,
+    UptimeStatus,
 )
-from linewarden.sla.rounding import uptime_pct
+from linewarden.sla.rounding import observed_pct, uptime_pct
 from linewarden.sla.scorecard import Scorecard, build_scorecard
 from linewarden.sla.services import combine, required
 from linewarden.sla.states import StateMap, asset_states, gap_intervals
 from linewarden.sla.uptime import Measure, measure
 
-SCHEMA = "linewarden.sla-report/1"
+SCHEMA = "linewarden.sla-report/2"
 _CLASSES = {c.value for c in Criticality}
 
 
@@ -80,6 +91,7 @@ class ContractReport:
     timezone: str
     period: Period
     as_of_ms: int
+    partial: bool
     uptime: tuple[UptimeLine, ...]
     incidents: tuple[IncidentResult, ...]
     exclusions: tuple[Exclusion, ...]
@@ -122,10 +134,16 @@ class _Context:
     """What every line and incident of one report needs: resolved scope, calendars and indexes."""
 
     def __init__(
-        self, contract: ContractConfig, period: Period, inputs: SlaInputs, calendars: Mapping[str, CoverageCalendar]
+        self,
+        contract: ContractConfig,
+        period: Period,
+        inputs: SlaInputs,
+        calendars: Mapping[str, CoverageCalendar],
+        as_of_ms: int,
     ) -> None:
         self.contract = contract
         self.period = period
+        self.end_ms = max(period.start_ms, min(period.end_ms, as_of_ms))  # uptime is measured up to here
         self.inputs = inputs
         self.calendars = calendars
         self.services = {s.id: s for s in contract.services}
@@ -145,7 +163,7 @@ class _Context:
         for t in inputs.timelines:
             timelines.setdefault(t.asset, []).append(t)
         self.timelines = {a: AssetTimeline(a, tuple(s for t in ts for s in t.segments)) for a, ts in timelines.items()}
-        self.live_windows = [w for w in inputs.windows if not w.cancelled]
+        self.live_windows = [w for w in inputs.windows if not w.cancelled and w.announced_at_ms <= as_of_ms]
         self.notice_ms = int(contract.maintenance.notice.total_seconds() * 1000)
 
     def calendar(self, name: str, key: str) -> CoverageCalendar:
@@ -158,11 +176,11 @@ class _Context:
 
     def asset_states(self, asset: str) -> StateMap:
         gaps = gap_intervals(asset, self.inputs.gaps)
-        return asset_states(self.timelines.get(asset), gaps, self.period.start_ms, self.period.end_ms)
+        return asset_states(self.timelines.get(asset), gaps, self.period.start_ms, self.end_ms)
 
     def service_states(self, service: ServiceDef) -> StateMap:
         parts = [self.asset_states(a) for a in service.components]
-        return combine(parts, required(service), self.period.start_ms, self.period.end_ms)
+        return combine(parts, required(service), self.period.start_ms, self.end_ms)
 
     def windows_for_asset(self, asset: str) -> list[MaintenanceWindow]:
         return [w for w in self.live_windows if window_names(w, asset, self.services_of)]
@@ -207,9 +225,10 @@ def _line_parts(ctx: _Context, target: UptimeTarget) -> tuple[LineKind, tuple[st
 def _uptime_line(
     ctx: _Context, index: int, target: UptimeTarget
 ) -> tuple[UptimeLine, list[Exclusion], list[ShortNotice]]:
-    period, policy, weight = ctx.period, ctx.contract.maintenance.monitoring_gaps, target.degraded_weight
+    start, end = ctx.period.start_ms, ctx.end_ms
+    policy, weight = ctx.contract.maintenance.monitoring_gaps, target.degraded_weight
     calendar = ctx.calendar(target.coverage, f"uptime[{index}].coverage")
-    covered = normalize(calendar.open_intervals(period.start_ms, period.end_ms))
+    covered = normalize(calendar.open_intervals(start, end))
     kind, assets, parts = _line_parts(ctx, target)
     total_measure = Measure()
     exclusions: list[Exclusion] = []
@@ -218,11 +237,12 @@ def _uptime_line(
         timely = [w for w in part.windows if ctx.timely(w)]
         timely_ivs = union((w.start_ms, w.end_ms) for w in timely)
         total_measure = total_measure + measure(part.states, covered, timely_ivs, policy, weight)
-        for s, e in clip(timely_ivs, period.start_ms, period.end_ms):
+        for s, e in clip(timely_ivs, start, end):
             ms = total(intersect(covered, [(s, e)]))
             if ms:
-                ids = tuple(w.id for w in timely if w.start_ms < e and w.end_ms > s)
-                exclusions.append(Exclusion(target.scope, part.asset, "maintenance", s, e, ms, ids))
+                used = [w for w in timely if w.start_ms < e and w.end_ms > s]
+                ids, late = tuple(w.id for w in used), tuple(w.id for w in used if w.back_dated)
+                exclusions.append(Exclusion(target.scope, part.asset, "maintenance", s, e, ms, ids, late))
         if policy == "exclude":
             counted = subtract(covered, timely_ivs)
             for s, e in part.states[State.UNKNOWN]:
@@ -230,7 +250,7 @@ def _uptime_line(
                 if ms:
                     exclusions.append(Exclusion(target.scope, part.asset, "monitoring_gap", s, e, ms, ()))
         for w in part.windows:
-            if ctx.timely(w) or w.end_ms <= period.start_ms or w.start_ms >= period.end_ms:
+            if ctx.timely(w) or w.end_ms <= start or w.start_ms >= end:
                 continue
             inside = intersect(covered, [(w.start_ms, w.end_ms)])
             down = measure(part.states, inside, timely_ivs, policy, weight).downtime_ms
@@ -244,22 +264,35 @@ def _uptime_line(
                     w.start_ms - w.announced_at_ms,
                     ctx.notice_ms,
                     down,
+                    w.back_dated,
                 )
             )
-    exact = total_measure.uptime
-    line = UptimeLine(
-        target.scope,
-        kind,
-        assets,
-        target.coverage,
-        target.target_pct,
-        weight,
-        total_measure,
-        uptime_pct(exact),
-        exact >= Fraction(target.target_pct),
-        exact,
+    return _decide(target, kind, assets, total_measure), exclusions, short
+
+
+def _decide(target: UptimeTarget, kind: LineKind, assets: tuple[str, ...], m: Measure) -> UptimeLine:
+    exact, share = m.uptime, m.observed_share
+    status: UptimeStatus = "measured"
+    if exact is None:
+        status = "not_observed"
+    elif target.min_observed_pct is not None and share is not None and share < Fraction(target.min_observed_pct):
+        status = "insufficient_data"
+    return UptimeLine(
+        scope=target.scope,
+        kind=kind,
+        assets=assets,
+        coverage=target.coverage,
+        target_pct=target.target_pct,
+        degraded_weight=target.degraded_weight,
+        min_observed_pct=target.min_observed_pct,
+        measure=m,
+        observed_ms=m.observed_ms,
+        observed_pct=None if share is None else observed_pct(share),
+        uptime_pct=None if exact is None else uptime_pct(exact),
+        met=exact >= Fraction(target.target_pct) if exact is not None and status == "measured" else None,
+        status=status,
+        exact_uptime=exact,
     )
-    return line, exclusions, short
 
 
 def _known(at_ms: int | None, as_of_ms: int) -> int | None:
@@ -313,7 +346,7 @@ def build_report(
     named coverage calendars; "24x7" defaults to `Calendar.always` in the contract's time zone.
     Raises ConfigError when the contract names a calendar that is not given."""
     as_of = period.end_ms if as_of_ms is None else as_of_ms
-    ctx = _Context(contract, period, inputs, calendars)
+    ctx = _Context(contract, period, inputs, calendars, as_of)
     lines: list[UptimeLine] = []
     exclusions: list[Exclusion] = []
     short: list[ShortNotice] = []
@@ -353,6 +386,7 @@ def build_report(
         timezone=contract.contract.timezone,
         period=period,
         as_of_ms=as_of,
+        partial=as_of < period.end_ms,
         uptime=tuple(lines),
         incidents=tuple(incidents),
         exclusions=tuple(exclusions),

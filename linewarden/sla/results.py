@@ -13,6 +13,9 @@ from linewarden.sla.rca import RcaResult
 from linewarden.sla.uptime import Measure
 
 LineKind = Literal["service", "asset", "asset_class"]
+# measured: uptime_pct and met hold; not_observed: nothing observed outside maintenance (no uptime, no
+# credit); insufficient_data: observed share below the line's min_observed_pct (uptime shown, no met, no credit)
+UptimeStatus = Literal["measured", "not_observed", "insufficient_data"]
 HIDDEN = {"json": False}
 
 
@@ -24,10 +27,14 @@ class UptimeLine:
     coverage: str
     target_pct: Decimal
     degraded_weight: Decimal
+    min_observed_pct: Decimal | None
     measure: Measure
-    uptime_pct: Decimal
-    met: bool
-    exact_uptime: Fraction = field(metadata=HIDDEN)
+    observed_ms: int
+    observed_pct: Decimal | None
+    uptime_pct: Decimal | None
+    met: bool | None
+    status: UptimeStatus
+    exact_uptime: Fraction | None = field(metadata=HIDDEN)
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Exclusion:
     end_ms: int
     ms: int  # covered time excluded inside [start, end)
     windows: tuple[str, ...]
+    back_dated: tuple[str, ...] = ()  # those of `windows` announced earlier than the collector received them
 
 
 @dataclass(frozen=True)
@@ -72,6 +80,7 @@ class ShortNotice:
     notice_given_ms: int
     notice_required_ms: int
     downtime_ms: Decimal  # the line's downtime inside the window's covered time
+    back_dated: bool = False
 
 
 @dataclass(frozen=True)

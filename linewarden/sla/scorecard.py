@@ -2,9 +2,10 @@
 
 Score = uptime (40) + response and resolution (30) + recurrence (10) + RCA (10) + changes (10):
 
-- uptime: 40 × the mean over uptime lines of each line's attainment: 1 when the line met its target,
-  else allowed / actual downtime share, i.e. (100 − target) / (100 − uptime), 0 when the target is 100.
-  (Twice the downtime the target allows earns half.) No uptime lines: full marks.
+- uptime: 40 × the mean over decided uptime lines of each line's attainment: 1 when the line met its
+  target, else allowed / actual downtime share, i.e. (100 − target) / (100 − uptime), 0 when the target
+  is 100. (Twice the downtime the target allows earns half.) Lines without a decided figure (met None:
+  not observed, insufficient data) count neither way. No decided lines: full marks.
 - response and resolution: 30 × met / decided, over both clocks of every incident in the period
   (undecided clocks do not count). Nothing decided: full marks.
 - recurrence: 10 × (1 − recurring / incidents). No incidents: full marks.
@@ -50,6 +51,7 @@ class ScoreParts:
 class Scorecard:
     uptime_lines_met: int
     uptime_lines: int
+    uptime_lines_undecided: int
     by_severity: tuple[SeverityStats, ...]
     mtta_ms: int | None
     mttr_ms: int | None
@@ -77,7 +79,7 @@ def _compliance(clocks: list[Clock | None]) -> tuple[int, int]:
 
 
 def _attainment(line: UptimeLine) -> Fraction:
-    if line.met:
+    if line.met or line.exact_uptime is None:
         return Fraction(1)
     allowed = 100 - Fraction(line.target_pct)
     return allowed / (100 - line.exact_uptime) if allowed > 0 else Fraction(0)
@@ -113,7 +115,8 @@ def build_scorecard(
     on_time = sum(1 for r in rcas if r.status == "on_time")
     late = sum(1 for r in rcas if r.status == "late")
 
-    uptime_share = sum((_attainment(line) for line in lines), Fraction(0)) / len(lines) if lines else Fraction(1)
+    decided = [line for line in lines if line.met is not None]
+    uptime_share = sum((_attainment(x) for x in decided), Fraction(0)) / len(decided) if decided else Fraction(1)
     clock_share = _ratio(met, met + breached)
     recurrence_share = 1 - (_ratio(recurring, len(incidents)) or Fraction(0))
     rca_share = _ratio(on_time, on_time + late)
@@ -128,6 +131,7 @@ def build_scorecard(
     return Scorecard(
         uptime_lines_met=sum(1 for line in lines if line.met),
         uptime_lines=len(lines),
+        uptime_lines_undecided=len(lines) - len(decided),
         by_severity=tuple(_severity_stats(s, incidents) for s in Severity),
         mtta_ms=mean_ms(stopped_response),
         mttr_ms=mean_ms(stopped_resolution),

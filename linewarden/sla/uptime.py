@@ -11,7 +11,10 @@ Within the period, all figures are taken inside the line's *covered* time (its c
 3. downtime: DOWN time (plus gap time under policy "down") + DEGRADED time × degraded_weight,
    outside the excluded time.
 
-When covered − excluded is zero there was nothing to promise and uptime is 100 %.
+Observed time is the covered time outside approved maintenance in which the line's state was known
+(covered − maintenance − gaps); the observed share is observed / (covered − maintenance). A line with no
+observed time (everything excluded, nothing covered, or nothing seen) has no uptime at all: `uptime` is
+None, whatever the gap policy, so a month without data is never 100 % (nor 0 %).
 All sums are additive: measuring two adjacent windows and adding them gives the whole window's figures.
 """
 
@@ -55,10 +58,20 @@ class Measure:
         return self.covered_ms - self.excluded_ms
 
     @property
-    def uptime(self) -> Fraction:
-        """Exact uptime in percent; 100 when nothing was counted."""
-        if self.counted_ms == 0:
-            return Fraction(100)
+    def observed_ms(self) -> int:
+        return self.covered_ms - self.maintenance_ms - self.gap_ms
+
+    @property
+    def observed_share(self) -> Fraction | None:
+        """Observed time in percent of the covered time outside maintenance; None when there is none."""
+        owed = self.covered_ms - self.maintenance_ms
+        return Fraction(self.observed_ms * 100, owed) if owed else None
+
+    @property
+    def uptime(self) -> Fraction | None:
+        """Exact uptime in percent; None when nothing was observed."""
+        if self.observed_ms == 0:
+            return None
         return (self.counted_ms - Fraction(self.downtime_ms)) * 100 / self.counted_ms
 
 

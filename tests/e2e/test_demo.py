@@ -81,6 +81,12 @@ def test_the_demo_tells_the_story_and_leaves_a_report_with_credits_and_runs_agai
     for line in ("ESCALATION", "ACME acknowledges", "webhook received ticket.created", "SLA report for"):
         assert line in screen
 
+    # The month is not over: a partial period as of now, and every line says how little of it was watched.
+    assert all(r["partial"] for r in reports) and "partial period, as of" in screen
+    for line in (u for r in reports for u in r["uptime"]):
+        assert line["observed_pct"] is None or Decimal(line["observed_pct"]) < 100, line
+        assert line["covered_ms"] > line["observed_ms"] + line["maintenance_ms"], line
+
     # Again, in the same folder (wiped and rebuilt, not added to), on an external broker this time.
     try:
         screen, again = _run_demo(data, "--broker", f"{mosquitto.host}:{mosquitto.port}")

@@ -269,7 +269,7 @@ async def test_plant_records_a_window_through_the_api_and_the_site_hears_of_it(m
     listener = MqttClient(BrokerConfig(host=mosquitto.host, port=mosquitto.port), client_id="mw-api-listener")
     listener.subscribe(maintenance_topic("plant9"), lambda _t, p: seen.append(decode(MaintenanceAnnouncement, p)))
     await listener.start()
-    svc = await _collector(mosquitto, tmp_path, book(), serve_api=True)
+    svc = await _collector(mosquitto, tmp_path, book(contract(CONTRACT, "acme", ["line3-plc"], None)), serve_api=True)
     plant, _ = create_token(svc.store, "plant", None, "plant-it", wall_clock_ms(), "test", "here")
     vendor, _ = create_token(svc.store, "vendor", "acme", "acme", wall_clock_ms(), "test", "here")
     start = wall_clock_ms() + 5 * 86_400_000

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from fractions import Fraction
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -48,9 +49,23 @@ def test_worst_observation_wins_and_gaps_override() -> None:
     assert m.down_ms == 5 * H + 15 * H and m.gap_ms == 15 * H and m.excluded_ms == 0
 
 
-def test_nothing_counted_is_full_uptime() -> None:
+def test_nothing_counted_has_no_uptime() -> None:
     m = run([Segment(0, END, State.DOWN)], [], [(0, END)], "exclude", Decimal(0))
-    assert m.counted_ms == 0 and m.uptime == 100
+    assert m.counted_ms == 0 and m.observed_ms == 0 and m.uptime is None and m.observed_share is None
+
+
+@given(policies)
+def test_nothing_observed_has_no_uptime_whatever_the_gap_policy(policy: GapPolicy) -> None:
+    m = run([], [(0, 10 * H)], [], policy, Decimal(0))
+    assert m.gap_ms == END and m.observed_ms == 0 and m.uptime is None and m.observed_share == 0
+
+
+def test_observed_share_leaves_maintenance_out() -> None:
+    # 100 h covered: 20 h timely maintenance (unobserved inside too), 8 h of gaps outside it, 72 h seen.
+    segs = [Segment(20 * H, 60 * H, State.UP), Segment(68 * H, END, State.UP)]
+    m = run(segs, [], [(0, 20 * H)], "exclude", Decimal(0))
+    assert (m.maintenance_ms, m.gap_ms, m.observed_ms) == (20 * H, 8 * H, 72 * H)
+    assert m.observed_share == Fraction(72 * 100, 80) and m.uptime == 100
 
 
 def test_overlapping_windows_exclude_once() -> None:
@@ -59,8 +74,10 @@ def test_overlapping_windows_exclude_once() -> None:
 
 
 @given(st.lists(segment, max_size=6), intervals, intervals, policies, weights)
-def test_uptime_between_0_and_100(segs, gaps, windows, policy, weight) -> None:
-    assert 0 <= run(segs, gaps, windows, policy, weight).uptime <= 100
+def test_uptime_between_0_and_100_or_none_when_nothing_was_observed(segs, gaps, windows, policy, weight) -> None:
+    m = run(segs, gaps, windows, policy, weight)
+    assert (m.uptime is None) == (m.observed_ms == 0)
+    assert m.uptime is None or 0 <= m.uptime <= 100
 
 
 @given(
@@ -69,7 +86,7 @@ def test_uptime_between_0_and_100(segs, gaps, windows, policy, weight) -> None:
 def test_more_downtime_never_raises_uptime(segs, gaps, windows, policy, weight, at, length) -> None:
     before = run(segs, gaps, windows, policy, weight).uptime
     after = run([*segs, Segment(at, min(END, at + length), State.DOWN)], gaps, windows, policy, weight).uptime
-    assert after <= before
+    assert before is None or (after is not None and after <= before)
 
 
 @given(st.lists(segment, max_size=6), intervals, intervals, policies, weights, intervals)
@@ -78,12 +95,15 @@ def test_excluding_down_time_never_lowers_uptime(segs, gaps, windows, policy, we
     # holds for excluding time that was down: what a timely window does to an outage.
     down = asset_states(AssetTimeline("a", tuple(segs)), gaps, 0, END)[State.DOWN]
     before = run(segs, gaps, windows, policy, weight).uptime
-    assert run(segs, gaps, windows + intersect(more, down), policy, weight).uptime >= before
+    after = run(segs, gaps, windows + intersect(more, down), policy, weight).uptime
+    assert after is None or (before is not None and after >= before)
 
 
 def test_excluding_up_time_can_lower_uptime() -> None:
     segs = [Segment(0, 50 * H, State.UP), Segment(50 * H, END, State.DOWN)]
-    assert run(segs, [], [(0, 10 * H)], "exclude", Decimal(0)).uptime < run(segs, [], [], "exclude", Decimal(0)).uptime
+    less = run(segs, [], [(0, 10 * H)], "exclude", Decimal(0)).uptime
+    more = run(segs, [], [], "exclude", Decimal(0)).uptime
+    assert less is not None and more is not None and less < more
 
 
 @given(st.lists(segment, max_size=6), intervals, intervals, policies, weights, st.integers(0, END))
