@@ -69,7 +69,7 @@ def screen(
     me = (site, agent)
     for e in events:
         if max_ahead is not None and e.seq > acked + max_ahead:
-            verdict.implausible.append((e, f"seq {e.seq} is more than {max_ahead} beyond the ack ({acked})"))
+            verdict.implausible.append((e, f"more than {max_ahead} beyond the epoch's ack ({acked}): implausible"))
             continue
         if e.seq in refused_before:
             continue

@@ -128,11 +128,13 @@ class Ingest:
             verdict = admission.screen(
                 tx, site, agent, batch.epoch, batch.events, strict=True, max_ahead=self.max_seq_ahead
             )
-            for event, reason in verdict.refused:
-                log.warning("refused event seq %d from %s/%s: %s", event.seq, site, agent, reason)
+            for event, why in verdict.refused:
+                reason = f"event seq {event.seq} ({event.type}): {why}"
+                log.warning("refused from %s/%s: %s", site, agent, reason)
                 tx.refuse_event(topic, site, agent, batch.epoch, event, reason, received_at)
-            for event, reason in verdict.implausible:
-                log.warning("implausible event from %s/%s: %s", site, agent, reason)
+            for event, why in verdict.implausible:
+                reason = f"event seq {event.seq} ({event.type}): {why}"
+                log.warning("dead letter from %s/%s: %s", site, agent, reason)
                 body = event.model_dump_json(by_alias=True).encode()
                 tx.add_dead_letter(topic, body, reason, received_at, site, agent)
             new = tx.insert_events(site, agent, batch.epoch, batch.boot, verdict.admitted, received_at)
