@@ -2,6 +2,11 @@
 
 A bad line is reported with its number and reason and skipped; the good lines go in together or, if the
 database fails, not at all. Importing the same file twice adds nothing the second time.
+
+Imported events pass the same admission rules as live ones (`collector.admission`) but for the registry: an
+old tool never sent a birth, so an event may name a target no target list declared (its asset is then the one
+the event names, else the target id). Target lists (`targets` records) are applied before every other line,
+so a registered target's events take the registry's asset whatever the line order.
 """
 
 from __future__ import annotations
@@ -10,11 +15,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector import admission
 from collector.records import (
     ImportedEvent,
     ImportRecord,
     MaintenanceWindowRecord,
     MonitoringGapRecord,
+    TargetsRecord,
     TicketTriaged,
     parse_line,
 )
@@ -38,14 +45,15 @@ class ImportResult:
     bad: list[BadLine] = field(default_factory=list)
 
 
-def parse_lines(lines: Iterable[bytes]) -> tuple[list[ImportRecord], list[BadLine]]:
-    good: list[ImportRecord] = []
+def parse_lines(lines: Iterable[bytes]) -> tuple[list[tuple[int, ImportRecord]], list[BadLine]]:
+    """The good lines with their numbers, and the bad ones."""
+    good: list[tuple[int, ImportRecord]] = []
     bad: list[BadLine] = []
     for number, raw in enumerate(lines, start=1):
         try:
             line = raw.decode("utf-8")
             if line.strip():
-                good.append(parse_line(line))
+                good.append((number, parse_line(line)))
         except UnicodeDecodeError:
             bad.append(BadLine(number, "not UTF-8 text"))
         except WireError as exc:
@@ -61,19 +69,35 @@ def _apply(tx: Writer, record: ImportRecord, received_at: int) -> bool:
         return tx.add_maintenance_window(record.site, window, record.cancelled_at)
     if isinstance(record, MonitoringGapRecord):
         return tx.add_gap(record.site, record.agent, record.start, record.end, record.reason)
+    if isinstance(record, TargetsRecord):
+        return tx.register_targets(record.site, record.agent, record.targets, record.at, newer_only=True)
     details = dict(record.details)
     if isinstance(record, TicketTriaged):
         details["severity"] = record.severity.value
     return tx.add_ticket_record(record.incident, record.record, record.at, record.actor, details, SOURCE)
 
 
+def _refusal(tx: Writer, record: ImportRecord) -> str | None:
+    """Why an imported event may not be stored (it touches what its agent does not own), or None."""
+    if not isinstance(record, ImportedEvent):
+        return None
+    verdict = admission.screen(tx, record.site, record.agent, record.epoch, [record.event], False, None)
+    if verdict.refused:
+        return f"{record.event.type}: {verdict.refused[0][1]}"
+    return None if verdict.admitted else f"{record.event.type}: this seq was received and refused before"
+
+
 def import_lines(store: Store, lines: Iterable[bytes], received_at: int) -> ImportResult:
     records, bad = parse_lines(lines)
     result = ImportResult(bad=bad)
+    records.sort(key=lambda line: not isinstance(line[1], TargetsRecord))  # stable: target lists first
     with store.transaction() as tx:
         epochs: set[tuple[str, str, str]] = set()
-        for record in records:
-            if _apply(tx, record, received_at):
+        for number, record in records:
+            refusal = _refusal(tx, record)
+            if refusal is not None:
+                result.bad.append(BadLine(number, refusal))
+            elif _apply(tx, record, received_at):
                 result.imported += 1
             else:
                 result.duplicates += 1
@@ -81,6 +105,7 @@ def import_lines(store: Store, lines: Iterable[bytes], received_at: int) -> Impo
                 epochs.add((record.site, record.agent, record.epoch))
         for site, agent, epoch in sorted(epochs):
             tx.advance_ack(site, agent, epoch)
+    result.bad.sort(key=lambda b: b.number)
     return result
 
 
