@@ -278,31 +278,3 @@ async def test_an_agent_without_a_target_list_has_the_assets_its_own_records_nam
     assert _gaps(_report(imported, the_book), "line3-plc") == [GAP]
     live.close()
     imported.close()
-
-
-def test_a_target_list_is_imported_once_and_never_overwrites_a_later_one(tmp_path):
-    store = _open(tmp_path / "c.db")
-    older = {"record": "targets", "site": SITE, "agent": AGENT, "at": T0 - 1, "targets": [
-        {"id": "plc-1", "kind": "opcua", "asset": "old-plc", "criticality": "low"}]}  # fmt: skip
-    newer = {**older, "at": T0, "targets": [t.model_dump(mode="json") for t in TARGETS]}
-    assert import_lines(store, [json.dumps(newer).encode()], T0).imported == 1
-    again = import_lines(store, [json.dumps(newer).encode(), json.dumps(older).encode()], T0)
-    assert (again.imported, again.duplicates) == (0, 2)
-    assert {(t.target, t.asset) for t in store.registry()} == {("plc-1", "line3-plc"), ("mes-1", "line3-mes")}
-    store.close()
-
-
-def test_imported_events_may_not_touch_another_agents_incident(tmp_path):
-    store = _open(tmp_path / "c.db")
-    body = IncidentOpenedBody(
-        incident="inc-9", target="plc-1", severity=Severity.S1, state=State.DOWN, reason="x", opened_at=T0
-    )
-    opened = IncidentOpenedEvent(seq=1, ts=T0, body=body)
-    resolved = IncidentResolvedEvent(seq=1, ts=T0, body=IncidentResolvedBody(incident="inc-9", at=T0 + S))
-    lines = [{"site": SITE, "agent": "a1", **opened.model_dump(mode="json", by_alias=True)},
-             {"site": SITE, "agent": "a2", **resolved.model_dump(mode="json", by_alias=True)}]  # fmt: skip
-    result = import_lines(store, [json.dumps(line).encode() for line in lines], T0)
-    assert [(b.number, b.reason) for b in result.bad] == [(2, "incident_resolved: incident inc-9 belongs to plant1/a1")]
-    [row] = store.table_rows("incidents")
-    assert row["resolved_at"] is None
-    store.close()

@@ -6,6 +6,8 @@ Message by message against real SQLite with real wire payloads, and once over a 
 from __future__ import annotations
 
 import itertools
+import json
+import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -13,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from collector.importer import import_lines
 from collector.ingest import Ingest
 from collector.service import CollectorService
 from collector.store.base import Store
@@ -62,12 +65,26 @@ SITE = "plant1"
 _names = itertools.count(1)
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "collector.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Both stores run the same rules (the SQL is written once)."""
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "collector.db")
+        s.migrate()
+        yield s
+        s.close()
+        return
+    import psycopg
+
+    from collector.store.postgres import PostgresStore
+
+    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
+    s = PostgresStore(url, schema=schema)
     s.migrate()
     yield s
     s.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
 def _ingest(store: Store, max_seq_ahead: int = 10_000_000) -> Ingest:
@@ -76,7 +93,7 @@ def _ingest(store: Store, max_seq_ahead: int = 10_000_000) -> Ingest:
 
 
 @pytest.fixture
-def ingest(store: SqliteStore) -> Ingest:
+def ingest(store: Store) -> Ingest:
     return _ingest(store)
 
 
@@ -326,3 +343,34 @@ async def test_a_resolution_claim_is_verified_against_the_assets_own_site(ingest
     await sink.aclose()
     view = lifecycle.claim_resolution("inc-p1", "acme-mes-2026", "rebooted", "vendor:acme", "10.0.0.9")
     assert view.phase == "closed"
+
+
+# ---------------------------------------------------------------- history imports: the same rules
+
+
+def test_a_target_list_is_imported_once_and_never_overwrites_a_later_one(store):
+    def targets(at: int, asset: str) -> bytes:
+        listed = [{"id": "plc-1", "kind": "opcua", "asset": asset, "criticality": "critical"}]
+        return json.dumps({"record": "targets", "site": SITE, "agent": "a1", "at": at, "targets": listed}).encode()
+
+    assert import_lines(store, [targets(T0, "line3-plc")], T0).imported == 1
+    again = import_lines(store, [targets(T0, "line3-plc"), targets(T0 - 1, "old-plc")], T0)
+    assert (again.imported, again.duplicates) == (0, 2)
+    assert [(t.target, t.asset) for t in store.registry()] == [("plc-1", "line3-plc")]
+    # ...and live events of that agent take their assets from it
+    assert _send(_ingest(store), SITE, "a1", [state_change(1, T0)]).through == 1
+    assert [c.asset for c in store.state_changes(T0 - 1, T0 + 1)] == ["line3-plc"]
+
+
+def test_imported_events_may_not_touch_another_agents_incident(store):
+    body = IncidentOpenedBody(
+        incident="inc-9", target="plc-1", severity=Severity.S1, state=State.DOWN, reason="x", opened_at=T0
+    )
+    opened = IncidentOpenedEvent(seq=1, ts=T0, body=body)
+    resolved = IncidentResolvedEvent(seq=1, ts=T0, body=IncidentResolvedBody(incident="inc-9", at=T0 + 1))
+    lines = [{"site": SITE, "agent": "a1", **opened.model_dump(mode="json", by_alias=True)},
+             {"site": SITE, "agent": "a2", **resolved.model_dump(mode="json", by_alias=True)}]  # fmt: skip
+    result = import_lines(store, [json.dumps(line).encode() for line in lines], T0)
+    assert [(b.number, b.reason) for b in result.bad] == [(2, "incident_resolved: incident inc-9 belongs to plant1/a1")]
+    [row] = store.table_rows("incidents")
+    assert row["resolved_at"] is None
