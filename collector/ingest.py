@@ -60,7 +60,7 @@ class Ingest:
         try:
             site, agent, kind = parse_agent_topic(topic)
             if kind == "birth":
-                return self._birth(decode(Birth, payload), site, agent, received_at)
+                return self._birth(topic, payload, decode(Birth, payload), site, agent, received_at)
             if kind == "death":
                 self._death(decode(Death, payload), site, agent, received_at)
                 return []
@@ -85,16 +85,32 @@ class Ingest:
 
     # ------------------------------------------------------------ messages
 
-    def _birth(self, birth: Birth, site: str, agent: str, received_at: int) -> list[Publication]:
+    def _birth(
+        self, topic: str, payload: bytes, birth: Birth, site: str, agent: str, received_at: int
+    ) -> list[Publication]:
         self._check_sender(site, agent, birth)
         with self.store.transaction() as tx:
             before = tx.agent(site, agent)
             if before is not None and before.boot != birth.boot:
                 self._restarted(tx, before, birth)
             tx.record_birth(birth, received_at)
-            through = tx.advance_ack(site, agent, birth.epoch, floor=birth.acked_through)
+            through = tx.advance_ack(
+                site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at)
+            )
             self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
         return [_ack(site, agent, birth.epoch, through)]
+
+    def _floor(self, tx: Writer, topic: str, payload: bytes, birth: Birth, received_at: int) -> int:
+        """The birth's acked_through, unless it lies implausibly far beyond the epoch's ack (dead-lettered, the
+        birth applied without it). A new epoch's floor may be anything: a restored outbox keeps its seqs."""
+        acked = tx.ack_of(birth.site, birth.agent, birth.epoch)
+        if acked is None or birth.acked_through <= acked + self.max_seq_ahead:
+            return birth.acked_through
+        reason = f"birth acked_through {birth.acked_through}: more than {self.max_seq_ahead} beyond the epoch's ack"
+        reason += f" ({acked}), ignored"
+        log.warning("dead letter on %s: %s", topic, reason)
+        tx.add_dead_letter(topic, payload, reason, received_at, birth.site, birth.agent)
+        return 0
 
     def _restarted(self, tx: Writer, before: AgentRow, birth: Birth) -> None:
         """A new boot: the old one stopped watching at its last heartbeat; the new one watches from birth."""

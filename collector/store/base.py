@@ -320,10 +320,15 @@ class Writer:
     # ------------------------------------------------------------ acks
 
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
+        acked = self.ack_of(site, agent, epoch)
+        return 0 if acked is None else acked
+
+    def ack_of(self, site: str, agent: str, epoch: str) -> int | None:
+        """The epoch's ack; None when the collector has acked nothing of that epoch yet."""
         rows = self.sql.query(
             "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?", (site, agent, epoch)
         )
-        return int(rows[0]["through"]) if rows else 0
+        return int(rows[0]["through"]) if rows else None
 
     def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0) -> int:
         """Raise the stored contiguous seq over what is now stored (or reported lost); return it.

@@ -277,6 +277,19 @@ def test_the_plausible_range_starts_at_the_floor_a_birth_declares(store):
     assert store.dead_letter_total() == 0
 
 
+def test_a_birth_cannot_push_a_known_epochs_ack_far_beyond_what_was_received(store):
+    ingest = _ingest(store, max_seq_ahead=100)
+    _born(ingest, SITE, "a1")
+    assert _send(ingest, SITE, "a1", [heartbeat(1, T0)]).through == 1
+    out = ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1", acked_through=10**12)), T0)
+    assert decode(Ack, out[0].payload).through == 1
+    assert _reasons(store) == ["birth acked_through 1000000000000: more than 100 beyond the epoch's ack (1), ignored"]
+    assert store.agents()[0].boot == "b1"  # the birth itself is applied
+    assert _send(ingest, SITE, "a1", [heartbeat(2, T0)]).through == 2
+    out = ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1", acked_through=60)), T0)
+    assert decode(Ack, out[0].payload).through == 60  # a plausible floor still counts
+
+
 # ---------------------------------------------------------------- over the broker
 
 
