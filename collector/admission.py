@@ -39,7 +39,9 @@ from linewarden.wire import (
 
 _INCIDENT = (IncidentOpenedEvent, IncidentUpdatedEvent, IncidentResolvedEvent)
 _TARGETED = (StateChangeEvent, ChangeDetectedEvent)
-_SCREENED = (*_INCIDENT, *_TARGETED, GapEvent)
+_SCREENED_TYPES = frozenset({"incident_opened", "incident_updated", "incident_resolved", "state_change",
+                             "change_detected", "gap"})  # fmt: skip
+_NAMING_TARGETS = frozenset({"incident_opened", "state_change", "change_detected"})
 
 
 @dataclass
@@ -52,17 +54,21 @@ class Verdict:
 def screen(
     tx: Writer, site: str, agent: str, epoch: str, events: Sequence[Event], strict: bool, max_ahead: int | None
 ) -> Verdict:
-    """Sort one agent's events (one batch, or one import line) into admitted, refused and implausible."""
+    """Sort one agent's events (one batch, or one import line) into admitted, refused and implausible.
+
+    The ingest hot path: heartbeats and metrics need no look-up, and the ack is read only for a batch whose seqs
+    could lie beyond the plausible range at all.
+    """
     verdict = Verdict()
-    acked = tx.acked_through(site, agent, epoch) if max_ahead is not None else 0
-    screened = [e for e in events if isinstance(e, _SCREENED)]
+    top = max(e.seq for e in events) if events else 0
+    acked = tx.acked_through(site, agent, epoch) if max_ahead is not None and top > max_ahead else 0
+    screened = [e for e in events if e.type in _SCREENED_TYPES]
     refused_before: set[int] = set()
     registry: dict[str, str] = {}
     owners: dict[str, tuple[str, str]] = {}
     if screened:
-        seqs = [e.seq for e in screened]
-        refused_before = tx.refused_seqs(site, agent, epoch, min(seqs), max(seqs))
-        if strict and any(isinstance(e, (*_TARGETED, IncidentOpenedEvent)) for e in screened):
+        refused_before = tx.refused_seqs(site, agent, epoch, min(e.seq for e in screened), top)
+        if strict and any(e.type in _NAMING_TARGETS for e in screened):
             registry = tx.registry_of(site, agent)
         incidents = sorted({e.body.incident for e in screened if isinstance(e, _INCIDENT)})
         owners = tx.incident_owners(incidents) if incidents else {}
@@ -70,17 +76,17 @@ def screen(
     for e in events:
         if max_ahead is not None and e.seq > acked + max_ahead:
             verdict.implausible.append((e, f"more than {max_ahead} beyond the epoch's ack ({acked}): implausible"))
-            continue
-        if e.seq in refused_before:
-            continue
-        reason = _refusal(e, me, owners, registry if strict else None)
-        if reason is None:
+        elif e.type not in _SCREENED_TYPES:
             verdict.admitted.append(e)
-            if isinstance(e, _INCIDENT):
-                owners.setdefault(e.body.incident, me)
-        else:
-            verdict.refused.append((e, reason))
-            refused_before.add(e.seq)
+        elif e.seq not in refused_before:
+            reason = _refusal(e, me, owners, registry if strict else None)
+            if reason is None:
+                verdict.admitted.append(e)
+                if isinstance(e, _INCIDENT):
+                    owners.setdefault(e.body.incident, me)
+            else:
+                verdict.refused.append((e, reason))
+                refused_before.add(e.seq)
     return verdict
 
 
