@@ -39,9 +39,8 @@ from linewarden.wire import (
 
 _INCIDENT = (IncidentOpenedEvent, IncidentUpdatedEvent, IncidentResolvedEvent)
 _TARGETED = (StateChangeEvent, ChangeDetectedEvent)
-_SCREENED_TYPES = frozenset({"incident_opened", "incident_updated", "incident_resolved", "state_change",
-                             "change_detected", "gap"})  # fmt: skip
 _NAMING_TARGETS = frozenset({"incident_opened", "state_change", "change_detected"})
+_SCREENED_TYPES = _NAMING_TARGETS | {"incident_updated", "incident_resolved", "gap"}
 
 
 @dataclass
