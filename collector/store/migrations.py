@@ -222,10 +222,10 @@ DROP TABLE ticket_records;
 ALTER TABLE ticket_records_v3 RENAME TO ticket_records
 """
 
-# v5: events the store refused (their data broke a column's rules): dead-lettered, and acked like stored ones,
-# so one bad event never holds an agent's acks back.
-_CORE_V5 = """
-CREATE TABLE rejected_events (
+# v4: events the collector received and refused (naming what their agent does not own, a gap not below its own
+# seq): dead-lettered, and their seqs passed by the ack so the agent never stalls on them.
+_CORE_V4 = """
+CREATE TABLE refused_events (
     site TEXT NOT NULL,
     agent TEXT NOT NULL,
     epoch TEXT NOT NULL,
@@ -259,7 +259,7 @@ CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
     Migration("core", 3, _CORE_V3),
-    Migration("core", 5, _CORE_V5),
+    Migration("core", 4, _CORE_V4),
     Migration("core", 7, _CORE_V7),
     Migration("core", 8, _CORE_V8),
 ]

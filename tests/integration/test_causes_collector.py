@@ -12,7 +12,7 @@ from collector.ingest import Ingest
 from collector.reporting import reports
 from collector.store.sqlite import SqliteStore
 from linewarden.config.collector import LivenessConfig
-from linewarden.domain import Criticality, Severity, State
+from linewarden.domain import Criticality, ProbeKind, Severity, State
 from linewarden.wire import (
     IncidentOpenedBody,
     IncidentOpenedEvent,
@@ -20,10 +20,12 @@ from linewarden.wire import (
     IncidentResolvedEvent,
     StateChangeBody,
     StateChangeEvent,
+    TargetInfo,
+    birth_topic,
     encode,
     events_topic,
 )
-from tests.integration.collector_helpers import T0, batch
+from tests.integration.collector_helpers import T0, batch, birth
 from tests.integration.ticketing_helpers import book, contract
 
 SITE, AGENT = "plant-a", "a1"
@@ -81,6 +83,8 @@ def test_cause_is_stored_and_recurrence_uses_it(ingest: Ingest, store: SqliteSto
         *_outage(4, "inc-2", T0 + 2 * H, T0 + 3 * H, "slow answer: 430 ms (limit 400 ms)", "http.slow"),
         *_outage(7, "inc-3", T0 + 4 * H, T0 + 5 * H, "no answer within 2 s", None),  # an agent from before causes
     ]
+    mes = TargetInfo(id="mes", kind=ProbeKind.HTTP, asset="mes-app", criticality=Criticality.CRITICAL)
+    ingest.handle(birth_topic(SITE, AGENT), encode(birth(SITE, AGENT).model_copy(update={"targets": [mes]})), T0)
     ingest.handle(events_topic(SITE, AGENT), encode(batch(SITE, AGENT, events)), T0 + 6 * H)
 
     assert [c.cause for c in store.state_changes(T0, T0 + 6 * H)] == ["http.slow", "http.slow", None]
