@@ -16,9 +16,12 @@ from collector.api.app import create_app
 from collector.store.sqlite import SqliteStore
 from collector.ticketing.lifecycle import Lifecycle
 from collector.tokens import create_token
-from linewarden.book import ContractBook
+from linewarden.book import ContractBook, load_book
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.load import load
 from tests.integration.collector_helpers import T0
 
+REPO = Path(__file__).resolve().parents[2]
 KIB = 1024
 BODY_LIMIT, UPLOAD_LIMIT = 64 * KIB, 96 * KIB
 
@@ -146,3 +149,13 @@ async def test_a_window_with_an_impossible_time_is_422(http, store, start: int, 
 async def test_listing_windows_with_an_impossible_time_is_422(http, store, query: str) -> None:
     r = await http.get(f"/maintenance-windows?{query}", headers=_token(store, "plant"))
     assert r.status_code == 422, r.text
+
+
+@pytest.mark.parametrize("period", ["0001-01", "1969-12", "9999-12"])
+async def test_a_report_of_a_month_outside_the_wire_range_is_422(store, tmp_path: Path, period: str) -> None:
+    config_path = REPO / "config" / "collector.toml"
+    book = load_book(load(CollectorConfig, config_path), config_path)
+    app = create_app(store, Lifecycle(store, book, _clock, "here"), _clock, tmp_path / "rca", book=book)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
+        r = await client.get(f"/reports/{period}?as_of=0", headers=_token(store, "admin"))
+    assert r.status_code == 422 and "from 1970-01 to 9998-12" in r.json()["detail"], r.text

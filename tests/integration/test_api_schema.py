@@ -8,6 +8,7 @@ exists where a path names one; the store is real SQLite.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -17,8 +18,12 @@ from collector.api.app import create_app
 from collector.store.sqlite import SqliteStore
 from collector.ticketing.lifecycle import Lifecycle
 from collector.tokens import create_token
-from linewarden.book import ContractBook
+from linewarden.book import load_book
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.load import load
 from tests.integration.collector_helpers import T0
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _clock() -> int:
@@ -38,7 +43,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[object, str]
             (T0, T0, T0),
         )
     token, _ = create_token(store, "admin", None, "fuzz", T0, "test", "here")
-    app = create_app(store, Lifecycle(store, ContractBook({}, {}), _clock, "here"), _clock, root / "rca")
+    config_path = REPO / "config" / "collector.toml"  # the example contracts, so reports have something to report
+    book = load_book(load(CollectorConfig, config_path), config_path)
+    app = create_app(store, Lifecycle(store, book, _clock, "here"), _clock, root / "rca", book=book)
     yield app, token
     store.close()
 
