@@ -7,6 +7,7 @@ exists where a path names one; the store is real SQLite.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +25,8 @@ from linewarden.config.load import load
 from tests.integration.collector_helpers import T0
 
 REPO = Path(__file__).resolve().parents[2]
+# Small enough for the fast suite; raise it for a long hunt: LW_API_EXAMPLES=1000 pytest this file
+EXAMPLES_PER_OPERATION = int(os.environ.get("LW_API_EXAMPLES", "40"))
 
 
 def _clock() -> int:
@@ -58,7 +61,9 @@ def test_no_input_makes_the_api_answer_500(api: tuple[object, str]) -> None:
 
     for operation in operations:
 
-        @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+        @settings(
+            max_examples=EXAMPLES_PER_OPERATION, deadline=None, suppress_health_check=list(HealthCheck), database=None
+        )
         @given(case=operation.as_strategy())
         def call(case: schemathesis.Case) -> None:  # type: ignore[type-arg]
             if case.path_parameters:
