@@ -37,8 +37,8 @@ class Publication:
     qos: int = 1
 
 
-def _ack(site: str, agent: str, epoch: str, through: int) -> Publication:
-    return Publication(ack_topic(site, agent), encode(Ack(epoch=epoch, through=through)), retain=True)
+def _ack(site: str, agent: str, epoch: str, through: int, boot: str | None = None) -> Publication:
+    return Publication(ack_topic(site, agent), encode(Ack(epoch=epoch, through=through, boot=boot)), retain=True)
 
 
 class Ingest:
@@ -91,7 +91,7 @@ class Ingest:
             tx.record_birth(birth, received_at)
             through = tx.advance_ack(site, agent, birth.epoch, floor=birth.acked_through)
             self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
-        return [_ack(site, agent, birth.epoch, through)]
+        return [_ack(site, agent, birth.epoch, through, boot=birth.boot)]
 
     def _restarted(self, tx: Writer, before: AgentRow, birth: Birth) -> None:
         """A new boot: the old one stopped watching at its last heartbeat; the new one watches from birth."""

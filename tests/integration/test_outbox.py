@@ -44,6 +44,7 @@ def test_seq_is_ordered_and_never_reused_across_reopen(tmp_path: Path) -> None:
     assert box.append("metrics", metrics(), T0) == 1
     assert box.append_many([("metrics", metrics(1), T0), ("state_change", change(), T0)]) == [2, 3]
     epoch = box.epoch
+    box.mark_sent(3)
     assert box.ack(epoch, 3) == 3
     assert box.stats().depth == 0
     box.close()
@@ -53,6 +54,20 @@ def test_seq_is_ordered_and_never_reused_across_reopen(tmp_path: Path) -> None:
     assert box.append("heartbeat", HeartbeatBody(interval_s=60, states={"plc-1": State.UP}), T0) == 4
     stats = box.stats()
     assert (stats.next_seq, stats.last_ack_seq, stats.depth) == (5, 3, 1)
+
+
+def test_ack_beyond_what_was_sent_deletes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = open_outbox(path)
+    box.append_many([("metrics", metrics(i), T0) for i in range(10)])
+    box.mark_sent(4)
+    assert box.ack(box.epoch, 7) == 0, "seqs 5..7 were never sent"
+    assert box.stats().depth == 10
+    box.close()
+    box = open_outbox(path)
+    assert box.stats().sent_through == 4, "what was sent is remembered across a restart"
+    assert box.ack(box.epoch, 4) == 4
+    assert box.stats().depth == 6
 
 
 def test_pending_returns_stored_wire_events_in_order(tmp_path: Path) -> None:
@@ -68,6 +83,7 @@ def test_ack_deletes_through_seq_of_current_epoch_only(tmp_path: Path) -> None:
     clock = Clock()
     box = open_outbox(tmp_path / "o.db", clock)
     box.append_many([("metrics", metrics(i), T0) for i in range(10)])
+    box.mark_sent(10)
     assert box.ack("0123456789ab", 10) == 0
     assert box.stats().depth == 10
     clock.now = T0 + 5000
