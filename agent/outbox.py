@@ -144,7 +144,7 @@ class Outbox:
             if version == 0:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("epoch", secrets.token_hex(6)), ("next_seq", "1"), ("last_ack_seq", "0")],
+                    [("epoch", secrets.token_hex(6)), ("next_seq", "1"), ("last_ack_seq", "0"), ("sent_through", "0")],
                 )
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())

@@ -105,6 +105,11 @@ class Recorder:
             text += f"; not kept so far: {self._describe_unkept()}"
         return text[:500]
 
+    @property
+    def waiting(self) -> Counter[str]:
+        """Events waiting in memory, by type."""
+        return Counter(e[0] for c in self._waiting for e in c.events)
+
     def commit(
         self, events: Sequence[PendingEvent], snapshot: dict[str, Any], targets: Collection[str], now_ms: int
     ) -> bool:

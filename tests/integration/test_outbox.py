@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
+from agent.outbox import Lost, Outbox
 from linewarden.config.agent import OutboxConfig
 from linewarden.domain import State
-from linewarden.errors import StoreError
+from linewarden.errors import StorageFull, StoreError
 from linewarden.wire import GapBody, HeartbeatBody, MetricsBody, StateChangeBody, parse_event
 
 T0 = 1_700_000_000_000
@@ -185,3 +185,26 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="newer"):
         open_outbox(path)
+
+
+def test_full_database_raises_storage_full_and_keeps_counters(tmp_path: Path) -> None:
+    """SQLite's own SQLITE_FULL (the file capped by max_bytes): nothing of the failed append is written, the
+    seq counter does not move, and once acks free space the next append records the loss as a gap."""
+    box = open_outbox(tmp_path / "o.db", max_bytes=65_536)
+    with pytest.raises(StorageFull, match="full"):
+        for _ in range(10_000):
+            box.append_many([("state_change", change(), T0)] * 20)
+    full = box.stats()
+    rows = box.pending(0, 100_000)
+    assert rows[-1].seq == full.next_seq - 1 == full.depth, "the failed append left no trace"
+    box.mark_sent(full.next_seq - 1)
+    box.ack(box.epoch, full.next_seq - 1)
+    seqs = box.append_many([("state_change", change(), T0)], lost=Lost(3, ("heartbeat",), "disk full"))
+    first = full.next_seq
+    assert seqs == [first + 4], "three skipped seqs and the gap come first"
+    [gap, kept] = box.pending(full.next_seq - 1, 10)
+    assert (gap.seq, gap.type) == (first + 3, "gap")
+    assert json.loads(gap.body) == {
+        "from_seq": first, "to_seq": first + 2, "count": 3, "reason": "disk full", "dropped_types": ["heartbeat"]
+    }
+    assert kept.type == "state_change"
