@@ -172,15 +172,19 @@ class Agent:
     async def _poll_loop(self, interval_s: float, slots: list[TargetSlot]) -> None:
         """One timer for all targets of one interval. Each tick starts a poll of every target whose previous poll
         has finished; each result is folded in as soon as it arrives, so a target that hangs until its timeout
-        delays only itself, never the others of its tick."""
+        delays only itself, never the others of its tick. A poll that raised (a bug, not a probe failure: those
+        are results) ends the loop with its exception at the next tick, so the supervisor logs and counts it."""
         running: dict[str, asyncio.Task[None]] = {}
+        failed: list[Exception] = []
         next_at = time.monotonic()
         try:
             while True:
+                if failed:
+                    raise failed[0]
                 now_ms = self._clock_ms()
                 for slot in slots:
                     if slot.cfg.id not in running:
-                        running[slot.cfg.id] = asyncio.create_task(self._poll(slot, now_ms, running))
+                        running[slot.cfg.id] = asyncio.create_task(self._poll(slot, now_ms, running, failed))
                 next_at += interval_s
                 delay = next_at - time.monotonic()
                 if delay < 0:  # the loop fell behind (a busy host): skip the missed ticks instead of bursting
@@ -192,10 +196,14 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
 
-    async def _poll(self, slot: TargetSlot, now_ms: int, running: dict[str, asyncio.Task[None]]) -> None:
+    async def _poll(
+        self, slot: TargetSlot, now_ms: int, running: dict[str, asyncio.Task[None]], failed: list[Exception]
+    ) -> None:
         try:
             result = await safe_poll(slot.probe, now_ms / 1000)
             self.process_round(now_ms, [(slot.cfg.id, result)])
+        except Exception as exc:
+            failed.append(exc)
         finally:
             running.pop(slot.cfg.id, None)
 

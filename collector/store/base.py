@@ -102,12 +102,12 @@ class Writer:
     def record_birth(self, birth: Birth, received_at: int) -> None:
         self.sql.execute(
             "INSERT INTO agents (site, agent, epoch, boot, version, config_hash, heartbeat_interval_s,"
-            " birth_at, birth_received_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " birth_at, birth_received_at, last_seen, outbox_fault) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent) DO UPDATE SET epoch = excluded.epoch, boot = excluded.boot,"
             " version = excluded.version, config_hash = excluded.config_hash,"
             " heartbeat_interval_s = excluded.heartbeat_interval_s, birth_at = excluded.birth_at,"
             " birth_received_at = excluded.birth_received_at, last_seen = excluded.last_seen,"
-            " death_at = NULL, death_reason = NULL",
+            " death_at = NULL, death_reason = NULL, outbox_fault = excluded.outbox_fault",
             (
                 birth.site,
                 birth.agent,
@@ -119,6 +119,7 @@ class Writer:
                 birth.ts,
                 received_at,
                 received_at,
+                birth.outbox_fault,
             ),
         )
         for t in birth.targets:

@@ -222,10 +222,16 @@ DROP TABLE ticket_records;
 ALTER TABLE ticket_records_v3 RENAME TO ticket_records
 """
 
+# v6: what an agent's latest birth says is wrong with its outbox (disk full), NULL when nothing is.
+_CORE_V6 = """
+ALTER TABLE agents ADD COLUMN outbox_fault TEXT
+"""
+
 CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
     Migration("core", 3, _CORE_V3),
+    Migration("core", 6, _CORE_V6),
 ]
 
 

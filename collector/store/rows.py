@@ -23,6 +23,7 @@ class AgentRow:
     death_reason: str | None
     skew_ms: int | None
     skew_flagged: bool
+    outbox_fault: str | None = None  # the agent's outbox cannot be written (its latest birth says why)
 
 
 @dataclass(frozen=True)
