@@ -227,6 +227,11 @@ class CollectorService:
         ann = announcement(self.store, site, self.clock())
         self._publish([Publication(maintenance_topic(site), encode(ann), retain=True)])
 
+    @property
+    def held_messages(self) -> int:
+        """Messages received but not committed yet (the store is full): neither PUBACKed nor acked."""
+        return len(self._held)
+
     def _on_message(self, topic: str, payload: bytes) -> asyncio.Future[None] | None:
         """Handle one message; a returned future holds its PUBACK until the message is committed."""
         if not self._held and self._handle(topic, payload):
