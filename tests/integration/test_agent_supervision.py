@@ -4,6 +4,7 @@ and counted while heartbeats go on; crashes that keep coming end `linewarden age
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -44,7 +45,8 @@ def heartbeats_after(acker: Acker, agent_id: str, after_ms: int) -> list[Heartbe
 
 
 async def test_a_crashed_housekeeping_task_is_restarted_and_heartbeats_go_on(
-    acker: Acker, mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    acker: Acker, mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     async with MesServer("mes") as mes:
         path = tmp_path / "agent.toml"
@@ -69,8 +71,11 @@ async def test_a_crashed_housekeeping_task_is_restarted_and_heartbeats_go_on(
             assert agent.supervisor.crashes["housekeeping"] == 1
             await async_wait_until(
                 lambda: (agent.outbox.get_state("health") or {}).get("task_crashes") == {"housekeeping": 1},
-                what="the crash shown by `agent status`",
+                what="the crash saved for `agent status`",
             )
+            capsys.readouterr()
+            assert main(["status", "--config", str(path), "--format", "json"]) == 0
+            assert json.loads(capsys.readouterr().out)["summary"]["task_crashes"] == 1
         finally:
             await agent.stop()
             await asyncio.wait_for(task, 15)

@@ -7,6 +7,7 @@ SQLite itself, no root needed), and, when the tests run as root, a real 8 MB tmp
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 from collections.abc import Callable, Iterator
@@ -14,9 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from collector.service import CollectorService
+from collector.ingest import Ingest
+from collector.service import CollectorService, wall_clock_ms
+from collector.store import open_store
 from collector.store.sqlite import SqliteStore
-from linewarden.wire import birth_topic, encode, events_topic
+from linewarden.cli import main
+from linewarden.config.collector import CollectorConfig, LivenessConfig
+from linewarden.config.load import load
+from linewarden.wire import Birth, birth_topic, encode, events_topic
 from tests.integration.collector_helpers import birth, heartbeats
 from tests.integration.test_ingest import SITE, FakeAgent, _config
 from tests.waiting import async_wait_until
@@ -88,3 +94,30 @@ async def test_full_store_holds_acks_loses_nothing_and_resumes(mosquitto, tmp_pa
             await agent.client.stop()
             await svc.stop()
             svc.store.close()
+
+
+def test_collector_agents_shows_an_agent_with_a_full_outbox_as_degraded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "collector.toml"
+    config.write_text(f'[collector]\ndata_dir = "{tmp_path / "data"}"\n')
+    store = open_store(load(CollectorConfig, config))
+    store.migrate()
+    now = wall_clock_ms()
+    ingest = Ingest(store, LivenessConfig(), now)
+    fault = "outbox not writable since 2026-12-01T10:00:00+00:00 (database or disk is full): 12 events wait"
+
+    def agents(at_birth: Birth) -> dict[str, object]:
+        ingest.handle(birth_topic(SITE, "a1"), encode(at_birth), wall_clock_ms())
+        capsys.readouterr()
+        assert main(["collector", "agents", "--config", str(config), "--format", "json"]) == 0
+        [row] = json.loads(capsys.readouterr().out)
+        return dict(row)
+
+    try:
+        row = agents(birth(SITE, "a1", ts=now, outbox_fault=fault))
+        assert (row["liveness"], row["outbox_fault"]) == ("degraded", fault)
+        row = agents(birth(SITE, "a1", ts=now))  # the agent's next birth: space is back
+        assert (row["liveness"], row["outbox_fault"]) == ("alive", None)
+    finally:
+        store.close()
