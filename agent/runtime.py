@@ -260,6 +260,9 @@ class Agent:
                 last_heartbeat = now_ms
                 states = {t: s.debouncer.state for t, s in self.slots.items()}
                 events.append(("heartbeat", HeartbeatBody(interval_s=max(1, heartbeat_ms // 1000), states=states)))
+                if self.recorder.fault is not None:
+                    # The heartbeat waits in memory: a birth naming the fault tells the collector we are alive.
+                    self.forwarder.announce()
             if events:
                 self._commit(now_ms, events)
             await asyncio.sleep(HOUSEKEEPING_S)
