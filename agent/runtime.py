@@ -158,6 +158,7 @@ class Agent:
                 task.cancel()
             await asyncio.gather(stopping, failed, *tasks[1:], return_exceptions=True)
             await self.forwarder.stop(self._stop_reason)
+            tasks[0].cancel()  # done by now, or waiting out a restart backoff that is moot
             await asyncio.gather(tasks[0], return_exceptions=True)
             await self._context.close()
             self.outbox.close()

@@ -66,6 +66,7 @@ RESTART_POLICY = RestartPolicy()
 HELD_MAX = 1000
 HELD_RETRY_FIRST_S = 0.5
 HELD_RETRY_MAX_S = 10.0
+STOP_WAIT_S = 10.0  # for the ticketing loops to finish their round at stop
 
 
 def wall_clock_ms() -> int:
@@ -171,9 +172,12 @@ class CollectorService:
 
     async def stop(self) -> None:
         self._stop_ticketing.set()
-        for task in self._ticketing:
-            with contextlib.suppress(Exception):
-                await task
+        if self._ticketing:
+            # A loop waiting out a restart backoff would see the stop only after it: cancel what is left.
+            _, late = await asyncio.wait(self._ticketing, timeout=STOP_WAIT_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._ticketing, return_exceptions=True)
         self._ticketing = []
         if self.api is not None:
             await self.api.stop()

@@ -267,7 +267,7 @@ class MqttClient:
                 except Exception:
                     log.exception("error handling MQTT message on %s", topic)
                     continue
-                if later is not None:
+                if isinstance(later, asyncio.Future):
                     deferred.append(later)
         if qos == 0:
             return

@@ -38,7 +38,11 @@ def cap_pages(svc: CollectorService) -> Callable[[], None]:
     conn = store._conn  # fault injection: SQLite's own size cap on the store's connection
     pages = conn.execute("PRAGMA page_count").fetchone()[0]
     conn.execute(f"PRAGMA max_page_count = {pages}")
-    return lambda: conn.execute("PRAGMA max_page_count = 1073741823") and None
+
+    def free() -> None:
+        conn.execute("PRAGMA max_page_count = 1073741823")
+
+    return free
 
 
 def fill_filesystem(svc: CollectorService) -> Callable[[], None]:
