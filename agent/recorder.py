@@ -5,7 +5,8 @@ Rules:
   While the outbox takes commits, each goes straight to disk: events and snapshot in one transaction.
 - A commit refused for lack of space (the disk, or the outbox's `max_bytes`, is full) waits in memory, and
   every later commit queues behind it, in order. The queue is written in one transaction (with the latest
-  snapshot) at the next commit or `retry()` (the agent's housekeeping calls it every second).
+  snapshot) by `retry()`, which the agent's housekeeping calls every second (not every commit: a full disk
+  must not cost a 10,000-event attempt per probe result).
 - The queue holds at most `limit` events. Room is made by dropping the oldest droppable events (metrics,
   heartbeats) first. A commit that still does not fit, or that fails for another database error, is
   refused: `commit()` returns False and the agent rolls its state machine back to `accepted` (the snapshot
@@ -125,9 +126,7 @@ class Recorder:
                 self._start_fault(exc, now_ms)
                 self._refuse(events, targets, now_ms)
                 return False
-        kept = self._enqueue(list(events), snapshot, targets, now_ms)
-        self.retry()
-        return kept
+        return self._enqueue(list(events), snapshot, targets, now_ms)
 
     def retry(self) -> None:
         """Write what waits in memory (and the gap for what was not kept), if the outbox takes it now."""
