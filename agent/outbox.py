@@ -248,12 +248,6 @@ class Outbox:
             self._db.execute("PRAGMA incremental_vacuum")
         return deleted
 
-    def is_behind(self, through: int) -> bool:
-        """True when the collector holds seqs of this epoch that this database never wrote (or no longer
-        remembers writing): the database was restored from a backup or copied, and its next seqs would be
-        mistaken for duplicates."""
-        return through >= self._next_seq
-
     def start_new_epoch(self) -> str:
         """Take a new random epoch, keeping every unacknowledged event and its seq; the acked point moves to
         just before the oldest kept event, so the collector's contiguous ack for the new epoch starts there
