@@ -5,7 +5,7 @@ Rules:
   after a backoff that doubles from `first_wait_s` up to `max_wait_s` (the wait is always bounded).
 - More than `max_crashes` crashes of one task within `window_s` is a fault that restarting will not mend:
   the supervisor gives up, `failed()` raises `SupervisorGaveUp`, and the process exits non-zero so its
-  service manager (systemd, the Windows service wrapper) starts it afresh.
+  service manager (systemd, or the Windows scheduled task the installer sets up) starts it afresh.
 - A task that returns has finished (its owner asked it to stop); it is not restarted. Cancellation is not a
   crash: cancelling the supervisor's task cancels the supervised coroutine and ends supervision.
 
