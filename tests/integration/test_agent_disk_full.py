@@ -5,7 +5,10 @@ heartbeats go on, and the collector is told while it lasts."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -211,3 +214,61 @@ url = "http://127.0.0.1:9/health"
     opened = {e.body.incident for e in events if isinstance(e, IncidentOpenedEvent)}
     resolved = {e.body.incident for e in events if isinstance(e, IncidentResolvedEvent)}
     assert opened and opened == resolved, "every incident kept is kept whole"
+
+
+def test_a_real_full_filesystem_holds_the_incident_in_memory_until_space_returns(tmp_path: Path) -> None:
+    """The same on a real 4 MB tmpfs filled to the last byte (ENOSPC, which SQLite reports as SQLITE_FULL)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root; the max_bytes tests cover SQLITE_FULL without it")
+    fs = tmp_path / "fs"
+    fs.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(fs)], check=True)
+    try:
+        path = tmp_path / "agent.toml"
+        path.write_text(f"""
+[agent]
+id = "{AGENT}"
+site = "{SITE}"
+data_dir = "{fs / 'data'}"
+
+[[assets]]
+id = "mes-app"
+criticality = "critical"
+
+[[targets]]
+id = "mes-health"
+type = "http"
+asset = "mes-app"
+url = "http://127.0.0.1:9/health"
+""")
+        agent = Agent(load(AgentConfig, path), path)
+        now = wall_ms()
+
+        def feed(state: State, n: int) -> None:
+            nonlocal now
+            for _ in range(n):
+                now += 200
+                agent.process_round(now, [("mes-health", ProbeResult(state, "" if state == State.UP else "down"))])
+
+        try:
+            feed(State.UP, 2)
+            on_disk = agent.outbox.stats().next_seq
+            filler = fs / "filler"
+            with filler.open("wb") as f, contextlib.suppress(OSError):
+                while True:
+                    f.write(b"\0" * 65536)
+                    f.flush()
+            feed(State.DOWN, 3)
+            assert agent.recorder.fault is not None and agent.recorder.waiting["incident_opened"] == 1
+            assert agent.outbox.stats().next_seq == on_disk, "nothing written to the full filesystem"
+            filler.unlink()
+            agent.recorder.retry()
+            assert agent.recorder.fault is None
+            feed(State.UP, 2)
+            rows = agent.outbox.pending(0, 1000)
+        finally:
+            agent.outbox.close()
+    finally:
+        subprocess.run(["umount", "-l", str(fs)], check=True)
+    kinds = [r.type for r in rows if r.type not in ("heartbeat", "metrics")]
+    assert kinds == ["state_change", "state_change", "incident_opened", "state_change", "incident_resolved"]
