@@ -54,6 +54,8 @@ DEATH_PUBACK_TIMEOUT_S = 2.0
 REFUSED_PAUSE_S = 5.0
 # After connecting, how long to wait for the retained ack (none exists for a new agent) before sending.
 RETAINED_ACK_WAIT_S = 1.0
+# After the client refused a batch at once (the connection is going down), wait this long for news.
+NOT_SENT_PAUSE_S = 0.1
 # Distinct rejected acks logged, beyond which they are only counted (a forger cannot flood the log).
 REJECTED_LOG_LIMIT = 100
 
@@ -180,9 +182,10 @@ class Forwarder:
         timeout = self._cfg.ack_timeout.total_seconds() if self._ack_deadline is None else self._ack_deadline - now
         if self._may_send(now) and self._in_flight < self._cfg.window:
             rows = self._outbox.pending(self._sent, self._cfg.batch_max_events)
-            if rows:
-                self._send(rows)
+            if rows and self._send(rows):
                 return
+            if rows:  # paho says not connected before the loop hears of it: wait for that news, never spin
+                timeout = min(timeout, NOT_SENT_PAUSE_S)
         elif now < self._hold_until():
             timeout = min(timeout, self._hold_until() - now)
         self._changed.clear()
@@ -200,7 +203,8 @@ class Forwarder:
         hold = max(self._paused_until, self._retained_ack_until)
         return max(hold, self._state_wait_until) if self._collector_online is None else hold
 
-    def _send(self, rows: Sequence[OutboxEvent]) -> None:
+    def _send(self, rows: Sequence[OutboxEvent]) -> bool:
+        """Publish one batch; False when the client refused it at once."""
         try:
             self._outbox.mark_sent(rows[-1].seq)
         except StorageFull as exc:  # remembered in memory: only a restart meanwhile forgets it
@@ -211,12 +215,13 @@ class Forwarder:
             future = self._client.publish(self._events_topic, self._batch_payload(rows))
         except BrokerError as exc:
             log.debug("batch not sent: %s", exc)
-            return
+            return False
         self._sent = rows[-1].seq
         self._in_flight += 1
         if self._ack_deadline is None:
             self._ack_deadline = asyncio.get_running_loop().time() + self._cfg.ack_timeout.total_seconds()
         future.add_done_callback(self._on_puback)
+        return True
 
     def _batch_payload(self, rows: Sequence[OutboxEvent]) -> bytes:
         # Built from the stored, already validated body JSON: the same document encode(EventBatch(...)) gives,
