@@ -130,6 +130,7 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         stats = outbox.stats()
         saved: dict[str, Any] = outbox.get_state("runtime") or {}
         link: dict[str, Any] = outbox.get_state("link") or {}
+        health: dict[str, Any] = outbox.get_state("health") or {}
     finally:
         outbox.close()
     debouncers = saved.get("debouncers", {})
@@ -160,6 +161,11 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         "broker_connected": link.get("connected"),
         "collector_online": link.get("collector_online"),
         "link_updated_at": _iso(link.get("at_ms")),
+        # As of link_updated_at: written by the running agent when they change.
+        "outbox_fault": health.get("outbox_fault"),
+        "unkept_events": health.get("unkept_total", 0),
+        "rejected_acks": health.get("rejected_acks", 0),
+        "task_crashes": sum(health.get("task_crashes", {}).values()),
     }
     if fmt == "json":
         print(json.dumps({"summary": summary, "targets": targets, "open_incidents": open_incidents}, indent=2))

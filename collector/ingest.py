@@ -43,8 +43,8 @@ class Publication:
     qos: int = 1
 
 
-def _ack(site: str, agent: str, epoch: str, through: int) -> Publication:
-    return Publication(ack_topic(site, agent), encode(Ack(epoch=epoch, through=through)), retain=True)
+def _ack(site: str, agent: str, epoch: str, through: int, boot: str | None = None) -> Publication:
+    return Publication(ack_topic(site, agent), encode(Ack(epoch=epoch, through=through, boot=boot)), retain=True)
 
 
 class Ingest:
@@ -109,7 +109,7 @@ class Ingest:
                 site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at)
             )
             self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
-        return [_ack(site, agent, birth.epoch, through)]
+        return [_ack(site, agent, birth.epoch, through, boot=birth.boot)]
 
     def _floor(self, tx: Writer, topic: str, payload: bytes, birth: Birth, received_at: int) -> int:
         """The birth's acked_through, unless it lies implausibly far beyond the epoch's ack (dead-lettered, the

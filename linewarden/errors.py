@@ -29,6 +29,10 @@ class StoreError(LinewardenError):
     """A database operation failed in a way the caller must handle."""
 
 
+class StorageFull(StoreError):
+    """The disk (or the database's size cap) is full: the transaction was rolled back; retry when space returns."""
+
+
 class TicketError(LinewardenError):
     """A ticket sink could not complete a request."""
 

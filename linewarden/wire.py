@@ -6,7 +6,7 @@ Times are integers: milliseconds since the Unix epoch, UTC. Site and agent ids a
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -102,6 +102,9 @@ def parse_agent_topic(topic: str) -> tuple[str, str, str]:
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
+    # Optional fields added after v1 shipped: left out of the payload while None, so receivers that predate
+    # them (and forbid unknown keys) still accept it.
+    LATE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
 
 
 M = TypeVar("M", bound=WireModel)
@@ -115,6 +118,7 @@ class TargetInfo(WireModel):
 
 
 class Birth(WireModel):
+    LATE_OPTIONAL = frozenset({"outbox_fault", "boot_seq"})
     v: Literal[1] = 1
     agent: Id
     site: Id
@@ -129,6 +133,8 @@ class Birth(WireModel):
     # The first seq this boot writes: the collector tells the boot's events from replayed ones of the boot
     # before it (a restart's monitoring gap). Optional: births from before it validate without it.
     boot_seq: Seq | None = None
+    # Set while the agent's outbox cannot be written (disk full): what is wrong and what waits in memory.
+    outbox_fault: Annotated[str, Field(max_length=500)] | None = None
 
 
 class Death(WireModel):
@@ -312,9 +318,11 @@ class EventBatch(WireModel):
 
 
 class Ack(WireModel):
+    LATE_OPTIONAL = frozenset({"boot"})
     v: Literal[1] = 1
     epoch: Id
     through: Count
+    boot: Id | None = None  # set on the answer to a birth: the boot that birth announced
 
 
 class CollectorState(WireModel):
@@ -366,4 +374,5 @@ def decode(model: type[M], payload: bytes) -> M:
 
 
 def encode(model: WireModel) -> bytes:
-    return model.model_dump_json(by_alias=True, exclude_none=False).encode()
+    unset = {name for name in model.LATE_OPTIONAL if getattr(model, name) is None}
+    return model.model_dump_json(by_alias=True, exclude_none=False, exclude=unset or None).encode()

@@ -110,12 +110,14 @@ class Writer:
     def record_birth(self, birth: Birth, received_at: int) -> None:
         self.sql.execute(
             "INSERT INTO agents (site, agent, epoch, boot, version, config_hash, heartbeat_interval_s,"
-            " birth_at, birth_received_at, last_seen, boot_seq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " birth_at, birth_received_at, last_seen, boot_seq, outbox_fault)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent) DO UPDATE SET epoch = excluded.epoch, boot = excluded.boot,"
             " version = excluded.version, config_hash = excluded.config_hash,"
             " heartbeat_interval_s = excluded.heartbeat_interval_s, birth_at = excluded.birth_at,"
             " birth_received_at = excluded.birth_received_at, last_seen = excluded.last_seen,"
-            " boot_seq = excluded.boot_seq, death_at = NULL, death_reason = NULL",
+            " boot_seq = excluded.boot_seq, death_at = NULL, death_reason = NULL,"
+            " outbox_fault = excluded.outbox_fault",
             (
                 birth.site,
                 birth.agent,
@@ -128,6 +130,7 @@ class Writer:
                 received_at,
                 received_at,
                 birth.boot_seq,
+                birth.outbox_fault,
             ),
         )
         self.register_targets(birth.site, birth.agent, birth.targets, birth.ts)

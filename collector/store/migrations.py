@@ -236,6 +236,11 @@ CREATE TABLE refused_events (
 )
 """
 
+# v6: what an agent's latest birth says is wrong with its outbox (disk full), NULL when nothing is.
+_CORE_V6 = """
+ALTER TABLE agents ADD COLUMN outbox_fault TEXT
+"""
+
 # v7: the stable cause code of a state change or incident (NULL: sent before cause codes, or imported
 # without one), and the first seq a boot writes (NULL: an agent from before), which tells its events from
 # those of the boot before it that it replays.
@@ -260,6 +265,7 @@ CORE: list[Migration] = [
     Migration("core", 2, _CORE_V2),
     Migration("core", 3, _CORE_V3),
     Migration("core", 4, _CORE_V4),
+    Migration("core", 6, _CORE_V6),
     Migration("core", 7, _CORE_V7),
     Migration("core", 8, _CORE_V8),
 ]

@@ -24,6 +24,7 @@ class AgentRow:
     skew_ms: int | None
     skew_flagged: bool
     boot_seq: int | None = None
+    outbox_fault: str | None = None  # the agent's outbox cannot be written (its latest birth says why)
 
 
 @dataclass(frozen=True)

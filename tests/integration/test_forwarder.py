@@ -294,6 +294,34 @@ async def test_ack_for_another_epoch_is_ignored(mosquitto: Mosquitto, tmp_path: 
         assert run.outbox.stats().depth == 7
 
 
+async def test_forged_ack_beyond_what_was_sent_deletes_nothing(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any broker client may publish on an agent's ack topic (unless the broker's ACL stops it): an ack beyond
+    what the agent has sent in its epoch, or for another epoch, is ignored, logged once per value and counted."""
+    cfg = make_config(mosquitto.port, "forged")
+    async with acker_on(mosquitto) as acker, forwarding(cfg, tmp_path / "o.db") as run:
+        await acker.pause()
+        await async_wait_until(lambda: run.forwarder.status().collector_online is False, what="offline seen")
+        run.append(20)
+        epoch = run.outbox.epoch
+        topic = ack_topic(SITE, "forged")
+        forged = [(epoch, 20), (epoch, 10**12), (epoch, 10**12), ("0000feedbeef", 5)]  # 20: all written, none sent
+        for forged_epoch, through in forged:
+            await acker.client.publish(topic, encode(Ack(epoch=forged_epoch, through=through)), retain=True)
+        await async_wait_until(
+            lambda: run.outbox.stats().depth < 20 or getattr(run.forwarder.status(), "rejected_acks", 0) == 4,
+            what="forged acks counted",
+        )
+        assert run.outbox.stats().depth == 20, "nothing deleted"
+        assert run.outbox.epoch == epoch, "a forged ack is no proof of a restored database"
+        logged = [r for r in caplog.records if "ignored" in r.getMessage() and r.name == "agent.forwarder"]
+        assert len(logged) == 3, "once per distinct value"
+        await acker.resume()
+        await async_wait_until(lambda: run.outbox.stats().depth == 0, what="delivered and acked later")
+        assert acker.seqs("forged", epoch) == list(range(1, 21))
+
+
 async def test_mqtt5_delivery_and_failed_publish_when_disconnected(mosquitto: Mosquitto, tmp_path: Path) -> None:
     cfg = make_config(mosquitto.port, "v5", broker={"port": mosquitto.port, "protocol": "5"})
     assert cfg.broker.protocol == "5"
