@@ -1,9 +1,10 @@
 """Forward the outbox to the collector over MQTT (DESIGN §3), deleting only what the collector acknowledged.
 
 On each connect, and each time the collector comes online (it may have missed the birth while away), publish
-birth (with the last acked seq), then send from the first unacknowledged seq. Events go
-in seq order as `EventBatch` messages of up to `batch_max_events`, QoS 1, with at most `window` batches waiting
-for their PUBACK. A PUBACK only means the broker has the batch in memory; rows are deleted when the collector's
+birth (with the last acked seq), then send from the first unacknowledged seq. Events go in seq order as
+`EventBatch` messages of up to `batch_max_events` and `batch_max_bytes` (a larger single event goes alone; the
+wire limits keep it well below the collector's payload limit), QoS 1, with at most `window` batches waiting for
+their PUBACK. A PUBACK only means the broker has the batch in memory; rows are deleted when the collector's
 retained ack `{epoch, through}` covers them. No ack within `ack_timeout` → send again from the first unacked seq.
 
 While the retained collector state says offline, nothing is sent. Before any state message has been seen (a
@@ -205,7 +206,10 @@ class Forwarder:
         return max(hold, self._state_wait_until) if self._collector_online is None else hold
 
     def _send(self, rows: Sequence[OutboxEvent]) -> bool:
-        """Publish one batch; False when the client refused it at once."""
+        """Publish one batch (as many of `rows` as fit in `batch_max_bytes`); False when the client refused it
+        at once."""
+        payload, count = self._batch_payload(rows)
+        rows = rows[:count]
         try:
             self._outbox.mark_sent(rows[-1].seq)
         except StorageFull as exc:  # remembered in memory: only a restart meanwhile forgets it
@@ -213,7 +217,7 @@ class Forwarder:
                 log.warning("cannot record what was sent (%s); sending anyway", exc)
                 self._unsaved_sent_logged = True
         try:
-            future = self._client.publish(self._events_topic, self._batch_payload(rows))
+            future = self._client.publish(self._events_topic, payload)
         except BrokerError as exc:
             log.debug("batch not sent: %s", exc)
             return False
@@ -224,11 +228,20 @@ class Forwarder:
         future.add_done_callback(self._on_puback)
         return True
 
-    def _batch_payload(self, rows: Sequence[OutboxEvent]) -> bytes:
+    def _batch_payload(self, rows: Sequence[OutboxEvent]) -> tuple[bytes, int]:
+        """The batch of the first of `rows` that fit in `batch_max_bytes` (at least one), and how many it holds."""
         # Built from the stored, already validated body JSON: the same document encode(EventBatch(...)) gives,
         # without parsing and re-serialising every event.
-        events = ",".join(f'{{"seq":{r.seq},"ts":{r.ts},"type":"{r.type}","body":{r.body}}}' for r in rows)
-        return f'{self._batch_head},"events":[{events}]}}'.encode()
+        head = f'{self._batch_head},"events":['.encode()
+        room = self._cfg.batch_max_bytes - len(head) - 2
+        events: list[bytes] = []
+        for r in rows:
+            event = f'{{"seq":{r.seq},"ts":{r.ts},"type":"{r.type}","body":{r.body}}}'.encode()
+            room -= len(event) + (1 if events else 0)
+            if events and room < 0:
+                break
+            events.append(event)
+        return head + b",".join(events) + b"]}", len(events)
 
     def _on_puback(self, future: asyncio.Future[None]) -> None:
         self._in_flight -= 1

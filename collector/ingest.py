@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from collector import admission, liveness
 from collector.store.base import Store, Writer
 from collector.store.rows import AgentRow, GapRow
-from linewarden.config.collector import LivenessConfig
+from linewarden.config.collector import MIB, LivenessConfig
 from linewarden.errors import WireError
 from linewarden.wire import (
     Ack,
@@ -30,6 +30,9 @@ from linewarden.wire import (
 )
 
 log = logging.getLogger(__name__)
+
+# Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
+OVERSIZE_KEPT_BYTES = 1024
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,11 @@ def _ack(site: str, agent: str, epoch: str, through: int, boot: str | None = Non
 class Ingest:
     """Handles agent messages for one collector. `watching_since`: when this collector started listening."""
 
-    def __init__(self, store: Store, config: LivenessConfig, watching_since: int) -> None:
+    def __init__(
+        self, store: Store, config: LivenessConfig, watching_since: int, max_payload_bytes: int = MIB
+    ) -> None:
         self.store = store
+        self.max_payload_bytes = max_payload_bytes
         self.missed = config.missed_heartbeats
         self.skew_threshold_ms = int(config.clock_skew_threshold.total_seconds() * 1000)
         self.max_seq_ahead = config.max_seq_ahead
@@ -60,6 +66,10 @@ class Ingest:
         agent: str | None = None
         try:
             site, agent, kind = parse_agent_topic(topic)
+            if len(payload) > self.max_payload_bytes:  # checked before anything parses it
+                reason = f"payload of {len(payload)} bytes is over the limit of {self.max_payload_bytes} bytes"
+                self._dead_letter(topic, payload[:OVERSIZE_KEPT_BYTES], reason, received_at, site, agent)
+                return []
             if kind == "birth":
                 return self._birth(topic, payload, decode(Birth, payload), site, agent, received_at)
             if kind == "death":

@@ -109,12 +109,17 @@ class CollectorService:
         self.api: ApiServer | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
-            app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book)
+            app = create_app(
+                store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book,
+                max_body_bytes=config.api.max_body_bytes, max_upload_bytes=config.api.max_upload_bytes,
+            )
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
         self._ticketing: list[asyncio.Task[None]] = []
-        self.ingest = Ingest(store, config.liveness, watching_since=clock())
+        self.ingest = Ingest(
+            store, config.liveness, watching_since=clock(), max_payload_bytes=config.ingest.max_payload_bytes
+        )
         self.mqtt = MqttClient(
             config.broker,
             client_id=f"linewarden-collector-{config.collector.id}",

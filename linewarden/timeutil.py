@@ -6,6 +6,7 @@ import re
 from datetime import UTC, datetime, timedelta
 
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "min": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_SECONDS = timedelta.max.total_seconds()
 _PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|min|s|m|h|d|w)")
 
 
@@ -23,6 +24,8 @@ def parse_duration(text: str) -> timedelta:
         pos = m.end()
     if pos != len(s):
         raise ValueError(f"not a duration: {text!r} (use e.g. '500ms', '5s', '10m', '1h', '3d')")
+    if not total <= _MAX_SECONDS:  # also catches an infinite float of 400 digits
+        raise ValueError(f"duration too long: {text!r}")
     return timedelta(seconds=total)
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from linewarden.domain import Criticality, ProbeKind, Severity, State
 from linewarden.errors import WireError
@@ -18,9 +18,38 @@ TOPIC_ROOT = "lw/v1"
 ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 _ID_RE = re.compile(ID_PATTERN)
 
-Ms = Annotated[int, Field(ge=0)]
+# Bounds (docs/limits.md). Every integer fits a BIGINT column; a time is at most the last millisecond of
+# year 9999 (the largest a datetime holds).
+BIGINT_MAX = 2**63 - 1
+MAX_MS = 253_402_300_799_999
+# Text longer than its limit is cut to the limit, ending in TRUNCATED; NUL (which PostgreSQL text cannot hold)
+# becomes U+FFFD. Both happen in validation, so the agent's outbox and the collector's store see the same.
+TRUNCATED = "…[truncated]"
+MAX_TEXT = 1000  # reasons, changed values
+MAX_SHORT_TEXT = 200  # versions, hashes, names
+MAX_TARGETS = 2000  # targets of one agent (birth, heartbeat, incident)
+MAX_WINDOWS = 1000  # maintenance windows in one announcement, assets or services in one window
+MAX_BATCH_EVENTS = 10_000  # events in one batch
+MAX_INTERVAL_S = 86_400  # a heartbeat interval
+
+
+def clip(text: str, limit: int) -> str:
+    """`text` with NUL replaced and cut to `limit` characters, the cut marked by TRUNCATED."""
+    text = text.replace("\x00", "\ufffd")
+    return text if len(text) <= limit else text[: limit - len(TRUNCATED)] + TRUNCATED
+
+
+def _clipper(limit: int) -> BeforeValidator:
+    return BeforeValidator(lambda v: clip(v, limit) if isinstance(v, str) else v)
+
+
+Ms = Annotated[int, Field(ge=0, le=MAX_MS)]
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
-Seq = Annotated[int, Field(ge=1)]
+Seq = Annotated[int, Field(ge=1, le=BIGINT_MAX)]
+Count = Annotated[int, Field(ge=0, le=BIGINT_MAX)]
+Text = Annotated[str, _clipper(MAX_TEXT)]
+ShortText = Annotated[str, _clipper(MAX_SHORT_TEXT)]
+IntervalS = Annotated[int, Field(ge=1, le=MAX_INTERVAL_S)]
 # A stable cause code beside a human reason: dotted, lower case (`modbus.exception.4`, `http.timeout`).
 # Optional on the wire: events from before cause codes validate without it.
 Cause = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", max_length=128)]
@@ -72,7 +101,7 @@ def parse_agent_topic(topic: str) -> tuple[str, str, str]:
 
 
 class WireModel(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False)
     # Optional fields added after v1 shipped: left out of the payload while None, so receivers that predate
     # them (and forbid unknown keys) still accept it.
     LATE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
@@ -96,11 +125,11 @@ class Birth(WireModel):
     epoch: Id
     boot: Id
     ts: Ms
-    version: str
-    config_hash: str
-    heartbeat_interval_s: Annotated[int, Field(ge=1)] = 60
-    targets: list[TargetInfo]
-    acked_through: Annotated[int, Field(ge=0)] = 0
+    version: ShortText
+    config_hash: ShortText
+    heartbeat_interval_s: IntervalS = 60
+    targets: Annotated[list[TargetInfo], Field(max_length=MAX_TARGETS)]
+    acked_through: Count = 0
     # The first seq this boot writes: the collector tells the boot's events from replayed ones of the boot
     # before it (a restart's monitoring gap). Optional: births from before it validate without it.
     boot_seq: Seq | None = None
@@ -115,7 +144,7 @@ class Death(WireModel):
     epoch: Id
     boot: Id
     ts: Ms
-    reason: str
+    reason: Text
 
 
 # --- event bodies
@@ -128,21 +157,21 @@ class StateChangeBody(WireModel):
     asset: Id | None = None
     from_: State = Field(alias="from")
     to: State
-    reason: str
+    reason: Text
     cause: Cause | None = None
     at: Ms
 
 
 class HeartbeatBody(WireModel):
-    interval_s: Annotated[int, Field(ge=1)]
-    states: dict[str, State]
+    interval_s: IntervalS
+    states: Annotated[dict[Id, State], Field(max_length=MAX_TARGETS)]
 
 
 class MetricsBody(WireModel):
     target: Id
     minute: Ms
-    probes: Annotated[int, Field(ge=0)]
-    failures: Annotated[int, Field(ge=0)]
+    probes: Count
+    failures: Count
     latency_p50_ms: Annotated[float, Field(ge=0)] | None = None
     latency_p95_ms: Annotated[float, Field(ge=0)] | None = None
     latency_max_ms: Annotated[float, Field(ge=0)] | None = None
@@ -160,18 +189,18 @@ class IncidentOpenedBody(WireModel):
     criticality: Criticality | None = None
     severity: Severity
     state: State
-    reason: str
+    reason: Text
     cause: Cause | None = None
     in_production: bool | None = None  # agents always say; a history import may not know
     opened_at: Ms
-    targets: list[Id] = Field(default_factory=list)
+    targets: list[Id] = Field(default_factory=list, max_length=MAX_TARGETS)
 
 
 class IncidentUpdatedBody(WireModel):
     incident: Id
     severity: Severity
     state: State
-    reason: str
+    reason: Text
     cause: Cause | None = None
     in_production: bool | None = None
     at: Ms
@@ -180,24 +209,24 @@ class IncidentUpdatedBody(WireModel):
 class IncidentResolvedBody(WireModel):
     incident: Id
     at: Ms
-    reason: str = "recovered"
+    reason: Text = "recovered"
 
 
 class ChangeDetectedBody(WireModel):
     target: Id
     asset: Id
-    what: str
-    old: str | None
-    new: str
+    what: ShortText
+    old: Text | None
+    new: Text
     at: Ms
 
 
 class GapBody(WireModel):
     from_seq: Seq
     to_seq: Seq
-    count: Annotated[int, Field(ge=0)]
-    reason: str
-    dropped_types: list[str] = Field(default_factory=list)
+    count: Count
+    reason: Text
+    dropped_types: list[ShortText] = Field(default_factory=list, max_length=16)
 
 
 class _EventBase(WireModel):
@@ -285,14 +314,14 @@ class EventBatch(WireModel):
     site: Id
     epoch: Id
     boot: Id
-    events: Annotated[list[Event], Field(min_length=1)]
+    events: Annotated[list[Event], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
 class Ack(WireModel):
     LATE_OPTIONAL = frozenset({"boot"})
     v: Literal[1] = 1
     epoch: Id
-    through: Annotated[int, Field(ge=0)]
+    through: Count
     boot: Id | None = None  # set on the answer to a birth: the boot that birth announced
 
 
@@ -303,20 +332,20 @@ class CollectorState(WireModel):
 
 
 class MaintenanceWindowWire(WireModel):
-    id: str
+    id: Annotated[str, Field(min_length=1, max_length=MAX_SHORT_TEXT)]
     kind: Literal["maintenance", "change"] = "maintenance"
     start: Ms
     end: Ms
-    assets: list[Id] = Field(default_factory=list)
-    services: list[Id] = Field(default_factory=list)
+    assets: list[Id] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    services: list[Id] = Field(default_factory=list, max_length=MAX_WINDOWS)
     announced_at: Ms
-    announced_by: str
-    reason: str = ""
+    announced_by: ShortText
+    reason: Text = ""
     # Optional (v1 stays compatible): selectors beside named assets and services, and whether the
     # announcement was dated earlier than the collector received it.
     whole_site: bool = False
-    lines: list[Id] = Field(default_factory=list)
-    asset_classes: list[Criticality] = Field(default_factory=list)
+    lines: list[Id] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    asset_classes: list[Criticality] = Field(default_factory=list, max_length=4)
     back_dated: bool = False
 
 
@@ -324,7 +353,7 @@ class MaintenanceAnnouncement(WireModel):
     v: Literal[1] = 1
     site: Id
     ts: Ms
-    windows: list[MaintenanceWindowWire]
+    windows: Annotated[list[MaintenanceWindowWire], Field(max_length=MAX_WINDOWS)]
 
 
 def _short(exc: ValidationError) -> str:

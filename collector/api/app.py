@@ -15,18 +15,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from collector.api.limits import TOO_LARGE, BodyLimit
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.reporting import parse_as_of, reports
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.tokens import TokenInfo, authenticate
 from linewarden.book import ContractBook
+from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
 from linewarden.errors import BackdateForbidden, MaintenanceRefused, TicketNotFound, TicketStateError
-from linewarden.wire import MaintenanceWindowWire
+from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
+
+# A time in a request: milliseconds since the Unix epoch, up to the end of year 9999 (as on the wire).
+TimeMs = Annotated[int, Field(ge=0, le=MAX_MS)]
+AssetId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+MAX_NOTE = 4 * MAX_TEXT
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -47,36 +54,36 @@ class Triage(BaseModel):
 
 
 class Note(BaseModel):
-    note: str = ""
+    note: str = Field(default="", max_length=MAX_NOTE)
 
 
 class PauseBody(BaseModel):
-    reason: str = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=MAX_TEXT)
 
 
 class RcaDocument(BaseModel):
-    name: str = Field(min_length=1, max_length=200)
+    name: str = Field(min_length=1, max_length=MAX_SHORT_TEXT)
     content_base64: str
 
 
 class RcaBody(BaseModel):
-    link: str | None = Field(default=None, pattern=r"^https?://.+")
+    link: str | None = Field(default=None, pattern=r"^https?://.+", max_length=2000)
     document: RcaDocument | None = None
 
 
 class WindowBody(BaseModel):
-    site: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    site: str = Field(pattern=ID_PATTERN, max_length=64)
     kind: str = Field(default="maintenance", pattern=r"^(maintenance|change)$")
-    start: int
-    end: int
-    assets: list[str] = Field(default_factory=list)
-    services: list[str] = Field(default_factory=list)
+    start: TimeMs
+    end: TimeMs
+    assets: list[AssetId] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    services: list[AssetId] = Field(default_factory=list, max_length=MAX_WINDOWS)
     whole_site: bool = False
-    lines: list[str] = Field(default_factory=list)
-    asset_classes: list[Criticality] = Field(default_factory=list)
-    reason: str = ""
-    announced_at: int | None = None  # back-dating: admin tokens only, with backdate_reason
-    backdate_reason: str = ""
+    lines: list[AssetId] = Field(default_factory=list, max_length=MAX_WINDOWS)
+    asset_classes: list[Criticality] = Field(default_factory=list, max_length=4)
+    reason: str = Field(default="", max_length=MAX_TEXT)
+    announced_at: TimeMs | None = None  # back-dating: admin tokens only, with backdate_reason
+    backdate_reason: str = Field(default="", max_length=MAX_TEXT)
 
 
 def _principal(request: Request) -> Principal:
@@ -130,11 +137,20 @@ def create_app(
     rca_dir: Path,
     on_maintenance: Callable[[str], None] | None = None,
     book: ContractBook | None = None,
+    max_body_bytes: int = MIB,
+    max_upload_bytes: int = 20 * MIB,
 ) -> FastAPI:
     """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded; `book`
-    holds the contracts the reports are of (none: no reports)."""
+    holds the contracts the reports are of (none: no reports).
+
+    A request body may hold `max_body_bytes`; one posting an RCA document, that document (base64, so 4/3 of
+    `max_upload_bytes`) and 64 KiB more."""
     app = FastAPI(title="linewarden collector API", version="1")
     app.state.store = store
+    upload_body_bytes = max_upload_bytes * 4 // 3 + 64 * KIB
+    app.add_middleware(
+        BodyLimit, limit_for=lambda path: upload_body_bytes if path.endswith("/rca") else max_body_bytes
+    )
     contracts = book if book is not None else ContractBook({}, {})
 
     @app.get("/reports/{period}")
@@ -204,6 +220,8 @@ def create_app(
                 data = base64.b64decode(body.document.content_base64, validate=True)
             except (binascii.Error, ValueError):
                 raise HTTPException(422, "document.content_base64 is not base64") from None
+            if len(data) > max_upload_bytes:
+                raise HTTPException(TOO_LARGE, f"document of {len(data)} bytes is over the limit of {max_upload_bytes}")
             digest = hashlib.sha256(data).hexdigest()
             rca_dir.mkdir(parents=True, exist_ok=True)
             (rca_dir / digest).write_bytes(data)
@@ -232,7 +250,11 @@ def create_app(
         )
 
     @app.get("/maintenance-windows")
-    def windows(caller: Caller, start: int = 0, end: int = FAR_FUTURE_MS) -> list[dict[str, Any]]:
+    def windows(
+        caller: Caller,
+        start: Annotated[int, Query(ge=0, le=MAX_MS)] = 0,
+        end: Annotated[int, Query(ge=0, le=MAX_MS)] = FAR_FUTURE_MS,
+    ) -> list[dict[str, Any]]:
         _require(caller, "plant")
         return [{**w.__dict__, "back_dated": w.back_dated} for w in store.maintenance_windows(start, end)]
 

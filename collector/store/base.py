@@ -43,12 +43,19 @@ from linewarden.wire import (
     MaintenanceWindowWire,
     StateChangeEvent,
     TargetInfo,
+    clip,
+    events_topic,
 )
 
 Row = dict[str, Any]
 DEAD_LETTER_COUNTER = "dead_letters"
 # Longest payload kept in a dead letter; the rest is cut (a flood of huge junk must not fill the disk).
 MAX_DEAD_LETTER_CHARS = 65536
+
+
+class DataRejected(StoreError):
+    """The database refused a value (out of range, NUL in text, a broken constraint): the data is bad, and
+    sending it again will not help. Backends raise it in place of their driver's data errors."""
 
 
 class Sql(Protocol):
@@ -194,8 +201,10 @@ class Writer:
         known = {
             r["seq"]
             for r in self.sql.query(
-                "SELECT seq FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq >= ? AND seq <= ?",
-                (site, agent, epoch, min(seqs), max(seqs)),
+                "SELECT seq FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq >= ? AND seq <= ?"
+                " UNION ALL SELECT seq FROM refused_events WHERE site = ? AND agent = ? AND epoch = ?"
+                " AND seq >= ? AND seq <= ?",
+                (site, agent, epoch, min(seqs), max(seqs)) * 2,
             )
         }
         new: list[Event] = []
@@ -203,6 +212,39 @@ class Writer:
             if e.seq not in known:
                 known.add(e.seq)
                 new.append(e)
+        return self._insert_or_split(site, agent, epoch, boot, new, received_at)
+
+    def _insert_or_split(
+        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[Event], received_at: int
+    ) -> list[Event]:
+        """Insert `events` in one go; when the database refuses the data of one, bisect the batch until each
+        refused event stands alone, and dead-letter those (`_reject`). Return the events stored."""
+        if not events:
+            return []
+        self.sql.execute("SAVEPOINT insert_events")
+        try:
+            self._insert_new(site, agent, epoch, boot, events, received_at)
+        except DataRejected as exc:
+            self.sql.execute("ROLLBACK TO SAVEPOINT insert_events")
+            self.sql.execute("RELEASE SAVEPOINT insert_events")
+            if len(events) == 1:
+                self._reject(site, agent, epoch, events[0], str(exc), received_at)
+                return []
+            half = len(events) // 2
+            return [
+                *self._insert_or_split(site, agent, epoch, boot, events[:half], received_at),
+                *self._insert_or_split(site, agent, epoch, boot, events[half:], received_at),
+            ]
+        self.sql.execute("RELEASE SAVEPOINT insert_events")
+        return list(events)
+
+    def _reject(self, site: str, agent: str, epoch: str, event: Event, problem: str, received_at: int) -> None:
+        reason = clip(f"seq {event.seq}: the store refused the event: {problem}", 1000)
+        self.refuse_event(events_topic(site, agent), site, agent, epoch, event, reason, received_at)
+
+    def _insert_new(
+        self, site: str, agent: str, epoch: str, boot: str, new: Sequence[Event], received_at: int
+    ) -> None:
         self.sql.execute_many(
             "INSERT INTO events (site, agent, epoch, seq, boot, ts, type, body, received_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
@@ -232,7 +274,6 @@ class Writer:
         for e in new:
             if not isinstance(e, StateChangeEvent | HeartbeatEvent):
                 self._derive(site, agent, epoch, e)
-        return new
 
     def asset_of(self, site: str, agent: str, target: str, named: str | None = None) -> str:
         """The asset a target belongs to, from the agent's registry (an asset the event names does not count);
@@ -436,10 +477,12 @@ class Writer:
     def add_dead_letter(
         self, topic: str, payload: bytes, reason: str, received_at: int, site: str | None, agent: str | None
     ) -> None:
-        text = payload.decode("utf-8", errors="backslashreplace")[:MAX_DEAD_LETTER_CHARS]
+        # No NUL in any text column (PostgreSQL refuses it): the junk that brought one here must still be kept.
+        text = payload[: MAX_DEAD_LETTER_CHARS * 4].decode("utf-8", errors="backslashreplace")
+        text = text.replace("\x00", "\\x00")[:MAX_DEAD_LETTER_CHARS]
         self.sql.execute(
             "INSERT INTO dead_letters (topic, site, agent, payload, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)",
-            (topic, site, agent, text, reason, received_at),
+            (clip(topic, 1000), site, agent, text, clip(reason, 1000), received_at),
         )
         self.sql.execute(
             "INSERT INTO counters (name, value) VALUES (?, 1)"

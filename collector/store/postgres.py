@@ -14,10 +14,20 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from collector.store.base import Row, Store, Writer
+from collector.store.base import DataRejected, Row, Store, Writer
 from linewarden.errors import StorageFull, StoreError
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# A value PostgreSQL (or psycopg, e.g. a NUL in text) refuses: bad data, not a failing database.
+_DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
+
+
+@contextmanager
+def _data_errors() -> Iterator[None]:
+    try:
+        yield
+    except _DATA_ERRORS as exc:
+        raise DataRejected(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 def _pg(sql: str) -> str:
@@ -30,17 +40,17 @@ class _PgSql:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        with self._conn.cursor() as cur:
+        with _data_errors(), self._conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
             return max(cur.rowcount, 0)
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         if rows:
-            with self._conn.cursor() as cur:
+            with _data_errors(), self._conn.cursor() as cur:
                 cur.executemany(_pg(sql), [tuple(r) for r in rows])
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        with self._conn.cursor() as cur:
+        with _data_errors(), self._conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
             return list(cur.fetchall())
 

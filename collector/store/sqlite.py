@@ -13,8 +13,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from collector.store.base import Row, Store, Writer
+from collector.store.base import DataRejected, Row, Store, Writer
 from linewarden.errors import StorageFull, StoreError
+
+# What SQLite (or its binding of parameters) raises for a value it cannot hold: bad data, not a failing database.
+_DATA_ERRORS = (OverflowError, UnicodeEncodeError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError)
+
+
+@contextmanager
+def _data_errors() -> Iterator[None]:
+    try:
+        yield
+    except _DATA_ERRORS as exc:
+        raise DataRejected(f"{exc.__class__.__name__}: {exc}") from exc
 
 
 class _SqliteSql:
@@ -22,15 +33,18 @@ class _SqliteSql:
         self._conn = conn
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._conn.execute(sql, tuple(params)).rowcount
+        with _data_errors():
+            return self._conn.execute(sql, tuple(params)).rowcount
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        self._conn.executemany(sql, rows)
+        with _data_errors():
+            self._conn.executemany(sql, rows)
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        cur = self._conn.execute(sql, tuple(params))
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        with _data_errors():
+            cur = self._conn.execute(sql, tuple(params))
+            names = [d[0] for d in cur.description]
+            return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
 
 class SqliteStore(Store):

@@ -6,11 +6,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, StrictModel, TimeZoneName
 from linewarden.config.targets import TargetConfig
 from linewarden.domain import Criticality, Severity
+from linewarden.wire import MAX_BATCH_EVENTS, MAX_INTERVAL_S, MAX_TARGETS
 
 
 class AgentSection(StrictModel):
@@ -24,6 +25,13 @@ class AgentSection(StrictModel):
     heartbeat_interval: PositiveDuration = timedelta(seconds=60)
     metrics: bool = True
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+
+    @field_validator("heartbeat_interval")
+    @classmethod
+    def _heartbeat_fits_the_wire(cls, value: timedelta) -> timedelta:
+        if value > timedelta(seconds=MAX_INTERVAL_S):
+            raise ValueError("at most 1 day (the longest heartbeat interval the wire protocol carries)")
+        return value
 
 
 class Defaults(StrictModel):
@@ -43,7 +51,9 @@ class FlapConfig(StrictModel):
 class OutboxConfig(StrictModel):
     max_events: Annotated[int, Field(ge=100)] = 1_000_000
     max_age: PositiveDuration = timedelta(days=30)
-    batch_max_events: Annotated[int, Field(ge=1, le=10_000)] = 500
+    batch_max_events: Annotated[int, Field(ge=1, le=MAX_BATCH_EVENTS)] = 500
+    # At most half the collector's smallest payload limit, so no agent message is ever refused for its size.
+    batch_max_bytes: Annotated[int, Field(ge=16 * 1024, le=512 * 1024)] = 256 * 1024
     window: Annotated[int, Field(ge=1, le=100)] = 10
     ack_timeout: PositiveDuration = timedelta(seconds=15)
     # Cap on the outbox file (None: the disk is the cap); reaching it is handled as a full disk.
@@ -106,7 +116,7 @@ class AgentConfig(StrictModel):
     flap: FlapConfig = FlapConfig()
     severity: SeverityMatrix = SeverityMatrix()
     assets: list[Asset] = Field(min_length=1)
-    targets: list[TargetConfig] = Field(min_length=1)
+    targets: list[TargetConfig] = Field(min_length=1, max_length=MAX_TARGETS)
 
     @model_validator(mode="after")
     def _references(self) -> AgentConfig:

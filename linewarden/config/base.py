@@ -20,16 +20,27 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+# No duration in a config is longer: later arithmetic on times must never overflow.
+MAX_DURATION = timedelta(days=36_525)  # 100 years
+MAX_ZONE_NAME = 64  # the longest IANA name is 32 characters
+
+
 def _to_duration(value: Any) -> timedelta:
     if isinstance(value, timedelta):
-        return value
+        return _check_bounded(value)
     if isinstance(value, bool):
         raise ValueError("a duration is a string like '5s', '10m', '1h', '3d'")
     if isinstance(value, int | float):
         raise ValueError(f"give a duration with its unit, e.g. '{value}s' (bare numbers are ambiguous)")
     if isinstance(value, str):
-        return parse_duration(value)
+        return _check_bounded(parse_duration(value))
     raise ValueError("a duration is a string like '5s', '10m', '1h', '3d'")
+
+
+def _check_bounded(value: timedelta) -> timedelta:
+    if abs(value) > MAX_DURATION:
+        raise ValueError("longer than 100 years")
+    return value
 
 
 def _check_positive(value: timedelta) -> timedelta:
@@ -50,10 +61,15 @@ PositiveDuration = Annotated[Duration, BeforeValidator(lambda v: _check_positive
 def _check_zone(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("a time zone is an IANA name such as 'Europe/Berlin'")
+    shown = repr(value) if len(value) <= MAX_ZONE_NAME else f"{value[:MAX_ZONE_NAME]!r}… ({len(value)} characters)"
+    problem = f"unknown time zone {shown} (use an IANA name such as 'Europe/Berlin')"
+    if not value or len(value) > MAX_ZONE_NAME:
+        raise ValueError(problem)
     try:
         ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {value!r} (use an IANA name such as 'Europe/Berlin')") from None
+    # A directory of the zone database ("Europe") or a name the file system refuses is an OSError.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(problem) from None
     return value
 
 

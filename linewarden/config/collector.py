@@ -31,9 +31,19 @@ class LivenessConfig(StrictModel):
     )
 
 
+KIB, MIB = 1024, 1024 * 1024
+
+
+class IngestConfig(StrictModel):
+    # At least twice an agent's largest batch (`outbox.batch_max_bytes` is at most 512 KiB).
+    max_payload_bytes: Annotated[int, Field(ge=MIB, le=256 * MIB)] = MIB
+
+
 class ApiConfig(StrictModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8470
+    max_body_bytes: Annotated[int, Field(ge=4 * KIB, le=256 * MIB)] = MIB
+    max_upload_bytes: Annotated[int, Field(ge=KIB, le=1024 * MIB, description="an RCA document, decoded")] = 20 * MIB
 
 
 class PlantItConfig(StrictModel):
@@ -53,5 +63,6 @@ class CollectorConfig(StrictModel):
         default_factory=lambda: ["calendars/*.toml"], description="globs, relative to this file"
     )
     liveness: LivenessConfig = LivenessConfig()
+    ingest: IngestConfig = IngestConfig()
     api: ApiConfig = ApiConfig()
     plant_it: PlantItConfig = PlantItConfig()

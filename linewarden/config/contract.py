@@ -14,14 +14,21 @@ from pydantic import BeforeValidator, Field, field_validator, model_validator
 from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
 from linewarden.domain import Criticality, Severity
 
+# Larger amounts or percentages are typing mistakes, and would overflow decimal arithmetic (28 digits).
+_MAX_DECIMAL = Decimal(10) ** 15
+
 
 def _exact_decimal(value: object) -> object:
     """TOML has no decimal type: take a float by its shortest repr (10000.0 → '10000.0'), never its binary value."""
     if isinstance(value, float):
-        return Decimal(repr(value))
-    if isinstance(value, int) and not isinstance(value, bool):
-        return Decimal(value)
-    return value
+        dec = Decimal(repr(value))
+    elif isinstance(value, int) and not isinstance(value, bool):
+        dec = Decimal(value)
+    else:
+        return value
+    if not dec.is_finite() or abs(dec) >= _MAX_DECIMAL:
+        raise ValueError(f"a number below {_MAX_DECIMAL:,} is needed here")
+    return dec
 
 
 def _money(value: object) -> object:

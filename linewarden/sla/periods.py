@@ -14,6 +14,8 @@ from zoneinfo import ZoneInfo
 from linewarden.timeutil import dt_to_ms, ms_to_dt
 
 _LABEL = re.compile(r"^(\d{4})-(\d{2})$")
+# Months a report may be of: every time in them, and in the weeks a report reads around them, is a wire time.
+YEARS = range(1970, 9999)
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,8 @@ def month(year: int, month_no: int, timezone: str) -> Period:
 def parse_month(label: str, timezone: str) -> Period:
     """'2026-03' → March 2026 in `timezone`. Raises ValueError on any other text."""
     m = _LABEL.match(label.strip())
-    if not m or not 1 <= int(m.group(2)) <= 12:
-        raise ValueError(f"not a month: {label!r} (use YYYY-MM, e.g. '2026-03')")
+    if not m or not 1 <= int(m.group(2)) <= 12 or int(m.group(1)) not in YEARS:
+        raise ValueError(f"not a month: {label!r} (use YYYY-MM from 1970-01 to 9998-12, e.g. '2026-03')")
     return month(int(m.group(1)), int(m.group(2)), timezone)
 
 

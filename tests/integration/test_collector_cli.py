@@ -127,6 +127,15 @@ def test_report_rejects_a_bad_period(collector_config: Path, capsys: pytest.Capt
     assert "YYYY-MM" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("period", ["0001-01", "1969-12", "9999-12"])
+def test_report_of_a_month_outside_the_wire_range_is_one_line(
+    collector_config: Path, capsys: pytest.CaptureFixture[str], period: str
+) -> None:
+    assert main(["collector", "report", "--config", str(collector_config), "--period", period]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "from 1970-01 to 9998-12" in err, err
+
+
 def test_contract_verify(tmp_path: Path, collector_config: Path, capsys: pytest.CaptureFixture[str]) -> None:
     signed = tmp_path / "signed.pdf"
     signed.write_bytes(PDF)
