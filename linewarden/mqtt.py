@@ -147,7 +147,8 @@ class MqttClient:
             old, self._paho = self._paho, None
             old.disconnect()
             await asyncio.to_thread(old.loop_stop)
-            self._disconnected_on_loop("reconnecting with new TLS files")
+            if self._connected:
+                self._disconnected_on_loop("reconnecting with new TLS files")
             self._tls_files, self._peer_cert = stamps, None
             self._paho = self._new_client(context)
             self._paho.loop_start()
@@ -354,6 +355,9 @@ class MqttClient:
         if was_connected:
             log.info("MQTT disconnected from %s:%s: %s", self._config.host, self._config.port, reason)
             self._run_hook(self.on_disconnect)
+        elif self._paho is not None:
+            # closed before CONNACK, e.g. a TLS 1.3 broker rejecting the client certificate after the handshake
+            self._connect_failed_on_loop(f"closed the connection ({reason})")
 
     def _puback_on_loop(self, mid: int, failure: str | None) -> None:
         future = self._pending.pop(mid, None)
