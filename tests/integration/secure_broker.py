@@ -58,9 +58,9 @@ class ShippedBroker(Mosquitto):
         shutil.copy(shipped / "linewarden.acl", self.dir / "linewarden.acl")
         self._readable_by_broker()
 
-    def identity(self, name: str, now: dt.datetime, days: int = 30, *, authority: certs.Issued | None = None) -> Identity:
+    def identity(self, name: str, now: dt.datetime, days: int = 30) -> Identity:
         """A client certificate (common name `name`) and a password for `name`, written to the broker's folder."""
-        issued = certs.issue(authority or self.authority, name, now, days)
+        issued = certs.issue(self.authority, name, now, days)
         stem = name.replace("/", ".")
         password = self._write(f"{stem}.password", f"pw-{stem}".encode())
         return Identity(name, self._write(f"{stem}.pem", issued.cert_pem), self._write(f"{stem}.key", issued.key_pem),

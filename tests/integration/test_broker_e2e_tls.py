@@ -4,7 +4,7 @@ one with a client certificate (mutual TLS), the collector with its certificate a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -97,7 +97,19 @@ def _stored(svc: CollectorService, agent: str) -> int:
     return sum(1 for r in svc.store.table_rows("events") if r["agent"] == agent)
 
 
-async def test_agents_reach_the_collector_and_hold_while_it_is_offline(broker: ShippedBroker, tmp_path: Path):
+def _acked_through(agent: Agent, seq: int) -> Callable[[], bool]:
+    return lambda: agent.outbox.stats().last_ack_seq >= seq
+
+
+def _sees_collector(agent: Agent, online: bool) -> Callable[[], bool]:
+    return lambda: agent.forwarder.status().collector_online is online
+
+
+def _recorded_past(agent: Agent, seq: int) -> Callable[[], bool]:
+    return lambda: agent.outbox.stats().next_seq > seq
+
+
+async def test_agents_reach_the_collector_and_hold_while_it_is_offline(broker: ShippedBroker, tmp_path: Path) -> None:
     svc = await _collector(broker, tmp_path)
     async with (
         _agent(_agent_toml(broker, tmp_path, "s1/a1", mtls=False)) as a1,
@@ -106,30 +118,26 @@ async def test_agents_reach_the_collector_and_hold_while_it_is_offline(broker: S
         agents = {"a1": a1, "a2": a2}
         try:
             for name, agent in agents.items():
-                await async_wait_until(lambda a=agent: a.outbox.stats().last_ack_seq > 0, what=f"{name} acked")
+                await async_wait_until(_acked_through(agent, 1), what=f"{name} acked")
                 assert _stored(svc, name) > 0
                 # the collector's state reaches the agent through the shipped ACL
-                await async_wait_until(lambda a=agent: a.forwarder.status().collector_online is True,
-                                       what=f"{name} sees the collector online")  # fmt: skip
+                await async_wait_until(_sees_collector(agent, True), what=f"{name} sees the collector online")
         finally:
             await svc.stop()
             svc.store.close()
 
         for name, agent in agents.items():
-            await async_wait_until(lambda a=agent: a.forwarder.status().collector_online is False,
-                                   what=f"{name} sees the collector offline")  # fmt: skip
+            await async_wait_until(_sees_collector(agent, False), what=f"{name} sees the collector offline")
         held = {name: a.forwarder.status().sent_through for name, a in agents.items()}
         for name, agent in agents.items():
-            await async_wait_until(lambda a=agent, n=name: a.outbox.stats().next_seq > held[n] + 2,
-                                   what=f"{name} records heartbeats while the collector is away")  # fmt: skip
+            await async_wait_until(_recorded_past(agent, held[name] + 2), what=f"{name} records while it is away")
         assert {name: a.forwarder.status().sent_through for name, a in agents.items()} == held
 
         svc = await _collector(broker, tmp_path)
         try:
             for name, agent in agents.items():
                 target = agent.outbox.stats().next_seq - 1
-                await async_wait_until(lambda a=agent, t=target: a.outbox.stats().last_ack_seq >= t,
-                                       what=f"{name} acked through {target} after the collector's return")  # fmt: skip
+                await async_wait_until(_acked_through(agent, target), what=f"{name} acked through {target}")
         finally:
             await svc.stop()
             svc.store.close()

@@ -148,6 +148,7 @@ async def test_unknown_ca_is_refused_even_without_the_host_name_check(broker: Sh
     other = certs.new_authority("somebody else", dt.datetime.now(dt.UTC), 30)
     (tmp_path / "other-ca.pem").write_bytes(other.cert_pem)
     config = broker.config("s1/a1", verify_hostname=False)
+    assert config.tls is not None
     config = config.model_copy(update={"tls": config.tls.model_copy(update={"ca_file": tmp_path / "other-ca.pem"})})
     client = MqttClient(config, "test")
     await client.start()
@@ -174,7 +175,8 @@ async def test_agent_publishes_under_its_own_name_concurrently_with_others(broke
     """Two agents of one site and one of another, each under its own identity, at once."""
     clients = [await _connected(broker.config(name)) for name in AGENTS]
     try:
-        await asyncio.gather(*(c.publish(events_topic(*n.split("/")), n.encode()) for c, n in zip(clients, AGENTS)))
+        pairs = zip(clients, AGENTS, strict=True)
+        await asyncio.gather(*(c.publish(events_topic(*n.split("/")), n.encode()) for c, n in pairs))
         for name in AGENTS:
             await sink.receives(events_topic(*name.split("/")), name.encode())
     finally:
