@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.outbox import Outbox, OutboxEvent
+from linewarden.certs import CertInfo
 from linewarden.config.agent import AgentConfig
 from linewarden.errors import BrokerError, WireError
 from linewarden.mqtt import MqttClient, Will
@@ -121,6 +122,10 @@ class Forwarder:
             sent_through=self._sent,
             in_flight=self._in_flight,
         )
+
+    def certificates(self) -> list[CertInfo]:
+        """The broker link's certificates: own, CA, and the broker's as seen at connect."""
+        return self._client.certificates()
 
     async def run(self) -> None:
         self._client.set_will(Will(death_topic(self._site, self._agent), self._death("connection lost")))

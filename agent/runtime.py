@@ -217,7 +217,12 @@ class Agent:
                 link, link_saved_ms = (status.connected, status.collector_online), now_ms
                 self.outbox.set_state(
                     "link",
-                    {"connected": status.connected, "collector_online": status.collector_online, "at_ms": now_ms},
+                    {
+                        "connected": status.connected,
+                        "collector_online": status.collector_online,
+                        "at_ms": now_ms,
+                        "certificates": [c.as_dict() for c in self.forwarder.certificates()],
+                    },
                 )
             events: list[Emitted] = list(self._tracker.tick(now_ms, self._pending_fail()))
             events += [("metrics", m) for m in self._metrics.flush(now_ms)]

@@ -52,6 +52,14 @@ class CertInfo:
     def as_dict(self) -> dict[str, str | int]:
         return {"role": self.role.value, "subject": self.subject, "not_after_ms": self.not_after_ms}
 
+    @classmethod
+    def from_dict(cls, data: dict[str, object]) -> CertInfo:
+        """The inverse of `as_dict`; raises CertError for anything else."""
+        try:
+            return cls(Role(str(data["role"])), str(data["subject"]), int(str(data["not_after_ms"])))
+        except (KeyError, ValueError) as exc:
+            raise CertError(f"not a certificate record: {exc}") from None
+
 
 def _info(cert: x509.Certificate, role: Role) -> CertInfo:
     names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)

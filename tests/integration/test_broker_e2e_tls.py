@@ -4,19 +4,22 @@ one with a client certificate (mutual TLS), the collector with its certificate a
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agent.runtime import Agent
 from collector.service import CollectorService
 from collector.store.sqlite import SqliteStore
+from linewarden.cli import main
 from linewarden.config.agent import AgentConfig
 from linewarden.config.collector import CollectorConfig, CollectorSection
 from linewarden.config.load import load
-from tests.integration.secure_broker import ShippedBroker
+from tests.integration.secure_broker import BROKER_DAYS, ShippedBroker
 from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.broker
@@ -141,3 +144,29 @@ async def test_agents_reach_the_collector_and_hold_while_it_is_offline(broker: S
         finally:
             await svc.stop()
             svc.store.close()
+
+
+def _status(path: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
+    assert main(["agent", "status", "--config", str(path), "--format", "json"]) == 0
+    status: dict[str, Any] = json.loads(capsys.readouterr().out)
+    return status
+
+
+async def test_agent_status_lists_its_certificates_and_the_brokers(
+    broker: ShippedBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _agent_toml(broker, tmp_path, "s1/a2", mtls=True)
+    async with _agent(path) as agent:
+        await async_wait_until(lambda: agent.forwarder.status().connected, what="agent connected")
+
+        def peer_seen() -> bool:
+            return any(c["role"] == "peer" for c in _status(path, capsys)["certificates"])
+
+        await async_wait_until(peer_seen, what="the broker's certificate in `agent status`")
+    status = _status(path, capsys)
+    rows = {(c["role"], c["subject"]): c for c in status["certificates"]}
+    assert set(rows) == {("own", "s1/a2"), ("ca", "linewarden test CA"), ("peer", "broker")}
+    # the broker's certificate runs out within the default 30 days, the agent's own (30 days) just so
+    assert rows[("peer", "broker")]["expiring"] and not rows[("ca", "linewarden test CA")]["expiring"]
+    assert rows[("peer", "broker")]["days_left"] == BROKER_DAYS - 1
+    assert status["summary"]["certificates_expiring"] == 2
