@@ -173,18 +173,18 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
 
 def _certificates(cfg: AgentConfig, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Own and CA certificates as the files hold them now; the broker's as the running agent last saw it."""
-    from linewarden.certs import CertError, CertInfo, Role, inspect_pem
+    from linewarden.certs import CertError, CertInfo, Role
+    from linewarden.errors import BrokerError
+    from linewarden.mqtt import local_certificates
 
     tls = cfg.broker.tls
     if tls is None:
         return []
     found: list[CertInfo] = []
-    for path, role in ((tls.cert_file, Role.OWN), (tls.ca_file, Role.CA)):
-        if path is not None:
-            try:
-                found += inspect_pem(path.read_bytes(), role)[: 1 if role is Role.OWN else None]
-            except (OSError, CertError) as exc:
-                print(f"warning: {role.value} certificate {path}: {exc}", file=sys.stderr)
+    try:
+        found = local_certificates(tls)
+    except BrokerError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
     for record in seen:
         try:
             info = CertInfo.from_dict(record)

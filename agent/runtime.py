@@ -27,6 +27,7 @@ from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext
 from agent.probes.registry import make_probe, safe_poll
 from linewarden import __version__
+from linewarden.certs import expiring
 from linewarden.changes import ChangeDetector
 from linewarden.config.agent import AgentConfig
 from linewarden.config.targets import TargetConfig
@@ -36,7 +37,7 @@ from linewarden.errors import LinewardenError
 from linewarden.incidents import Emitted, IncidentTracker, TargetRef
 from linewarden.mqtt import MqttClient
 from linewarden.production import load_production_calendar
-from linewarden.wire import Birth, HeartbeatBody, TargetInfo, WireModel
+from linewarden.wire import Birth, CertExpiry, HeartbeatBody, TargetInfo, WireModel
 
 log = logging.getLogger("linewarden.agent")
 
@@ -229,10 +230,20 @@ class Agent:
             if now_ms - last_heartbeat >= heartbeat_ms:
                 last_heartbeat = now_ms
                 states = {t: s.debouncer.state for t, s in self.slots.items()}
-                events.append(("heartbeat", HeartbeatBody(interval_s=max(1, heartbeat_ms // 1000), states=states)))
+                events.append(("heartbeat", HeartbeatBody(
+                    interval_s=max(1, heartbeat_ms // 1000), states=states, certificates=self._expiring(now_ms)
+                )))  # fmt: skip
             if events:
                 self._commit(now_ms, events)
             await asyncio.sleep(HOUSEKEEPING_S)
+
+    def _expiring(self, now_ms: int) -> list[CertExpiry] | None:
+        """The broker link's certificates that expire within the configured days, for the heartbeat."""
+        tls = self.cfg.broker.tls
+        if tls is None:
+            return None
+        soon = expiring(self.forwarder.certificates(), now_ms, tls.expiry_warning_days)
+        return [CertExpiry(role=c.role.value, subject=c.subject, not_after=c.not_after_ms) for c in soon] or None
 
     def _commit(self, now_ms: int, events: list[Emitted]) -> None:
         self.outbox.append_many(

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from collector import liveness
+from collector import certificates, liveness
 from collector.audit import AuditLog
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.exporter import export_all
@@ -146,11 +146,16 @@ def _agents(args: argparse.Namespace) -> int:
                     "skew_ms": a.skew_ms,
                     "skew_flagged": a.skew_flagged,
                     "dead_letters": dead.get((a.site, a.agent), 0),
+                    "cert_expiring": certificates.summary(
+                        certificates.agent_expiring(store, a.site, a.agent, a.epoch), now
+                    ),
                 }
             )
     finally:
         store.close()
     print(render(rows, args.format, columns=_AGENT_COLUMNS))
+    for line in certificates.own_expiring(config, now):
+        print(f"warning: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -166,6 +171,7 @@ _AGENT_COLUMNS = (
     "skew_ms",
     "skew_flagged",
     "dead_letters",
+    "cert_expiring",
 )
 
 # ---------------------------------------------------------------- token

@@ -45,8 +45,8 @@ class CertInfo:
         return self.not_after_ms - now_ms <= days * DAY_MS
 
     def describe(self, now_ms: int) -> str:
-        left = self.days_left(now_ms)
-        when = f"expired {-left:.0f} days ago" if left < 0 else f"expires in {left:.0f} days"
+        left = self.days_left(now_ms)  # whole days below: 29 days and 23 hours is "29 days"
+        when = f"expired {int(-left)} days ago" if left < 0 else f"expires in {int(left)} days"
         return f"{self.role.value} certificate {self.subject!r} {when}"
 
     def as_dict(self) -> dict[str, str | int]:

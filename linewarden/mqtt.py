@@ -179,12 +179,9 @@ class MqttClient:
             context.check_hostname = tls.verify_hostname
             if tls.cert_file is not None:
                 context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
-            local = inspect_pem(tls.cert_file.read_bytes(), Role.OWN)[:1] if tls.cert_file else []
-            if tls.ca_file is not None:
-                local += inspect_pem(tls.ca_file.read_bytes(), Role.CA)
-        except (OSError, ssl.SSLError, CertError) as exc:
+        except (OSError, ssl.SSLError) as exc:
             raise BrokerError(f"broker TLS files: {exc}") from None
-        self._local_certs = local
+        self._local_certs = local_certificates(tls)
         self._warn_expiring()
         return context
 
@@ -395,6 +392,22 @@ class MqttClient:
             hook()
         except Exception:
             log.exception("error in MQTT connection hook")
+
+
+def local_certificates(tls: TlsConfig) -> list[CertInfo]:
+    """The client certificate (the first of its file) and the CA certificates, as the files hold them now.
+
+    Raises BrokerError naming the file that cannot be read."""
+    found: list[CertInfo] = []
+    for path, role in ((tls.cert_file, Role.OWN), (tls.ca_file, Role.CA)):
+        if path is None:
+            continue
+        try:
+            certs = inspect_pem(path.read_bytes(), role)
+        except (OSError, CertError) as exc:
+            raise BrokerError(f"{role.value} certificate {path}: {exc}") from None
+        found += certs[:1] if role is Role.OWN else certs
+    return found
 
 
 FileStamps = tuple[tuple[str, int, int], ...]

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from agent.runtime import Agent
+from collector import certificates
 from collector.service import CollectorService
+from collector.store import open_store
 from collector.store.sqlite import SqliteStore
 from linewarden.cli import main
 from linewarden.config.agent import AgentConfig
@@ -170,3 +172,47 @@ async def test_agent_status_lists_its_certificates_and_the_brokers(
     assert rows[("peer", "broker")]["expiring"] and not rows[("ca", "linewarden test CA")]["expiring"]
     assert rows[("peer", "broker")]["days_left"] == BROKER_DAYS - 1
     assert status["summary"]["certificates_expiring"] == 2
+
+
+async def test_collector_agents_shows_an_agents_expiring_certificates_and_warns_of_its_own(
+    broker: ShippedBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ident = broker.identities["collector"]
+    path = tmp_path / "collector.toml"
+    path.write_text(
+        f"""
+[collector]
+data_dir = "{tmp_path / "collector"}"
+
+[broker]
+host = "127.0.0.1"
+port = {broker.collector_port}
+username = "collector"
+password = {{ file = "{ident.password_file}" }}
+
+[broker.tls]
+ca_file = "{broker.ca_file}"
+cert_file = "{ident.cert}"
+key_file = "{ident.key}"
+"""
+    )
+    config = load(CollectorConfig, path)
+    svc = CollectorService(config, open_store(config))
+    await svc.start()
+    try:
+        async with _agent(_agent_toml(broker, tmp_path, "s1/a2", mtls=True)) as agent:
+            epoch = agent.outbox.epoch
+
+            def reported() -> bool:
+                return len(certificates.agent_expiring(svc.store, "s1", "a2", epoch)) == 2
+
+            await async_wait_until(reported, what="a heartbeat naming the expiring certificates")
+    finally:
+        await svc.stop()
+        svc.store.close()
+    assert main(["collector", "agents", "--config", str(path), "--format", "json"]) == 0
+    out = capsys.readouterr()
+    (row,) = json.loads(out.out)
+    # the agent's own certificate (30 days) and the broker's (20 days) are within the default 30 days
+    assert row["cert_expiring"] == f"own 's1/a2' 29d, peer 'broker' {BROKER_DAYS - 1}d"
+    assert "collector's own certificate 'collector' expires in 29 days" in out.err

@@ -51,7 +51,7 @@ async def test_expiring_own_and_broker_certificates_are_reported(broker: Shipped
             assert client.expiring_certificates(_now_ms() + (BROKER_DAYS - 9) * certs.DAY_MS)[-1].role is Role.PEER
         finally:
             await client.stop()
-    assert any("own certificate 's1/a1' expires in 5 days" in r.getMessage() for r in caplog.records)
+    assert any("own certificate 's1/a1' expires in 4 days" in r.getMessage() for r in caplog.records)
 
 
 async def test_a_renewed_certificate_is_taken_without_a_restart(broker: ShippedBroker):

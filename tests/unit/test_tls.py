@@ -10,6 +10,7 @@ import pytest
 from linewarden import certs
 from linewarden.certs import DAY_MS, Role
 from linewarden.cli import main
+from linewarden.wire import CertExpiry, HeartbeatBody
 
 ROOT = Path(__file__).resolve().parents[2]
 # without its production calendar, which lives next to the example
@@ -63,3 +64,12 @@ def test_garbage_is_a_cert_error_not_a_traceback():
         certs.inspect_pem(b"-----BEGIN CERTIFICATE-----\nnope\n-----END CERTIFICATE-----\n", Role.CA)
     with pytest.raises(certs.CertError):
         certs.inspect_der(b"\x30\x03nope", Role.PEER)
+
+
+def test_heartbeat_carries_certificates_only_when_some_expire():
+    quiet = HeartbeatBody(interval_s=60, states={})
+    assert "certificates" not in quiet.model_dump_json()  # what collectors before this field accept
+    expiring = [CertExpiry(role="peer", subject="broker", not_after=1)]
+    soon = HeartbeatBody(interval_s=60, states={}, certificates=expiring)
+    assert HeartbeatBody.model_validate_json(soon.model_dump_json()) == soon
+    assert HeartbeatBody.model_validate_json('{"interval_s": 60, "states": {}}').certificates is None
