@@ -88,6 +88,7 @@ class MqttClient:
         self._warned_at: dict[CertInfo, int] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = False
+        self._refused = False  # the broker refused the CONNECT; its closing the socket is the same failure
 
     @property
     def connected(self) -> bool:
@@ -282,7 +283,7 @@ class MqttClient:
     ) -> None:
         try:
             if reason.is_failure:
-                self._call_on_loop(self._connect_failed_on_loop, f"refused: {reason}")
+                self._call_on_loop(self._refused_on_loop, f"refused: {reason}")
                 return
             _drop_unsent(client)
             self._session += 1  # in the network thread, before any message of the new session is read
@@ -330,6 +331,7 @@ class MqttClient:
             return
         self._connected = True
         self.failed_connects = 0
+        self._refused = False
         if peer_der:
             try:
                 self._peer_cert = inspect_der(peer_der, Role.PEER)
@@ -346,12 +348,18 @@ class MqttClient:
         if self._config.tls is not None and self._paho is not None:
             self._spawn(self.reload_if_changed())  # a broker refusing an expired certificate: try the renewed one
 
+    def _refused_on_loop(self, why: str) -> None:
+        self._refused = True
+        self._connect_failed_on_loop(why)
+
     def _disconnected_on_loop(self, reason: str) -> None:
         was_connected, self._connected = self._connected, False
         self._fail_pending(f"connection lost ({reason})")
         if was_connected:
             log.info("MQTT disconnected from %s:%s: %s", self._config.host, self._config.port, reason)
             self._run_hook(self.on_disconnect)
+        elif self._refused:
+            self._refused = False
         elif self._paho is not None:
             # closed before CONNACK, e.g. a TLS 1.3 broker rejecting the client certificate after the handshake
             self._connect_failed_on_loop(f"closed the connection ({reason})")
