@@ -182,3 +182,19 @@ async def test_agent_publishes_under_its_own_name_concurrently_with_others(broke
     finally:
         for c in clients:
             await c.stop()
+
+
+async def test_the_collector_and_its_command_line_tools_connect_at_once(broker: ShippedBroker, sink: Sink):
+    """Client ids are free on the collector's listener: `collector maintenance` does not push the service off."""
+    config = broker.config("collector", port=broker.collector_port, mtls=True)
+    drops: list[int] = []
+    sink.client.on_disconnect = lambda: drops.append(1)
+    tool = await _connected(config, "lw-maintenance-s1")
+    try:
+        await tool.publish(maintenance_topic("s1"), b"windows", retain=True)
+        await sink.receives(maintenance_topic("s1"), b"windows")
+        await sink.client.publish(events_topic("s1", "a1"), b"service still connected")
+        assert drops == [] and sink.client.connected
+    finally:
+        await sink.client.publish(maintenance_topic("s1"), b"", retain=True)
+        await tool.stop()
