@@ -167,12 +167,47 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         "rejected_acks": health.get("rejected_acks", 0),
         "task_crashes": sum(health.get("task_crashes", {}).values()),
     }
+    certificates = _certificates(cfg, link.get("certificates", []))
+    summary["certificates_expiring"] = sum(1 for c in certificates if c["expiring"])
     if fmt == "json":
-        print(json.dumps({"summary": summary, "targets": targets, "open_incidents": open_incidents}, indent=2))
+        print(json.dumps({"summary": summary, "targets": targets, "open_incidents": open_incidents,
+                          "certificates": certificates}, indent=2))  # fmt: skip
         return EXIT_OK
     print(render([summary], fmt))  # type: ignore[arg-type]
     print()
     print(render(targets, fmt, ["target", "kind", "asset", "state"]))  # type: ignore[arg-type]
     print()
     print(render(open_incidents, fmt, ["incident", "kind", "targets", "severity", "state"]))  # type: ignore[arg-type]
+    if certificates:
+        print()
+        print(render(certificates, fmt, ["role", "subject", "not_after", "days_left", "expiring"]))  # type: ignore[arg-type]
     return EXIT_OK
+
+
+def _certificates(cfg: AgentConfig, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Own and CA certificates as the files hold them now; the broker's as the running agent last saw it."""
+    from linewarden.certs import CertError, CertInfo, Role
+    from linewarden.errors import BrokerError
+    from linewarden.mqtt import local_certificates
+
+    tls = cfg.broker.tls
+    if tls is None:
+        return []
+    found: list[CertInfo] = []
+    try:
+        found = local_certificates(tls)
+    except BrokerError as exc:
+        print(f"warning: {exc}", file=sys.stderr)
+    for record in seen:
+        try:
+            info = CertInfo.from_dict(record)
+        except CertError:
+            continue
+        if info.role is Role.PEER:
+            found.append(info)
+    now_ms = int(time.time() * 1000)
+    return [
+        {"role": c.role.value, "subject": c.subject, "not_after": _iso(c.not_after_ms),
+         "days_left": int(c.days_left(now_ms)), "expiring": c.expires_within(now_ms, tls.expiry_warning_days)}
+        for c in found
+    ]  # fmt: skip

@@ -32,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agent.outbox import Outbox, OutboxEvent
+from linewarden.certs import CertInfo
 from linewarden.config.agent import AgentConfig
 from linewarden.errors import BrokerError, StorageFull, WireError
 from linewarden.mqtt import MqttClient, Will
@@ -144,6 +145,9 @@ class Forwarder:
         """Publish a fresh birth now (when connected): the agent's outbox health changed."""
         if self._client.connected:
             self._publish_birth()
+    def certificates(self) -> list[CertInfo]:
+        """The broker link's certificates: own, CA, and the broker's as seen at connect."""
+        return self._client.certificates()
 
     async def run(self) -> None:
         """Connect (once) and send until `stop()`. A crash of the sending loop leaves the connection up, so

@@ -34,6 +34,7 @@ from agent.probes.context import ProbeContext
 from agent.probes.registry import make_probe, safe_poll
 from agent.recorder import Recorder
 from linewarden import __version__
+from linewarden.certs import expiring
 from linewarden.changes import ChangeDetector
 from linewarden.config.agent import AgentConfig
 from linewarden.config.targets import TargetConfig
@@ -44,7 +45,7 @@ from linewarden.incidents import Emitted, IncidentTracker, TargetRef
 from linewarden.mqtt import MqttClient
 from linewarden.production import load_production_calendar
 from linewarden.supervise import RestartPolicy, Supervisor
-from linewarden.wire import Birth, HeartbeatBody, TargetInfo, WireModel
+from linewarden.wire import Birth, CertExpiry, HeartbeatBody, TargetInfo, WireModel
 
 log = logging.getLogger("linewarden.agent")
 
@@ -250,7 +251,12 @@ class Agent:
             }
             now_saved = (status.connected, status.collector_online, *map(str, health.values()))
             if now_saved != saved or now_ms - saved_ms >= LINK_REFRESH_MS:
-                link = {"connected": status.connected, "collector_online": status.collector_online, "at_ms": now_ms}
+                link = {
+                    "connected": status.connected,
+                    "collector_online": status.collector_online,
+                    "at_ms": now_ms,
+                    "certificates": [c.as_dict() for c in self.forwarder.certificates()],
+                }
                 try:
                     self.outbox.append_many([], state={"link": link, "health": health})
                     saved, saved_ms = now_saved, now_ms
@@ -261,13 +267,23 @@ class Agent:
             if now_ms - last_heartbeat >= heartbeat_ms:
                 last_heartbeat = now_ms
                 states = {t: s.debouncer.state for t, s in self.slots.items()}
-                events.append(("heartbeat", HeartbeatBody(interval_s=max(1, heartbeat_ms // 1000), states=states)))
+                events.append(("heartbeat", HeartbeatBody(
+                    interval_s=max(1, heartbeat_ms // 1000), states=states, certificates=self._expiring(now_ms)
+                )))  # fmt: skip
                 if self.recorder.fault is not None:
                     # The heartbeat waits in memory: a birth naming the fault tells the collector we are alive.
                     self.forwarder.announce()
             if events:
                 self._commit(now_ms, events)
             await asyncio.sleep(HOUSEKEEPING_S)
+
+    def _expiring(self, now_ms: int) -> list[CertExpiry] | None:
+        """The broker link's certificates that expire within the configured days, for the heartbeat."""
+        tls = self.cfg.broker.tls
+        if tls is None:
+            return None
+        soon = expiring(self.forwarder.certificates(), now_ms, tls.expiry_warning_days)
+        return [CertExpiry(role=c.role.value, subject=c.subject, not_after=c.not_after_ms) for c in soon] or None
 
     def _commit(self, now_ms: int, events: list[Emitted], targets: Iterable[str] = ()) -> None:
         """Record what a round or tick produced with the state that produced it; when it cannot be kept,

@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from collector import liveness
+from collector import certificates, liveness
 from collector.audit import AuditLog
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.exporter import export_all
@@ -153,11 +153,16 @@ def _agents(args: argparse.Namespace) -> int:
                     "skew_flagged": a.skew_flagged,
                     "dead_letters": dead.get((a.site, a.agent), 0),
                     "outbox_fault": a.outbox_fault,
+                    "cert_expiring": certificates.summary(
+                        certificates.agent_expiring(store, a.site, a.agent, a.epoch), now
+                    ),
                 }
             )
     finally:
         store.close()
     print(render(rows, args.format, columns=_AGENT_COLUMNS))
+    for line in certificates.own_expiring(config, now):
+        print(f"warning: {line}", file=sys.stderr)
     return EXIT_OK
 
 
@@ -174,6 +179,7 @@ _AGENT_COLUMNS = (
     "skew_flagged",
     "dead_letters",
     "outbox_fault",
+    "cert_expiring",
 )
 
 # ---------------------------------------------------------------- token

@@ -24,6 +24,7 @@ _APPS = {
     "collector": ("collector.cli", "run the collector; reports, imports, exports, audit, tickets"),
     "sim": ("simulators.cli", "run OPC UA, Modbus and MES simulators and scenarios"),
     "demo": ("simulators.demo", "plant in a box: simulators, agent, collector and a vendor, end to end"),
+    "certs": ("linewarden.certs_cli", "a small CA: certificates for the broker, collector and agents"),
 }
 _SIM_KINDS = ("plant", "scenario")
 # optional dependencies → the extra that installs them

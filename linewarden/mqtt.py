@@ -13,6 +13,11 @@ collector must not import each other, and both need the same careful handling of
   failure, not a success. Publishing while disconnected raises at once instead of queueing inside paho, and
   paho's own queue is bounded: the caller's durable store is the buffer, not paho's memory.
 - Subscriptions are kept here and restored on every (re)connect.
+- TLS: the broker's chain is always verified; `verify_hostname = false` skips only the host name check. The
+  certificate, key and CA files are checked for changes every `reload_interval` and after a failed connect;
+  on a change the client reconnects with a new SSL context (a new paho client: paho sets TLS up once).
+  Certificates (own, CA, the broker's as seen at connect) that expire within `expiry_warning_days` are logged
+  as warnings and listed by `expiring_certificates()`.
 
 Messages in flight when the connection drops are failed here, and dropped from paho's queue at the next
 connect (paho would otherwise send them again before anything newer, against the spec for a clean session): a
@@ -24,14 +29,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as paho
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 
-from linewarden.config.base import BrokerConfig
+from linewarden.certs import DAY_MS, CertError, CertInfo, Role, expiring, inspect_der, inspect_pem
+from linewarden.config.base import BrokerConfig, TlsConfig
 from linewarden.errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -74,6 +82,15 @@ class MqttClient:
         self._subscriptions: dict[str, MessageHandler] = {}
         self.on_connect: Hook | None = None
         self.on_disconnect: Hook | None = None
+        self.tls_reloads = 0  # times the client reconnected with changed certificate files
+        self._tls_files: FileStamps = ()
+        self._failed_files: FileStamps = ()
+        self._local_certs: list[CertInfo] = []
+        self._peer_cert: CertInfo | None = None
+        self._warned_at: dict[CertInfo, int] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reloading = False
+        self._refused = False  # the broker refused the CONNECT; its closing the socket is the same failure
 
     @property
     def connected(self) -> bool:
@@ -89,11 +106,97 @@ class MqttClient:
         if self._paho is not None:
             self._apply_will(self._paho)
 
+    def certificates(self) -> list[CertInfo]:
+        """Own certificate, the CA certificates and the broker's (once connected over TLS)."""
+        return [*self._local_certs, *([self._peer_cert] if self._peer_cert is not None else [])]
+
+    def expiring_certificates(self, now_ms: int) -> list[CertInfo]:
+        tls = self._config.tls
+        return [] if tls is None else expiring(self.certificates(), now_ms, tls.expiry_warning_days)
+
     async def start(self) -> None:
-        """Begin connecting in the background; returns at once, even when the broker is down."""
+        """Begin connecting in the background; returns at once, even when the broker is down.
+
+        Raises BrokerError when the TLS files cannot be used (missing, unreadable, not matching)."""
         if self._paho is not None:
             return
         self._loop = asyncio.get_running_loop()
+        tls = self._config.tls
+        context = None
+        if tls is not None:
+            self._tls_files = file_stamps(tls)
+            context = self._ssl_context(tls)
+        self._paho = self._new_client(context)
+        self._paho.loop_start()
+        if tls is not None:
+            self._spawn(self._watch_tls(tls))
+
+    async def reload_if_changed(self) -> bool:
+        """Reconnect with a new SSL context when the certificate, key or CA files changed; True if it did."""
+        tls = self._config.tls
+        if tls is None or self._paho is None or self._reloading:
+            return False
+        stamps = file_stamps(tls)
+        if stamps in (self._tls_files, self._failed_files):
+            return False
+        try:
+            context = self._ssl_context(tls)
+        except BrokerError as exc:
+            self._failed_files = stamps  # e.g. a certificate written before its key; retried on the next change
+            log.warning("MQTT TLS files changed but cannot be used (keeping the current ones): %s", exc)
+            return False
+        self._reloading = True
+        try:
+            old, self._paho = self._paho, None
+            old.disconnect()
+            await asyncio.to_thread(old.loop_stop)
+            if self._connected:
+                self._disconnected_on_loop("reconnecting with new TLS files")
+            self._tls_files, self._peer_cert = stamps, None
+            self._paho = self._new_client(context)
+            self._paho.loop_start()
+        finally:
+            self._reloading = False
+        self.tls_reloads += 1
+        log.info("MQTT TLS files changed; reconnecting with the new certificates")
+        return True
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _watch_tls(self, tls: TlsConfig) -> None:
+        while True:
+            await asyncio.sleep(tls.reload_interval.total_seconds())
+            try:
+                await self.reload_if_changed()
+                self._warn_expiring()
+            except Exception:
+                log.exception("error checking the MQTT TLS files")
+
+    def _ssl_context(self, tls: TlsConfig) -> ssl.SSLContext:
+        """Chain verification is always on (CERT_REQUIRED); only the host name check can be turned off."""
+        try:
+            context = ssl.create_default_context(cafile=str(tls.ca_file) if tls.ca_file else None)
+            context.check_hostname = tls.verify_hostname
+            if tls.cert_file is not None:
+                context.load_cert_chain(str(tls.cert_file), str(tls.key_file) if tls.key_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise BrokerError(f"broker TLS files: {exc}") from None
+        self._local_certs = local_certificates(tls)
+        self._warn_expiring()
+        return context
+
+    def _warn_expiring(self) -> None:
+        """Log each expiring certificate once a day while it is in use."""
+        now_ms = int(time.time() * 1000)
+        for cert in self.expiring_certificates(now_ms):
+            if now_ms - self._warned_at.get(cert, -DAY_MS) >= DAY_MS:
+                self._warned_at[cert] = now_ms
+                log.warning("MQTT TLS: %s (broker %s:%s)", cert.describe(now_ms), self._config.host, self._config.port)
+
+    def _new_client(self, context: ssl.SSLContext | None) -> paho.Client:
         client = paho.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=self._client_id,
@@ -110,15 +213,8 @@ class MqttClient:
             except ValueError as exc:
                 raise BrokerError(f"broker password: {exc}") from None
             client.username_pw_set(self._config.username, password)
-        tls = self._config.tls
-        if tls is not None:
-            client.tls_set(
-                ca_certs=str(tls.ca_file) if tls.ca_file else None,
-                certfile=str(tls.cert_file) if tls.cert_file else None,
-                keyfile=str(tls.key_file) if tls.key_file else None,
-                cert_reqs=ssl.CERT_NONE if tls.insecure else ssl.CERT_REQUIRED,
-            )
-            client.tls_insecure_set(tls.insecure)
+        if context is not None:
+            client.tls_set_context(context)
         self._apply_will(client)
         client.on_connect = self._paho_on_connect
         client.on_disconnect = self._paho_on_disconnect
@@ -131,11 +227,12 @@ class MqttClient:
             keepalive=max(1, int(self._config.keepalive.total_seconds())),
             clean_start=True,
         )
-        self._paho = client
-        client.loop_start()
+        return client
 
     async def stop(self) -> None:
         """Disconnect cleanly (no Last Will) and end the network thread."""
+        for task in list(self._tasks):
+            task.cancel()
         client, self._paho = self._paho, None
         if client is None:
             return
@@ -188,13 +285,15 @@ class MqttClient:
     ) -> None:
         try:
             if reason.is_failure:
-                self._call_on_loop(self._connect_failed_on_loop, f"refused: {reason}")
+                self._call_on_loop(self._refused_on_loop, f"refused: {reason}")
                 return
             _drop_unsent(client)
             self._session += 1  # in the network thread, before any message of the new session is read
             for topic_filter in list(self._subscriptions):
                 client.subscribe(topic_filter, qos=1)
-            self._call_on_loop(self._connected_on_loop)
+            sock = client.socket()
+            peer = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
+            self._call_on_loop(self._connected_on_loop, peer)
         except Exception:
             log.exception("error in MQTT on_connect")
 
@@ -229,11 +328,18 @@ class MqttClient:
 
     # ------------------------------------------------------------ event loop thread
 
-    def _connected_on_loop(self) -> None:
+    def _connected_on_loop(self, peer_der: bytes | None) -> None:
         if self._paho is None:
             return
         self._connected = True
         self.failed_connects = 0
+        self._refused = False
+        if peer_der:
+            try:
+                self._peer_cert = inspect_der(peer_der, Role.PEER)
+            except CertError as exc:
+                log.warning("cannot read the broker's certificate: %s", exc)
+            self._warn_expiring()
         log.info("MQTT connected to %s:%s as %s", self._config.host, self._config.port, self._client_id)
         self._run_hook(self.on_connect)
 
@@ -241,6 +347,12 @@ class MqttClient:
         self.failed_connects += 1
         level = logging.WARNING if self.failed_connects == 1 else logging.DEBUG
         log.log(level, "MQTT broker %s:%s %s; retrying", self._config.host, self._config.port, why)
+        if self._config.tls is not None and self._paho is not None:
+            self._spawn(self.reload_if_changed())  # a broker refusing an expired certificate: try the renewed one
+
+    def _refused_on_loop(self, why: str) -> None:
+        self._refused = True
+        self._connect_failed_on_loop(why)
 
     def _disconnected_on_loop(self, reason: str) -> None:
         was_connected, self._connected = self._connected, False
@@ -248,6 +360,11 @@ class MqttClient:
         if was_connected:
             log.info("MQTT disconnected from %s:%s: %s", self._config.host, self._config.port, reason)
             self._run_hook(self.on_disconnect)
+        elif self._refused:
+            self._refused = False
+        elif self._paho is not None:
+            # closed before CONNACK, e.g. a TLS 1.3 broker rejecting the client certificate after the handshake
+            self._connect_failed_on_loop(f"closed the connection ({reason})")
 
     def _puback_on_loop(self, mid: int, failure: str | None) -> None:
         future = self._pending.pop(mid, None)
@@ -305,6 +422,42 @@ class MqttClient:
             hook()
         except Exception:
             log.exception("error in MQTT connection hook")
+
+
+def local_certificates(tls: TlsConfig) -> list[CertInfo]:
+    """The client certificate (the first of its file) and the CA certificates, as the files hold them now.
+
+    Raises BrokerError naming the file that cannot be read."""
+    found: list[CertInfo] = []
+    for path, role in ((tls.cert_file, Role.OWN), (tls.ca_file, Role.CA)):
+        if path is None:
+            continue
+        try:
+            certs = inspect_pem(path.read_bytes(), role)
+        except (OSError, CertError) as exc:
+            raise BrokerError(f"{role.value} certificate {path}: {exc}") from None
+        found += certs[:1] if role is Role.OWN else certs
+    return found
+
+
+FileStamps = tuple[tuple[str, int, int], ...]
+
+
+def file_stamps(tls: TlsConfig) -> FileStamps:
+    """(path, mtime, size) of each TLS file; a missing file counts as (path, -1, -1)."""
+    stamps = []
+    for path in (tls.ca_file, tls.cert_file, tls.key_file):
+        if path is not None:
+            stamps.append(_stamp(path))
+    return tuple(stamps)
+
+
+def _stamp(path: Path) -> tuple[str, int, int]:
+    try:
+        st = path.stat()
+    except OSError:
+        return (str(path), -1, -1)
+    return (str(path), st.st_mtime_ns, st.st_size)
 
 
 def _drop_unsent(client: paho.Client) -> None:

@@ -162,9 +162,21 @@ class StateChangeBody(WireModel):
     at: Ms
 
 
+class CertExpiry(WireModel):
+    """A certificate of the agent's broker link that expires soon (or has expired)."""
+
+    role: Literal["own", "ca", "peer"]
+    subject: Annotated[str, Field(max_length=256)]
+    not_after: Ms
+
+
 class HeartbeatBody(WireModel):
     interval_s: IntervalS
     states: Annotated[dict[Id, State], Field(max_length=MAX_TARGETS)]
+    # Present only while a certificate expires soon: a collector older than this field refuses the key.
+    certificates: Annotated[list[CertExpiry], Field(max_length=32)] | None = Field(
+        default=None, exclude_if=lambda v: v is None
+    )
 
 
 class MetricsBody(WireModel):

@@ -107,10 +107,35 @@ class Secret(StrictModel):
 
 
 class TlsConfig(StrictModel):
+    """TLS to the broker. The broker's certificate chain is always verified (against `ca_file`, or the system's
+    trust store without it); `cert_file` + `key_file` present a client certificate (mutual TLS)."""
+
     ca_file: Path | None = None
     cert_file: Path | None = None
     key_file: Path | None = None
-    insecure: bool = False
+    verify_hostname: bool = Field(
+        default=True, description="false: accept a broker certificate issued for another host (chain still checked)"
+    )
+    expiry_warning_days: Annotated[int, Field(ge=1, le=3650)] = 30
+    reload_interval: PositiveDuration = Field(
+        default=timedelta(minutes=1), description="how often certificate and key files are checked for changes"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_insecure(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "insecure" in data:
+            raise ValueError(
+                "'insecure' was removed: set verify_hostname = false to skip the host name check only "
+                "(certificate chains are always verified)"
+            )
+        return data
+
+    @model_validator(mode="after")
+    def _pairs(self) -> TlsConfig:
+        if self.key_file is not None and self.cert_file is None:
+            raise ValueError("key_file needs cert_file (the client certificate it belongs to)")
+        return self
 
 
 class BrokerConfig(StrictModel):
