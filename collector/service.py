@@ -21,6 +21,8 @@ from collections.abc import Callable
 
 from collector.api.app import create_app
 from collector.api.server import ApiServer
+from collector.audit import AuditLog
+from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
 from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
@@ -90,7 +92,8 @@ class CollectorService:
         self.api: ApiServer | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
-            app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book)
+            app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book,
+                             lambda: latest_checkpoint(config.checkpoint_file))
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
@@ -102,6 +105,8 @@ class CollectorService:
             will=Will(COLLECTOR_STATE_TOPIC, _state(False, self.ingest.watching_since), qos=1, retain=True),
         )
         self._watch: asyncio.Task[None] | None = None
+        self.checkpointer = checkpointer_for(config)
+        self._checkpoints: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def start(self) -> None:
@@ -123,6 +128,19 @@ class CollectorService:
             log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
         await self.mqtt.start()
         self._watch = asyncio.create_task(self._watch_liveness(), name="collector-liveness")
+        if self.checkpointer is not None:
+            checkpoints = self._checkpoint_forever(self.checkpointer)
+            self._checkpoints = asyncio.create_task(checkpoints, name="audit-checkpoints")
+
+    async def _checkpoint_forever(self, checkpointer: Checkpointer) -> None:
+        """A signed checkpoint at start and every `audit.checkpoint_interval` in which the log grew."""
+        audit_log = AuditLog(self.store)
+        while True:
+            try:
+                await asyncio.to_thread(checkpointer.checkpoint, audit_log, self.clock(), True)
+            except EvidenceError as exc:
+                log.error("audit checkpoint failed: %s", exc)
+            await asyncio.sleep(self.config.audit.checkpoint_interval.total_seconds())
 
     def _sinks(self) -> dict[str, TicketSink]:
         sinks: dict[str, TicketSink] = {}
@@ -155,6 +173,11 @@ class CollectorService:
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
+        if self._checkpoints is not None:
+            self._checkpoints.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._checkpoints
+            self._checkpoints = None
         if self._watch is not None:
             self._watch.cancel()
             with contextlib.suppress(asyncio.CancelledError):

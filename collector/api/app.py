@@ -18,11 +18,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, HTTPException, Request
 from pydantic import BaseModel, Field, ValidationError
 
+from collector.audit_evidence import Checkpoint
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
-from collector.reporting import parse_as_of, reports
+from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
-from collector.tokens import TokenInfo, authenticate
+from collector.tokens import FailedAuthAudit, TokenInfo, authenticate
 from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity
 from linewarden.errors import BackdateForbidden, MaintenanceRefused, TicketNotFound, TicketStateError
@@ -85,9 +86,10 @@ def _principal(request: Request) -> Principal:
     info: TokenInfo | None = None
     if scheme.lower() == "bearer" and token:
         info = authenticate(request.app.state.store, token.strip())
-    if info is None:
-        raise HTTPException(401, "missing, unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     origin = request.client.host if request.client else "unknown"
+    if info is None:
+        request.app.state.failed_auth.record(request.app.state.store, token.strip(), origin, request.app.state.clock())
+        raise HTTPException(401, "missing, unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return Principal(token_id=info.id, role=info.role, vendor=info.vendor, origin=origin)
 
 
@@ -130,11 +132,15 @@ def create_app(
     rca_dir: Path,
     on_maintenance: Callable[[str], None] | None = None,
     book: ContractBook | None = None,
+    audit_checkpoint: Callable[[], Checkpoint | None] | None = None,
 ) -> FastAPI:
     """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded; `book`
-    holds the contracts the reports are of (none: no reports)."""
+    holds the contracts the reports are of (none: no reports); `audit_checkpoint` gives the audit log's
+    latest signed checkpoint, attached to every report."""
     app = FastAPI(title="linewarden collector API", version="1")
     app.state.store = store
+    app.state.clock = clock
+    app.state.failed_auth = FailedAuthAudit()
     contracts = book if book is not None else ContractBook({}, {})
 
     @app.get("/reports/{period}")
@@ -160,7 +166,8 @@ def create_app(
             done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        return [r.to_dict() for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        return [with_checkpoint(r, checkpoint) for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:

@@ -141,7 +141,9 @@ class HttpTarget(TargetBase):
     url: str = Field(pattern=r"^https?://.+")
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | Secret] = Field(
+        default_factory=dict, description="values that are secrets (tokens): { env = … } or { file = … }"
+    )
     json_path: str | None = Field(default=None, description="dotted path into the JSON body, e.g. 'status'")
     condition: Condition = Condition()
     degraded_latency: PositiveDuration | None = None
