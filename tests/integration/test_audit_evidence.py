@@ -53,7 +53,7 @@ def _rewrite(db: Path, rows: Rows) -> None:
     prev = "0" * 64
     for number, row in enumerate(rows, start=1):
         details = json.loads(str(row["details"]))
-        digest = entry_hash(number, int(row["at_ms"]), str(row["actor"]), str(row["origin"]), str(row["action"]),
+        digest = entry_hash(number, int(str(row["at_ms"])), str(row["actor"]), str(row["origin"]), str(row["action"]),
                             str(row["object"]), details, prev)  # fmt: skip
         conn.execute(
             "INSERT INTO audit_log (id, at_ms, actor, origin, action, object, details, prev_hash, hash) "

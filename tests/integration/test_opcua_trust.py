@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -63,6 +64,11 @@ def _secured(context: ProbeContext, plc: OpcUaPlc, certs: dict[str, tuple[Path, 
     return made
 
 
+def _trust(trust_dir: Path, cert: Path) -> None:
+    trust_dir.mkdir()
+    (trust_dir / "plc1.der").write_bytes(cert.read_bytes())
+
+
 def _plc(certs: dict[str, tuple[Path, Path]], **extra: Any) -> OpcUaPlc:
     cert, key = certs["plc"]
     return OpcUaPlc("plc1", certificate=cert, private_key=key, **extra)
@@ -79,8 +85,7 @@ async def test_an_untrusted_server_is_unknown_and_a_trusted_one_up(
         assert result.reason.startswith(f"untrusted server certificate SHA-256 {fingerprint(server_der)}")
         assert result.values["server_certificate_sha256"] == fingerprint(server_der)
 
-        trust_dir.mkdir()
-        (trust_dir / "plc1.der").write_bytes(server_der)
+        _trust(trust_dir, certs["plc"][0])
         await context.close()  # a new session, as after the backoff
         context.opcua_sessions.clear()
         trusted = await _secured(context, plc, certs).poll(time.time())
@@ -108,8 +113,7 @@ async def test_username_and_password_login(
     context: ProbeContext, certs: dict[str, tuple[Path, Path]], trust_dir: Path, tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:  # fmt: skip
-    trust_dir.mkdir()
-    (trust_dir / "plc1.der").write_bytes(certs["plc"][0].read_bytes())
+    _trust(trust_dir, certs["plc"][0])
     monkeypatch.setenv("PLC_PASSWORD", "s3cret")
     (tmp_path / "wrong").write_text("guess\n")
     async with _plc(certs, users={"monitor": "s3cret"}) as plc:
@@ -127,8 +131,7 @@ async def test_username_and_password_login(
 async def test_certificate_login(
     context: ProbeContext, certs: dict[str, tuple[Path, Path]], trust_dir: Path
 ) -> None:
-    trust_dir.mkdir()
-    (trust_dir / "plc1.der").write_bytes(certs["plc"][0].read_bytes())
+    _trust(trust_dir, certs["plc"][0])
     operator_cert, operator_key = certs["operator"]
     async with _plc(certs, user_certificates=[operator_cert]) as plc:
         good = await _secured(context, plc, certs, user_certificate=str(operator_cert),
@@ -165,8 +168,6 @@ certificate = "{cert}"
 private_key = "{key}"
 min_service_level = 0
 """)
-        import asyncio
-
         assert await asyncio.to_thread(main, ["agent", "check", "--config", str(config)]) == 1
         captured = capsys.readouterr()
         wanted = fingerprint(certs["plc"][0].read_bytes())
