@@ -29,10 +29,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from collector.audit import AuditLog, canonical_json, chain_break
 from linewarden.config.collector import CollectorConfig
 from linewarden.errors import LinewardenError
+from linewarden.files import DIR_MODE, FILE_MODE
 from linewarden.timeutil import ms_to_dt
 
 SCHEMA = "linewarden.audit-checkpoint/1"
-PRIVATE_MODE, DIR_MODE = 0o600, 0o700
 
 
 class EvidenceError(LinewardenError):
@@ -93,7 +93,7 @@ def generate_key(path: Path) -> Ed25519PublicKey:
                             serialization.NoEncryption())
     try:
         path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, PRIVATE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
     except FileExistsError:
         raise EvidenceError(f"{path} exists: refusing to replace a signing key") from None
     except OSError as exc:
@@ -159,7 +159,7 @@ def append_checkpoint(path: Path, cp: Checkpoint) -> None:
     """Append one line (the file is created 0600) and flush it to disk before returning."""
     try:
         path.parent.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, PRIVATE_MODE)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
         with os.fdopen(fd, "a", encoding="utf-8") as out:
             out.write(canonical_json(cp.to_dict()) + "\n")
             out.flush()

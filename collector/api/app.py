@@ -27,6 +27,7 @@ from collector.tokens import FailedAuthAudit, TokenInfo, authenticate
 from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity
 from linewarden.errors import BackdateForbidden, MaintenanceRefused, TicketNotFound, TicketStateError
+from linewarden.files import write_private
 from linewarden.wire import MaintenanceWindowWire
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -212,8 +213,7 @@ def create_app(
             except (binascii.Error, ValueError):
                 raise HTTPException(422, "document.content_base64 is not base64") from None
             digest = hashlib.sha256(data).hexdigest()
-            rca_dir.mkdir(parents=True, exist_ok=True)
-            (rca_dir / digest).write_bytes(data)
+            write_private(rca_dir / digest, data)
             document = {"name": body.document.name, "sha256": digest, "bytes": len(data)}
         return _step(
             lambda: lifecycle.receive_rca(incident_id, contract_id, body.link, document, caller.actor, caller.origin)

@@ -15,6 +15,7 @@ from typing import Any
 
 from collector.store.base import Row, Store, Writer
 from linewarden.errors import StoreError
+from linewarden.files import private_file
 
 
 class _SqliteSql:
@@ -37,7 +38,7 @@ class SqliteStore(Store):
     def __init__(self, path: Path | str, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, nothing is implicit.
             self._conn = sqlite3.connect(
                 self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False
