@@ -4,6 +4,7 @@ may write it at will (and re-chain every hash) but does not hold the signing key
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import stat
 from collections.abc import Callable
@@ -145,6 +146,20 @@ def test_checkpoints_are_appended_only_when_the_log_moved(signed: tuple[AuditLog
     assert checkpointer.checkpoint(log, T0 + 8_200_000, only_if_moved=True) is not None
     assert [cp.count for cp in read_checkpoints(checkpointer.path)] == [3, 4]
     assert stat.S_IMODE(checkpointer.path.stat().st_mode) == 0o600
+
+
+def test_checkpoints_also_go_to_syslog(signed: tuple[AuditLog, Path, Checkpointer]) -> None:
+    log, _, checkpointer = signed
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as receiver:
+        receiver.bind(("127.0.0.1", 0))
+        receiver.settimeout(10)
+        port = receiver.getsockname()[1]
+        to_syslog = Checkpointer(checkpointer.key, checkpointer.path, "c1", syslog=f"127.0.0.1:{port}")
+        log.append("plant", "10.0.0.2", "ticket.paused", "ticket/acme/inc-1", {}, T0 + 8_100_000)
+        cp = to_syslog.checkpoint(log, T0 + 8_200_000)
+        message = receiver.recv(65536).decode()
+    assert cp is not None and message.startswith("<38>")  # facility auth (4) * 8 + info (6)
+    assert json.loads(message.split("checkpoint ", 1)[1].rstrip("\x00")) == cp.to_dict()
 
 
 def test_generated_keys_are_private_and_never_replaced(tmp_path: Path) -> None:

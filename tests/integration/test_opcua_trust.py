@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,7 +11,10 @@ from typing import Any
 
 import pytest
 from asyncua.crypto.cert_gen import setup_self_signed_certificate
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from agent.probes.context import ProbeContext
 from agent.probes.opcua import OpcUaProbe
@@ -87,6 +91,49 @@ async def test_an_untrusted_server_is_unknown_and_a_trusted_one_up(
 
         _trust(trust_dir, certs["plc"][0])
         await context.close()  # a new session, as after the backoff
+        context.opcua_sessions.clear()
+        trusted = await _secured(context, plc, certs).poll(time.time())
+        assert (trusted.state, trusted.reason) == (State.UP, "")
+
+
+def _ca_issued(directory: Path) -> tuple[Path, Path, Path]:
+    """A plant CA (PEM) and a server certificate (DER) with its RSA key (PEM) that the CA issued."""
+    now = dt.datetime.now(dt.UTC)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plant CA")])
+    ca = (x509.CertificateBuilder().subject_name(ca_name).issuer_name(ca_name).public_key(ca_key.public_key())
+          .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=5))
+          .not_valid_after(now + dt.timedelta(days=1))
+          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+          .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=True, key_encipherment=True,
+                          data_encipherment=True, key_agreement=False, key_cert_sign=False, crl_sign=False,
+                          encipher_only=False, decipher_only=False)  # fmt: skip
+    cert = (x509.CertificateBuilder().subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "plc1")]))
+            .issuer_name(ca_name).public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.UniformResourceIdentifier("urn:linewarden:test:plc1"),
+                                                        x509.DNSName("localhost")]), critical=False)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+            .sign(ca_key, hashes.SHA256()))  # fmt: skip
+    paths = directory / "plant-ca.pem", directory / "plc1-ca.der", directory / "plc1-ca.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.DER))
+    paths[2].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                                           serialization.NoEncryption()))  # fmt: skip
+    return paths
+
+
+async def test_a_server_certificate_issued_by_a_trusted_ca_is_trusted(
+    context: ProbeContext, certs: dict[str, tuple[Path, Path]], trust_dir: Path, tmp_path: Path
+) -> None:
+    ca, cert, key = _ca_issued(tmp_path)
+    async with OpcUaPlc("plc1", certificate=cert, private_key=key) as plc:
+        assert (await _secured(context, plc, certs).poll(time.time())).cause == UNTRUSTED_CAUSE
+        _trust(trust_dir, ca)
+        await context.close()
         context.opcua_sessions.clear()
         trusted = await _secured(context, plc, certs).poll(time.time())
         assert (trusted.state, trusted.reason) == (State.UP, "")
