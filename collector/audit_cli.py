@@ -26,6 +26,7 @@ from collector.audit_evidence import (
     load_private_key,
     load_public_key,
     public_key_path,
+    read_anchors,
     read_checkpoints,
     verify_entries,
     verify_log,
@@ -142,18 +143,22 @@ def main(argv: Sequence[str]) -> int:
     verify = sub.add_parser("verify-export", help="verify an exported audit log with the collector's public key")
     verify.add_argument("file", type=Path)
     verify.add_argument("--public-key", type=Path, required=True)
+    verify.add_argument("--anchors", type=Path, action="append", default=[],
+                        help="checkpoints you hold yourself: SLA reports (JSON) or checkpoint files; repeatable")
     args = parser.parse_args(argv)
     try:
         public = load_public_key(args.public_key)
         with args.file.open(encoding="utf-8") as lines:
             entries, checkpoints = entry_dicts(lines)
+        held = [cp for path in args.anchors for cp in read_anchors(path)]
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_RUNTIME
     except (EvidenceError, UnicodeDecodeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-    if not checkpoints:
+    every = sorted([*checkpoints, *held], key=lambda cp: (cp.count, cp.at_ms))
+    if not every:
         print(f"{args.file} NOT verifiable: it holds no signed checkpoint", file=sys.stderr)
         return EXIT_RUNTIME
-    return _report(verify_entries(entries, checkpoints, public), checkpoints, str(args.file), len(entries))
+    return _report(verify_entries(entries, every, public), every, str(args.file), len(entries))

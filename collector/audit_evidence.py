@@ -65,6 +65,8 @@ class Checkpoint:
                      str(data["key_id"]), str(data["signature"]))
         except (KeyError, TypeError, ValueError) as exc:
             raise EvidenceError(f"checkpoint field missing or malformed: {exc}") from None
+        if cp.count < 0:
+            raise EvidenceError("checkpoint count is negative")
         return cp
 
 
@@ -259,6 +261,32 @@ def entry_dicts(lines: Iterable[str]) -> tuple[list[dict[str, Any]], list[Checkp
         else:
             raise EvidenceError(f"line {number}: not an audit entry")
     return entries, checkpoints
+
+
+def read_anchors(path: Path) -> list[Checkpoint]:
+    """Checkpoints a party kept: SLA reports as JSON (their `audit_checkpoint`), one checkpoint as JSON, or
+    JSON Lines of checkpoints (the collector's checkpoint file). Raises EvidenceError."""
+    text = _read(path).decode("utf-8", "replace")
+    try:
+        whole = json.loads(text)
+    except ValueError:
+        return [cp for line in text.splitlines() if line.strip() for cp in _anchor(_json_line(line))]
+    return [cp for item in (whole if isinstance(whole, list) else [whole]) for cp in _anchor(item)]
+
+
+def _json_line(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        raise EvidenceError("not JSON, nor JSON Lines") from None
+
+
+def _anchor(item: Any) -> list[Checkpoint]:
+    if isinstance(item, dict) and "audit_checkpoint" in item:  # an SLA report
+        return [] if item["audit_checkpoint"] is None else [Checkpoint.from_dict(item["audit_checkpoint"])]
+    if isinstance(item, dict) and "checkpoint" in item:
+        return [Checkpoint.from_dict(item["checkpoint"])]
+    return [Checkpoint.from_dict(item)]
 
 
 # ---------------------------------------------------------------- the collector's log

@@ -271,3 +271,25 @@ async def test_the_api_attaches_the_checkpoint_and_audits_failed_logins(config: 
     assert len(failed) == 5, "rate-limited: at most 5 entries per address and minute"
     assert failed[0].object == f"token/{info.id}" and failed[0].origin == "127.0.0.1"
     assert "not-the-secret" not in json.dumps([e.details for e in failed])
+
+
+def test_the_vendor_s_report_catches_an_insider_who_holds_the_key(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Whoever holds the signing key can sign a rewritten log; the checkpoint the vendor received with its
+    report still contradicts it."""
+    assert main(["collector", "audit", "checkpoint", "--config", str(config)]) == 0
+    assert main(["collector", "report", "--config", str(config), "--period", "2026-09", "--format", "json"]) == 0
+    held = tmp_path / "vendor-copy-of-report.json"
+    held.write_text(capsys.readouterr().out.split("\n", 1)[1])  # the first line is the checkpoint message
+    db = tmp_path / "data" / "collector.db"
+    rows = _entries(db)
+    _rewrite(db, [{**rows[0], "details": '{"imported":0}'}, *rows[1:]])  # the import made to look empty
+    (tmp_path / "data" / "audit-checkpoints.jsonl").unlink()
+    exported = tmp_path / "audit.jsonl"
+    assert main(["collector", "audit", "export", "--config", str(config), "--out", str(exported)]) == 0
+    verify = ["audit", "verify-export", str(exported), "--public-key", str(tmp_path / "keys" / "audit.key.pub")]
+    assert main(verify) == 0, "re-signed by the key holder: intact on its own"
+    capsys.readouterr()
+    assert main([*verify, "--anchors", str(held)]) == 1
+    assert "entry 1 does not have the signed head hash" in capsys.readouterr().err
