@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 import secrets
 import threading
@@ -21,6 +22,7 @@ from linewarden.errors import LinewardenError
 
 Role = Literal["vendor", "plant", "admin"]
 ROLES: tuple[Role, ...] = ("vendor", "plant", "admin")
+log = logging.getLogger(__name__)
 _TOKEN_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
@@ -121,7 +123,11 @@ class FailedAuthAudit:
         token_id = parts[1] if len(parts) == 3 and parts[0] == "lw" and _TOKEN_ID.match(parts[1]) else None
         details = {"reason": "no token" if not token else "unknown, malformed or revoked token",
                    "token_id": token_id, "suppressed": suppressed}
-        with store.transaction() as tx:
-            append_entry(tx.sql, "anonymous", origin, "auth.failed", f"token/{token_id}" if token_id else "api",
-                         details, now)
+        try:
+            with store.transaction() as tx:
+                append_entry(tx.sql, "anonymous", origin, "auth.failed", f"token/{token_id}" if token_id else "api",
+                             details, now)
+        except Exception:  # the caller still gets its 401; the store's failure is logged, not turned into a 500
+            log.exception("could not record a failed authentication from %s in the audit log", origin)
+            return False
         return True
