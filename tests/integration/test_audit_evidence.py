@@ -8,6 +8,7 @@ import socket
 import sqlite3
 import stat
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -25,15 +26,20 @@ from collector.audit_evidence import (
     sign,
     verify_log,
 )
+from collector.service import CollectorService
+from collector.store import open_store
 from collector.store.sqlite import SqliteStore
 from collector.ticketing.lifecycle import Lifecycle
 from collector.tokens import create_token
 from linewarden.book import load_book
 from linewarden.cli import main
-from linewarden.config.collector import CollectorConfig
+from linewarden.config.collector import AuditConfig, CollectorConfig
 from linewarden.config.load import load
+from simulators.broker import Mosquitto
 from tests.fakes.tickets import T0, open_db
 from tests.integration.test_collector_cli import CONTRACT, HISTORY
+from tests.integration.ticketing_helpers import collector_config
+from tests.waiting import async_wait_until
 
 DAY_MS = 86_400_000
 Rows = list[dict[str, object]]
@@ -293,3 +299,25 @@ def test_the_vendor_s_report_catches_an_insider_who_holds_the_key(
     capsys.readouterr()
     assert main([*verify, "--anchors", str(held)]) == 1
     assert "entry 1 does not have the signed head hash" in capsys.readouterr().err
+
+
+@pytest.mark.broker
+async def test_the_running_collector_checkpoints_on_its_schedule(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    key = tmp_path / "audit.key"
+    generate_key(key)
+    config = collector_config(mosquitto.host, mosquitto.port, tmp_path / "data", "c-audit").model_copy(
+        update={"audit": AuditConfig(signing_key=key, checkpoint_interval=timedelta(milliseconds=50))}
+    )
+    store = open_store(config)
+    svc = CollectorService(config, store)
+    await svc.start()
+    try:
+        await async_wait_until(lambda: read_checkpoints(config.checkpoint_file), what="checkpoint at start")
+        AuditLog(store).append("plant", "10.0.0.2", "ticket.paused", "ticket/acme/inc-1", {}, T0)
+        await async_wait_until(lambda: read_checkpoints(config.checkpoint_file)[-1].count == 1,
+                               what="checkpoint after the log grew")  # fmt: skip
+    finally:
+        await svc.stop()
+        store.close()
+    counts = [cp.count for cp in read_checkpoints(config.checkpoint_file)]
+    assert counts == [0, 1], "one checkpoint per change of the head, not one per interval"
