@@ -34,6 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--config", type=Path, required=True)
     check.add_argument("--format", choices=FORMATS, default="table")
+    trust = sub.add_parser(
+        "trust", help="trust an OPC UA target's server certificate: fetch it, compare the fingerprint, save it"
+    )
+    trust.add_argument("--config", type=Path, required=True)
+    trust.add_argument("--target", required=True, help="the OPC UA target id")
+    trust.add_argument("--fingerprint", required=True, help="the SHA-256 you checked at the server itself")
     status = sub.add_parser("status", help="states, open incidents and outbox figures from the local database")
     status.add_argument("--config", type=Path, required=True)
     status.add_argument("--format", choices=FORMATS, default="table")
@@ -48,7 +54,11 @@ def main(argv: Sequence[str]) -> int:
     if args.cmd == "run":
         return _run(cfg, args.config)
     if args.cmd == "check":
-        return asyncio.run(_check(cfg, args.format))
+        return asyncio.run(_check(cfg, args.format, args.config))
+    if args.cmd == "trust":
+        from agent.trust import trust_server
+
+        return asyncio.run(trust_server(cfg, args.target, args.fingerprint))
     return _status(cfg, args.format)
 
 
@@ -82,12 +92,13 @@ def _run(cfg: AgentConfig, path: Path) -> int:
     return EXIT_OK
 
 
-async def _check(cfg: AgentConfig, fmt: str) -> int:
+async def _check(cfg: AgentConfig, fmt: str, path: Path) -> int:
     from agent.probes.context import ProbeContext
     from agent.probes.registry import make_probe, safe_poll
+    from agent.trust import untrusted_hint
     from linewarden.debounce import is_configuration, judge
 
-    context = ProbeContext()
+    context = ProbeContext(opcua_trust=cfg.opcua_trust())
     probes = [(t, make_probe(t, cfg.defaults, context)) for t in cfg.targets]
     try:
         results = await asyncio.gather(*(safe_poll(p, time.time()) for _, p in probes))
@@ -110,6 +121,9 @@ async def _check(cfg: AgentConfig, fmt: str) -> int:
         )
         if is_configuration(state, cause):
             print(f"{t.id}: the agent config is wrong here, not the device: {reason}", file=sys.stderr)
+            hint = untrusted_hint(cfg, t, r, path)
+            if hint:
+                print(hint, file=sys.stderr)
     print(render(rows, fmt))  # type: ignore[arg-type]
     return EXIT_OK if all(row["state"] == "UP" for row in rows) else EXIT_RUNTIME
 

@@ -37,6 +37,7 @@ from typing import Any, NamedTuple
 
 from linewarden.config.agent import OutboxConfig
 from linewarden.errors import StorageFull, StoreError
+from linewarden.files import private_file
 from linewarden.wire import (
     DROPPABLE_TYPES,
     ChangeDetectedBody,
@@ -117,7 +118,7 @@ class Outbox:
         self._config = config
         self._clock_ms = clock_ms
         self._overfull = False  # over max_events with nothing droppable left (warned once per episode)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # 0600 in a 0700 folder: the WAL files SQLite adds take the file's mode
         try:
             self._db = sqlite3.connect(path, isolation_level=None, timeout=30)
             self._open()

@@ -92,7 +92,7 @@ class Agent:
         self.outbox = Outbox(cfg.agent.data_dir / "outbox.db", cfg.outbox, clock_ms)
         self.boot = secrets.token_hex(6)
         self._boot_seq = self.outbox.stats().next_seq  # the first seq this boot writes (in every birth)
-        self._context = probe_context or ProbeContext()
+        self._context = probe_context or ProbeContext(opcua_trust=cfg.opcua_trust())
         self.slots: dict[str, TargetSlot] = {}
         for target in cfg.targets:
             self.slots[target.id] = TargetSlot(

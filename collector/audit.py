@@ -4,7 +4,8 @@ Each entry's hash is SHA-256 over the canonical JSON (keys sorted, no spaces, UT
 {id, at_ms, actor, origin, action, object, details, prev_hash}, and `prev_hash` is the hash of the entry
 before; the first entry's `prev_hash` is GENESIS_HASH (64 zeros). Ids run 1, 2, 3 … without gaps, so editing,
 deleting or reordering any entry breaks the chain at that entry. Removing entries from the end leaves a
-valid shorter chain: compare `head()` with a copy kept elsewhere (an export) to detect that.
+valid shorter chain, and whoever can write the database can rewrite and re-chain it whole: signed
+checkpoints kept outside the database (collector.audit_evidence) detect both.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ from __future__ import annotations
 import getpass
 import hashlib
 import json
+import os
 import socket
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -78,6 +80,24 @@ def append_entry(
     return AuditEntry(new_id, at_ms, actor, origin, action, obj, details, prev, digest)
 
 
+def chain_break(entries: Sequence[Mapping[str, Any]]) -> int | None:
+    """The id of the first entry whose id, link or hash does not hold, or None. `details` may be the stored
+    JSON text or its value."""
+    expected_id, prev = 1, GENESIS_HASH
+    for row in entries:
+        try:
+            entry_id = int(row["id"])
+            details = json.loads(row["details"]) if isinstance(row["details"], str) else row["details"]
+            recomputed = entry_hash(entry_id, int(row["at_ms"]), row["actor"], row["origin"], row["action"],
+                                    row["object"], details, prev)
+        except (KeyError, TypeError, ValueError):
+            return expected_id
+        if entry_id != expected_id or row["prev_hash"] != prev or row["hash"] != recomputed:
+            return entry_id
+        expected_id, prev = entry_id + 1, row["hash"]
+    return None
+
+
 def _entry(row: Row) -> AuditEntry:
     return AuditEntry(
         int(row["id"]),
@@ -118,30 +138,34 @@ class AuditLog:
             rows = sql.query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
         return str(rows[0]["hash"]) if rows else GENESIS_HASH
 
-    def verify(self) -> int | None:
-        """Recompute the chain; return the id of the first entry that does not hold, or None when all do."""
-        expected_id, prev = 1, GENESIS_HASH
-        for row in self._rows():
-            entry_id = int(row["id"])
-            try:
-                details = json.loads(row["details"])
-            except ValueError:
-                return entry_id
-            recomputed = entry_hash(
-                entry_id, row["at_ms"], row["actor"], row["origin"], row["action"], row["object"], details, prev
-            )
-            if entry_id != expected_id or row["prev_hash"] != prev or row["hash"] != recomputed:
-                return entry_id
-            expected_id, prev = entry_id + 1, row["hash"]
-        return None
+    def count_and_head(self) -> tuple[int, str]:
+        """How many entries there are and the last one's hash, read together."""
+        with self._store.reader() as sql:
+            count = sql.query("SELECT COUNT(*) AS n FROM audit_log")[0]["n"]
+            rows = sql.query("SELECT hash FROM audit_log ORDER BY id DESC LIMIT 1")
+        return int(count), str(rows[0]["hash"]) if rows else GENESIS_HASH
 
-    def export(self, path: Path) -> int:
-        """Write every entry, hashes included, as JSON Lines; return how many."""
+    def rows(self) -> list[Row]:
+        """Every entry as stored (details as its JSON text), in id order."""
+        return self._rows()
+
+    def verify(self) -> int | None:
+        """Recompute the chain; return the id of the first entry that does not hold, or None when all do.
+        A chain alone cannot show entries removed from its end, nor one rewritten and re-chained whole:
+        check it against signed checkpoints (collector.audit_evidence) for that."""
+        return chain_break(self._rows())
+
+    def export(self, path: Path, checkpoints: Iterable[Mapping[str, Any]] = ()) -> int:
+        """Write every entry, hashes included, as JSON Lines, then each signed checkpoint as a line
+        `{"checkpoint": {...}}`; return how many entries. The file is created 0600."""
         count = 0
-        with path.open("w", encoding="utf-8") as out:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
             for entry in self.entries():
                 out.write(canonical_json(asdict(entry)) + "\n")
                 count += 1
+            for cp in checkpoints:
+                out.write(canonical_json({"checkpoint": cp}) + "\n")
         return count
 
 

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector import certificates, liveness
-from collector.audit import AuditLog
+from collector.audit_cli import audit, audit_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.exporter import export_all
 from collector.importer import import_file
@@ -220,39 +220,6 @@ def _token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-# ---------------------------------------------------------------- audit
-
-
-def _audit_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("verify", "export"), help="verify the hash chain, or export it as JSON Lines")
-    p.add_argument("--out", type=Path, help="export: the JSON Lines file to write")
-
-
-def _audit(args: argparse.Namespace) -> int:
-    if args.action == "export" and args.out is None:
-        print("error: audit export needs --out FILE", file=sys.stderr)
-        return EXIT_USAGE
-    _, store = _open(args)
-    try:
-        log_ = AuditLog(store)
-        if args.action == "verify":
-            bad = log_.verify()
-            if bad is not None:
-                print(f"audit log broken at entry {bad}", file=sys.stderr)
-                return EXIT_RUNTIME
-            print(f"audit log intact; head {log_.head()}")
-            return EXIT_OK
-        try:
-            count = log_.export(args.out)
-        except OSError as exc:
-            print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
-            return EXIT_RUNTIME
-        print(f"exported {count} entries to {args.out}; head {log_.head()}")
-        return EXIT_OK
-    finally:
-        store.close()
-
-
 # name -> (help, add arguments, run). Add `report`, `maintenance`, `contract`, `token`, `audit` here.
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the collector: ingest from agents over MQTT", _run_args, _run),
@@ -264,7 +231,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "maintenance": ("record, list and cancel maintenance windows (published to the site)", maintenance_args,
                     maintenance),
     "token": ("create, list and revoke API tokens (vendor, plant, admin)", _token_args, _token),
-    "audit": ("verify the audit log's hash chain or export it as JSON Lines", _audit_args, _audit),
+    "audit": ("verify the audit log against its signed checkpoints, export it, checkpoint it, make its key",
+              audit_args, audit),
 }
 
 

@@ -17,9 +17,10 @@ from zoneinfo import ZoneInfo
 from pydantic import ValidationError
 
 from collector.audit import append_entry, append_if_changed, local_actor
+from collector.audit_evidence import latest_checkpoint
 from collector.contracts import record_contracts
 from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement, record_window, stamp
-from collector.reporting import iter_sections, parse_as_of, period_note, reports
+from collector.reporting import iter_sections, parse_as_of, period_note, reports, with_checkpoint
 from collector.store import open_store
 from collector.store.rows import MaintenanceWindowRow
 from linewarden.book import load_book
@@ -81,8 +82,9 @@ def report(args: argparse.Namespace) -> int:
                 append_if_changed(tx.sql, actor, origin, "credits.reported", obj, _credit_details(r), now)
     finally:
         store.close()
+    checkpoint = latest_checkpoint(config.checkpoint_file)
     if args.format == "json":
-        print(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False))
+        print(json.dumps([with_checkpoint(r, checkpoint) for r in found], indent=2, ensure_ascii=False))
         return EXIT_OK
     for report_ in found:
         tz = ZoneInfo(report_.timezone)
@@ -95,7 +97,7 @@ def report(args: argparse.Namespace) -> int:
                 f"== {report_.contract_id} ({report_.vendor}) {report_.period.label}, {report_.timezone}, "
                 f"fee {report_.fee:.2f} {report_.currency}: {period_note(report_, fmt_time)}"
             )
-        for name, rows in iter_sections(report_, fmt_time):
+        for name, rows in iter_sections(report_, fmt_time, checkpoint):
             if args.format == "csv":
                 print(f"# {name}")
                 print(render(rows, "csv") if rows else "")

@@ -16,10 +16,13 @@ so a registered target's events take the registry's asset whatever the line orde
 
 from __future__ import annotations
 
+import hashlib
+import io
 import socket
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from collector import admission
 from collector.audit import append_entry
@@ -121,9 +124,14 @@ def _refusal(tx: Writer, record: ImportRecord) -> str | None:
 
 
 def import_lines(
-    store: Store, lines: Iterable[bytes], received_at: int, book: ContractBook | None = None
+    store: Store,
+    lines: Iterable[bytes],
+    received_at: int,
+    book: ContractBook | None = None,
+    source: Mapping[str, Any] | None = None,
 ) -> ImportResult:
-    """`book`: the contracts, to check the services a window names (without it they are taken as named)."""
+    """`book`: the contracts, to check the services a window names (without it they are taken as named).
+    One audit entry `import.applied` records the import, with its counts and `source` (file name, SHA-256)."""
     numbered, bad = parse_lines(lines)
     records = [(n, r) for n, r in numbered if not isinstance(r, MaintenanceWindowRecord)]
     windows = [(n, r) for n, r in numbered if isinstance(r, MaintenanceWindowRecord)]
@@ -152,11 +160,16 @@ def import_lines(
                 continue
             result.imported += added
             result.duplicates += not added
-    result.bad.sort(key=lambda b: b.number)
+        result.bad.sort(key=lambda b: b.number)
+        details = {**(source or {}), "imported": result.imported, "duplicates": result.duplicates,
+                   "skipped": len(result.bad)}
+        obj = f"import/{details['sha256']}" if "sha256" in details else "import"
+        append_entry(tx.sql, SOURCE, socket.gethostname(), "import.applied", obj, details, received_at)
     return result
 
 
 def import_file(store: Store, path: Path, received_at: int, book: ContractBook | None = None) -> ImportResult:
     """Raises OSError when the file cannot be read."""
-    with path.open("rb") as f:
-        return import_lines(store, f, received_at, book)
+    data = path.read_bytes()
+    source = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
+    return import_lines(store, io.BytesIO(data), received_at, book, source)

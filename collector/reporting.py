@@ -20,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from collector.audit_evidence import Checkpoint
 from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
 from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
@@ -400,10 +401,21 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
     return row
 
 
-def iter_sections(report: ContractReport, fmt_time: Any) -> Iterable[tuple[str, list[dict[str, Any]]]]:
+def with_checkpoint(report: ContractReport, checkpoint: Checkpoint | None) -> dict[str, Any]:
+    """The report's JSON with the audit log's latest signed checkpoint (null when none was written yet),
+    so the vendor receiving it holds the anchor too."""
+    return {**report.to_dict(), "audit_checkpoint": checkpoint.to_dict() if checkpoint else None}
+
+
+def iter_sections(
+    report: ContractReport, fmt_time: Any, checkpoint: Checkpoint | None = None
+) -> Iterable[tuple[str, list[dict[str, Any]]]]:
     yield "period", period_rows(report, fmt_time)
     yield "uptime", uptime_rows(report)
     yield "incidents", incident_rows(report, fmt_time)
     yield "exclusions", exclusion_rows(report, fmt_time)
     yield "credits", credit_rows(report)
     yield "scorecard", [scorecard_row(report)]
+    if checkpoint is not None:
+        fields = ("count", "head", "at", "collector", "key_id", "signature")
+        yield "audit_checkpoint", [{k: checkpoint.to_dict()[k] for k in fields}]

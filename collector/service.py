@@ -33,6 +33,8 @@ from collections.abc import Callable
 
 from collector.api.app import create_app
 from collector.api.server import ApiServer
+from collector.audit import AuditLog
+from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
 from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
@@ -111,6 +113,7 @@ class CollectorService:
             rca_dir = config.collector.data_dir / "rca"
             app = create_app(
                 store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book,
+                audit_checkpoint=lambda: latest_checkpoint(config.checkpoint_file),
                 max_body_bytes=config.api.max_body_bytes, max_upload_bytes=config.api.max_upload_bytes,
             )
             self.api = ApiServer(app, config.api.host, config.api.port)
@@ -126,6 +129,8 @@ class CollectorService:
             will=Will(COLLECTOR_STATE_TOPIC, _state(False, self.ingest.watching_since), qos=1, retain=True),
         )
         self._watch: asyncio.Task[None] | None = None
+        self.checkpointer = checkpointer_for(config)
+        self._checkpoints: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.supervisor = Supervisor(RESTART_POLICY)
         self._held: deque[tuple[str, bytes, asyncio.Future[None]]] = deque()
@@ -154,6 +159,20 @@ class CollectorService:
             log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
         await self.mqtt.start()
         self._watch = sup.spawn("collector-liveness", self._watch_liveness)
+        if self.checkpointer is not None:
+            self._checkpoints = sup.spawn(
+                "audit-checkpoints", functools.partial(self._checkpoint_forever, self.checkpointer)
+            )
+
+    async def _checkpoint_forever(self, checkpointer: Checkpointer) -> None:
+        """A signed checkpoint at start and every `audit.checkpoint_interval` in which the log grew."""
+        audit_log = AuditLog(self.store)
+        while True:
+            try:
+                await asyncio.to_thread(checkpointer.checkpoint, audit_log, self.clock(), True)
+            except EvidenceError as exc:
+                log.error("audit checkpoint failed: %s", exc)
+            await asyncio.sleep(self.config.audit.checkpoint_interval.total_seconds())
 
     def _sinks(self) -> dict[str, TicketSink]:
         sinks: dict[str, TicketSink] = {}
@@ -189,12 +208,12 @@ class CollectorService:
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
-        for loop_task in (self._watch, self._retry):
+        for loop_task in (self._watch, self._retry, self._checkpoints):
             if loop_task is not None:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
-        self._watch = self._retry = None
+        self._watch = self._retry = self._checkpoints = None
         if self.mqtt.connected:
             with contextlib.suppress(BrokerError):
                 await asyncio.wait_for(

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 import secrets
+import threading
 from dataclasses import dataclass
 from typing import Literal
 
@@ -19,6 +22,8 @@ from linewarden.errors import LinewardenError
 
 Role = Literal["vendor", "plant", "admin"]
 ROLES: tuple[Role, ...] = ("vendor", "plant", "admin")
+log = logging.getLogger(__name__)
+_TOKEN_ID = re.compile(r"^[0-9a-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -87,3 +92,42 @@ def revoke_token(store: Store, token_id: str, now: int, actor: str, origin: str)
         if done:
             append_entry(tx.sql, actor, origin, "token.revoked", f"token/{token_id}", {}, now)
     return bool(done)
+
+
+class FailedAuthAudit:
+    """Records failed token authentications in the audit log, rate-limited so a flood cannot bury the log:
+    per `window_ms` at most `per_origin` entries per client address and `overall` in all; what is left out
+    is counted and goes into that address's next entry as `suppressed`."""
+
+    def __init__(self, window_ms: int = 60_000, per_origin: int = 5, overall: int = 60) -> None:
+        self.window_ms = window_ms
+        self.per_origin = per_origin
+        self.overall = overall
+        self._window_start = -window_ms
+        self._written: dict[str, int] = {}
+        self._suppressed: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def record(self, store: Store, token: str, origin: str, now: int) -> bool:
+        """One failure (never the secret: only a token id, if the token has the form of one); True when
+        it was written to the audit log."""
+        with self._lock:
+            if now - self._window_start >= self.window_ms:
+                self._window_start, self._written = now, {}
+            if self._written.get(origin, 0) >= self.per_origin or sum(self._written.values()) >= self.overall:
+                self._suppressed[origin] = self._suppressed.get(origin, 0) + 1
+                return False
+            self._written[origin] = self._written.get(origin, 0) + 1
+            suppressed = self._suppressed.pop(origin, 0)
+        parts = token.split("_", 2)
+        token_id = parts[1] if len(parts) == 3 and parts[0] == "lw" and _TOKEN_ID.match(parts[1]) else None
+        details = {"reason": "no token" if not token else "unknown, malformed or revoked token",
+                   "token_id": token_id, "suppressed": suppressed}
+        try:
+            with store.transaction() as tx:
+                append_entry(tx.sql, "anonymous", origin, "auth.failed", f"token/{token_id}" if token_id else "api",
+                             details, now)
+        except Exception:  # the caller still gets its 401; the store's failure is logged, not turned into a 500
+            log.exception("could not record a failed authentication from %s in the audit log", origin)
+            return False
+        return True

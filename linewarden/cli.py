@@ -23,6 +23,7 @@ _APPS = {
     "agent": ("agent.cli", "run, check and inspect the edge agent"),
     "collector": ("collector.cli", "run the collector; reports, imports, exports, audit, tickets"),
     "sim": ("simulators.cli", "run OPC UA, Modbus and MES simulators and scenarios"),
+    "audit": ("collector.audit_cli", "verify an exported audit log offline with the collector's public key"),
     "demo": ("simulators.demo", "plant in a box: simulators, agent, collector and a vendor, end to end"),
     "certs": ("linewarden.certs_cli", "a small CA: certificates for the broker, collector and agents"),
 }

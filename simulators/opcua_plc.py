@@ -11,6 +11,11 @@ registered first (two at the first boot, then one and two alternately), so the P
 never 2 and changes at every restart: clients must resolve it by URI. Process values and the heartbeat
 count carry over from boot to boot.
 
+Security (all optional): with `certificate` and `private_key` the server offers Basic256Sha256 (Sign and
+SignAndEncrypt) and no unsecured endpoint unless `allow_unsecured`; `users` (name -> password) and
+`user_certificates` (X.509 user token certificates) require a login: anonymous sessions are then refused.
+`replace_certificate(...)` boots again with another server certificate (a firmware update that made a new one).
+
 Faults: `down(seconds)`, `up()`, `slow(ms)` (delays every read a client makes), `degraded(...)`,
 `set_version(sw, build)` (live, like an online program change), `restart()`, `clear()`.
 The server side of asyncua is quieted to CRITICAL: injected faults make it log errors on purpose.
@@ -22,17 +27,23 @@ import asyncio
 import contextlib
 import logging
 import math
+from collections.abc import Mapping, Sequence
 from copy import copy
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from asyncua import ua
 from asyncua.common.callback import CallbackType, ServerItemCallback
 from asyncua.common.node import Node
 from asyncua.common.utils import ServiceError
+from asyncua.crypto.permission_rules import User, UserRole
 from asyncua.server.server import Server
+from asyncua.server.user_managers import UserManager
 from asyncua.ua.object_ids import ObjectIds
 from asyncua.ua.status_codes import StatusCodes
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 
 from linewarden.errors import SimulatorError
 from simulators.broker import free_port
@@ -60,6 +71,32 @@ def _initialised_server() -> Server:
     return server
 
 
+def _der(path: Path) -> bytes:
+    data = path.read_bytes()
+    return x509.load_pem_x509_certificate(data).public_bytes(Encoding.DER) if b"-----BEGIN" in data else data
+
+
+class _Users(UserManager):
+    """Logins the simulated PLC accepts: a name with its password, or an X.509 user certificate it knows."""
+
+    def __init__(self, users: Mapping[str, str], certificates: Sequence[x509.Certificate], anonymous: bool) -> None:
+        self.users = users
+        self.certificates = {c.public_bytes(Encoding.DER) for c in certificates}
+        self.anonymous = anonymous
+
+    def get_user(
+        self, iserver: Any, username: str | None = None, password: str | None = None, certificate: Any = None
+    ) -> User | None:
+        if self.anonymous:
+            return User(role=UserRole.User)
+        if username is not None:
+            known = self.users.get(username)
+            return User(role=UserRole.User, name=username) if known is not None and known == password else None
+        if isinstance(certificate, x509.Certificate):
+            certificate = certificate.public_bytes(Encoding.DER)
+        return User(role=UserRole.User, name="x509") if certificate in self.certificates else None
+
+
 class OpcUaPlc(AsyncService):
     """A PLC's embedded OPC UA server. `async with OpcUaPlc("plc1") as plc: plc.endpoint`."""
 
@@ -76,11 +113,18 @@ class OpcUaPlc(AsyncService):
         heartbeat_period: float = 1.0,
         max_nodes_per_read: int = 0,
         shift_namespace: bool = False,
+        certificate: Path | None = None,
+        private_key: Path | None = None,
+        allow_unsecured: bool = False,
+        users: Mapping[str, str] | None = None,
+        user_certificates: Sequence[Path] = (),
     ) -> None:
         if heartbeat_period <= 0:
             raise SimulatorError("heartbeat_period must be > 0")
         if max_nodes_per_read < 0:
             raise SimulatorError("max_nodes_per_read must be >= 0 (0 = unlimited)")
+        if (certificate is None) != (private_key is None):
+            raise SimulatorError("a server certificate needs its private key, and the other way round")
         self.name = name
         self.host = host
         self.port = port or free_port(host)
@@ -90,6 +134,11 @@ class OpcUaPlc(AsyncService):
         self.heartbeat_period = heartbeat_period
         self.max_nodes_per_read = max_nodes_per_read
         self.shift_namespace = shift_namespace
+        self.certificate = certificate
+        self.private_key = private_key
+        self.allow_unsecured = allow_unsecured
+        self.users = dict(users or {})
+        self.user_certificates = [x509.load_der_x509_certificate(_der(p)) for p in user_certificates]
         self.boots = 0
         self.heartbeat = 0
         self.running = True
@@ -166,6 +215,11 @@ class OpcUaPlc(AsyncService):
         if self._server is not None:
             await self._write_build_info(self._server)
 
+    async def replace_certificate(self, certificate: Path, private_key: Path) -> None:
+        """Boot again with another server certificate."""
+        self.certificate, self.private_key = certificate, private_key
+        await self.restart()
+
     async def restart(self) -> None:
         """Stop, then boot again on the same port (namespaces renumbered when shift_namespace is on)."""
         self._cancel_timer()
@@ -209,7 +263,7 @@ class OpcUaPlc(AsyncService):
         server.disable_clock()  # our ticker writes CurrentTime; the built-in clock makes stop() wait 1 s
         server.set_endpoint(self.endpoint)
         server.set_server_name(f"linewarden simulated PLC {self.name}")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await self._secure(server)
         if self.shift_namespace:
             for i in range(1 + (self.boots + 1) % 2):
                 await server.register_namespace(f"urn:linewarden:sim:filler:{i}")
@@ -245,6 +299,24 @@ class OpcUaPlc(AsyncService):
         await self._publish_health()
         await self._tick()
         self._ticker = asyncio.create_task(self._tick_forever(), name=f"opcua-plc-{self.name}")
+
+    async def _secure(self, server: Server) -> None:
+        policies = [ua.SecurityPolicyType.NoSecurity]
+        if self.certificate is not None and self.private_key is not None:
+            policies = [ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt, ua.SecurityPolicyType.Basic256Sha256_Sign]
+            if self.allow_unsecured:
+                policies.append(ua.SecurityPolicyType.NoSecurity)
+            await server.load_certificate(str(self.certificate))
+            await server.load_private_key(str(self.private_key))
+        server.set_security_policy(policies)
+        tokens: list[type] = []
+        if self.users:
+            tokens.append(ua.UserNameIdentityToken)
+        if self.user_certificates:
+            tokens.append(ua.X509IdentityToken)
+        if tokens:
+            server.set_identity_tokens(tokens)
+        server.iserver.set_user_manager(_Users(self.users, self.user_certificates, anonymous=not tokens))
 
     async def _shutdown(self) -> None:
         server, self._server = self._server, None

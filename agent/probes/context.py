@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from agent.probes.backoff import Backoff, BackoffPolicy
 from agent.probes.host import CpuSampler
 from agent.probes.process import ServiceStatus, windows_service_status
+from linewarden.config.agent import OpcUaSection
 from linewarden.config.targets import OpcUaTarget
 
 if TYPE_CHECKING:
@@ -32,11 +33,14 @@ class ProbeContext:
         backoff: BackoffPolicy = DEFAULT_BACKOFF,
         service_status: ServiceStatus = windows_service_status,
         clock: Callable[[], float] | None = None,
+        opcua_trust: OpcUaSection | None = None,
     ) -> None:
+        """`opcua_trust`: the agent's [opcua] trust settings, trust_dir resolved (AgentConfig.opcua_trust())."""
         self.backoff = backoff
         self.service_status = service_status
         self.cpu = CpuSampler()
         self._clock = clock
+        self.opcua_trust = opcua_trust or OpcUaSection()
         self.modbus_links: dict[tuple[str, int], ModbusLink] = {}
         self.opcua_sessions: dict[tuple[Any, ...], OpcUaSession] = {}
         self.http_clients: dict[HttpKey, httpx.AsyncClient] = {}
@@ -58,10 +62,13 @@ class ProbeContext:
 
     def opcua_session(self, target: OpcUaTarget, timeout: float, interval: float) -> OpcUaSession:
         from agent.probes.opcua_session import OpcUaSession, session_key
+        from agent.probes.opcua_trust import TrustList
 
         key = session_key(target)
         if key not in self.opcua_sessions:
-            self.opcua_sessions[key] = OpcUaSession(target, timeout, self._new_backoff())
+            trust = TrustList(target.trust_dir or self.opcua_trust.trust_dir,
+                              (target.trust or self.opcua_trust.trust) == "tofu")
+            self.opcua_sessions[key] = OpcUaSession(target, timeout, self._new_backoff(), trust)
         session = self.opcua_sessions[key]
         session.backoff.limit_to(interval)
         return session

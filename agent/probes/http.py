@@ -12,6 +12,7 @@ import httpx
 
 from agent.conditions import ConditionChecker, Failure, worst
 from agent.probes.base import Probe, ProbeResult
+from linewarden.config.base import Secret
 from linewarden.config.targets import HttpTarget
 from linewarden.domain import State
 
@@ -50,9 +51,11 @@ class HttpProbe(Probe[HttpTarget]):
         target = self.target
         started = time.perf_counter()
         try:
-            response = await self._client.request(
-                target.method, target.url, headers=target.headers, timeout=self.timeout_s
-            )
+            headers = self._headers()
+        except ValueError as exc:
+            return ProbeResult(State.UNKNOWN, f"header secret: {exc}", cause="config.secret_unavailable")
+        try:
+            response = await self._client.request(target.method, target.url, headers=headers, timeout=self.timeout_s)
         except httpx.TimeoutException:
             return ProbeResult(State.DOWN, f"no answer within {self.timeout_s:g} s", cause="http.timeout")
         except httpx.HTTPError as exc:
@@ -83,16 +86,20 @@ class HttpProbe(Probe[HttpTarget]):
             failures.append(Failure(State.DEGRADED, slow, "http.slow"))
         versions: dict[str, str] = {}
         if now >= self._version_due:
-            versions = await self._versions(body)
+            versions = await self._versions(body, headers)
             self._version_due = now + VERSION_EVERY_S
         return ProbeResult.of(worst(failures), latency, values, versions)
 
-    async def _versions(self, body: Any) -> dict[str, str]:
+    def _headers(self) -> dict[str, str]:
+        """The headers with their secrets read now (a rotated token is used from the next poll on)."""
+        return {k: v.reveal() if isinstance(v, Secret) else v for k, v in self.target.headers.items()}
+
+    async def _versions(self, body: Any, headers: dict[str, str]) -> dict[str, str]:
         path = self.target.version_json_path
         if self.target.version_url is not None:
             try:
                 response = await self._client.get(
-                    self.target.version_url, headers=self.target.headers, timeout=self.timeout_s
+                    self.target.version_url, headers=headers, timeout=self.timeout_s
                 )
             except httpx.HTTPError:
                 return {}

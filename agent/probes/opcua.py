@@ -24,6 +24,7 @@ from asyncua.ua.status_codes import StatusCodes
 from agent.conditions import ConditionChecker, Failure, worst
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.opcua_session import OpcUaFailure, standard_node
+from agent.probes.opcua_trust import fingerprint
 from linewarden.config.targets import OpcUaNode, OpcUaTarget
 from linewarden.domain import State
 from linewarden.errors import ProbeError
@@ -95,8 +96,9 @@ class OpcUaProbe(Probe[OpcUaTarget]):
             reads = self._reads()
             data = dict(zip(reads, await self.session.read(list(reads.values())), strict=True))
         except OpcUaFailure as exc:
-            lost = Failure(State.DOWN, str(exc), exc.cause, exc.configuration)
-            return ProbeResult.of(lost, (time.perf_counter() - started) * 1000)
+            lost = Failure(exc.state, str(exc), exc.cause, exc.configuration)
+            refused = {"server_certificate_sha256": fingerprint(exc.certificate)} if exc.certificate else {}
+            return ProbeResult.of(lost, (time.perf_counter() - started) * 1000, refused)
         except ProbeError as exc:
             return ProbeResult(State.DOWN, str(exc), (time.perf_counter() - started) * 1000, cause="opcua.error")
         latency = (time.perf_counter() - started) * 1000

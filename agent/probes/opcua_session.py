@@ -22,7 +22,9 @@ from asyncua.ua.uaerrors import UaStatusCodeError
 from cryptography import x509
 
 from agent.probes.backoff import Backoff
+from agent.probes.opcua_trust import TrustList, fingerprint, first_certificate
 from linewarden.config.targets import OpcUaTarget
+from linewarden.domain import State
 from linewarden.errors import ProbeError
 
 
@@ -37,30 +39,50 @@ _MODES = {"Sign": ua.MessageSecurityMode.Sign, "SignAndEncrypt": ua.MessageSecur
 
 def session_key(target: OpcUaTarget) -> tuple[Any, ...]:
     """Targets share a session when they reach the same endpoint the same way."""
-    return (target.endpoint, target.security_policy, target.security_mode, target.certificate, target.username)
+    return (target.endpoint, target.security_policy, target.security_mode, target.certificate, target.username,
+            target.user_certificate, target.server_certificate, target.trust_dir, target.trust)
 
 
 class OpcUaFailure(ProbeError):
     """The session could not serve a probe; `cause` is the stable code, `configuration` the cause code of what
-    may be the config's mistake (a namespace the server does not have)."""
+    may be the config's mistake (a namespace the server does not have); `state` what the target is meanwhile;
+    `certificate` the server certificate (DER) that was refused, if that was the failure."""
 
-    def __init__(self, reason: str, cause: str, configuration: str = "") -> None:
+    def __init__(
+        self, reason: str, cause: str, configuration: str = "", state: State = State.DOWN,
+        certificate: bytes | None = None,
+    ) -> None:
         super().__init__(reason)
         self.cause = cause
         self.configuration = configuration
+        self.state = state
+        self.certificate = certificate
+
+    def again(self) -> OpcUaFailure:
+        return OpcUaFailure(str(self), self.cause, self.configuration, self.state, self.certificate)
+
+
+UNTRUSTED_CAUSE = "config.untrusted_certificate"
+
+
+def untrusted(der: bytes, why: str) -> OpcUaFailure:
+    """A server whose certificate the agent does not trust: UNKNOWN, the plant's configuration to fix."""
+    reason = f"untrusted server certificate SHA-256 {fingerprint(der)}: {why}"
+    return OpcUaFailure(reason, UNTRUSTED_CAUSE, state=State.UNKNOWN, certificate=der)
 
 
 class OpcUaSession:
-    def __init__(self, target: OpcUaTarget, timeout: float, backoff: Backoff) -> None:
+    def __init__(self, target: OpcUaTarget, timeout: float, backoff: Backoff, trust: TrustList) -> None:
         self.settings = target
         self.timeout = timeout
         self.backoff = backoff
+        self.trust = trust
         self.generation = 0
         self.max_nodes_per_read = 0
         self._namespaces: list[str] = []
         self._client: Client | None = None
         self._lock = asyncio.Lock()
-        self._failure = ("not connected", "opcua.not_connected")  # the last connect failure: (reason, cause)
+        self._failure = OpcUaFailure("not connected", "opcua.not_connected")  # the last connect failure
 
     @property
     def connected(self) -> bool:
@@ -72,15 +94,18 @@ class OpcUaSession:
             if self._client is not None:
                 return self._client
             if not self.backoff.begin():
-                raise OpcUaFailure(*self._failure)
+                raise self._failure.again()
             client = Client(self.settings.endpoint, timeout=self.timeout, watchdog_intervall=max(5.0, self.timeout))
             try:
                 await asyncio.wait_for(self._open(client), self.timeout * 2)
             except Exception as exc:
                 await _discard(client)
-                self._failure = _connect_failure(exc, self.timeout)
+                if isinstance(exc, OpcUaFailure):
+                    self._failure = exc
+                else:
+                    self._failure = OpcUaFailure(*_connect_failure(exc, self.timeout))
                 self.backoff.failed()
-                raise OpcUaFailure(*self._failure) from None
+                raise self._failure.again() from None
             self.backoff.succeeded()
             self.generation += 1
             self._client = client
@@ -132,9 +157,12 @@ class OpcUaSession:
                 SecurityPolicyBasic256Sha256,
                 certificate=str(settings.certificate),
                 private_key=str(settings.private_key),
-                server_certificate=str(settings.server_certificate) if settings.server_certificate else None,
+                server_certificate=await self._server_certificate(),
                 mode=_MODES[settings.security_mode],
             )
+        if settings.user_certificate is not None and settings.user_private_key is not None:
+            await client.load_client_certificate(str(settings.user_certificate))
+            await client.load_private_key(Path(settings.user_private_key))
         if settings.username is not None:
             client.set_user(settings.username)
             if settings.password is not None:
@@ -145,6 +173,27 @@ class OpcUaSession:
         good = limit.StatusCode is None or limit.StatusCode.is_good()
         value = limit.Value.Value if good and limit.Value is not None else 0
         self.max_nodes_per_read = int(value or 0)
+
+
+    async def _server_certificate(self) -> str | bytes:
+        """The configured `server_certificate` (a pin), else the certificate the endpoint offers if the trust
+        list trusts it; the secure channel is then bound to exactly that certificate."""
+        settings = self.settings
+        if settings.server_certificate is not None:
+            return str(settings.server_certificate)
+        der = await fetch_server_certificate(settings, self.timeout)
+        verdict = await asyncio.to_thread(self.trust.check, settings.endpoint, der)
+        if not verdict.trusted:
+            raise untrusted(der, verdict.reason)
+        return der
+
+
+async def fetch_server_certificate(settings: OpcUaTarget, timeout_s: float) -> bytes:
+    """The certificate the server offers for the target's policy and mode (over an unsecured GetEndpoints)."""
+    client = Client(settings.endpoint, timeout=timeout_s)
+    endpoints = await client.connect_and_get_server_endpoints()
+    found = Client.find_endpoint(endpoints, _MODES[settings.security_mode], SecurityPolicyBasic256Sha256.URI)
+    return first_certificate(found.ServerCertificate)
 
 
 def _certificate_uri(path: Path) -> str | None:

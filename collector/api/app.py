@@ -19,15 +19,17 @@ from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from pydantic import BaseModel, Field, ValidationError
 
 from collector.api.limits import TOO_LARGE, BodyLimit
+from collector.audit_evidence import Checkpoint
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
-from collector.reporting import parse_as_of, reports
+from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
-from collector.tokens import TokenInfo, authenticate
+from collector.tokens import FailedAuthAudit, TokenInfo, authenticate
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
 from linewarden.errors import BackdateForbidden, MaintenanceRefused, TicketNotFound, TicketStateError
+from linewarden.files import write_private
 from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
 
 # A time in a request: milliseconds since the Unix epoch, up to the end of year 9999 (as on the wire).
@@ -92,9 +94,10 @@ def _principal(request: Request) -> Principal:
     info: TokenInfo | None = None
     if scheme.lower() == "bearer" and token:
         info = authenticate(request.app.state.store, token.strip())
-    if info is None:
-        raise HTTPException(401, "missing, unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     origin = request.client.host if request.client else "unknown"
+    if info is None:
+        request.app.state.failed_auth.record(request.app.state.store, token.strip(), origin, request.app.state.clock())
+        raise HTTPException(401, "missing, unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
     return Principal(token_id=info.id, role=info.role, vendor=info.vendor, origin=origin)
 
 
@@ -137,16 +140,20 @@ def create_app(
     rca_dir: Path,
     on_maintenance: Callable[[str], None] | None = None,
     book: ContractBook | None = None,
+    audit_checkpoint: Callable[[], Checkpoint | None] | None = None,
     max_body_bytes: int = MIB,
     max_upload_bytes: int = 20 * MIB,
 ) -> FastAPI:
     """`on_maintenance(site)` is called (from a worker thread) after a window of `site` is recorded; `book`
-    holds the contracts the reports are of (none: no reports).
+    holds the contracts the reports are of (none: no reports); `audit_checkpoint` gives the audit log's
+    latest signed checkpoint, attached to every report.
 
     A request body may hold `max_body_bytes`; one posting an RCA document, that document (base64, so 4/3 of
     `max_upload_bytes`) and 64 KiB more."""
     app = FastAPI(title="linewarden collector API", version="1")
     app.state.store = store
+    app.state.clock = clock
+    app.state.failed_auth = FailedAuthAudit()
     upload_body_bytes = max_upload_bytes * 4 // 3 + 64 * KIB
     app.add_middleware(
         BodyLimit, limit_for=lambda path: upload_body_bytes if path.endswith("/rca") else max_body_bytes
@@ -176,7 +183,8 @@ def create_app(
             done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        return [r.to_dict() for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        return [with_checkpoint(r, checkpoint) for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:
@@ -223,8 +231,7 @@ def create_app(
             if len(data) > max_upload_bytes:
                 raise HTTPException(TOO_LARGE, f"document of {len(data)} bytes is over the limit of {max_upload_bytes}")
             digest = hashlib.sha256(data).hexdigest()
-            rca_dir.mkdir(parents=True, exist_ok=True)
-            (rca_dir / digest).write_bytes(data)
+            write_private(rca_dir / digest, data)
             document = {"name": body.document.name, "sha256": digest, "bytes": len(data)}
         return _step(
             lambda: lifecycle.receive_rca(incident_id, contract_id, body.link, document, caller.actor, caller.origin)

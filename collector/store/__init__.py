@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collector.store.base import Store, Writer
 from linewarden.config.collector import CollectorConfig
+from linewarden.errors import StoreError
 
 SQLITE_FILE = "collector.db"
 
@@ -12,7 +13,10 @@ __all__ = ["SQLITE_FILE", "Store", "Writer", "open_store"]
 
 def open_store(config: CollectorConfig) -> Store:
     """Open (and migrate) the store the config names: `database_url` if set, else SQLite in `data_dir`."""
-    url = config.collector.database_url
+    try:
+        url = config.collector.database()
+    except ValueError as exc:
+        raise StoreError(f"database_url: {exc}") from None
     store: Store
     if url:
         from collector.store.postgres import PostgresStore

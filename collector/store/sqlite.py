@@ -15,6 +15,7 @@ from typing import Any
 
 from collector.store.base import DataRejected, Row, Store, Writer
 from linewarden.errors import StorageFull, StoreError
+from linewarden.files import private_file
 
 # What SQLite (or its binding of parameters) raises for a value it cannot hold: bad data, not a failing database.
 _DATA_ERRORS = (OverflowError, UnicodeEncodeError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError)
@@ -51,7 +52,7 @@ class SqliteStore(Store):
     def __init__(self, path: Path | str, busy_timeout_s: float = 30.0) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             # isolation_level=None: we issue BEGIN/COMMIT ourselves, nothing is implicit.
             self._conn = sqlite3.connect(
                 self.path, timeout=busy_timeout_s, isolation_level=None, check_same_thread=False

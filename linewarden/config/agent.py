@@ -9,7 +9,7 @@ from typing import Annotated
 from pydantic import Field, field_validator, model_validator
 
 from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, StrictModel, TimeZoneName
-from linewarden.config.targets import TargetConfig
+from linewarden.config.targets import OpcUaTrustMode, TargetConfig
 from linewarden.domain import Criticality, Severity
 from linewarden.wire import MAX_BATCH_EVENTS, MAX_INTERVAL_S, MAX_TARGETS
 
@@ -102,6 +102,17 @@ class SeverityMatrix(StrictModel):
         return row
 
 
+class OpcUaSection(StrictModel):
+    """Which OPC UA server certificates the agent trusts, for targets that do not say."""
+
+    trust_dir: Path | None = Field(
+        default=None, description="trusted server certificates and CAs; default: opcua-trust in data_dir"
+    )
+    trust: OpcUaTrustMode = Field(
+        default="list", description="'list': only the trust_dir's; 'tofu': pin the first one seen"
+    )
+
+
 class Asset(StrictModel):
     id: ConfigId
     criticality: Criticality
@@ -115,6 +126,7 @@ class AgentConfig(StrictModel):
     defaults: Defaults = Defaults()
     flap: FlapConfig = FlapConfig()
     severity: SeverityMatrix = SeverityMatrix()
+    opcua: OpcUaSection = OpcUaSection()
     assets: list[Asset] = Field(min_length=1)
     targets: list[TargetConfig] = Field(min_length=1, max_length=MAX_TARGETS)
 
@@ -132,6 +144,11 @@ class AgentConfig(StrictModel):
             if t.asset not in known:
                 raise ValueError(f"target {t.id!r} names asset {t.asset!r}, which is not in [[assets]]")
         return self
+
+    def opcua_trust(self) -> OpcUaSection:
+        """[opcua] with its trust_dir resolved (data_dir/opcua-trust when not given)."""
+        trust_dir = self.opcua.trust_dir or self.agent.data_dir / "opcua-trust"
+        return OpcUaSection(trust_dir=trust_dir, trust=self.opcua.trust)
 
     def asset(self, asset_id: str) -> Asset:
         return next(a for a in self.assets if a.id == asset_id)

@@ -5,22 +5,36 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
-from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, StrictModel, TimeZoneName
+from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, Secret, StrictModel, TimeZoneName
 
 
 class CollectorSection(StrictModel):
     id: ConfigId = "collector"
     data_dir: Path = Path("linewarden-collector-data")
-    database_url: str | None = Field(
-        default=None, description="postgresql://… for the scale-out store; default: SQLite in data_dir"
+    database_url: str | Secret | None = Field(
+        default=None,
+        description="postgresql://… for the scale-out store (with a password: { env = … } or { file = … }); "
+        "default: SQLite in data_dir",
     )
     timezone: TimeZoneName = "UTC"
     production_calendar: str | None = Field(
         default=None, description="id of the plant's production calendar (for 'production' uptime lines)"
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _no_inline_password(cls, value: str | Secret | None) -> str | Secret | None:
+        if isinstance(value, str) and urlsplit(value).password:
+            raise ValueError("a database_url with a password is a secret: give { env = 'VAR' } or { file = '/path' }")
+        return value
+
+    def database(self) -> str | None:
+        """The database URL, read from its secret source now. Raises ValueError naming the source."""
+        return self.database_url.reveal() if isinstance(self.database_url, Secret) else self.database_url
 
 
 class LivenessConfig(StrictModel):
@@ -53,6 +67,17 @@ class PlantItConfig(StrictModel):
     webhook_url: str | None = Field(default=None, pattern=r"^https?://.+")
 
 
+class AuditConfig(StrictModel):
+    """Signed checkpoints of the audit log, kept outside the database (docs/security-evidence.md)."""
+
+    signing_key: Path | None = Field(
+        default=None, description="Ed25519 private key (`collector audit keygen`); none: no checkpoints"
+    )
+    checkpoint_file: Path | None = Field(default=None, description="default: audit-checkpoints.jsonl in data_dir")
+    checkpoint_interval: PositiveDuration = timedelta(hours=1)
+    syslog: str | None = Field(default=None, description="also send each checkpoint: '/dev/log' or 'host:port'")
+
+
 class CollectorConfig(StrictModel):
     collector: CollectorSection = CollectorSection()
     broker: BrokerConfig = BrokerConfig()
@@ -66,3 +91,8 @@ class CollectorConfig(StrictModel):
     ingest: IngestConfig = IngestConfig()
     api: ApiConfig = ApiConfig()
     plant_it: PlantItConfig = PlantItConfig()
+    audit: AuditConfig = AuditConfig()
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.audit.checkpoint_file or self.collector.data_dir / "audit-checkpoints.jsonl"

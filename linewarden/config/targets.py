@@ -59,6 +59,9 @@ class OpcUaNode(StrictModel):
     subscribe: bool = False
 
 
+OpcUaTrustMode = Literal["list", "tofu"]
+
+
 class OpcUaTarget(TargetBase):
     type: Literal["opcua"]
     endpoint: str = Field(pattern=r"^opc\.tcp://.+")
@@ -66,9 +69,17 @@ class OpcUaTarget(TargetBase):
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     certificate: Path | None = None
     private_key: Path | None = None
-    server_certificate: Path | None = None
+    server_certificate: Path | None = Field(default=None, description="the one certificate to accept (a pin)")
+    trust_dir: Path | None = Field(
+        default=None, description="trusted server certificates and CAs; default: [opcua] trust_dir"
+    )
+    trust: OpcUaTrustMode | None = Field(
+        default=None, description="'tofu': pin the first certificate seen into trust_dir; default: [opcua] trust"
+    )
     username: str | None = None
     password: Secret | None = None
+    user_certificate: Path | None = Field(default=None, description="X.509 user token: certificate file")
+    user_private_key: Path | None = Field(default=None, description="X.509 user token: its private key (PEM)")
     check_server_state: bool = True
     min_service_level: Annotated[int, Field(ge=0, le=255)] | None = 200
     build_info: bool = True
@@ -83,6 +94,10 @@ class OpcUaTarget(TargetBase):
                 raise ValueError(f"security_policy {self.security_policy} needs security_mode Sign or SignAndEncrypt")
             if self.certificate is None or self.private_key is None:
                 raise ValueError("a security policy needs 'certificate' and 'private_key' files")
+        if (self.user_certificate is None) != (self.user_private_key is None):
+            raise ValueError("an X.509 user token needs both 'user_certificate' and 'user_private_key'")
+        if self.user_certificate is not None and self.username is not None:
+            raise ValueError("log in with 'username' or with 'user_certificate', not both")
         return self
 
 
@@ -141,7 +156,9 @@ class HttpTarget(TargetBase):
     url: str = Field(pattern=r"^https?://.+")
     method: Literal["GET", "HEAD", "POST"] = "GET"
     expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str | Secret] = Field(
+        default_factory=dict, description="values that are secrets (tokens): { env = … } or { file = … }"
+    )
     json_path: str | None = Field(default=None, description="dotted path into the JSON body, e.g. 'status'")
     condition: Condition = Condition()
     degraded_latency: PositiveDuration | None = None

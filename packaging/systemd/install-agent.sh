@@ -5,7 +5,7 @@
 set -euo pipefail
 src=${1:-.}
 id linewarden >/dev/null 2>&1 || useradd --system --home /var/lib/linewarden --shell /usr/sbin/nologin linewarden
-install -d -o linewarden -g linewarden -m 0750 /var/lib/linewarden
+install -d -o linewarden -g linewarden -m 0700 /var/lib/linewarden
 install -d -m 0755 /etc/linewarden
 python3 -m venv /opt/linewarden/venv
 /opt/linewarden/venv/bin/pip install --quiet "$src"

@@ -8,6 +8,11 @@ param(
 )
 $ErrorActionPreference = "Stop"
 New-Item -ItemType Directory -Force -Path $Root, "$Root\data" | Out-Null
+# Only SYSTEM (S-1-5-18) and Administrators (S-1-5-32-544) may read the data folder (outbox, keys, pinned
+# certificates) and the config: inheritance from C:\ProgramData (readable by Users) is removed. SIDs, not
+# names, so the script works on any language edition of Windows.
+& icacls.exe $Root /inheritance:r /grant:r "*S-1-5-18:(OI)(CI)F" "*S-1-5-32-544:(OI)(CI)F" /T /Q
+if ($LASTEXITCODE -ne 0) { throw "icacls could not restrict $Root" }
 py -3.11 -m venv "$Root\venv"
 & "$Root\venv\Scripts\pip.exe" install --quiet $Source
 if (-not (Test-Path "$Root\agent.toml")) { Copy-Item "config\agent.toml" "$Root\agent.toml" }

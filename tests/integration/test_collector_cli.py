@@ -212,7 +212,9 @@ def test_contracts_credits_and_windows_land_in_the_audit_log(
         assert log.verify() is None
     finally:
         store.close()
+    sha = hashlib.sha256(history.read_bytes()).hexdigest()
     assert entries == [
+        ("import.applied", f"import/{sha}"),
         ("contract.loaded", "contract/plc-support"),
         ("credits.reported", "credits/plc-support/2026-09"),
         ("contract.changed", "contract/plc-support"),
