@@ -30,7 +30,8 @@ from typing import Literal
 
 from linewarden.domain import Severity, State
 from linewarden.sla.models import AssetTimeline, Incident, MaintenanceWindow, Segment, SlaInputs
-from linewarden.sla.report import ContractReport
+from linewarden.sla.periods import Period
+from linewarden.sla.report import ContractReport, _in_period
 from linewarden.sla.results import DisputeNote
 
 TIMING_FIELDS = (
@@ -197,6 +198,11 @@ def _redraw(timelines: list[AssetTimeline], asset: str, measured: int | None, se
             placed = True
         out.append(AssetTimeline(asset, tuple(sorted(kept, key=lambda s: s.start_ms))))
     return out
+
+
+def period_incident_ids(inputs: SlaInputs, period: Period, as_of_ms: int) -> set[str]:
+    """The incidents of `inputs` the report of `period` would list (scope aside), for `mark_report`."""
+    return {i.id for i in inputs.incidents if _in_period(i, period, as_of_ms)}
 
 
 def as_of(note: DisputeNote, as_of_ms: int) -> DisputeNote | None:
