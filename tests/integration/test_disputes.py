@@ -1,0 +1,159 @@
+"""Disputes through the API against a real SQLite store: a vendor disputes, plant IT settles, reports and
+credits follow the outcome, the exchange is in the audit log; scoping and hostile input."""
+
+from __future__ import annotations
+
+import base64
+import stat
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from collector.audit import AuditLog
+from tests.integration.review_helpers import Api, imported_config, running_api
+from tests.integration.test_collector_cli import ms
+
+PERIOD = "/reports/2026-09"
+PLC = {"contract": "plc-support"}
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return imported_config(tmp_path)
+
+
+async def _report(api: Api) -> dict[str, Any]:
+    found = await api.http.get(PERIOD, params=PLC, headers=api.plant)
+    assert found.status_code == 200
+    [report] = found.json()
+    return report
+
+
+def _dispute(field: str, value: object, **extra: object) -> dict[str, object]:
+    return {"contract": "plc-support", "field": field, "value": value, "reason": "our logs say otherwise", **extra}
+
+
+async def test_an_accepted_dispute_changes_the_figures_and_credits(config: Path) -> None:
+    async with running_api(config) as api:
+        before = await _report(api)
+        assert before["credits"]["total"] == "150.00"  # 100.00 uptime band + 50.00 response breach (90 min)
+        evidence = {"name": "ack-log.txt", "content_base64": base64.b64encode(b"08:30 acknowledged").decode()}
+        opened = await api.http.post(
+            "/incidents/inc-1/disputes",
+            json=_dispute("acknowledged_at", ms("2026-09-10T08:30:00"), links=["https://vendor.example/t/1"],
+                          evidence=[evidence]),
+            headers=api.vendor,
+        )  # fmt: skip
+        assert opened.status_code == 201, opened.text
+        d = opened.json()
+        assert (d["id"], d["state"], d["disputed_value"]) == ("d-1", "open", ms("2026-09-10T09:31:00"))
+        [kept] = d["evidence"]
+        path = api.data_dir / "evidence" / kept["sha256"]
+        assert path.read_bytes() == b"08:30 acknowledged" and stat.S_IMODE(path.stat().st_mode) == 0o600
+
+        disputed = await _report(api)
+        assert disputed["incidents"][0]["disputed"] == ["d-1"]
+        assert [(x["id"], x["state"]) for x in disputed["disputes"]] == [("d-1", "open")]
+        assert disputed["credits"]["total"] == "150.00", "an open dispute changes no figure"
+        csv_text = (await api.http.get(f"{PERIOD}/incidents.csv", params=PLC, headers=api.plant)).text
+        assert csv_text.splitlines()[1].endswith(",d-1")
+
+        assert (await api.http.post("/disputes/d-1/settle", json={"outcome": "accepted", "reason": "x"},
+                                    headers=api.vendor)).status_code == 403  # fmt: skip
+        settled = await api.http.post(
+            "/disputes/d-1/settle", json={"outcome": "accepted", "reason": "the vendor's ticket log agrees"},
+            headers=api.plant,
+        )
+        assert settled.status_code == 200 and settled.json()["settled_value"] == ms("2026-09-10T08:30:00")
+        after = await _report(api)
+        assert after["incidents"][0]["acknowledged_ms"] == ms("2026-09-10T08:30:00")
+        assert after["incidents"][0]["response"]["met"] is True and after["incidents"][0]["disputed"] == []
+        assert after["credits"]["total"] == "100.00"
+        assert [(x["state"], x["outcome"]) for x in after["disputes"]] == [("settled", "accepted")]
+        # as of before the settlement the dispute is still open and the figures the measured ones
+        as_of = await api.http.get(PERIOD, params={**PLC, "as_of": str(d["opened_at"])}, headers=api.plant)
+        assert as_of.json()[0]["disputes"][0]["state"] == "open" and as_of.json()[0]["credits"]["total"] == "150.00"
+
+        again = await api.http.post("/disputes/d-1/settle", json={"outcome": "rejected", "reason": "no"},
+                                    headers=api.plant)  # fmt: skip
+        assert again.status_code == 409
+        log = AuditLog(api.store)
+        entries = [(e.action, e.object) for e in log.entries() if e.action.startswith("dispute.")]
+        assert entries == [("dispute.opened", "dispute/d-1"), ("dispute.settled", "dispute/d-1")]
+        assert log.verify() is None
+
+
+async def test_amended_and_rejected_settlements(config: Path) -> None:
+    async with running_api(config) as api:
+        restored = await api.http.post("/incidents/inc-1/disputes", json=_dispute("restored_at", ms(
+            "2026-09-10T08:02:00")), headers=api.vendor)  # fmt: skip
+        severity = await api.http.post("/incidents/inc-1/disputes", json=_dispute("severity", "S3"),
+                                       headers=api.vendor)  # fmt: skip
+        assert restored.status_code == severity.status_code == 201
+        amend = {"outcome": "amended", "reason": "the PLC answered at 08:03", "value": ms("2026-09-10T08:03:00")}
+        assert (await api.http.post("/disputes/d-1/settle", json=amend, headers=api.plant)).status_code == 200
+        reject = {"outcome": "rejected", "reason": "the line stopped: S1 by the contract"}
+        assert (await api.http.post("/disputes/d-2/settle", json=reject, headers=api.plant)).status_code == 200
+        report = await _report(api)
+        [line] = report["uptime"]
+        # 3 min down of 720 h: 99.9930 %, above 99.9: no uptime credit; the response breach stays (S1 kept)
+        assert line["down_ms"] == 3 * 60_000 and line["uptime_pct"] == "99.9930"
+        assert report["incidents"][0]["severity"] == "S1"
+        assert [(c["kind"], c["amount"]) for c in report["credits"]["lines"]] == [("response", "50.0000")]
+        assert [(x["id"], x["outcome"]) for x in report["disputes"]] == [("d-1", "amended"), ("d-2", "rejected")]
+
+
+async def test_vendors_see_and_dispute_only_their_own(config: Path) -> None:
+    async with running_api(config) as api:
+        other = await api.http.post("/incidents/inc-1/disputes", json=_dispute("severity", "S3"), headers=api.other)
+        assert other.status_code == 403
+        assert (await api.http.post("/incidents/inc-1/disputes", json=_dispute("severity", "S3"),
+                                    headers=api.plant)).status_code == 403  # fmt: skip
+        assert (await api.http.post("/incidents/inc-1/disputes", json=_dispute("severity", "S3"),
+                                    headers=api.vendor)).status_code == 201  # fmt: skip
+        assert [d["id"] for d in (await api.http.get("/disputes", headers=api.vendor)).json()] == ["d-1"]
+        assert (await api.http.get("/disputes", headers=api.other)).json() == []
+        assert (await api.http.get("/disputes/d-1", headers=api.other)).status_code == 403
+        assert (await api.http.get("/disputes/d-1", headers=api.plant)).json()["vendor"] == "integrator"
+        assert [d["id"] for d in (await api.http.get("/disputes", params={"state": "open"},
+                                                      headers=api.plant)).json()] == ["d-1"]  # fmt: skip
+        assert (await api.http.get("/disputes", params={"state": "settled"}, headers=api.plant)).json() == []
+        assert (await api.http.get("/disputes")).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        (_dispute("opened_at", 1), 422),
+        (_dispute("restored_at", "yesterday"), 422),
+        (_dispute("severity", "S1"), 422),  # already S1: nothing to dispute
+        (_dispute("severity", "S3", links=["javascript:alert(1)"]), 422),
+        (_dispute("severity", "S3", evidence=[{"name": "x", "content_base64": "not base64!"}]), 422),
+        (_dispute("severity", "S3", evidence=[{"name": "big", "content_base64": base64.b64encode(
+            b"x" * (5 * 1024 * 1024 + 1)).decode()}]), 422),
+        (_dispute("severity", "S3", reason=""), 422),
+        ({**_dispute("severity", "S3"), "contract": "nope"}, 404),
+        ({"field": "severity"}, 422),
+    ],
+)  # fmt: skip
+async def test_bad_disputes_are_refused(config: Path, body: dict[str, object], status: int) -> None:
+    async with running_api(config) as api:
+        found = await api.http.post("/incidents/inc-1/disputes", json=body, headers=api.vendor)
+        assert found.status_code == status, found.text
+        assert (await api.http.get("/disputes", headers=api.plant)).json() == []
+        assert not (api.data_dir / "evidence").exists() or not any((api.data_dir / "evidence").iterdir())
+
+
+async def test_unknown_incidents_and_repeated_disputes(config: Path) -> None:
+    async with running_api(config) as api:
+        assert (await api.http.post("/incidents/nope/disputes", json=_dispute("severity", "S3"),
+                                    headers=api.vendor)).status_code == 404  # fmt: skip
+        first = await api.http.post("/incidents/inc-1/disputes", json=_dispute("severity", "S3"), headers=api.vendor)
+        second = await api.http.post("/incidents/inc-1/disputes", json=_dispute("severity", "S2"), headers=api.vendor)
+        assert (first.status_code, second.status_code) == (201, 409)
+        assert (await api.http.post("/disputes/d-9/settle", json={"outcome": "accepted", "reason": "x"},
+                                    headers=api.plant)).status_code == 404  # fmt: skip
+        bad = {"outcome": "amended", "reason": "x", "value": "S9"}
+        assert (await api.http.post("/disputes/d-1/settle", json=bad, headers=api.plant)).status_code == 422
+        assert (await api.http.get("/disputes/d-1", headers=api.plant)).json()["state"] == "open"
