@@ -35,6 +35,22 @@ def bar_chart(
     reference: tuple[float, str] | None = None,
 ) -> None:
     """Vertical bars from `low` (the axis) up to each value, with an optional dashed reference line."""
+    with pdf.local_context():
+        _draw(pdf, x, y, w, h, title, bars, low, high, reference)
+
+
+def _draw(
+    pdf: FPDF,
+    x: float,
+    y: float,
+    w: float,
+    h: float,
+    title: str,
+    bars: Sequence[Bar],
+    low: float,
+    high: float,
+    reference: tuple[float, str] | None,
+) -> None:
     pdf.set_draw_color(*INK)
     pdf.set_text_color(*INK)
     pdf.set_font("Helvetica", "B", 8)

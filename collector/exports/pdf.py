@@ -29,12 +29,16 @@ from linewarden.timeutil import ms_to_dt
 _W = 186.0  # usable width in mm (A4, 12 mm margins)
 
 
+_PLAIN = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "–": "-", "—": "-", "‘": "'", "’": "'",
+          "“": '"', "”": '"', "…": "...", "€": "EUR", "≥": ">=", "≤": "<=", "×": "x"}  # fmt: skip
+
+
 def text(value: object) -> str:
     """`value` in the core fonts' Latin-1: accents dropped where needed, other characters as '?'."""
     out = []
     for ch in str(value):
-        if ord(ch) < 256:
-            out.append(ch)
+        if ord(ch) < 256 or ch in _PLAIN:
+            out.append(_PLAIN.get(ch, ch))
             continue
         plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if ord(c) < 256 and not unicodedata.combining(c))
         out.append(plain or "?")
@@ -81,8 +85,9 @@ class _Review(FPDF):
         self.cell(0, 4, text(f"{self._footer} - page {self.page_no()}/{{nb}}"), align="C")
         self.set_text_color(0, 0, 0)
 
-    def section(self, title: str) -> None:
-        if self.get_y() > 255:
+    def section(self, title: str, room: float = 40) -> None:
+        """A heading, on a new page unless `room` mm are left below it."""
+        if self.get_y() > self.h - self.b_margin - room:
             self.add_page()
         self.ln(2)
         self.set_font("Helvetica", "B", 11)
@@ -241,13 +246,13 @@ def render(report: ContractReport, trend: Sequence[ContractReport], now_ms: int)
 
     pdf.section("Incidents")
     pdf.grid(
-        ["Incident", "Asset", "Sev.", "Notified", "Acknowledged", "Restored", "Response", "Resolution", "Rec.",
+        ["Incident", "Asset", "Sev.", "Notified", "Acknowl.", "Restored", "Response", "Resolution", "Rec.",
          "RCA", "Disputed"],
         [[i.id, i.asset, i.severity.value, fmt(i.notified_ms), fmt(i.acknowledged_ms), fmt(i.restored_ms),
           _met(i.response), _met(i.resolution), "yes" if i.recurring else "",
           "-" if i.rca is None else i.rca.status.replace("_", " "),
           ("DISPUTED " + ", ".join(i.disputed)) if i.disputed else ""] for i in r.incidents],
-        (14, 16, 8, 19, 19, 19, 18, 18, 7, 14, 16),
+        (14, 16, 8, 17, 17, 17, 18, 18, 7, 12, 24),
     )  # fmt: skip
 
     pdf.section("Credits and their arithmetic")
@@ -260,10 +265,10 @@ def render(report: ContractReport, trend: Sequence[ContractReport], now_ms: int)
         [[d.id, d.incident_id, d.field, _value(d.field, d.disputed_value, fmt), _value(d.field, d.proposed_value, fmt),
           "OPEN (disputed)" if d.state == "open" else d.outcome, _value(d.field, d.settled_value, fmt), d.reason,
           d.settle_reason or ""] for d in r.disputes],
-        (10, 12, 16, 18, 18, 14, 18, 28, 28),
+        (12, 12, 24, 18, 18, 16, 18, 32, 32),
     )  # fmt: skip
 
-    pdf.section("Twelve-month trend")
+    pdf.section("Twelve-month trend", room=60)
     _trend_charts(pdf, r, trend)
     pdf.grid(
         ["Month", *[f"Uptime {u.scope}" for u in r.uptime[:4]], "Incidents", "MTTA", "MTTR", "Credits", "Score"],

@@ -4,6 +4,7 @@ credits follow the outcome, the exchange is in the audit log; scoping and hostil
 from __future__ import annotations
 
 import base64
+import json
 import stat
 from pathlib import Path
 from typing import Any
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 from collector.audit import AuditLog
+from linewarden.cli import main
 from tests.integration.review_helpers import Api, imported_config, running_api
 from tests.integration.test_collector_cli import ms
 
@@ -157,3 +159,36 @@ async def test_unknown_incidents_and_repeated_disputes(config: Path) -> None:
         bad = {"outcome": "amended", "reason": "x", "value": "S9"}
         assert (await api.http.post("/disputes/d-1/settle", json=bad, headers=api.plant)).status_code == 422
         assert (await api.http.get("/disputes/d-1", headers=api.plant)).json()["state"] == "open"
+
+
+async def test_plant_it_settles_from_the_cli(config: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    async with running_api(config) as api:
+        for field, value in (("restored_at", ms("2026-09-10T10:00:00")), ("cause", "the plant's switch failed")):
+            found = await api.http.post("/incidents/inc-1/disputes", json=_dispute(field, value), headers=api.vendor)
+            assert found.status_code == 201
+    cli = ["collector", "dispute", "--config", str(config)]
+    capsys.readouterr()
+    assert main([*cli, "list", "--format", "json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(d["id"], d["field"], d["state"], d["proposed_value"]) for d in listed] == [
+        ("d-1", "restored_at", "open", "2026-09-10T10:00:00Z"), ("d-2", "cause", "open", "the plant's switch failed")
+    ]
+    assert main([*cli, "show", "d-1"]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "our logs say otherwise"
+    settle = [*cli, "settle", "d-1", "--outcome", "amended", "--reason", "the HMI log says 10:30"]
+    assert main([*settle, "--value", "2026-09-10T10:30"]) == 2, "a time without its zone is refused"
+    assert main([*settle, "--value", "2026-09-10T10:30:00Z"]) == 0
+    assert "amended: restored_at of inc-1 is 2026-09-10T10:30:00Z" in capsys.readouterr().out
+    assert main([*settle, "--value", "2026-09-10T10:30:00Z"]) == 1  # settled already
+    assert main([*cli, "settle", "d-2", "--outcome", "rejected", "--reason", "our switch was up"]) == 0
+    assert main([*cli, "show", "d-9"]) == 1
+    capsys.readouterr()
+    assert main([*cli, "list", "--state", "open", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    args = ["collector", "report", "--config", str(config), "--period", "2026-09", "--contract", "plc-support"]
+    assert main([*args, "--format", "json"]) == 0
+    [report] = json.loads(capsys.readouterr().out)
+    assert report["uptime"][0]["down_ms"] == 150 * 60_000  # 08:00 → 10:30
+    assert main(args) == 0
+    table = capsys.readouterr().out
+    assert "-- disputes" in table and "amended" in table and "rejected" in table
