@@ -7,6 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import httpx
 
@@ -58,7 +59,10 @@ async def running_api(config_path: Path) -> AsyncIterator[Api]:
     port = await server.start()
     try:
         headers = []
-        for role, vendor in (("vendor", "integrator"), ("vendor", "scada"), ("plant", None)):
+        roles: tuple[tuple[Literal["vendor", "plant"], str | None], ...] = (
+            ("vendor", "integrator"), ("vendor", "scada"), ("plant", None)
+        )
+        for role, vendor in roles:
             token, _ = create_token(store, role, vendor, f"{role}-{vendor}", wall_clock_ms(), "test", "here")
             headers.append({"Authorization": f"Bearer {token}"})
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=60) as http:

@@ -29,6 +29,7 @@ async def _report(api: Api) -> dict[str, Any]:
     found = await api.http.get(PERIOD, params=PLC, headers=api.plant)
     assert found.status_code == 200
     [report] = found.json()
+    assert isinstance(report, dict)
     return report
 
 
