@@ -6,15 +6,26 @@ from __future__ import annotations
 import base64
 import json
 import stat
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from collector.audit import AuditLog
+from collector.disputes import DisputeForbidden, EvidenceFile, list_disputes, open_dispute, settle_dispute
+from collector.importer import import_file
+from collector.reporting import reports
+from collector.service import wall_clock_ms
+from collector.store import Store
+from collector.store.sqlite import SqliteStore
+from linewarden.book import load_book
 from linewarden.cli import main
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.load import load
 from tests.integration.review_helpers import Api, imported_config, running_api
-from tests.integration.test_collector_cli import ms
+from tests.integration.test_collector_cli import HISTORY, ms
 
 PERIOD = "/reports/2026-09"
 PLC = {"contract": "plc-support"}
@@ -193,3 +204,48 @@ async def test_plant_it_settles_from_the_cli(config: Path, capsys: pytest.Captur
     assert main(args) == 0
     table = capsys.readouterr().out
     assert "-- disputes" in table and "amended" in table and "rejected" in table
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "collector.db")
+        s.migrate()
+        yield s
+        s.close()
+        return
+    import psycopg
+
+    from collector.store.postgres import PostgresStore
+
+    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
+    s = PostgresStore(url, schema=schema)
+    s.migrate()
+    yield s
+    s.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_the_dispute_workflow_on_each_store(any_store: Store, config: Path, tmp_path: Path) -> None:
+    cfg = load(CollectorConfig, config)
+    book = load_book(cfg, config)
+    history = tmp_path / "again.jsonl"
+    history.write_text("\n".join(HISTORY) + "\n")
+    assert not import_file(any_store, history, wall_clock_ms(), book).bad
+    opened = open_dispute(any_store, book, tmp_path / "ev", "plc-support", "inc-1", "integrator", "excluded", True,
+                          "the plant's network was down", ["https://x.example/a"],
+                          [EvidenceFile("../../etc/passwd", b"trace")], "vendor:integrator", "here", wall_clock_ms())
+    assert opened.evidence[0].name == ".._.._etc_passwd"  # a name, never a path
+    assert [d.id for d in list_disputes(any_store, vendor="integrator", state="open")] == ["d-1"]
+    assert list_disputes(any_store, vendor="scada") == []
+    settle_dispute(any_store, "d-1", "accepted", "confirmed by the network team", None, "plant", "here",
+                   wall_clock_ms())  # fmt: skip
+    [report] = reports(any_store, book, "2026-09", "plc-support", now_ms=wall_clock_ms())
+    assert report.incidents == () and report.credits.total == 0  # excluded: no incident, no downtime
+    assert [e.windows for e in report.exclusions] == [("dispute:d-1",)]
+    assert [(d.id, d.outcome) for d in report.disputes] == [("d-1", "accepted")]
+    with pytest.raises(DisputeForbidden):
+        open_dispute(any_store, book, tmp_path / "ev", "plc-support", "inc-1", "scada", "severity", "S3", "x", [], [],
+                     "vendor:scada", "here", wall_clock_ms())  # fmt: skip
+    assert AuditLog(any_store).verify() is None
