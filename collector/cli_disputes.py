@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from collector.audit import local_actor
-from collector.disputes import DisputeError, get_dispute, list_disputes, settle_dispute
+from collector.disputes import DisputeError, DisputeRefused, evidence_path, get_dispute, list_disputes, settle_dispute
 from collector.exports import TABLES, monthly_review_pdf, report_csv_tables, tables_zip
 from collector.reporting import parse_as_of
 from collector.service import wall_clock_ms
@@ -20,7 +20,6 @@ from linewarden.book import load_book
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.output import FORMATS, render
-from linewarden.sla.disputes import TIMING_FIELDS
 from linewarden.timeutil import ms_to_dt
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -54,11 +53,7 @@ def dispute_args(p: argparse.ArgumentParser) -> None:
 
 
 def _settled_value(field: str, text: str | None) -> object:
-    if text is None:
-        return None
-    if field in TIMING_FIELDS:
-        return parse_as_of(text)
-    if field == "excluded":
+    if text is not None and field == "excluded":
         return {"true": True, "false": False}.get(text.lower(), text)
     return text
 
@@ -78,18 +73,22 @@ def dispute(args: argparse.Namespace) -> int:
             print(f"error: no dispute {args.dispute_id}", file=sys.stderr)
             return EXIT_RUNTIME
         if args.action == "show":
-            print(json.dumps({k: _iso(v) if k.endswith(("_at", "_value")) else v
-                              for k, v in current.as_dict().items()}, indent=2, ensure_ascii=False))  # fmt: skip
+            shown = {k: _iso(v) if k.endswith(("_at", "_value")) else v for k, v in current.as_dict().items()}
+            folder = config.collector.data_dir / "evidence"
+            shown["evidence"] = [
+                {**e.__dict__, "file": str(evidence_path(folder, current, e.sha256) or "(missing)")}
+                for e in current.evidence
+            ]
+            print(json.dumps(shown, indent=2, ensure_ascii=False))
             return EXIT_OK
-        try:
-            value = _settled_value(current.field, args.value)
-        except ValueError as exc:
-            print(f"error: --value: {exc}", file=sys.stderr)
-            return EXIT_USAGE
         actor, origin = local_actor()
         try:
+            value = _settled_value(current.field, args.value)
             done = settle_dispute(store, args.dispute_id, args.outcome, args.reason, value, actor, origin,
                                   wall_clock_ms())  # fmt: skip
+        except DisputeRefused as exc:
+            print(f"error: --value: {exc}", file=sys.stderr)
+            return EXIT_USAGE
         except DisputeError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return EXIT_RUNTIME

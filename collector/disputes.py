@@ -4,6 +4,7 @@
     settle_dispute(store, dispute_id, outcome, reason, value, actor, origin, now_ms)
     list_disputes(store, vendor=None, contract_id=None, incident_id=None, state=None)
     get_dispute(store, dispute_id)
+    evidence_path(evidence_dir, record, sha256)
 
 Both steps are audit-logged ("dispute.opened", "dispute.settled", object `dispute/<id>`) in the
 transaction that records them. Evidence files are kept in `evidence_dir` under their SHA-256, mode 0600;
@@ -23,13 +24,13 @@ from pathlib import Path
 
 from collector.audit import append_entry
 from collector.dispute_records import DisputeRecord, Evidence, query
-from collector.reporting import incident_input
+from collector.reporting import incident_input, parse_as_of
 from collector.store import Store
 from collector.store.rows import IncidentRow
 from collector.ticketing.lifecycle import get_ticket
 from linewarden.book import ContractBook
 from linewarden.errors import LinewardenError
-from linewarden.sla.disputes import FIELDS, OUTCOMES, Value, current_value, parse_value
+from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS, Value, current_value, parse_value
 
 MAX_EVIDENCE_FILES = 5
 MAX_EVIDENCE_BYTES = 5 * 1024 * 1024  # per file
@@ -70,6 +71,24 @@ def _reason(text: str) -> str:
     if not text or len(text) > MAX_REASON:
         raise DisputeRefused(f"give a reason of 1 to {MAX_REASON} characters")
     return text
+
+
+def _checked(field: str, value: object) -> int | str | bool:
+    """`parse_value`, with a time also given as ISO 8601 with its zone."""
+    try:
+        if field in TIMING_FIELDS and isinstance(value, str):
+            value = parse_as_of(value)
+        return parse_value(field, value)
+    except ValueError as exc:
+        raise DisputeRefused(str(exc)) from None
+
+
+def evidence_path(evidence_dir: Path, record: DisputeRecord, sha256: str) -> Path | None:
+    """The stored file of one of the dispute's evidence items (None: not one of its items, or gone)."""
+    if not any(e.sha256 == sha256 for e in record.evidence):
+        return None
+    path = evidence_dir / sha256
+    return path if path.is_file() else None
 
 
 def _incident(store: Store, incident_id: str) -> IncidentRow | None:
@@ -118,7 +137,8 @@ def open_dispute(
     origin: str,
     now_ms: int,
 ) -> DisputeRecord:
-    """`vendor` disputes `field` of the incident under its contract, proposing `value`. The incident must be
+    """`vendor` disputes `field` of the incident under its contract, proposing `value` (a time in ms or as
+    ISO 8601 with its zone, S1-S4, true/false for excluded, text for cause). The incident must be
     one of that contract's (its ticket, or an asset in its scope). Raises DisputeNotFound, DisputeForbidden,
     DisputeRefused or DisputeStateError."""
     contract = book.contracts.get(contract_id)
@@ -138,10 +158,7 @@ def open_dispute(
     )
     if not in_scope and get_ticket(store, contract_id, incident_id) is None:
         raise DisputeNotFound(f"incident {incident_id} is not under contract {contract_id}")
-    try:
-        proposed = parse_value(field, value)
-    except ValueError as exc:
-        raise DisputeRefused(str(exc)) from None
+    proposed = _checked(field, value)
     disputed = current_value(incident, field)
     if proposed == disputed:
         raise DisputeRefused(f"{field} is already {disputed!r}: nothing to dispute")
@@ -198,10 +215,7 @@ def settle_dispute(
         if outcome == "accepted":
             settled = d.proposed_value
         elif outcome == "amended":
-            try:
-                settled = parse_value(d.field, value)
-            except ValueError as exc:
-                raise DisputeRefused(str(exc)) from None
+            settled = _checked(d.field, value)
         tx.sql.execute(
             "UPDATE disputes SET outcome = ?, settled_value = ?, settle_reason = ?, settled_by = ?, settled_at = ?"
             " WHERE id = ? AND outcome IS NULL",

@@ -25,6 +25,7 @@ from collector.disputes import (
     DisputeRefused,
     DisputeStateError,
     EvidenceFile,
+    evidence_path,
     get_dispute,
     list_disputes,
     open_dispute,
@@ -262,6 +263,21 @@ def create_app(
             body.links, files, caller.actor, caller.origin, clock(),
         ))  # fmt: skip
         return found.as_dict()
+
+    @app.get("/disputes/{dispute_id}/evidence/{sha256}", response_class=Response)
+    def evidence(caller: Caller, dispute_id: str, sha256: str) -> Response:
+        """One evidence file of a dispute, as uploaded (plant IT, or the vendor that disputed)."""
+        found = get_dispute(store, dispute_id)
+        if found is None:
+            raise HTTPException(404, f"no dispute {dispute_id!r}")
+        if caller.role == "vendor" and found.vendor != caller.vendor:
+            raise HTTPException(403, "this dispute belongs to another vendor")
+        path = evidence_path(evidence_dir, found, sha256)
+        if path is None:
+            raise HTTPException(404, "no such evidence file")
+        name = next(e.name for e in found.evidence if e.sha256 == sha256)
+        return Response(path.read_bytes(), media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
 
     @app.post("/disputes/{dispute_id}/settle")
     def settle(caller: Caller, dispute_id: str, body: SettleBody) -> dict[str, Any]:

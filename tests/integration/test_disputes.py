@@ -65,6 +65,10 @@ async def test_an_accepted_dispute_changes_the_figures_and_credits(config: Path)
         [kept] = d["evidence"]
         path = api.data_dir / "evidence" / kept["sha256"]
         assert path.read_bytes() == b"08:30 acknowledged" and stat.S_IMODE(path.stat().st_mode) == 0o600
+        got = await api.http.get(f"/disputes/d-1/evidence/{kept['sha256']}", headers=api.plant)
+        assert got.content == b"08:30 acknowledged" and 'filename="ack-log.txt"' in got.headers["content-disposition"]
+        assert (await api.http.get(f"/disputes/d-1/evidence/{kept['sha256']}", headers=api.other)).status_code == 403
+        assert (await api.http.get("/disputes/d-1/evidence/" + "0" * 64, headers=api.vendor)).status_code == 404
 
         disputed = await _report(api)
         assert disputed["incidents"][0]["disputed"] == ["d-1"]
@@ -100,8 +104,9 @@ async def test_an_accepted_dispute_changes_the_figures_and_credits(config: Path)
 
 async def test_amended_and_rejected_settlements(config: Path) -> None:
     async with running_api(config) as api:
-        restored = await api.http.post("/incidents/inc-1/disputes", json=_dispute("restored_at", ms(
-            "2026-09-10T08:02:00")), headers=api.vendor)  # fmt: skip
+        restored = await api.http.post("/incidents/inc-1/disputes", json=_dispute("restored_at",
+                                       "2026-09-10T10:02:00+02:00"), headers=api.vendor)  # fmt: skip
+        assert restored.json()["proposed_value"] == ms("2026-09-10T08:02:00")
         severity = await api.http.post("/incidents/inc-1/disputes", json=_dispute("severity", "S3"),
                                        headers=api.vendor)  # fmt: skip
         assert restored.status_code == severity.status_code == 201
