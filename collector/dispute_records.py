@@ -152,6 +152,8 @@ def query(
 ) -> list[DisputeRecord]:
     """Disputes matching every filter given (`state` "open" or "settled"), oldest first."""
     where, params = [], []
+    if any("\x00" in v for v in (contract_id, vendor, incident_id, dispute_id) if v):
+        return []  # nothing stored holds NUL, and PostgreSQL refuses it in a parameter
     for column, value in (("contract_id", contract_id), ("vendor", vendor), ("incident_id", incident_id),
                           ("id", dispute_id)):  # fmt: skip
         if value is not None:

@@ -36,7 +36,7 @@ MAX_EVIDENCE_FILES = 5
 MAX_EVIDENCE_BYTES = 5 * 1024 * 1024  # per file
 MAX_LINKS = 10
 MAX_REASON = 2000
-_LINK = re.compile(r"^https?://[^\s]{1,2000}$")
+_LINK = re.compile(r"^https?://[^\s\x00]{1,2000}$")
 _NAME = re.compile(r"[^A-Za-z0-9._ -]")
 
 
@@ -68,13 +68,15 @@ class EvidenceFile:
 
 def _reason(text: str) -> str:
     text = text.strip()
-    if not text or len(text) > MAX_REASON:
-        raise DisputeRefused(f"give a reason of 1 to {MAX_REASON} characters")
+    if not text or len(text) > MAX_REASON or "\x00" in text:
+        raise DisputeRefused(f"give a reason of 1 to {MAX_REASON} characters (no NUL)")
     return text
 
 
 def _checked(field: str, value: object) -> int | str | bool:
     """`parse_value`, with a time also given as ISO 8601 with its zone."""
+    if isinstance(value, str) and "\x00" in value:  # PostgreSQL refuses NUL in text
+        raise DisputeRefused(f"{field}: no NUL characters")
     try:
         if field in TIMING_FIELDS and isinstance(value, str):
             value = parse_as_of(value)
@@ -92,6 +94,8 @@ def evidence_path(evidence_dir: Path, record: DisputeRecord, sha256: str) -> Pat
 
 
 def _incident(store: Store, incident_id: str) -> IncidentRow | None:
+    if "\x00" in incident_id:
+        return None
     with store.reader() as sql:
         rows = sql.query("SELECT opened_at FROM incidents WHERE id = ?", (incident_id,))
     if not rows or rows[0]["opened_at"] is None:

@@ -14,7 +14,14 @@ from typing import Any
 import pytest
 
 from collector.audit import AuditLog
-from collector.disputes import DisputeForbidden, EvidenceFile, list_disputes, open_dispute, settle_dispute
+from collector.disputes import (
+    DisputeForbidden,
+    DisputeNotFound,
+    EvidenceFile,
+    list_disputes,
+    open_dispute,
+    settle_dispute,
+)
 from collector.importer import import_file
 from collector.reporting import reports
 from collector.service import wall_clock_ms
@@ -152,6 +159,9 @@ async def test_vendors_see_and_dispute_only_their_own(config: Path) -> None:
         (_dispute("severity", "S3", evidence=[{"name": "big", "content_base64": base64.b64encode(
             b"x" * (5 * 1024 * 1024 + 1)).decode()}]), 422),
         (_dispute("severity", "S3", reason=""), 422),
+        (_dispute("severity", "S3", reason="a\x00b"), 422),
+        (_dispute("cause", "a\x00b"), 422),
+        (_dispute("severity", "S3", links=["https://x.example/\x00"]), 422),
         ({**_dispute("severity", "S3"), "contract": "nope"}, 404),
         ({"field": "severity"}, 422),
     ],
@@ -254,3 +264,7 @@ def test_the_dispute_workflow_on_each_store(any_store: Store, config: Path, tmp_
         open_dispute(any_store, book, tmp_path / "ev", "plc-support", "inc-1", "scada", "severity", "S3", "x", [], [],
                      "vendor:scada", "here", wall_clock_ms())  # fmt: skip
     assert AuditLog(any_store).verify() is None
+    assert list_disputes(any_store, incident_id="inc-1\x00") == []
+    with pytest.raises(DisputeNotFound):
+        open_dispute(any_store, book, tmp_path / "ev", "plc-support", "inc\x00", "integrator", "severity", "S3", "x",
+                     [], [], "vendor:integrator", "here", wall_clock_ms())  # fmt: skip
