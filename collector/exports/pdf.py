@@ -27,6 +27,7 @@ from linewarden.sla.report import ContractReport
 from linewarden.timeutil import ms_to_dt
 
 _W = 186.0  # usable width in mm (A4, 12 mm margins)
+_CELL = 240  # characters: a table row must fit on one page, and reasons may run to 2,000
 
 
 _PLAIN = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "–": "-", "—": "-", "‘": "'", "’": "'",
@@ -43,6 +44,12 @@ def text(value: object) -> str:
         plain = "".join(c for c in unicodedata.normalize("NFKD", ch) if ord(c) < 256 and not unicodedata.combining(c))
         out.append(plain or "?")
     return "".join(out)
+
+
+def _fit(value: str) -> str:
+    if len(value) <= _CELL:
+        return value
+    return f"{value[:_CELL]}... ({len(value) - _CELL} more characters: see the dispute)"
 
 
 def duration(ms: int | None) -> str:
@@ -106,7 +113,7 @@ class _Review(FPDF):
             for row in [head, *rows]:
                 r = t.row()
                 for cell in row:
-                    r.cell(text("" if cell is None else cell))
+                    r.cell(_fit(text("" if cell is None else cell)))
         self.ln(1)
 
 

@@ -17,7 +17,7 @@ import pytest
 from PIL import Image
 
 from collector.disputes import open_dispute
-from collector.exports import TABLES, trend_months
+from collector.exports import TABLES, monthly_review_pdf, trend_months
 from collector.exports.pdf import text
 from collector.service import wall_clock_ms
 from collector.store import open_store
@@ -55,8 +55,9 @@ def _json_report(config: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, 
     return report
 
 
-def _pdf_text(pdf: Path) -> str:
-    return subprocess.run(["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+def _pdf_text(pdf: Path, mode: str = "-layout") -> str:
+    """The text of `pdf`: laid out as on the page, or with "-raw" in the order it was drawn."""
+    return subprocess.run(["pdftotext", mode, str(pdf), "-"], check=True, capture_output=True, text=True).stdout
 
 
 def test_the_review_pdf_holds_the_json_reports_figures(
@@ -170,6 +171,22 @@ async def test_the_api_serves_the_pdf_and_the_tables(config: Path, tmp_path: Pat
         zipped = await api.http.get("/reports/2026-09.zip", headers=api.plant)
         with zipfile.ZipFile(io.BytesIO(zipped.content)) as z:
             assert sorted(z.namelist()) == sorted(f"{t}.csv" for t in TABLES)
+
+
+def test_long_vendor_texts_fit_the_page(config: Path, tmp_path: Path) -> None:
+    cfg = load(CollectorConfig, config)
+    book = load_book(cfg, config)
+    store = open_store(cfg)
+    try:
+        open_dispute(store, book, tmp_path, "plc-support", "inc-1", "integrator", "cause", "x " * 250,
+                     "word " * 399, [], [], "vendor:integrator", "here", wall_clock_ms())  # fmt: skip
+        pdf = monthly_review_pdf(store, book, "2026-09", "plc-support", None, wall_clock_ms())
+    finally:
+        store.close()
+    (tmp_path / "long.pdf").write_bytes(pdf)
+    words = " ".join(_pdf_text(tmp_path / "long.pdf", "-raw").split())
+    # the reason is kept whole (1,994 characters once stripped); a table cell shows its first 240
+    assert f"{'word ' * 48}... ({1994 - 240} more characters: see the dispute)" in words
 
 
 def test_text_outside_latin_1() -> None:
