@@ -27,7 +27,7 @@ from linewarden.sla.report import ContractReport
 from linewarden.timeutil import ms_to_dt
 
 _W = 186.0  # usable width in mm (A4, 12 mm margins)
-_CELL = 240  # characters: a table row must fit on one page, and reasons may run to 2,000
+_CELL = 280  # characters: a table row must fit on one page, and reasons may run to 2,000
 
 
 _PLAIN = {"Ł": "L", "ł": "l", "Đ": "D", "đ": "d", "Ħ": "H", "ħ": "h", "–": "-", "—": "-", "‘": "'", "’": "'",
@@ -270,8 +270,10 @@ def render(report: ContractReport, trend: Sequence[ContractReport], now_ms: int)
         ["Dispute", "Incident", "Field", "Recorded", "Vendor says", "State", "Settled value", "Vendor's reason",
          "Plant IT's reason"],
         [[d.id, d.incident_id, d.field, _value(d.field, d.disputed_value, fmt), _value(d.field, d.proposed_value, fmt),
-          "OPEN (disputed)" if d.state == "open" else d.outcome, _value(d.field, d.settled_value, fmt), d.reason,
-          d.settle_reason or ""] for d in r.disputes],
+          "OPEN (disputed)" if d.state == "open" else d.outcome, _value(d.field, d.settled_value, fmt),
+          f"{d.opened_by}, {fmt(d.opened_ms)}: {d.reason}",
+          f"{d.settled_by}, {fmt(d.settled_ms)}: {d.settle_reason}" if d.settled_ms else ""]
+         for d in r.disputes],
         (12, 12, 24, 18, 18, 16, 18, 32, 32),
     )  # fmt: skip
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import shutil
 import subprocess
 import zipfile
@@ -84,7 +85,7 @@ def test_the_review_pdf_holds_the_json_reports_figures(
     assert "response inc-1 S1 50.00 EUR" in words
     # the open dispute, marked on the incident row, with the vendor's text in Latin-1
     assert "DISPUTED d-1" in words and "OPEN" in words and "(disputed)" in words
-    assert "Lódz logs: acknowledged" in words
+    assert "vendor:integrator, 2026-" in words and "Lódz logs:" in words
     for month in trend_months("2026-09")[:-1]:
         assert f"{month} n/a 0 n/a n/a 0.00 100.00" in words  # nothing measured: n/a, full marks
     assert f"2026-09 {line['uptime_pct']} % 1 1h 30m 2h 59m {report['credits']['total']} {sc['score']}" in words
@@ -185,8 +186,11 @@ def test_long_vendor_texts_fit_the_page(config: Path, tmp_path: Path) -> None:
         store.close()
     (tmp_path / "long.pdf").write_bytes(pdf)
     words = " ".join(_pdf_text(tmp_path / "long.pdf", "-raw").split())
-    # the reason is kept whole (1,994 characters once stripped); a table cell shows its first 240
-    assert f"{'word ' * 48}... ({1994 - 240} more characters: see the dispute)" in words
+    # the reason is kept whole (1,994 characters once stripped); the review shows the cell's first 280
+    cut = re.search(r"vendor:integrator, [0-9-]+ [0-9:]+: ((?:word )+)\.\.\. \((\d+) more characters: see the dispute\)",
+                    words)  # fmt: skip
+    assert cut is not None and len(cut.group(1)) + int(cut.group(2)) == 1994
+    assert len(cut.group(0).split("...")[0]) == 280
 
 
 def test_text_outside_latin_1() -> None:
