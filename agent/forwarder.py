@@ -1,6 +1,7 @@
 """Forward the outbox to the collector over MQTT (DESIGN §3), deleting only what the collector acknowledged.
 
-On each connect: publish birth (with the last acked seq), then send from the first unacknowledged seq. Events go
+On each connect, and each time the collector comes online (it may have missed the birth while away), publish
+birth (with the last acked seq), then send from the first unacknowledged seq. Events go
 in seq order as `EventBatch` messages of up to `batch_max_events`, QoS 1, with at most `window` batches waiting
 for their PUBACK. A PUBACK only means the broker has the batch in memory; rows are deleted when the collector's
 retained ack `{epoch, through}` covers them. No ack within `ack_timeout` → send again from the first unacked seq.
@@ -215,6 +216,9 @@ class Forwarder:
         self._retained_ack_until = now + RETAINED_ACK_WAIT_S
         self._state_wait_until = now + self._cfg.ack_timeout.total_seconds()
         self._rewind()
+        self._publish_birth()
+
+    def _publish_birth(self) -> None:
         birth = self._birth().model_copy(
             update={"acked_through": self._acked, "epoch": self._outbox.epoch, "ts": self._clock_ms()}
         )
@@ -275,6 +279,8 @@ class Forwarder:
         else:
             log.info("collector %s: sending from seq %d", "online" if online else "state unknown", self._acked + 1)
             self._rewind()
+            if online:  # a collector that was away missed our birth, and takes our targets' assets from it
+                self._publish_birth()
         self._changed.set()
 
     # ------------------------------------------------------------ stopping

@@ -81,6 +81,7 @@ class Agent:
         self._config_hash = config_hash(config_path)
         self.outbox = Outbox(cfg.agent.data_dir / "outbox.db", cfg.outbox, clock_ms)
         self.boot = secrets.token_hex(6)
+        self._boot_seq = self.outbox.stats().next_seq  # the first seq this boot writes (in every birth)
         self._context = probe_context or ProbeContext()
         self.slots: dict[str, TargetSlot] = {}
         for target in cfg.targets:
@@ -189,7 +190,7 @@ class Agent:
             slot = self.slots[target_id]
             slot.last, slot.last_at_ms = result, now_ms
             reason = result.reason or ("ok" if result.state == State.UP else result.state.value)
-            transition = slot.debouncer.observe(result.state, now_ms, reason)
+            transition = slot.debouncer.observe(result.state, now_ms, reason, result.cause, result.configuration)
             if transition is not None:
                 transitions[target_id] = transition
                 self._log_transition(target_id, transition)
@@ -282,6 +283,7 @@ class Agent:
                 for t in self.cfg.targets
             ],
             acked_through=self.outbox.stats().last_ack_seq,
+            boot_seq=self._boot_seq,
         )
 
     # ------------------------------------------------------------ logging: edges only

@@ -7,6 +7,11 @@ Maintenance windows go in after the file's other records, so a window may name a
 introduces; a window that covers nothing is a bad line. An imported window keeps its announcement time:
 when that is before the import, the window is back-dated (reason "imported history"), audit-logged and
 flagged as such in reports.
+
+Imported events pass the same admission rules as live ones (`collector.admission`) but for the registry: an
+old tool never sent a birth, so an event may name a target no target list declared (its asset is then the one
+the event names, else the target id). Target lists (`targets` records) are applied before every other line,
+so a registered target's events take the registry's asset whatever the line order.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from collector import admission
 from collector.audit import append_entry
 from collector.maintenance import IMPORTED, SiteAsset, check_covers, site_assets
 from collector.records import (
@@ -23,6 +29,7 @@ from collector.records import (
     ImportRecord,
     MaintenanceWindowRecord,
     MonitoringGapRecord,
+    TargetsRecord,
     TicketTriaged,
     parse_line,
 )
@@ -47,12 +54,8 @@ class ImportResult:
     bad: list[BadLine] = field(default_factory=list)
 
 
-def parse_lines(lines: Iterable[bytes]) -> tuple[list[ImportRecord], list[BadLine]]:
-    numbered, bad = _parse_numbered(lines)
-    return [record for _, record in numbered], bad
-
-
-def _parse_numbered(lines: Iterable[bytes]) -> tuple[list[tuple[int, ImportRecord]], list[BadLine]]:
+def parse_lines(lines: Iterable[bytes]) -> tuple[list[tuple[int, ImportRecord]], list[BadLine]]:
+    """The good lines with their numbers, and the bad ones."""
     good: list[tuple[int, ImportRecord]] = []
     bad: list[BadLine] = []
     for number, raw in enumerate(lines, start=1):
@@ -99,24 +102,40 @@ def _apply(tx: Writer, record: ImportRecord, received_at: int) -> bool:
     if isinstance(record, MonitoringGapRecord):
         return tx.add_gap(record.site, record.agent, record.start, record.end, record.reason)
     assert not isinstance(record, MaintenanceWindowRecord), "windows go in last, through _apply_window"
+    if isinstance(record, TargetsRecord):
+        return tx.register_targets(record.site, record.agent, record.targets, record.at, newer_only=True)
     details = dict(record.details)
     if isinstance(record, TicketTriaged):
         details["severity"] = record.severity.value
     return tx.add_ticket_record(record.incident, record.record, record.at, record.actor, details, SOURCE)
 
 
+def _refusal(tx: Writer, record: ImportRecord) -> str | None:
+    """Why an imported event may not be stored (it touches what its agent does not own), or None."""
+    if not isinstance(record, ImportedEvent):
+        return None
+    verdict = admission.screen(tx, record.site, record.agent, record.epoch, [record.event], False, None)
+    if verdict.refused:
+        return f"{record.event.type}: {verdict.refused[0][1]}"
+    return None if verdict.admitted else f"{record.event.type}: this seq was received and refused before"
+
+
 def import_lines(
     store: Store, lines: Iterable[bytes], received_at: int, book: ContractBook | None = None
 ) -> ImportResult:
     """`book`: the contracts, to check the services a window names (without it they are taken as named)."""
-    numbered, bad = _parse_numbered(lines)
-    records = [r for _, r in numbered if not isinstance(r, MaintenanceWindowRecord)]
+    numbered, bad = parse_lines(lines)
+    records = [(n, r) for n, r in numbered if not isinstance(r, MaintenanceWindowRecord)]
     windows = [(n, r) for n, r in numbered if isinstance(r, MaintenanceWindowRecord)]
     result = ImportResult(bad=bad)
+    records.sort(key=lambda line: not isinstance(line[1], TargetsRecord))  # stable: target lists first
     with store.transaction() as tx:
         epochs: set[tuple[str, str, str]] = set()
-        for record in records:
-            if _apply(tx, record, received_at):
+        for number, record in records:
+            refusal = _refusal(tx, record)
+            if refusal is not None:
+                result.bad.append(BadLine(number, refusal))
+            elif _apply(tx, record, received_at):
                 result.imported += 1
             else:
                 result.duplicates += 1

@@ -8,7 +8,9 @@ collector's own records, told apart by its `record` field:
   `ticket_paused`, `ticket_resumed`, `resolution_claimed`, `rca_received`: `incident`, `at`, `actor`, `details`;
 - `maintenance_window`: `site`, `id`, `kind`, `start`, `end`, `assets`, `services`, optional `whole_site`,
   `lines` (agent ids) and `asset_classes`, `announced_at`, `announced_by`, `reason`, `cancelled_at`;
-- `monitoring_gap`: `site`, `agent`, `start`, `end`, `reason`.
+- `monitoring_gap`: `site`, `agent`, `start`, `end`, `reason`;
+- `targets`: an agent's target list as of `at` (what its birth says live): `site`, `agent`, `at`, `targets`
+  (each `id`, `kind`, `asset`, `criticality`).
 
 Times are integers, milliseconds since the Unix epoch, UTC. Unknown fields are an error.
 """
@@ -22,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from linewarden.domain import Criticality, Severity
 from linewarden.errors import WireError
-from linewarden.wire import Event, Id, Ms, parse_event
+from linewarden.wire import Event, Id, Ms, TargetInfo, parse_event
 
 
 class Record(BaseModel):
@@ -89,8 +91,19 @@ class MonitoringGapRecord(Record):
         return self
 
 
+class TargetsRecord(Record):
+    """An agent's target registry as a birth would carry it: which asset each target belongs to."""
+
+    record: Literal["targets"]
+    site: Id
+    agent: Id
+    at: Ms
+    targets: list[TargetInfo] = Field(min_length=1, strict=False)
+
+
 CollectorRecord = Annotated[
-    TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord, Field(discriminator="record")
+    TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord | TargetsRecord,
+    Field(discriminator="record"),
 ]
 _records: TypeAdapter[CollectorRecord] = TypeAdapter(CollectorRecord)
 
@@ -112,7 +125,9 @@ class ImportedEvent(BaseModel):
     event: Event
 
 
-ImportRecord = ImportedEvent | TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord
+ImportRecord = (
+    ImportedEvent | TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord | TargetsRecord
+)
 
 
 def _reason(exc: ValidationError) -> str:

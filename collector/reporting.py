@@ -2,7 +2,9 @@
 
 Mapping (documented for people checking figures by hand):
 - each target's state changes become that asset's timeline (several targets of one asset: worst wins);
-- an agent's monitoring gap covers every asset that agent's targets belong to;
+- an agent's monitoring gap covers every asset that agent's targets belong to: those of its target registry
+  (births, imported target lists) and those its own state changes and incidents name (imported history of an
+  agent that never sent a birth);
 - an incident's severity is the worst the edge reported for it (raised, never lowered); the vendor's
   triaged severity is kept beside it; notified = ticket raised, acknowledged = first acknowledgement,
   pauses from paused/resumed pairs, restored = the agent's measured resolution;
@@ -102,6 +104,7 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
         asset=row.asset,
         severity=severity,
         reason=row.reason or "",
+        cause=row.cause or "",
         opened_at_ms=row.opened_at,
         notified_at_ms=_first(records, "ticket_raised"),
         acknowledged_at_ms=_first(records, "ticket_acknowledged"),
@@ -129,6 +132,13 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
     for t in data.targets:
         assets_of_agent.setdefault((t.site, t.agent), set()).add(t.asset)
         criticality[t.asset] = Criticality(t.criticality)
+    for c in data.state_changes:
+        assets_of_agent.setdefault((c.site, c.agent), set()).add(c.asset)
+    for i in data.incidents:
+        if i.kind == "target" and i.asset is not None:
+            assets_of_agent.setdefault((i.site, i.agent), set()).add(i.asset)
+            if i.criticality is not None:
+                criticality.setdefault(i.asset, Criticality(i.criticality))
     gaps = tuple(
         MonitoringGap(
             g.start_at,
@@ -427,9 +437,7 @@ def dispute_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
     ]
 
 
-def iter_sections(
-    report: ContractReport, fmt_time: Any
-) -> Iterable[tuple[str, list[dict[str, Any]]]]:
+def iter_sections(report: ContractReport, fmt_time: Any) -> Iterable[tuple[str, list[dict[str, Any]]]]:
     yield "period", period_rows(report, fmt_time)
     yield "uptime", uptime_rows(report)
     yield "incidents", incident_rows(report, fmt_time)

@@ -21,6 +21,9 @@ _ID_RE = re.compile(ID_PATTERN)
 Ms = Annotated[int, Field(ge=0)]
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 Seq = Annotated[int, Field(ge=1)]
+# A stable cause code beside a human reason: dotted, lower case (`modbus.exception.4`, `http.timeout`).
+# Optional on the wire: events from before cause codes validate without it.
+Cause = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", max_length=128)]
 
 
 def is_valid_id(value: str) -> bool:
@@ -94,6 +97,9 @@ class Birth(WireModel):
     heartbeat_interval_s: Annotated[int, Field(ge=1)] = 60
     targets: list[TargetInfo]
     acked_through: Annotated[int, Field(ge=0)] = 0
+    # The first seq this boot writes: the collector tells the boot's events from replayed ones of the boot
+    # before it (a restart's monitoring gap). Optional: births from before it validate without it.
+    boot_seq: Seq | None = None
 
 
 class Death(WireModel):
@@ -117,6 +123,7 @@ class StateChangeBody(WireModel):
     from_: State = Field(alias="from")
     to: State
     reason: str
+    cause: Cause | None = None
     at: Ms
 
 
@@ -135,7 +142,8 @@ class MetricsBody(WireModel):
     latency_max_ms: Annotated[float, Field(ge=0)] | None = None
 
 
-IncidentKind = Literal["target", "site_link"]
+# "configuration": a target never seen working because of how it is configured; plant IT's, never a vendor's.
+IncidentKind = Literal["target", "site_link", "configuration"]
 
 
 class IncidentOpenedBody(WireModel):
@@ -147,6 +155,7 @@ class IncidentOpenedBody(WireModel):
     severity: Severity
     state: State
     reason: str
+    cause: Cause | None = None
     in_production: bool | None = None  # agents always say; a history import may not know
     opened_at: Ms
     targets: list[Id] = Field(default_factory=list)
@@ -157,6 +166,7 @@ class IncidentUpdatedBody(WireModel):
     severity: Severity
     state: State
     reason: str
+    cause: Cause | None = None
     in_production: bool | None = None
     at: Ms
 

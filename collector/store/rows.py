@@ -23,6 +23,7 @@ class AgentRow:
     death_reason: str | None
     skew_ms: int | None
     skew_flagged: bool
+    boot_seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class StateChangeRow:
     to_state: str
     reason: str
     at: int
+    cause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,7 @@ class IncidentRow:
     targets: tuple[str, ...]
     severity_history: tuple[SeverityStep, ...] = ()
     tickets: tuple[TicketRecordRow, ...] = ()
+    cause: str | None = None
 
 
 @dataclass(frozen=True)

@@ -85,12 +85,13 @@ def get_ticket(store: Store, contract_id: str, incident_id: str) -> TicketView |
     return _view(rows[0]) if rows else None
 
 
-def measured_state(sql: Sql, asset: str) -> State | None:
-    """The asset's state now, as its targets' latest state changes say (worst target wins); None if unknown."""
+def measured_state(sql: Sql, site: str, asset: str) -> State | None:
+    """The asset's state now at its own site, as its targets' latest state changes say (worst target wins); None
+    if unknown. An asset of the same name at another site is another asset."""
     rows = sql.query(
-        "SELECT s.to_state FROM state_changes s WHERE s.asset = ? AND s.at = (SELECT MAX(l.at) FROM state_changes l"
-        " WHERE l.asset = s.asset AND l.target = s.target)",
-        (asset,),
+        "SELECT s.to_state FROM state_changes s WHERE s.site = ? AND s.asset = ? AND s.at = (SELECT MAX(l.at)"
+        " FROM state_changes l WHERE l.site = s.site AND l.agent = s.agent AND l.target = s.target)",
+        (site, asset),
     )
     states = [State(r["to_state"]) for r in rows]
     return min(states, key=lambda s: _STATE_RANK[s]) if states else None
@@ -331,10 +332,10 @@ class Lifecycle:
 
     @staticmethod
     def _asset_state(sql: Sql, incident: str) -> State | None:
-        rows = sql.query("SELECT asset, resolved_at FROM incidents WHERE id = ?", (incident,))
+        rows = sql.query("SELECT site, asset, resolved_at FROM incidents WHERE id = ?", (incident,))
         if not rows or rows[0]["asset"] is None:
             return None
-        measured = measured_state(sql, rows[0]["asset"])
+        measured = measured_state(sql, rows[0]["site"], rows[0]["asset"])
         if measured is None and rows[0]["resolved_at"] is None:
             return State.DOWN  # no state change seen, but the incident is still open at the edge
         return measured

@@ -97,6 +97,7 @@ def _body(r: Row) -> IncidentOpenedBody:
         severity=Severity(r["severity"] or "S4"),
         state=State(r["state"] or "DOWN"),
         reason=r["reason"] or "",
+        cause=r["cause"],
         in_production=None if r["in_production"] is None else bool(r["in_production"]),
         opened_at=int(r["opened_at"]),
         targets=json.loads(r["targets"]),

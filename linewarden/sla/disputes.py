@@ -13,7 +13,8 @@ Fields:
 - classification: `severity` (S1–S4) replaces the edge severity; `excluded` true takes the incident out
   (no clocks, breaches or recurrence) and excludes the asset's time from its opening to its restoration
   from uptime, as a window named `dispute:<id>` that the report's exclusions list;
-- cause: `cause` (text) replaces the incident's reason, which recurrence compares.
+- cause: `cause` (text) replaces both the incident's cause code and its reason text, so recurrence
+  compares the settled cause and the report shows it.
 Several settlements of one field of one incident: the latest settled wins.
 
 Reports (`mark_report`): a report lists the disputes about its period's incidents opened by its as-of
@@ -101,7 +102,7 @@ def current_value(incident: Incident, field: str) -> Value:
         return incident.severity.value
     if field == "excluded":
         return False
-    return incident.reason
+    return incident.cause or incident.reason
 
 
 def apply_settlements(inputs: SlaInputs, settlements: Iterable[Settlement], as_of_ms: int) -> SlaInputs:
@@ -131,7 +132,7 @@ def apply_settlements(inputs: SlaInputs, settlements: Iterable[Settlement], as_o
             elif field == "severity" and isinstance(s.value, str):
                 changed = dataclasses.replace(changed, severity=Severity(s.value))
             elif field == "cause" and isinstance(s.value, str):
-                changed = dataclasses.replace(changed, reason=s.value)
+                changed = dataclasses.replace(changed, reason=s.value, cause=s.value)
         if excluded is None:
             incidents.append(changed)
             continue

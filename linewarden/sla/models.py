@@ -103,6 +103,7 @@ class Incident:
     resolution_claimed_at_ms: int | None = None
     rca_received_at_ms: int | None = None
     vendor_severity: Severity | None = None
+    cause: str = ""  # the stable cause code; "" when the incident's events carried none
 
 
 @dataclass(frozen=True)

@@ -224,6 +224,23 @@ async def test_collector_offline_holds_back_then_delivers_in_order(mosquitto: Mo
         assert acker.first_delivery[key] == list(range(1, 201))
 
 
+async def test_a_collector_coming_online_hears_the_birth_again(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A collector that was away missed the birth, and its registry is where the targets' assets come from."""
+    cfg = make_config(mosquitto.port, "reborn")
+    async with acker_on(mosquitto) as acker, forwarding(cfg, tmp_path / "o.db") as run:
+        births: list[Birth] = []
+        acker.client.subscribe(birth_topic(SITE, "reborn"), lambda _t, p: births.append(decode(Birth, p)))
+        await acker.round_trip()
+        await acker.pause()
+        await async_wait_until(lambda: run.forwarder.status().collector_online is False, what="offline seen")
+        run.append(3)
+        await acker.round_trip()
+        before = len(births)
+        await acker.resume()
+        await async_wait_until(lambda: len(births) > before, what="birth sent again")
+        assert (births[-1].epoch, births[-1].boot) == (run.outbox.epoch, "boot1")
+
+
 async def test_new_outbox_database_starts_new_epoch_at_seq_one(mosquitto: Mosquitto, tmp_path: Path) -> None:
     cfg = make_config(mosquitto.port, "reinstalled")
     path = tmp_path / "o.db"

@@ -166,6 +166,7 @@ def _ack_of(out) -> Ack:
 
 
 def test_duplicate_batch_is_harmless(ingest, store):
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
     payload = encode(batch(SITE, "a1", [state_change(1, T0), heartbeat(2, T0 + 60_000)]))
     first = _ack_of(ingest.handle(events_topic(SITE, "a1"), payload, T0 + 61_000))
     again = _ack_of(ingest.handle(events_topic(SITE, "a1"), payload, T0 + 62_000))
@@ -272,6 +273,7 @@ def test_clock_skew_beyond_threshold_is_flagged(ingest, store):
 
 
 def test_events_are_scored_by_measured_time(ingest, store):
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
     ingest.handle(events_topic(SITE, "a1"), encode(batch(SITE, "a1", [state_change(1, T0)])), T0 + 3_600_000)
     [change] = store.state_changes(T0, T0 + 1)
     assert change.at == T0

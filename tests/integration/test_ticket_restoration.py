@@ -24,10 +24,10 @@ from linewarden.book import ContractBook
 from linewarden.config.base import BrokerConfig
 from linewarden.domain import State
 from linewarden.mqtt import MqttClient
-from linewarden.wire import IncidentResolvedBody, IncidentResolvedEvent, encode, events_topic
+from linewarden.wire import IncidentResolvedBody, IncidentResolvedEvent, birth_topic, encode, events_topic
 from tests.fakes.jira import FakeJira
 from tests.fakes.webhook import FakeWebhookReceiver
-from tests.integration.collector_helpers import T0, batch, incident_opened, state_change
+from tests.integration.collector_helpers import T0, batch, birth, incident_opened, state_change
 from tests.integration.ticketing_helpers import SECRET, SECRET_ENV, book, collector_config, contract, sink_config
 from tests.waiting import async_wait_until
 
@@ -52,7 +52,13 @@ async def agent(mosquitto: object) -> AsyncIterator[MqttClient]:
     await client.stop()
 
 
+_born: set[int] = set()
+
+
 async def _send(agent: MqttClient, events: list[object]) -> None:
+    if id(agent) not in _born:  # the collector takes the agent's targets and assets from its birth
+        _born.add(id(agent))
+        await agent.publish(birth_topic(SITE, "agent-r"), encode(birth(SITE, "agent-r")))
     await agent.publish(events_topic(SITE, "agent-r"), encode(batch(SITE, "agent-r", events)))
 
 

@@ -3,6 +3,7 @@ effect on the report's figures, and properties of the transformation."""
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -100,12 +101,18 @@ def test_an_accepted_settlement_replaces_the_disputed_value(
     assert figures(plc, settled(field, value, outcome="amended")) == want
 
 
-def test_a_settled_cause_changes_recurrence() -> None:
-    again = Incident("inc-2", "a", Severity.S1, "connection refused", OPENED + 5 * H, restored_at_ms=OPENED + 6 * H)
-    inputs = SlaInputs(incidents=(INC, again))
+@pytest.mark.parametrize("code", ["", "tcp.refused"])  # without and with a cause code
+def test_a_settled_cause_changes_recurrence(code: str) -> None:
+    first = dataclasses.replace(INC, cause=code)
+    again = Incident("inc-2", "a", Severity.S1, "connection refused", OPENED + 5 * H, restored_at_ms=OPENED + 6 * H,
+                     cause=code)  # fmt: skip
+    inputs = SlaInputs(incidents=(first, again))
+    assert current_value(again, "cause") == (code or "connection refused")
     assert recurring_ids(inputs.incidents, LATER) == {"inc-2"}
     other = Settlement("d-1", "inc-2", "cause", "accepted", "operator pulled the cable", 31 * DAY)
-    assert recurring_ids(apply_settlements(inputs, [other], LATER).incidents, LATER) == set()
+    settled_inputs = apply_settlements(inputs, [other], LATER)
+    assert recurring_ids(settled_inputs.incidents, LATER) == set()
+    assert settled_inputs.incidents[1].reason == "operator pulled the cable"
 
 
 def test_rejected_and_later_settlements_change_nothing(plc: ContractConfig) -> None:
