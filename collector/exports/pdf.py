@@ -24,9 +24,11 @@ from collector.reporting import period_note
 from linewarden.domain import Severity
 from linewarden.sla.clocks import Clock
 from linewarden.sla.report import ContractReport
+from linewarden.sla.results import IncidentResult
 from linewarden.timeutil import ms_to_dt
 
 _W = 186.0  # usable width in mm (A4, 12 mm margins)
+MAX_INCIDENT_ROWS = 200  # a month of a large plant has thousands: the CSV holds them all
 _CELL = 280  # characters: a table row must fit on one page, and reasons may run to 2,000
 
 
@@ -52,6 +54,19 @@ def _fit(value: str) -> str:
     return f"{value[:_CELL]}... ({len(value) - _CELL} more characters: see the dispute)"
 
 
+def notable(incidents: Sequence[IncidentResult], limit: int = MAX_INCIDENT_ROWS) -> list[IncidentResult]:
+    """At most `limit` incidents for the review's table, in report order: the disputed, breached and
+    recurring ones first, then by severity (S1 first), then by time."""
+
+    def rank(pair: tuple[int, IncidentResult]) -> tuple[int, int, int]:
+        n, i = pair
+        breached = any(c is not None and c.met is False for c in (i.response, i.resolution))
+        return (0 if i.disputed or breached or i.recurring else 1, i.severity.rank, n)
+
+    chosen = sorted(enumerate(incidents), key=rank)[:limit]
+    return [i for _, i in sorted(chosen, key=lambda p: p[0])]
+
+
 def duration(ms: int | None) -> str:
     if ms is None:
         return "n/a"
@@ -67,6 +82,8 @@ def _pct(v: Decimal | None) -> str:
 def _met(clock: Clock | None) -> str:
     if clock is None:
         return "-"
+    if clock.met is None and clock.target_ms is None:
+        return f"{duration(clock.elapsed_ms)} no target"
     verdict = "met" if clock.met else "BREACHED" if clock.met is False else "running"
     return f"{duration(clock.elapsed_ms)} {verdict}"
 
@@ -252,13 +269,19 @@ def render(report: ContractReport, trend: Sequence[ContractReport], now_ms: int)
     _severity_chart(pdf, r)
 
     pdf.section("Incidents")
+    shown = notable(r.incidents)
+    if len(shown) < len(r.incidents):
+        pdf.set_font("Helvetica", "I", 8)
+        pdf.multi_cell(0, 4.5, f"{len(shown)} of {len(r.incidents)} incidents: the disputed, breached and recurring "
+                       "ones first, then by severity. Every incident is in the incidents table (incidents.csv).",
+                       new_x="LMARGIN", new_y="NEXT")  # fmt: skip
     pdf.grid(
         ["Incident", "Asset", "Sev.", "Notified", "Acknowl.", "Restored", "Response", "Resolution", "Rec.",
          "RCA", "Disputed"],
         [[i.id, i.asset, i.severity.value, fmt(i.notified_ms), fmt(i.acknowledged_ms), fmt(i.restored_ms),
           _met(i.response), _met(i.resolution), "yes" if i.recurring else "",
           "-" if i.rca is None else i.rca.status.replace("_", " "),
-          ("DISPUTED " + ", ".join(i.disputed)) if i.disputed else ""] for i in r.incidents],
+          ("DISPUTED " + ", ".join(i.disputed)) if i.disputed else ""] for i in shown],
         (14, 16, 8, 17, 17, 17, 18, 18, 7, 12, 24),
     )  # fmt: skip
 

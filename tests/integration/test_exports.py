@@ -19,13 +19,16 @@ from PIL import Image
 
 from collector.disputes import open_dispute
 from collector.exports import TABLES, monthly_review_pdf, trend_months
-from collector.exports.pdf import text
+from collector.exports.pdf import notable, text
 from collector.service import wall_clock_ms
 from collector.store import open_store
 from linewarden.book import load_book
 from linewarden.cli import main
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
+from linewarden.domain import Severity
+from linewarden.sla.clocks import Clock
+from linewarden.sla.results import IncidentResult
 from tests.integration.review_helpers import imported_config, running_api
 
 pytestmark = pytest.mark.skipif(shutil.which("pdftotext") is None, reason="needs poppler-utils (.ci/run installs it)")
@@ -195,3 +198,15 @@ def test_long_vendor_texts_fit_the_page(config: Path, tmp_path: Path) -> None:
 
 def test_text_outside_latin_1() -> None:
     assert text("Łódź – ✓ é") == "Lódz - ? é"
+
+
+def test_the_review_lists_the_notable_incidents_first() -> None:
+    def inc(n: int, sev: Severity, breached: bool = False, disputed: bool = False) -> IncidentResult:
+        clock = Clock(1, 1, True, not breached)
+        return IncidentResult(f"i{n}", "a", "r", sev, None, n, n, None, None, None, None, clock, None, False, None,
+                              ("d-1",) if disputed else ())  # fmt: skip
+
+    found = [inc(0, Severity.S4), inc(1, Severity.S1), inc(2, Severity.S3, breached=True),
+             inc(3, Severity.S4, disputed=True), inc(4, Severity.S2)]  # fmt: skip
+    assert [i.id for i in notable(found, 3)] == ["i1", "i2", "i3"]  # kept in report order
+    assert notable(found, 10) == found
