@@ -20,6 +20,7 @@ from pathlib import Path
 from collector import certificates, liveness
 from collector.audit_cli import audit, audit_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
+from collector.cli_disputes import dispute, dispute_args, review, review_args
 from collector.exporter import export_all
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
@@ -233,6 +234,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "token": ("create, list and revoke API tokens (vendor, plant, admin)", _token_args, _token),
     "audit": ("verify the audit log against its signed checkpoints, export it, checkpoint it, make its key",
               audit_args, audit),
+    "dispute": ("list, show and settle vendors' disputes of incidents", dispute_args, dispute),
+    "review": ("the monthly vendor review as PDF, or the report's tables as CSV", review_args, review),
 }
 
 

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from collector.audit import append_entry, append_if_changed, local_actor
 from collector.audit_evidence import latest_checkpoint
 from collector.contracts import record_contracts
+from collector.exports import TABLES, csv_tables
 from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement, record_window, stamp
 from collector.reporting import iter_sections, parse_as_of, period_note, reports, with_checkpoint
 from collector.store import open_store
@@ -51,11 +52,15 @@ def report_args(p: argparse.ArgumentParser) -> None:
                    help="compute the report as known at TIME (ISO 8601 with its zone, e.g. 2026-12-10T12:00+01:00); "
                    "default: now for a month not over yet, else the month's end")  # fmt: skip
     p.add_argument("--format", choices=FORMATS, default="table")
+    p.add_argument("--table", choices=tuple(TABLES), help="with --format csv: only this table, as one proper CSV")
 
 
 def report(args: argparse.Namespace) -> int:
     if not _MONTH.match(args.period):
         print(f"error: --period {args.period!r}: use YYYY-MM", file=sys.stderr)
+        return EXIT_USAGE
+    if args.table is not None and args.format != "csv":
+        print("error: --table goes with --format csv", file=sys.stderr)
         return EXIT_USAGE
     try:
         as_of_ms = None if args.as_of is None else parse_as_of(args.as_of)
@@ -85,6 +90,9 @@ def report(args: argparse.Namespace) -> int:
     checkpoint = latest_checkpoint(config.checkpoint_file)
     if args.format == "json":
         print(json.dumps([with_checkpoint(r, checkpoint) for r in found], indent=2, ensure_ascii=False))
+        return EXIT_OK
+    if args.table is not None:
+        sys.stdout.write(csv_tables(found)[args.table])
         return EXIT_OK
     for report_ in found:
         tz = ZoneInfo(report_.timezone)

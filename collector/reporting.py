@@ -11,7 +11,9 @@ Mapping (documented for people checking figures by hand):
 - a contract's clocks of one incident read one source of ticket records, never a mix: the records of
   that contract's own ticket when there is any, else the records naming no contract (imported history);
 - as of `as_of`: ticket records and severity steps dated later are left out;
-- incidents of the 31 days before the period are included so recurrence can see them.
+- incidents of the 31 days before the period are included so recurrence can see them;
+- settled disputes of the contract replace the values they settle before computing, and the report lists
+  the disputes about its incidents (linewarden/sla/disputes.py).
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from collector.audit_evidence import Checkpoint
+from collector.dispute_records import contract_notes
 from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
 from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
 from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity, State
 from linewarden.sla.clocks import Clock
+from linewarden.sla.disputes import apply_settlements, mark_report, period_incident_ids, settlement
 from linewarden.sla.models import (
     AssetTimeline,
     ChangeDetection,
@@ -194,7 +198,10 @@ def reports(
             cache[key] = _period_data(store, period)
         as_of = as_of_ms if as_of_ms is not None else report_as_of(period, now_ms)
         inputs = sla_inputs(cache[key], contract.contract.id, as_of)
-        out.append(build_report(contract, period, inputs, book.calendars, as_of))
+        notes = contract_notes(store, contract.contract.id)
+        settled = [s for s in (settlement(n) for n in notes) if s is not None]
+        built = build_report(contract, period, apply_settlements(inputs, settled, as_of), book.calendars, as_of)
+        out.append(mark_report(built, notes, period_incident_ids(inputs, period, as_of)))
     return out
 
 
@@ -297,6 +304,7 @@ def incident_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]
                 "resolution_met": _met(i.resolution) if i.resolution else None,
                 "recurring": "yes" if i.recurring else "",
                 "rca": _rca(i.rca, fmt_time),
+                "disputed": ", ".join(i.disputed),
             }
         )
     return rows
@@ -407,6 +415,35 @@ def with_checkpoint(report: ContractReport, checkpoint: Checkpoint | None) -> di
     return {**report.to_dict(), "audit_checkpoint": checkpoint.to_dict() if checkpoint else None}
 
 
+def _value(field: str, value: object, fmt_time: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(fmt_time(value)) if isinstance(value, int) and field.endswith("_at") else str(value)
+
+
+def dispute_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "contract": report.contract_id,
+            "dispute": d.id,
+            "incident": d.incident_id,
+            "field": d.field,
+            "state": d.state,
+            "disputed": _value(d.field, d.disputed_value, fmt_time),
+            "proposed": _value(d.field, d.proposed_value, fmt_time),
+            "reason": d.reason,
+            "opened": fmt_time(d.opened_ms),
+            "outcome": d.outcome,
+            "settled": _value(d.field, d.settled_value, fmt_time),
+            "settle_reason": d.settle_reason,
+            "settled_at": fmt_time(d.settled_ms),
+        }
+        for d in report.disputes
+    ]
+
+
 def iter_sections(
     report: ContractReport, fmt_time: Any, checkpoint: Checkpoint | None = None
 ) -> Iterable[tuple[str, list[dict[str, Any]]]]:
@@ -416,6 +453,7 @@ def iter_sections(
     yield "exclusions", exclusion_rows(report, fmt_time)
     yield "credits", credit_rows(report)
     yield "scorecard", [scorecard_row(report)]
+    yield "disputes", dispute_rows(report, fmt_time)
     if checkpoint is not None:
         fields = ("count", "head", "at", "collector", "key_id", "signature")
         yield "audit_checkpoint", [{k: checkpoint.to_dict()[k] for k in fields}]

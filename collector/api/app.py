@@ -15,11 +15,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, HTTPException, Query, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
 
 from collector.api.limits import TOO_LARGE, BodyLimit
 from collector.audit_evidence import Checkpoint
+from collector.dispute_records import DisputeRecord
+from collector.disputes import (
+    DisputeForbidden,
+    DisputeNotFound,
+    DisputeRefused,
+    DisputeStateError,
+    EvidenceFile,
+    evidence_path,
+    get_dispute,
+    list_disputes,
+    open_dispute,
+    settle_dispute,
+)
+from collector.exports import TABLES, csv_tables, monthly_review_pdf, tables_zip
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.store.base import Store
@@ -28,8 +42,9 @@ from collector.tokens import FailedAuthAudit, TokenInfo, authenticate
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
-from linewarden.errors import BackdateForbidden, MaintenanceRefused, TicketNotFound, TicketStateError
+from linewarden.errors import BackdateForbidden, ConfigError, MaintenanceRefused, TicketNotFound, TicketStateError
 from linewarden.files import write_private
+from linewarden.sla.report import ContractReport
 from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
 
 # A time in a request: milliseconds since the Unix epoch, up to the end of year 9999 (as on the wire).
@@ -86,6 +101,39 @@ class WindowBody(BaseModel):
     reason: str = Field(default="", max_length=MAX_TEXT)
     announced_at: TimeMs | None = None  # back-dating: admin tokens only, with backdate_reason
     backdate_reason: str = Field(default="", max_length=MAX_TEXT)
+
+
+class EvidenceBody(BaseModel):
+    name: str = Field(min_length=1, max_length=200)
+    content_base64: str
+
+
+class DisputeBody(BaseModel):
+    contract: str = Field(min_length=1, max_length=200)
+    field: str = Field(min_length=1, max_length=40)
+    value: int | str | bool  # ms since the epoch for times, S1-S4, true/false for excluded, text for cause
+    reason: str = Field(min_length=1, max_length=2000)
+    links: list[str] = Field(default_factory=list, max_length=10)
+    evidence: list[EvidenceBody] = Field(default_factory=list, max_length=5)
+
+
+class SettleBody(BaseModel):
+    outcome: str = Field(pattern=r"^(accepted|amended|rejected)$")
+    reason: str = Field(min_length=1, max_length=2000)
+    value: int | str | bool | None = None  # the settled value, for "amended"
+
+
+def _dispute_step(call: Callable[[], DisputeRecord]) -> DisputeRecord:
+    try:
+        return call()
+    except DisputeNotFound as exc:
+        raise HTTPException(404, str(exc)) from None
+    except DisputeForbidden as exc:
+        raise HTTPException(403, str(exc)) from None
+    except DisputeStateError as exc:
+        raise HTTPException(409, str(exc)) from None
+    except DisputeRefused as exc:
+        raise HTTPException(422, str(exc)) from None
 
 
 def _principal(request: Request) -> Principal:
@@ -148,17 +196,140 @@ def create_app(
     holds the contracts the reports are of (none: no reports); `audit_checkpoint` gives the audit log's
     latest signed checkpoint, attached to every report.
 
-    A request body may hold `max_body_bytes`; one posting an RCA document, that document (base64, so 4/3 of
-    `max_upload_bytes`) and 64 KiB more."""
+    A request body may hold `max_body_bytes`; one posting an RCA document or a dispute with evidence files,
+    `max_upload_bytes` of documents (base64, so 4/3 of it) and 64 KiB more."""
     app = FastAPI(title="linewarden collector API", version="1")
     app.state.store = store
     app.state.clock = clock
     app.state.failed_auth = FailedAuthAudit()
     upload_body_bytes = max_upload_bytes * 4 // 3 + 64 * KIB
     app.add_middleware(
-        BodyLimit, limit_for=lambda path: upload_body_bytes if path.endswith("/rca") else max_body_bytes
+        BodyLimit,
+        limit_for=lambda path: upload_body_bytes if path.endswith(("/rca", "/disputes")) else max_body_bytes,
     )
     contracts = book if book is not None else ContractBook({}, {})
+    evidence_dir = rca_dir.parent / "evidence"
+
+    def visible_reports(
+        caller: Principal, period: str, contract: str | None, as_of: str | None
+    ) -> list[ContractReport]:
+        """The reports `GET /reports/{period}` gives this caller, for the exports."""
+        if not _MONTH.match(period):
+            raise HTTPException(422, f"period {period!r}: use YYYY-MM")
+        try:
+            as_of_ms = None if as_of is None else int(as_of) if as_of.isdigit() else parse_as_of(as_of)
+        except ValueError as exc:
+            raise HTTPException(422, f"as_of: {exc}") from None
+        if contract is not None:
+            found = contracts.contracts.get(contract)
+            if found is None:
+                raise HTTPException(404, f"no contract {contract!r}")
+            if caller.role == "vendor" and found.contract.vendor != caller.vendor:
+                raise HTTPException(403, "this contract belongs to another vendor")
+        try:
+            done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
+        except ValueError as exc:
+            raise HTTPException(422, str(exc)) from None
+        return [r for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
+
+    # Registered before GET /reports/{period}, which would take "2026-09.pdf" for a period.
+    @app.get("/reports/{period}.pdf", response_class=Response)
+    def review_pdf(caller: Caller, period: str, contract: str | None = None, as_of: str | None = None) -> Response:
+        """The monthly vendor review of one contract as a PDF (`contract` needed when more than one is visible)."""
+        shown = visible_reports(caller, period, contract, as_of)
+        if contract is None and len(shown) != 1:
+            raise HTTPException(422, "give contract: " + ", ".join(r.contract_id for r in shown))
+        chosen = contract or shown[0].contract_id
+        as_of_ms = None if as_of is None else shown[0].as_of_ms
+        try:
+            pdf = monthly_review_pdf(store, contracts, period, chosen, as_of_ms, clock())
+        except (ValueError, ConfigError) as exc:
+            raise HTTPException(422, str(exc)) from None
+        name = f"review-{chosen}-{period}.pdf"
+        return Response(pdf, media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+    @app.get("/reports/{period}.zip", response_class=Response)
+    def report_zip(caller: Caller, period: str, contract: str | None = None, as_of: str | None = None) -> Response:
+        """Every report table as its own CSV (<table>.csv), in one zip."""
+        data = tables_zip(csv_tables(visible_reports(caller, period, contract, as_of)))
+        return Response(data, media_type="application/zip",
+                        headers={"Content-Disposition": f'attachment; filename="report-{period}.zip"'})  # fmt: skip
+
+    @app.get("/reports/{period}/{table}.csv", response_class=Response)
+    def report_csv(
+        caller: Caller, period: str, table: str, contract: str | None = None, as_of: str | None = None
+    ) -> Response:
+        """One report table (period, uptime, incidents, exclusions, credits, scorecard, disputes) as one CSV."""
+        if table not in TABLES:
+            raise HTTPException(404, f"no table {table!r}: one of {', '.join(TABLES)}")
+        data = csv_tables(visible_reports(caller, period, contract, as_of))[table]
+        return Response(data, media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{table}-{period}.csv"'})  # fmt: skip
+
+    @app.post("/incidents/{incident_id}/disputes", status_code=201)
+    def dispute(caller: Caller, incident_id: str, body: DisputeBody) -> dict[str, Any]:
+        """A vendor disputes one field of an incident under its own contract: a time (ms since the epoch:
+        notified_at, acknowledged_at, restored_at, workaround_accepted_at, resolution_claimed_at,
+        rca_received_at), its classification (severity S1-S4, excluded true/false) or its cause (text), with
+        a reason, links and evidence files (base64; at most 5, 5 MiB each)."""
+        if caller.role != "vendor" or caller.vendor is None:
+            raise HTTPException(403, "only a vendor token may open a dispute")
+        files = []
+        for e in body.evidence:
+            try:
+                files.append(EvidenceFile(e.name, base64.b64decode(e.content_base64, validate=True)))
+            except (binascii.Error, ValueError):
+                raise HTTPException(422, f"evidence {e.name!r}: content_base64 is not base64") from None
+        vendor = caller.vendor
+        found = _dispute_step(lambda: open_dispute(
+            store, contracts, evidence_dir, body.contract, incident_id, vendor, body.field, body.value, body.reason,
+            body.links, files, caller.actor, caller.origin, clock(),
+        ))  # fmt: skip
+        return found.as_dict()
+
+    @app.get("/disputes/{dispute_id}/evidence/{sha256}", response_class=Response)
+    def evidence(caller: Caller, dispute_id: str, sha256: str) -> Response:
+        """One evidence file of a dispute, as uploaded (plant IT, or the vendor that disputed)."""
+        found = get_dispute(store, dispute_id)
+        if found is None:
+            raise HTTPException(404, f"no dispute {dispute_id!r}")
+        if caller.role == "vendor" and found.vendor != caller.vendor:
+            raise HTTPException(403, "this dispute belongs to another vendor")
+        path = evidence_path(evidence_dir, found, sha256)
+        if path is None:
+            raise HTTPException(404, "no such evidence file")
+        name = next(e.name for e in found.evidence if e.sha256 == sha256)
+        return Response(path.read_bytes(), media_type="application/octet-stream",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})  # fmt: skip
+
+    @app.post("/disputes/{dispute_id}/settle")
+    def settle(caller: Caller, dispute_id: str, body: SettleBody) -> dict[str, Any]:
+        """Plant IT accepts (the vendor's value holds), amends (`value` holds) or rejects a dispute."""
+        _require(caller, "plant")
+        found = _dispute_step(lambda: settle_dispute(
+            store, dispute_id, body.outcome, body.reason, body.value, caller.actor, caller.origin, clock()
+        ))  # fmt: skip
+        return found.as_dict()
+
+    @app.get("/disputes")
+    def disputes(
+        caller: Caller, state: str | None = None, contract: str | None = None, incident: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Disputes the caller may see (a vendor its own), oldest first; `state` open or settled."""
+        if state not in (None, "open", "settled"):
+            raise HTTPException(422, "state: open or settled")
+        vendor = caller.vendor if caller.role == "vendor" else None
+        return [d.as_dict() for d in list_disputes(store, vendor, contract, incident, state)]
+
+    @app.get("/disputes/{dispute_id}")
+    def dispute_one(caller: Caller, dispute_id: str) -> dict[str, Any]:
+        found = get_dispute(store, dispute_id)
+        if found is None:
+            raise HTTPException(404, f"no dispute {dispute_id!r}")
+        if caller.role == "vendor" and found.vendor != caller.vendor:
+            raise HTTPException(403, "this dispute belongs to another vendor")
+        return found.as_dict()
 
     @app.get("/reports/{period}")
     def report(

@@ -28,14 +28,15 @@ JSON (`to_dict` / `to_json`), schema "linewarden.sla-report/2": times are intege
 UTC; durations integers in ms; money, percentages and weights are decimal strings ("99.9500"); enums
 their value; absent values null. Top level: schema, contract_id, vendor, currency, fee, timezone, period
 {label, start_ms, end_ms}, as_of_ms, partial, uptime[], incidents[], exclusions[], short_notice[],
-unapproved_changes[], credits {lines[], subtotal, cap, capped, total}, scorecard {...}.
+unapproved_changes[], credits {lines[], subtotal, cap, capped, total}, scorecard {...}, disputes[].
 An uptime line is {scope, kind, assets, coverage, target_pct, degraded_weight, min_observed_pct,
 covered_ms, maintenance_ms, gap_ms, excluded_ms, down_ms, degraded_ms, downtime_ms, observed_ms,
 observed_pct, uptime_pct, met, status}. An incident is {id, asset,
 reason, severity, vendor_severity, opened_ms, notified_ms, acknowledged_ms, restored_ms,
-workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca}, where response and
-resolution are {elapsed_ms, target_ms, stopped, met, left_ms} or null and rca {incident_id, due_ms, received_ms,
-status} or null. Field names and meanings are those of the dataclasses below and in results.py,
+workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca, disputed}, where
+response and resolution are {elapsed_ms, target_ms, stopped, met, left_ms} or null, rca {incident_id,
+due_ms, received_ms, status} or null and disputed the ids of its disputes not settled as of the report.
+A dispute is a DisputeNote (results.py). Field names and meanings are those of the dataclasses below and in results.py,
 scorecard.py and credits.py.
 """
 
@@ -64,6 +65,7 @@ from linewarden.sla.periods import Period
 from linewarden.sla.rca import rca_result
 from linewarden.sla.recurrence import recurring_ids
 from linewarden.sla.results import (
+    DisputeNote,
     Exclusion,
     IncidentResult,
     LineKind,
@@ -99,6 +101,7 @@ class ContractReport:
     unapproved_changes: tuple[UnapprovedChange, ...]
     credits: CreditSummary
     scorecard: Scorecard
+    disputes: tuple[DisputeNote, ...] = ()  # see disputes.py: added by `mark_report`
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": SCHEMA}

@@ -54,6 +54,30 @@ class IncidentResult:
     resolution: Clock | None
     recurring: bool
     rca: RcaResult | None
+    disputed: tuple[str, ...] = ()  # ids of the disputes about this incident not settled as of the report
+
+
+@dataclass(frozen=True)
+class DisputeNote:
+    """A dispute as a report shows it, as of the report's time: `state` "open" until settled, then
+    "settled" with its `outcome` (accepted, amended, rejected) and `settled_value`. Values are ms for times,
+    S1–S4 for severity, true/false for excluded, text for cause."""
+
+    id: str
+    incident_id: str
+    field: str
+    category: str
+    state: Literal["open", "settled"]
+    outcome: str | None
+    disputed_value: int | str | bool | None
+    proposed_value: int | str | bool | None
+    settled_value: int | str | bool | None
+    reason: str
+    settle_reason: str | None
+    opened_by: str
+    opened_ms: int
+    settled_by: str | None
+    settled_ms: int | None
 
 
 @dataclass(frozen=True)
