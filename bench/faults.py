@@ -16,8 +16,8 @@ Each fault runs on a fresh system, every part a process of its own except the si
 Agent B's MES goes down and up all the time; the fault's own routine drives agent A's MES and injects the
 fault (see FAULTS). With `--minutes M` the routine repeats until M minutes have passed (at least once);
 `--quick` runs it once. Then the bench waits (at most SETTLE_S) until both outboxes are acked, every incident
-is resolved, ticketed and no ticket request is pending, and counts from the agents' outboxes, the collector's store and the
-webhook's request log:
+is resolved and ticketed and no ticket request is pending, and counts from the agents' outboxes, the
+collector's store and the webhook's request log:
 - events: produced (seqs the agents assigned), stored (rows at the collector), declared lost (seqs a `gap`
   event says were dropped), lost (produced − stored − declared: must be 0), duplicated (the same incident or
   state-change body stored twice);
@@ -36,7 +36,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import shutil
 import signal
 import sqlite3
@@ -53,7 +52,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simulators.broker import Mosquitto, free_port, wait_port  # noqa: E402
+from simulators.broker import Mosquitto, free_port  # noqa: E402
 from simulators.mes import MesServer  # noqa: E402
 from simulators.modbus_plc import ModbusPlc  # noqa: E402
 from tests.fakes.webhook import FakeWebhookReceiver  # noqa: E402
@@ -500,9 +499,10 @@ class Side:
 class System:
     """Everything of one fault run, in `directory`; an async context manager that stops it all."""
 
-    def __init__(self, directory: Path, *, postgres: bool = False, agent_disk: bool = False,
-                 collector_disk: bool = False, clock_file: bool = False) -> None:
+    def __init__(self, directory: Path, *, collector: Callable[[Path], list[str]], postgres: bool = False,
+                 agent_disk: bool = False, collector_disk: bool = False, clock_file: bool = False) -> None:
         self.dir = directory
+        self.collector_cmd = collector
         self.broker = Broker()
         self.hook = FakeWebhookReceiver(SECRET)
         self.pg_schema = f"lw_faults_{os.getpid()}_{time.monotonic_ns() % 10**9}" if postgres else None
@@ -587,8 +587,8 @@ class System:
         (config_dir / "contracts" / "faults.toml").write_text(contract_toml(assets, self.hook.url))
         collector_path = config_dir / "collector.toml"
         collector_path.write_text(collector_toml(self.collector_dir, self.broker.port, database_url))
-        self.collector = Service("collector", [str(LINEWARDEN), "collector", "run", "--config", str(collector_path)],
-                                 self.env(), self.dir / "collector.log")
+        self.collector = Service("collector", self.collector_cmd(collector_path), self.env(),
+                                 self.dir / "collector.log")
         self.collector.start()
         await wait_for(lambda: self.read(lambda q: q("SELECT 1 FROM counters", ())) is not None, START_S,
                        "the collector's store")
@@ -710,7 +710,7 @@ async def down_seen(system: System, side: Side) -> None:
     await wait_for(lambda: system.collector_has_down(side), 30, f"{side.mes_target} DOWN at the collector")
 
 
-async def agent_kill(system: System, long: bool) -> None:
+async def agent_kill(system: System, pace: Pace) -> None:
     """kill -9 of agent A mid-outage; restarted while the MES is still down; then the MES comes back."""
     a = system.sides[0]
     await down_seen(system, a)
@@ -722,7 +722,7 @@ async def agent_kill(system: System, long: bool) -> None:
     await asyncio.sleep(UP_S)
 
 
-async def broker_kill(system: System, long: bool) -> None:
+async def broker_kill(system: System, pace: Pace) -> None:
     """kill -9 of Mosquitto mid-outage (its persistence file is as old as its last save); restarted after 3 s
     on the same port and directory; an outage begins and ends while it is down."""
     a = system.sides[0]
@@ -738,12 +738,12 @@ async def broker_kill(system: System, long: bool) -> None:
     await asyncio.sleep(UP_S)
 
 
-async def collector_kill(system: System, long: bool) -> None:
-    """kill -9 of the collector for a minute (`--quick`: 15 s); agent A's MES has outages meanwhile."""
+async def collector_kill(system: System, pace: Pace) -> None:
+    """kill -9 of the collector for `pace.collector_down_s`; agent A's MES has outages meanwhile."""
     assert system.collector is not None
     a = system.sides[0]
     system.collector.kill9()
-    until = time.monotonic() + (60.0 if long else 15.0)
+    until = time.monotonic() + pace.collector_down_s
     while time.monotonic() + DOWN_S + UP_S < until:
         await a.outage()
         await asyncio.sleep(UP_S)
@@ -753,7 +753,7 @@ async def collector_kill(system: System, long: bool) -> None:
     await asyncio.sleep(UP_S)
 
 
-async def collector_kill_in_ticket(system: System, long: bool) -> None:
+async def collector_kill_in_ticket(system: System, pace: Pace) -> None:
     """kill -9 of the collector while its ticket.created request is at the vendor: the vendor creates the
     ticket but its answer is held until after the kill. The restarted collector asks again, with the same
     Idempotency-Key. (The held answer is never released: the vendor's thread gives up after 30 s.)"""
@@ -775,7 +775,7 @@ async def collector_kill_in_ticket(system: System, long: bool) -> None:
     await asyncio.sleep(UP_S)
 
 
-async def pg_restart(system: System, long: bool) -> None:
+async def pg_restart(system: System, pace: Pace) -> None:
     """The PostgreSQL server restarts under the collector: every connection dropped, refused for 3 s."""
     assert system.proxy is not None
     a = system.sides[0]
@@ -787,14 +787,14 @@ async def pg_restart(system: System, long: bool) -> None:
     await asyncio.sleep(UP_S)
 
 
-async def disk_full(disk: SmallDisk | None, system: System, long: bool) -> None:
+async def disk_full(disk: SmallDisk | None, system: System, pace: Pace) -> None:
     """The data disk fills up mid-outage; an outage ends and another comes and goes while it is full; after
-    10 s (`--minutes`: 30 s) space is freed."""
+    `pace.disk_full_s` space is freed."""
     assert disk is not None
     a = system.sides[0]
     await down_seen(system, a)
     disk.fill()
-    hold_until = time.monotonic() + (30.0 if long else 10.0)
+    hold_until = time.monotonic() + pace.disk_full_s
     await asyncio.sleep(1.0)
     await a.up()
     await asyncio.sleep(UP_S)
@@ -806,15 +806,15 @@ async def disk_full(disk: SmallDisk | None, system: System, long: bool) -> None:
     await asyncio.sleep(UP_S)
 
 
-async def agent_disk_full(system: System, long: bool) -> None:
-    await disk_full(system.agent_disk, system, long)
+async def agent_disk_full(system: System, pace: Pace) -> None:
+    await disk_full(system.agent_disk, system, pace)
 
 
-async def collector_disk_full(system: System, long: bool) -> None:
-    await disk_full(system.collector_disk, system, long)
+async def collector_disk_full(system: System, pace: Pace) -> None:
+    await disk_full(system.collector_disk, system, pace)
 
 
-async def clock_step(system: System, long: bool) -> None:
+async def clock_step(system: System, pace: Pace) -> None:
     """Agent A's clock steps forward by an hour mid-outage, has an outage, then steps back by an hour
     mid-outage and has another (an NTP step each time; through agent/clock.py's offset file)."""
     assert system.clock_file is not None
@@ -836,7 +836,17 @@ async def clock_step(system: System, long: bool) -> None:
     await asyncio.sleep(UP_S)
 
 
-Routine = Callable[[System, bool], Awaitable[None]]
+@dataclass(frozen=True)
+class Pace:
+    """How long the long-lasting faults last."""
+
+    collector_down_s: float
+    disk_full_s: float
+
+
+LONG = Pace(collector_down_s=60.0, disk_full_s=30.0)  # --minutes
+QUICK = Pace(collector_down_s=15.0, disk_full_s=10.0)  # --quick
+Routine = Callable[[System, Pace], Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -877,19 +887,29 @@ FAULTS = (
 BY_NAME = {f.name: f for f in FAULTS}
 
 
-async def run_fault(fault: Fault, directory: Path, minutes: float | None) -> Figures:
-    """One fault on a fresh system in `directory`; minutes None: the routine once (quick)."""
+CollectorCommand = Callable[[Path], list[str]]
+
+
+def collector_cli(config: Path) -> list[str]:
+    return [str(LINEWARDEN), "collector", "run", "--config", str(config)]
+
+
+async def run_fault(fault: Fault, directory: Path, minutes: float | None, pace: Pace | None = None,
+                    collector: CollectorCommand = collector_cli, settle_s: float | None = None) -> Figures:
+    """One fault on a fresh system in `directory`; minutes None: the routine once. The test suite passes a
+    shorter pace, and a collector command whose ticket leases are short, and with it a shorter settle time."""
     started = time.monotonic()
+    pace = pace or (QUICK if minutes is None else LONG)
     reason = fault.needs()
     if reason is not None:
         return Figures(fault.name, skipped=reason)
-    async with System(directory, **fault.system) as system:
+    async with System(directory, collector=collector, **fault.system) as system:
         stop = asyncio.Event()
         background = asyncio.create_task(background_outages(system.sides[1], stop))
         try:
             end = started + 60 * (minutes or 0)
             while True:
-                await fault.routine(system, minutes is not None)
+                await fault.routine(system, pace)
                 if time.monotonic() >= end:
                     break
         finally:
@@ -897,7 +917,7 @@ async def run_fault(fault: Fault, directory: Path, minutes: float | None) -> Fig
             await background
         settling = time.monotonic()
         try:
-            await wait_for(system.settled, fault.settle_s, "outboxes acked, incidents resolved and ticketed")
+            await wait_for(system.settled, settle_s or fault.settle_s, "outboxes acked, incidents ticketed")
             settled = True
         except TimeoutError:
             settled = False
@@ -955,8 +975,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if fig.skipped:
                 print(f"   skipped: {fig.skipped}", flush=True)
             else:
-                print(f"   {'ok' if fig.ok else 'NOT ok'} in {fig.seconds:.0f} s (settled {fig.settle_s:.0f} s after the "
-                      f"last change); dead letters {fig.dead_letters}, "
+                verdict = "ok" if fig.ok else "NOT ok"
+                print(f"   {verdict} in {fig.seconds:.0f} s (settled {fig.settle_s:.0f} s after the last change); "
+                      f"dead letters {fig.dead_letters}, "
                       f"unresolved {fig.unresolved}, unacked {fig.unacked}", flush=True)
             for note in fig.notes:
                 print(f"   {note}", flush=True)

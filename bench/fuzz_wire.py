@@ -4,9 +4,9 @@
 
 Payloads: hypothesis strategies derived from the wire models' JSON Schemas (linewarden/wire.py: `EventBatch`
 with every event type, `Birth`, `Death`), mostly for the agent the topic names so they get past the sender
-check. Each document goes out as is and with 4 different mutations of: bit flip, truncation, type swap (a value replaced by one of another JSON
-type), huge int (±2^63, 2^64, 10^30 in place of an int), NUL characters in a string, deep nesting (a value
-wrapped in 2,000 lists or objects), or an oversized string (1 MB).
+check. Each document goes out as is and with 4 different mutations of: bit flip, truncation, type swap (a
+value replaced by one of another JSON type), huge int (±2^63, 2^64, 10^30 in place of an int), NUL characters
+in a string, deep nesting (a value wrapped in 2,000 lists or objects), or an oversized string (1 MB).
 
 Path: `Ingest.handle` with a real SQLite store (the collector's own migrations) in a temp dir; with `--mqtt`,
 over a real Mosquitto to a `CollectorService` in this process instead, after which a valid birth and batch
@@ -49,6 +49,7 @@ HUGE_INTS = (2**63, 2**63 - 1, 2**64, -(2**63) - 1, 10**30, -1)
 NEST_DEPTH = 2000
 BIG_STRING = 1 << 20
 _NEST = "\u2063nest-here\u2063"
+_ANY_TYPE: tuple[Json, ...] = (None, True, 0, -7, 1.5, "", "s", [], {}, [1], {"k": 1})
 PER_DOCUMENT = 5  # payloads per generated document: as is, and 4 different mutations of it
 MUTATIONS = ("none", "bit_flip", "truncate", "type_swap", "huge_int", "nul", "deep_nesting", "big_string")
 
@@ -156,7 +157,7 @@ def mutate(doc: Json, kind: str, rnd: random.Random) -> bytes:
         else:
             path, value = rnd.choice(paths[1:] or paths)
             if kind == "type_swap":
-                others = [v for v in (None, True, 0, -7, 1.5, "", "s", [], {}, [1], {"k": 1}) if type(v) is not type(value)]
+                others = [v for v in _ANY_TYPE if type(v) is not type(value)]
                 doc = _replace(doc, path, rnd.choice(others))
             else:  # spliced in as text: json.dumps itself would hit the recursion limit
                 inner = json.dumps(value, separators=(",", ":"))
@@ -196,8 +197,8 @@ def generate(count: int, seed: int) -> list[Payload]:
 
     def run(run_seed: int) -> None:
         @hypothesis_seed(run_seed)
-        @settings(max_examples=-(-(count - len(out)) // PER_DOCUMENT), database=None, deadline=None, phases=[Phase.generate],
-                  suppress_health_check=list(HealthCheck))
+        @settings(max_examples=-(-(count - len(out)) // PER_DOCUMENT), database=None, deadline=None,
+                  phases=[Phase.generate], suppress_health_check=list(HealthCheck))
         @given(message=messages, foreign=st.integers(0, 9), rnd=st.randoms(use_true_random=False))
         def one(message: tuple[str, dict[str, Any]], foreign: int, rnd: random.Random) -> None:
             kind, doc = message
@@ -358,10 +359,10 @@ async def _run_mqtt(payloads: Sequence[Payload], directory: Path) -> Results:
         results.dead["(all, over MQTT)"] = count
         store.close()
     for record in crashes.records:
-        what = f"{record.name}: {record.getMessage()[:80]} ({record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else '?'})"
+        kind = record.exc_info[0].__name__ if record.exc_info and record.exc_info[0] else "?"
         results.crashed["(logged)"] += 1
-        results.first_crash.setdefault(what, "".join(traceback.format_exception(*record.exc_info))[-300:]
-                                       if record.exc_info else "")
+        trace = "".join(traceback.format_exception(*record.exc_info)) if record.exc_info else ""
+        results.first_crash.setdefault(f"{record.name}: {record.getMessage()[:80]} ({kind})", trace[-300:])
     return results
 
 
@@ -407,7 +408,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mqtt", action="store_true", help="over a real Mosquitto to a CollectorService")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.CRITICAL)  # dead letters log a warning each; the counts say enough
+    screen = logging.StreamHandler()
+    screen.setLevel(logging.CRITICAL)  # dead letters log a warning each, crashes an error: the counts say enough
+    logging.basicConfig(level=logging.ERROR, handlers=[screen])
     started = time.monotonic()
     payloads = generate(args.payloads, args.seed)
     print(f"generated {len(payloads)} payloads in {time.monotonic() - started:.1f} s", flush=True)
