@@ -385,27 +385,33 @@ Query = Callable[[str, Sequence[Any]], list[dict[str, Any]]]
 def collector_reader(db: Path | None, pg_schema: str | None) -> Iterator[Query]:
     """Read-only SQL on the collector's store (SQLite file, or the PostgreSQL schema), `?` placeholders."""
     if pg_schema is not None:
-        import psycopg
-        from psycopg.rows import dict_row
-
-        with psycopg.connect(POSTGRES, autocommit=True, row_factory=dict_row) as conn:
-            conn.execute(f"SET search_path TO {pg_schema}")
-
-            def pg(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-                return list(conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall())  # type: ignore[arg-type]
-
-            yield pg
+        with _postgres_reader(pg_schema) as query:
+            yield query
         return
     assert db is not None
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
-    conn.row_factory = sqlite3.Row
+    lite_conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    lite_conn.row_factory = sqlite3.Row
     try:
         def lite(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
-            return [dict(r) for r in conn.execute(sql, tuple(params)).fetchall()]
+            return [dict(r) for r in lite_conn.execute(sql, tuple(params)).fetchall()]
 
         yield lite
     finally:
-        conn.close()
+        lite_conn.close()
+
+
+@contextlib.contextmanager
+def _postgres_reader(schema: str) -> Iterator[Query]:
+    import psycopg
+    from psycopg.rows import dict_row
+
+    with psycopg.connect(POSTGRES, autocommit=True, row_factory=dict_row) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+
+        def pg(sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+            return list(conn.execute(sql.replace("?", "%s"), tuple(params)).fetchall())
+
+        yield pg
 
 
 @dataclass(frozen=True)
@@ -637,7 +643,7 @@ class System:
         fig = Figures(fault)
         mes_targets = {s.mes_target: s for s in self.sides}
 
-        def collect(q: Query) -> None:
+        def collect(q: Query) -> bool:
             for side in self.sides:
                 state = side.outbox()
                 if state is None:
@@ -677,8 +683,9 @@ class System:
             fig.dead_letters = int(q("SELECT COUNT(*) AS n FROM dead_letters", ())[0]["n"])
             ticket_rows = q("SELECT incident_id FROM tickets WHERE sink <> 'plant_it'", ())
             fig.duplicate_tickets = sum(n - 1 for n in Counter(t["incident_id"] for t in ticket_rows).values())
+            return True
 
-        if self.read(lambda q: collect(q) or True) is None:
+        if self.read(collect) is None:
             fig.notes.append("the collector's store could not be read")
         with self.hook.lock:
             fig.tickets_received = len(self.hook.tickets)
