@@ -449,6 +449,7 @@ class Figures:
     tickets_received: int = 0
     duplicate_requests: int = 0
     duplicate_tickets: int = 0
+    dated_ahead: int = 0  # events dated more than 30 min after they arrived (the clock step took effect)
     unresolved: int = 0
     unacked: int = 0
     dead_letters: int = 0
@@ -662,6 +663,8 @@ class System:
                     fig.declared_lost += int(body["to_seq"]) - int(body["from_seq"]) + 1
                     fig.notes.append(f"{side.name}: gap {body['from_seq']}..{body['to_seq']}: {body['reason']}")
             fig.lost = fig.produced - fig.stored - fig.declared_lost
+            ahead = q("SELECT COUNT(*) AS n FROM events WHERE ts > received_at + ?", (HOUR_MS // 2,))
+            fig.dated_ahead = int(ahead[0]["n"])
             bodies = q("SELECT agent, type, body FROM events WHERE type IN "
                        "('incident_opened', 'incident_resolved', 'state_change')", ())
             seen = Counter((r["agent"], r["type"], r["body"]) for r in bodies)
@@ -984,7 +987,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 verdict = "ok" if fig.ok else "NOT ok"
                 print(f"   {verdict} in {fig.seconds:.0f} s (settled {fig.settle_s:.0f} s after the last change); "
-                      f"dead letters {fig.dead_letters}, "
+                      f"dead letters {fig.dead_letters}, dated ahead {fig.dated_ahead}, "
                       f"unresolved {fig.unresolved}, unacked {fig.unacked}", flush=True)
             for note in fig.notes:
                 print(f"   {note}", flush=True)

@@ -57,6 +57,7 @@ async def test_fault_loses_nothing_and_tickets_once(fault: str, tmp_path: Path) 
     assert_nothing_lost_or_doubled(fig)
     assert fig.declared_lost == 0, "no fault here may make an agent drop events"
     assert fig.crashes == 0, "\n".join(fig.notes)
+    assert (fig.dated_ahead > 0) == (fault == "clock-step"), "the step took effect, and only there"
 
 
 async def test_collector_killed_during_a_ticket_create_tickets_once(tmp_path: Path) -> None:
