@@ -19,8 +19,8 @@ fault (see FAULTS). With `--minutes M` the routine repeats until M minutes have 
 is resolved and ticketed and no ticket request is pending, and counts from the agents' outboxes, the
 collector's store and the webhook's request log:
 - events: produced (seqs the agents assigned), stored (rows at the collector), declared lost (seqs a `gap`
-  event says were dropped), lost (produced − stored − declared: must be 0), duplicated (the same incident or
-  state-change body stored twice);
+  event says were dropped), held (not stored yet, still in the agent's outbox), lost (none of these: must
+  be 0), duplicated (the same incident or state-change body stored twice);
 - outages injected / incidents opened / missed (outages without an incident) / extra (more incidents than
   outages on a target);
 - tickets expected (one per vendor incident) / received (distinct tickets at the vendor) / duplicate
@@ -421,6 +421,18 @@ class OutboxState:
     acked: int
 
 
+def outbox_seqs(path: Path) -> set[int]:
+    """Seqs still in the agent's outbox (not yet acknowledged, so not lost)."""
+    try:
+        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
+        try:
+            return {int(r[0]) for r in conn.execute("SELECT seq FROM events")}
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return set()
+
+
 def outbox_state(path: Path) -> OutboxState | None:
     try:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5)
@@ -439,7 +451,8 @@ class Figures:
     produced: int = 0
     stored: int = 0
     declared_lost: int = 0
-    lost: int = 0
+    held: int = 0  # not at the collector but still in the agent's outbox, to be sent again
+    lost: int = 0  # neither stored, nor declared in a gap, nor still held by the agent
     duplicated: int = 0
     outages: int = 0
     incidents: int = 0
@@ -655,14 +668,19 @@ class System:
                 epochs = q("SELECT DISTINCT epoch FROM events WHERE agent = ?", (side.name,))
                 if len(epochs) > 1:
                     fig.notes.append(f"{side.name}: {len(epochs)} epochs at the collector")
-                stored = q("SELECT COUNT(*) AS n FROM events WHERE agent = ? AND epoch = ?", (side.name, state.epoch))
-                fig.stored += int(stored[0]["n"])
+                stored = {int(r["seq"]) for r in q("SELECT seq FROM events WHERE agent = ? AND epoch = ?",
+                                                      (side.name, state.epoch))}
+                fig.stored += len(stored)
+                covered: set[int] = set()
                 for row in q("SELECT body FROM events WHERE agent = ? AND epoch = ? AND type = 'gap'",
                              (side.name, state.epoch)):
                     body = json.loads(row["body"])
-                    fig.declared_lost += int(body["to_seq"]) - int(body["from_seq"]) + 1
+                    covered |= set(range(int(body["from_seq"]), int(body["to_seq"]) + 1))
                     fig.notes.append(f"{side.name}: gap {body['from_seq']}..{body['to_seq']}: {body['reason']}")
-            fig.lost = fig.produced - fig.stored - fig.declared_lost
+                fig.declared_lost += len(covered - stored)
+                held = outbox_seqs(side.data_dir / "outbox.db") - stored - covered
+                fig.held += len(held)
+                fig.lost += len(set(range(1, state.produced + 1)) - stored - covered - held)
             ahead = q("SELECT COUNT(*) AS n FROM events WHERE ts > received_at + ?", (HOUR_MS // 2,))
             fig.dated_ahead = int(ahead[0]["n"])
             bodies = q("SELECT agent, type, body FROM events WHERE type IN "
@@ -944,10 +962,11 @@ async def run_fault(fault: Fault, directory: Path, minutes: float | None, pace: 
 # ---------------------------------------------------------------- report
 
 
-COLUMNS = ("fault", "produced", "stored", "declared_lost", "lost", "duplicated", "outages", "incidents", "missed",
-           "tickets_expected", "tickets_received", "duplicate_requests", "duplicate_tickets", "crashes", "result")
-HEADS = ("fault", "produced", "stored", "gap", "lost", "dup", "outages", "incid.", "missed", "tk exp", "tk recv",
-         "dup req", "dup tk", "crash", "result")
+COLUMNS = ("fault", "produced", "stored", "declared_lost", "held", "lost", "duplicated", "outages", "incidents",
+           "missed", "tickets_expected", "tickets_received", "duplicate_requests", "duplicate_tickets",
+           "crashes", "result")
+HEADS = ("fault", "produced", "stored", "gap", "held", "lost", "dup", "outages", "incid.", "missed", "tk exp",
+         "tk recv", "dup req", "dup tk", "crash", "result")
 
 
 def row(fig: Figures) -> list[str]:
