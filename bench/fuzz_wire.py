@@ -199,11 +199,11 @@ def generate(count: int, seed: int) -> list[Payload]:
         @hypothesis_seed(run_seed)
         @settings(max_examples=-(-(count - len(out)) // PER_DOCUMENT), database=None, deadline=None,
                   phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-        @given(message=messages, foreign=st.integers(0, 9), rnd=st.randoms(use_true_random=False))
-        def one(message: tuple[str, dict[str, Any]], foreign: int, rnd: random.Random) -> None:
+        @given(message=messages, rnd=st.randoms(use_true_random=False))
+        def one(message: tuple[str, dict[str, Any]], rnd: random.Random) -> None:
             kind, doc = message
             rnd = random.Random(rnd.getrandbits(64))  # positions from one draw: hypothesis's buffer stays small
-            for_our_agent(doc, keep_sender=foreign == 0)  # one in ten keeps the generated (foreign) sender
+            for_our_agent(doc, keep_sender=rnd.random() < 0.1)  # one in ten keeps the generated (foreign) sender
             text = json.dumps(doc)
             for mutation in ["none", *rnd.sample(MUTATIONS[1:], PER_DOCUMENT - 1)]:
                 out.append(Payload(TOPICS[kind], mutate(json.loads(text), mutation, rnd), mutation))
