@@ -4,7 +4,8 @@ simulators, a webhook vendor). Nothing may be lost, no outage may go without its
 two tickets, and the system must settle: every outbox acked, every incident resolved and ticketed.
 
 Not here, and why (bench/README.md has the figures): PostgreSQL restarted under the collector, and the agent's
-and the collector's disk filling up; the current code does not yet survive them (see docs/fault-matrix.md).
+disk filling up; the current code does not yet survive them (see docs/fault-matrix.md). The collector's disk
+filling up needs root (a small tmpfs is mounted) and is skipped with the reason otherwise.
 
 Run as a script, this file is the collector of these tests: `linewarden collector run` with short ticket leases,
 so that a create the killed collector had claimed is claimed again within seconds, not minutes.
@@ -37,7 +38,10 @@ def short_lease_collector(config: Path) -> list[str]:
 
 
 async def run(name: str, tmp_path: Path) -> Figures:
-    return await run_fault(BY_NAME[name], tmp_path / name, None, TEST_PACE, short_lease_collector, SETTLE_S)
+    fig = await run_fault(BY_NAME[name], tmp_path / name, None, TEST_PACE, short_lease_collector, SETTLE_S)
+    if fig.skipped is not None:
+        pytest.skip(fig.skipped)
+    return fig
 
 
 def assert_nothing_lost_or_doubled(fig: Figures) -> None:
@@ -51,7 +55,7 @@ def assert_nothing_lost_or_doubled(fig: Figures) -> None:
     assert fig.duplicate_tickets == 0, detail
 
 
-@pytest.mark.parametrize("fault", ["agent-kill", "broker-kill", "collector-kill", "clock-step"])
+@pytest.mark.parametrize("fault", ["agent-kill", "broker-kill", "collector-kill", "collector-disk-full", "clock-step"])
 async def test_fault_loses_nothing_and_tickets_once(fault: str, tmp_path: Path) -> None:
     fig = await run(fault, tmp_path)
     assert_nothing_lost_or_doubled(fig)
