@@ -63,6 +63,7 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run(cfg: AgentConfig, path: Path) -> int:
+    from agent.clock import wall_clock
     from agent.runtime import Agent
 
     logging.basicConfig(
@@ -73,7 +74,7 @@ def _run(cfg: AgentConfig, path: Path) -> int:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
     async def main_task() -> None:
-        agent = Agent(cfg, path)
+        agent = Agent(cfg, path, clock_ms=wall_clock())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError):  # Windows: Ctrl-C arrives as KeyboardInterrupt

@@ -20,7 +20,7 @@ UINT32 = AsyncModbusTcpClient.DATATYPE.UINT32
 
 
 async def _client(plc: ModbusPlc) -> AsyncModbusTcpClient:
-    client = AsyncModbusTcpClient(plc.host, port=plc.port, timeout=2, retries=0, reconnect_delay=0)
+    client = AsyncModbusTcpClient(plc.host, port=plc.port, timeout=10, retries=0, reconnect_delay=0)
     assert await client.connect()
     return client
 
@@ -137,17 +137,19 @@ async def test_drop_connections_then_stop_and_start_listening(gateway: ModbusPlc
 async def test_delay_times_out_a_client_and_down_comes_back(gateway: ModbusPlc) -> None:
     await gateway.delay(1500)
     client = AsyncModbusTcpClient(gateway.host, port=gateway.port, timeout=0.3, retries=0, reconnect_delay=0)
-    assert await client.connect()
+    # pymodbus uses the one timeout for connecting too, which a busy machine can overrun: try until connected
+    await async_wait_until(client.connect, timeout=30, what="connected within a 0.3 s timeout")
     with pytest.raises(ModbusIOException):
         await client.read_holding_registers(0, count=1, device_id=1)
     client.close()
     await gateway.delay(0)
 
-    await gateway.down(seconds=0.3)
+    # Long enough that the refused connect below happens inside it however slow the machine is.
+    await gateway.down(seconds=2)
     refused = AsyncModbusTcpClient(gateway.host, port=gateway.port, timeout=1, retries=0, reconnect_delay=0)
     assert not await refused.connect()
     refused.close()
-    await async_wait_until(lambda: gateway.listening, timeout=5, what="gateway back after down(0.3)")
+    await async_wait_until(lambda: gateway.listening, timeout=30, what="gateway back after down(2)")
     client = await _client(gateway)
     assert not (await client.read_holding_registers(0, count=1, device_id=2)).isError()
     client.close()

@@ -114,12 +114,12 @@ async def test_degraded_freezes_heartbeat_and_clear_heals() -> None:
 async def test_down_refuses_connections_until_back_on_the_same_port() -> None:
     async with OpcUaPlc("plc3", namespace_uri=URI, heartbeat_period=0.05) as plc:
         port = plc.port
-        await plc.down(seconds=0.5)
+        await plc.down(seconds=3)  # long enough that the refused connect below lands inside it, however busy
         assert not plc.is_up
         with pytest.raises((OSError, asyncio.TimeoutError)):
             async with Client(plc.endpoint, timeout=2):
                 pass
-        await async_wait_until(lambda: plc.is_up, timeout=15, what="PLC back after down(0.5)")
+        await async_wait_until(lambda: plc.is_up, timeout=30, what="PLC back after down(3)")
         assert plc.port == port
         async with Client(plc.endpoint, timeout=5) as client:
             assert await (await _node(client, "Running")).read_value() is True
