@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from linewarden.cli_options import resolve, share
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError
-from linewarden.output import FORMATS, render
+from linewarden.logs import setup_logging
+from linewarden.output import FORMATS, iso_time, render
 from linewarden.production import load_production_calendar
-from linewarden.timeutil import ms_to_dt
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -27,25 +28,25 @@ EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linewarden agent", description="the linewarden edge agent")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="poll targets and forward events until stopped (SIGTERM/Ctrl-C)")
-    run.add_argument("--config", type=Path, required=True)
+    sub.add_parser("run", help="poll targets and forward events until stopped (SIGTERM/Ctrl-C)")
     check = sub.add_parser(
         "check", help="validate the config, probe each target once, print the results (exit 1 if any is not UP)"
     )
-    check.add_argument("--config", type=Path, required=True)
     check.add_argument("--format", choices=FORMATS, default="table")
     status = sub.add_parser("status", help="states, open incidents and outbox figures from the local database")
-    status.add_argument("--config", type=Path, required=True)
     status.add_argument("--format", choices=FORMATS, default="table")
+    share(parser, "agent config (TOML)")
     return parser
 
 
 def main(argv: Sequence[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = resolve(parser, parser.parse_args(argv))
     cfg = load(AgentConfig, args.config)
     if args.cmd != "status":
         load_production_calendar(cfg, args.config)  # a bad calendar stops here, with the config's message
     if args.cmd == "run":
+        setup_logging(args.log_level or cfg.agent.log_level, args.log_format or cfg.agent.log_format)
         return _run(cfg, args.config)
     if args.cmd == "check":
         return asyncio.run(_check(cfg, args.format))
@@ -54,13 +55,6 @@ def main(argv: Sequence[str]) -> int:
 
 def _run(cfg: AgentConfig, path: Path) -> int:
     from agent.runtime import Agent
-
-    logging.basicConfig(
-        level=cfg.agent.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # The libraries log every dropped connection; the agent reports outages itself, on state edges.
-    for noisy in ("asyncua", "pymodbus", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
     async def main_task() -> None:
         agent = Agent(cfg, path)
@@ -114,10 +108,6 @@ async def _check(cfg: AgentConfig, fmt: str) -> int:
     return EXIT_OK if all(row["state"] == "UP" for row in rows) else EXIT_RUNTIME
 
 
-def _iso(ms: int | None) -> str | None:
-    return None if ms is None else ms_to_dt(ms).isoformat(timespec="seconds")
-
-
 def _status(cfg: AgentConfig, fmt: str) -> int:
     from agent.outbox import Outbox
 
@@ -153,13 +143,13 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         "site": cfg.agent.site,
         "epoch": stats.epoch,
         "outbox_depth": stats.depth,
-        "oldest_unacked": _iso(stats.oldest_ts),
+        "oldest_unacked": iso_time(stats.oldest_ts),
         "last_ack_seq": stats.last_ack_seq,
-        "last_ack_at": _iso(stats.last_ack_at_ms),
+        "last_ack_at": iso_time(stats.last_ack_at_ms),
         "next_seq": stats.next_seq,
         "broker_connected": link.get("connected"),
         "collector_online": link.get("collector_online"),
-        "link_updated_at": _iso(link.get("at_ms")),
+        "link_updated_at": iso_time(link.get("at_ms")),
     }
     if fmt == "json":
         print(json.dumps({"summary": summary, "targets": targets, "open_incidents": open_incidents}, indent=2))

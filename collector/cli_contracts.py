@@ -27,9 +27,9 @@ from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.domain import Criticality
 from linewarden.errors import ConfigError, LinewardenError, MaintenanceRefused
-from linewarden.output import FORMATS, render
+from linewarden.output import FORMATS, iso_time, render
 from linewarden.sla.report import ContractReport
-from linewarden.timeutil import dt_to_ms, ms_to_dt
+from linewarden.timeutil import dt_to_ms
 from linewarden.wire import MaintenanceWindowWire, is_valid_id
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -85,10 +85,9 @@ def report(args: argparse.Namespace) -> int:
         print(json.dumps([r.to_dict() for r in found], indent=2, ensure_ascii=False))
         return EXIT_OK
     for report_ in found:
-        tz = ZoneInfo(report_.timezone)
 
-        def fmt_time(ms: int | None, tz: ZoneInfo = tz) -> str | None:
-            return None if ms is None else ms_to_dt(ms).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        def fmt_time(ms: int | None, tz: str = report_.timezone) -> str | None:
+            return iso_time(ms, tz)
 
         if args.format == "table":
             print(
@@ -127,7 +126,8 @@ def contract_args(p: argparse.ArgumentParser) -> None:
     verify = sub.add_parser("verify", help="check a signed contract document against the contract's SHA-256")
     verify.add_argument("contract_id")
     verify.add_argument("document", type=Path)
-    sub.add_parser("list", help="list the contracts the collector config names")
+    lst = sub.add_parser("list", help="list the contracts the collector config names")
+    lst.add_argument("--format", choices=FORMATS, default="table")
 
 
 def contract(args: argparse.Namespace) -> int:
@@ -145,7 +145,7 @@ def contract(args: argparse.Namespace) -> int:
             }
             for c in book.contracts.values()
         ]
-        print(render(rows, "table"))
+        print(render(rows, args.format))
         return EXIT_OK
     expected = book.contract(args.contract_id).contract.document_sha256
     try:
@@ -280,7 +280,7 @@ def _selectors(w: MaintenanceWindowRow) -> list[str]:
 
 def _row(w: MaintenanceWindowRow, tz: str) -> dict[str, Any]:
     def t(ms: int | None) -> str | None:
-        return None if ms is None else ms_to_dt(ms).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+        return iso_time(ms, tz)
 
     return {
         "id": w.id,
