@@ -32,7 +32,7 @@ _EXTRAS = {"fastapi": "collector", "uvicorn": "collector", "aiosmtpd": "collecto
            "amqtt": "demo"}
 
 
-def _config_main(argv: Sequence[str]) -> int:
+def config_parser() -> argparse.ArgumentParser:
     from linewarden.config.kinds import KINDS
 
     parser = argparse.ArgumentParser(prog="linewarden config", description="validate config files, print schemas")
@@ -42,7 +42,13 @@ def _config_main(argv: Sequence[str]) -> int:
     check.add_argument("--kind", choices=[*KINDS, *_SIM_KINDS], help="validate as this kind")
     schema = sub.add_parser("schema", help="print the JSON Schema of a config kind")
     schema.add_argument("kind", choices=[*KINDS, *_SIM_KINDS])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _config_main(argv: Sequence[str]) -> int:
+    from linewarden.config.kinds import KINDS
+
+    args = config_parser().parse_args(argv)
 
     if args.cmd == "schema":
         if args.kind in _SIM_KINDS:
