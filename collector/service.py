@@ -24,6 +24,7 @@ from collector.api.server import ApiServer
 from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
+from collector.metrics import CollectorMetrics, add_ops_routes
 from collector.store.base import Store
 from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
@@ -77,7 +78,8 @@ class CollectorService:
         self.book = book if book is not None else ContractBook({}, {})
         self.ticket_poll_s = ticket_poll_s
         origin = socket.gethostname()
-        self.sinks = self._sinks()
+        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected)
+        self.sinks = {cid: self.metrics.metered(sink) for cid, sink in self._sinks().items()}
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
             store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
@@ -91,11 +93,13 @@ class CollectorService:
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
             app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book)
+            add_ops_routes(app, self.metrics, store, lambda: self.mqtt.connected)
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
         self._ticketing: list[asyncio.Task[None]] = []
         self.ingest = Ingest(store, config.liveness, watching_since=clock())
+        self.ingest.on_dead_letter = self.metrics.dead_letter
         self.mqtt = MqttClient(
             config.broker,
             client_id=f"linewarden-collector-{config.collector.id}",
@@ -194,13 +198,15 @@ class CollectorService:
         self._publish([Publication(maintenance_topic(site), encode(ann), retain=True)])
 
     def _on_message(self, topic: str, payload: bytes) -> None:
-        seen = self.ingest.incident_events
+        seen, stored, started = self.ingest.incident_events, self.ingest.events_stored, time.perf_counter()
         try:
             out = self.ingest.handle(topic, payload, self.clock())
         except Exception:
             # The store failed: nothing is acked, so the agent sends the batch again.
             log.exception("could not store message on %s", topic)
+            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return
+        self.metrics.observe_message(topic, time.perf_counter() - started, self.ingest.events_stored - stored, False)
         self._publish(out)
         if self.ingest.incident_events != seen:
             self._route()
