@@ -98,6 +98,7 @@ class Forwarder:
         self._stopping = False
         self._stop_reason = "stopped"
         self._done = asyncio.Event()
+        self.connects = 0  # broker connections made (the first, then each reconnect)
 
     def _head(self) -> str:
         """The batch JSON up to its events, for the outbox's current epoch."""
@@ -210,6 +211,7 @@ class Forwarder:
     # ------------------------------------------------------------ broker side
 
     def _on_connect(self) -> None:
+        self.connects += 1
         # Wait briefly for the retained ack before sending: it tells a restored database (see _on_ack) before
         # its reused seqs go out.
         now = asyncio.get_running_loop().time()
