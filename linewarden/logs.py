@@ -23,7 +23,7 @@ TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # The libraries log every dropped connection; the apps report outages themselves, on state edges.
 QUIET_LIBRARIES = ("asyncua", "pymodbus", "httpx", "httpcore")
-_HEX_DUMP = re.compile(r"0x[0-9a-f]{2} 0x[0-9a-f]{2}", re.I)
+_HEX_DUMP = re.compile(r"0x[0-9a-f]{1,2} 0x[0-9a-f]{1,2}", re.I)
 _MODBUS_EXPECTED = ("No response received",)
 _OPCUA_TEARDOWN = ("during disconnect", "continuing teardown", "Error while renewing session")
 _TEARDOWN_ERRORS = (asyncio.CancelledError, ConnectionError, TimeoutError, EOFError)
