@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent.probes.base import ProbeResult
@@ -57,7 +57,7 @@ class _LinkFigures(Collector):
         self.agent = agent
         self.clock_ms = clock_ms
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
         stats = self.agent.outbox.stats()
         status = self.agent.forwarder.status()
         now_ms = self.clock_ms()
@@ -75,9 +75,8 @@ class _LinkFigures(Collector):
         yield GaugeMetricFamily("linewarden_agent_last_ack_seq", "highest seq the collector acknowledged",
                                 value=status.last_ack_seq)  # fmt: skip
         connects = self.agent.forwarder.connects
-        reconnects = GaugeMetricFamily("linewarden_agent_broker_reconnects", "broker connections after the first")
-        reconnects.add_metric([], max(0, connects - 1))
-        yield reconnects
+        yield CounterMetricFamily("linewarden_agent_broker_reconnects", "broker connections after the first",
+                                  value=max(0, connects - 1))  # fmt: skip
 
 
 class MetricsServer:

@@ -73,7 +73,7 @@ port = {closed}
         assert later[("linewarden_agent_outbox_depth", ())] > first[("linewarden_agent_outbox_depth", ())]
         assert later[("linewarden_agent_outbox_oldest_unacked_age_seconds", ())] > 0
         assert later[("linewarden_agent_collector_online", ())] == -1  # no collector state seen
-        assert later[("linewarden_agent_broker_reconnects", ())] == 0
+        assert later[("linewarden_agent_broker_reconnects_total", ())] == 0
     finally:
         await agent.stop()
         await asyncio.wait_for(task, 15)
