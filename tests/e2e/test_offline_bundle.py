@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-_OFFLINE_HINTS = ("No matching distribution", "Could not find a version", "NewConnectionError", "Network is unreachable",
-                  "Temporary failure in name resolution", "ConnectTimeout")  # fmt: skip
+_OFFLINE_HINTS = (
+    "No matching distribution", "Could not find a version", "NewConnectionError", "Network is unreachable",
+    "Temporary failure in name resolution", "ConnectTimeout",
+)  # fmt: skip
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
