@@ -61,3 +61,19 @@ def test_bundle_installs_with_no_index_and_runs(tmp_path: Path) -> None:
         capture_output=True, text=True, cwd=tmp_path,
     )  # fmt: skip
     assert imports.returncode == 0, imports.stderr
+
+    # the systemd installers, from the bundle, run from elsewhere, into a scratch root
+    root = tmp_path / "root"
+    for role in ("collector", "agent"):
+        done = subprocess.run(
+            [str(bundle / f"packaging/systemd/install-{role}.sh")], capture_output=True, text=True, cwd=tmp_path,
+            env={**_offline_env(), "LINEWARDEN_INSTALL_ROOT": str(root), "PYTHON": sys.executable}, timeout=480,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert f"ok: {root}/etc/linewarden/{role}.toml" in done.stdout
+        assert (root / f"etc/systemd/system/linewarden-{role}.service").is_file()
+    etc = root / "etc/linewarden"
+    assert (etc / "calendars/production-plant-a.toml").is_file()  # named by agent.toml
+    assert sorted(p.name for p in (etc / "contracts").glob("*.toml")) == sorted(
+        p.name for p in (ROOT / "config/contracts").glob("*.toml")
+    )
