@@ -85,16 +85,21 @@ def setup_logging(
     fmt: LogFormat = "text",
     stream: TextIO | None = None,
     extra_handlers: Sequence[logging.Handler] = (),
+    console: bool = True,
 ) -> list[logging.Handler]:
-    """Replace the root logger's handlers: stderr (or `stream`) plus `extra_handlers`, all filtered for noise."""
+    """Replace the root logger's handlers: stderr (or `stream`; none if not `console`) plus `extra_handlers`,
+    all filtered for noise."""
     number = level_number(level)
     root = logging.getLogger()
     for old in root.handlers[:]:
         root.removeHandler(old)
-    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr), *extra_handlers]
+    handlers: list[logging.Handler] = [logging.StreamHandler(stream or sys.stderr)] if console else []
+    handlers += extra_handlers
     for handler in handlers:
         if handler.formatter is None:
             handler.setFormatter(make_formatter(fmt))
+        for old_filter in [f for f in handler.filters if isinstance(f, LibraryNoise)]:
+            handler.removeFilter(old_filter)
         handler.addFilter(LibraryNoise(number))
         root.addHandler(handler)
     root.setLevel(number)
