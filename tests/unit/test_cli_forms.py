@@ -154,3 +154,31 @@ def test_a_closed_pipe_ends_without_a_traceback(tmp_path: Path) -> None:
         os.close(write_end)
     assert done.stderr.decode() == ""
     assert done.returncode == 0
+
+
+def test_the_three_forms_that_failed_run_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from linewarden.cli import main
+
+    (tmp_path / "contracts").mkdir()
+    for contract in (ROOT / "config/contracts").glob("*.toml"):
+        (tmp_path / "contracts" / contract.name).write_text(contract.read_text())
+    (tmp_path / "calendars").mkdir()
+    for calendar in (ROOT / "config/calendars").glob("*.toml"):
+        (tmp_path / "calendars" / calendar.name).write_text(calendar.read_text())
+    cfg = tmp_path / "collector.toml"
+    cfg.write_text(f'[collector]\ndata_dir = "{tmp_path / "data"}"\nproduction_calendar = "production-plant-a"\n')
+    config = str(cfg)
+
+    assert main(["collector", "contract", "list", "--config", config, "--format", "json"]) == 0
+    assert {c["contract"] for c in json.loads(capsys.readouterr().out)} == {"acme-mes-2026", "integrator-plc-2026"}
+    assert main(["collector", "maintenance", "list", "--config", config]) == 0
+    capsys.readouterr()
+    assert main(["collector", "token", "create", "--config", config, "--role", "admin"]) == 0
+    capsys.readouterr()
+    assert main(["collector", "--config", config, "token", "list", "--format", "json"]) == 0
+    [token] = json.loads(capsys.readouterr().out)
+    assert token["revoked"] is None
+    assert main(["collector", "token", "revoke", "--config", config, token["id"]]) == 0
+    assert main(["collector", "token", "list", "--config", config, "--format", "json"]) == 0
+    [token] = json.loads(capsys.readouterr().out)
+    assert token["revoked"].endswith("+00:00")
