@@ -115,6 +115,7 @@ class Forwarder:
         self.rejected_acks = 0
         self._rejected_seen: set[tuple[str, int]] = set()
         self._unsaved_sent_logged = False
+        self.connects = 0  # broker connections made (the first, then each reconnect)
 
     def _head(self) -> str:
         """The batch JSON up to its events, for the outbox's current epoch."""
@@ -265,6 +266,7 @@ class Forwarder:
     # ------------------------------------------------------------ broker side
 
     def _on_connect(self) -> None:
+        self.connects += 1
         # Wait briefly for the retained ack before sending: it tells a restored database (see _on_ack) before
         # its reused seqs go out.
         now = asyncio.get_running_loop().time()

@@ -38,6 +38,7 @@ from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_f
 from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
+from collector.metrics import CollectorMetrics, add_ops_routes
 from collector.store.base import Store
 from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
@@ -98,7 +99,8 @@ class CollectorService:
         self.book = book if book is not None else ContractBook({}, {})
         self.ticket_poll_s = ticket_poll_s
         origin = socket.gethostname()
-        self.sinks = self._sinks()
+        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected)
+        self.sinks = {cid: self.metrics.metered(sink) for cid, sink in self._sinks().items()}
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
             store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
@@ -116,6 +118,7 @@ class CollectorService:
                 audit_checkpoint=lambda: latest_checkpoint(config.checkpoint_file),
                 max_body_bytes=config.api.max_body_bytes, max_upload_bytes=config.api.max_upload_bytes,
             )
+            add_ops_routes(app, self.metrics, store, lambda: self.mqtt.connected)
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
@@ -123,6 +126,7 @@ class CollectorService:
         self.ingest = Ingest(
             store, config.liveness, watching_since=clock(), max_payload_bytes=config.ingest.max_payload_bytes
         )
+        self.ingest.on_dead_letter = self.metrics.dead_letter
         self.mqtt = MqttClient(
             config.broker,
             client_id=f"linewarden-collector-{config.collector.id}",
@@ -274,18 +278,21 @@ class CollectorService:
 
     def _handle(self, topic: str, payload: bytes) -> bool:
         """Store one message and publish what follows; False when the store is full (nothing was committed)."""
-        seen = self.ingest.incident_events
+        seen, stored, started = self.ingest.incident_events, self.ingest.events_stored, time.perf_counter()
         try:
             out = self.ingest.handle(topic, payload, self.clock())
         except StorageFull as exc:
             if self.storage_fault is None:
                 log.error("store full (%s): holding messages unacknowledged until space returns", exc)
             self.storage_fault = str(exc)
+            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return False
         except Exception:
             # The store failed: nothing is acked, so the agent sends the batch again.
             log.exception("could not store message on %s", topic)
+            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return True
+        self.metrics.observe_message(topic, time.perf_counter() - started, self.ingest.events_stored - stored, False)
         self._publish(out)
         if self.ingest.incident_events != seen:
             self._route()

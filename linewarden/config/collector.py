@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -24,6 +24,8 @@ class CollectorSection(StrictModel):
     production_calendar: str | None = Field(
         default=None, description="id of the plant's production calendar (for 'production' uptime lines)"
     )
+    log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod
