@@ -20,6 +20,7 @@ from pathlib import Path
 from collector import liveness
 from collector.audit import AuditLog
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
+from collector.console.cli import user, user_args
 from collector.exporter import export_all
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
@@ -251,6 +252,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
                     maintenance),
     "token": ("create, list and revoke API tokens (vendor, plant, admin)", _token_args, _token),
     "audit": ("verify the audit log's hash chain or export it as JSON Lines", _audit_args, _audit),
+    "user": ("add, list, disable console users and change their passwords", user_args, user),
 }
 
 

@@ -19,8 +19,11 @@ import socket
 import time
 from collections.abc import Callable
 
+from fastapi import FastAPI
+
 from collector.api.app import create_app
 from collector.api.server import ApiServer
+from collector.console.app import create_console
 from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
@@ -88,9 +91,14 @@ class CollectorService:
         )
         self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
         self.api: ApiServer | None = None
+        self.console: FastAPI | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
             app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book)
+            if config.console.enabled:
+                self.console = create_console(store, self.book, clock, config.console, config.collector.timezone,
+                                              self._maintenance_changed, config.liveness.missed_heartbeats)
+                app.mount(config.console.prefix, self.console)
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
@@ -121,6 +129,8 @@ class CollectorService:
         if self.api is not None:
             self.api_port = await self.api.start()
             log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
+            if self.console is not None:
+                log.info("console at http://%s:%d%s/", self.config.api.host, self.api_port, self.config.console.prefix)
         await self.mqtt.start()
         self._watch = asyncio.create_task(self._watch_liveness(), name="collector-liveness")
 
@@ -150,6 +160,8 @@ class CollectorService:
             with contextlib.suppress(Exception):
                 await task
         self._ticketing = []
+        if self.console is not None:
+            await self.console.state.hub.stop()
         if self.api is not None:
             await self.api.stop()
         for sink in self.sinks.values():

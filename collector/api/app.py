@@ -21,6 +21,7 @@ from pydantic import BaseModel, Field
 from collector.audit import append_entry
 from collector.maintenance import FAR_FUTURE_MS
 from collector.reporting import parse_as_of, reports
+from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.tokens import TokenInfo, authenticate
@@ -37,6 +38,10 @@ class Principal(BaseModel):
     role: str
     vendor: str | None
     origin: str
+
+    @property
+    def viewer(self) -> Viewer:
+        return Viewer(self.role, self.vendor)
 
     @property
     def actor(self) -> str:
@@ -105,7 +110,7 @@ def _ticket(
     found = get_ticket(request.app.state.store, contract_id, incident_id)
     if found is None:
         raise HTTPException(404, "no such ticket")
-    if caller.role == "vendor" and found.vendor != caller.vendor:
+    if not sees_vendor(caller.viewer, found.vendor):
         raise HTTPException(403, "this ticket belongs to another vendor's contract")
     return found
 
@@ -150,13 +155,13 @@ def create_app(
             found = contracts.contracts.get(contract)
             if found is None:
                 raise HTTPException(404, f"no contract {contract!r}")
-            if caller.role == "vendor" and found.contract.vendor != caller.vendor:
+            if not sees_vendor(caller.viewer, found.contract.vendor):
                 raise HTTPException(403, "this contract belongs to another vendor")
         try:
             done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        return [r.to_dict() for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
+        return [r.to_dict() for r in done if sees_vendor(caller.viewer, r.vendor)]
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:

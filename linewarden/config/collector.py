@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -33,6 +33,17 @@ class ApiConfig(StrictModel):
     port: Annotated[int, Field(ge=0, le=65535)] = 8470
 
 
+class ConsoleConfig(StrictModel):
+    """The web console, served by the API's server under `prefix` (docs/console.md)."""
+
+    enabled: bool = True
+    prefix: str = Field(default="/console", pattern=r"^/[a-z0-9_-]+$")
+    session_ttl: PositiveDuration = timedelta(hours=8)
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto", description="auto: Secure cookies when the request came over HTTPS"
+    )
+
+
 class PlantItConfig(StrictModel):
     """Where incidents that are nobody's vendor's go (out of scope, agent down, site link)."""
 
@@ -51,4 +62,5 @@ class CollectorConfig(StrictModel):
     )
     liveness: LivenessConfig = LivenessConfig()
     api: ApiConfig = ApiConfig()
+    console: ConsoleConfig = ConsoleConfig()
     plant_it: PlantItConfig = PlantItConfig()

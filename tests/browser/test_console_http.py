@@ -1,0 +1,115 @@
+"""The console over plain HTTP against a running collector: login, sessions, CSRF, roles and scoping,
+the security headers, and the API's vendor tokens scoped by the same rule."""
+
+from __future__ import annotations
+
+import httpx
+
+from collector.audit import AuditLog
+from collector.store import open_store
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.load import load
+from tests.browser.site import PASSWORD, Site, cli, csrf, login
+
+
+def _audit_actions(site: Site) -> list[tuple[str, str]]:
+    store = open_store(load(CollectorConfig, site.config))
+    try:
+        return [(e.actor, e.action) for e in AuditLog(store).entries()]
+    finally:
+        store.close()
+
+
+def test_pages_need_a_login_and_send_a_strict_policy(site: Site) -> None:
+    page = httpx.get(site.url + "/", follow_redirects=False)
+    assert page.status_code == 303 and page.headers["location"].startswith("/console/login")
+    login_page = httpx.get(site.url + "/login")
+    csp = login_page.headers["content-security-policy"]
+    assert "script-src 'self'" in csp and "unsafe-inline" not in csp and "default-src 'none'" in csp
+    assert "<script>" not in login_page.text
+
+
+def test_wrong_password_is_refused_and_audit_logged(site: Site) -> None:
+    client = httpx.Client(base_url=site.url)
+    pre = client.get("/login").text.split('name="pre" value="', 1)[1].split('"', 1)[0]
+    bad = client.post("/login", data={"pre": pre, "username": "pia", "password": "wrong password!"})
+    assert bad.status_code == 401 and "wrong password" in bad.text
+    assert ("console", "console.login_failed") in _audit_actions(site)
+
+
+def test_session_cookie_is_httponly_and_strict(site: Site) -> None:
+    client = httpx.Client(base_url=site.url)
+    pre = client.get("/login").text.split('name="pre" value="', 1)[1].split('"', 1)[0]
+    done = client.post("/login", data={"pre": pre, "username": "pia", "password": PASSWORD})
+    cookie = done.headers["set-cookie"]
+    assert "lw_session=" in cookie and "HttpOnly" in cookie and "SameSite=strict" in cookie
+    assert "Secure" not in cookie  # plain HTTP on loopback; over HTTPS the cookie is Secure
+    assert ("console:pia", "console.login") in _audit_actions(site)
+
+
+def test_a_vendor_sees_only_its_own_contracts(site: Site) -> None:
+    ivy = login(site, "ivy")
+    assert ivy.get("/contracts/plc-support").status_code == 200
+    assert ivy.get("/contracts/scada-support").status_code == 404
+    listing = ivy.get("/contracts").text
+    assert "plc-support" in listing and "scada-support" not in listing
+    overview = ivy.get("/").text
+    assert "line3-plc" in overview and "scada-srv" not in overview
+    assert ivy.get("/incidents/inc-2").status_code == 404  # the scada vendor's incident
+    assert ivy.get("/audit").status_code == 403 and ivy.get("/agents").status_code == 403
+
+
+def test_procurement_may_not_add_maintenance(site: Site) -> None:
+    pro = login(site, "pro")
+    page = pro.get("/maintenance")
+    assert page.status_code == 200 and "Check notice" not in page.text
+    refused = pro.post("/maintenance/preview", data={"csrf": csrf(page.text), "site": "p1", "assets": "line3-plc",
+                                                     "start": "2030-01-01T10:00", "end": "2030-01-01T12:00"})
+    assert refused.status_code == 403
+    assert pro.get("/audit").status_code == 200
+
+
+def test_a_form_without_the_sessions_csrf_token_is_refused(site: Site) -> None:
+    pia = login(site, "pia")
+    refused = pia.post("/maintenance/add", data={"csrf": "forged", "site": "p1", "assets": "line3-plc",
+                                                 "start": "2030-01-01T10:00", "end": "2030-01-01T12:00"})
+    assert refused.status_code == 403 and "CSRF" in refused.text
+
+
+def test_a_vendor_may_announce_only_over_its_own_scope(site: Site) -> None:
+    ivy = login(site, "ivy")
+    token = csrf(ivy.get("/maintenance").text)
+    form = {"csrf": token, "site": "p1", "start": "2030-01-01T10:00", "end": "2030-01-01T12:00", "reason": "x"}
+    assert ivy.post("/maintenance/preview", data={**form, "assets": "scada-srv"}).status_code == 403
+    ok = ivy.post("/maintenance/preview", data={**form, "assets": "line3-plc"})
+    assert ok.status_code == 200 and "plc-support" in ok.text and "in time" in ok.text
+
+
+def test_disabled_user_loses_its_session(site: Site) -> None:
+    code, _ = cli("collector", "user", "add", "tmp", "--role", "plant_it", "--password-stdin",
+                  "--config", str(site.config), stdin=PASSWORD + "\n")
+    assert code == 0
+    tmp = login(site, "tmp")
+    assert tmp.get("/").status_code == 200
+    assert cli("collector", "user", "disable", "tmp", "--config", str(site.config))[0] == 0
+    assert tmp.get("/").status_code == 303
+    code, out = cli("collector", "user", "list", "--config", str(site.config), "--format", "json")
+    assert code == 0 and '"tmp"' in out and '"disabled": null' in out  # the others are enabled
+
+
+def test_api_vendor_tokens_use_the_same_scoping(site: Site) -> None:
+    code, out = cli("collector", "token", "create", "--role", "vendor", "--vendor", "integrator",
+                    "--config", str(site.config))
+    assert code == 0
+    token = out.strip().splitlines()[-1]
+    headers = {"Authorization": f"Bearer {token}"}
+    month = httpx.get(site.url + "/", follow_redirects=False)  # any request: the month is now's
+    assert month.status_code == 303
+    from datetime import UTC, datetime
+
+    period = datetime.now(UTC).strftime("%Y-%m")
+    mine = httpx.get(f"{site.api}/reports/{period}", params={"contract": "plc-support"}, headers=headers)
+    theirs = httpx.get(f"{site.api}/reports/{period}", params={"contract": "scada-support"}, headers=headers)
+    listed = httpx.get(f"{site.api}/reports/{period}", headers=headers).json()
+    assert mine.status_code == 200 and theirs.status_code == 403
+    assert [r["contract_id"] for r in listed] == ["plc-support"]
