@@ -369,8 +369,8 @@ def maintenance(
         checked = {"site": site, "w": draft, "notices": notices(deps.book, tuple(draft.assets), tuple(draft.services),
                                                                 draft.start, now, crit)}
     allowed = vendor_assets(user.viewer, deps.book, crit)
-    assets = sorted({(t.site, t.asset) for t in deps.store.registry()
-                     if sees_site(user.viewer, t.site) and (allowed is None or t.asset in allowed)})
+    assets = sorted({(a.site, a.asset) for a in queries.current_assets(deps.store)
+                     if sees_site(user.viewer, a.site) and (allowed is None or a.asset in allowed)})
     default_start = datetime.fromtimestamp(now / 1000, ZoneInfo(deps.timezone)) + timedelta(days=4)
     return {
         **_common(deps, user, session, "maintenance"),

@@ -113,3 +113,19 @@ def test_api_vendor_tokens_use_the_same_scoping(site: Site) -> None:
     listed = httpx.get(f"{site.api}/reports/{period}", headers=headers).json()
     assert mine.status_code == 200 and theirs.status_code == 403
     assert [r["contract_id"] for r in listed] == ["plc-support"]
+
+
+PAGES = ["/", "/assets/p1/line3-plc", "/contracts", "/contracts/plc-support", "/incidents/inc-1",
+         "/incidents/inc-2", "/maintenance", "/audit", "/agents"]
+
+
+def test_every_page_renders_for_an_admin(site: Site) -> None:
+    ada = login(site, "ada")
+    for path in PAGES:
+        page = ada.get(path)
+        assert page.status_code == 200, (path, page.text[:500])
+    contract = ada.get("/contracts/plc-support").text
+    assert "Partial period" in contract and "Download monthly review (PDF)" in contract
+    assert "Twelve-month trend" in contract and "Cap 30" in contract
+    incident = ada.get("/incidents/inc-2").text
+    assert "ticket raised" in incident and "left" in incident  # the S1 response clock is running
