@@ -79,7 +79,7 @@ def create_console(
     static_dir = Path(str(resources.files("collector.console").joinpath("static")))
 
     def base(request: Request) -> str:
-        return request.scope.get("root_path", "")
+        return str(request.scope.get("root_path", ""))
 
     def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
         html = env.get_template(name).render(base=base(request), **ctx)
@@ -168,8 +168,9 @@ def create_console(
         if user is None:
             record_failure(store, username, origin(request), clock())
             token = secrets.token_urlsafe(24)
-            response = render(request, "login.html", {"user": None, "pre": token, "next": data.get("next", ""),
-                                                      "error": "Unknown user or wrong password."}, 401)
+            again = {"user": None, "pre": token, "next": data.get("next", ""),
+                     "error": "Unknown user or wrong password."}
+            response: Response = render(request, "login.html", again, 401)
             response.set_cookie(PRE_LOGIN, token, httponly=True, samesite="strict", secure=secure(request),
                                 path=base(request) or "/")
             return response
@@ -263,7 +264,7 @@ def create_console(
 
     @app.post("/maintenance/add")
     async def maintenance_add(request: Request) -> Response:
-        session, user, data = await checked_form(request)
+        _, user, data = await checked_form(request)
         site, draft = _window(user, data)
         now = clock()
         wire = draft.model_copy(update={"id": f"w-{uuid.uuid4().hex[:12]}", "announced_at": now,
@@ -275,7 +276,7 @@ def create_console(
 
     @app.post("/maintenance/{window_id}/cancel")
     async def maintenance_cancel(request: Request, window_id: str) -> Response:
-        session, user, _ = await checked_form(request)
+        _, user, _ = await checked_form(request)
         pages.require_maintenance(user)
         window = pages.window_for(deps, user, window_id)
         if not cancel_window(store, window_id, clock(), f"console:{user.username}", origin(request)):

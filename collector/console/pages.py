@@ -8,6 +8,8 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
+from markupsafe import Markup
+
 from collector import liveness
 from collector.audit import AuditLog
 from collector.console import queries, svg
@@ -154,9 +156,11 @@ def asset(deps: Deps, user: User, session: Session, site: str, asset_id: str, da
         spans.append(svg.Span(max(c.at, start), stop, STATE_CSS.get(c.to_state, "unknown"),
                               f"{c.to_state} ({c.target}): {c.reason}"))
     services_of = {s.id: set(s.components) for c in deps.book.contracts.values() for s in c.services}
-    windows = [w for w in deps.store.maintenance_windows(start, end + 365 * DAY_MS)
-               if w.site == site and (asset_id in w.assets or any(asset_id in services_of.get(s, ()) for s in w.services))]
-    window_rows = []
+    windows = [
+        w for w in deps.store.maintenance_windows(start, end + 365 * DAY_MS)
+        if w.site == site and (asset_id in w.assets or any(asset_id in services_of.get(s, ()) for s in w.services))
+    ]
+    window_rows: list[dict[str, Any]] = []
     for w in windows:
         given = notices(deps.book, (asset_id,), (), w.start_at, w.announced_at, crit)
         timely = all(n.enough for n in given) if given else True
@@ -263,36 +267,37 @@ def incident(deps: Deps, user: User, session: Session, incident_id: str) -> dict
                   "detail": row.reason or ""})
     for s in row.severity_history:
         steps.append({"at": s.at, "what": f"update: {s.severity} {s.state}", "who": "agent", "detail": s.reason})
-    for t in row.tickets:
-        if t.contract and t.contract not in allowed_contracts:
+    for rec in row.tickets:
+        if rec.contract and rec.contract not in allowed_contracts:
             continue
-        steps.append({"at": t.at, "what": _STEP_TEXT.get(t.kind, t.kind.replace("_", " ")), "who": t.actor,
-                      "detail": ", ".join(f"{k}: {v}" for k, v in t.details.items() if isinstance(v, str | int))})
+        steps.append({"at": rec.at, "what": _STEP_TEXT.get(rec.kind, rec.kind.replace("_", " ")), "who": rec.actor,
+                      "detail": ", ".join(f"{k}: {v}" for k, v in rec.details.items() if isinstance(v, str | int))})
     if row.resolved_at is not None:
         steps.append({"at": row.resolved_at, "what": "restored (measured UP and stable)", "who": "agent",
                       "detail": row.resolve_reason or ""})
     timers = [t for t in queries.timers_of(deps.store, incident_id) if t["contract_id"] in allowed_contracts
               or not user.viewer.is_vendor]
-    for t in timers:
-        if t["fired_at"] is not None:
-            steps.append({"at": t["fired_at"], "what": f"{t['kind']} sent ({t['name']})", "who": "collector",
-                          "detail": ", ".join(map(str, t["details"].get("notify", t["details"].get("contacts", []))))})
+    for tm in timers:
+        if tm["fired_at"] is not None:
+            contacts = tm["details"].get("notify", tm["details"].get("contacts", []))
+            steps.append({"at": tm["fired_at"], "what": f"{tm['kind']} sent ({tm['name']})", "who": "collector",
+                          "detail": ", ".join(map(str, contacts))})
     tickets = [t for t in queries.tickets_of(deps.store, incident_id)
                if t["contract_id"] in allowed_contracts or not user.viewer.is_vendor]
-    for t in tickets:
-        if t.get("closed_at"):
-            steps.append({"at": t["closed_at"], "what": f"ticket closed ({t['contract_id']})", "who": "collector",
-                          "detail": t["vendor_display"]})
+    for tk in tickets:
+        if tk.get("closed_at"):
+            steps.append({"at": tk["closed_at"], "what": f"ticket closed ({tk['contract_id']})", "who": "collector",
+                          "detail": tk["vendor_display"]})
     steps = sorted((s for s in steps if s["at"] is not None), key=lambda s: s["at"])
-    pictures = []
+    pictures: list[tuple[ContractClocks, Markup | None]] = []
     for cc in clocks:
         lanes = [svg.Lane(f"{v.name} clock", [svg.Span(s, e, "counted", f"{v.name}: coverage time counted")
                                               for s, e in v.segments]) for v in cc.clocks]
         if lanes:
-            first = min(v.start_ms for v in cc.clocks)
+            begin = min(v.start_ms for v in cc.clocks)
             last = max((v.stop_ms or now) if v.clock.stopped else now for v in cc.clocks)
-            pictures.append((cc, svg.timeline(f"{cc.contract_id}: clocks in {cc.coverage} coverage", first,
-                                              max(last, first + 1000), lanes, _tick(deps), now)))
+            pictures.append((cc, svg.timeline(f"{cc.contract_id}: clocks in {cc.coverage} coverage", begin,
+                                              max(last, begin + 1000), lanes, _tick(deps), now)))
         else:
             pictures.append((cc, None))
     audit = []

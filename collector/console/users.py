@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Literal, cast
+from typing import Literal
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -50,7 +50,7 @@ def _check_password(password: str) -> None:
 
 
 def add_user(
-    store: Store, username: str, password: str, role: str, vendor: str | None, sites: tuple[str, ...],
+    store: Store, username: str, password: str, role: Role, vendor: str | None, sites: tuple[str, ...],
     now: int, actor: str, origin: str,
 ) -> User:
     if not _NAME.match(username):
@@ -70,7 +70,7 @@ def add_user(
         )
         append_entry(tx.sql, actor, origin, "console.user_added", f"user/{username}",
                      {"role": role, "vendor": vendor, "sites": sorted(sites)}, now)
-    return User(username, cast(Role, role), vendor, tuple(sorted(sites)), now, None)
+    return User(username, role, vendor, tuple(sorted(sites)), now, None)
 
 
 def list_users(store: Store) -> list[User]:
