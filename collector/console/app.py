@@ -10,7 +10,7 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from pathlib import Path
@@ -31,6 +31,7 @@ from collector.console.windows import cancel_window, record_window, vendor_may_c
 from collector.store.base import Store
 from linewarden.book import ContractBook
 from linewarden.config.collector import ConsoleConfig
+from linewarden.sla.report import ContractReport
 from linewarden.wire import MaintenanceWindowWire
 
 CSP = (
@@ -58,6 +59,8 @@ class Deps:
     on_maintenance: Callable[[str], None] | None
     watching_since: int
     missed_heartbeats: int
+    reports: dict[tuple[str, str, tuple[Any, ...]], ContractReport] = field(default_factory=dict)
+    """Reports of whole months for the trend, while the store's data version stays the same."""
 
 
 def create_console(

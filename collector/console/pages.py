@@ -215,12 +215,20 @@ def contract(deps: Deps, user: User, session: Session, contract_id: str, period:
         report = reports(deps.store, deps.book, period, contract_id, now_ms=now)[0]
     except (ValueError, LinewardenError) as exc:
         raise ConsoleError(f"period {period!r}: {exc}") from None
+    version = queries.live_version(deps.store)[:-1]
     trend = []
     for label in _months_back(period, 12):
         if label > current:
             continue
-        r = report if label == period else reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
-        trend.append((label, r))
+        if label == period:
+            trend.append((label, report))
+            continue
+        key = (contract_id, label, version)
+        if label == current or key not in deps.reports:
+            if len(deps.reports) > 500:
+                deps.reports.clear()
+            deps.reports[key] = reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
+        trend.append((label, deps.reports[key]))
     fee = report.fee
     return {
         **_common(deps, user, session, "contracts"), "c": found, "r": report, "period": period,

@@ -127,14 +127,16 @@ def audit_entries(store: Store, actor: str, action: str, obj: str, limit: int) -
 
 
 def live_version(store: Store) -> tuple[Any, ...]:
-    """Changes when anything an overview shows changes: new state changes, incidents, windows, heartbeats."""
+    """Changes when anything a page shows changes: state changes (late ones too), incidents, windows, tickets,
+    gaps; the last item is the agents' latest contact (heartbeats), which alone changes no figure."""
     with store.reader() as sql:
         row = sql.query(
             "SELECT (SELECT MAX(at) FROM state_changes) AS s, (SELECT COUNT(*) FROM incidents) AS i,"
             " (SELECT COUNT(*) FROM incidents WHERE resolved_at IS NULL) AS o,"
             " (SELECT COUNT(*) FROM maintenance_windows) AS m,"
             " (SELECT COUNT(*) FROM maintenance_windows WHERE cancelled_at IS NOT NULL) AS mc,"
-            " (SELECT COUNT(*) FROM ticket_records) AS t,"
+            " (SELECT COUNT(*) FROM ticket_records) AS t, (SELECT COUNT(*) FROM state_changes) AS sc,"
+            " (SELECT COUNT(*) FROM gaps) AS g,"
             " (SELECT MAX(last_seen) FROM agents) AS a"
         )[0]
     return tuple(row.values())

@@ -1,0 +1,97 @@
+"""Console page times: the overview with 1,000 assets and a month of events, and a contract page over
+1,000 assets × 1 year, each served time against the bare computation it shows, in the same run.
+
+    .venv/bin/python bench/console.py [--assets 1000] [--days 365] [--repeat 5]
+
+The store is bench/report_time.py's (same generator, same contract). The console app runs in this process
+(Starlette's TestClient: no network, no browser), logged in as an admin. "bare" is what the page cannot
+avoid: for the overview the current states, open incidents' clocks and agents' health; for the contract page
+the month's report (`reports()`), plus the eleven months of its trend (cold: the first view computes them,
+warm: later views reuse them while the data stays the same). Targets: overview < 200 ms, contract < 1 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from starlette.testclient import TestClient
+
+from bench.report_time import DAY, contract_book, load
+from collector.console import pages, queries
+from collector.console.app import Deps, create_console
+from collector.console.users import add_user, get_user
+from collector.reporting import reports
+from collector.store.sqlite import SqliteStore
+from linewarden.config.collector import ConsoleConfig
+from linewarden.sla.periods import month_containing
+
+
+def ms(fn: object, repeat: int) -> list[float]:
+    out = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()  # type: ignore[operator]
+        out.append((time.perf_counter() - t0) * 1000)
+    return out
+
+
+def fmt(values: list[float]) -> str:
+    return f"median {statistics.median(values):7.1f} ms, max {max(values):7.1f} ms"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--assets", type=int, default=1000)
+    p.add_argument("--days", type=int, default=365)
+    p.add_argument("--repeat", type=int, default=5)
+    args = p.parse_args()
+    end = int(time.time() * 1000)
+    start = end - args.days * DAY
+    with tempfile.TemporaryDirectory(prefix="lw-console-bench-") as tmp:
+        store = SqliteStore(Path(tmp) / "collector.db")
+        store.migrate()
+        t0 = time.perf_counter()
+        crit = load(store, args.assets, start, end)
+        book = contract_book(Path(tmp), [a for a, c in crit.items() if c == "critical"][:3])
+        load_s = time.perf_counter() - t0
+        print(f"console bench: {args.assets:,} assets, {args.days} days up to now; load {load_s:.0f} s")
+        now = lambda: end  # noqa: E731
+        app = create_console(store, book, now, ConsoleConfig(), "UTC")
+        add_user(store, "bench", "bench password", "admin", None, (), end, "bench", "bench")
+        client = TestClient(app, base_url="http://127.0.0.1")
+        pre = client.get("/login").text.split('name="pre" value="', 1)[1].split('"', 1)[0]
+        assert client.post("/login", data={"pre": pre, "username": "bench", "password": "bench password"},
+                           follow_redirects=False).status_code == 303
+        user = get_user(store, "bench")
+        assert user is not None
+        deps = Deps(store, book, now, "UTC", ConsoleConfig(), None, end, 3)
+
+        def bare_overview() -> None:
+            queries.current_assets(store)
+            pages.open_incidents(deps, user)
+
+        def served(path: str) -> None:
+            r = client.get(path)
+            assert r.status_code == 200, r.text[:300]
+
+        label = month_containing(end, "UTC").label
+        print(f"overview  bare   {fmt(ms(bare_overview, args.repeat))}")
+        print(f"overview  served {fmt(ms(lambda: served('/'), args.repeat))}   (target < 200 ms)")
+        bare_month = ms(lambda: reports(store, book, label, "bench", now_ms=end), args.repeat)
+        print(f"contract  bare   {fmt(bare_month)}   (the month's report alone)")
+        cold = ms(lambda: served("/contracts/bench"), 1)
+        warm = ms(lambda: served("/contracts/bench"), args.repeat)
+        print(f"contract  served cold {cold[0]:7.1f} ms (12 reports for the trend), warm {fmt(warm)}"
+              "   (target < 1 s)")
+        store.close()
+
+
+if __name__ == "__main__":
+    main()
