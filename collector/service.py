@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+import threading
 import time
 from collections.abc import Callable
 
@@ -92,6 +93,8 @@ class CollectorService:
         self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
         self.api: ApiServer | None = None
         self.console: FastAPI | None = None
+        self._warm_stop = threading.Event()
+        self._warming: asyncio.Task[None] | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
             app = create_app(store, self.lifecycle, clock, rca_dir, self._maintenance_changed, self.book)
@@ -131,6 +134,9 @@ class CollectorService:
             log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
             if self.console is not None:
                 log.info("console at http://%s:%d%s/", self.config.api.host, self.api_port, self.config.console.prefix)
+                self._warm_stop.clear()
+                self._warming = asyncio.create_task(asyncio.to_thread(self.console.state.warm, self._warm_stop),
+                                                    name="console-warm")
         await self.mqtt.start()
         self._watch = asyncio.create_task(self._watch_liveness(), name="collector-liveness")
 
@@ -161,6 +167,10 @@ class CollectorService:
                 await task
         self._ticketing = []
         if self.console is not None:
+            self._warm_stop.set()
+            if self._warming is not None:
+                with contextlib.suppress(Exception):
+                    await self._warming
             await self.console.state.hub.stop()
         if self.api is not None:
             await self.api.stop()

@@ -68,11 +68,14 @@ def create_console(
     on_maintenance: Callable[[str], None] | None = None, missed_heartbeats: int = 3, live_every_s: float = 0.5,
 ) -> FastAPI:
     """The console app, to mount at `config.prefix`. `on_maintenance(site)` is called after a window of
-    `site` is recorded or cancelled (to publish the site's windows)."""
+    `site` is recorded or cancelled (to publish the site's windows). `app.state.hub.stop()` ends the live
+    streams; `app.state.warm(stop_event)` computes the contracts' trend months ahead (blocking: run it in a
+    thread)."""
     app = FastAPI(title="linewarden console", docs_url=None, redoc_url=None, openapi_url=None)
     deps = Deps(store, book, clock, timezone, config, on_maintenance, clock(), missed_heartbeats)
     hub = Hub(store, live_every_s)
     app.state.hub = hub
+    app.state.warm = lambda stop: pages.warm_reports(deps, stop)
     env = Environment(loader=PackageLoader("collector.console", "templates"), autoescape=select_autoescape())
     zone = ZoneInfo(timezone)
     env.filters["t"] = lambda ms: "" if ms is None else datetime.fromtimestamp(ms / 1000, zone).strftime(

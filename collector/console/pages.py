@@ -3,6 +3,9 @@ functions the reports use. Every function takes the viewing user and shows only 
 
 from __future__ import annotations
 
+import logging
+import re
+import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -23,12 +26,16 @@ from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets,
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
 from linewarden.errors import LinewardenError
 from linewarden.sla.periods import month_containing
+from linewarden.sla.report import ContractReport
 from linewarden.wire import MaintenanceWindowWire
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from collector.console.app import Deps
 
 DAY_MS = 86_400_000
+_MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unknown"}
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
 AUDIT_ROLES = ("plant_it", "procurement", "admin")
@@ -204,6 +211,34 @@ def _months_back(label: str, n: int) -> list[str]:
     return out[::-1]
 
 
+def _month_report(deps: Deps, contract_id: str, label: str, current: str, now: int) -> ContractReport:
+    """A whole month's report is the same at any later time while the data stays the same: kept in
+    `deps.reports` under the store's data version; the month under way is computed on every view."""
+    if label == current:
+        return reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
+    key = (contract_id, label, queries.live_version(deps.store)[:-1])
+    found = deps.reports.get(key)
+    if found is None:
+        if len(deps.reports) > 500:
+            deps.reports.clear()
+        found = deps.reports[key] = reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
+    return found
+
+
+def warm_reports(deps: Deps, stop: threading.Event) -> None:
+    """Compute the trend months of every contract ahead of the first view (run in a thread at start)."""
+    now = deps.clock()
+    try:
+        for cid in sorted(deps.book.contracts):
+            current = month_containing(now, deps.book.contracts[cid].contract.timezone).label
+            for label in _months_back(current, 12)[:-1]:
+                if stop.is_set():
+                    return
+                _month_report(deps, cid, label, current, now)
+    except Exception:
+        log.exception("computing the contracts' trend ahead failed; each contract page computes its own")
+
+
 def contract(deps: Deps, user: User, session: Session, contract_id: str, period: str) -> dict[str, Any]:
     found = deps.book.contracts.get(contract_id)
     if found is None or not sees_vendor(user.viewer, found.contract.vendor):
@@ -211,24 +246,14 @@ def contract(deps: Deps, user: User, session: Session, contract_id: str, period:
     now = deps.clock()
     current = month_containing(now, found.contract.timezone).label
     period = period or current
+    if not _MONTH.match(period) or period > current:
+        raise ConsoleError(f"period {period!r}: give a month (YYYY-MM) that has begun")
     try:
-        report = reports(deps.store, deps.book, period, contract_id, now_ms=now)[0]
+        report = _month_report(deps, contract_id, period, current, now)
     except (ValueError, LinewardenError) as exc:
         raise ConsoleError(f"period {period!r}: {exc}") from None
-    version = queries.live_version(deps.store)[:-1]
-    trend = []
-    for label in _months_back(period, 12):
-        if label > current:
-            continue
-        if label == period:
-            trend.append((label, report))
-            continue
-        key = (contract_id, label, version)
-        if label == current or key not in deps.reports:
-            if len(deps.reports) > 500:
-                deps.reports.clear()
-            deps.reports[key] = reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
-        trend.append((label, deps.reports[key]))
+    trend = [(label, report if label == period else _month_report(deps, contract_id, label, current, now))
+             for label in _months_back(period, 12)]
     fee = report.fee
     return {
         **_common(deps, user, session, "contracts"), "c": found, "r": report, "period": period,

@@ -129,3 +129,46 @@ def test_every_page_renders_for_an_admin(site: Site) -> None:
     assert "Twelve-month trend" in contract and "Cap 30" in contract
     incident = ada.get("/incidents/inc-2").text
     assert "ticket raised" in incident and "left" in incident  # the S1 response clock is running
+
+
+def test_hostile_requests_get_an_answer_never_a_500(site: Site) -> None:
+    ada = login(site, "ada")
+    token = csrf(ada.get("/maintenance").text)
+    answers = [
+        ada.get("/contracts/plc-support", params={"period": "9999-99"}),
+        ada.get("/contracts/plc-support", params={"period": "2999-01"}),
+        ada.get("/contracts/plc-support", params={"period": "'; DROP TABLE x"}),
+        ada.get("/assets/p1/%3Cscript%3E"),
+        ada.get("/incidents/nope"),
+        ada.get("/audit", params={"actor": "%' OR 1=1 --", "limit": "5"}),
+        ada.get("/audit", params={"limit": "lots"}),
+        ada.get("/asset/../../etc/passwd"),
+        ada.get("/static/..%2Fapp.py"),
+        ada.post("/maintenance/preview", data={"csrf": token, "site": "p1", "start": "soon", "end": "later"}),
+        ada.post("/maintenance/preview", data={"csrf": token, "site": "p1", "assets": "BAD NAME!",
+                                               "start": "2030-01-01T10:00", "end": "2030-01-01T12:00"}),
+        ada.post("/maintenance/preview", data={"csrf": token, "site": "p1", "assets": "line3-plc",
+                                               "start": "2030-01-01T12:00", "end": "2030-01-01T10:00"}),
+        ada.post("/maintenance/nope/cancel", data={"csrf": token}),
+        ada.post("/maintenance/add", content=b"\xff\xfe" * 40_000,
+                 headers={"Content-Type": "application/x-www-form-urlencoded"}),
+    ]
+    codes = [a.status_code for a in answers]
+    assert codes[5] == 200  # a filter is only a filter
+    assert all(400 <= c < 500 for i, c in enumerate(codes) if i != 5), codes
+    assert "<script>" not in answers[3].text  # names are escaped where they are echoed
+
+
+def test_a_window_added_and_cancelled_is_audit_logged_with_the_user(site: Site) -> None:
+    pia = login(site, "pia")
+    token = csrf(pia.get("/maintenance").text)
+    form = {"csrf": token, "site": "p1", "assets": "line3-plc", "start": "2031-05-01T10:00",
+            "end": "2031-05-01T12:00", "reason": "audit test"}
+    added = pia.post("/maintenance/add", data=form)
+    assert added.status_code == 303
+    window = added.headers["location"].split("added=", 1)[1]
+    assert pia.post(f"/maintenance/{window}/cancel", data={"csrf": token}).status_code == 303
+    assert pia.post(f"/maintenance/{window}/cancel", data={"csrf": token}).status_code == 400  # already
+    actions = _audit_actions(site)
+    assert ("console:pia", "maintenance.recorded") in actions and ("console:pia", "maintenance.cancelled") in actions
+    assert f"{window}" in pia.get("/maintenance").text
