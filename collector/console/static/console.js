@@ -25,6 +25,9 @@
   const status = document.getElementById("live-status");
   let version = null;
   let refreshing = false;
+  let lastRefresh = 0;
+  let pending = null;
+  const REFRESH_MS = 5000;  // live parts are fetched again at most this often; states change at once
 
   function apply(assets) {
     Object.keys(assets).forEach(function (key) {
@@ -61,7 +64,10 @@
   source.addEventListener("state", function (event) {
     const message = JSON.parse(event.data);
     apply(message.assets);
-    if (version !== null && message.v !== version) refresh();
+    if (version !== null && message.v !== version && pending === null) {
+      const wait = Math.max(0, lastRefresh + REFRESH_MS - Date.now());
+      pending = setTimeout(function () { pending = null; lastRefresh = Date.now(); refresh(); }, wait);
+    }
     version = message.v;
     document.body.dataset.liveVersion = message.v;
   });
