@@ -244,9 +244,9 @@ def create_console(
 
     @app.get("/events")
     async def events(request: Request) -> Response:
-        who(request)
-        return StreamingResponse(stream(hub, request.is_disconnected), media_type="text/event-stream",
-                                 headers={"X-Accel-Buffering": "no"})
+        _, user = who(request)
+        return StreamingResponse(stream(hub, pages.live_filter(deps, user), request.is_disconnected),
+                                 media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
 
     # ------------------------------------------------------------ maintenance changes
 

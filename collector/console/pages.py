@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -124,6 +125,15 @@ def _agent_rows(deps: Deps, user: User) -> list[dict[str, Any]]:
             "dead_letters": dead.get((a.site, a.agent), 0),
         })
     return out
+
+
+def live_filter(deps: Deps, user: User) -> Callable[[queries.AssetNow], bool] | None:
+    """What the live stream may tell this user: the assets of the overview it may see (None: all)."""
+    viewer = user.viewer
+    allowed = vendor_assets(viewer, deps.book, criticality(deps))
+    if allowed is None and not viewer.sites:
+        return None
+    return lambda a: sees_site(viewer, a.site) and (allowed is None or a.asset in allowed)
 
 
 def overview(deps: Deps, user: User, session: Session) -> dict[str, Any]:

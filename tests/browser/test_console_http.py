@@ -172,3 +172,19 @@ def test_a_window_added_and_cancelled_is_audit_logged_with_the_user(site: Site) 
     actions = _audit_actions(site)
     assert ("console:pia", "maintenance.recorded") in actions and ("console:pia", "maintenance.cancelled") in actions
     assert f"{window}" in pia.get("/maintenance").text
+
+
+def _first_live_message(client: httpx.Client) -> str:
+    with client.stream("GET", "/events") as events:
+        assert events.headers["content-type"].startswith("text/event-stream")
+        for line in events.iter_lines():
+            if line.startswith("data: "):
+                return line[6:]
+    raise AssertionError("the stream ended without a message")
+
+
+def test_the_live_stream_tells_a_vendor_only_of_its_own_assets(site: Site) -> None:
+    assert "scada-srv" in _first_live_message(login(site, "pia"))
+    mine = _first_live_message(login(site, "ivy"))
+    assert "line3-plc" in mine and "scada-srv" not in mine
+    assert httpx.get(site.url + "/events", follow_redirects=False).status_code == 303  # no login, no stream
