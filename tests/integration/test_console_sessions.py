@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,19 +12,37 @@ from collector.audit import AuditLog
 from collector.console.errors import ConsoleError
 from collector.console.sessions import Session, SessionState, csrf_ok, end_session, lookup, start_session
 from collector.console.users import User, add_user, check_password, disable_user, set_password
+from collector.console.queries import audit_entries, current_assets, live_version
+from collector.store.base import Store
 from collector.store.sqlite import SqliteStore
+from tests.integration.collector_helpers import T0, state_change
 
 PW = "long enough password"
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> SqliteStore:
-    s = SqliteStore(tmp_path / "c.db")
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Both stores: the console's SQL is written once for SQLite and PostgreSQL."""
+    if request.param == "sqlite":
+        s: Store = SqliteStore(tmp_path / "c.db")
+        s.migrate()
+        yield s
+        s.close()
+        return
+    import psycopg
+
+    from collector.store.postgres import PostgresStore
+
+    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
+    s = PostgresStore(url, schema=schema)
     s.migrate()
-    return s
+    yield s
+    s.close()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
 
 
-def test_passwords_are_argon2id_and_checked(store: SqliteStore) -> None:
+def test_passwords_are_argon2id_and_checked(store: Store) -> None:
     add_user(store, "pia", PW, "plant_it", None, ("p1",), 0, "t", "t")
     with store.reader() as sql:
         stored = sql.query("SELECT password_hash FROM console_users")[0]["password_hash"]
@@ -31,7 +51,7 @@ def test_passwords_are_argon2id_and_checked(store: SqliteStore) -> None:
     assert check_password(store, "pia", PW + "x") is None and check_password(store, "nobody", PW) is None
 
 
-def test_bad_users_are_refused(store: SqliteStore) -> None:
+def test_bad_users_are_refused(store: Store) -> None:
     with pytest.raises(ConsoleError, match="10 characters"):
         add_user(store, "pia", "short", "plant_it", None, (), 0, "t", "t")
     with pytest.raises(ConsoleError, match="needs --vendor"):
@@ -43,7 +63,7 @@ def test_bad_users_are_refused(store: SqliteStore) -> None:
         add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")
 
 
-def test_a_session_expires_and_ends(store: SqliteStore) -> None:
+def test_a_session_expires_and_ends(store: Store) -> None:
     user = add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")
     sid, session = start_session(store, user, "password", "127.0.0.1", 1_000, ttl_ms=60_000)
     assert session.state == "full"
@@ -55,7 +75,7 @@ def test_a_session_expires_and_ends(store: SqliteStore) -> None:
     assert actions == ["console.user_added", "console.login", "console.logout"]
 
 
-def test_disabling_or_a_new_password_ends_the_sessions(store: SqliteStore) -> None:
+def test_disabling_or_a_new_password_ends_the_sessions(store: Store) -> None:
     user = add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")
     first, _ = start_session(store, user, "password", "o", 1_000, 60_000)
     set_password(store, "pia", PW + "!", 2_000, "t", "t")
@@ -65,7 +85,7 @@ def test_disabling_or_a_new_password_ends_the_sessions(store: SqliteStore) -> No
     assert lookup(store, second, 5_000) is None and check_password(store, "pia", PW + "!") is None
 
 
-def test_a_further_login_step_holds_the_session(store: SqliteStore) -> None:
+def test_a_further_login_step_holds_the_session(store: Store) -> None:
     user = add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")
 
     def totp(_user: User, _session: Session) -> SessionState:
@@ -77,7 +97,19 @@ def test_a_further_login_step_holds_the_session(store: SqliteStore) -> None:
     assert found is not None and found[0].state == "mfa_pending"  # the pages require "full"
 
 
-def test_csrf_token_must_match(store: SqliteStore) -> None:
+def test_csrf_token_must_match(store: Store) -> None:
     user = add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")
     _, session = start_session(store, user, "password", "o", 1_000, 60_000)
     assert csrf_ok(session, session.csrf) and not csrf_ok(session, "") and not csrf_ok(session, "forged")
+
+
+def test_the_pages_queries_read_both_stores(store: Store) -> None:
+    before = live_version(store)
+    with store.transaction() as tx:
+        tx.insert_event("p1", "a1", "e1", "b1", state_change(1, T0), T0)
+    assert live_version(store) != before
+    [asset] = current_assets(store)
+    assert (asset.site, asset.agent, asset.asset, asset.state) == ("p1", "a1", "line3-plc", "DOWN")
+    add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")
+    assert [e["action"] for e in audit_entries(store, "t", "user_", "user/pia", 10)] == ["console.user_added"]
+    assert audit_entries(store, "nobody", "", "", 10) == []
