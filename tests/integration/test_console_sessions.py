@@ -1,4 +1,5 @@
-"""Console users and sessions on a real SQLite store: argon2id hashes, expiry, disabling, the login pipeline."""
+"""Console users, sessions and page queries on real stores (SQLite, PostgreSQL): argon2id hashes, expiry,
+disabling, the login pipeline."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import pytest
 
 from collector.audit import AuditLog
 from collector.console.errors import ConsoleError
+from collector.console.queries import audit_entries, current_assets, live_version
 from collector.console.sessions import Session, SessionState, csrf_ok, end_session, lookup, start_session
 from collector.console.users import User, add_user, check_password, disable_user, set_password
-from collector.console.queries import audit_entries, current_assets, live_version
 from collector.store.base import Store
 from collector.store.sqlite import SqliteStore
 from tests.integration.collector_helpers import T0, state_change
