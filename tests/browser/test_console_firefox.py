@@ -122,3 +122,28 @@ def test_each_role_sees_its_pages(firefox: Any, site: Site, shots: Path, user: s
         assert not firefox.find_elements(By.ID, "check-window")
     firefox.navigate(site.url + "/")
     _logout(firefox)
+
+
+def test_plant_it_adds_a_window_and_sees_a_live_change(firefox: Any, site: Site, shots: Path) -> None:
+    from marionette_driver import By, Wait
+
+    from linewarden.domain import State
+    from tests.browser.live import publish_state
+
+    _login(firefox, site, "pia")
+    firefox.navigate(site.url + "/maintenance")
+    firefox.find_element(By.ID, "assets").send_keys("line3-plc")
+    firefox.find_element(By.ID, "reason").send_keys("firefox window")
+    firefox.find_element(By.ID, "check-window").click()
+    assert "in time" in _wait_for(firefox, ".preview").text
+    firefox.find_element(By.ID, "save-window").click()
+    Wait(firefox, timeout=20).until(lambda c: "firefox window" in c.find_element(By.ID, "upcoming").text)
+    (shots / "pia_maintenance_added.png").write_bytes(base64.b64decode(firefox.screenshot(full=True)))
+    firefox.navigate(site.url + "/")
+    Wait(firefox, timeout=20).until(lambda c: "Live" in c.find_element(By.ID, "live-status").text)
+    firefox.execute_script("window.__same_page = true", sandbox=None)
+    publish_state(site.broker_port, State.DEGRADED, "firefox live test")
+    cell = '[data-asset="p1/a1/line3-plc"]'
+    Wait(firefox, timeout=20).until(lambda c: c.find_element(By.CSS_SELECTOR, cell).text == "DEGRADED")
+    assert firefox.execute_script("return window.__same_page === true", sandbox=None)  # updated in place
+    _logout(firefox)
