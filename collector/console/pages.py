@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from collector.console.app import Deps
 
 DAY_MS = 86_400_000
+CURRENT_REUSE_MS = 15_000
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unknown"}
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
@@ -223,15 +224,15 @@ def _months_back(label: str, n: int) -> list[str]:
 
 def _month_report(deps: Deps, contract_id: str, label: str, current: str, now: int) -> ContractReport:
     """A whole month's report is the same at any later time while the data stays the same: kept in
-    `deps.reports` under the store's data version; the month under way is computed on every view."""
-    if label == current:
-        return reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
+    `deps.reports` under the store's data version. The month under way is reused for CURRENT_REUSE_MS while
+    the data stays the same; the page says the time it is as of."""
     key = (contract_id, label, queries.live_version(deps.store)[:-1])
     found = deps.reports.get(key)
-    if found is None:
-        if len(deps.reports) > 500:
-            deps.reports.clear()
-        found = deps.reports[key] = reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
+    if found is not None and (label != current or now - found.as_of_ms < CURRENT_REUSE_MS):
+        return found
+    if len(deps.reports) > 500:
+        deps.reports.clear()
+    found = deps.reports[key] = reports(deps.store, deps.book, label, contract_id, now_ms=now)[0]
     return found
 
 

@@ -188,3 +188,26 @@ def test_the_live_stream_tells_a_vendor_only_of_its_own_assets(site: Site) -> No
     mine = _first_live_message(login(site, "ivy"))
     assert "line3-plc" in mine and "scada-srv" not in mine
     assert httpx.get(site.url + "/events", follow_redirects=False).status_code == 303  # no login, no stream
+
+
+def test_the_contract_page_shows_the_reports_own_figures(site: Site) -> None:
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    code, out = cli("collector", "token", "create", "--role", "plant", "--config", str(site.config))
+    assert code == 0
+    token = out.strip().splitlines()[-1]
+    outage = datetime.now(UTC).timestamp() - 2 * 86_400  # the month of inc-1 (site.history)
+    period = datetime.fromtimestamp(outage, UTC).strftime("%Y-%m")
+    [report] = httpx.get(f"{site.api}/reports/{period}", params={"contract": "plc-support"},
+                         headers={"Authorization": f"Bearer {token}"}).json()
+    page = login(site, "pro").get("/contracts/plc-support", params={"period": period}).text
+    assert f"<strong>{Decimal(report['credits']['total']):.2f} EUR</strong>" in page
+    assert report["credits"]["lines"]  # the outage and the late acknowledgement owe credits
+    for line in report["credits"]["lines"]:
+        assert f"{Decimal(line['amount']):.2f} EUR" in page and line["ref"] in page
+    assert f"Scorecard: {report['scorecard']['score']} of 100" in page
+    for u in report["uptime"]:
+        shown = "n/a: not observed" if u["uptime_pct"] is None else f"{u['uptime_pct']} %"
+        assert shown in page
+    assert any(i["id"] == "inc-1" for i in report["incidents"]) and "inc-1" in page
