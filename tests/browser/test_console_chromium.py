@@ -133,16 +133,28 @@ def test_a_state_change_arrives_live(browser: Any, site: Site, shots: Path) -> N
     page.context.close()
 
 
+def _serious(page: Any, axe_source: str) -> list[tuple[str, str, list[Any]]]:
+    page.evaluate(axe_source)
+    result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
+    return [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
+            if v["impact"] in ("serious", "critical")]
+
+
+def test_the_login_page_is_accessible(browser: Any, site: Site, axe_source: str, shots: Path) -> None:
+    page = browser.new_context(bypass_csp=True).new_page()
+    page.goto(site.url + "/login")
+    page.screenshot(path=str(shots / "login.png"), full_page=True)
+    assert _serious(page, axe_source) == []
+    page.context.close()
+
+
 def test_no_serious_accessibility_violations(browser: Any, site: Site, axe_source: str) -> None:
     # axe is injected past the page's own Content-Security-Policy, which would (rightly) refuse it
     page = _login(browser, site, "ada", bypass_csp=True)
     found = {}
-    for name, path in PAGES.items():
+    for name, path in {**PAGES, "not-found": "/contracts/nope"}.items():
         page.goto(site.url + path)
-        page.evaluate(axe_source)
-        result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
-        bad = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3]) for v in result["violations"]
-               if v["impact"] in ("serious", "critical")]
+        bad = _serious(page, axe_source)
         if bad:
             found[name] = bad
     page.context.close()
