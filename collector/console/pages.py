@@ -22,11 +22,11 @@ from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.sessions import Session
 from collector.console.users import User
 from collector.console.windows import notices, window_visible
-from collector.reporting import reports
+from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
 from linewarden.errors import LinewardenError
-from linewarden.sla.periods import month_containing
+from linewarden.sla.periods import month_containing, parse_month
 from linewarden.sla.report import ContractReport
 from linewarden.wire import MaintenanceWindowWire
 
@@ -223,10 +223,15 @@ def _months_back(label: str, n: int) -> list[str]:
 
 
 def _month_report(deps: Deps, contract_id: str, label: str, current: str, now: int) -> ContractReport:
-    """A whole month's report is the same at any later time while the data stays the same: kept in
-    `deps.reports` under the store's data version. The month under way is reused for CURRENT_REUSE_MS while
-    the data stays the same; the page says the time it is as of."""
-    key = (contract_id, label, queries.live_version(deps.store)[:-1])
+    """A whole month's report is the same at any later time while the data it reads stays the same: kept in
+    `deps.reports` under that month's fingerprint (late data changes it). The month under way is reused for
+    CURRENT_REUSE_MS while nothing at all changed; the page says the time it is as of."""
+    if label == current:
+        version = queries.live_version(deps.store)[:-1]
+    else:
+        period = parse_month(label, deps.book.contracts[contract_id].contract.timezone)
+        version = queries.period_fingerprint(deps.store, period.start_ms - LOOKBACK_MS, period.end_ms)
+    key = (contract_id, label, version)
     found = deps.reports.get(key)
     if found is not None and (label != current or now - found.as_of_ms < CURRENT_REUSE_MS):
         return found

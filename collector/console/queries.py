@@ -140,3 +140,26 @@ def live_version(store: Store) -> tuple[Any, ...]:
             " (SELECT MAX(last_seen) FROM agents) AS a"
         )[0]
     return tuple(row.values())
+
+
+def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
+    """Changes when anything a report of [start, end) reads changes: rows added, gaps closed or moved,
+    windows cancelled, incidents resolved (late data of a past month included)."""
+    with store.reader() as sql:
+        row = sql.query(
+            "SELECT (SELECT COUNT(*) FROM state_changes WHERE at >= ? AND at < ?) AS s,"
+            " (SELECT COUNT(*) FROM incident_updates WHERE at >= ? AND at < ?) AS u,"
+            " (SELECT COUNT(*) FROM ticket_records WHERE at >= ? AND at < ?) AS t,"
+            " (SELECT COUNT(*) FROM incidents WHERE opened_at >= ? AND opened_at < ?) AS i,"
+            " (SELECT COUNT(*) FROM incidents WHERE resolved_at >= ? AND resolved_at < ?) AS r,"
+            " (SELECT COUNT(*) FROM changes WHERE at >= ? AND at < ?) AS c,"
+            " (SELECT COUNT(*) FROM targets) AS tg,"
+            " (SELECT COUNT(*) FROM gaps WHERE start_at < ? AND (end_at IS NULL OR end_at > ?)) AS g,"
+            " (SELECT SUM(COALESCE(end_at, 0) - start_at) FROM gaps WHERE start_at < ?"
+            " AND (end_at IS NULL OR end_at > ?)) AS gl,"
+            " (SELECT COUNT(*) FROM maintenance_windows WHERE start_at < ? AND end_at > ?) AS m,"
+            " (SELECT COUNT(*) FROM maintenance_windows WHERE start_at < ? AND end_at > ?"
+            " AND cancelled_at IS NOT NULL) AS mc",
+            (start, end) * 6 + (end, start) * 4,
+        )[0]
+    return tuple(row.values())

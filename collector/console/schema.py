@@ -1,5 +1,5 @@
 """The console's tables: local users and their server-side sessions (component "console"), and the indexes
-its pages read state changes by (each target's latest; one asset's over a period)."""
+its pages read by (each target's latest state; one asset's changes over a period; what changed in a month)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,12 @@ CREATE TABLE console_sessions (
 );
 CREATE INDEX console_sessions_user ON console_sessions (username);
 CREATE INDEX console_state_changes_target ON state_changes (site, agent, target, at);
-CREATE INDEX console_state_changes_asset ON state_changes (asset, at)
+CREATE INDEX console_state_changes_asset ON state_changes (asset, at);
+CREATE INDEX console_incident_updates_at ON incident_updates (at);
+CREATE INDEX console_ticket_records_at ON ticket_records (at);
+CREATE INDEX console_incidents_opened ON incidents (opened_at);
+CREATE INDEX console_incidents_resolved ON incidents (resolved_at);
+CREATE INDEX console_changes_at ON changes (at)
 """
 
 MIGRATIONS: list[Migration] = [Migration("console", 1, _V1)]

@@ -11,7 +11,7 @@ import pytest
 
 from collector.audit import AuditLog
 from collector.console.errors import ConsoleError
-from collector.console.queries import audit_entries, current_assets, live_version
+from collector.console.queries import audit_entries, current_assets, live_version, period_fingerprint
 from collector.console.sessions import Session, SessionState, csrf_ok, end_session, lookup, start_session
 from collector.console.users import User, add_user, check_password, disable_user, set_password
 from collector.store.base import Store
@@ -106,9 +106,12 @@ def test_csrf_token_must_match(store: Store) -> None:
 
 def test_the_pages_queries_read_both_stores(store: Store) -> None:
     before = live_version(store)
+    month, later = period_fingerprint(store, T0 - 1000, T0 + 1000), period_fingerprint(store, T0 + 1000, T0 + 9000)
     with store.transaction() as tx:
         tx.insert_event("p1", "a1", "e1", "b1", state_change(1, T0), T0)
     assert live_version(store) != before
+    assert period_fingerprint(store, T0 - 1000, T0 + 1000) != month  # late data changes its month
+    assert period_fingerprint(store, T0 + 1000, T0 + 9000) == later  # and no other
     [asset] = current_assets(store)
     assert (asset.site, asset.agent, asset.asset, asset.state) == ("p1", "a1", "line3-plc", "DOWN")
     add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")
