@@ -85,6 +85,7 @@ def _run(cfg: AgentConfig, path: Path) -> int:
 async def _check(cfg: AgentConfig, fmt: str) -> int:
     from agent.probes.context import ProbeContext
     from agent.probes.registry import make_probe, safe_poll
+    from linewarden.debounce import is_configuration, judge
 
     context = ProbeContext()
     probes = [(t, make_probe(t, cfg.defaults, context)) for t in cfg.targets]
@@ -92,19 +93,25 @@ async def _check(cfg: AgentConfig, fmt: str) -> int:
         results = await asyncio.gather(*(safe_poll(p, time.time()) for _, p in probes))
     finally:
         await context.close()
-    rows = [
-        {
-            "target": t.id,
-            "kind": t.type,
-            "asset": t.asset,
-            "state": r.state.value,
-            "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1),
-            "reason": r.reason,
-        }
-        for (t, _), r in zip(probes, results, strict=True)
-    ]
+    rows: list[dict[str, Any]] = []
+    for (t, _), r in zip(probes, results, strict=True):
+        # one probe, no history: a fault that may be the config's is judged as for a target never seen working
+        state, reason, cause = judge(r.state, r.reason, r.cause, r.configuration, worked=False)
+        rows.append(
+            {
+                "target": t.id,
+                "kind": t.type,
+                "asset": t.asset,
+                "state": state.value,
+                "latency_ms": None if r.latency_ms is None else round(r.latency_ms, 1),
+                "cause": cause,
+                "reason": reason,
+            }
+        )
+        if is_configuration(state, cause):
+            print(f"{t.id}: the agent config is wrong here, not the device: {reason}", file=sys.stderr)
     print(render(rows, fmt))  # type: ignore[arg-type]
-    return EXIT_OK if all(r.state.value == "UP" for r in results) else EXIT_RUNTIME
+    return EXIT_OK if all(row["state"] == "UP" for row in rows) else EXIT_RUNTIME
 
 
 def _iso(ms: int | None) -> str | None:
@@ -123,6 +130,7 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         stats = outbox.stats()
         saved: dict[str, Any] = outbox.get_state("runtime") or {}
         link: dict[str, Any] = outbox.get_state("link") or {}
+        health: dict[str, Any] = outbox.get_state("health") or {}
     finally:
         outbox.close()
     debouncers = saved.get("debouncers", {})
@@ -153,6 +161,11 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         "broker_connected": link.get("connected"),
         "collector_online": link.get("collector_online"),
         "link_updated_at": _iso(link.get("at_ms")),
+        # As of link_updated_at: written by the running agent when they change.
+        "outbox_fault": health.get("outbox_fault"),
+        "unkept_events": health.get("unkept_total", 0),
+        "rejected_acks": health.get("rejected_acks", 0),
+        "task_crashes": sum(health.get("task_crashes", {}).values()),
     }
     if fmt == "json":
         print(json.dumps({"summary": summary, "targets": targets, "open_incidents": open_incidents}, indent=2))

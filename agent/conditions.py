@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from linewarden.config.targets import Condition
@@ -12,16 +13,34 @@ _SEVERITY = {State.UP: 0, State.DEGRADED: 1, State.DOWN: 2}
 
 @dataclass(frozen=True)
 class Failure:
+    """One thing wrong with a target. `cause` is its stable code (docs/probes-and-states.md); `configuration`
+    is set (to the cause code it has as one: `config.unknown_node`) when the fault may be the agent config's
+    mistake rather than the device's (a node, namespace or register the device does not have)."""
+
     state: State
     reason: str
+    cause: str = ""
+    configuration: str = ""
 
 
-def worst(failures: list[Failure]) -> tuple[State, str]:
-    """The combined state of several failures (the worst wins) and all their reasons, worst first."""
+OK = Failure(State.UP, "")
+
+
+def worst(failures: list[Failure]) -> Failure:
+    """The combined failure: the worst state, all reasons (worst first), the cause and configuration code of
+    the worst one."""
     if not failures:
-        return State.UP, ""
+        return OK
     ranked = sorted(failures, key=lambda f: -_SEVERITY.get(f.state, 0))
-    return ranked[0].state, "; ".join(f.reason for f in ranked)
+    top = ranked[0]
+    return Failure(top.state, "; ".join(f.reason for f in ranked), top.cause, top.configuration)
+
+
+def code_part(name: str) -> str:
+    """A configured name as part of a cause code: lower case, anything but [a-z0-9_.-] as '_', no empty
+    dotted segment (a JSON path may have dots)."""
+    cleaned = re.sub(r"[^a-z0-9_.-]", "_", name.lower())[:64]
+    return ".".join(part for part in cleaned.split(".") if part) or "_"
 
 
 def format_seconds(seconds: float) -> str:
@@ -52,20 +71,35 @@ class ConditionChecker:
     def forget(self, name: str) -> None:
         self._last.pop(name, None)
 
-    def check(self, name: str, value: object, condition: Condition, now: float) -> Failure | None:
-        """The failure of `value` against `condition` at time `now` (seconds), or None when it holds."""
-        problems = self._problems(name, value, condition, now)
-        return Failure(condition.fail_state, "; ".join(problems)) if problems else None
+    def check(
+        self, name: str, value: object, condition: Condition, now: float, changed_at: float | None = None
+    ) -> Failure | None:
+        """The failure of `value` against `condition` at time `now` (seconds), or None when it holds.
 
-    def _problems(self, name: str, value: object, condition: Condition, now: float) -> list[str]:
+        `changed_at` dates a new value when the source knows better than `now` when it changed (an OPC UA
+        subscription's source timestamp); it is never taken as later than `now`.
+        """
+        stale = self._stale_problem(name, value, condition, now, changed_at)
+        problems = self._value_problems(name, value, condition)
+        if not problems and not stale:
+            return None
+        cause = f"condition.{code_part(name)}" + ("" if problems else ".stale")
+        return Failure(condition.fail_state, "; ".join(([stale] if stale else []) + problems), cause)
+
+    def _stale_problem(
+        self, name: str, value: object, condition: Condition, now: float, changed_at: float | None
+    ) -> str:
+        if condition.must_change_within is None:
+            return ""
+        stale_for = self._stale_for(name, value, now, changed_at)
+        window = condition.must_change_within.total_seconds()
+        if stale_for > window:
+            return f"{name} has not changed for {format_seconds(stale_for)} (limit {format_seconds(window)})"
+        return ""
+
+    @staticmethod
+    def _value_problems(name: str, value: object, condition: Condition) -> list[str]:
         problems: list[str] = []
-        if condition.must_change_within is not None:
-            stale_for = self._stale_for(name, value, now)
-            window = condition.must_change_within.total_seconds()
-            if stale_for > window:
-                problems.append(
-                    f"{name} has not changed for {format_seconds(stale_for)} (limit {format_seconds(window)})"
-                )
         if condition.equals is not None and not _same(value, condition.equals):
             problems.append(f"{name} is {value!r}, expected {condition.equals!r}")
         if condition.not_equals is not None and _same(value, condition.not_equals):
@@ -81,12 +115,12 @@ class ConditionChecker:
                     problems.append(f"{name} is {value!r}, above {condition.max:g}")
         return problems
 
-    def _stale_for(self, name: str, value: object, now: float) -> float:
+    def _stale_for(self, name: str, value: object, now: float, changed_at: float | None) -> float:
         seen = self._last.get(name)
         if seen is None or not _same(seen[0], value):
-            self._last[name] = (value, now)
-            return 0.0
-        return now - seen[1]
+            seen = (value, now if changed_at is None else min(changed_at, now))
+            self._last[name] = seen
+        return max(0.0, now - seen[1])
 
 
 def _same(value: object, expected: object) -> bool:

@@ -1,6 +1,7 @@
 """Forward the outbox to the collector over MQTT (DESIGN §3), deleting only what the collector acknowledged.
 
-On each connect: publish birth (with the last acked seq), then send from the first unacknowledged seq. Events go
+On each connect, and each time the collector comes online (it may have missed the birth while away), publish
+birth (with the last acked seq), then send from the first unacknowledged seq. Events go
 in seq order as `EventBatch` messages of up to `batch_max_events`, QoS 1, with at most `window` batches waiting
 for their PUBACK. A PUBACK only means the broker has the batch in memory; rows are deleted when the collector's
 retained ack `{epoch, through}` covers them. No ack within `ack_timeout` → send again from the first unacked seq.
@@ -9,6 +10,12 @@ While the retained collector state says offline, nothing is sent. Before any sta
 collector that never ran, or whose retained state was cleared) the forwarder sends: the events wait in the
 broker for nobody, but nothing is deleted without an ack, so sending costs at most a resend, while holding back
 would stall every agent on a broker that never carried a collector state.
+
+Acks are checked before anything is deleted: an ack for another epoch, or one beyond the highest seq this
+outbox has handed to the broker in its epoch (`sent_through`), deletes nothing; it is logged once per distinct
+value and counted (`rejected_acks`). The one ack that may be beyond what was sent is the collector's answer to
+this process's own birth (it names our boot): then the collector holds seqs this database never sent, so the
+database was restored or copied, and the outbox moves to a new epoch (keeping every unacknowledged event).
 
 The Last Will is Death("connection lost") with the `ts` of `run()`'s start (a will is fixed when set); a clean
 `stop()` publishes Death(reason) with the time of stopping.
@@ -25,7 +32,7 @@ from dataclasses import dataclass
 
 from agent.outbox import Outbox, OutboxEvent
 from linewarden.config.agent import AgentConfig
-from linewarden.errors import BrokerError, WireError
+from linewarden.errors import BrokerError, StorageFull, WireError
 from linewarden.mqtt import MqttClient, Will
 from linewarden.wire import (
     COLLECTOR_STATE_TOPIC,
@@ -48,6 +55,10 @@ DEATH_PUBACK_TIMEOUT_S = 2.0
 REFUSED_PAUSE_S = 5.0
 # After connecting, how long to wait for the retained ack (none exists for a new agent) before sending.
 RETAINED_ACK_WAIT_S = 1.0
+# After the client refused a batch at once (the connection is going down), wait this long for news.
+NOT_SENT_PAUSE_S = 0.1
+# Distinct rejected acks logged, beyond which they are only counted (a forger cannot flood the log).
+REJECTED_LOG_LIMIT = 100
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,7 @@ class ForwarderStatus:
     last_ack_at_ms: int | None
     sent_through: int
     in_flight: int  # batches waiting for their PUBACK
+    rejected_acks: int  # acks for another epoch or beyond what was sent: ignored
 
 
 class Forwarder:
@@ -97,6 +109,10 @@ class Forwarder:
         self._stopping = False
         self._stop_reason = "stopped"
         self._done = asyncio.Event()
+        self._looping = False
+        self.rejected_acks = 0
+        self._rejected_seen: set[tuple[str, int]] = set()
+        self._unsaved_sent_logged = False
 
     def _head(self) -> str:
         """The batch JSON up to its events, for the outbox's current epoch."""
@@ -120,27 +136,41 @@ class Forwarder:
             last_ack_at_ms=stats.last_ack_at_ms,
             sent_through=self._sent,
             in_flight=self._in_flight,
+            rejected_acks=self.rejected_acks,
         )
 
+    def announce(self) -> None:
+        """Publish a fresh birth now (when connected): the agent's outbox health changed."""
+        if self._client.connected:
+            self._publish_birth()
+
     async def run(self) -> None:
-        self._client.set_will(Will(death_topic(self._site, self._agent), self._death("connection lost")))
-        self._client.subscribe(ack_topic(self._site, self._agent), self._on_ack)
-        self._client.subscribe(COLLECTOR_STATE_TOPIC, self._on_collector_state)
-        self._running = True
-        await self._client.start()
+        """Connect (once) and send until `stop()`. A crash of the sending loop leaves the connection up, so
+        a supervisor may call `run()` again."""
+        if not self._running:
+            self._client.set_will(Will(death_topic(self._site, self._agent), self._death("connection lost")))
+            self._client.subscribe(ack_topic(self._site, self._agent), self._on_ack)
+            self._client.subscribe(COLLECTOR_STATE_TOPIC, self._on_collector_state)
+            self._running = True
+            await self._client.start()
+        self._looping = True
         try:
             while not self._stopping:
                 await self._step()
         finally:
-            await self._shut_down()
+            self._looping = False
+        await self._shut_down()
 
     async def stop(self, reason: str = "stopped") -> None:
-        """Publish Death(reason), disconnect, and let `run()` return."""
+        """Publish Death(reason), disconnect, and let `run()` return (or shut down here when it is not
+        running: it crashed and waits for its restart)."""
         self._stop_reason = reason
         self._stopping = True
         self._changed.set()
-        if self._running:
+        if self._looping:
             await self._done.wait()
+        elif self._running and not self._done.is_set():
+            await self._shut_down()
 
     # ------------------------------------------------------------ sending
 
@@ -153,9 +183,10 @@ class Forwarder:
         timeout = self._cfg.ack_timeout.total_seconds() if self._ack_deadline is None else self._ack_deadline - now
         if self._may_send(now) and self._in_flight < self._cfg.window:
             rows = self._outbox.pending(self._sent, self._cfg.batch_max_events)
-            if rows:
-                self._send(rows)
+            if rows and self._send(rows):
                 return
+            if rows:  # paho says not connected before the loop hears of it: wait for that news, never spin
+                timeout = min(timeout, NOT_SENT_PAUSE_S)
         elif now < self._hold_until():
             timeout = min(timeout, self._hold_until() - now)
         self._changed.clear()
@@ -173,17 +204,25 @@ class Forwarder:
         hold = max(self._paused_until, self._retained_ack_until)
         return max(hold, self._state_wait_until) if self._collector_online is None else hold
 
-    def _send(self, rows: Sequence[OutboxEvent]) -> None:
+    def _send(self, rows: Sequence[OutboxEvent]) -> bool:
+        """Publish one batch; False when the client refused it at once."""
+        try:
+            self._outbox.mark_sent(rows[-1].seq)
+        except StorageFull as exc:  # remembered in memory: only a restart meanwhile forgets it
+            if not self._unsaved_sent_logged:
+                log.warning("cannot record what was sent (%s); sending anyway", exc)
+                self._unsaved_sent_logged = True
         try:
             future = self._client.publish(self._events_topic, self._batch_payload(rows))
         except BrokerError as exc:
             log.debug("batch not sent: %s", exc)
-            return
+            return False
         self._sent = rows[-1].seq
         self._in_flight += 1
         if self._ack_deadline is None:
             self._ack_deadline = asyncio.get_running_loop().time() + self._cfg.ack_timeout.total_seconds()
         future.add_done_callback(self._on_puback)
+        return True
 
     def _batch_payload(self, rows: Sequence[OutboxEvent]) -> bytes:
         # Built from the stored, already validated body JSON: the same document encode(EventBatch(...)) gives,
@@ -215,6 +254,9 @@ class Forwarder:
         self._retained_ack_until = now + RETAINED_ACK_WAIT_S
         self._state_wait_until = now + self._cfg.ack_timeout.total_seconds()
         self._rewind()
+        self._publish_birth()
+
+    def _publish_birth(self) -> None:
         birth = self._birth().model_copy(
             update={"acked_through": self._acked, "epoch": self._outbox.epoch, "ts": self._clock_ms()}
         )
@@ -239,12 +281,19 @@ class Forwarder:
         except WireError as exc:
             log.warning("bad ack on %s ignored: %s", topic, exc)
             return
-        self._retained_ack_until = 0.0
+        answer = ack.boot == self._boot  # the collector's answer to our birth
+        if answer:
+            self._retained_ack_until = 0.0
         self._changed.set()
         if ack.epoch != self._outbox.epoch:
-            log.debug("ack for epoch %s ignored (ours is %s)", ack.epoch, self._outbox.epoch)
+            self._reject(ack, f"it is for epoch {ack.epoch}, ours is {self._outbox.epoch}")
             return
-        if self._outbox.is_behind(ack.through):
+        sent_through = self._outbox.stats().sent_through
+        if ack.through > sent_through and not answer:
+            self._reject(ack, f"it is beyond seq {sent_through}, the last one sent")
+            return
+        self._retained_ack_until = 0.0
+        if ack.through > sent_through:
             self._outbox.start_new_epoch()
             self._batch_head = self._head()
             self._acked = self._outbox.stats().last_ack_seq
@@ -259,6 +308,15 @@ class Forwarder:
         loop_time = asyncio.get_running_loop().time()
         self._ack_deadline = loop_time + self._cfg.ack_timeout.total_seconds() if self._sent > acked else None
         self._changed.set()
+
+    def _reject(self, ack: Ack, why: str) -> None:
+        self.rejected_acks += 1
+        key = (ack.epoch, ack.through)
+        if key in self._rejected_seen or len(self._rejected_seen) > REJECTED_LOG_LIMIT:
+            return
+        self._rejected_seen.add(key)
+        more = " (further rejected acks are only counted)" if len(self._rejected_seen) > REJECTED_LOG_LIMIT else ""
+        log.warning("ack through %d of epoch %s ignored: %s%s", ack.through, ack.epoch, why, more)
 
     def _on_collector_state(self, topic: str, payload: bytes) -> None:
         try:
@@ -275,11 +333,15 @@ class Forwarder:
         else:
             log.info("collector %s: sending from seq %d", "online" if online else "state unknown", self._acked + 1)
             self._rewind()
+            if online:  # a collector that was away missed our birth, and takes our targets' assets from it
+                self._publish_birth()
         self._changed.set()
 
     # ------------------------------------------------------------ stopping
 
     async def _shut_down(self) -> None:
+        if self._done.is_set():
+            return
         try:
             if self._client.connected:
                 future = self._client.publish(death_topic(self._site, self._agent), self._death(self._stop_reason))

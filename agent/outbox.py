@@ -13,6 +13,14 @@ Capacity: above `max_events` rows, or for rows older than `max_age`, the oldest 
 heartbeat) are deleted and one `gap` event records the range. Its meaning for the receiver: seqs in
 [from_seq, to_seq] that did not arrive before the gap event were dropped (the kept state changes and incidents
 inside the range are sent before it, since everything goes out in seq order). Other types are never dropped.
+
+A full disk (or `max_bytes`, the cap on the file, enforced by SQLite's `max_page_count`) raises `StorageFull`
+with nothing written and the in-memory counters untouched; the caller keeps the events (agent/recorder.py).
+`append_many(lost=...)` then records what could not be kept: the seqs those events would have taken are
+skipped, and a `gap` for them comes first in the same transaction.
+
+Acks: the outbox remembers (durably) the highest seq handed to the broker in this epoch, `sent_through`;
+`ack()` never deletes beyond it, so no ack, forged or confused, can delete an event that was never sent.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from linewarden.config.agent import OutboxConfig
-from linewarden.errors import StoreError
+from linewarden.errors import StorageFull, StoreError
 from linewarden.wire import (
     DROPPABLE_TYPES,
     ChangeDetectedBody,
@@ -71,6 +79,15 @@ _PRUNE_SLACK = 0.01
 _PRUNE_SLACK_MIN = 10
 
 
+@dataclass(frozen=True)
+class Lost:
+    """What could not be kept while the outbox was full: `count` events (of `types`) that never got a seq."""
+
+    count: int
+    types: tuple[str, ...]
+    reason: str
+
+
 class OutboxEvent(NamedTuple):
     seq: int
     ts: int
@@ -86,6 +103,7 @@ class OutboxStats:
     last_ack_seq: int
     last_ack_at_ms: int | None
     next_seq: int
+    sent_through: int
 
 
 def wall_ms() -> int:
@@ -113,6 +131,9 @@ class Outbox:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute("PRAGMA synchronous=FULL")
         db.execute("PRAGMA journal_size_limit=67108864")
+        if self._config.max_bytes is not None:
+            page_size: int = db.execute("PRAGMA page_size").fetchone()[0]
+            db.execute(f"PRAGMA max_page_count={max(1, self._config.max_bytes // page_size)}")
         version: int = db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
             raise StoreError(f"outbox schema {version} is newer than this agent understands ({SCHEMA_VERSION})")
@@ -123,7 +144,7 @@ class Outbox:
             if version == 0:
                 db.executemany(
                     "INSERT INTO meta (key, value) VALUES (?, ?)",
-                    [("epoch", secrets.token_hex(6)), ("next_seq", "1"), ("last_ack_seq", "0")],
+                    [("epoch", secrets.token_hex(6)), ("next_seq", "1"), ("last_ack_seq", "0"), ("sent_through", "0")],
                 )
             db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
@@ -131,6 +152,8 @@ class Outbox:
         self._next_seq = int(meta["next_seq"])
         self._last_ack_seq = int(meta["last_ack_seq"])
         self._last_ack_at_ms = int(meta["last_ack_at_ms"]) if "last_ack_at_ms" in meta else None
+        # Databases written before `sent_through` was kept: everything written may have been sent.
+        self._sent_through = int(meta.get("sent_through", self._next_seq - 1))
         self._depth: int = db.execute("SELECT COUNT(*) FROM events").fetchone()[0]
 
     def close(self) -> None:
@@ -143,34 +166,53 @@ class Outbox:
         return self.append_many([(type, body, ts_ms)])[0]
 
     def append_many(
-        self, events: Iterable[tuple[str, WireModel, int]], state: Mapping[str, Any] | None = None
+        self,
+        events: Iterable[tuple[str, WireModel, int]],
+        state: Mapping[str, Any] | None = None,
+        lost: Lost | None = None,
     ) -> list[int]:
         """Store events in one transaction, in order; returns their seqs.
 
         `state` (key → JSON-able value) is saved in the same transaction, so what the events say and the
-        runtime state that produced them can never disagree after a crash.
+        runtime state that produced them can never disagree after a crash. `lost`: a gap for events that could
+        not be kept goes first (see the module's docstring). Raises StorageFull when out of space.
         """
         rows = [(t, encode(self._check(t, body)).decode(), ts) for t, body, ts in events]
-        if not rows and not state:
+        if not rows and not state and lost is None:
             return []
-        first, depth = self._next_seq, self._depth
-        seqs = list(range(first, first + len(rows)))
+        start, depth = self._next_seq, self._depth
         try:
             with self._transaction():
+                if lost is not None:
+                    self._insert_lost(lost)
+                first = self._next_seq
+                seqs = list(range(first, first + len(rows)))
                 self._db.executemany(
                     "INSERT INTO events (seq, ts, type, body) VALUES (?, ?, ?, ?)",
                     [(seq, ts, t, body) for seq, (t, body, ts) in zip(seqs, rows, strict=True)],
                 )
-                self._next_seq, self._depth = first + len(rows), depth + len(rows)
+                self._next_seq, self._depth = first + len(rows), self._depth + len(rows)
                 if rows:
                     self._enforce_limits()
+                if self._next_seq != start:
                     self._set_meta("next_seq", self._next_seq)
                 for key, value in (state or {}).items():
                     self._put_state(key, value)
         except BaseException:
-            self._next_seq, self._depth = first, depth
+            self._next_seq, self._depth = start, depth
             raise
         return seqs
+
+    def _insert_lost(self, lost: Lost) -> None:
+        """Inside the append transaction: skip the seqs of the lost events (at least one) and add their gap."""
+        first = self._next_seq
+        last = first + max(lost.count, 1) - 1
+        gap = GapBody(from_seq=first, to_seq=last, count=lost.count, reason=lost.reason, dropped_types=list(lost.types))
+        self._db.execute(
+            "INSERT INTO events (seq, ts, type, body) VALUES (?, ?, 'gap', ?)",
+            (last + 1, self._clock_ms(), encode(gap).decode()),
+        )
+        self._next_seq, self._depth = last + 2, self._depth + 1
 
     def pending(self, after_seq: int, limit: int) -> list[OutboxEvent]:
         """Events with seq > after_seq, in seq order, at most `limit`."""
@@ -179,14 +221,21 @@ class Outbox:
         ).fetchall()
         return [OutboxEvent(*row) for row in rows]
 
+    def mark_sent(self, through: int) -> None:
+        """Events up to `through` are being handed to the broker: remember it durably before they go.
+
+        Raises StorageFull (nothing remembered) when out of space; the caller may send anyway, keeping the
+        figure in memory only (`sent_through` still covers it until the process restarts)."""
+        if through <= self._sent_through:
+            return
+        self._sent_through = through
+        with self._transaction():
+            self._set_meta("sent_through", through)
+
     def ack(self, epoch: str, through: int) -> int:
-        """Delete events up to `through` of the current epoch; returns how many. Other epochs are ignored."""
-        if epoch != self.epoch:
-            return 0
-        if self.is_behind(through):
-            log.warning("ack through %d is beyond the last seq %d of epoch %s", through, self._next_seq - 1, epoch)
-            through = self._next_seq - 1
-        if through <= self._last_ack_seq:
+        """Delete events up to `through` of the current epoch; returns how many. Other epochs, and acks beyond
+        `sent_through` (events never sent), delete nothing (the forwarder logs and counts them)."""
+        if epoch != self.epoch or through > self._sent_through or through <= self._last_ack_seq:
             return 0
         now = self._clock_ms()
         with self._transaction():
@@ -199,12 +248,6 @@ class Outbox:
             self._db.execute("PRAGMA incremental_vacuum")
         return deleted
 
-    def is_behind(self, through: int) -> bool:
-        """True when the collector holds seqs of this epoch that this database never wrote (or no longer
-        remembers writing): the database was restored from a backup or copied, and its next seqs would be
-        mistaken for duplicates."""
-        return through >= self._next_seq
-
     def start_new_epoch(self) -> str:
         """Take a new random epoch, keeping every unacknowledged event and its seq; the acked point moves to
         just before the oldest kept event, so the collector's contiguous ack for the new epoch starts there
@@ -215,9 +258,10 @@ class Outbox:
         with self._transaction():
             self._db.execute("UPDATE meta SET value = ? WHERE key = 'epoch'", (epoch,))
             self._set_meta("last_ack_seq", floor)
+            self._set_meta("sent_through", floor)
         log.warning("outbox %s is behind its collector (restored or copied): new epoch %s from seq %d",
                     self.path, epoch, floor + 1)
-        self.epoch, self._last_ack_seq = epoch, floor
+        self.epoch, self._last_ack_seq, self._sent_through = epoch, floor, floor
         return epoch
 
     def stats(self) -> OutboxStats:
@@ -229,6 +273,7 @@ class Outbox:
             last_ack_seq=self._last_ack_seq,
             last_ack_at_ms=self._last_ack_at_ms,
             next_seq=self._next_seq,
+            sent_through=self._sent_through,
         )
 
     # ------------------------------------------------------------ runtime state
@@ -316,19 +361,32 @@ class Outbox:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE .. COMMIT, ROLLBACK on any exception (sqlite3 errors become StoreError)."""
+    """BEGIN IMMEDIATE .. COMMIT, ROLLBACK on any exception (sqlite3 errors become StoreError; a full disk or
+    database cap, SQLITE_FULL, becomes StorageFull)."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self._db = db
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise _store_error(exc) from exc
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
         if exc_type is None:
-            self._db.execute("COMMIT")
-            return
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as commit_exc:
+                exc = commit_exc
         if self._db.in_transaction:  # SQLite rolls back by itself on some errors (e.g. disk full)
             self._db.execute("ROLLBACK")
         if isinstance(exc, sqlite3.Error):
-            raise StoreError(f"outbox write failed: {exc}") from exc
+            raise _store_error(exc) from exc
+
+
+def _store_error(exc: sqlite3.Error) -> StoreError:
+    if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+        return StorageFull(f"outbox write failed: {exc}")
+    return StoreError(f"outbox write failed: {exc}")

@@ -4,12 +4,18 @@ Targets that share a poll interval share one timer, and each tick polls them con
 1 s cost one wake-up per second, not 200; a slow target delays only itself. Everything a result produces
 (events and the state snapshots that decide what the next result emits) is written in one outbox
 transaction: after a kill -9 the agent resumes exactly where its last commit left it, without repeating or
-losing an incident.
+losing an incident. A commit the outbox cannot take (disk full) waits in memory (agent/recorder.py); one
+that cannot be kept at all rolls the state machine back to the last commit kept.
+
+The forwarder, each poll loop and the housekeeping loop run under one supervisor (linewarden/supervise.py):
+a crash is logged with its traceback, counted and restarted with backoff; repeated crashes end `run()` with
+SupervisorGaveUp, and `linewarden agent run` exits 1 so the service manager restarts the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import secrets
@@ -26,16 +32,18 @@ from agent.outbox import Outbox, wall_ms
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext
 from agent.probes.registry import make_probe, safe_poll
+from agent.recorder import Recorder
 from linewarden import __version__
 from linewarden.changes import ChangeDetector
 from linewarden.config.agent import AgentConfig
 from linewarden.config.targets import TargetConfig
 from linewarden.debounce import Debouncer, Transition
 from linewarden.domain import State
-from linewarden.errors import LinewardenError
+from linewarden.errors import LinewardenError, StoreError
 from linewarden.incidents import Emitted, IncidentTracker, TargetRef
 from linewarden.mqtt import MqttClient
 from linewarden.production import load_production_calendar
+from linewarden.supervise import RestartPolicy, Supervisor
 from linewarden.wire import Birth, HeartbeatBody, TargetInfo, WireModel
 
 log = logging.getLogger("linewarden.agent")
@@ -43,6 +51,7 @@ log = logging.getLogger("linewarden.agent")
 HOUSEKEEPING_S = 1.0
 LINK_REFRESH_MS = 30_000  # how often `agent status` learns the broker link is still as it was
 _STATE_KEY = "runtime"
+RESTART_POLICY = RestartPolicy()
 
 
 def _ms(seconds: float) -> int:
@@ -81,6 +90,7 @@ class Agent:
         self._config_hash = config_hash(config_path)
         self.outbox = Outbox(cfg.agent.data_dir / "outbox.db", cfg.outbox, clock_ms)
         self.boot = secrets.token_hex(6)
+        self._boot_seq = self.outbox.stats().next_seq  # the first seq this boot writes (in every birth)
         self._context = probe_context or ProbeContext()
         self.slots: dict[str, TargetSlot] = {}
         for target in cfg.targets:
@@ -107,6 +117,11 @@ class Agent:
         self._stopping = asyncio.Event()
         self._stop_reason = "stopped"
         self._restored: list[Emitted] = self._restore()
+        self.recorder = Recorder(
+            self.outbox, cfg.outbox.memory_buffer_events, _STATE_KEY, self._snapshot(), clock_ms,
+            on_fault=self.forwarder.announce,
+        )
+        self.supervisor = Supervisor(RESTART_POLICY)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -125,19 +140,26 @@ class Agent:
         groups: dict[float, list[TargetSlot]] = {}
         for slot in self.slots.values():
             groups.setdefault(slot.interval_s, []).append(slot)
-        tasks = [asyncio.create_task(self.forwarder.run(), name="forwarder")]
+        sup = self.supervisor
+        tasks = [sup.spawn("forwarder", self.forwarder.run)]
         tasks += [
-            asyncio.create_task(self._poll_loop(interval, slots), name=f"poll-{interval:g}s")
+            sup.spawn(f"poll-{interval:g}s", functools.partial(self._poll_loop, interval, slots))
             for interval, slots in sorted(groups.items())
         ]
-        tasks.append(asyncio.create_task(self._housekeeping(), name="housekeeping"))
+        tasks.append(sup.spawn("housekeeping", self._housekeeping))
+        stopping = asyncio.create_task(self._stopping.wait())
+        failed = asyncio.create_task(sup.failed())
         try:
-            await self._stopping.wait()
+            await asyncio.wait([stopping, failed], return_when=asyncio.FIRST_COMPLETED)
+            if failed.done():
+                self._stop_reason = "crashed"
+                failed.result()  # raises SupervisorGaveUp
         finally:
-            for task in tasks[1:]:
+            for task in [stopping, failed, *tasks[1:]]:
                 task.cancel()
-            await asyncio.gather(*tasks[1:], return_exceptions=True)
+            await asyncio.gather(stopping, failed, *tasks[1:], return_exceptions=True)
             await self.forwarder.stop(self._stop_reason)
+            tasks[0].cancel()  # done by now, or waiting out a restart backoff that is moot
             await asyncio.gather(tasks[0], return_exceptions=True)
             await self._context.close()
             self.outbox.close()
@@ -152,15 +174,19 @@ class Agent:
     async def _poll_loop(self, interval_s: float, slots: list[TargetSlot]) -> None:
         """One timer for all targets of one interval. Each tick starts a poll of every target whose previous poll
         has finished; each result is folded in as soon as it arrives, so a target that hangs until its timeout
-        delays only itself, never the others of its tick."""
+        delays only itself, never the others of its tick. A poll that raised (a bug, not a probe failure: those
+        are results) ends the loop with its exception at the next tick, so the supervisor logs and counts it."""
         running: dict[str, asyncio.Task[None]] = {}
+        failed: list[Exception] = []
         next_at = time.monotonic()
         try:
             while True:
+                if failed:
+                    raise failed[0]
                 now_ms = self._clock_ms()
                 for slot in slots:
                     if slot.cfg.id not in running:
-                        running[slot.cfg.id] = asyncio.create_task(self._poll(slot, now_ms, running))
+                        running[slot.cfg.id] = asyncio.create_task(self._poll(slot, now_ms, running, failed))
                 next_at += interval_s
                 delay = next_at - time.monotonic()
                 if delay < 0:  # the loop fell behind (a busy host): skip the missed ticks instead of bursting
@@ -172,12 +198,14 @@ class Agent:
                 task.cancel()
             await asyncio.gather(*running.values(), return_exceptions=True)
 
-    async def _poll(self, slot: TargetSlot, now_ms: int, running: dict[str, asyncio.Task[None]]) -> None:
+    async def _poll(
+        self, slot: TargetSlot, now_ms: int, running: dict[str, asyncio.Task[None]], failed: list[Exception]
+    ) -> None:
         try:
             result = await safe_poll(slot.probe, now_ms / 1000)
             self.process_round(now_ms, [(slot.cfg.id, result)])
-        except LinewardenError as exc:  # the outbox could not be written (disk full, …): say so, keep polling
-            log.error("%s: result not recorded: %s", slot.cfg.id, exc)
+        except Exception as exc:
+            failed.append(exc)
         finally:
             running.pop(slot.cfg.id, None)
 
@@ -189,7 +217,7 @@ class Agent:
             slot = self.slots[target_id]
             slot.last, slot.last_at_ms = result, now_ms
             reason = result.reason or ("ok" if result.state == State.UP else result.state.value)
-            transition = slot.debouncer.observe(result.state, now_ms, reason)
+            transition = slot.debouncer.observe(result.state, now_ms, reason, result.cause, result.configuration)
             if transition is not None:
                 transitions[target_id] = transition
                 self._log_transition(target_id, transition)
@@ -203,36 +231,51 @@ class Agent:
         emitted = self._tracker.process(now_ms, transitions, self._pending_fail()) if transitions else []
         events = emitted + extra
         if events or transitions:
-            self._commit(now_ms, events)
+            self._commit(now_ms, events, transitions.keys())
 
     async def _housekeeping(self) -> None:
         last_heartbeat = 0
         heartbeat_ms = _ms(self.cfg.agent.heartbeat_interval.total_seconds())
-        link: tuple[bool, bool | None] | None = None
-        link_saved_ms = 0
+        saved: tuple[object, ...] | None = None
+        saved_ms = 0
         while True:
             now_ms = self._clock_ms()
+            self.recorder.retry()
             status = self.forwarder.status()
-            if (status.connected, status.collector_online) != link or now_ms - link_saved_ms >= LINK_REFRESH_MS:
-                link, link_saved_ms = (status.connected, status.collector_online), now_ms
-                self.outbox.set_state(
-                    "link",
-                    {"connected": status.connected, "collector_online": status.collector_online, "at_ms": now_ms},
-                )
+            health = {
+                "outbox_fault": self.recorder.fault,
+                "unkept_total": self.recorder.unkept_total,
+                "rejected_acks": status.rejected_acks,
+                "task_crashes": dict(self.supervisor.crashes),
+            }
+            now_saved = (status.connected, status.collector_online, *map(str, health.values()))
+            if now_saved != saved or now_ms - saved_ms >= LINK_REFRESH_MS:
+                link = {"connected": status.connected, "collector_online": status.collector_online, "at_ms": now_ms}
+                try:
+                    self.outbox.append_many([], state={"link": link, "health": health})
+                    saved, saved_ms = now_saved, now_ms
+                except StoreError as exc:  # for `agent status` only: the next tick tries again
+                    log.debug("link and health not saved: %s", exc)
             events: list[Emitted] = list(self._tracker.tick(now_ms, self._pending_fail()))
             events += [("metrics", m) for m in self._metrics.flush(now_ms)]
             if now_ms - last_heartbeat >= heartbeat_ms:
                 last_heartbeat = now_ms
                 states = {t: s.debouncer.state for t, s in self.slots.items()}
                 events.append(("heartbeat", HeartbeatBody(interval_s=max(1, heartbeat_ms // 1000), states=states)))
+                if self.recorder.fault is not None:
+                    # The heartbeat waits in memory: a birth naming the fault tells the collector we are alive.
+                    self.forwarder.announce()
             if events:
                 self._commit(now_ms, events)
             await asyncio.sleep(HOUSEKEEPING_S)
 
-    def _commit(self, now_ms: int, events: list[Emitted]) -> None:
-        self.outbox.append_many(
-            ((kind, body, now_ms) for kind, body in events), state={_STATE_KEY: self._snapshot()}
-        )
+    def _commit(self, now_ms: int, events: list[Emitted], targets: Iterable[str] = ()) -> None:
+        """Record what a round or tick produced with the state that produced it; when it cannot be kept,
+        roll the state machine back to the last commit kept."""
+        pending = [(kind, body, now_ms) for kind, body in events]
+        if not self.recorder.commit(pending, self._snapshot(), set(targets), now_ms):
+            self._load(self.recorder.accepted, now_ms)
+            return
         self.forwarder.wake()
         for kind, body in events:
             if kind.startswith("incident_"):
@@ -258,14 +301,18 @@ class Agent:
         if not isinstance(saved, dict):
             return []
         try:
-            for target_id, snap in saved.get("debouncers", {}).items():
-                if target_id in self.slots:
-                    self.slots[target_id].debouncer.restore(snap)
-            self._changes.restore(saved.get("changes", {}))
-            return self._tracker.restore(saved.get("incidents", {}), self._clock_ms())
+            return self._load(saved, self._clock_ms())
         except LinewardenError as exc:
             log.warning("ignoring saved agent state (%s); starting from UNKNOWN", exc)
             return []
+
+    def _load(self, saved: dict[str, Any], now_ms: int) -> list[Emitted]:
+        """Set the state machine to a `_snapshot()`; returns what the tracker emits for vanished targets."""
+        for target_id, snap in saved.get("debouncers", {}).items():
+            if target_id in self.slots:
+                self.slots[target_id].debouncer.restore(snap)
+        self._changes.restore(saved.get("changes", {}))
+        return self._tracker.restore(saved.get("incidents", {}), now_ms)
 
     def _birth(self) -> Birth:
         return Birth(
@@ -282,6 +329,8 @@ class Agent:
                 for t in self.cfg.targets
             ],
             acked_through=self.outbox.stats().last_ack_seq,
+            boot_seq=self._boot_seq,
+            outbox_fault=self.recorder.fault,
         )
 
     # ------------------------------------------------------------ logging: edges only

@@ -345,7 +345,8 @@ def main() -> None:
         r = asyncio.run(collector_run(broker.port, directory, args))
         collector = n / r["seconds"]
         per_agent = list(workload(args.agents, n, now_ms()))
-        messages = interleaved([(a, batch_payloads(a, ev, args.batch)) for a, ev in per_agent])
+        births = [(birth_topic(a.site, a.agent), birth_payload(a, i, now_ms())) for i, (a, _) in enumerate(per_agent)]
+        messages = births + interleaved([(a, batch_payloads(a, ev, args.batch)) for a, ev in per_agent])
         direct, profile = direct_ingest(directory, messages, n, args.profile)
         base = baseline(directory, per_agent, args.batch)
         print(f"collector over MQTT      {collector:>10,.0f} events/s  ({r['seconds']:.1f} s until all acked; "

@@ -31,6 +31,7 @@ from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError, LinewardenError, StoreError
 from linewarden.output import FORMATS, render
+from linewarden.supervise import SupervisorGaveUp
 from linewarden.timeutil import ms_to_dt
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -60,6 +61,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         book = load_book(config, args.config)
         asyncio.run(_serve(config, store, book))
+    except SupervisorGaveUp as exc:  # logged with its tracebacks; exit for the service manager to restart us
+        log.critical("collector stopping: %s", exc)
+        return EXIT_RUNTIME
     finally:
         store.close()
     return EXIT_OK
@@ -83,9 +87,9 @@ def _import_args(p: argparse.ArgumentParser) -> None:
 
 
 def _import(args: argparse.Namespace) -> int:
-    _, store = _open(args)
+    config, store = _open(args)
     try:
-        result = import_file(store, args.file, wall_clock_ms())
+        result = import_file(store, args.file, wall_clock_ms(), load_book(config, args.config))
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return EXIT_RUNTIME
@@ -134,6 +138,8 @@ def _agents(args: argparse.Namespace) -> int:
         for a in store.agents():
             gap = open_gaps.get((a.site, a.agent))
             state = liveness.status(a, gap, now, config.liveness.missed_heartbeats, watching_since=0)
+            # Alive but unable to keep what it measures: its events wait in its memory.
+            shown = "degraded" if state == liveness.Liveness.ALIVE and a.outbox_fault else state.value
             rows.append(
                 {
                     "site": a.site,
@@ -142,11 +148,12 @@ def _agents(args: argparse.Namespace) -> int:
                     "epoch": a.epoch,
                     "last_seen": _iso(a.last_seen),
                     "last_heartbeat": _iso(a.last_heartbeat),
-                    "liveness": state.value,
+                    "liveness": shown,
                     "gap_since": _iso(gap.start_at) if gap else None,
                     "skew_ms": a.skew_ms,
                     "skew_flagged": a.skew_flagged,
                     "dead_letters": dead.get((a.site, a.agent), 0),
+                    "outbox_fault": a.outbox_fault,
                 }
             )
     finally:
@@ -167,6 +174,7 @@ _AGENT_COLUMNS = (
     "skew_ms",
     "skew_flagged",
     "dead_letters",
+    "outbox_fault",
 )
 
 # ---------------------------------------------------------------- token

@@ -14,15 +14,19 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from pydantic import ValidationError
+
 from collector.audit import append_entry, append_if_changed, local_actor
 from collector.contracts import record_contracts
-from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement
+from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement, record_window, stamp
 from collector.reporting import iter_sections, parse_as_of, period_note, reports
 from collector.store import open_store
+from collector.store.rows import MaintenanceWindowRow
 from linewarden.book import load_book
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
-from linewarden.errors import ConfigError, LinewardenError
+from linewarden.domain import Criticality
+from linewarden.errors import ConfigError, LinewardenError, MaintenanceRefused
 from linewarden.output import FORMATS, render
 from linewarden.sla.report import ContractReport
 from linewarden.timeutil import dt_to_ms, ms_to_dt
@@ -178,10 +182,19 @@ def maintenance_args(p: argparse.ArgumentParser) -> None:
     add.add_argument("--end", required=True)
     add.add_argument("--asset", action="append", default=[], dest="assets")
     add.add_argument("--service", action="append", default=[], dest="services")
+    add.add_argument("--line", action="append", default=[], dest="lines",
+                     help="an agent id: every asset that agent watches (repeatable)")  # fmt: skip
+    add.add_argument("--asset-class", action="append", default=[], dest="asset_classes",
+                     choices=[c.value for c in Criticality], help="every asset of the site of that criticality")
+    add.add_argument("--whole-site", action="store_true", help="every asset of the site")
     add.add_argument("--by", required=True, help="who announced it (vendor contact or plant person)")
-    add.add_argument("--announced-at", help="when it was announced, if earlier than now (ISO 8601)")
+    add.add_argument("--announced-at",
+                     help="back-dating: when it was announced, if before now (ISO 8601); needs --admin and"
+                          " --backdate-reason (default: now, when the collector records it)")  # fmt: skip
+    add.add_argument("--admin", action="store_true", help="act as the collector's administrator (to back-date)")
+    add.add_argument("--backdate-reason", default="", help="why the announcement is recorded late")
     add.add_argument("--kind", choices=["maintenance", "change"], default="maintenance")
-    add.add_argument("--reason", default="")
+    add.add_argument("--reason", default="", help="what the window is for")
     add.add_argument("--id", help="window id (default: generated)")
     add.add_argument("--no-publish", action="store_true", help="record only; do not publish to the broker")
     lst = sub.add_parser("list", help="windows in force or upcoming")
@@ -207,31 +220,32 @@ def maintenance(args: argparse.Namespace) -> int:
             print(render([_row(w, tz) for w in rows], args.format))
             return EXIT_OK
         if args.action == "add":
-            if not is_valid_id(args.site):
-                raise ConfigError("command line", "--site", f"not a site id: {args.site!r}")
-            window = MaintenanceWindowWire(
-                id=args.id or f"mw-{uuid.uuid4().hex[:12]}",
-                kind=args.kind,
-                start=_time(args.start, tz),
-                end=_time(args.end, tz),
-                assets=args.assets,
-                services=args.services,
-                announced_at=_time(args.announced_at, tz) if args.announced_at else now,
-                announced_by=args.by,
-                reason=args.reason,
-            )
-            if window.end <= window.start:
-                raise ConfigError("command line", "--end", "the window ends before it starts")
-            if not (window.assets or window.services):
-                raise ConfigError("command line", "--asset", "name at least one --asset or --service")
-            actor, origin = local_actor()
-            with store.transaction() as tx:
-                if not tx.add_maintenance_window(args.site, window, None):
-                    raise ConfigError("command line", "--id", f"window {window.id} exists already")
-                append_entry(tx.sql, actor, origin, "maintenance.recorded", f"window/{window.id}",
-                             {"site": args.site, **window.model_dump(mode="json")}, now)  # fmt: skip
             site = args.site
-            print(f"recorded {window.kind} window {window.id} for {site}")
+            if not is_valid_id(site):
+                raise ConfigError("command line", "--site", f"not a site id: {site!r}")
+            try:
+                announced_at, backdate_reason = stamp(
+                    _time(args.announced_at, tz) if args.announced_at else None, now, admin=args.admin,
+                    reason=args.backdate_reason,
+                )
+                window = MaintenanceWindowWire(
+                    id=args.id or f"mw-{uuid.uuid4().hex[:12]}", kind=args.kind, start=_time(args.start, tz),
+                    end=_time(args.end, tz), assets=args.assets, services=args.services, whole_site=args.whole_site,
+                    lines=args.lines, asset_classes=args.asset_classes, announced_at=announced_at,
+                    announced_by=args.by, reason=args.reason, back_dated=bool(backdate_reason),
+                )
+                if window.end <= window.start:
+                    raise MaintenanceRefused("the window ends before it starts")
+                actor, origin = local_actor()
+                unmatched = record_window(store, load_book(config, args.config), site, window, now,
+                                          backdate_reason, actor, origin)  # fmt: skip
+            except (MaintenanceRefused, ValidationError) as exc:
+                print(f"error: window not recorded: {exc}", file=sys.stderr)
+                return EXIT_USAGE
+            for name in unmatched:
+                print(f"warning: {name}: covers nothing", file=sys.stderr)
+            flag = " (back-dated)" if backdate_reason else ""
+            print(f"recorded {window.kind} window {window.id} for {site}{flag}")
         else:
             found = [w for w in store.maintenance_windows(0, FAR_FUTURE_MS) if w.id == args.window_id]
             if not found:
@@ -258,7 +272,13 @@ def maintenance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _row(w: Any, tz: str) -> dict[str, Any]:
+def _selectors(w: MaintenanceWindowRow) -> list[str]:
+    return (["whole site"] if w.whole_site else []) + [f"line {x}" for x in w.lines] + [
+        f"class {x}" for x in w.asset_classes
+    ]
+
+
+def _row(w: MaintenanceWindowRow, tz: str) -> dict[str, Any]:
     def t(ms: int | None) -> str | None:
         return None if ms is None else ms_to_dt(ms).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
 
@@ -272,6 +292,8 @@ def _row(w: Any, tz: str) -> dict[str, Any]:
         "services": list(w.services),
         "announced": t(w.announced_at),
         "by": w.announced_by,
+        "selects": _selectors(w),
+        "back_dated": w.backdate_reason if w.back_dated else "",
         "notice_h": round((w.start_at - w.announced_at) / 3_600_000, 1),
         "cancelled": t(w.cancelled_at),
     }

@@ -2,7 +2,9 @@
 
 Transport-free: the service hands in (topic, payload, received_at) and publishes the returned
 `Publication`s. A payload that is not valid wire protocol goes to the dead-letter table with the reason;
-it never stops ingest. Database failures propagate: nothing is acked, so the agent sends again.
+it never stops ingest. An event that names what its agent does not own, or a seq beyond its plausible range, is
+dead-lettered by itself and the rest of its batch is stored (`collector.admission`). Database failures propagate:
+nothing is acked, so the agent sends again.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from collector import liveness
+from collector import admission, liveness
 from collector.store.base import Store, Writer
 from collector.store.rows import AgentRow, GapRow
 from linewarden.config.collector import LivenessConfig
@@ -19,6 +21,7 @@ from linewarden.wire import (
     Ack,
     Birth,
     Death,
+    Event,
     EventBatch,
     ack_topic,
     decode,
@@ -37,8 +40,8 @@ class Publication:
     qos: int = 1
 
 
-def _ack(site: str, agent: str, epoch: str, through: int) -> Publication:
-    return Publication(ack_topic(site, agent), encode(Ack(epoch=epoch, through=through)), retain=True)
+def _ack(site: str, agent: str, epoch: str, through: int, boot: str | None = None) -> Publication:
+    return Publication(ack_topic(site, agent), encode(Ack(epoch=epoch, through=through, boot=boot)), retain=True)
 
 
 class Ingest:
@@ -48,6 +51,7 @@ class Ingest:
         self.store = store
         self.missed = config.missed_heartbeats
         self.skew_threshold_ms = int(config.clock_skew_threshold.total_seconds() * 1000)
+        self.max_seq_ahead = config.max_seq_ahead
         self.watching_since = watching_since
         self.incident_events = 0  # incident events stored so far: the router runs only when this moves
 
@@ -57,12 +61,12 @@ class Ingest:
         try:
             site, agent, kind = parse_agent_topic(topic)
             if kind == "birth":
-                return self._birth(decode(Birth, payload), site, agent, received_at)
+                return self._birth(topic, payload, decode(Birth, payload), site, agent, received_at)
             if kind == "death":
                 self._death(decode(Death, payload), site, agent, received_at)
                 return []
             if kind == "events":
-                return self._events(decode(EventBatch, payload), site, agent, received_at)
+                return self._events(topic, decode(EventBatch, payload), site, agent, received_at)
             raise WireError(f"not a topic the collector ingests: {kind!r}")
         except WireError as exc:
             self._dead_letter(topic, payload, str(exc), received_at, site, agent)
@@ -82,16 +86,32 @@ class Ingest:
 
     # ------------------------------------------------------------ messages
 
-    def _birth(self, birth: Birth, site: str, agent: str, received_at: int) -> list[Publication]:
+    def _birth(
+        self, topic: str, payload: bytes, birth: Birth, site: str, agent: str, received_at: int
+    ) -> list[Publication]:
         self._check_sender(site, agent, birth)
         with self.store.transaction() as tx:
             before = tx.agent(site, agent)
             if before is not None and before.boot != birth.boot:
                 self._restarted(tx, before, birth)
             tx.record_birth(birth, received_at)
-            through = tx.advance_ack(site, agent, birth.epoch, floor=birth.acked_through)
+            through = tx.advance_ack(
+                site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at)
+            )
             self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
-        return [_ack(site, agent, birth.epoch, through)]
+        return [_ack(site, agent, birth.epoch, through, boot=birth.boot)]
+
+    def _floor(self, tx: Writer, topic: str, payload: bytes, birth: Birth, received_at: int) -> int:
+        """The birth's acked_through, unless it lies implausibly far beyond the epoch's ack (dead-lettered, the
+        birth applied without it). A new epoch's floor may be anything: a restored outbox keeps its seqs."""
+        acked = tx.ack_of(birth.site, birth.agent, birth.epoch)
+        if acked is None or birth.acked_through <= acked + self.max_seq_ahead:
+            return birth.acked_through
+        reason = f"birth acked_through {birth.acked_through}: more than {self.max_seq_ahead} beyond the epoch's ack"
+        reason += f" ({acked}), ignored"
+        log.warning("dead letter on %s: %s", topic, reason)
+        tx.add_dead_letter(topic, payload, reason, received_at, birth.site, birth.agent)
+        return 0
 
     def _restarted(self, tx: Writer, before: AgentRow, birth: Birth) -> None:
         """A new boot: the old one stopped watching at its last heartbeat; the new one watches from birth."""
@@ -102,7 +122,9 @@ class Ingest:
             else:
                 tx.drop_gap(open_gap)
             return
-        start = liveness.last_watched(before)
+        start = liveness.last_watched(
+            before, tx.last_event_at(before.site, before.agent, before.boot, liveness.last_watched(before))
+        )
         if birth.ts > start:
             tx.add_gap(before.site, before.agent, start, birth.ts, liveness.REASON_RESTARTED, before.boot)
 
@@ -116,31 +138,47 @@ class Ingest:
             tx.record_death(site, agent, death.ts, death.reason, received_at)
             if tx.open_gap_of(site, agent) is None:
                 reason = f"{liveness.REASON_STOPPED}: {death.reason}"
-                tx.open_gap(site, agent, liveness.last_watched(known), reason, death.boot)
+                last = tx.last_event_at(site, agent, death.boot, liveness.last_watched(known))
+                tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
         log.info("agent %s/%s stopped: %s", site, agent, death.reason)
 
-    def _events(self, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
+    def _events(self, topic: str, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
         self._check_sender(site, agent, batch)
         with self.store.transaction() as tx:
-            new = tx.insert_events(site, agent, batch.epoch, batch.boot, batch.events, received_at)
-            stored = [e.ts for e in new]
+            verdict = admission.screen(
+                tx, site, agent, batch.epoch, batch.events, strict=True, max_ahead=self.max_seq_ahead
+            )
+            for event, why in verdict.refused:
+                reason = f"event seq {event.seq} ({event.type}): {why}"
+                log.warning("refused from %s/%s: %s", site, agent, reason)
+                tx.refuse_event(topic, site, agent, batch.epoch, event, reason, received_at)
+            for event, why in verdict.implausible:
+                reason = f"event seq {event.seq} ({event.type}): {why}"
+                log.warning("dead letter from %s/%s: %s", site, agent, reason)
+                body = event.model_dump_json(by_alias=True).encode()
+                tx.add_dead_letter(topic, body, reason, received_at, site, agent)
+            new = tx.insert_events(site, agent, batch.epoch, batch.boot, verdict.admitted, received_at)
             self.incident_events += sum(1 for e in new if e.type.startswith("incident_"))
             through = tx.advance_ack(site, agent, batch.epoch)
             known = tx.agent(site, agent)
             if known is not None:
                 tx.touch(site, agent, received_at)
-                self._settle_gaps(tx, known, batch.boot, stored)
-                future = max(e.ts for e in batch.events) - received_at
+                self._settle_gaps(tx, known, batch, new)
                 # Replayed batches are old; only a batch from the future proves a clock ahead.
+                future = max((e.ts for e in verdict.admitted), default=received_at) - received_at
                 if future > self.skew_threshold_ms:
                     self._measure_skew(tx, site, agent, future, known, from_birth=False)
         return [_ack(site, agent, batch.epoch, through)]
 
-    def _settle_gaps(self, tx: Writer, known: AgentRow, boot: str, event_times: list[int]) -> None:
-        if not event_times:
+    def _settle_gaps(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
+        if not new:
             return
         tolerance = liveness.tolerance_ms(known, self.missed)
-        for gap in tx.gaps_of(known.site, known.agent, ending_after=min(event_times)):
+        boot = batch.boot
+        for gap in tx.gaps_of(known.site, known.agent, ending_after=min(e.ts for e in new)):
+            event_times = [e.ts for e in new if liveness.watched_by(gap.boot, boot, batch.epoch, known, e.seq)]
+            if not event_times:
+                continue
             end = gap.end_at
             if end is None:
                 evidence = liveness.first_evidence(gap.start_at, event_times)

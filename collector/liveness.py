@@ -4,6 +4,11 @@ A monitoring gap runs from the agent's last heartbeat (its measured time) to the
 was watching again: a birth of a new boot, or any event measured after the gap's start. An agent that kept
 measuring while it could not reach the broker replays what it measured; when that replay shows it was never
 silent for longer than the tolerance (missed heartbeats × interval), the gap is withdrawn.
+
+A restart always leaves a gap, from the old boot's last event to the new boot's birth: only the old boot's
+own events (those it sent itself, and those the new boot replays from before its birth's `boot_seq`) move
+the start of its gap; the new boot's first heartbeat, measured a few ms before its birth, never bridges the
+restart. A birth without `boot_seq` (an agent from before) lets only the old boot's own batches count.
 """
 
 from __future__ import annotations
@@ -28,9 +33,19 @@ def tolerance_ms(agent: AgentRow, missed_heartbeats: int) -> int:
     return missed_heartbeats * agent.heartbeat_interval_s * 1000
 
 
-def last_watched(agent: AgentRow) -> int:
-    """Measured time the agent was last known watching: its last heartbeat, else its birth."""
-    return agent.birth_at if agent.last_heartbeat is None else max(agent.last_heartbeat, agent.birth_at)
+def last_watched(agent: AgentRow, last_event: int | None = None) -> int:
+    """Measured time the agent was last known watching: its last heartbeat, else its birth, or its boot's last
+    event (`last_event`) when that is later."""
+    watched = agent.birth_at if agent.last_heartbeat is None else max(agent.last_heartbeat, agent.birth_at)
+    return watched if last_event is None else max(watched, last_event)
+
+
+def watched_by(gap_boot: str, batch_boot: str, batch_epoch: str, agent: AgentRow, seq: int) -> bool:
+    """Whether an event (seq `seq` of a batch sent by `batch_boot`) shows the boot of a gap still watching: a
+    boot's own batches do; a later boot's only for what it replays from before its first seq (`boot_seq`)."""
+    if batch_boot == gap_boot:
+        return True
+    return agent.boot_seq is not None and batch_epoch == agent.epoch and seq < agent.boot_seq
 
 
 def overdue(agent: AgentRow, now: int, missed_heartbeats: int, watching_since: int) -> bool:

@@ -6,9 +6,11 @@ collector's own records, told apart by its `record` field:
 
 - ticket steps: `ticket_raised`, `ticket_acknowledged`, `ticket_triaged` (with `severity`),
   `ticket_paused`, `ticket_resumed`, `resolution_claimed`, `rca_received`: `incident`, `at`, `actor`, `details`;
-- `maintenance_window`: `site`, `id`, `kind`, `start`, `end`, `assets`, `services`, `announced_at`,
-  `announced_by`, `reason`, `cancelled_at`;
-- `monitoring_gap`: `site`, `agent`, `start`, `end`, `reason`.
+- `maintenance_window`: `site`, `id`, `kind`, `start`, `end`, `assets`, `services`, optional `whole_site`,
+  `lines` (agent ids) and `asset_classes`, `announced_at`, `announced_by`, `reason`, `cancelled_at`;
+- `monitoring_gap`: `site`, `agent`, `start`, `end`, `reason`;
+- `targets`: an agent's target list as of `at` (what its birth says live): `site`, `agent`, `at`, `targets`
+  (each `id`, `kind`, `asset`, `criticality`).
 
 Times are integers, milliseconds since the Unix epoch, UTC. Unknown fields are an error.
 """
@@ -20,9 +22,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
-from linewarden.domain import Severity
+from linewarden.domain import Criticality, Severity
 from linewarden.errors import WireError
-from linewarden.wire import Event, Id, Ms, parse_event
+from linewarden.wire import Event, Id, Ms, TargetInfo, parse_event
 
 
 class Record(BaseModel):
@@ -59,6 +61,9 @@ class MaintenanceWindowRecord(Record):
     end: Ms
     assets: list[Id] = Field(default_factory=list)
     services: list[Id] = Field(default_factory=list)
+    whole_site: bool = False
+    lines: list[Id] = Field(default_factory=list)
+    asset_classes: list[Annotated[Criticality, Field(strict=False)]] = Field(default_factory=list)
     announced_at: Ms
     announced_by: str = Field(min_length=1)
     reason: str = ""
@@ -86,8 +91,19 @@ class MonitoringGapRecord(Record):
         return self
 
 
+class TargetsRecord(Record):
+    """An agent's target registry as a birth would carry it: which asset each target belongs to."""
+
+    record: Literal["targets"]
+    site: Id
+    agent: Id
+    at: Ms
+    targets: list[TargetInfo] = Field(min_length=1, strict=False)
+
+
 CollectorRecord = Annotated[
-    TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord, Field(discriminator="record")
+    TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord | TargetsRecord,
+    Field(discriminator="record"),
 ]
 _records: TypeAdapter[CollectorRecord] = TypeAdapter(CollectorRecord)
 
@@ -109,7 +125,9 @@ class ImportedEvent(BaseModel):
     event: Event
 
 
-ImportRecord = ImportedEvent | TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord
+ImportRecord = (
+    ImportedEvent | TicketStep | TicketTriaged | MaintenanceWindowRecord | MonitoringGapRecord | TargetsRecord
+)
 
 
 def _reason(exc: ValidationError) -> str:

@@ -2,7 +2,9 @@
 
 Mapping (documented for people checking figures by hand):
 - each target's state changes become that asset's timeline (several targets of one asset: worst wins);
-- an agent's monitoring gap covers every asset that agent's targets belong to;
+- an agent's monitoring gap covers every asset that agent's targets belong to: those of its target registry
+  (births, imported target lists) and those its own state changes and incidents name (imported history of an
+  agent that never sent a birth);
 - an incident's severity is the worst the edge reported for it (raised, never lowered); the vendor's
   triaged severity is kept beside it; notified = ticket raised, acknowledged = first acknowledgement,
   pauses from paused/resumed pairs, restored = the agent's measured resolution;
@@ -18,6 +20,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
 from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
 from linewarden.book import ContractBook
@@ -97,6 +100,7 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
         asset=row.asset,
         severity=severity,
         reason=row.reason or "",
+        cause=row.cause or "",
         opened_at_ms=row.opened_at,
         notified_at_ms=_first(records, "ticket_raised"),
         acknowledged_at_ms=_first(records, "ticket_acknowledged"),
@@ -124,6 +128,13 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
     for t in data.targets:
         assets_of_agent.setdefault((t.site, t.agent), set()).add(t.asset)
         criticality[t.asset] = Criticality(t.criticality)
+    for c in data.state_changes:
+        assets_of_agent.setdefault((c.site, c.agent), set()).add(c.asset)
+    for i in data.incidents:
+        if i.kind == "target" and i.asset is not None:
+            assets_of_agent.setdefault((i.site, i.agent), set()).add(i.asset)
+            if i.criticality is not None:
+                criticality.setdefault(i.asset, Criticality(i.criticality))
     gaps = tuple(
         MonitoringGap(
             g.start_at,
@@ -134,6 +145,8 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
         for g in data.gaps
         if assets_of_agent.get((g.site, g.agent))
     )
+    # Windows may select a whole site, lines (agents) or asset classes: the registry says which assets.
+    known = period_assets(data)
     windows = tuple(
         MaintenanceWindow(
             id=w.id,
@@ -141,11 +154,12 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
             end_ms=w.end_at,
             announced_at_ms=w.announced_at,
             announced_by=w.announced_by,
-            assets=w.assets,
+            assets=selected_assets(w, w.site, known),
             services=w.services,
             kind="change" if w.kind == "change" else "maintenance",
             cancelled=w.cancelled_at is not None,
             reason=w.reason,
+            back_dated=w.back_dated,
         )
         for w in data.maintenance_windows
     )
@@ -165,7 +179,7 @@ def reports(
     now_ms: int | None = None,
 ) -> list[ContractReport]:
     """The SLA report of each contract (or the one named) for the month 'YYYY-MM' in its own time zone, as
-    of `as_of_ms`; without it as of `now_ms` for a month not over yet (see `report_as_of`), else its end.
+    of `as_of_ms`; without it as of `now_ms`, the report time (see `report_as_of`).
     Raises ValueError for an `as_of_ms` later than `now_ms`: nothing is known of the future."""
     if as_of_ms is not None and now_ms is not None and as_of_ms > now_ms:
         raise ValueError("as_of is later than now: a report can only be as of a time that has come")
@@ -314,7 +328,7 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(e.start_ms),
             "end": fmt_time(e.end_ms),
             "excluded_s": _s(e.ms),
-            "note": ", ".join(e.windows),
+            "note": ", ".join(f"{w} (back-dated)" if w in e.back_dated else w for w in e.windows),
         }
         for e in report.exclusions
     ]
@@ -327,7 +341,8 @@ def exclusion_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]
             "start": fmt_time(s.start_ms),
             "end": fmt_time(s.end_ms),
             "excluded_s": "0",
-            "note": f"window {s.window}: {s.notice_given_ms / 3_600_000:.1f} h notice, "
+            "note": f"window {s.window}{' (back-dated)' if s.back_dated else ''}:"
+            f" {s.notice_given_ms / 3_600_000:.1f} h notice, "
             f"{s.notice_required_ms / 3_600_000:.0f} h required; downtime {float(s.downtime_ms) / 1000:.0f} s",
         }
         for s in report.short_notice
@@ -385,9 +400,7 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
     return row
 
 
-def iter_sections(
-    report: ContractReport, fmt_time: Any
-) -> Iterable[tuple[str, list[dict[str, Any]]]]:
+def iter_sections(report: ContractReport, fmt_time: Any) -> Iterable[tuple[str, list[dict[str, Any]]]]:
     yield "period", period_rows(report, fmt_time)
     yield "uptime", uptime_rows(report)
     yield "incidents", incident_rows(report, fmt_time)

@@ -8,16 +8,28 @@ Ticketing: after each committed event batch the router routes every incident not
 so an incident stored just before a crash is not lost), the dispatcher sends the outbox's steps to the
 vendors, the timer loop fires escalations, reminders and RCA deadlines, and the API serves vendors and
 plant IT on `api.host:api.port` (port 0: a free port, logged and kept in `api_port`).
+
+A message whose transaction fails for lack of space (StorageFull: the disk, or the database, is full) is held
+in memory without its PUBACK, and so is every later one, in arrival order; they are retried with backoff
+(0.5 s doubling to 10 s) and PUBACKed and acked once committed. The broker's in-flight window for the collector
+bounds how many are held (at most HELD_MAX; beyond that a message is PUBACKed unstored: the agent, which
+gets no ack for it, sends it again). Nothing is acked that is not committed, so nothing is lost.
+
+The dispatch, timer, liveness and retry loops run under one supervisor (linewarden/supervise.py): a crash is
+logged with its traceback, counted and restarted with backoff; repeated crashes end `run()` with
+SupervisorGaveUp and `linewarden collector run` exits 1, for the service manager to restart it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 from fastapi import FastAPI
@@ -38,8 +50,9 @@ from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
 from linewarden.book import ContractBook
 from linewarden.config.collector import CollectorConfig
-from linewarden.errors import BrokerError, TicketRejected
+from linewarden.errors import BrokerError, StorageFull, TicketRejected
 from linewarden.mqtt import MqttClient, Will
+from linewarden.supervise import RestartPolicy, Supervisor
 from linewarden.wire import (
     AGENT_SUBSCRIPTIONS,
     COLLECTOR_STATE_TOPIC,
@@ -52,6 +65,12 @@ from linewarden.wire import (
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]
+
+RESTART_POLICY = RestartPolicy()
+HELD_MAX = 1000
+HELD_RETRY_FIRST_S = 0.5
+HELD_RETRY_MAX_S = 10.0
+STOP_WAIT_S = 10.0  # for the ticketing loops to finish their round at stop
 
 
 def wall_clock_ms() -> int:
@@ -85,7 +104,7 @@ class CollectorService:
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
             store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
-            on_recorded=self.lifecycle.on_recorded,
+            on_recorded=self.lifecycle.on_recorded, worker=config.collector.id,
         )
         self.router = Router(
             store, self.book, self.lifecycle, clock, origin, plant_it_webhook=PLANT_IT in self.sinks
@@ -114,6 +133,11 @@ class CollectorService:
         )
         self._watch: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.supervisor = Supervisor(RESTART_POLICY)
+        self._held: deque[tuple[str, bytes, asyncio.Future[None]]] = deque()
+        self._held_added = asyncio.Event()
+        self._retry: asyncio.Task[None] | None = None
+        self.storage_fault: str | None = None  # why messages are held, while they are
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -125,10 +149,12 @@ class CollectorService:
             log.info("%d contract file(s) new or changed since the last start: recorded in the audit log", changed)
         self._route()  # what was stored but not routed before a restart
         self._stop_ticketing.clear()
+        sup, stop, poll_s = self.supervisor, self._stop_ticketing, self.ticket_poll_s
         self._ticketing = [
-            asyncio.create_task(self.dispatcher.run(self._stop_ticketing, self.ticket_poll_s), name="ticket-dispatch"),
-            asyncio.create_task(self.timers.run(self._stop_ticketing, self.ticket_poll_s), name="ticket-timers"),
+            sup.spawn("ticket-dispatch", functools.partial(self.dispatcher.run, stop, poll_s)),
+            sup.spawn("ticket-timers", functools.partial(self.timers.run, stop, poll_s)),
         ]
+        self._retry = sup.spawn("ingest-retry", self._retry_held)
         if self.api is not None:
             self.api_port = await self.api.start()
             log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
@@ -138,7 +164,7 @@ class CollectorService:
                 self._warming = asyncio.create_task(asyncio.to_thread(self.console.state.warm, self._warm_stop),
                                                     name="console-warm")
         await self.mqtt.start()
-        self._watch = asyncio.create_task(self._watch_liveness(), name="collector-liveness")
+        self._watch = sup.spawn("collector-liveness", self._watch_liveness)
 
     def _sinks(self) -> dict[str, TicketSink]:
         sinks: dict[str, TicketSink] = {}
@@ -162,9 +188,12 @@ class CollectorService:
 
     async def stop(self) -> None:
         self._stop_ticketing.set()
-        for task in self._ticketing:
-            with contextlib.suppress(Exception):
-                await task
+        if self._ticketing:
+            # A loop waiting out a restart backoff would see the stop only after it: cancel what is left.
+            _, late = await asyncio.wait(self._ticketing, timeout=STOP_WAIT_S)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*self._ticketing, return_exceptions=True)
         self._ticketing = []
         if self.console is not None:
             self._warm_stop.set()
@@ -177,11 +206,12 @@ class CollectorService:
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
-        if self._watch is not None:
-            self._watch.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watch
-            self._watch = None
+        for loop_task in (self._watch, self._retry):
+            if loop_task is not None:
+                loop_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await loop_task
+        self._watch = self._retry = None
         if self.mqtt.connected:
             with contextlib.suppress(BrokerError):
                 await asyncio.wait_for(
@@ -190,10 +220,18 @@ class CollectorService:
         await self.mqtt.stop()
 
     async def run(self, stop: asyncio.Event) -> None:
+        """Serve until `stop` is set; raises SupervisorGaveUp when a task keeps crashing."""
         await self.start()
+        stopping = asyncio.create_task(stop.wait())
+        failed = asyncio.create_task(self.supervisor.failed())
         try:
-            await stop.wait()
+            await asyncio.wait([stopping, failed], return_when=asyncio.FIRST_COMPLETED)
+            if failed.done():
+                failed.result()
         finally:
+            for task in (stopping, failed):
+                task.cancel()
+            await asyncio.gather(stopping, failed, return_exceptions=True)
             await self.stop()
 
     # ------------------------------------------------------------ event loop
@@ -215,17 +253,61 @@ class CollectorService:
         ann = announcement(self.store, site, self.clock())
         self._publish([Publication(maintenance_topic(site), encode(ann), retain=True)])
 
-    def _on_message(self, topic: str, payload: bytes) -> None:
+    @property
+    def held_messages(self) -> int:
+        """Messages received but not committed yet (the store is full): neither PUBACKed nor acked."""
+        return len(self._held)
+
+    def _on_message(self, topic: str, payload: bytes) -> asyncio.Future[None] | None:
+        """Handle one message; a returned future holds its PUBACK until the message is committed."""
+        if not self._held and self._handle(topic, payload):
+            return None
+        if len(self._held) >= HELD_MAX:
+            log.warning("%d messages held already; %s is left to the agent's resend", HELD_MAX, topic)
+            return None
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._held.append((topic, payload, future))
+        self._held_added.set()
+        return future
+
+    def _handle(self, topic: str, payload: bytes) -> bool:
+        """Store one message and publish what follows; False when the store is full (nothing was committed)."""
         seen = self.ingest.incident_events
         try:
             out = self.ingest.handle(topic, payload, self.clock())
+        except StorageFull as exc:
+            if self.storage_fault is None:
+                log.error("store full (%s): holding messages unacknowledged until space returns", exc)
+            self.storage_fault = str(exc)
+            return False
         except Exception:
             # The store failed: nothing is acked, so the agent sends the batch again.
             log.exception("could not store message on %s", topic)
-            return
+            return True
         self._publish(out)
         if self.ingest.incident_events != seen:
             self._route()
+        return True
+
+    async def _retry_held(self) -> None:
+        """Commit held messages in arrival order, with backoff while the store stays full."""
+        wait = HELD_RETRY_FIRST_S
+        while True:
+            if not self._held:
+                self._held_added.clear()
+                await self._held_added.wait()
+                wait = HELD_RETRY_FIRST_S
+            await asyncio.sleep(wait)
+            while self._held:
+                topic, payload, future = self._held[0]
+                if not self._handle(topic, payload):
+                    wait = min(wait * 2, HELD_RETRY_MAX_S)
+                    break
+                self._held.popleft()
+                future.set_result(None)
+            if not self._held and self.storage_fault is not None:
+                log.warning("store writable again: the held messages are committed and acked")
+                self.storage_fault = None
 
     def _publish(self, publications: list[Publication]) -> None:
         for p in publications:

@@ -8,8 +8,14 @@ Rules:
 - A run confirms after `recover_threshold` results for UP and `fail_threshold` for bad and UNKNOWN runs,
   from any state, start-up (UNKNOWN) included. A bad run confirms the worst state in it, so alternating
   DOWN/DEGRADED results still leave UP; a switch between DOWN and DEGRADED needs a full run of the other one.
-- The transition is dated at the first result of the run and carries the reason of the first result that
-  had the confirmed state.
+- The transition is dated at the first result of the run and carries the reason and cause code of the first
+  result that had the confirmed state.
+- Configuration mistakes are not outages. A result marked as a possible configuration mistake (a namespace
+  or node the server does not have, an illegal register address) from a target never seen working counts
+  as UNKNOWN with the reason "configuration: ..." and its `config.*` cause. "Seen working" is any UP or
+  DEGRADED result without such a mark; from then on the same fault counts as the state the probe gave
+  (the device's program may have changed). UNKNOWN by configuration is a state of its own here: a run of
+  it confirms (after `fail_threshold`) even from a plain UNKNOWN, as a transition UNKNOWN -> UNKNOWN.
 """
 
 from __future__ import annotations
@@ -24,12 +30,22 @@ from linewarden.errors import LinewardenError
 _BAD = frozenset({State.DOWN, State.DEGRADED})
 
 
+_WORKING = frozenset({State.UP, State.DEGRADED})
+CONFIG_PREFIX = "config."
+
+
 @dataclass(frozen=True)
 class Transition:
     from_: State
     to: State
     at_ms: int
     reason: str
+    cause: str = ""
+
+    @property
+    def configuration(self) -> bool:
+        """Into UNKNOWN because of how the target is configured."""
+        return is_configuration(self.to, self.cause)
 
 
 @dataclass(frozen=True)
@@ -40,9 +56,29 @@ class Pending:
     count: int
     since_ms: int
     reason: str
+    cause: str = ""
 
 
-def _same_class(a: State, b: State) -> bool:
+def is_configuration(state: State, cause: str) -> bool:
+    return state == State.UNKNOWN and cause.startswith(CONFIG_PREFIX)
+
+
+def judge(state: State, reason: str, cause: str, configuration: str, worked: bool) -> tuple[State, str, str]:
+    """(state, reason, cause) of one result by the configuration rule; `configuration` is the result's
+    `config.*` code when its fault may be the config's ("" otherwise), `worked` whether the target was
+    ever seen working."""
+    if configuration and not worked:
+        return State.UNKNOWN, f"configuration: {reason}", configuration
+    return state, reason, cause
+
+
+def _distinct(a: State, a_cause: str, b: State, b_cause: str) -> bool:
+    return a != b or is_configuration(a, a_cause) != is_configuration(b, b_cause)
+
+
+def _same_class(a: State, a_cause: str, b: State, b_cause: str) -> bool:
+    if is_configuration(a, a_cause) != is_configuration(b, b_cause):
+        return False
     return a == b or (a in _BAD and b in _BAD)
 
 
@@ -53,26 +89,34 @@ class Debouncer:
         self.fail_threshold = fail_threshold
         self.recover_threshold = recover_threshold
         self.state = State.UNKNOWN
+        self.cause = ""  # of the confirmed state
+        self.worked = False
         self.pending: Pending | None = None
 
-    def observe(self, state: State, at_ms: int, reason: str) -> Transition | None:
-        if state == self.state:
+    def observe(
+        self, state: State, at_ms: int, reason: str, cause: str = "", configuration: str = ""
+    ) -> Transition | None:
+        """One probe result; `configuration` as in `judge`."""
+        state, reason, cause = judge(state, reason, cause, configuration, self.worked)
+        if state in _WORKING and not configuration:
+            self.worked = True
+        if not _distinct(state, cause, self.state, self.cause):
             self.pending = None
             return None
         run = self.pending
-        if run is not None and _same_class(run.state, state):
+        if run is not None and _same_class(run.state, run.cause, state, cause):
             if state == State.DOWN and run.state == State.DEGRADED:
-                run = Pending(State.DOWN, run.count + 1, run.since_ms, reason)
+                run = Pending(State.DOWN, run.count + 1, run.since_ms, reason, cause)
             else:
-                run = Pending(run.state, run.count + 1, run.since_ms, run.reason)
+                run = Pending(run.state, run.count + 1, run.since_ms, run.reason, run.cause)
         else:
-            run = Pending(state, 1, at_ms, reason)
+            run = Pending(state, 1, at_ms, reason, cause)
         threshold = self.recover_threshold if run.state == State.UP else self.fail_threshold
         if run.count < threshold:
             self.pending = run
             return None
-        transition = Transition(self.state, run.state, run.since_ms, run.reason)
-        self.state = run.state
+        transition = Transition(self.state, run.state, run.since_ms, run.reason, run.cause)
+        self.state, self.cause = run.state, run.cause
         self.pending = None
         return transition
 
@@ -85,6 +129,8 @@ class Debouncer:
         pending = self.pending
         return {
             "state": self.state.value,
+            "cause": self.cause,
+            "worked": self.worked,
             "pending": None
             if pending is None
             else {
@@ -92,22 +138,34 @@ class Debouncer:
                 "count": pending.count,
                 "since_ms": pending.since_ms,
                 "reason": pending.reason,
+                "cause": pending.cause,
             },
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
-        """Load a `snapshot()`. Raises LinewardenError (and changes nothing) when it is malformed."""
+        """Load a `snapshot()`. Raises LinewardenError (and changes nothing) when it is malformed.
+
+        Snapshots from before cause codes load with empty causes, and count a target as seen working when
+        its state was UP or DEGRADED."""
         try:
             state = State(data["state"])
+            cause = str(data.get("cause", ""))
+            worked = bool(data.get("worked", state in _WORKING))
             raw = data["pending"]
             pending = (
                 None
                 if raw is None
-                else Pending(State(raw["state"]), int(raw["count"]), int(raw["since_ms"]), str(raw["reason"]))
+                else Pending(
+                    State(raw["state"]),
+                    int(raw["count"]),
+                    int(raw["since_ms"]),
+                    str(raw["reason"]),
+                    str(raw.get("cause", "")),
+                )
             )
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise LinewardenError(f"bad debouncer snapshot: {exc!r}") from None
-        if pending is not None and (pending.count < 1 or pending.state == state):
+        if pending is not None and (pending.count < 1 or not _distinct(pending.state, pending.cause, state, cause)):
             raise LinewardenError("bad debouncer snapshot: pending run is empty or equals the state")
-        self.state = state
+        self.state, self.cause, self.worked = state, cause, worked
         self.pending = pending

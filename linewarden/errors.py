@@ -29,6 +29,10 @@ class StoreError(LinewardenError):
     """A database operation failed in a way the caller must handle."""
 
 
+class StorageFull(StoreError):
+    """The disk (or the database's size cap) is full: the transaction was rolled back; retry when space returns."""
+
+
 class TicketError(LinewardenError):
     """A ticket sink could not complete a request."""
 
@@ -51,3 +55,11 @@ class TicketNotFound(TicketError):
 
 class TicketStateError(TicketError):
     """The ticket is not in a state that allows the step (e.g. a pause the contract does not allow)."""
+
+
+class MaintenanceRefused(LinewardenError):
+    """A maintenance window is not recorded: it covers nothing, or its announcement time is not acceptable."""
+
+
+class BackdateForbidden(MaintenanceRefused):
+    """An announcement dated before the collector received it, from someone who may not back-date."""

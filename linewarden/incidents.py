@@ -17,6 +17,12 @@ Rules (DESIGN §4):
   yet) only while that is still possible: every other target is held or in a failing run (`pending_fail`)
   and none has an open incident. A hold ends after `site_link_hold_ms` at the latest, or at the target's next
   transition; it then opens the target's own incident, dated as if it had not been held.
+- Configuration: a target confirmed UNKNOWN because of how it is configured (see linewarden.debounce) opens
+  an incident of kind "configuration" (severity S3, plant IT's: never a vendor's ticket or figure), unless an
+  incident of it is open already; its next transition resolves it (dated there) and is then handled like
+  any other.
+- Every event carries the cause code of the transition behind it (`cause`, optional on the wire); a
+  site-link incident's is "site.link_down".
 - Transitions of targets the tracker does not know are ignored.
 """
 
@@ -44,6 +50,8 @@ from linewarden.wire import (
 
 Emitted = tuple[str, WireModel]
 _BAD = (State.DOWN, State.DEGRADED)
+SITE_LINK_CAUSE = "site.link_down"
+CONFIGURATION_SEVERITY = Severity.S3
 
 
 @dataclass(frozen=True)
@@ -67,10 +75,11 @@ class _Held(BaseModel):
     state: State
     at_ms: int
     reason: str
+    cause: str = ""
     since_ms: int
 
     def transition(self) -> Transition:
-        return Transition(self.transition_from, self.state, self.at_ms, self.reason)
+        return Transition(self.transition_from, self.state, self.at_ms, self.reason, self.cause)
 
 
 class _Snapshot(BaseModel):
@@ -130,11 +139,21 @@ class IncidentTracker:
                 out.extend(self._release(target))
             self._states[target] = tr.to
             incident = self._incident_for(target)
+            if incident is not None and incident.kind == "configuration":
+                out.append(self._resolve(incident, tr.at_ms))
+                incident = None
             if incident is not None:
                 out.extend(self._apply(incident, tr))
+            elif tr.configuration:
+                out.append(self._open("configuration", [target], tr, tr.reason))
             elif tr.to == State.DOWN:
                 self._held[target] = _Held(
-                    transition_from=tr.from_, state=tr.to, at_ms=tr.at_ms, reason=tr.reason, since_ms=now_ms
+                    transition_from=tr.from_,
+                    state=tr.to,
+                    at_ms=tr.at_ms,
+                    reason=tr.reason,
+                    cause=tr.cause,
+                    since_ms=now_ms,
                 )
             elif tr.to == State.DEGRADED:
                 out.append(self._open_target(target, tr))
@@ -205,7 +224,15 @@ class IncidentTracker:
 
     def _state_change(self, target: str, ref: TargetRef, tr: Transition) -> StateChangeBody:
         return StateChangeBody.model_validate(
-            {"target": target, "asset": ref.asset, "from": tr.from_, "to": tr.to, "reason": tr.reason, "at": tr.at_ms}
+            {
+                "target": target,
+                "asset": ref.asset,
+                "from": tr.from_,
+                "to": tr.to,
+                "reason": tr.reason,
+                "cause": tr.cause or None,
+                "at": tr.at_ms,
+            }
         )
 
     def _record_change(self, target: str, at_ms: int) -> None:
@@ -228,15 +255,17 @@ class IncidentTracker:
             [severity_for(self._matrix, self._targets[t].criticality, self._states[t], in_production) for t in members]
         )
 
-    def _open(self, kind: IncidentKind, members: list[str], tr: Transition, reason: str) -> Emitted:
-        severity = self._severity(members, tr.at_ms)
-        assert severity is not None, "opened only for DOWN or DEGRADED targets"
+    def _open(
+        self, kind: IncidentKind, members: list[str], tr: Transition, reason: str, cause: str | None = None
+    ) -> Emitted:
+        severity = CONFIGURATION_SEVERITY if kind == "configuration" else self._severity(members, tr.at_ms)
+        assert severity is not None, "opened only for DOWN or DEGRADED targets, or by configuration"
         incident = _Incident(
             id=self._new_id(), kind=kind, members=members, severity=severity, state=tr.to, opened_at=tr.at_ms
         )
         self._incidents[incident.id] = incident
         self._by_target.update((t, incident.id) for t in members)
-        single = self._targets[members[0]] if kind == "target" else None
+        single = self._targets[members[0]] if kind != "site_link" else None
         return (
             "incident_opened",
             IncidentOpenedBody(
@@ -248,6 +277,7 @@ class IncidentTracker:
                 severity=severity,
                 state=tr.to,
                 reason=reason,
+                cause=cause if cause is not None else tr.cause or None,
                 in_production=self._in_production(tr.at_ms),
                 opened_at=tr.at_ms,
                 targets=members,
@@ -268,7 +298,7 @@ class IncidentTracker:
         members = sorted(self._held)
         self._held.clear()
         reason = f"all {len(members)} targets behind the agent DOWN (site link?); first: {first.reason}"
-        return [self._open("site_link", members, first.transition(), reason)]
+        return [self._open("site_link", members, first.transition(), reason, SITE_LINK_CAUSE)]
 
     def _site_link_possible(self) -> bool:
         others = [t for t in self._targets if t not in self._held]
@@ -281,7 +311,7 @@ class IncidentTracker:
     def _apply(self, incident: _Incident, tr: Transition) -> list[Emitted]:
         if tr.to in _BAD:
             incident.resolving_since = None
-            return self._raise(incident, tr.at_ms, tr.reason)
+            return self._raise(incident, tr.at_ms, tr.reason, tr.cause)
         if tr.to == State.UNKNOWN or any(self._states[t] != State.UP for t in incident.members):
             incident.resolving_since = None
             return []
@@ -290,7 +320,7 @@ class IncidentTracker:
             return []
         return [self._resolve(incident, tr.at_ms)]
 
-    def _raise(self, incident: _Incident, at_ms: int, reason: str) -> list[Emitted]:
+    def _raise(self, incident: _Incident, at_ms: int, reason: str, cause: str = "") -> list[Emitted]:
         """Raise `incident` if its targets' states and the calendar at `at_ms` make it worse."""
         bad = [self._states[t] for t in incident.members if self._states[t] in _BAD]
         if not bad:
@@ -308,6 +338,7 @@ class IncidentTracker:
                     severity=severity,
                     state=incident.state,
                     reason=reason,
+                    cause=cause or None,
                     in_production=self._in_production(at_ms),
                     at=at_ms,
                 ),

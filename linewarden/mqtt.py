@@ -36,7 +36,9 @@ from linewarden.errors import BrokerError
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[str, bytes], None]
+# A handler may return a future: the message is then PUBACKed only when that future completes (the collector
+# holding back a batch it could not commit yet), and not at all if the connection changed meanwhile.
+MessageHandler = Callable[[str, bytes], "asyncio.Future[None] | None"]
 Hook = Callable[[], None]
 
 RECONNECT_MIN_S = 1
@@ -257,16 +259,36 @@ class MqttClient:
             future.set_exception(BrokerError(f"broker refused the message: {failure}"))
 
     def _message_on_loop(self, topic: str, payload: bytes, mid: int, qos: int, session: int) -> None:
+        deferred: list[asyncio.Future[None]] = []
         for topic_filter, handler in list(self._subscriptions.items()):
             if paho.topic_matches_sub(topic_filter, topic):
                 try:
-                    handler(topic, payload)
+                    later = handler(topic, payload)
                 except Exception:
                     log.exception("error handling MQTT message on %s", topic)
+                    continue
+                if isinstance(later, asyncio.Future):
+                    deferred.append(later)
+        if qos == 0:
+            return
+        if not deferred:
+            self._ack(mid, qos, session)
+            return
+        waiting = set(deferred)
+
+        def done(future: asyncio.Future[None]) -> None:
+            waiting.discard(future)
+            if not waiting:
+                self._ack(mid, qos, session)
+
+        for future in deferred:
+            future.add_done_callback(done)
+
+    def _ack(self, mid: int, qos: int, session: int) -> None:
         # PUBACK only once the handlers are done (the collector has committed): the broker's in-flight window
         # then holds a backlog back at the broker instead of in this process's memory. A mid of an earlier
         # connection must not be acked: the new session may reuse it for another message.
-        if qos > 0 and self._paho is not None and session == self._session and self._connected:
+        if self._paho is not None and session == self._session and self._connected:
             self._paho.ack(mid, qos)
 
     def _fail_pending(self, why: str) -> None:

@@ -6,7 +6,7 @@ Times are integers: milliseconds since the Unix epoch, UTC. Site and agent ids a
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -21,6 +21,9 @@ _ID_RE = re.compile(ID_PATTERN)
 Ms = Annotated[int, Field(ge=0)]
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 Seq = Annotated[int, Field(ge=1)]
+# A stable cause code beside a human reason: dotted, lower case (`modbus.exception.4`, `http.timeout`).
+# Optional on the wire: events from before cause codes validate without it.
+Cause = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", max_length=128)]
 
 
 def is_valid_id(value: str) -> bool:
@@ -70,6 +73,9 @@ def parse_agent_topic(topic: str) -> tuple[str, str, str]:
 
 class WireModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # Optional fields added after v1 shipped: left out of the payload while None, so receivers that predate
+    # them (and forbid unknown keys) still accept it.
+    LATE_OPTIONAL: ClassVar[frozenset[str]] = frozenset()
 
 
 M = TypeVar("M", bound=WireModel)
@@ -83,6 +89,7 @@ class TargetInfo(WireModel):
 
 
 class Birth(WireModel):
+    LATE_OPTIONAL = frozenset({"outbox_fault", "boot_seq"})
     v: Literal[1] = 1
     agent: Id
     site: Id
@@ -94,6 +101,11 @@ class Birth(WireModel):
     heartbeat_interval_s: Annotated[int, Field(ge=1)] = 60
     targets: list[TargetInfo]
     acked_through: Annotated[int, Field(ge=0)] = 0
+    # The first seq this boot writes: the collector tells the boot's events from replayed ones of the boot
+    # before it (a restart's monitoring gap). Optional: births from before it validate without it.
+    boot_seq: Seq | None = None
+    # Set while the agent's outbox cannot be written (disk full): what is wrong and what waits in memory.
+    outbox_fault: Annotated[str, Field(max_length=500)] | None = None
 
 
 class Death(WireModel):
@@ -117,6 +129,7 @@ class StateChangeBody(WireModel):
     from_: State = Field(alias="from")
     to: State
     reason: str
+    cause: Cause | None = None
     at: Ms
 
 
@@ -135,7 +148,8 @@ class MetricsBody(WireModel):
     latency_max_ms: Annotated[float, Field(ge=0)] | None = None
 
 
-IncidentKind = Literal["target", "site_link"]
+# "configuration": a target never seen working because of how it is configured; plant IT's, never a vendor's.
+IncidentKind = Literal["target", "site_link", "configuration"]
 
 
 class IncidentOpenedBody(WireModel):
@@ -147,6 +161,7 @@ class IncidentOpenedBody(WireModel):
     severity: Severity
     state: State
     reason: str
+    cause: Cause | None = None
     in_production: bool | None = None  # agents always say; a history import may not know
     opened_at: Ms
     targets: list[Id] = Field(default_factory=list)
@@ -157,6 +172,7 @@ class IncidentUpdatedBody(WireModel):
     severity: Severity
     state: State
     reason: str
+    cause: Cause | None = None
     in_production: bool | None = None
     at: Ms
 
@@ -273,9 +289,11 @@ class EventBatch(WireModel):
 
 
 class Ack(WireModel):
+    LATE_OPTIONAL = frozenset({"boot"})
     v: Literal[1] = 1
     epoch: Id
     through: Annotated[int, Field(ge=0)]
+    boot: Id | None = None  # set on the answer to a birth: the boot that birth announced
 
 
 class CollectorState(WireModel):
@@ -294,6 +312,12 @@ class MaintenanceWindowWire(WireModel):
     announced_at: Ms
     announced_by: str
     reason: str = ""
+    # Optional (v1 stays compatible): selectors beside named assets and services, and whether the
+    # announcement was dated earlier than the collector received it.
+    whole_site: bool = False
+    lines: list[Id] = Field(default_factory=list)
+    asset_classes: list[Criticality] = Field(default_factory=list)
+    back_dated: bool = False
 
 
 class MaintenanceAnnouncement(WireModel):
@@ -321,4 +345,5 @@ def decode(model: type[M], payload: bytes) -> M:
 
 
 def encode(model: WireModel) -> bytes:
-    return model.model_dump_json(by_alias=True, exclude_none=False).encode()
+    unset = {name for name in model.LATE_OPTIONAL if getattr(model, name) is None}
+    return model.model_dump_json(by_alias=True, exclude_none=False, exclude=unset or None).encode()

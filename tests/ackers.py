@@ -108,7 +108,8 @@ class Acker:
         self.disconnects += 1
 
     def _on_birth(self, topic: str, payload: bytes) -> None:
-        """As the collector does: the agent already deleted what its birth says was acked (a floor)."""
+        """As the collector does: the agent already deleted what its birth says was acked (a floor); the
+        answer names the birth's boot."""
         try:
             birth = decode(Birth, payload)
         except WireError:
@@ -116,6 +117,8 @@ class Acker:
             return
         key = (birth.agent, birth.epoch)
         self.through[key] = max(self.through[key], birth.acked_through)
+        if self.acking and not self.paused:
+            self._ack(birth.site, birth.agent, birth.epoch, boot=birth.boot)
 
     def _on_batch(self, topic: str, payload: bytes) -> None:
         try:
@@ -149,13 +152,14 @@ class Acker:
         if self.acking:
             self._ack(batch.site, batch.agent, batch.epoch)
 
-    def _ack(self, site: str, agent: str, epoch: str) -> None:
-        """Publish the ack for (agent, epoch), at most one in flight: a newer one replaces the waiting one."""
+    def _ack(self, site: str, agent: str, epoch: str, boot: str | None = None) -> None:
+        """Publish the ack for (agent, epoch), at most one in flight: a newer one replaces the waiting one
+        (a birth's answer, with `boot`, is always published)."""
         key = (agent, epoch)
-        if key in self._acking:
+        if key in self._acking and boot is None:
             self._ack_again.add(key)
             return
-        ack = Ack(epoch=epoch, through=self.through[key])
+        ack = Ack(epoch=epoch, through=self.through[key], boot=boot)
         try:
             future = self.client.publish(ack_topic(site, agent), encode(ack), retain=True)
         except BrokerError:

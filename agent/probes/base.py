@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
+from agent.conditions import Failure
 from linewarden.config.targets import TargetBase
 from linewarden.domain import State
 
@@ -21,7 +22,11 @@ class ProbeResult:
     """One observation of one target.
 
     `state` is UP, DEGRADED or DOWN (UNKNOWN when the probe itself failed, e.g. misconfigured).
-    `reason` says why the state is not UP, in words an engineer can act on.
+    `reason` says why the state is not UP, in words an engineer can act on; `cause` is the same as a stable
+    dotted code (`modbus.exception.4`, `http.timeout`, `condition.status`) that does not change with the
+    measurements in the reason. `configuration` is the cause code (`config.unknown_node`) of a fault that may be
+    the config's rather than the device's (an unknown namespace or node, an illegal register address), "" for
+    others: see linewarden.debounce.
     `versions` carries software/firmware versions or file hashes for change detection.
     """
 
@@ -30,6 +35,27 @@ class ProbeResult:
     latency_ms: float | None = None
     values: dict[str, Any] = field(default_factory=dict)
     versions: dict[str, str] = field(default_factory=dict)
+    cause: str = ""
+    configuration: str = ""
+
+    @classmethod
+    def of(
+        cls,
+        failure: Failure,
+        latency_ms: float | None = None,
+        values: dict[str, Any] | None = None,
+        versions: dict[str, str] | None = None,
+    ) -> ProbeResult:
+        """The result that reports `failure` (conditions.OK for a healthy target)."""
+        return cls(
+            failure.state,
+            failure.reason,
+            latency_ms,
+            values or {},
+            versions or {},
+            failure.cause,
+            failure.configuration,
+        )
 
 
 class Probe(ABC, Generic[T]):
@@ -41,14 +67,19 @@ class Probe(ABC, Generic[T]):
 
     kind: ClassVar[str]
 
-    def __init__(self, target: T, timeout: timedelta, context: ProbeContext) -> None:
+    def __init__(self, target: T, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
         self.target = target
         self.timeout = timeout
         self.context = context
+        self.interval = interval  # the effective poll interval (the target's, else the agent default)
 
     @property
     def timeout_s(self) -> float:
         return self.timeout.total_seconds()
+
+    @property
+    def interval_s(self) -> float:
+        return self.interval.total_seconds()
 
     def poll_budget(self) -> float:
         """Seconds a poll may take before the caller gives up on it as hung (see registry.safe_poll)."""

@@ -44,22 +44,27 @@ class ProbeContext:
     def _new_backoff(self) -> Backoff:
         return Backoff(self.backoff) if self._clock is None else Backoff(self.backoff, self._clock)
 
-    def modbus_link(self, host: str, port: int, timeout: float) -> ModbusLink:
-        """The shared link to host:port; the first target to ask sets its timeout."""
+    def modbus_link(self, host: str, port: int, timeout: float, interval: float) -> ModbusLink:
+        """The shared link to host:port; the first target to ask sets its timeout. Reconnects are tried at
+        least every half `interval` (the caller's poll interval)."""
         from agent.probes.modbus_link import ModbusLink
 
         key = (host, port)
         if key not in self.modbus_links:
             self.modbus_links[key] = ModbusLink(host, port, timeout, self._new_backoff())
-        return self.modbus_links[key]
+        link = self.modbus_links[key]
+        link.backoff.limit_to(interval)
+        return link
 
-    def opcua_session(self, target: OpcUaTarget, timeout: float) -> OpcUaSession:
+    def opcua_session(self, target: OpcUaTarget, timeout: float, interval: float) -> OpcUaSession:
         from agent.probes.opcua_session import OpcUaSession, session_key
 
         key = session_key(target)
         if key not in self.opcua_sessions:
             self.opcua_sessions[key] = OpcUaSession(target, timeout, self._new_backoff())
-        return self.opcua_sessions[key]
+        session = self.opcua_sessions[key]
+        session.backoff.limit_to(interval)
+        return session
 
     def http_client(self, verify_tls: bool, ca_file: Path | None) -> httpx.AsyncClient:
         """The shared client for one TLS setting: its connection pool keeps connections to each server alive

@@ -43,8 +43,8 @@ def sha256_of(path: str) -> str:
 class FileAgeProbe(Probe[FileAgeTarget]):
     kind = "file_age"
 
-    def __init__(self, target: FileAgeTarget, timeout: timedelta, context: ProbeContext) -> None:
-        super().__init__(target, timeout, context)
+    def __init__(self, target: FileAgeTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
+        super().__init__(target, timeout, context, interval)
         self._hashed: tuple[tuple[str, float, int], str] | None = None  # a big backup is hashed once per version
 
     def poll_budget(self) -> float:
@@ -55,9 +55,10 @@ class FileAgeProbe(Probe[FileAgeTarget]):
         try:
             found = await asyncio.wait_for(asyncio.to_thread(newest_file, self.target.pattern), self.timeout_s)
         except TimeoutError:
-            return ProbeResult(State.UNKNOWN, f"listing {self.target.pattern} took longer than {self.timeout_s:g} s")
+            reason = f"listing {self.target.pattern} took longer than {self.timeout_s:g} s"
+            return ProbeResult(State.UNKNOWN, reason, cause="file.list_timeout")
         if found is None:
-            return ProbeResult(State.DOWN, f"no file matches {self.target.pattern}")
+            return ProbeResult(State.DOWN, f"no file matches {self.target.pattern}", cause="file.missing")
         path, mtime, _ = found
         age = max(0.0, now - mtime)
         name = os.path.basename(path)
@@ -71,7 +72,7 @@ class FileAgeProbe(Probe[FileAgeTarget]):
         limit = self.target.max_age.total_seconds()
         if age > limit:
             reason = f"newest file {name} is {format_seconds(age)} old (limit {format_seconds(limit)})"
-            return ProbeResult(State.DOWN, reason, latency, values, versions)
+            return ProbeResult(State.DOWN, reason, latency, values, versions, cause="file.too_old")
         return ProbeResult(State.UP, "", latency, values, versions)
 
     async def _digest(self, found: tuple[str, float, int]) -> str:

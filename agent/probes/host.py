@@ -46,8 +46,8 @@ class CpuSampler:
 class HostProbe(Probe[HostTarget]):
     kind = "host"
 
-    def __init__(self, target: HostTarget, timeout: timedelta, context: ProbeContext) -> None:
-        super().__init__(target, timeout, context)
+    def __init__(self, target: HostTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
+        super().__init__(target, timeout, context, interval)
         # Own small pool: a hung network drive can pin a thread for minutes; it must not starve the agent's.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"lw-host-{target.id}")
         self._pending: dict[Path, Future[Any]] = {}
@@ -61,23 +61,24 @@ class HostProbe(Probe[HostTarget]):
         if cpu is not None:
             values["cpu_pct"] = cpu
             if cpu > target.max_cpu_pct:
-                failures.append(Failure(State.DEGRADED, f"CPU {cpu:.0f} % (limit {target.max_cpu_pct:g} %)"))
+                failures.append(
+                    Failure(State.DEGRADED, f"CPU {cpu:.0f} % (limit {target.max_cpu_pct:g} %)", "host.cpu")
+                )
         memory = float(psutil.virtual_memory().percent)
         values["memory_pct"] = memory
         if memory > target.max_memory_pct:
-            failures.append(Failure(State.DEGRADED, f"memory {memory:.0f} % (limit {target.max_memory_pct:g} %)"))
+            reason = f"memory {memory:.0f} % (limit {target.max_memory_pct:g} %)"
+            failures.append(Failure(State.DEGRADED, reason, "host.memory"))
         for disk in target.disks:
             used, problem = await self._disk_used(disk.path)
             if problem:
-                failures.append(Failure(State.DEGRADED, problem))
+                failures.append(Failure(State.DEGRADED, problem, "host.disk_unreadable"))
             elif used is not None:
                 values[f"disk_pct:{disk.path}"] = used
                 if used > disk.max_used_pct:
-                    failures.append(
-                        Failure(State.DEGRADED, f"disk {disk.path} {used:.0f} % used (limit {disk.max_used_pct:g} %)")
-                    )
-        state, reason = worst(failures)
-        return ProbeResult(state, reason, (time.perf_counter() - started) * 1000, values)
+                    reason = f"disk {disk.path} {used:.0f} % used (limit {disk.max_used_pct:g} %)"
+                    failures.append(Failure(State.DEGRADED, reason, "host.disk"))
+        return ProbeResult.of(worst(failures), (time.perf_counter() - started) * 1000, values)
 
     async def _disk_used(self, path: Path) -> tuple[float | None, str]:
         future = self._pending.get(path)

@@ -40,8 +40,8 @@ VERSION_EVERY_S = 60.0
 class HttpProbe(Probe[HttpTarget]):
     kind = "http"
 
-    def __init__(self, target: HttpTarget, timeout: timedelta, context: ProbeContext) -> None:
-        super().__init__(target, timeout, context)
+    def __init__(self, target: HttpTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
+        super().__init__(target, timeout, context, interval)
         self._client = context.http_client(target.verify_tls, target.ca_file)
         self._checker = ConditionChecker()
         self._version_due = 0.0
@@ -54,19 +54,23 @@ class HttpProbe(Probe[HttpTarget]):
                 target.method, target.url, headers=target.headers, timeout=self.timeout_s
             )
         except httpx.TimeoutException:
-            return ProbeResult(State.DOWN, f"no answer within {self.timeout_s:g} s")
+            return ProbeResult(State.DOWN, f"no answer within {self.timeout_s:g} s", cause="http.timeout")
         except httpx.HTTPError as exc:
-            return ProbeResult(State.DOWN, _transport_reason(exc))
+            reason, cause = _transport_failure(exc)
+            return ProbeResult(State.DOWN, reason, cause=cause)
         latency = (time.perf_counter() - started) * 1000
         if response.status_code not in target.expected_status:
-            return ProbeResult(State.DOWN, f"HTTP {response.status_code} {response.reason_phrase}".strip(), latency)
+            reason = f"HTTP {response.status_code} {response.reason_phrase}".strip()
+            return ProbeResult(State.DOWN, reason, latency, cause=f"http.status.{response.status_code}")
         failures: list[Failure] = []
         values: dict[str, Any] = {"status": response.status_code}
         body = _json(response) if target.json_path or target.version_json_path else None
         if target.json_path is not None:
             value = dotted(body, target.json_path)
             if value is MISSING:
-                failures.append(Failure(target.condition.fail_state, f"no '{target.json_path}' in the answer"))
+                failures.append(
+                    Failure(target.condition.fail_state, f"no '{target.json_path}' in the answer", "http.no_value")
+                )
             else:
                 values[target.json_path] = value
                 failure = self._checker.check(target.json_path, value, target.condition, now)
@@ -74,15 +78,14 @@ class HttpProbe(Probe[HttpTarget]):
                     failures.append(failure)
         limit = target.degraded_latency
         if limit is not None and latency > limit.total_seconds() * 1000:
-            failures.append(
-                Failure(State.DEGRADED, f"slow answer: {latency:.0f} ms (limit {limit.total_seconds() * 1000:.0f} ms)")
-            )
-        state, reason = worst(failures)
+            limit_ms = limit.total_seconds() * 1000
+            slow = f"slow answer: {latency:.0f} ms (limit {limit_ms:.0f} ms)"
+            failures.append(Failure(State.DEGRADED, slow, "http.slow"))
         versions: dict[str, str] = {}
         if now >= self._version_due:
             versions = await self._versions(body)
             self._version_due = now + VERSION_EVERY_S
-        return ProbeResult(state, reason, latency, values, versions)
+        return ProbeResult.of(worst(failures), latency, values, versions)
 
     async def _versions(self, body: Any) -> dict[str, str]:
         path = self.target.version_json_path
@@ -104,7 +107,6 @@ class HttpProbe(Probe[HttpTarget]):
         return {} if value is MISSING or value is None else {"version": str(value)}
 
 
-
 def _json(response: httpx.Response) -> Any:
     try:
         return response.json()
@@ -112,16 +114,19 @@ def _json(response: httpx.Response) -> Any:
         return None
 
 
-def _transport_reason(exc: httpx.HTTPError) -> str:
+def _transport_failure(exc: httpx.HTTPError) -> tuple[str, str]:
+    """(reason, cause) of a request that got no HTTP answer."""
     causes: list[BaseException] = []
     cause: BaseException | None = exc
     while cause is not None and len(causes) < 10:
         causes.append(cause)
         cause = cause.__cause__ or cause.__context__
     if any(isinstance(c, ConnectionRefusedError) for c in causes):
-        return "connection refused"
+        return "connection refused", "http.refused"
     tls = next((c for c in causes if isinstance(c, ssl.SSLError)), None)
     if tls is not None:
-        return f"TLS failed: {getattr(tls, 'reason', None) or tls}"
+        return f"TLS failed: {getattr(tls, 'reason', None) or tls}", "http.tls"
     text = str(exc) or type(exc).__name__
-    return f"cannot connect: {text}" if isinstance(exc, httpx.ConnectError) else f"request failed: {text}"
+    if isinstance(exc, httpx.ConnectError):
+        return f"cannot connect: {text}", "http.unreachable"
+    return f"request failed: {text}", "http.request_failed"

@@ -36,11 +36,11 @@ def decode_point(point: ModbusPoint, words: list[int] | list[bool]) -> bool | in
 class ModbusProbe(Probe[ModbusTarget]):
     kind = "modbus"
 
-    def __init__(self, target: ModbusTarget, timeout: timedelta, context: ProbeContext) -> None:
-        super().__init__(target, timeout, context)
+    def __init__(self, target: ModbusTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
+        super().__init__(target, timeout, context, interval)
         self.requests = plan_for(target)
         self._points = {p.name: p for p in target.points}
-        self._link = context.modbus_link(target.host, target.port, self.timeout_s)
+        self._link = context.modbus_link(target.host, target.port, self.timeout_s, self.interval_s)
         self._checker = ConditionChecker()
 
     def poll_budget(self) -> float:
@@ -59,7 +59,7 @@ class ModbusProbe(Probe[ModbusTarget]):
             try:
                 words = await self._link.read(request, pause)
             except ModbusFailure as exc:
-                failures.append(Failure(exc.state, exc.reason))
+                failures.append(Failure(exc.state, exc.reason, exc.cause, exc.configuration))
                 if exc.kind == "connection":
                     break
                 if exc.kind == "timeout":
@@ -72,5 +72,4 @@ class ModbusProbe(Probe[ModbusTarget]):
             broken = self._checker.check(name, value, self._points[name].condition, now)
             if broken is not None:
                 failures.append(broken)
-        state, reason = worst(failures)
-        return ProbeResult(state, reason, latency, values)
+        return ProbeResult.of(worst(failures), latency, values)

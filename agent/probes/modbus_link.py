@@ -1,8 +1,10 @@
 """One Modbus TCP connection per host:port, shared by every unit id and target behind it.
 
 Requests are serialised by a lock (gateways often allow one or two TCP sessions and answer one request at a
-time), paced by `pause_between_requests`, and sorted into three failure kinds with distinct reasons:
-the device answered with an exception, nobody answered in time, or the connection could not be made or broke.
+time), paced by `pause_between_requests`, and sorted into three failure kinds with distinct reasons and cause
+codes: the device answered with an exception (`modbus.exception.<code>`), nobody answered in time
+(`modbus.timeout`), or the connection could not be made or broke (`modbus.refused`, `modbus.connection_lost`,
+...). Exception 2 (illegal data address) is marked as a possible configuration mistake.
 """
 
 from __future__ import annotations
@@ -35,14 +37,20 @@ EXCEPTION_NAMES = {
 }
 # The device (or the gateway's path to it) is broken; the other codes mean it answers but refuses our request.
 _DOWN_EXCEPTIONS = {4, 10, 11}
+# An address the device does not have: the config's mistake until the target has been seen working.
+_CONFIGURATION_EXCEPTIONS = {2: "config.illegal_address"}
 
 
 class ModbusFailure(ProbeError):
-    def __init__(self, reason: str, kind: FailureKind, state: State = State.DOWN) -> None:
+    def __init__(
+        self, reason: str, kind: FailureKind, cause: str, state: State = State.DOWN, configuration: str = ""
+    ) -> None:
         super().__init__(reason)
         self.reason = reason
         self.kind = kind
+        self.cause = cause
         self.state = state
+        self.configuration = configuration
 
 
 class ModbusLink:
@@ -56,7 +64,7 @@ class ModbusLink:
         self._client: AsyncModbusTcpClient | None = None
         self._lock = asyncio.Lock()
         self._last_request_end = 0.0
-        self._connect_failure = ""
+        self._connect_failure = ("not connected", "modbus.not_connected")
         self.connects = 0
         self.requests_sent = 0
 
@@ -76,11 +84,11 @@ class ModbusLink:
                 # A late answer would be taken for the next request's: start over on a fresh connection.
                 await self._drop()
                 if lost:
-                    raise ModbusFailure("connection lost", "connection") from None
-                raise ModbusFailure(f"no answer within {self.timeout:g} s", "timeout") from None
+                    raise ModbusFailure("connection lost", "connection", "modbus.connection_lost") from None
+                raise ModbusFailure(f"no answer within {self.timeout:g} s", "timeout", "modbus.timeout") from None
             except (ConnectionException, OSError):
                 await self._drop()
-                raise ModbusFailure("connection lost", "connection") from None
+                raise ModbusFailure("connection lost", "connection", "modbus.connection_lost") from None
             finally:
                 self._last_request_end = time.monotonic()
 
@@ -100,7 +108,13 @@ class ModbusLink:
             code = int(getattr(response, "exception_code", 0))
             name = EXCEPTION_NAMES.get(code, "unknown")
             state = State.DOWN if code in _DOWN_EXCEPTIONS else State.DEGRADED
-            raise ModbusFailure(f"modbus exception {code} ({name}) from unit {request.unit}", "exception", state)
+            raise ModbusFailure(
+                f"modbus exception {code} ({name}) from unit {request.unit}",
+                "exception",
+                f"modbus.exception.{code}",
+                state,
+                configuration=_CONFIGURATION_EXCEPTIONS.get(code, ""),
+            )
         if request.table in ("coil", "discrete"):
             bits: list[bool] = list(response.bits[: request.count])
             return bits
@@ -109,6 +123,7 @@ class ModbusLink:
             raise ModbusFailure(
                 f"short answer from unit {request.unit}: {len(registers)} of {request.count} registers",
                 "exception",
+                "modbus.short_answer",
                 State.DEGRADED,
             )
         return registers
@@ -117,8 +132,8 @@ class ModbusLink:
         if self._client is not None and self._client.connected:
             return self._client
         await self._drop()
-        if not self.backoff.ready():
-            raise ModbusFailure(self._connect_failure or "not connected", "connection")
+        if not self.backoff.begin():
+            raise ModbusFailure(self._connect_failure[0], "connection", self._connect_failure[1])
         client = AsyncModbusTcpClient(
             self.host, port=self.port, timeout=self.timeout, retries=0, reconnect_delay=0, name="linewarden"
         )
@@ -130,26 +145,26 @@ class ModbusLink:
             client.close()
             self._connect_failure = await self._why_no_connection()
             self.backoff.failed()
-            raise ModbusFailure(self._connect_failure, "connection")
+            raise ModbusFailure(self._connect_failure[0], "connection", self._connect_failure[1])
         self.backoff.succeeded()
         self.connects += 1
         self._client = client
         return client
 
-    async def _why_no_connection(self) -> str:
-        """pymodbus only says connect() failed; find out how, in words an engineer can act on."""
+    async def _why_no_connection(self) -> tuple[str, str]:
+        """pymodbus only says connect() failed; find out how, in words an engineer can act on (and its cause)."""
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
         except ConnectionRefusedError:
-            return "connection refused"
+            return "connection refused", "modbus.refused"
         except TimeoutError:
-            return f"no answer to connect within {self.timeout:g} s"
+            return f"no answer to connect within {self.timeout:g} s", "modbus.connect_timeout"
         except OSError as exc:
-            return f"cannot connect: {exc.strerror or exc}"
+            return f"cannot connect: {exc.strerror or exc}", "modbus.unreachable"
         writer.close()
         with contextlib.suppress(OSError):
             await writer.wait_closed()
-        return "connection lost"
+        return "connection lost", "modbus.connection_lost"
 
     async def _drop(self) -> None:
         client, self._client = self._client, None

@@ -1,7 +1,11 @@
 """OPC UA probe: server state, service level, build info and configured nodes, all in one Read request.
 
 Nodes are named by namespace URI; their index is resolved again after every (re)connect. Nodes marked
-`subscribe` are watched through a subscription (recreated after every reconnect) and read from its cache.
+`subscribe` are watched through a subscription (recreated after every reconnect) and read from its cache;
+its publishing interval is half the target's effective poll interval (0.1 s to 10 s). A data change is dated
+at the server's SourceTimestamp when that lies no further from the agent's receive time than the publishing
+interval plus the timeout (and never after the receipt); otherwise (server clock off, a value replayed after
+a reconnect) at the receive time.
 """
 
 from __future__ import annotations
@@ -9,16 +13,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from asyncua import ua
 from asyncua.common.subscription import DataChangeNotif, Subscription
 from asyncua.ua.object_ids import ObjectIds
+from asyncua.ua.status_codes import StatusCodes
 
 from agent.conditions import ConditionChecker, Failure, worst
 from agent.probes.base import Probe, ProbeResult
-from agent.probes.opcua_session import standard_node
+from agent.probes.opcua_session import OpcUaFailure, standard_node
 from linewarden.config.targets import OpcUaNode, OpcUaTarget
 from linewarden.domain import State
 from linewarden.errors import ProbeError
@@ -33,31 +38,51 @@ BUILD_NUMBER = standard_node(ObjectIds.Server_ServerStatus_BuildInfo_BuildNumber
 
 # A server that says it is not serving data is down; one in test or suspended mode still answers.
 _DEGRADED_SERVER_STATES = {ua.ServerState.Suspended, ua.ServerState.Test}
+# A node id the server does not know: the config's mistake until the target has been seen working.
+_UNKNOWN_NODE_CODES = {StatusCodes.BadNodeIdUnknown, StatusCodes.BadNodeIdInvalid}
+
+
+def change_time(source: datetime | None, received: float, bound_s: float) -> float:
+    """When a subscribed value changed (epoch seconds): its source timestamp if within `bound_s` before the
+    agent's receive time (a later one counts as the receipt), else the receipt."""
+    if source is None:
+        return received
+    at = source.timestamp() if source.tzinfo is not None else source.replace(tzinfo=UTC).timestamp()
+    return min(at, received) if abs(received - at) <= bound_s else received
 
 
 class _SubscriptionCache:
-    """Keeps the latest DataValue per node from data change notifications."""
+    """Keeps the latest DataValue per node from data change notifications, with when it changed."""
 
-    def __init__(self) -> None:
+    def __init__(self, bound_s: float) -> None:
+        self.bound_s = bound_s
         self.values: dict[ua.NodeId, ua.DataValue] = {}
+        self.changed_at: dict[ua.NodeId, float] = {}
 
     def datachange_notification(self, node: Any, val: Any, data: DataChangeNotif) -> None:
-        self.values[node.nodeid] = data.monitored_item.Value
+        value = data.monitored_item.Value
+        self.values[node.nodeid] = value
+        self.changed_at[node.nodeid] = change_time(value.SourceTimestamp, time.time(), self.bound_s)
 
     def status_change_notification(self, status: Any) -> None:
+        self.clear()
+
+    def clear(self) -> None:
         self.values.clear()
+        self.changed_at.clear()
 
 
 class OpcUaProbe(Probe[OpcUaTarget]):
     kind = "opcua"
 
-    def __init__(self, target: OpcUaTarget, timeout: timedelta, context: ProbeContext) -> None:
-        super().__init__(target, timeout, context)
-        self.session = context.opcua_session(target, self.timeout_s)
+    def __init__(self, target: OpcUaTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
+        super().__init__(target, timeout, context, interval)
+        self.session = context.opcua_session(target, self.timeout_s, self.interval_s)
+        self.publishing_interval_s = min(max(self.interval_s / 2, 0.1), 10.0)
         self._checker = ConditionChecker()
         self._generation = -1
         self._node_ids: dict[str, ua.NodeId] = {}
-        self._cache = _SubscriptionCache()
+        self._cache = _SubscriptionCache(self.publishing_interval_s + self.timeout_s)
         self._subscription: Subscription | None = None
         self.subscriptions_created = 0
 
@@ -69,19 +94,25 @@ class OpcUaProbe(Probe[OpcUaTarget]):
                 await self._on_new_session()
             reads = self._reads()
             data = dict(zip(reads, await self.session.read(list(reads.values())), strict=True))
+        except OpcUaFailure as exc:
+            lost = Failure(State.DOWN, str(exc), exc.cause, exc.configuration)
+            return ProbeResult.of(lost, (time.perf_counter() - started) * 1000)
         except ProbeError as exc:
-            return ProbeResult(State.DOWN, str(exc), (time.perf_counter() - started) * 1000)
+            return ProbeResult(State.DOWN, str(exc), (time.perf_counter() - started) * 1000, cause="opcua.error")
         latency = (time.perf_counter() - started) * 1000
         failures = self._server_failures(data)
         values: dict[str, Any] = {}
         for node in self.target.nodes:
             node_id = self._node_ids[node.name]
-            value = data[node.name] if node.name in data else self._cache.values.get(node_id)
-            failure = self._node_failure(node, value, values, now)
+            value: ua.DataValue | None
+            if node.name in data:
+                value, changed_at = data[node.name], None
+            else:
+                value, changed_at = self._cache.values.get(node_id), self._cache.changed_at.get(node_id)
+            failure = self._node_failure(node, value, values, now, changed_at)
             if failure is not None:
                 failures.append(failure)
-        state, reason = worst(failures)
-        return ProbeResult(state, reason, latency, values, self._versions(data))
+        return ProbeResult.of(worst(failures), latency, values, self._versions(data))
 
     def _reads(self) -> dict[str, ua.NodeId]:
         reads: dict[str, ua.NodeId] = {}
@@ -103,18 +134,17 @@ class OpcUaProbe(Probe[OpcUaTarget]):
             node.name: ua.NodeId.from_string(f"ns={self.session.namespace_index(node.namespace_uri)};{node.identifier}")
             for node in self.target.nodes
         }
-        self._cache.values.clear()
+        self._cache.clear()
         self._subscription = None
         watched = [self._node_ids[n.name] for n in self.target.nodes if n.subscribe]
         if watched:
             client = await self.session.client()
-            period = min(max(self.target.interval.total_seconds() / 2 if self.target.interval else 1.0, 0.1), 10.0)
             try:
-                self._subscription = await client.create_subscription(period * 1000, self._cache)
+                self._subscription = await client.create_subscription(self.publishing_interval_s * 1000, self._cache)
                 await self._subscription.subscribe_data_change([client.get_node(n) for n in watched])
             except Exception as exc:
                 await self.session.drop(client)
-                raise ProbeError(f"cannot subscribe: {exc!r}") from None
+                raise OpcUaFailure(f"cannot subscribe: {exc!r}", "opcua.subscribe_failed") from None
             self.subscriptions_created += 1
         self._generation = self.session.generation
 
@@ -124,23 +154,34 @@ class OpcUaProbe(Probe[OpcUaTarget]):
         if state is not None and state != ua.ServerState.Running:
             name = ua.ServerState(state).name
             level = State.DEGRADED if state in _DEGRADED_SERVER_STATES else State.DOWN
-            failures.append(Failure(level, f"server state {name}"))
+            failures.append(Failure(level, f"server state {name}", "opcua.server_state"))
         level_value = _good_value(data.get("@service_level"))
         minimum = self.target.min_service_level
         if minimum is not None and level_value is not None and int(level_value) < minimum:
-            failures.append(Failure(State.DEGRADED, f"service level {level_value} below {minimum}"))
+            failures.append(
+                Failure(State.DEGRADED, f"service level {level_value} below {minimum}", "opcua.service_level")
+            )
         return failures
 
     def _node_failure(
-        self, node: OpcUaNode, value: ua.DataValue | None, values: dict[str, Any], now: float
+        self,
+        node: OpcUaNode,
+        value: ua.DataValue | None,
+        values: dict[str, Any],
+        now: float,
+        changed_at: float | None,
     ) -> Failure | None:
+        fail_state = node.condition.fail_state
         if value is None:
-            return Failure(node.condition.fail_state, f"node {node.identifier}: no value yet")
+            return Failure(fail_state, f"node {node.identifier}: no value yet", "opcua.no_value")
         if value.StatusCode is not None and value.StatusCode.is_bad():
-            return Failure(node.condition.fail_state, f"node {node.identifier}: {value.StatusCode.name}")
+            reason = f"node {node.identifier}: {value.StatusCode.name}"
+            if value.StatusCode.value in _UNKNOWN_NODE_CODES:
+                return Failure(fail_state, reason, "opcua.unknown_node", configuration="config.unknown_node")
+            return Failure(fail_state, reason, "opcua.bad_status")
         plain = value.Value.Value if value.Value is not None else None
         values[node.name] = plain
-        return self._checker.check(node.name, plain, node.condition, now)
+        return self._checker.check(node.name, plain, node.condition, now, changed_at)
 
     @staticmethod
     def _versions(data: dict[str, ua.DataValue]) -> dict[str, str]:

@@ -40,6 +40,16 @@ def session_key(target: OpcUaTarget) -> tuple[Any, ...]:
     return (target.endpoint, target.security_policy, target.security_mode, target.certificate, target.username)
 
 
+class OpcUaFailure(ProbeError):
+    """The session could not serve a probe; `cause` is the stable code, `configuration` the cause code of what
+    may be the config's mistake (a namespace the server does not have)."""
+
+    def __init__(self, reason: str, cause: str, configuration: str = "") -> None:
+        super().__init__(reason)
+        self.cause = cause
+        self.configuration = configuration
+
+
 class OpcUaSession:
     def __init__(self, target: OpcUaTarget, timeout: float, backoff: Backoff) -> None:
         self.settings = target
@@ -50,27 +60,27 @@ class OpcUaSession:
         self._namespaces: list[str] = []
         self._client: Client | None = None
         self._lock = asyncio.Lock()
-        self._failure = ""
+        self._failure = ("not connected", "opcua.not_connected")  # the last connect failure: (reason, cause)
 
     @property
     def connected(self) -> bool:
         return self._client is not None
 
     async def client(self) -> Client:
-        """The connected client, connecting first when needed. Raises ProbeError with the reason."""
+        """The connected client, connecting first when needed. Raises OpcUaFailure with the reason."""
         async with self._lock:
             if self._client is not None:
                 return self._client
-            if not self.backoff.ready():
-                raise ProbeError(self._failure or "not connected")
+            if not self.backoff.begin():
+                raise OpcUaFailure(*self._failure)
             client = Client(self.settings.endpoint, timeout=self.timeout, watchdog_intervall=max(5.0, self.timeout))
             try:
                 await asyncio.wait_for(self._open(client), self.timeout * 2)
             except Exception as exc:
                 await _discard(client)
-                self._failure = _connect_reason(exc, self.timeout)
+                self._failure = _connect_failure(exc, self.timeout)
                 self.backoff.failed()
-                raise ProbeError(self._failure) from None
+                raise OpcUaFailure(*self._failure) from None
             self.backoff.succeeded()
             self.generation += 1
             self._client = client
@@ -80,10 +90,14 @@ class OpcUaSession:
         try:
             return self._namespaces.index(uri)
         except ValueError:
-            raise ProbeError(f"namespace {uri} is not on the server") from None
+            raise OpcUaFailure(
+                f"namespace {uri} is not on the server",
+                "opcua.unknown_namespace",
+                configuration="config.unknown_namespace",
+            ) from None
 
     async def read(self, node_ids: Sequence[ua.NodeId]) -> list[ua.DataValue]:
-        """Read the Value of all nodes: one Read request per MaxNodesPerRead nodes. Raises ProbeError;
+        """Read the Value of all nodes: one Read request per MaxNodesPerRead nodes. Raises OpcUaFailure;
         a failed read drops the session so the next poll starts a new one."""
         client = await self.client()
         size = self.max_nodes_per_read or len(node_ids) or 1
@@ -96,10 +110,10 @@ class OpcUaSession:
                 )
         except TimeoutError:
             await self.drop(client)
-            raise ProbeError(f"no answer within {self.timeout:g} s") from None
+            raise OpcUaFailure(f"no answer within {self.timeout:g} s", "opcua.timeout") from None
         except Exception as exc:
             await self.drop(client)
-            raise ProbeError(f"connection lost ({type(exc).__name__})") from None
+            raise OpcUaFailure(f"connection lost ({type(exc).__name__})", "opcua.connection_lost") from None
         return results
 
     async def drop(self, client: Client | None = None) -> None:
@@ -145,16 +159,17 @@ def _certificate_uri(path: Path) -> str | None:
     return None
 
 
-def _connect_reason(exc: BaseException, timeout: float) -> str:
+def _connect_failure(exc: BaseException, timeout: float) -> tuple[str, str]:
+    """(reason, cause) of a failed connect."""
     if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
+        return "connection refused", "opcua.refused"
     if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g} s"
+        return f"no answer within {timeout:g} s", "opcua.timeout"
     if isinstance(exc, UaStatusCodeError):
-        return f"session refused: {ua.StatusCode(exc.code).name}"
+        return f"session refused: {ua.StatusCode(exc.code).name}", "opcua.session_refused"
     if isinstance(exc, OSError):
-        return f"cannot connect: {exc.strerror or exc}"
-    return f"cannot connect: {exc!r}"
+        return f"cannot connect: {exc.strerror or exc}", "opcua.unreachable"
+    return f"cannot connect: {exc!r}", "opcua.connect_failed"
 
 
 async def _discard(client: Client) -> None:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import psutil
 
+from agent.conditions import code_part
 from agent.probes.base import Probe, ProbeResult
 from linewarden.config.targets import ProcessTarget
 from linewarden.domain import State
@@ -51,14 +52,15 @@ def count_processes(name: str | None, cmdline_contains: str | None) -> int:
 class ProcessProbe(Probe[ProcessTarget]):
     kind = "process"
 
-    def __init__(self, target: ProcessTarget, timeout: timedelta, context: ProbeContext) -> None:
-        super().__init__(target, timeout, context)
+    def __init__(self, target: ProcessTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
+        super().__init__(target, timeout, context, interval)
         self._service_status = context.service_status
 
     async def poll(self, now: float) -> ProbeResult:
         started = time.perf_counter()
         target = self.target
         reasons: list[str] = []
+        causes: list[str] = []
         state = State.UP
         try:
             if target.name is not None or target.cmdline_contains is not None:
@@ -68,17 +70,21 @@ class ProcessProbe(Probe[ProcessTarget]):
                 if found < target.min_count:
                     state = State.DOWN
                     reasons.append(f"{found} of {target.min_count} {self._what()} running")
+                    causes.append("process.missing")
             if target.service is not None:
                 status = await asyncio.wait_for(asyncio.to_thread(self._service_status, target.service), self.timeout_s)
                 service_state, reason = _service_state(target.service, status)
                 if service_state != State.UP:
                     state = State.DOWN if State.DOWN in (state, service_state) else service_state
                     reasons.append(reason)
+                    causes.append(f"service.{code_part(status or 'not_found')}")
         except TimeoutError:
-            return ProbeResult(State.UNKNOWN, f"process list not read within {self.timeout_s:g} s")
+            reason = f"process list not read within {self.timeout_s:g} s"
+            return ProbeResult(State.UNKNOWN, reason, cause="process.list_timeout")
         except OSError as exc:
-            return ProbeResult(State.UNKNOWN, str(exc))
-        return ProbeResult(state, "; ".join(reasons), (time.perf_counter() - started) * 1000)
+            return ProbeResult(State.UNKNOWN, str(exc), cause="process.error")
+        latency = (time.perf_counter() - started) * 1000
+        return ProbeResult(state, "; ".join(reasons), latency, cause=causes[0] if causes else "")
 
     def _what(self) -> str:
         what = "processes"

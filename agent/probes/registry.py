@@ -32,8 +32,10 @@ def probe_class(kind: str) -> type[Probe[Any]]:
 
 
 def make_probe(target: TargetConfig, defaults: Defaults, context: ProbeContext) -> Probe[Any]:
-    """The probe for one configured target, with the target's timeout or the agent default."""
-    return probe_class(target.type)(target, target.timeout or defaults.timeout, context)
+    """The probe for one configured target, with the target's timeout and interval or the agent defaults."""
+    return probe_class(target.type)(
+        target, target.timeout or defaults.timeout, context, target.interval or defaults.interval
+    )
 
 
 async def safe_poll(probe: Probe[Any], now: float) -> ProbeResult:
@@ -43,6 +45,6 @@ async def safe_poll(probe: Probe[Any], now: float) -> ProbeResult:
         async with asyncio.timeout(budget):  # no extra task per poll, unlike wait_for
             return await probe.poll(now)
     except TimeoutError:
-        return ProbeResult(State.UNKNOWN, f"probe error: no result within {budget:g} s")
+        return ProbeResult(State.UNKNOWN, f"probe error: no result within {budget:g} s", cause="probe.hung")
     except Exception as exc:
-        return ProbeResult(State.UNKNOWN, f"probe error: {exc!r}")
+        return ProbeResult(State.UNKNOWN, f"probe error: {exc!r}", cause="probe.error")

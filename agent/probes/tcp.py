@@ -21,11 +21,11 @@ class TcpProbe(Probe[TcpTarget]):
                 asyncio.open_connection(self.target.host, self.target.port), self.timeout_s
             )
         except TimeoutError:
-            return ProbeResult(State.DOWN, f"no answer within {self.timeout_s:g} s")
+            return ProbeResult(State.DOWN, f"no answer within {self.timeout_s:g} s", cause="tcp.timeout")
         except ConnectionRefusedError:
-            return ProbeResult(State.DOWN, "connection refused")
+            return ProbeResult(State.DOWN, "connection refused", cause="tcp.refused")
         except OSError as exc:
-            return ProbeResult(State.DOWN, f"cannot connect: {exc.strerror or exc}")
+            return ProbeResult(State.DOWN, f"cannot connect: {exc.strerror or exc}", cause="tcp.unreachable")
         latency = (time.perf_counter() - started) * 1000
         writer.close()
         with contextlib.suppress(OSError):
@@ -33,6 +33,9 @@ class TcpProbe(Probe[TcpTarget]):
         limit = self.target.degraded_latency
         if limit is not None and latency > limit.total_seconds() * 1000:
             return ProbeResult(
-                State.DEGRADED, f"slow connect: {latency:.0f} ms (limit {limit.total_seconds() * 1000:.0f} ms)", latency
+                State.DEGRADED,
+                f"slow connect: {latency:.0f} ms (limit {limit.total_seconds() * 1000:.0f} ms)",
+                latency,
+                cause="tcp.slow",
             )
         return ProbeResult(State.UP, latency_ms=latency)

@@ -16,18 +16,17 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
-from collector.audit import append_entry
-from collector.maintenance import FAR_FUTURE_MS
+from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.reporting import parse_as_of, reports
 from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.tokens import TokenInfo, authenticate
 from linewarden.book import ContractBook
-from linewarden.domain import Severity
-from linewarden.errors import TicketNotFound, TicketStateError
+from linewarden.domain import Criticality, Severity
+from linewarden.errors import BackdateForbidden, MaintenanceRefused, TicketNotFound, TicketStateError
 from linewarden.wire import MaintenanceWindowWire
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -77,7 +76,12 @@ class WindowBody(BaseModel):
     end: int
     assets: list[str] = Field(default_factory=list)
     services: list[str] = Field(default_factory=list)
+    whole_site: bool = False
+    lines: list[str] = Field(default_factory=list)
+    asset_classes: list[Criticality] = Field(default_factory=list)
     reason: str = ""
+    announced_at: int | None = None  # back-dating: admin tokens only, with backdate_reason
+    backdate_reason: str = ""
 
 
 def _principal(request: Request) -> Principal:
@@ -235,26 +239,35 @@ def create_app(
     @app.get("/maintenance-windows")
     def windows(caller: Caller, start: int = 0, end: int = FAR_FUTURE_MS) -> list[dict[str, Any]]:
         _require(caller, "plant")
-        return [dict(w.__dict__) for w in store.maintenance_windows(start, end)]
+        return [{**w.__dict__, "back_dated": w.back_dated} for w in store.maintenance_windows(start, end)]
 
     @app.post("/maintenance-windows", status_code=201)
     def add_window(caller: Caller, body: WindowBody) -> dict[str, Any]:
-        """Record a maintenance or change window, announced now (the notice counts from here)."""
+        """Record a maintenance or change window, announced now (the notice counts from here); an earlier
+        `announced_at` only from an admin token with a `backdate_reason`. 422 for a window that covers nothing."""
         _require(caller, "plant")
         if body.end <= body.start:
             raise HTTPException(422, "end must be after start")
         now = clock()
-        wire = MaintenanceWindowWire(
-            id=f"w-{uuid.uuid4().hex[:12]}", kind="change" if body.kind == "change" else "maintenance",
-            start=body.start, end=body.end, assets=body.assets, services=body.services, announced_at=now,
-            announced_by=caller.actor, reason=body.reason,
-        )
-        with store.transaction() as tx:
-            tx.add_maintenance_window(body.site, wire, None)
-            append_entry(tx.sql, caller.actor, caller.origin, "maintenance.recorded", f"window/{wire.id}",
-                         {"site": body.site, **wire.model_dump(mode="json")}, now)
+        try:
+            announced_at, backdate_reason = stamp(
+                body.announced_at, now, admin=caller.role == "admin", reason=body.backdate_reason
+            )
+            wire = MaintenanceWindowWire(
+                id=f"w-{uuid.uuid4().hex[:12]}", kind="change" if body.kind == "change" else "maintenance",
+                start=body.start, end=body.end, assets=body.assets, services=body.services,
+                whole_site=body.whole_site, lines=body.lines, asset_classes=body.asset_classes,
+                announced_at=announced_at, announced_by=caller.actor, reason=body.reason,
+                back_dated=bool(backdate_reason),
+            )
+            unmatched = record_window(store, lifecycle.book, body.site, wire, now, backdate_reason, caller.actor,
+                                      caller.origin)  # fmt: skip
+        except BackdateForbidden as exc:
+            raise HTTPException(403, str(exc)) from None
+        except (MaintenanceRefused, ValidationError) as exc:
+            raise HTTPException(422, str(exc)) from None
         if on_maintenance is not None:
             on_maintenance(body.site)
-        return {"site": body.site, **wire.model_dump(mode="json")}
+        return {"site": body.site, **wire.model_dump(mode="json"), "unmatched": unmatched}
 
     return app

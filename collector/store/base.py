@@ -42,6 +42,7 @@ from linewarden.wire import (
     IncidentUpdatedEvent,
     MaintenanceWindowWire,
     StateChangeEvent,
+    TargetInfo,
 )
 
 Row = dict[str, Any]
@@ -102,12 +103,14 @@ class Writer:
     def record_birth(self, birth: Birth, received_at: int) -> None:
         self.sql.execute(
             "INSERT INTO agents (site, agent, epoch, boot, version, config_hash, heartbeat_interval_s,"
-            " birth_at, birth_received_at, last_seen) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            " birth_at, birth_received_at, last_seen, boot_seq, outbox_fault)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent) DO UPDATE SET epoch = excluded.epoch, boot = excluded.boot,"
             " version = excluded.version, config_hash = excluded.config_hash,"
             " heartbeat_interval_s = excluded.heartbeat_interval_s, birth_at = excluded.birth_at,"
             " birth_received_at = excluded.birth_received_at, last_seen = excluded.last_seen,"
-            " death_at = NULL, death_reason = NULL",
+            " boot_seq = excluded.boot_seq, death_at = NULL, death_reason = NULL,"
+            " outbox_fault = excluded.outbox_fault",
             (
                 birth.site,
                 birth.agent,
@@ -119,16 +122,44 @@ class Writer:
                 birth.ts,
                 received_at,
                 received_at,
+                birth.boot_seq,
+                birth.outbox_fault,
             ),
         )
-        for t in birth.targets:
-            self.sql.execute(
+        self.register_targets(birth.site, birth.agent, birth.targets, birth.ts)
+
+    def register_targets(
+        self, site: str, agent: str, targets: Sequence[TargetInfo], at: int, newer_only: bool = False
+    ) -> bool:
+        """Put an agent's targets in the registry as of `at`; False when that changed nothing.
+
+        A birth always wins (it is the agent's configuration now); `newer_only` (an imported target list) does
+        not overwrite what a later list said.
+        """
+        guard = " WHERE targets.last_seen < excluded.last_seen" if newer_only else ""
+        changed = 0
+        for t in targets:
+            changed += self.sql.execute(
                 "INSERT INTO targets (site, agent, target, kind, asset, criticality, first_seen, last_seen)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, target) DO UPDATE SET"
                 " kind = excluded.kind, asset = excluded.asset, criticality = excluded.criticality,"
-                " last_seen = excluded.last_seen",
-                (birth.site, birth.agent, t.id, t.kind.value, t.asset, t.criticality.value, birth.ts, birth.ts),
+                " last_seen = excluded.last_seen" + guard,
+                (site, agent, t.id, t.kind.value, t.asset, t.criticality.value, at, at),
             )
+        return changed > 0
+
+    def registry_of(self, site: str, agent: str) -> dict[str, str]:
+        """The agent's registered targets (from its births and imported target lists) and their assets."""
+        rows = self.sql.query("SELECT target, asset FROM targets WHERE site = ? AND agent = ?", (site, agent))
+        return {str(r["target"]): str(r["asset"]) for r in rows}
+
+    def last_event_at(self, site: str, agent: str, boot: str, since: int) -> int | None:
+        """Measured time of the latest event at or after `since` stored from batches of `boot`."""
+        rows = self.sql.query(
+            "SELECT MAX(ts) AS ts FROM events WHERE ts >= ? AND site = ? AND agent = ? AND boot = ?",
+            (since, site, agent, boot),
+        )
+        return None if not rows or rows[0]["ts"] is None else int(rows[0]["ts"])
 
     def record_death(self, site: str, agent: str, at: int, reason: str, received_at: int) -> None:
         self.sql.execute(
@@ -184,10 +215,10 @@ class Writer:
         changes = [e for e in new if isinstance(e, StateChangeEvent)]
         self.sql.execute_many(
             "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
-            " reason, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                (site, agent, epoch, e.seq, e.body.target, e.body.asset or self.asset_of(site, agent, e.body.target),
-                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at)
+                (site, agent, epoch, e.seq, e.body.target, self.asset_of(site, agent, e.body.target, e.body.asset),
+                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
                 for e in changes
             ],
         )  # fmt: skip
@@ -203,12 +234,13 @@ class Writer:
                 self._derive(site, agent, epoch, e)
         return new
 
-    def asset_of(self, site: str, agent: str, target: str) -> str:
-        """The asset a target belongs to, from the agent's last birth; the target id when it is unknown."""
+    def asset_of(self, site: str, agent: str, target: str, named: str | None = None) -> str:
+        """The asset a target belongs to, from the agent's registry (an asset the event names does not count);
+        for a target the registry does not know (imported history only): the named asset, else the target id."""
         rows = self.sql.query(
             "SELECT asset FROM targets WHERE site = ? AND agent = ? AND target = ?", (site, agent, target)
         )
-        return str(rows[0]["asset"]) if rows else target
+        return str(rows[0]["asset"]) if rows else named or target
 
     def insert_event(self, site: str, agent: str, epoch: str, boot: str, event: Event, received_at: int) -> bool:
         """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
@@ -221,8 +253,9 @@ class Writer:
             self.sql.execute(
                 "INSERT INTO changes (site, agent, epoch, seq, target, asset, what, old_value, new_value, at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (site, agent, epoch, event.seq, c.target, c.asset, c.what, c.old, c.new, c.at),
-            )
+                (site, agent, epoch, event.seq, c.target, self.asset_of(site, agent, c.target, c.asset), c.what,
+                 c.old, c.new, c.at),
+            )  # fmt: skip
         elif isinstance(event, GapEvent):
             g = event.body
             self.sql.execute(
@@ -232,6 +265,15 @@ class Writer:
             )
         elif isinstance(event, IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent):
             self._incident_event(site, agent, event)
+
+    def incident_owners(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+        """The (site, agent) each of these incidents belongs to: the one whose event first named it."""
+        owners: dict[str, tuple[str, str]] = {}
+        for chunk in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)):
+            marks = ", ".join("?" for _ in chunk)
+            for r in self.sql.query(f"SELECT id, site, agent FROM incidents WHERE id IN ({marks})", chunk):
+                owners[str(r["id"])] = (str(r["site"]), str(r["agent"]))
+        return owners
 
     def _incident_event(
         self, site: str, agent: str, event: IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent
@@ -245,18 +287,19 @@ class Writer:
             o = event.body
             self.sql.execute(
                 "INSERT INTO incidents (id, site, agent, kind, target, asset, criticality, severity, state,"
-                " reason, in_production, targets, opened_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " reason, in_production, targets, opened_at, cause)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (id) DO UPDATE SET kind = excluded.kind, target = excluded.target,"
                 " asset = excluded.asset, criticality = excluded.criticality, severity = excluded.severity,"
                 " state = excluded.state, reason = excluded.reason, in_production = excluded.in_production,"
-                " targets = excluded.targets, opened_at = excluded.opened_at",
+                " targets = excluded.targets, opened_at = excluded.opened_at, cause = excluded.cause",
                 (
                     o.incident,
                     site,
                     agent,
                     o.kind,
                     o.target,
-                    o.asset if o.asset is not None or o.target is None else self.asset_of(site, agent, o.target),
+                    o.asset if o.target is None else self.asset_of(site, agent, o.target, o.asset),
                     o.criticality.value if o.criticality else None,
                     o.severity.value,
                     o.state.value,
@@ -264,6 +307,7 @@ class Writer:
                     _flag(o.in_production),
                     _json(list(o.targets)),
                     o.opened_at,
+                    o.cause,
                 ),
             )
             self._severity_step(o.incident, o.opened_at, o.severity.value, o.state.value, o.reason, o.in_production)
@@ -290,10 +334,15 @@ class Writer:
     # ------------------------------------------------------------ acks
 
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
+        acked = self.ack_of(site, agent, epoch)
+        return 0 if acked is None else acked
+
+    def ack_of(self, site: str, agent: str, epoch: str) -> int | None:
+        """The epoch's ack; None when the collector has acked nothing of that epoch yet."""
         rows = self.sql.query(
             "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?", (site, agent, epoch)
         )
-        return int(rows[0]["through"]) if rows else 0
+        return int(rows[0]["through"]) if rows else None
 
     def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0) -> int:
         """Raise the stored contiguous seq over what is now stored (or reported lost); return it.
@@ -302,18 +351,15 @@ class Writer:
         """
         start = max(self.acked_through(site, agent, epoch), floor)
         key = (site, agent, epoch)
-        [stats] = self.sql.query(
-            "SELECT COUNT(*) AS n, MAX(seq) AS top FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq > ?",
-            (*key, start),
+        # Received seqs: stored, or refused (dead-lettered) by admission.
+        received = (
+            "SELECT seq FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq > ?"
+            " UNION ALL SELECT seq FROM refused_events WHERE site = ? AND agent = ? AND epoch = ? AND seq > ?"
         )
+        [stats] = self.sql.query(f"SELECT COUNT(*) AS n, MAX(seq) AS top FROM ({received}) r", (*key, start) * 2)
         if stats["n"] and stats["top"] - start == stats["n"]:  # the usual case: no hole after `start`
             return self._set_ack(key, int(stats["top"]))
-        seqs = {
-            int(r["seq"])
-            for r in self.sql.query(
-                "SELECT seq FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq > ?", (*key, start)
-            )
-        }
+        seqs = {int(r["seq"]) for r in self.sql.query(received, (*key, start) * 2)}
         lost = [
             (int(r["from_seq"]), int(r["to_seq"]))
             for r in self.sql.query(
@@ -401,6 +447,24 @@ class Writer:
             (DEAD_LETTER_COUNTER,),
         )
 
+    def refuse_event(
+        self, topic: str, site: str, agent: str, epoch: str, event: Event, reason: str, received_at: int
+    ) -> None:
+        """Dead-letter one received event with the reason and remember its seq as received, for the ack."""
+        self.add_dead_letter(topic, event.model_dump_json(by_alias=True).encode(), reason, received_at, site, agent)
+        self.sql.execute(
+            "INSERT INTO refused_events (site, agent, epoch, seq, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
+            (site, agent, epoch, event.seq, reason, received_at),
+        )
+
+    def refused_seqs(self, site: str, agent: str, epoch: str, lo: int, hi: int) -> set[int]:
+        rows = self.sql.query(
+            "SELECT seq FROM refused_events WHERE site = ? AND agent = ? AND epoch = ? AND seq >= ? AND seq <= ?",
+            (site, agent, epoch, lo, hi),
+        )
+        return {int(r["seq"]) for r in rows}
+
     # ------------------------------------------------------------ collector-side records
 
     def add_ticket_record(
@@ -416,12 +480,15 @@ class Writer:
             )
         )
 
-    def add_maintenance_window(self, site: str, w: MaintenanceWindowWire, cancelled_at: int | None) -> bool:
+    def add_maintenance_window(
+        self, site: str, w: MaintenanceWindowWire, cancelled_at: int | None, recorded_at: int | None = None,
+        backdate_reason: str = "",
+    ) -> bool:
         return bool(
             self.sql.execute(
                 "INSERT INTO maintenance_windows (id, site, kind, start_at, end_at, assets, services, announced_at,"
-                " announced_by, reason, cancelled_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (id) DO NOTHING",
+                " announced_by, reason, cancelled_at, whole_site, lines, asset_classes, recorded_at, backdate_reason)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
                 (
                     w.id,
                     site,
@@ -434,6 +501,11 @@ class Writer:
                     w.announced_by,
                     w.reason,
                     cancelled_at,
+                    int(w.whole_site),
+                    _json(list(w.lines)),
+                    _json([c.value for c in w.asset_classes]),
+                    recorded_at,
+                    backdate_reason,
                 ),
             )
         )
@@ -541,7 +613,7 @@ class Store(ABC):
 
     def state_changes(self, start: int, end: int) -> list[StateChangeRow]:
         """Per target, the last change before `start` (its state entering the period), then all in [start, end)."""
-        cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at"
+        cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at, s.cause"
         with self._read() as sql:
             before = sql.query(
                 f"SELECT {cols} FROM state_changes s JOIN (SELECT site, agent, target, MAX(at) AS at"
@@ -571,7 +643,11 @@ class Store(ABC):
             )
         return [
             MaintenanceWindowRow(
-                **{**r, "assets": tuple(json.loads(r["assets"])), "services": tuple(json.loads(r["services"]))}
+                **{
+                    **r,
+                    **{k: tuple(json.loads(r[k])) for k in ("assets", "services", "lines", "asset_classes")},
+                    "whole_site": bool(r["whole_site"]),
+                }
             )
             for r in rows
         ]
@@ -616,6 +692,7 @@ class Store(ABC):
                 criticality=r["criticality"],
                 severity=r["severity"],
                 reason=r["reason"],
+                cause=r["cause"],
                 opened_at=r["opened_at"],
                 resolved_at=r["resolved_at"],
                 resolve_reason=r["resolve_reason"],

@@ -222,10 +222,52 @@ DROP TABLE ticket_records;
 ALTER TABLE ticket_records_v3 RENAME TO ticket_records
 """
 
+# v4: events the collector received and refused (naming what their agent does not own, a gap not below its own
+# seq): dead-lettered, and their seqs passed by the ack so the agent never stalls on them.
+_CORE_V4 = """
+CREATE TABLE refused_events (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    seq BIGINT NOT NULL,
+    reason TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, seq)
+)
+"""
+
+# v6: what an agent's latest birth says is wrong with its outbox (disk full), NULL when nothing is.
+_CORE_V6 = """
+ALTER TABLE agents ADD COLUMN outbox_fault TEXT
+"""
+
+# v7: the stable cause code of a state change or incident (NULL: sent before cause codes, or imported
+# without one), and the first seq a boot writes (NULL: an agent from before), which tells its events from
+# those of the boot before it that it replays.
+_CORE_V7 = """
+ALTER TABLE state_changes ADD COLUMN cause TEXT;
+ALTER TABLE incidents ADD COLUMN cause TEXT;
+ALTER TABLE agents ADD COLUMN boot_seq BIGINT
+"""
+
+# v8: a maintenance window may select whole sites, lines (an agent's assets) and asset classes, and keeps when
+# the collector received its announcement (NULL: recorded before v8, unknown) and why it was back-dated.
+_CORE_V8 = """
+ALTER TABLE maintenance_windows ADD COLUMN whole_site INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE maintenance_windows ADD COLUMN lines TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE maintenance_windows ADD COLUMN asset_classes TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE maintenance_windows ADD COLUMN recorded_at BIGINT;
+ALTER TABLE maintenance_windows ADD COLUMN backdate_reason TEXT NOT NULL DEFAULT ''
+"""
+
 CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
     Migration("core", 3, _CORE_V3),
+    Migration("core", 4, _CORE_V4),
+    Migration("core", 6, _CORE_V6),
+    Migration("core", 7, _CORE_V7),
+    Migration("core", 8, _CORE_V8),
 ]
 
 

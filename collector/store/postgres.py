@@ -15,7 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from collector.store.base import Row, Store, Writer
-from linewarden.errors import StoreError
+from linewarden.errors import StorageFull, StoreError
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
@@ -65,8 +65,12 @@ class PostgresStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Writer]:
-        with self._lock, self._conn.transaction():
-            yield Writer(self._sql)
+        """One write transaction; PostgreSQL's disk full (SQLSTATE 53100) raises StorageFull, rolled back."""
+        try:
+            with self._lock, self._conn.transaction():
+                yield Writer(self._sql)
+        except psycopg.errors.DiskFull as exc:
+            raise StorageFull(f"PostgreSQL: {exc}") from exc
 
     @contextmanager
     def _read(self) -> Iterator[_PgSql]:

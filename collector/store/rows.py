@@ -23,6 +23,8 @@ class AgentRow:
     death_reason: str | None
     skew_ms: int | None
     skew_flagged: bool
+    boot_seq: int | None = None
+    outbox_fault: str | None = None  # the agent's outbox cannot be written (its latest birth says why)
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class StateChangeRow:
     to_state: str
     reason: str
     at: int
+    cause: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +91,16 @@ class MaintenanceWindowRow:
     announced_by: str
     reason: str
     cancelled_at: int | None
+    whole_site: bool = False
+    lines: tuple[str, ...] = ()  # agents: each selects the assets that agent watches
+    asset_classes: tuple[str, ...] = ()
+    recorded_at: int | None = None  # when the collector received the announcement (None: not known)
+    backdate_reason: str = ""
+
+    @property
+    def back_dated(self) -> bool:
+        """Announced earlier than the collector received it (an admin's or an import's word for it)."""
+        return self.recorded_at is not None and self.announced_at < self.recorded_at
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,7 @@ class IncidentRow:
     targets: tuple[str, ...]
     severity_history: tuple[SeverityStep, ...] = ()
     tickets: tuple[TicketRecordRow, ...] = ()
+    cause: str | None = None
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from collector.store.base import Row, Store, Writer
-from linewarden.errors import StoreError
+from linewarden.errors import StorageFull, StoreError
 
 
 class _SqliteSql:
@@ -56,14 +56,22 @@ class SqliteStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Writer]:
+        """One write transaction; a full disk (SQLITE_FULL), in a statement or at COMMIT, raises StorageFull
+        with everything rolled back."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
             try:
-                yield Writer(self._sql)
-            except BaseException:
-                self._conn.execute("ROLLBACK")
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield Writer(self._sql)
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    if self._conn.in_transaction:  # SQLite has rolled back by itself after some errors
+                        self._conn.execute("ROLLBACK")
+                    raise
+            except sqlite3.Error as exc:
+                if exc.sqlite_errorcode == sqlite3.SQLITE_FULL:
+                    raise StorageFull(f"SQLite database {self.path}: {exc}") from exc
                 raise
-            self._conn.execute("COMMIT")
 
     @contextmanager
     def _read(self) -> Iterator[_SqliteSql]:

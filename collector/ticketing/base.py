@@ -25,7 +25,8 @@ class Ticket:
     """What linewarden tells the vendor about one incident under one contract.
 
     `idempotency_key` is the incident id: every request a sink sends for this ticket carries it, so the vendor
-    (or our look-up before create) can tell a retry from a new ticket.
+    (or our look-up before create) can tell a retry from a new ticket. `cause` is the incident's stable cause
+    code ("" when it has none): sinks that group alerts group by it, not by the reason text.
     """
 
     idempotency_key: str
@@ -37,6 +38,7 @@ class Ticket:
     description: str
     opened_at: int
     links: tuple[Link, ...] = field(default_factory=tuple)
+    cause: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
@@ -107,6 +109,8 @@ def ticket_for_incident(
         lines.append(f"Asset criticality: {body.criticality.value}")
     if body.targets:
         lines.append(f"Targets affected: {', '.join(body.targets)}")
+    if body.cause:
+        lines.append(f"Cause code: {body.cause}")
     return Ticket(
         idempotency_key=body.incident,
         contract_id=contract_id,
@@ -117,4 +121,5 @@ def ticket_for_incident(
         description="\n".join(lines),
         opened_at=body.opened_at,
         links=links,
+        cause=body.cause or "",
     )

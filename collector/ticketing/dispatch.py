@@ -7,9 +7,12 @@ records the outcome, the ticket and the audit entry in one transaction. Exactly 
 incident and contract comes from how a create is sent: look up by idempotency key first (Jira label,
 ServiceNow correlation_id) and create only when nothing is found, carrying the key either way (webhook
 receivers and PagerDuty dedupe on it). So a create whose answer was lost to a timeout, or to a crash between
-the vendor's answer and our record, is found or deduplicated when the row's lease runs out and it is claimed
-again, after a restart too. Steps of one ticket run in request order; a run that fails is retried later with
-capped backoff, and the row fails for good after `RetryPolicy.runs` runs or when the vendor rejects it.
+the vendor's answer and our record, is found or deduplicated when it is claimed again. A claim names its
+holder (the collector's id and the boot of its process): a collector that starts takes back at once the
+claims its own earlier, dead process held, so a create cut off by a crash is sent again as soon as the
+collector is back; a claim of another collector is left to its lease (that collector may still be working).
+Steps of one ticket run in request order; a run that fails is retried later with capped backoff, and the row
+fails for good after `RetryPolicy.runs` runs or when the vendor rejects it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import contextlib
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
@@ -153,7 +157,9 @@ class Dispatcher:
         actor: str = "collector",
         origin: str | None = None,
         on_recorded: RecordHook | None = None,
+        worker: str | None = None,
     ) -> None:
+        """`worker` names this collector across restarts (its configured id; one process per id)."""
         self._store = store
         self._sinks = sinks
         self._clock = clock
@@ -162,6 +168,8 @@ class Dispatcher:
         self._origin = origin if origin is not None else socket.gethostname()
         self._on_recorded = on_recorded
         self._wake = asyncio.Event()
+        self._worker = worker if worker is not None else self._origin
+        self._boot = uuid.uuid4().hex
 
     def wake(self) -> None:
         """Look for due steps now instead of at the next poll (a new S1 ticket is not kept waiting)."""
@@ -222,8 +230,34 @@ class Dispatcher:
 
     # ------------------------------------------------------------ running
 
+    def reclaim_abandoned(self) -> int:
+        """Make the claims of this worker's earlier boots (a process that died mid-step) due now; return how
+        many. Done once when the dispatcher starts running."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            rows = tx.sql.query(
+                f"SELECT {_COLUMNS} FROM ticket_dispatches WHERE state = 'in_flight' AND claim_worker = ?"
+                " AND claim_boot <> ?",
+                (self._worker, self._boot),
+            )
+            for row in map(_dispatch, rows):
+                tx.sql.execute(
+                    "UPDATE ticket_dispatches SET state = 'pending', next_attempt_at = ?, updated_at = ? WHERE id = ?",
+                    (now, now, row.id),
+                )
+                append_entry(tx.sql, self._actor, self._origin, "ticket.reclaimed", _object(row),
+                             {"step": row.action, "attempts": row.attempts, "lease_until": row.next_attempt_at},
+                             now)  # fmt: skip
+        if rows:
+            log.warning("took back %d ticket step(s) claimed by this collector before it stopped", len(rows))
+        return len(rows)
+
     async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
         """Process due steps until `stop` is set; a failing database round is logged and tried again."""
+        try:
+            self.reclaim_abandoned()
+        except Exception:
+            log.exception("could not take back this collector's earlier claims; they wait out their lease")
         while not stop.is_set():
             try:
                 busy = await self.run_once()
@@ -258,8 +292,8 @@ class Dispatcher:
                     break
                 tx.sql.execute(
                     "UPDATE ticket_dispatches SET state = 'in_flight', attempts = attempts + 1,"
-                    " next_attempt_at = ?, updated_at = ? WHERE id = ?",
-                    (now + self._policy.lease_ms, now, rows[0]["id"]),
+                    " next_attempt_at = ?, updated_at = ?, claim_worker = ?, claim_boot = ? WHERE id = ?",
+                    (now + self._policy.lease_ms, now, self._worker, self._boot, rows[0]["id"]),
                 )
                 claimed.append(_dispatch(rows[0]))
         return claimed

@@ -85,12 +85,13 @@ def get_ticket(store: Store, contract_id: str, incident_id: str) -> TicketView |
     return _view(rows[0]) if rows else None
 
 
-def measured_state(sql: Sql, asset: str) -> State | None:
-    """The asset's state now, as its targets' latest state changes say (worst target wins); None if unknown."""
+def measured_state(sql: Sql, site: str, asset: str) -> State | None:
+    """The asset's state now at its own site, as its targets' latest state changes say (worst target wins); None
+    if unknown. An asset of the same name at another site is another asset."""
     rows = sql.query(
-        "SELECT s.to_state FROM state_changes s WHERE s.asset = ? AND s.at = (SELECT MAX(l.at) FROM state_changes l"
-        " WHERE l.asset = s.asset AND l.target = s.target)",
-        (asset,),
+        "SELECT s.to_state FROM state_changes s WHERE s.site = ? AND s.asset = ? AND s.at = (SELECT MAX(l.at)"
+        " FROM state_changes l WHERE l.site = s.site AND l.agent = s.agent AND l.target = s.target)",
+        (site, asset),
     )
     states = [State(r["to_state"]) for r in rows]
     return min(states, key=lambda s: _STATE_RANK[s]) if states else None
@@ -102,6 +103,10 @@ class Lifecycle:
         self._book = book
         self._clock = clock
         self._origin = origin
+
+    @property
+    def book(self) -> ContractBook:
+        return self._book
 
     # ------------------------------------------------------------ from the dispatcher
 
@@ -118,6 +123,8 @@ class Lifecycle:
                 {"contract": row.contract_id, "vendor_ref": ref.display, "severity": severity.value}, "collector",
             )
             timers.schedule_ticket(sql, contract, calendar, row.incident_id, severity, now)
+            # The restoration may have been recorded while the create was on its way (a slow vendor, a crash).
+            self.apply_restoration(sql, row.incident_id, row.contract_id, now)
         else:
             raised = sql.query(
                 "SELECT raised_at FROM tickets WHERE incident_id = ? AND contract_id = ?",
@@ -129,6 +136,28 @@ class Lifecycle:
                 )
 
     # ------------------------------------------------------------ from the router
+
+    def apply_restoration(self, sql: Sql, incident: str, contract_id: str, now: int) -> bool:
+        """Handle the incident's recorded restoration for this contract's ticket once, whichever of the two was
+        recorded first: True when it was handled now. Needs the vendor ticket and the edge's resolution."""
+        rows = sql.query(
+            "SELECT i.resolved_at FROM ticket_routes r JOIN incidents i ON i.id = r.incident_id"
+            " JOIN tickets t ON t.incident_id = r.incident_id AND t.contract_id = r.contract_id"
+            " WHERE r.incident_id = ? AND r.contract_id = ? AND r.decision = 'vendor' AND r.restored_at IS NULL"
+            " AND i.resolved_at IS NOT NULL",
+            (incident, contract_id),
+        )
+        if not rows:
+            return False
+        restored_at = int(rows[0]["resolved_at"])
+        claimed = sql.execute(
+            "UPDATE ticket_routes SET restored_at = ? WHERE incident_id = ? AND contract_id = ?"
+            " AND restored_at IS NULL",
+            (restored_at, incident, contract_id),
+        )
+        if claimed:
+            self.on_restored(sql, incident, contract_id, restored_at, now)
+        return bool(claimed)
 
     def on_restored(self, sql: Sql, incident: str, contract_id: str, restored_at: int, now: int) -> None:
         """The agent measured the service restored: resolution escalations are moot, the RCA clock starts, and
@@ -303,10 +332,10 @@ class Lifecycle:
 
     @staticmethod
     def _asset_state(sql: Sql, incident: str) -> State | None:
-        rows = sql.query("SELECT asset, resolved_at FROM incidents WHERE id = ?", (incident,))
+        rows = sql.query("SELECT site, asset, resolved_at FROM incidents WHERE id = ?", (incident,))
         if not rows or rows[0]["asset"] is None:
             return None
-        measured = measured_state(sql, rows[0]["asset"])
+        measured = measured_state(sql, rows[0]["site"], rows[0]["asset"])
         if measured is None and rows[0]["resolved_at"] is None:
             return State.DOWN  # no state change seen, but the incident is still open at the edge
         return measured

@@ -49,7 +49,7 @@ class PagerDutyTicketSink(TicketSink):
                 "timestamp": ms_to_dt(ticket.opened_at).isoformat(),
                 "component": ticket.asset,
                 "group": ticket.contract_id,
-                "class": "linewarden incident",
+                "class": ticket.cause or "linewarden incident",  # PagerDuty groups alerts by class
                 "custom_details": details,
             }
             event["client"] = "linewarden"

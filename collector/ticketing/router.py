@@ -1,11 +1,12 @@
 """Routing: which incidents become vendor tickets, under which contract, and which go to plant IT.
 
 `decide` is the pure rule: an incident on an asset in a contract's scope becomes a ticket through that
-contract's sink, unless it opened inside an approved maintenance window of that asset (announced at least the
-contract's notice ahead, not cancelled); out-of-scope assets, site-link incidents and agents going silent go
-to plant IT. `Router` applies it to what the store holds: every incident not routed yet (so nothing is lost
-to a crash between ingest and routing), severity raised at the edge since, and measured restorations, each
-in one transaction with its audit entry and dispatch request.
+contract's sink, unless it opened inside an approved maintenance window covering that asset (by name, service,
+line, asset class or whole site; announced at least the contract's notice ahead, not cancelled); out-of-scope
+assets, site-link incidents and agents going silent go to plant IT. `Router` applies it to what the store
+holds: every incident not routed yet (so nothing is lost to a crash between ingest and routing), severity
+raised at the edge since, and measured restorations, each in one transaction with its audit entry and
+dispatch request.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from collector.audit import append_entry
+from collector.maintenance import SiteAsset, selected_assets, site_assets
 from collector.store.base import Row, Sql, Store
 from collector.store.rows import GapRow, MaintenanceWindowRow
 from collector.ticketing.base import Ticket, ticket_for_incident
@@ -40,16 +42,18 @@ class Route:
     reason: str
 
 
-def _window_covers(w: MaintenanceWindowRow, asset: str, contract: ContractConfig) -> bool:
-    if asset in w.assets:
+def _window_covers(w: MaintenanceWindowRow, asset: str, contract: ContractConfig, known: Sequence[SiteAsset]) -> bool:
+    if asset in selected_assets(w, w.site, known):
         return True
     services = {s.id: s for s in contract.services}
     return any(sid in services and asset in services[sid].components for sid in w.services)
 
 
 def approved_window(
-    windows: Sequence[MaintenanceWindowRow], site: str, asset: str, at: int, contract: ContractConfig
+    windows: Sequence[MaintenanceWindowRow], site: str, asset: str, at: int, contract: ContractConfig,
+    known: Sequence[SiteAsset] = (),
 ) -> MaintenanceWindowRow | None:
+    """`known`: the registry's assets, for windows that select a whole site, lines or asset classes."""
     notice_ms = int(contract.maintenance.notice.total_seconds() * 1000)
     for w in windows:
         if (
@@ -57,7 +61,7 @@ def approved_window(
             and w.cancelled_at is None
             and w.start_at <= at < w.end_at
             and w.start_at - w.announced_at >= notice_ms
-            and _window_covers(w, asset, contract)
+            and _window_covers(w, asset, contract, known)
         ):
             return w
     return None
@@ -65,7 +69,7 @@ def approved_window(
 
 def decide(
     kind: str, site: str, asset: str | None, opened_at: int, book: ContractBook,
-    windows: Sequence[MaintenanceWindowRow],
+    windows: Sequence[MaintenanceWindowRow], known: Sequence[SiteAsset] = (),
 ) -> list[Route]:
     """Where one incident goes: one route per covering contract, or plant IT."""
     if kind != "target" or asset is None:
@@ -75,7 +79,7 @@ def decide(
         return [Route(PLANT_IT, "plant_it", f"asset {asset} is in no contract's scope")]
     routes = []
     for c in contracts:
-        window = approved_window(windows, site, asset, opened_at, c)
+        window = approved_window(windows, site, asset, opened_at, c, known)
         if window is not None:
             routes.append(Route(c.contract.id, "maintenance", f"inside approved maintenance window {window.id}"))
         else:
@@ -93,6 +97,7 @@ def _body(r: Row) -> IncidentOpenedBody:
         severity=Severity(r["severity"] or "S4"),
         state=State(r["state"] or "DOWN"),
         reason=r["reason"] or "",
+        cause=r["cause"],
         in_production=None if r["in_production"] is None else bool(r["in_production"]),
         opened_at=int(r["opened_at"]),
         targets=json.loads(r["targets"]),
@@ -134,7 +139,11 @@ class Router:
         body = _body(row)
         now = self._clock()
         windows = self._store.maintenance_windows(body.opened_at, body.opened_at + 1)
-        routes = decide(body.kind, row["site"], body.asset, body.opened_at, self._book, windows)
+        known: list[SiteAsset] = []
+        if windows:
+            with self._store.reader() as sql:
+                known = site_assets(sql, row["site"])
+        routes = decide(body.kind, row["site"], body.asset, body.opened_at, self._book, windows, known)
         with self._store.transaction() as tx:
             sql = tx.sql
             for route in routes:
@@ -210,9 +219,11 @@ class Router:
                              f"incident/{r['incident_id']}/{r['contract_id']}", {"severity": severity.value}, now)
 
     def _restorations(self) -> None:
+        """Restorations of incidents whose ticket is recorded; a ticket recorded later handles its own
+        (Lifecycle.on_recorded), so the order the two arrive in does not matter."""
         with self._store.reader() as sql:
             rows = sql.query(
-                "SELECT r.incident_id, r.contract_id, i.resolved_at FROM ticket_routes r JOIN incidents i"
+                "SELECT r.incident_id, r.contract_id FROM ticket_routes r JOIN incidents i"
                 " ON i.id = r.incident_id WHERE r.decision = 'vendor' AND r.restored_at IS NULL"
                 " AND i.resolved_at IS NOT NULL AND EXISTS (SELECT 1 FROM tickets t"
                 " WHERE t.incident_id = r.incident_id AND t.contract_id = r.contract_id)"
@@ -220,8 +231,4 @@ class Router:
         now = self._clock()
         for r in rows:
             with self._store.transaction() as tx:
-                tx.sql.execute(
-                    "UPDATE ticket_routes SET restored_at = ? WHERE incident_id = ? AND contract_id = ?",
-                    (r["resolved_at"], r["incident_id"], r["contract_id"]),
-                )
-                self._lifecycle.on_restored(tx.sql, r["incident_id"], r["contract_id"], int(r["resolved_at"]), now)
+                self._lifecycle.apply_restoration(tx.sql, r["incident_id"], r["contract_id"], now)

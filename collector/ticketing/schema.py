@@ -104,4 +104,15 @@ CREATE TABLE api_tokens (
 )
 """
 
-MIGRATIONS: list[Migration] = [Migration("ticketing", 1, _V1), Migration("ticketing", 2, _V2)]
+# Who holds a dispatch's claim: the collector's id and the boot (process start) that claimed it, so a collector
+# restarted after a crash takes back its dead process's claims at once instead of waiting out their lease.
+_V3 = """
+ALTER TABLE ticket_dispatches ADD COLUMN claim_worker TEXT NOT NULL DEFAULT '';
+ALTER TABLE ticket_dispatches ADD COLUMN claim_boot TEXT NOT NULL DEFAULT ''
+"""
+
+MIGRATIONS: list[Migration] = [
+    Migration("ticketing", 1, _V1),
+    Migration("ticketing", 2, _V2),
+    Migration("ticketing", 3, _V3),
+]

@@ -7,7 +7,8 @@ When a level fires (DESIGN §4, contract `[[escalation]]`):
   tier's coverage calendar from the moment the vendor was notified (a business-hours tier's clock stops over
   nights, weekends and holidays); a plain duration ('2h') counts wall-clock time.
 - Levels on the response clock become moot once the vendor acknowledges; the others once the ticket is
-  closed, a workaround is accepted or the service is measured restored.
+  closed, a workaround is accepted or the service is measured restored (a level found due after the
+  recorded restoration is cancelled, not fired, even if the restoration has not been handled yet).
 - Contacts: `notify` when the level fires inside the coverage calendar, `notify_outside_coverage` (if
   given) when it fires outside it (nights, holidays).
 Reminders fire every `reminders.every` (wall clock) while the ticket is not closed. The RCA deadline runs
@@ -188,6 +189,12 @@ def current_ticket(sql: Sql, incident: str, contract: str) -> Ticket | None:
     return Ticket.from_json(rows[0]["ticket"]) if rows else None
 
 
+def _restored_by(sql: Sql, incident: str, at: int) -> bool:
+    """Whether the edge recorded the incident resolved at or before `at`."""
+    rows = sql.query("SELECT resolved_at FROM incidents WHERE id = ?", (incident,))
+    return bool(rows) and rows[0]["resolved_at"] is not None and int(rows[0]["resolved_at"]) <= at
+
+
 class Timers:
     """Selects due timers and fires them; `run` is the collector's timer loop."""
 
@@ -222,11 +229,14 @@ class Timers:
         contract = self._book.contracts.get(timer.contract_id)
         with self._store.transaction() as tx:
             sql = tx.sql
+            # Measured restored before the level was due, its handling not yet run: moot, cancelled, not fired.
+            moot = timer.clock == RESOLUTION and _restored_by(sql, timer.incident_id, timer.due_at)
             claimed = sql.execute(
-                "UPDATE ticket_timers SET fired_at = ? WHERE id = ? AND fired_at IS NULL AND cancelled_at IS NULL",
+                f"UPDATE ticket_timers SET {'cancelled_at' if moot else 'fired_at'} = ? WHERE id = ?"
+                " AND fired_at IS NULL AND cancelled_at IS NULL",
                 (now_ms, timer.id),
             )
-            if not claimed:
+            if not claimed or moot:
                 return False
             ticket = current_ticket(sql, timer.incident_id, timer.contract_id)
             details: dict[str, Any] = {**timer.details, "due_at": timer.due_at}

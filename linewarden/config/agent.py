@@ -46,6 +46,10 @@ class OutboxConfig(StrictModel):
     batch_max_events: Annotated[int, Field(ge=1, le=10_000)] = 500
     window: Annotated[int, Field(ge=1, le=100)] = 10
     ack_timeout: PositiveDuration = timedelta(seconds=15)
+    # Cap on the outbox file (None: the disk is the cap); reaching it is handled as a full disk.
+    max_bytes: Annotated[int, Field(ge=65_536)] | None = None
+    # Events that wait in memory while the outbox cannot be written (disk full).
+    memory_buffer_events: Annotated[int, Field(ge=10)] = 10_000
 
 
 class SeverityRow(StrictModel):

@@ -26,6 +26,9 @@ class CollectorSection(StrictModel):
 class LivenessConfig(StrictModel):
     missed_heartbeats: Annotated[int, Field(ge=1, le=100)] = 3
     clock_skew_threshold: PositiveDuration = timedelta(seconds=30)
+    max_seq_ahead: Annotated[int, Field(ge=1, description="an event seq further beyond its epoch's ack is refused")] = (
+        10_000_000
+    )
 
 
 class ApiConfig(StrictModel):

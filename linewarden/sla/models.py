@@ -70,6 +70,7 @@ class MaintenanceWindow:
     kind: Literal["maintenance", "change"] = "maintenance"
     cancelled: bool = False
     reason: str = ""
+    back_dated: bool = False  # announced earlier than the collector received it (admin or import)
 
 
 @dataclass(frozen=True)
@@ -102,6 +103,7 @@ class Incident:
     resolution_claimed_at_ms: int | None = None
     rca_received_at_ms: int | None = None
     vendor_severity: Severity | None = None
+    cause: str = ""  # the stable cause code; "" when the incident's events carried none
 
 
 @dataclass(frozen=True)

@@ -43,9 +43,11 @@ def parse_month(label: str, timezone: str) -> Period:
 
 
 def report_as_of(period: Period, now_ms: int | None) -> int:
-    """What a report of `period` is computed as of when no as_of is asked for: now while the period is not
-    over (a partial period), else its end. `now_ms` None: the period's end."""
-    return period.end_ms if now_ms is None else min(now_ms, period.end_ms)
+    """What a report of `period` is computed as of when no as_of is asked for: the report time, `now_ms`.
+    While the period is not over that makes a partial period; once it is over, clocks and RCA deadlines of
+    its incidents count everything known by now (an acknowledgement in the next month's first hour counts).
+    `now_ms` None (a pure caller with no clock): the period's end."""
+    return period.end_ms if now_ms is None else now_ms
 
 
 def month_containing(at_ms: int, timezone: str) -> Period:

@@ -240,8 +240,9 @@ def _uptime_line(
         for s, e in clip(timely_ivs, start, end):
             ms = total(intersect(covered, [(s, e)]))
             if ms:
-                ids = tuple(w.id for w in timely if w.start_ms < e and w.end_ms > s)
-                exclusions.append(Exclusion(target.scope, part.asset, "maintenance", s, e, ms, ids))
+                used = [w for w in timely if w.start_ms < e and w.end_ms > s]
+                ids, late = tuple(w.id for w in used), tuple(w.id for w in used if w.back_dated)
+                exclusions.append(Exclusion(target.scope, part.asset, "maintenance", s, e, ms, ids, late))
         if policy == "exclude":
             counted = subtract(covered, timely_ivs)
             for s, e in part.states[State.UNKNOWN]:
@@ -263,6 +264,7 @@ def _uptime_line(
                     w.start_ms - w.announced_at_ms,
                     ctx.notice_ms,
                     down,
+                    w.back_dated,
                 )
             )
     return _decide(target, kind, assets, total_measure), exclusions, short

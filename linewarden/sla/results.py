@@ -65,6 +65,7 @@ class Exclusion:
     end_ms: int
     ms: int  # covered time excluded inside [start, end)
     windows: tuple[str, ...]
+    back_dated: tuple[str, ...] = ()  # those of `windows` announced earlier than the collector received them
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,7 @@ class ShortNotice:
     notice_given_ms: int
     notice_required_ms: int
     downtime_ms: Decimal  # the line's downtime inside the window's covered time
+    back_dated: bool = False
 
 
 @dataclass(frozen=True)

@@ -24,11 +24,15 @@ async def test_check_probes_each_target_once(tmp_path: Path, capsys: pytest.Capt
         config.write_text(agent_toml(tmp_path / "data", 1, mes=mes, modbus=plc))
         # main() runs its own event loop; run it in a worker thread so the simulators keep serving.
         code = await asyncio.to_thread(main, ["agent", "check", "--config", str(config), "--format", "json"])
-    rows = {r["target"]: r for r in json.loads(capsys.readouterr().out)}
+    out = capsys.readouterr()
+    rows = {r["target"]: r for r in json.loads(out.out)}
     assert code == 1, "a target that is not UP makes check exit 1"
     assert rows["mes-health"]["state"] == "UP" and rows["mes-health"]["latency_ms"] is not None
-    assert rows["plc-2-modbus"]["state"] == "DEGRADED"
-    assert "modbus exception 2" in rows["plc-2-modbus"]["reason"]
+    # an illegal register address on a target check has never seen working: the config's mistake, said plainly
+    modbus = rows["plc-2-modbus"]
+    assert (modbus["state"], modbus["cause"]) == ("UNKNOWN", "config.illegal_address")
+    assert modbus["reason"].startswith("configuration: modbus exception 2 (illegal data address)")
+    assert "plc-2-modbus: the agent config is wrong here, not the device" in out.err
     assert not (tmp_path / "data").exists(), "check does not create the agent's database"
 
 

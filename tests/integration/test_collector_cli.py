@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -149,22 +150,23 @@ async def test_maintenance_windows_are_recorded_published_and_cancelled(
     try:
         await async_wait_until(lambda: listener.connected, 10)
         args = ["collector", "maintenance", "--config", str(collector_config)]
+        before = int(time.time() * 1000)
         code = await asyncio.to_thread(
             main,
             [*args, "add", "--site", "p1", "--start", "2030-01-05T06:00", "--end", "2030-01-05T10:00",
-             "--asset", "line3-plc", "--by", "integrator: J. Doe", "--announced-at", "2029-12-20T09:00",
-             "--id", "mw-1"],
+             "--asset", "line3-plc", "--by", "integrator: J. Doe", "--id", "mw-1"],
         )  # fmt: skip
         assert code == 0
         await async_wait_until(lambda: seen and seen[-1].windows, 10, what="announcement")
         [window] = seen[-1].windows
         assert (window.id, window.assets, window.announced_by) == ("mw-1", ["line3-plc"], "integrator: J. Doe")
-        assert window.start - window.announced_at == (15 * 24 + 21) * 3_600_000  # 15 days 21 h of notice
+        assert before <= window.announced_at <= int(time.time() * 1000), "stamped when the collector got it"
+        assert not window.back_dated
 
         assert "published 1 window(s)" in capsys.readouterr().out
         assert await asyncio.to_thread(main, [*args, "list", "--format", "json"]) == 0
         listed = json.loads(capsys.readouterr().out)
-        assert [w["id"] for w in listed] == ["mw-1"] and listed[0]["notice_h"] == 381.0
+        assert [w["id"] for w in listed] == ["mw-1"] and listed[0]["back_dated"] == ""
 
         assert await asyncio.to_thread(main, [*args, "cancel", "mw-1"]) == 0
         await async_wait_until(lambda: not seen[-1].windows, 10, what="cancellation published")

@@ -224,6 +224,23 @@ async def test_collector_offline_holds_back_then_delivers_in_order(mosquitto: Mo
         assert acker.first_delivery[key] == list(range(1, 201))
 
 
+async def test_a_collector_coming_online_hears_the_birth_again(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A collector that was away missed the birth, and its registry is where the targets' assets come from."""
+    cfg = make_config(mosquitto.port, "reborn")
+    async with acker_on(mosquitto) as acker, forwarding(cfg, tmp_path / "o.db") as run:
+        births: list[Birth] = []
+        acker.client.subscribe(birth_topic(SITE, "reborn"), lambda _t, p: births.append(decode(Birth, p)))
+        await acker.round_trip()
+        await acker.pause()
+        await async_wait_until(lambda: run.forwarder.status().collector_online is False, what="offline seen")
+        run.append(3)
+        await acker.round_trip()
+        before = len(births)
+        await acker.resume()
+        await async_wait_until(lambda: len(births) > before, what="birth sent again")
+        assert (births[-1].epoch, births[-1].boot) == (run.outbox.epoch, "boot1")
+
+
 async def test_new_outbox_database_starts_new_epoch_at_seq_one(mosquitto: Mosquitto, tmp_path: Path) -> None:
     cfg = make_config(mosquitto.port, "reinstalled")
     path = tmp_path / "o.db"
@@ -275,6 +292,34 @@ async def test_ack_for_another_epoch_is_ignored(mosquitto: Mosquitto, tmp_path: 
         await acker.client.publish(topic, encode(Ack(epoch=run.outbox.epoch, through=3)), retain=True)
         await async_wait_until(lambda: run.outbox.stats().last_ack_seq == 3, what="own-epoch ack applied")
         assert run.outbox.stats().depth == 7
+
+
+async def test_forged_ack_beyond_what_was_sent_deletes_nothing(
+    mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any broker client may publish on an agent's ack topic (unless the broker's ACL stops it): an ack beyond
+    what the agent has sent in its epoch, or for another epoch, is ignored, logged once per value and counted."""
+    cfg = make_config(mosquitto.port, "forged")
+    async with acker_on(mosquitto) as acker, forwarding(cfg, tmp_path / "o.db") as run:
+        await acker.pause()
+        await async_wait_until(lambda: run.forwarder.status().collector_online is False, what="offline seen")
+        run.append(20)
+        epoch = run.outbox.epoch
+        topic = ack_topic(SITE, "forged")
+        forged = [(epoch, 20), (epoch, 10**12), (epoch, 10**12), ("0000feedbeef", 5)]  # 20: all written, none sent
+        for forged_epoch, through in forged:
+            await acker.client.publish(topic, encode(Ack(epoch=forged_epoch, through=through)), retain=True)
+        await async_wait_until(
+            lambda: run.outbox.stats().depth < 20 or getattr(run.forwarder.status(), "rejected_acks", 0) == 4,
+            what="forged acks counted",
+        )
+        assert run.outbox.stats().depth == 20, "nothing deleted"
+        assert run.outbox.epoch == epoch, "a forged ack is no proof of a restored database"
+        logged = [r for r in caplog.records if "ignored" in r.getMessage() and r.name == "agent.forwarder"]
+        assert len(logged) == 3, "once per distinct value"
+        await acker.resume()
+        await async_wait_until(lambda: run.outbox.stats().depth == 0, what="delivered and acked later")
+        assert acker.seqs("forged", epoch) == list(range(1, 21))
 
 
 async def test_mqtt5_delivery_and_failed_publish_when_disconnected(mosquitto: Mosquitto, tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ class FakeAgent:
 
     async def acked(self, through: int, epoch: str = "e1") -> None:
         await async_wait_until(
-            lambda: self.acks and self.acks[-1] == Ack(epoch=epoch, through=through),
+            lambda: self.acks and (self.acks[-1].epoch, self.acks[-1].through) == (epoch, through),
             what=f"ack through {through} (got {self.acks[-1:]})",
         )
 
@@ -166,6 +166,7 @@ def _ack_of(out) -> Ack:
 
 
 def test_duplicate_batch_is_harmless(ingest, store):
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
     payload = encode(batch(SITE, "a1", [state_change(1, T0), heartbeat(2, T0 + 60_000)]))
     first = _ack_of(ingest.handle(events_topic(SITE, "a1"), payload, T0 + 61_000))
     again = _ack_of(ingest.handle(events_topic(SITE, "a1"), payload, T0 + 62_000))
@@ -198,7 +199,7 @@ def test_lost_range_reported_by_the_agent_does_not_block_the_ack(ingest):
 
 def test_birth_acks_what_the_agent_already_deleted(ingest):
     out = ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1", acked_through=40)), T0)
-    assert _ack_of(out) == Ack(epoch="e1", through=40)
+    assert _ack_of(out) == Ack(epoch="e1", through=40, boot="b1"), "the answer to a birth names its boot"
 
 
 def test_death_opens_a_gap_from_the_last_heartbeat_closed_by_the_next_boot(ingest, store):
@@ -272,6 +273,7 @@ def test_clock_skew_beyond_threshold_is_flagged(ingest, store):
 
 
 def test_events_are_scored_by_measured_time(ingest, store):
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
     ingest.handle(events_topic(SITE, "a1"), encode(batch(SITE, "a1", [state_change(1, T0)])), T0 + 3_600_000)
     [change] = store.state_changes(T0, T0 + 1)
     assert change.at == T0

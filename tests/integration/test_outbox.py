@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from agent.outbox import Outbox
+from agent.outbox import Lost, Outbox
 from linewarden.config.agent import OutboxConfig
 from linewarden.domain import State
-from linewarden.errors import StoreError
+from linewarden.errors import StorageFull, StoreError
 from linewarden.wire import GapBody, HeartbeatBody, MetricsBody, StateChangeBody, parse_event
 
 T0 = 1_700_000_000_000
@@ -44,6 +44,7 @@ def test_seq_is_ordered_and_never_reused_across_reopen(tmp_path: Path) -> None:
     assert box.append("metrics", metrics(), T0) == 1
     assert box.append_many([("metrics", metrics(1), T0), ("state_change", change(), T0)]) == [2, 3]
     epoch = box.epoch
+    box.mark_sent(3)
     assert box.ack(epoch, 3) == 3
     assert box.stats().depth == 0
     box.close()
@@ -53,6 +54,20 @@ def test_seq_is_ordered_and_never_reused_across_reopen(tmp_path: Path) -> None:
     assert box.append("heartbeat", HeartbeatBody(interval_s=60, states={"plc-1": State.UP}), T0) == 4
     stats = box.stats()
     assert (stats.next_seq, stats.last_ack_seq, stats.depth) == (5, 3, 1)
+
+
+def test_ack_beyond_what_was_sent_deletes_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "o.db"
+    box = open_outbox(path)
+    box.append_many([("metrics", metrics(i), T0) for i in range(10)])
+    box.mark_sent(4)
+    assert box.ack(box.epoch, 7) == 0, "seqs 5..7 were never sent"
+    assert box.stats().depth == 10
+    box.close()
+    box = open_outbox(path)
+    assert box.stats().sent_through == 4, "what was sent is remembered across a restart"
+    assert box.ack(box.epoch, 4) == 4
+    assert box.stats().depth == 6
 
 
 def test_pending_returns_stored_wire_events_in_order(tmp_path: Path) -> None:
@@ -68,6 +83,7 @@ def test_ack_deletes_through_seq_of_current_epoch_only(tmp_path: Path) -> None:
     clock = Clock()
     box = open_outbox(tmp_path / "o.db", clock)
     box.append_many([("metrics", metrics(i), T0) for i in range(10)])
+    box.mark_sent(10)
     assert box.ack("0123456789ab", 10) == 0
     assert box.stats().depth == 10
     clock.now = T0 + 5000
@@ -169,3 +185,26 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="newer"):
         open_outbox(path)
+
+
+def test_full_database_raises_storage_full_and_keeps_counters(tmp_path: Path) -> None:
+    """SQLite's own SQLITE_FULL (the file capped by max_bytes): nothing of the failed append is written, the
+    seq counter does not move, and once acks free space the next append records the loss as a gap."""
+    box = open_outbox(tmp_path / "o.db", max_bytes=65_536)
+    with pytest.raises(StorageFull, match="full"):
+        for _ in range(10_000):
+            box.append_many([("state_change", change(), T0)] * 20)
+    full = box.stats()
+    rows = box.pending(0, 100_000)
+    assert rows[-1].seq == full.next_seq - 1 == full.depth, "the failed append left no trace"
+    box.mark_sent(full.next_seq - 1)
+    box.ack(box.epoch, full.next_seq - 1)
+    seqs = box.append_many([("state_change", change(), T0)], lost=Lost(3, ("heartbeat",), "disk full"))
+    first = full.next_seq
+    assert seqs == [first + 4], "three skipped seqs and the gap come first"
+    [gap, kept] = box.pending(full.next_seq - 1, 10)
+    assert (gap.seq, gap.type) == (first + 3, "gap")
+    assert json.loads(gap.body) == {
+        "from_seq": first, "to_seq": first + 2, "count": 3, "reason": "disk full", "dropped_types": ["heartbeat"]
+    }
+    assert kept.type == "state_change"

@@ -69,9 +69,9 @@ class _Hung(Probe[TcpTarget]):
 
 async def test_safe_poll_turns_errors_and_hangs_into_unknown(context: ProbeContext) -> None:
     tcp = target(type="tcp", host="127.0.0.1", port=1)
-    broken = await safe_poll(_Broken(tcp, FAST.timeout, context), time.time())  # type: ignore[arg-type]
+    broken = await safe_poll(_Broken(tcp, FAST.timeout, context, FAST.interval), time.time())  # type: ignore[arg-type]
     assert (broken.state, broken.reason) == (State.UNKNOWN, "probe error: RuntimeError('boom')")
-    hung = await safe_poll(_Hung(tcp, FAST.timeout, context), time.time())  # type: ignore[arg-type]
+    hung = await safe_poll(_Hung(tcp, FAST.timeout, context, FAST.interval), time.time())  # type: ignore[arg-type]
     assert (hung.state, hung.reason) == (State.UNKNOWN, "probe error: no result within 0.1 s")
 
 

@@ -24,14 +24,14 @@ from collector.tokens import create_token
 from linewarden.book import ContractBook
 from linewarden.config.base import BrokerConfig
 from linewarden.mqtt import MqttClient
-from linewarden.wire import MaintenanceAnnouncement, decode, encode, events_topic, maintenance_topic
+from linewarden.wire import MaintenanceAnnouncement, birth_topic, decode, encode, events_topic, maintenance_topic
 from tests.fakes.jira import FakeJira
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.server import FakeVendor
 from tests.fakes.servicenow import FakeServiceNow
 from tests.fakes.smtp import FakeSmtp
 from tests.fakes.webhook import FakeWebhookReceiver
-from tests.integration.collector_helpers import T0, batch, incident_opened, state_change
+from tests.integration.collector_helpers import T0, batch, birth, incident_opened, state_change
 from tests.integration.ticketing_helpers import (
     FAST,
     SECRET,
@@ -74,12 +74,16 @@ class Agent:
         self.name = name
         host, port = mosquitto.host, mosquitto.port  # type: ignore[attr-defined]
         self.client = MqttClient(BrokerConfig(host=host, port=port), client_id=f"test-{name}")
+        self.born = False
 
     async def start(self) -> None:
         await self.client.start()
         await async_wait_until(lambda: self.client.connected, what="agent connected")
 
     async def send(self, events: list[object]) -> None:
+        if not self.born:  # the collector takes targets and assets from the agent's birth
+            await self.client.publish(birth_topic(SITE, self.name), encode(birth(SITE, self.name)))
+            self.born = True
         await self.client.publish(events_topic(SITE, self.name), encode(batch(SITE, self.name, events)))
 
 
@@ -269,7 +273,7 @@ async def test_plant_records_a_window_through_the_api_and_the_site_hears_of_it(m
     listener = MqttClient(BrokerConfig(host=mosquitto.host, port=mosquitto.port), client_id="mw-api-listener")
     listener.subscribe(maintenance_topic("plant9"), lambda _t, p: seen.append(decode(MaintenanceAnnouncement, p)))
     await listener.start()
-    svc = await _collector(mosquitto, tmp_path, book(), serve_api=True)
+    svc = await _collector(mosquitto, tmp_path, book(contract(CONTRACT, "acme", ["line3-plc"], None)), serve_api=True)
     plant, _ = create_token(svc.store, "plant", None, "plant-it", wall_clock_ms(), "test", "here")
     vendor, _ = create_token(svc.store, "vendor", "acme", "acme", wall_clock_ms(), "test", "here")
     start = wall_clock_ms() + 5 * 86_400_000

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import pytest
 
-from agent.conditions import ConditionChecker, Failure, format_seconds, worst
+from agent.conditions import ConditionChecker, Failure, code_part, format_seconds, worst
 from linewarden.config.targets import Condition
 from linewarden.domain import State
 
@@ -42,8 +42,8 @@ def test_value_conditions(value, condition, ok) -> None:
 
 def test_reason_and_fail_state() -> None:
     failure = check(7, equals=0, fail_state=State.DOWN)
-    assert failure == Failure(State.DOWN, "x is 7, expected 0")
-    assert check(120.0, max=90) == Failure(State.DEGRADED, "x is 120.0, above 90")
+    assert failure == Failure(State.DOWN, "x is 7, expected 0", "condition.x")
+    assert check(120.0, max=90) == Failure(State.DEGRADED, "x is 120.0, above 90", "condition.x")
 
 
 def test_empty_condition_always_holds() -> None:
@@ -56,7 +56,9 @@ def test_must_change_within_uses_the_time_given() -> None:
     assert checker.check("heartbeat", 10, cond, now=100.0) is None  # first sight counts as a change
     assert checker.check("heartbeat", 10, cond, now=105.0) is None  # exactly at the limit
     failure = checker.check("heartbeat", 10, cond, now=112.0)
-    assert failure == Failure(State.DEGRADED, "heartbeat has not changed for 12 s (limit 5 s)")
+    assert failure == Failure(
+        State.DEGRADED, "heartbeat has not changed for 12 s (limit 5 s)", "condition.heartbeat.stale"
+    )
     assert checker.check("heartbeat", 11, cond, now=113.0) is None
     assert checker.check("heartbeat", 11, cond, now=117.0) is None
     assert checker.check("heartbeat", 11, cond, now=118.5) is not None
@@ -83,9 +85,28 @@ def test_combined_conditions_report_every_problem() -> None:
 
 
 def test_worst_wins_and_reasons_are_ordered() -> None:
-    assert worst([]) == (State.UP, "")
-    state, reason = worst([Failure(State.DEGRADED, "slow"), Failure(State.DOWN, "fault 7")])
-    assert (state, reason) == (State.DOWN, "fault 7; slow")
+    assert worst([]) == Failure(State.UP, "")
+    combined = worst([Failure(State.DEGRADED, "slow", "http.slow"), Failure(State.DOWN, "fault 7", "condition.fault")])
+    assert combined == Failure(State.DOWN, "fault 7; slow", "condition.fault")
+
+
+def test_cause_does_not_change_with_the_measurement() -> None:
+    checker = ConditionChecker()
+    cond = Condition(must_change_within=timedelta(seconds=5))
+    checker.check("heartbeat", 1, cond, now=0.0)
+    first, later = checker.check("heartbeat", 1, cond, now=41.0), checker.check("heartbeat", 1, cond, now=90.0)
+    assert first is not None and later is not None and first.reason != later.reason
+    assert first.cause == later.cause == "condition.heartbeat.stale"
+    assert code_part("Tank 3/Level") == "tank_3_level"
+    assert code_part("db..OK.") == "db.ok" and code_part("..") == "_"
+
+
+def test_a_source_time_dates_a_new_value_but_never_after_now() -> None:
+    checker = ConditionChecker()
+    cond = Condition(must_change_within=timedelta(seconds=5))
+    assert checker.check("hb", 1, cond, now=100.0, changed_at=90.0) is not None  # changed 10 s ago at the source
+    assert checker.check("hb", 2, cond, now=101.0, changed_at=200.0) is None  # a future source time is "now"
+    assert checker.check("hb", 2, cond, now=106.5) is not None
 
 
 @pytest.mark.parametrize(

