@@ -27,10 +27,12 @@ from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.live import Hub, stream
 from collector.console.sessions import COOKIE, Session, csrf_ok, end_session, lookup, record_failure, start_session
 from collector.console.users import User, check_password
-from collector.console.windows import cancel_window, record_window, vendor_may_cover
+from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
+from collector.maintenance import check_covers, record_window, site_assets
 from collector.store.base import Store
 from linewarden.book import ContractBook
 from linewarden.config.collector import ConsoleConfig
+from linewarden.errors import MaintenanceRefused
 from linewarden.sla.report import ContractReport
 from linewarden.wire import MaintenanceWindowWire
 
@@ -253,13 +255,18 @@ def create_console(
     def _window(user: User, data: dict[str, str]) -> tuple[str, MaintenanceWindowWire]:
         pages.require_maintenance(user)
         draft = pages.parse_window(deps, data)
-        crit = pages.criticality(deps)
-        if not vendor_may_cover(user.viewer, book, tuple(draft.assets), tuple(draft.services), crit):
-            raise NotAllowed("a vendor may announce windows only for the assets and services of its own contracts")
         site = data.get("site", "")
-        if not user.viewer.sites or site in user.viewer.sites:
-            return site, draft
-        raise NotAllowed(f"you may not announce windows at site {site!r}")
+        if user.viewer.sites and site not in user.viewer.sites:
+            raise NotAllowed(f"you may not announce windows at site {site!r}")
+        try:
+            with store.reader() as sql:
+                check_covers(draft, site, site_assets(sql, site), book)
+        except MaintenanceRefused as exc:
+            raise ConsoleError(str(exc)) from None
+        covers = covered_assets(store, site, draft)
+        if not vendor_may_cover(user.viewer, book, covers, tuple(draft.services), pages.criticality(deps)):
+            raise NotAllowed("a vendor may announce windows only for the assets and services of its own contracts")
+        return site, draft
 
     @app.post("/maintenance/preview")
     async def maintenance_preview(request: Request) -> Response:
@@ -275,7 +282,10 @@ def create_console(
         now = clock()
         wire = draft.model_copy(update={"id": f"w-{uuid.uuid4().hex[:12]}", "announced_at": now,
                                         "announced_by": f"console:{user.username}"})
-        record_window(store, book, site, wire, now, "", f"console:{user.username}", origin(request))
+        try:
+            record_window(store, book, site, wire, now, "", f"console:{user.username}", origin(request))
+        except MaintenanceRefused as exc:
+            raise ConsoleError(str(exc)) from None
         if on_maintenance is not None:
             on_maintenance(site)
         return RedirectResponse(f"{base(request)}/maintenance?added={wire.id}", status_code=303)

@@ -21,7 +21,7 @@ from collector.console.clocks import ContractClocks, contracts_of, incident_cloc
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.sessions import Session
 from collector.console.users import User
-from collector.console.windows import notices, window_visible
+from collector.console.windows import covered_assets, notices, window_visible
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
@@ -176,7 +176,8 @@ def asset(deps: Deps, user: User, session: Session, site: str, asset_id: str, da
     services_of = {s.id: set(s.components) for c in deps.book.contracts.values() for s in c.services}
     windows = [
         w for w in deps.store.maintenance_windows(start, end + 365 * DAY_MS)
-        if w.site == site and (asset_id in w.assets or any(asset_id in services_of.get(s, ()) for s in w.services))
+        if w.site == site and (asset_id in covered_assets(deps.store, site, w)
+                               or any(asset_id in services_of.get(s, ()) for s in w.services))
     ]
     window_rows: list[dict[str, Any]] = []
     for w in windows:
@@ -391,7 +392,8 @@ def parse_window(deps: Deps, data: dict[str, str]) -> MaintenanceWindowWire:
         return MaintenanceWindowWire(
             id="w-draft", kind="change" if data.get("kind") == "change" else "maintenance", start=start, end=end,
             assets=_names(data.get("assets", "")), services=_names(data.get("services", "")), announced_at=start,
-            announced_by="", reason=data.get("reason", "")[:500],
+            announced_by="", reason=data.get("reason", "")[:500], whole_site=data.get("whole_site") == "yes",
+            lines=_names(data.get("lines", "")), asset_classes=_names(data.get("asset_classes", "")),
         )
     except ValueError as exc:
         raise ConsoleError(f"the window is not valid: {exc}") from None
@@ -400,7 +402,8 @@ def parse_window(deps: Deps, data: dict[str, str]) -> MaintenanceWindowWire:
 def window_for(deps: Deps, user: User, window_id: str) -> MaintenanceWindowRow:
     crit = criticality(deps)
     for w in deps.store.maintenance_windows(0, 2**62):
-        if w.id == window_id and sees_site(user.viewer, w.site) and window_visible(user.viewer, deps.book, w, crit):
+        visible = sees_site(user.viewer, w.site) and window_visible(user.viewer, deps.book, deps.store, w, crit)
+        if w.id == window_id and visible:
             return w
     raise NotFound(f"no window {window_id} that you may change")
 
@@ -413,14 +416,17 @@ def maintenance(
     crit = criticality(deps)
     rows = []
     for w in deps.store.maintenance_windows(now - 90 * DAY_MS, 2**62):
-        if not sees_site(user.viewer, w.site) or not window_visible(user.viewer, deps.book, w, crit):
+        if not sees_site(user.viewer, w.site) or not window_visible(user.viewer, deps.book, deps.store, w, crit):
             continue
-        given = notices(deps.book, w.assets, w.services, w.start_at, w.announced_at, crit)
+        given = notices(deps.book, covered_assets(deps.store, w.site, w), w.services, w.start_at, w.announced_at,
+                        crit)
         rows.append({"w": w, "notices": given, "timely": all(n.enough for n in given), "upcoming": w.end_at > now})
     checked = None
     if preview is not None:
         site, draft = preview
-        checked = {"site": site, "w": draft, "notices": notices(deps.book, tuple(draft.assets), tuple(draft.services),
+        covers = covered_assets(deps.store, site, draft)
+        checked = {"site": site, "w": draft, "covers": covers,
+                   "notices": notices(deps.book, covers, tuple(draft.services),
                                                                 draft.start, now, crit)}
     allowed = vendor_assets(user.viewer, deps.book, crit)
     assets = sorted({(a.site, a.asset) for a in queries.current_assets(deps.store)

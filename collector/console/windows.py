@@ -1,21 +1,16 @@
-"""Maintenance windows as the console shows and changes them: the notice each contract requires, and
-recording or cancelling a window with its audit entry.
-
-`record_window` has the signature of `collector.maintenance.record_window` (the server-side stamping and
-site/line/class scopes being added there); until that is merged it records the window the way the API
-does today, so the console and the API write windows alike.
-"""
+"""Maintenance windows as the console shows and changes them: the notice each contract requires, who may
+announce what, and cancelling with its audit entry (recording is `collector.maintenance.record_window`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from collector.audit import append_entry
+from collector.maintenance import Scoped, selected_assets, site_assets
 from collector.scoping import Viewer, contract_assets, visible_contracts
 from collector.store.base import Store
 from collector.store.rows import MaintenanceWindowRow
 from linewarden.book import ContractBook
-from linewarden.wire import MaintenanceWindowWire
 
 
 @dataclass(frozen=True)
@@ -58,20 +53,18 @@ def vendor_may_cover(
     return bool(assets or services) and set(assets) <= mine and set(services) <= my_services
 
 
-def window_visible(viewer: Viewer, book: ContractBook, w: MaintenanceWindowRow, criticality: dict[str, str]) -> bool:
-    return vendor_may_cover(viewer, book, w.assets, w.services, criticality) if viewer.is_vendor else True
+def covered_assets(store: Store, site: str, w: Scoped) -> tuple[str, ...]:
+    """The assets a window names or selects (whole site, lines, asset classes), as the registry knows them."""
+    with store.reader() as sql:
+        return selected_assets(w, site, site_assets(sql, site))
 
 
-def record_window(
-    store: Store, book: ContractBook | None, site: str, window: MaintenanceWindowWire, received_at: int,
-    backdate_reason: str, actor: str, origin: str,
-) -> list[str]:
-    del book, backdate_reason  # used by collector.maintenance.record_window once merged
-    with store.transaction() as tx:
-        tx.add_maintenance_window(site, window, None)
-        append_entry(tx.sql, actor, origin, "maintenance.recorded", f"window/{window.id}",
-                     {"site": site, **window.model_dump(mode="json"), "received_at": received_at}, received_at)
-    return []
+def window_visible(
+    viewer: Viewer, book: ContractBook, store: Store, w: MaintenanceWindowRow, criticality: dict[str, str]
+) -> bool:
+    if not viewer.is_vendor:
+        return True
+    return vendor_may_cover(viewer, book, covered_assets(store, w.site, w), w.services, criticality)
 
 
 def cancel_window(store: Store, window_id: str, now: int, actor: str, origin: str) -> bool:

@@ -211,3 +211,19 @@ def test_the_contract_page_shows_the_reports_own_figures(site: Site) -> None:
         shown = "n/a: not observed" if u["uptime_pct"] is None else f"{u['uptime_pct']} %"
         assert shown in page
     assert any(i["id"] == "inc-1" for i in report["incidents"]) and "inc-1" in page
+
+
+def test_a_window_may_select_a_line_and_must_cover_something(site: Site) -> None:
+    pia, ivy = login(site, "pia"), login(site, "ivy")
+    form = {"site": "p1", "start": "2031-06-01T10:00", "end": "2031-06-01T12:00", "reason": "line work"}
+    line = pia.post("/maintenance/preview", data={**form, "csrf": csrf(pia.get("/maintenance").text), "lines": "a1"})
+    assert line.status_code == 200
+    preview = line.text.split('class="preview"', 1)[1].split("</div>", 1)[0]
+    assert "line3-plc" in preview and "scada-srv" in preview  # both assets agent a1 watches
+    assert "plc-support" in preview and "scada-support" in preview  # each contract's notice
+    ghost = pia.post("/maintenance/preview", data={**form, "csrf": csrf(pia.get("/maintenance").text),
+                                                   "assets": "ghost-plc"})
+    assert ghost.status_code == 400 and "covers nothing" in ghost.text
+    theirs = ivy.post("/maintenance/preview", data={**form, "csrf": csrf(ivy.get("/maintenance").text),
+                                                    "lines": "a1"})
+    assert theirs.status_code == 403  # the line holds another vendor's asset
