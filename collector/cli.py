@@ -21,6 +21,7 @@ from collector import certificates, liveness
 from collector.audit_cli import audit, audit_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
+from collector.console.cli import user, user_args
 from collector.exporter import export_all
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
@@ -234,6 +235,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
               audit_args, audit),
     "dispute": ("list, show and settle vendors' disputes of incidents", dispute_args, dispute),
     "review": ("the monthly vendor review as PDF, or the report's tables as CSV", review_args, review),
+    "user": ("add, list, disable console users and change their passwords", user_args, user),
 }
 
 

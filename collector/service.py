@@ -27,14 +27,18 @@ import contextlib
 import functools
 import logging
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from fastapi import FastAPI
 
 from collector.api.app import create_app
 from collector.api.server import ApiServer
 from collector.audit import AuditLog
 from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
+from collector.console.app import create_console
 from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
@@ -111,6 +115,9 @@ class CollectorService:
         )
         self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
         self.api: ApiServer | None = None
+        self.console: FastAPI | None = None
+        self._warm_stop = threading.Event()
+        self._warming: asyncio.Task[None] | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
             app = create_app(
@@ -119,6 +126,10 @@ class CollectorService:
                 max_body_bytes=config.api.max_body_bytes, max_upload_bytes=config.api.max_upload_bytes,
             )
             add_ops_routes(app, self.metrics, store, lambda: self.mqtt.connected)
+            if config.console.enabled:
+                self.console = create_console(store, self.book, clock, config.console, config.collector.timezone,
+                                              self._maintenance_changed, config.liveness.missed_heartbeats)
+                app.mount(config.console.prefix, self.console)
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
@@ -161,6 +172,11 @@ class CollectorService:
         if self.api is not None:
             self.api_port = await self.api.start()
             log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
+            if self.console is not None:
+                log.info("console at http://%s:%d%s/", self.config.api.host, self.api_port, self.config.console.prefix)
+                self._warm_stop.clear()
+                self._warming = asyncio.create_task(asyncio.to_thread(self.console.state.warm, self._warm_stop),
+                                                    name="console-warm")
         await self.mqtt.start()
         self._watch = sup.spawn("collector-liveness", self._watch_liveness)
         if self.checkpointer is not None:
@@ -207,6 +223,12 @@ class CollectorService:
                 task.cancel()
             await asyncio.gather(*self._ticketing, return_exceptions=True)
         self._ticketing = []
+        if self.console is not None:
+            self._warm_stop.set()
+            if self._warming is not None:
+                with contextlib.suppress(Exception):
+                    await self._warming
+            await self.console.state.hub.stop()
         if self.api is not None:
             await self.api.stop()
         for sink in self.sinks.values():
