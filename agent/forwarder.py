@@ -1,4 +1,4 @@
-"""Forward the outbox to the collector over MQTT (DESIGN §3), deleting only what the collector acknowledged.
+"""Forward the outbox to the collector over MQTT (README: wire protocol), deleting only what the collector acknowledged.
 
 On each connect, and each time the collector comes online (it may have missed the birth while away), publish
 birth (with the last acked seq), then send from the first unacknowledged seq. Events go in seq order as

@@ -1,6 +1,6 @@
 """Calendars as exact interval arithmetic: when is a production line running, when does a support clock run.
 
-Rules (DESIGN §4), all in the calendar's IANA zone:
+Rules (docs/figures.md), all in the calendar's IANA zone:
 
 - Weekly hours are local wall-clock spans that *start* on their weekday. `end <= start` runs into the next
   day; `00:00-00:00` is the whole day (local midnight to the next local midnight). A span's length follows

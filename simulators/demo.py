@@ -30,7 +30,6 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent.runtime import Agent
-from collector.cli_contracts import report as print_report
 from collector.console.demo import serve_console
 from collector.maintenance import announcement, publish_announcement
 from collector.reporting import reports
@@ -39,6 +38,7 @@ from collector.store import Store, open_store
 from collector.ticketing.plant_it import PLANT_IT
 from collector.tokens import create_token
 from linewarden.book import load_book
+from linewarden.cli import main as cli_main
 from linewarden.config.agent import AgentConfig
 from linewarden.config.base import BrokerConfig
 from linewarden.config.collector import CollectorConfig
@@ -333,8 +333,7 @@ def _final_report(folder: Path, month: str) -> int:
     as_of = now.isoformat()
     print(f"\n======== SLA report for {month} so far, as of the demo's end {as_of} "
           "(as `linewarden collector report` prints it) ========\n")  # fmt: skip
-    args = argparse.Namespace(config=config_path, period=month, contract=None, as_of=as_of, format="table")
-    code = print_report(args)
+    code = cli_main(["collector", "report", "--config", str(config_path), "--period", month, "--as-of", as_of])
     config = load(CollectorConfig, config_path)
     store = open_store(config)
     try:

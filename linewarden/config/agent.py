@@ -74,7 +74,7 @@ class SeverityRow(StrictModel):
 
 
 class SeverityMatrix(StrictModel):
-    """Criticality × state × production calendar → severity (DESIGN §4 default)."""
+    """Criticality × state × production calendar → severity (the default table in docs/figures.md)."""
 
     critical: SeverityRow = SeverityRow(
         down_in_production=Severity.S1,
