@@ -9,7 +9,7 @@ from collector.audit import AuditLog
 from collector.store import open_store
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
-from tests.browser.site import PASSWORD, Site, cli, csrf, login
+from tests.browser.site import PASSWORD, Site, cli, csrf, login, outage_month
 
 
 def _audit_actions(site: Site) -> list[tuple[str, str]]:
@@ -229,12 +229,6 @@ def test_a_window_may_select_a_line_and_must_cover_something(site: Site) -> None
     assert theirs.status_code == 403  # the line holds another vendor's asset
 
 
-def _outage_month() -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(datetime.now(UTC).timestamp() - 2 * 86_400, UTC).strftime("%Y-%m")  # inc-1's
-
-
 def test_disputes_in_the_console_follow_roles_and_are_audit_logged(site: Site) -> None:
     ivy, sam, pro, pia = (login(site, u) for u in ("ivy", "sam", "pro", "pia"))
     page = ivy.get("/incidents/inc-1").text
@@ -266,7 +260,7 @@ def test_disputes_in_the_console_follow_roles_and_are_audit_logged(site: Site) -
 
 def test_exports_follow_the_viewers_scope(site: Site) -> None:
     ivy, pro = login(site, "ivy"), login(site, "pro")
-    period = _outage_month()
+    period = outage_month()
     contract = ivy.get("/contracts/plc-support", params={"period": period}).text
     pdf_link = f"/contracts/plc-support/reports/{period}.pdf"
     assert f'href="/console{pdf_link}"' in contract and f"/reports/{period}/incidents.csv" in contract
