@@ -332,7 +332,7 @@ def create_console(
     @app.post("/disputes/{dispute_id}/settle")
     async def dispute_settle(request: Request, dispute_id: str) -> Response:
         session, user, data = await checked_form(request)
-        found = get_dispute(store, dispute_id)
+        found = None if "\x00" in dispute_id else get_dispute(store, dispute_id)
         shown = None if found is None else pages.incident(deps, user, session, found.incident_id)
         if found is None or shown is None or found.id not in {d.id for d in shown["disputes"]}:
             raise pages.NotFound(f"no dispute {dispute_id} that you may see")

@@ -236,7 +236,11 @@ def test_disputes_in_the_console_follow_roles_and_are_audit_logged(site: Site) -
     form = {"csrf": csrf(page), "contract": "plc-support", "field": "cause", "value": "the plant's own switch",
             "reason": "the switch log shows the uplink down", "links": "https://example.test/switch-log\n"}
     assert ivy.post("/incidents/inc-1/disputes", data={**form, "csrf": "forged"}).status_code == 403
-    assert ivy.post("/incidents/inc-1/disputes", data={**form, "links": "file:///etc/passwd"}).status_code == 400
+    hostile = [{**form, "links": "file:///etc/passwd"}, {**form, "field": "restored_at", "value": "soon"},
+               {**form, "field": "excluded", "value": "maybe"}, {**form, "field": "nope"}, {**form, "reason": ""},
+               {**form, "field": "severity", "value": "S9"}]
+    assert [ivy.post("/incidents/inc-1/disputes", data=h).status_code for h in hostile] == [400] * 6
+    assert ivy.post("/incidents/nope/disputes", data=form).status_code == 404
     opened = ivy.post("/incidents/inc-1/disputes", data=form)
     assert opened.status_code == 303, opened.text
     dispute = opened.headers["location"].split("disputed=", 1)[1].split("#", 1)[0]
@@ -251,6 +255,10 @@ def test_disputes_in_the_console_follow_roles_and_are_audit_logged(site: Site) -
     assert ivy.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": csrf(page)}).status_code == 403
     assert sam.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": csrf(sam_page)}).status_code == 404
     token = csrf(pia.get("/incidents/inc-1").text)
+    assert pia.post("/disputes/d-999/settle", data={**settle, "csrf": token}).status_code == 404
+    assert pia.post("/disputes/%00/settle", data={**settle, "csrf": token}).status_code == 404
+    assert pia.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": token, "outcome": "amended",
+                                                         "value": ""}).status_code == 400
     assert pia.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": token}).status_code == 303
     assert pia.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": token}).status_code == 400  # settled
     assert "the switch was up all along" in ivy.get("/incidents/inc-1").text
