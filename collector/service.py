@@ -128,7 +128,8 @@ class CollectorService:
             add_ops_routes(app, self.metrics, store, lambda: self.mqtt.connected)
             if config.console.enabled:
                 self.console = create_console(store, self.book, clock, config.console, config.collector.timezone,
-                                              self._maintenance_changed, config.liveness.missed_heartbeats)
+                                              self._maintenance_changed, config.liveness.missed_heartbeats,
+                                              evidence_dir=config.collector.data_dir / "evidence")
                 app.mount(config.console.prefix, self.console)
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None

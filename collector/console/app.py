@@ -22,12 +22,13 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from collector.console import pages
+from collector.console import pages, reviews
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.live import Hub, stream
 from collector.console.sessions import COOKIE, Session, csrf_ok, end_session, lookup, record_failure, start_session
 from collector.console.users import User, check_password
 from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
+from collector.disputes import get_dispute
 from collector.maintenance import check_covers, record_window, site_assets
 from collector.store.base import Store
 from linewarden.book import ContractBook
@@ -61,6 +62,7 @@ class Deps:
     on_maintenance: Callable[[str], None] | None
     watching_since: int
     missed_heartbeats: int
+    evidence_dir: Path
     reports: dict[tuple[str, str, tuple[Any, ...]], ContractReport] = field(default_factory=dict)
     """Reports of whole months for the trend, while the store's data version stays the same."""
 
@@ -68,13 +70,14 @@ class Deps:
 def create_console(
     store: Store, book: ContractBook, clock: Callable[[], int], config: ConsoleConfig, timezone: str = "UTC",
     on_maintenance: Callable[[str], None] | None = None, missed_heartbeats: int = 3, live_every_s: float = 0.5,
+    evidence_dir: Path = Path("evidence"),
 ) -> FastAPI:
     """The console app, to mount at `config.prefix`. `on_maintenance(site)` is called after a window of
     `site` is recorded or cancelled (to publish the site's windows). `app.state.hub.stop()` ends the live
     streams; `app.state.warm(stop_event)` computes the contracts' trend months ahead (blocking: run it in a
-    thread)."""
+    thread). `evidence_dir` is the disputes' evidence directory (the API's, under the data directory)."""
     app = FastAPI(title="linewarden console", docs_url=None, redoc_url=None, openapi_url=None)
-    deps = Deps(store, book, clock, timezone, config, on_maintenance, clock(), missed_heartbeats)
+    deps = Deps(store, book, clock, timezone, config, on_maintenance, clock(), missed_heartbeats, evidence_dir)
     hub = Hub(store, live_every_s)
     app.state.hub = hub
     app.state.warm = lambda stop: pages.warm_reports(deps, stop)
@@ -224,6 +227,20 @@ def create_console(
         session, user = who(request)
         return render(request, "contract.html", pages.contract(deps, user, session, contract_id, period))
 
+    @app.get("/contracts/{contract_id}/reports/{period}.pdf")
+    def review_pdf(request: Request, contract_id: str, period: str) -> Response:
+        _, user = who(request)
+        name = f"review-{contract_id}-{period}.pdf"
+        return Response(reviews.review_pdf(deps, user, contract_id, period), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/contracts/{contract_id}/reports/{period}/{table}.csv")
+    def table_csv(request: Request, contract_id: str, period: str, table: str) -> Response:
+        _, user = who(request)
+        name = f"{contract_id}-{period}-{table}.csv"
+        return Response(reviews.table_csv(deps, user, contract_id, period, table), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
     @app.get("/incidents/{incident_id}")
     def incident(request: Request, incident_id: str) -> Response:
         session, user = who(request)
@@ -300,5 +317,27 @@ def create_console(
         if on_maintenance is not None:
             on_maintenance(window.site)
         return RedirectResponse(f"{base(request)}/maintenance?cancelled={window_id}", status_code=303)
+
+    # ------------------------------------------------------------ disputes
+
+    @app.post("/incidents/{incident_id}/disputes")
+    async def dispute_open(request: Request, incident_id: str) -> Response:
+        session, user, data = await checked_form(request)
+        shown = pages.incident(deps, user, session, incident_id)  # NotFound unless the user may see it
+        contracts = {cc.contract_id for cc, _ in shown["clocks"]}
+        record = reviews.open_from_form(deps, user, incident_id, contracts, data, origin(request))
+        return RedirectResponse(f"{base(request)}/incidents/{incident_id}?disputed={record.id}#disputes",
+                                status_code=303)
+
+    @app.post("/disputes/{dispute_id}/settle")
+    async def dispute_settle(request: Request, dispute_id: str) -> Response:
+        session, user, data = await checked_form(request)
+        found = None if "\x00" in dispute_id else get_dispute(store, dispute_id)
+        shown = None if found is None else pages.incident(deps, user, session, found.incident_id)
+        if found is None or shown is None or found.id not in {d.id for d in shown["disputes"]}:
+            raise pages.NotFound(f"no dispute {dispute_id} that you may see")
+        record = reviews.settle_from_form(deps, user, found, data, origin(request))
+        return RedirectResponse(f"{base(request)}/incidents/{record.incident_id}?settled={record.id}#disputes",
+                                status_code=303)
 
     return app

@@ -22,10 +22,13 @@ from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.sessions import Session
 from collector.console.users import User
 from collector.console.windows import covered_assets, notices, window_visible
+from collector.disputes import list_disputes
+from collector.exports import TABLES
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
 from linewarden.errors import LinewardenError
+from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS
 from linewarden.sla.periods import month_containing, parse_month
 from linewarden.sla.report import ContractReport
 from linewarden.wire import MaintenanceWindowWire
@@ -41,6 +44,7 @@ _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unknown"}
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
 AUDIT_ROLES = ("plant_it", "procurement", "admin")
+SETTLE_ROLES = ("plant_it", "admin")
 
 
 class NotFound(ConsoleError):
@@ -279,12 +283,26 @@ def contract(deps: Deps, user: User, session: Session, contract_id: str, period:
         "trend_svg": svg.trend(f"{contract_id}: score per month", [(lbl, r.scorecard.score) for lbl, r in trend]),
         "cap_pct": found.credits.cap_fee_pct, "fee": fee,
         "bands": sorted(found.credits.uptime, key=lambda b: b.below_pct, reverse=True),
-        # Disputes (to come) mark incidents here; exports (to come) add their links to `exports`.
-        "disputed": frozenset(), "exports": [],
+        "disputed": frozenset(d.incident_id for d in list_disputes(deps.store, contract_id=contract_id, state="open")),
+        "exports": _export_links(contract_id, period),
     }
 
 
+def _export_links(contract_id: str, period: str) -> list[dict[str, str]]:
+    """The contract page's downloads for the period shown (paths below the console's root)."""
+    root = f"/contracts/{contract_id}/reports/{period}"
+    return [{"href": f"{root}.pdf", "label": "Download monthly review (PDF)", "id": "review-pdf"},
+            *({"href": f"{root}/{t}.csv", "label": f"Table {t} (CSV)", "id": f"csv-{t}"} for t in TABLES)]
+
+
 # ------------------------------------------------------------ incident
+
+
+def may_dispute(user: User, deps: Deps, contracts: set[str]) -> list[str]:
+    """The contracts under which this user may dispute an incident: a vendor user's own ones."""
+    if user.role != "vendor":
+        return []
+    return sorted(c for c in contracts if deps.book.contracts[c].contract.vendor == user.vendor)
 
 
 _STEP_TEXT = {
@@ -350,12 +368,17 @@ def incident(deps: Deps, user: User, session: Session, incident_id: str) -> dict
                                               max(last, begin + 1000), lanes, _tick(deps), now)))
         else:
             pictures.append((cc, None))
+    disputes = [d for d in list_disputes(deps.store, incident_id=incident_id) if d.contract_id in allowed_contracts]
     audit = []
     for cid in sorted(allowed_contracts):
         audit += queries.audit_about(deps.store, f"ticket/{cid}/{incident_id}")
+    for d in disputes:
+        audit += queries.audit_about(deps.store, f"dispute/{d.id}")
     return {**_common(deps, user, session, "overview"), "row": row, "steps": steps, "clocks": pictures,
             "timers": timers, "tickets": tickets, "audit": sorted(audit, key=lambda a: a["id"]),
-            "disputed": frozenset()}
+            "disputes": disputes, "disputed": frozenset(d.incident_id for d in disputes if d.outcome is None),
+            "dispute_under": may_dispute(user, deps, allowed_contracts), "may_settle": user.role in SETTLE_ROLES,
+            "fields": FIELDS, "outcomes": OUTCOMES, "timing": TIMING_FIELDS}
 
 
 # ------------------------------------------------------------ maintenance
@@ -366,7 +389,7 @@ def require_maintenance(user: User) -> None:
         raise NotAllowed(f"a {user.role} user may look at maintenance windows but not add or cancel them")
 
 
-def _local_ms(deps: Deps, text: str, field: str) -> int:
+def local_ms(deps: Deps, text: str, field: str) -> int:
     try:
         dt = datetime.fromisoformat(text)
     except ValueError:
@@ -382,8 +405,8 @@ def _names(text: str) -> list[str]:
 
 def parse_window(deps: Deps, data: dict[str, str]) -> MaintenanceWindowWire:
     """The window a form describes (id and announcement filled in when saved)."""
-    start = _local_ms(deps, data.get("start", ""), "start")
-    end = _local_ms(deps, data.get("end", ""), "end")
+    start = local_ms(deps, data.get("start", ""), "start")
+    end = local_ms(deps, data.get("end", ""), "end")
     if end <= start:
         raise ConsoleError("the window must end after it starts")
     if not data.get("site"):

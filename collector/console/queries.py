@@ -128,7 +128,7 @@ def audit_entries(store: Store, actor: str, action: str, obj: str, limit: int) -
 
 def live_version(store: Store) -> tuple[Any, ...]:
     """Changes when anything a page shows changes: state changes (late ones too), incidents, windows, tickets,
-    gaps; the last item is the agents' latest contact (heartbeats), which alone changes no figure."""
+    gaps, disputes; the last item is the agents' latest contact (heartbeats), which alone changes no figure."""
     with store.reader() as sql:
         row = sql.query(
             "SELECT (SELECT MAX(at) FROM state_changes) AS s, (SELECT COUNT(*) FROM incidents) AS i,"
@@ -136,7 +136,8 @@ def live_version(store: Store) -> tuple[Any, ...]:
             " (SELECT COUNT(*) FROM maintenance_windows) AS m,"
             " (SELECT COUNT(*) FROM maintenance_windows WHERE cancelled_at IS NOT NULL) AS mc,"
             " (SELECT COUNT(*) FROM ticket_records) AS t, (SELECT COUNT(*) FROM state_changes) AS sc,"
-            " (SELECT COUNT(*) FROM gaps) AS g,"
+            " (SELECT COUNT(*) FROM gaps) AS g, (SELECT COUNT(*) FROM disputes) AS d,"
+            " (SELECT COUNT(*) FROM disputes WHERE outcome IS NOT NULL) AS ds,"
             " (SELECT MAX(last_seen) FROM agents) AS a"
         )[0]
     return tuple(row.values())
@@ -144,7 +145,7 @@ def live_version(store: Store) -> tuple[Any, ...]:
 
 def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
     """Changes when anything a report of [start, end) reads changes: rows added, gaps closed or moved,
-    windows cancelled, incidents resolved (late data of a past month included)."""
+    windows cancelled, incidents resolved, disputes opened or settled (late data of a past month included)."""
     with store.reader() as sql:
         row = sql.query(
             "SELECT (SELECT COUNT(*) FROM state_changes WHERE at >= ? AND at < ?) AS s,"
@@ -159,7 +160,9 @@ def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
             " AND (end_at IS NULL OR end_at > ?)) AS gl,"
             " (SELECT COUNT(*) FROM maintenance_windows WHERE start_at < ? AND end_at > ?) AS m,"
             " (SELECT COUNT(*) FROM maintenance_windows WHERE start_at < ? AND end_at > ?"
-            " AND cancelled_at IS NOT NULL) AS mc",
+            " AND cancelled_at IS NOT NULL) AS mc,"
+            # a dispute may move any month's figures (a settled restoration, severity or exclusion)
+            " (SELECT COUNT(*) FROM disputes) AS d, (SELECT COUNT(*) FROM disputes WHERE outcome IS NOT NULL) AS ds",
             (start, end) * 6 + (end, start) * 4,
         )[0]
     return tuple(row.values())

@@ -160,5 +160,10 @@ def login(site: Site, user: str, password: str = PASSWORD) -> httpx.Client:
     return client
 
 
+def outage_month() -> str:
+    """The month of inc-1 (history above): the contract page to look at for its figures."""
+    return time.strftime("%Y-%m", time.gmtime(time.time() - 2 * DAY / 1000))
+
+
 def csrf(html: str) -> str:
     return html.split('name="csrf" value="', 1)[1].split('"', 1)[0]

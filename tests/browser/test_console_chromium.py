@@ -15,7 +15,7 @@ import pytest
 from linewarden.domain import State
 from tests.browser.artefacts import artefacts_dir
 from tests.browser.live import publish_state
-from tests.browser.site import PASSWORD, Site
+from tests.browser.site import PASSWORD, Site, outage_month
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -133,6 +133,62 @@ def test_a_state_change_arrives_live(browser: Any, site: Site, shots: Path) -> N
     page.context.close()
 
 
+def _incident_row(page: Any, incident: str) -> tuple[str, str]:
+    """(severity, disputed) of the incident's row on a contract page."""
+    row = page.locator(f"tr:has(a:text-is('{incident}'))")
+    return row.locator("td").nth(2).inner_text(), row.locator("td.disputed").inner_text()
+
+
+def test_a_vendor_disputes_plant_it_settles_and_the_contract_page_follows(browser: Any, site: Site,
+                                                                          shots: Path) -> None:
+    contract = site.url + f"/contracts/plc-support?period={outage_month()}"
+    ivy = _login(browser, site, "ivy")
+    ivy.goto(contract)
+    assert _incident_row(ivy, "inc-1") == ("S1", "no")
+    ivy.goto(site.url + "/incidents/inc-1")
+    ivy.select_option("#d-field", "severity")
+    ivy.fill("#d-value", "S3")
+    ivy.fill("#d-reason", "a spare line took over: production was never stopped")
+    ivy.fill("#d-links", "https://example.test/shift-log")
+    ivy.click("#open-dispute")
+    ivy.wait_for_selector("#disputes >> text=open: disputed")
+    ivy.screenshot(path=str(shots / "incident-disputed.png"), full_page=True)
+    ivy.goto(contract)
+    assert _incident_row(ivy, "inc-1") == ("S1", "disputed")
+    pia = _login(browser, site, "pia")
+    pia.goto(site.url + "/incidents/inc-1")
+    dispute = pia.locator("#disputes tr[id^='dispute-']").first.get_attribute("id")
+    assert dispute is not None
+    pia.select_option(f"#outcome-{dispute[8:]}", "accepted")
+    pia.fill(f"#sreason-{dispute[8:]}", "the shift log confirms the spare line")
+    pia.click(f"#settle-{dispute[8:]}")
+    pia.wait_for_selector(f"#{dispute} .outcome:text-is('accepted')")
+    assert "console:pia" in pia.locator(f"#{dispute}").inner_text()
+    pia.screenshot(path=str(shots / "incident-settled.png"), full_page=True)
+    ivy.goto(contract)
+    assert _incident_row(ivy, "inc-1") == ("S3", "no")
+    ivy.screenshot(path=str(shots / "contract-after-dispute.png"), full_page=True)
+    assert ivy.errors == [] and pia.errors == []
+    ivy.context.close()
+    pia.context.close()
+
+
+def test_the_review_pdf_downloads_and_is_scoped(browser: Any, site: Site, shots: Path) -> None:
+    period = outage_month()
+    page = _login(browser, site, "ivy", accept_downloads=True)
+    page.goto(site.url + f"/contracts/plc-support?period={period}")
+    page.screenshot(path=str(shots / "contract-exports.png"), full_page=True)
+    with page.expect_download() as started:
+        page.click("#review-pdf")
+    pdf = Path(started.value.path())
+    assert pdf.read_bytes().startswith(b"%PDF")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    assert "plc-support" in text
+    theirs = page.request.get(site.url + f"/contracts/scada-support/reports/{period}.pdf")
+    assert theirs.status == 404  # another vendor's review
+    page.context.close()
+
+
 def _serious(page: Any, axe_source: str) -> list[tuple[str, str, list[Any]]]:
     page.evaluate(axe_source)
     result = page.evaluate("axe.run(document, {resultTypes: ['violations']})")
@@ -158,4 +214,8 @@ def test_no_serious_accessibility_violations(browser: Any, site: Site, axe_sourc
         if bad:
             found[name] = bad
     page.context.close()
-    assert found == {}
+    vendor = _login(browser, site, "ivy", bypass_csp=True)
+    vendor.goto(site.url + "/incidents/inc-1")  # with the form to open a dispute
+    found["incident-as-vendor"] = _serious(vendor, axe_source)
+    vendor.context.close()
+    assert {k: v for k, v in found.items() if v} == {}

@@ -147,3 +147,57 @@ def test_plant_it_adds_a_window_and_sees_a_live_change(firefox: Any, site: Site,
     Wait(firefox, timeout=20).until(lambda c: c.find_element(By.CSS_SELECTOR, cell).text == "DEGRADED")
     assert firefox.execute_script("return window.__same_page === true", sandbox=None)  # updated in place
     _logout(firefox)
+
+
+def _incident_row(client: Any, incident: str) -> tuple[str, str]:
+    """(severity, disputed) of the incident's row on the contract page shown."""
+    from marionette_driver import By
+
+    for row in client.find_elements(By.CSS_SELECTOR, "tbody tr"):
+        cells = row.find_elements(By.CSS_SELECTOR, "td")
+        if cells and cells[0].text == incident:
+            return cells[2].text, row.find_element(By.CSS_SELECTOR, "td.disputed").text
+    raise AssertionError(f"no row of {incident}")
+
+
+def test_a_dispute_opened_and_settled_and_the_review_pdf(firefox: Any, site: Site, shots: Path) -> None:
+    from marionette_driver import By, Wait
+
+    from tests.browser.site import outage_month
+
+    period = outage_month()
+    contract = site.url + f"/contracts/plc-support?period={period}"
+    _login(firefox, site, "ivy")
+    firefox.navigate(site.url + "/incidents/inc-1")
+    firefox.find_element(By.CSS_SELECTOR, "#d-field option[value='severity']").click()
+    firefox.find_element(By.ID, "d-value").send_keys("S2")
+    firefox.find_element(By.ID, "d-reason").send_keys("the line ran on its spare")
+    firefox.find_element(By.ID, "open-dispute").click()
+    Wait(firefox, timeout=20).until(lambda c: "open: disputed" in c.find_element(By.ID, "disputes").text)
+    firefox.navigate(contract)
+    _wait_for(firefox, "footer")
+    assert _incident_row(firefox, "inc-1") == ("S1", "disputed")
+    link = firefox.find_element(By.ID, "review-pdf").get_attribute("href")
+    answer = firefox.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        " fetch(arguments[0]).then(r => done([r.status, r.headers.get('content-type')]), e => done([0, String(e)]));",
+        script_args=[link], sandbox=None)
+    assert answer == [200, "application/pdf"]
+    firefox.navigate(site.url + f"/contracts/scada-support/reports/{period}.pdf")
+    assert _wait_for(firefox, "h1").text == "Not found"  # another vendor's review
+    firefox.navigate(site.url + "/")
+    _logout(firefox)
+    _login(firefox, site, "pia")
+    firefox.navigate(site.url + "/incidents/inc-1")
+    form = _wait_for(firefox, "form.settle")
+    form.find_element(By.CSS_SELECTOR, "option[value='amended']").click()
+    form.find_element(By.CSS_SELECTOR, "input[name='value']").send_keys("S3")
+    form.find_element(By.CSS_SELECTOR, "input[name='reason']").send_keys("spare line, but slower: S3")
+    form.find_element(By.CSS_SELECTOR, "button").click()
+    Wait(firefox, timeout=20).until(lambda c: "amended" in c.find_element(By.CSS_SELECTOR, "#disputes .outcome").text)
+    (shots / "pia_incident_settled.png").write_bytes(base64.b64decode(firefox.screenshot(full=True)))
+    firefox.navigate(contract)
+    _wait_for(firefox, "footer")
+    assert _incident_row(firefox, "inc-1") == ("S3", "no")
+    (shots / "pia_contract_after_dispute.png").write_bytes(base64.b64decode(firefox.screenshot(full=True)))
+    _logout(firefox)

@@ -9,7 +9,7 @@ from collector.audit import AuditLog
 from collector.store import open_store
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
-from tests.browser.site import PASSWORD, Site, cli, csrf, login
+from tests.browser.site import PASSWORD, Site, cli, csrf, login, outage_month
 
 
 def _audit_actions(site: Site) -> list[tuple[str, str]]:
@@ -227,3 +227,60 @@ def test_a_window_may_select_a_line_and_must_cover_something(site: Site) -> None
     theirs = ivy.post("/maintenance/preview", data={**form, "csrf": csrf(ivy.get("/maintenance").text),
                                                     "lines": "a1"})
     assert theirs.status_code == 403  # the line holds another vendor's asset
+
+
+def test_disputes_in_the_console_follow_roles_and_are_audit_logged(site: Site) -> None:
+    ivy, sam, pro, pia = (login(site, u) for u in ("ivy", "sam", "pro", "pia"))
+    page = ivy.get("/incidents/inc-1").text
+    assert 'id="dispute-form"' in page
+    form = {"csrf": csrf(page), "contract": "plc-support", "field": "cause", "value": "the plant's own switch",
+            "reason": "the switch log shows the uplink down", "links": "https://example.test/switch-log\n"}
+    assert ivy.post("/incidents/inc-1/disputes", data={**form, "csrf": "forged"}).status_code == 403
+    hostile = [{**form, "links": "file:///etc/passwd"}, {**form, "field": "restored_at", "value": "soon"},
+               {**form, "field": "excluded", "value": "maybe"}, {**form, "field": "nope"}, {**form, "reason": ""},
+               {**form, "field": "severity", "value": "S9"}]
+    assert [ivy.post("/incidents/inc-1/disputes", data=h).status_code for h in hostile] == [400] * 6
+    assert ivy.post("/incidents/nope/disputes", data=form).status_code == 404
+    opened = ivy.post("/incidents/inc-1/disputes", data=form)
+    assert opened.status_code == 303, opened.text
+    dispute = opened.headers["location"].split("disputed=", 1)[1].split("#", 1)[0]
+    assert ivy.post("/incidents/inc-1/disputes", data=form).status_code == 400  # the field is disputed already
+    sam_page = sam.get("/incidents/inc-2").text
+    assert sam.post("/incidents/inc-1/disputes", data={**form, "csrf": csrf(sam_page)}).status_code == 404
+    shown = pro.get("/incidents/inc-1").text
+    assert "the switch log shows the uplink down" in shown and "open: disputed" in shown
+    assert "/settle" not in shown and 'id="dispute-form"' not in shown  # procurement sees but cannot act
+    settle = {"outcome": "rejected", "reason": "the switch was up all along", "value": ""}
+    assert pro.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": csrf(shown)}).status_code == 403
+    assert ivy.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": csrf(page)}).status_code == 403
+    assert sam.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": csrf(sam_page)}).status_code == 404
+    token = csrf(pia.get("/incidents/inc-1").text)
+    assert pia.post("/disputes/d-999/settle", data={**settle, "csrf": token}).status_code == 404
+    assert pia.post("/disputes/%00/settle", data={**settle, "csrf": token}).status_code == 404
+    assert pia.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": token, "outcome": "amended",
+                                                         "value": ""}).status_code == 400
+    assert pia.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": token}).status_code == 303
+    assert pia.post(f"/disputes/{dispute}/settle", data={**settle, "csrf": token}).status_code == 400  # settled
+    assert "the switch was up all along" in ivy.get("/incidents/inc-1").text
+    actions = _audit_actions(site)
+    assert ("console:ivy", "dispute.opened") in actions and ("console:pia", "dispute.settled") in actions
+
+
+def test_exports_follow_the_viewers_scope(site: Site) -> None:
+    ivy, pro = login(site, "ivy"), login(site, "pro")
+    period = outage_month()
+    contract = ivy.get("/contracts/plc-support", params={"period": period}).text
+    pdf_link = f"/contracts/plc-support/reports/{period}.pdf"
+    assert f'href="/console{pdf_link}"' in contract and f"/reports/{period}/incidents.csv" in contract
+    pdf = ivy.get(pdf_link)
+    assert pdf.status_code == 200 and pdf.headers["content-type"] == "application/pdf"
+    assert pdf.content.startswith(b"%PDF")
+    table = ivy.get(f"/contracts/plc-support/reports/{period}/incidents.csv")
+    assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
+    assert "inc-1" in table.text
+    assert ivy.get(f"/contracts/scada-support/reports/{period}.pdf").status_code == 404
+    assert ivy.get(f"/contracts/scada-support/reports/{period}/incidents.csv").status_code == 404
+    assert pro.get(f"/contracts/scada-support/reports/{period}.pdf").status_code == 200
+    assert pro.get(f"/contracts/plc-support/reports/{period}/nope.csv").status_code == 404
+    assert pro.get("/contracts/plc-support/reports/2999-01.pdf").status_code == 400
+    assert pro.get("/contracts/plc-support/reports/x%27.pdf").status_code == 400
