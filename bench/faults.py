@@ -108,8 +108,9 @@ class Broker(Mosquitto):
 
 
 def packaged_conf(host: str, port: int, store_dir: Path, log: Path) -> str:
-    replaced = ("listener", "cafile", "certfile", "keyfile", "require_certificate", "allow_anonymous",
-                "password_file", "acl_file")
+    # TLS, identities and the ACL belong to the packaged listeners; the bench's one loopback listener is open.
+    replaced = ("per_listener_settings", "listener", "cafile", "certfile", "keyfile", "require_certificate",
+                "allow_anonymous", "password_file", "acl_file", "use_username_as_clientid", "use_identity_as_username")
     kept = [line for line in PACKAGED_BROKER_CONF.read_text().splitlines()
             if line.strip() and not line.startswith("#") and line.split()[0] not in replaced]
     if "persistence true" not in kept:
