@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter, le, ne
+from typing import Any
 
 from linewarden.config.targets import Condition
 from linewarden.domain import State
@@ -121,6 +124,66 @@ class ConditionChecker:
             seen = (value, now if changed_at is None else min(changed_at, now))
             self._last[name] = seen
         return max(0.0, now - seen[1])
+
+
+class BlockChecks:
+    """The conditions of values decoded together (one Modbus request), checked for the usual case, where all
+    hold, with a few comparisons over the whole block instead of one `ConditionChecker.check` per value.
+
+    `numbers` says the values are ints or floats, never bools or strings (registers). A value takes the fast
+    path when its condition has no `must_change_within` (that one keeps state and is checked on its own every
+    time) and compares with a number. When any fast comparison fails, every value is checked by
+    `ConditionChecker.check`, so failures and their reasons are exactly those of the value-by-value check.
+    """
+
+    def __init__(
+        self, names: Sequence[str], conditions: Sequence[Condition], checker: ConditionChecker, numbers: bool
+    ) -> None:
+        self._names = tuple(names)
+        self._conditions = tuple(conditions)
+        self._checker = checker
+        self._checked = tuple(i for i, c in enumerate(conditions) if not c.is_empty)
+        fast = [i for i in self._checked if numbers and _fast(conditions[i])]
+        self._slow = tuple(sorted(set(self._checked) - set(fast)))
+        eq = [i for i in fast if conditions[i].equals is not None]
+        unequal = [i for i in fast if conditions[i].not_equals is not None]
+        low = [i for i in fast if conditions[i].min is not None]
+        high = [i for i in fast if conditions[i].max is not None]
+        self._eq, self._expected = _getter(eq), tuple(conditions[i].equals for i in eq)
+        self._ne, self._unexpected = _getter(unequal), tuple(conditions[i].not_equals for i in unequal)
+        self._low, self._lows = _getter(low), tuple(c.min for i in low if (c := conditions[i]).min is not None)
+        self._high, self._highs = _getter(high), tuple(c.max for i in high if (c := conditions[i]).max is not None)
+
+    def check(self, values: Sequence[object], now: float) -> list[Failure]:
+        """The failures of `values` (in the order of `names`) at time `now`, in that order."""
+        check = self._checker.check
+        names, conditions = self._names, self._conditions
+        indices = self._slow if self._hold(values) else self._checked
+        return [f for i in indices if (f := check(names[i], values[i], conditions[i], now)) is not None]
+
+    def _hold(self, values: Sequence[object]) -> bool:
+        return (
+            self._eq(values) == self._expected
+            and all(map(ne, self._ne(values), self._unexpected))
+            and all(map(le, self._lows, self._low(values)))
+            and all(map(le, self._high(values), self._highs))
+        )
+
+
+def _fast(condition: Condition) -> bool:
+    # a bool expected value has its own matching rules (`_same`): left to the value-by-value check
+    return condition.must_change_within is None and not any(
+        isinstance(v, bool | str) for v in (condition.equals, condition.not_equals)
+    )
+
+
+def _getter(indices: Sequence[int]) -> Callable[[Sequence[object]], tuple[Any, ...]]:
+    if not indices:
+        return lambda values: ()
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda values: (values[only],)
+    return itemgetter(*indices)
 
 
 def _same(value: object, expected: object) -> bool:
