@@ -478,36 +478,44 @@ def run_profiled_agent(config: Path, out: Path) -> int:
 # ---------------------------------------------------------------- memory by import
 
 
-def import_steps(modules: list[str]) -> None:
-    """Child: import `modules` one after the other; print one JSON line of (module, RSS after it), then the
-    bytes tracemalloc attributes to each top-level package (a second pass would be needed for exact RSS with
-    tracing on, so tracing is only switched on when the first module is "tracemalloc")."""
-    import importlib
-    import tracemalloc
-
-    traced = modules[0] == "tracemalloc"
-    if traced:
-        tracemalloc.start()
-        modules = modules[1:]
-    me = psutil.Process()
-    steps = [("interpreter + psutil", me.memory_info().rss)]
-    for module in modules:
-        importlib.import_module(module)
-        steps.append((module, me.memory_info().rss))
-    by_package: dict[str, int] = defaultdict(int)
-    if traced:
-        for stat in tracemalloc.take_snapshot().statistics("filename"):
-            by_package[_package(stat.traceback[0].filename, "")] += stat.size
-    print(json.dumps({"steps": steps, "packages": by_package}), flush=True)
+# Run with `python -c` so that nothing but the interpreter is loaded before the first step (this file imports
+# psutil and the simulators). RSS from /proc; tracemalloc attributes each traced block to the first frame that
+# is not the standard library's, grouped by top-level package.
+IMPORT_STEPS = """
+import importlib, json, sys, tracemalloc
+def rss():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096
+def stdlib(name):
+    return "/lib/python3" in name and "site-packages/" not in name
+traced, repo = sys.argv[1] == "trace", sys.argv[2] + "/"
+if traced:
+    tracemalloc.start(30)
+steps = [("interpreter", rss())]
+for module in sys.argv[3:]:
+    importlib.import_module(module)
+    steps.append((module, rss()))
+packages = {}
+if traced:
+    for stat in tracemalloc.take_snapshot().statistics("traceback"):
+        own = [f.filename for f in stat.traceback if not f.filename.startswith("<") and not stdlib(f.filename)]
+        name = own[-1] if own else "stdlib (the import machinery, typing, enum, re ...)"
+        if "site-packages/" in name:
+            name = name.split("site-packages/", 1)[1].split("/", 1)[0]
+        elif name.startswith(repo):
+            name = "linewarden: " + name[len(repo):].split("/", 1)[0]
+        packages[name] = packages.get(name, 0) + stat.size
+print(json.dumps({"steps": steps, "packages": packages}))
+"""
 
 
 def print_imports(layout: Layout) -> None:
     """RSS after each import the agent makes for this layout's probe kinds, and traced bytes by package."""
     modules = ["linewarden.config.agent", "agent.runtime", *(f"agent.probes.{k}" for k in layout.kinds())]
     runs = []
-    for first in ([], ["tracemalloc"]):
-        out = subprocess.run([sys.executable, __file__, "--import-steps", ",".join(first + modules)],
-                             check=True, capture_output=True, text=True, timeout=120)
+    for mode in ("rss", "trace"):
+        out = subprocess.run([sys.executable, "-c", IMPORT_STEPS, mode, str(REPO), *modules], check=True,
+                             capture_output=True, text=True, timeout=120, cwd=REPO)
         runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
     print("memory of the agent's imports for these probe kinds (RSS after each, own process):")
     before = 0
@@ -762,7 +770,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     # internal: the child processes
     parser.add_argument("--acker", nargs=2, help=argparse.SUPPRESS)
     parser.add_argument("--naive", help=argparse.SUPPRESS)
-    parser.add_argument("--import-steps", help=argparse.SUPPRESS)
     parser.add_argument("--profiled-agent", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.acker:
@@ -770,9 +777,6 @@ def main(argv: Sequence[str] | None = None) -> None:
         return
     if args.naive:
         asyncio.run(run_naive(json.loads(args.naive)))
-        return
-    if args.import_steps:
-        import_steps(args.import_steps.split(","))
         return
     if args.profiled_agent:
         raise SystemExit(run_profiled_agent(Path(args.profiled_agent[0]), Path(args.profiled_agent[1])))
