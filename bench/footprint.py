@@ -374,7 +374,12 @@ async def run_naive(spec: dict[str, Any]) -> None:
             tick = None
             tasks = [asyncio.create_task(own_timer(p, u, i / len(targets))) for i, (p, u) in enumerate(targets)]
     elif mode == "opcua":
-        from asyncua import Client, ua
+        from asyncua import ua
+        from asyncua.client.client import Client
+        from asyncua.ua.attribute_ids import AttributeIds
+        from asyncua.ua.object_ids import ObjectIds
+
+        from agent.probes.opcua_session import standard_node
 
         servers = sorted(set(spec["opcua"]))
         sessions = {port: Client(f"opc.tcp://127.0.0.1:{port}", timeout=2) for port in servers}
@@ -384,23 +389,23 @@ async def run_naive(spec: dict[str, Any]) -> None:
             def datachange_notification(self, node: Any, val: Any, data: Any) -> None:
                 pass
 
-        for port, client in sessions.items():
-            await client.connect()
-            ns = await client.get_namespace_index(NAMESPACE)
-            standard = [ua.NodeId(i, 0) for i in (ua.ObjectIds.Server_ServerStatus_State,
-                                                  ua.ObjectIds.Server_ServerStatus_BuildInfo_SoftwareVersion,
-                                                  ua.ObjectIds.Server_ServerStatus_BuildInfo_BuildNumber)]
+        for port, session in sessions.items():
+            await session.connect()
+            ns = await session.get_namespace_index(NAMESPACE)
+            standard = [standard_node(i) for i in (ObjectIds.Server_ServerStatus_State,
+                                                   ObjectIds.Server_ServerStatus_BuildInfo_SoftwareVersion,
+                                                   ObjectIds.Server_ServerStatus_BuildInfo_BuildNumber)]
             names = ("Heartbeat", "Running", "Temperature")
             nodes = standard + [ua.NodeId.from_string(f"ns={ns};s={n}") for n in names]
             for _ in range(spec["opcua"].count(port)):
-                subscription = await client.create_subscription(1000, Quiet())
-                await subscription.subscribe_data_change([client.get_node(f"ns={ns};s=FaultCode")])
-                reads.append((client, nodes))
+                subscription = await session.create_subscription(1000, Quiet())
+                await subscription.subscribe_data_change([session.get_node(f"ns={ns};s=FaultCode")])
+                reads.append((session, nodes))
 
-        async def read_one(client: Client, nodes: list[ua.NodeId]) -> None:
+        async def read_one(session: Client, nodes: list[ua.NodeId]) -> None:
             nonlocal polls, errors
             try:
-                values = await client.uaclient.read_attributes(nodes, ua.AttributeIds.Value)
+                values = await session.uaclient.read_attributes(nodes, AttributeIds.Value)
                 errors += any(v.StatusCode is not None and v.StatusCode.is_bad() for v in values)
             except Exception:
                 errors += 1
