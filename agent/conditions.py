@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from operator import itemgetter, le, ne
 from typing import Any
@@ -147,12 +148,19 @@ class BlockChecks:
         self._slow = tuple(sorted(set(self._checked) - set(fast)))
         eq = [i for i in fast if conditions[i].equals is not None]
         unequal = [i for i in fast if conditions[i].not_equals is not None]
-        low = [i for i in fast if conditions[i].min is not None]
-        high = [i for i in fast if conditions[i].max is not None]
+        bounded = [i for i in fast if conditions[i].min is not None or conditions[i].max is not None]
+        # values sharing the same bounds are checked with one min() and one max() over them; the others pairwise
+        shared: dict[tuple[float, float], list[int]] = {}
+        for i in bounded:
+            c = conditions[i]
+            bounds = (-math.inf if c.min is None else c.min, math.inf if c.max is None else c.max)
+            shared.setdefault(bounds, []).append(i)
+        single = [(i, bounds) for bounds, members in shared.items() if len(members) == 1 for i in members]
+        self._ranges = tuple((_getter(m), low, high) for (low, high), m in shared.items() if len(m) > 1)
+        self._low, self._lows = _getter([i for i, _ in single]), tuple(low for _, (low, _) in single)
+        self._high, self._highs = self._low, tuple(high for _, (_, high) in single)
         self._eq, self._expected = _getter(eq), tuple(conditions[i].equals for i in eq)
         self._ne, self._unexpected = _getter(unequal), tuple(conditions[i].not_equals for i in unequal)
-        self._low, self._lows = _getter(low), tuple(c.min for i in low if (c := conditions[i]).min is not None)
-        self._high, self._highs = _getter(high), tuple(c.max for i in high if (c := conditions[i]).max is not None)
 
     def check(self, values: Sequence[object], now: float) -> list[Failure]:
         """The failures of `values` (in the order of `names`) at time `now`, in that order."""
@@ -167,7 +175,11 @@ class BlockChecks:
             and all(map(ne, self._ne(values), self._unexpected))
             and all(map(le, self._lows, self._low(values)))
             and all(map(le, self._high(values), self._highs))
+            and all(low <= min(got) and max(got) <= high for got, low, high in self._shared(values))
         )
+
+    def _shared(self, values: Sequence[object]) -> Iterator[tuple[tuple[Any, ...], float, float]]:
+        return ((get(values), low, high) for get, low, high in self._ranges)
 
 
 def _fast(condition: Condition) -> bool:
