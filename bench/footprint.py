@@ -517,7 +517,7 @@ print(json.dumps({"steps": steps, "packages": packages}))
 def print_imports(layout: Layout) -> None:
     """RSS after each import the agent makes for this layout's probe kinds, and traced bytes by package."""
     modules = ["linewarden.config.agent", "agent.runtime", *(f"agent.probes.{k}" for k in layout.kinds())]
-    runs = []
+    runs: list[dict[str, Any]] = []
     for mode in ("rss", "trace"):
         try:
             out = subprocess.run([sys.executable, "-c", IMPORT_STEPS, mode, str(REPO), *modules], check=True,
