@@ -22,8 +22,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-import holidays as holidays_package
-
 from linewarden.config.calendar import WEEKDAYS, CalendarException, CalendarSection, Holidays, WeeklyHours
 from linewarden.errors import ConfigError, LinewardenError
 from linewarden.intervals import Interval, clip, normalize, subtract, total
@@ -206,6 +204,8 @@ class Calendar:
             return False
         year = self._holidays_by_year.get(day.year)
         if year is None:
+            import holidays as holidays_package  # ~2 MB; loaded only for a calendar with public holidays
+
             found = holidays_package.country_holidays(self._country, subdiv=self._subdivision, years=day.year)
             year = frozenset(found.keys())
             self._holidays_by_year[day.year] = year
