@@ -3,7 +3,6 @@ disabling, the login pipeline."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,32 +14,16 @@ from collector.console.queries import audit_entries, current_assets, live_versio
 from collector.console.sessions import Session, SessionState, csrf_ok, end_session, lookup, start_session
 from collector.console.users import User, add_user, check_password, disable_user, set_password
 from collector.store.base import Store
-from collector.store.sqlite import SqliteStore
 from tests.integration.collector_helpers import T0, state_change
+from tests.integration.store_params import STORES, open_store_param
 
 PW = "long enough password"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    """Both stores: the console's SQL is written once for SQLite and PostgreSQL."""
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "c.db")
-        s.migrate()
-        yield s
-        s.close()
-        return
-    import psycopg
-
-    from collector.store.postgres import PostgresStore
-
-    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
-    s = PostgresStore(url, schema=schema)
-    s.migrate()
-    yield s
-    s.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    """Both stores run the same rules (the SQL is written once)."""
+    yield from open_store_param(request, tmp_path)
 
 
 def test_passwords_are_argon2id_and_checked(store: Store) -> None:

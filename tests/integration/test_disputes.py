@@ -6,7 +6,6 @@ from __future__ import annotations
 import base64
 import json
 import stat
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,12 +25,12 @@ from collector.importer import import_file
 from collector.reporting import reports
 from collector.service import wall_clock_ms
 from collector.store import Store
-from collector.store.sqlite import SqliteStore
 from linewarden.book import load_book
 from linewarden.cli import main
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from tests.integration.review_helpers import Api, imported_config, running_api
+from tests.integration.store_params import STORES, open_store_param
 from tests.integration.test_collector_cli import HISTORY, ms
 
 PERIOD = "/reports/2026-09"
@@ -221,25 +220,10 @@ async def test_plant_it_settles_from_the_cli(config: Path, capsys: pytest.Captur
     assert "-- disputes" in table and "amended" in table and "rejected" in table
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "collector.db")
-        s.migrate()
-        yield s
-        s.close()
-        return
-    import psycopg
-
-    from collector.store.postgres import PostgresStore
-
-    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
-    s = PostgresStore(url, schema=schema)
-    s.migrate()
-    yield s
-    s.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    """Both stores run the same rules (the SQL is written once)."""
+    yield from open_store_param(request, tmp_path)
 
 
 def test_the_dispute_workflow_on_each_store(any_store: Store, config: Path, tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -58,6 +57,7 @@ from tests.integration.collector_helpers import (
     incident_opened,
     state_change,
 )
+from tests.integration.store_params import STORES, open_store_param
 from tests.integration.ticketing_helpers import FAST, SECRET, SECRET_ENV, book, contract, sink_config
 from tests.waiting import async_wait_until
 
@@ -65,26 +65,10 @@ SITE = "plant1"
 _names = itertools.count(1)
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
     """Both stores run the same rules (the SQL is written once)."""
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "collector.db")
-        s.migrate()
-        yield s
-        s.close()
-        return
-    import psycopg
-
-    from collector.store.postgres import PostgresStore
-
-    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
-    s = PostgresStore(url, schema=schema)
-    s.migrate()
-    yield s
-    s.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from open_store_param(request, tmp_path)
 
 
 def _ingest(store: Store, max_seq_ahead: int = 10_000_000) -> Ingest:
