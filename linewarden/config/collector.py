@@ -62,12 +62,25 @@ class ApiConfig(StrictModel):
     max_upload_bytes: Annotated[int, Field(ge=KIB, le=1024 * MIB, description="an RCA document, decoded")] = 20 * MIB
 
 
+ConsoleRole = Literal["plant_it", "procurement", "vendor", "admin"]
+
+
 class ConsoleConfig(StrictModel):
     """The web console, served by the API's server under `prefix` (docs/console.md)."""
 
     enabled: bool = True
     prefix: str = Field(default="/console", pattern=r"^/[a-z0-9_-]+$")
-    session_ttl: PositiveDuration = timedelta(hours=8)
+    session_ttl: PositiveDuration = Field(default=timedelta(hours=8), description="absolute session lifetime")
+    session_idle: PositiveDuration = Field(default=timedelta(minutes=30),
+                                           description="a session unused this long ends")
+    mfa_required_roles: list[ConsoleRole] = Field(
+        default_factory=lambda: list[ConsoleRole](["admin"]),
+        description="roles that must log in with a TOTP code as well",
+    )
+    lockout_failures: int = Field(default=5, ge=1, description="failed logins of one user before its lockout")
+    lockout_failures_per_address: int = Field(default=20, ge=1,
+                                              description="failed logins from one address before its lockout")
+    lockout_period: PositiveDuration = timedelta(minutes=15)
     secure_cookies: Literal["auto", "always", "never"] = Field(
         default="auto", description="auto: Secure cookies when the request came over HTTPS"
     )

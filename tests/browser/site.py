@@ -4,10 +4,14 @@ its own on a real broker and a real SQLite store."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -99,7 +103,8 @@ def cli(*args: str, stdin: str = "") -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def prepare(folder: Path, broker_port: int) -> Site:
+def prepare(folder: Path, broker_port: int, console: str = "") -> Site:
+    """The site in `folder`; `console` is the `[console]` table's body (default settings when empty)."""
     (folder / "contracts").mkdir(parents=True)
     (folder / "contracts" / "plc.toml").write_text(CONTRACT)
     (folder / "contracts" / "scada.toml").write_text(SCADA)
@@ -108,7 +113,7 @@ def prepare(folder: Path, broker_port: int) -> Site:
     config.write_text(
         f'[collector]\ndata_dir = "{folder / "data"}"\ntimezone = "UTC"\n'
         f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n'
-        f'[liveness]\nmissed_heartbeats = 3\n[api]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[liveness]\nmissed_heartbeats = 3\n[api]\nhost = "127.0.0.1"\nport = {port}\n[console]\n{console}\n'
     )
     path = folder / "history.jsonl"
     path.write_text("\n".join(history(int(time.time() * 1000))) + "\n")
@@ -167,3 +172,12 @@ def outage_month() -> str:
 
 def csrf(html: str) -> str:
     return html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def totp(secret: str, ahead: int = 0) -> str:
+    """The authenticator app's code (RFC 6238: HMAC-SHA1, 6 digits, 30 s), `ahead` steps from now; written
+    here from the RFC rather than taken from the collector, so the test checks the collector against it."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30 + ahead), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return f"{(int.from_bytes(mac[offset:offset + 4], 'big') & 0x7FFFFFFF) % 1_000_000:06d}"
