@@ -59,4 +59,13 @@ CREATE TABLE console_login_failures (
 CREATE INDEX console_login_failures_key ON console_login_failures (key, at)
 """
 
-MIGRATIONS: list[Migration] = [Migration("console", 1, _V1), Migration("console", 2, _V2)]
+# API tokens (the ticketing component's table; the console's users and the API's tokens share their login
+# rules): an expiry (NULL: none), scopes (JSON list; NULL: every scope its role allows) and the token a
+# rotation replaced it with.
+_V3 = """
+ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_tokens ADD COLUMN scopes TEXT;
+ALTER TABLE api_tokens ADD COLUMN rotated_to TEXT
+"""
+
+MIGRATIONS: list[Migration] = [Migration("console", 1, _V1), Migration("console", 2, _V2), Migration("console", 3, _V3)]
