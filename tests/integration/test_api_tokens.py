@@ -19,6 +19,7 @@ from collector.store.sqlite import SqliteStore
 from collector.ticketing.lifecycle import Lifecycle
 from collector.tokens import authenticate, create_token, rotate_token
 from linewarden.book import ContractBook
+from linewarden.cli import main
 from linewarden.errors import LinewardenError
 from tests.integration.collector_helpers import T0
 
@@ -105,3 +106,21 @@ async def test_each_use_is_in_the_access_log_and_each_change_in_the_audit_log(
     calls = [e for e in AuditLog(store).entries() if e.action == "api.call"]
     assert len(calls) == 1 and calls[0].details["token_id"] == info.id and calls[0].details["status"] == 403
     assert json.dumps(calls[0].details).count(token) == 0
+
+
+def test_the_cli_creates_an_expiring_scoped_token_and_rotates_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "collector.toml"
+    config.write_text(f'[collector]\ndata_dir = "{tmp_path / "data"}"\n')
+    base = ["collector", "token"]
+    assert main([*base, "create", "--role", "plant", "--expires-in", "30d", "--scope", "read",
+                 "--config", str(config)]) == 0
+    first = capsys.readouterr().out.split()[1]
+    assert main([*base, "rotate", first, "--config", str(config)]) == 0
+    second = capsys.readouterr().out.split()[1]
+    assert main([*base, "list", "--format", "json", "--config", str(config)]) == 0
+    listed = {t["id"]: t for t in json.loads(capsys.readouterr().out)}
+    assert listed[first]["revoked"] and not listed[second]["revoked"]
+    assert listed[second]["scopes"] == "read" and listed[second]["expires"]
+    assert main([*base, "rotate", first, "--config", str(config)]) != 0  # revoked: nothing to rotate
