@@ -245,6 +245,8 @@ def create_app(
     @app.middleware("http")  # outside BodyLimit (added later), so a body cut off still answers 413
     async def attribute(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         response = await call_next(request)
+        if request.url.scheme == "https":  # the console's pages too: it is mounted on this app
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
         caller: Principal | None = getattr(request.state, "caller", None)
         if caller is not None:
             access.info("token=%s actor=%s origin=%s %s %s %d", caller.token_id, caller.actor, caller.origin,

@@ -11,6 +11,7 @@ import io
 import json
 import os
 import socket
+import ssl
 import struct
 import subprocess
 import sys
@@ -88,6 +89,7 @@ class Site:
     api: str
     broker_port: int
     proc: subprocess.Popen[bytes] | None = None
+    verify: ssl.SSLContext | bool = True  # how clients check the collector's HTTPS certificate
 
 
 def cli(*args: str, stdin: str = "") -> tuple[int, str]:
@@ -103,8 +105,9 @@ def cli(*args: str, stdin: str = "") -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def prepare(folder: Path, broker_port: int, console: str = "") -> Site:
-    """The site in `folder`; `console` is the `[console]` table's body (default settings when empty)."""
+def prepare(folder: Path, broker_port: int, console: str = "", api: str = "", ca: Path | None = None) -> Site:
+    """The site in `folder`; `console` is the `[console]` table's body (default settings when empty), `api`
+    more lines of `[api]`; with `ca` (the certificate's issuer) the site serves HTTPS."""
     (folder / "contracts").mkdir(parents=True)
     (folder / "contracts" / "plc.toml").write_text(CONTRACT)
     (folder / "contracts" / "scada.toml").write_text(SCADA)
@@ -113,7 +116,7 @@ def prepare(folder: Path, broker_port: int, console: str = "") -> Site:
     config.write_text(
         f'[collector]\ndata_dir = "{folder / "data"}"\ntimezone = "UTC"\n'
         f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n'
-        f'[liveness]\nmissed_heartbeats = 3\n[api]\nhost = "127.0.0.1"\nport = {port}\n[console]\n{console}\n'
+        f'[liveness]\nmissed_heartbeats = 3\n[api]\nhost = "127.0.0.1"\nport = {port}\n{api}\n[console]\n{console}\n'
     )
     path = folder / "history.jsonl"
     path.write_text("\n".join(history(int(time.time() * 1000))) + "\n")
@@ -123,7 +126,10 @@ def prepare(folder: Path, broker_port: int, console: str = "") -> Site:
         code, _ = cli("collector", "user", "add", name, "--role", role, *extra, "--password-stdin",
                       "--config", str(config), stdin=PASSWORD + "\n")
         assert code == 0
-    return Site(folder, config, f"http://127.0.0.1:{port}/console", f"http://127.0.0.1:{port}", broker_port)
+    scheme = "https" if ca else "http"
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+    return Site(folder, config, f"{scheme}://127.0.0.1:{port}/console", f"{scheme}://127.0.0.1:{port}", broker_port,
+                verify=verify)
 
 
 @contextmanager
@@ -137,7 +143,7 @@ def running(site: Site) -> Iterator[Site]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(site.url + "/login", timeout=2).status_code == 200:
+                if httpx.get(site.url + "/login", timeout=2, verify=site.verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -157,7 +163,7 @@ def running(site: Site) -> Iterator[Site]:
 
 def login(site: Site, user: str, password: str = PASSWORD) -> httpx.Client:
     """An HTTP client logged in as `user` (as a browser does: the login form, its cookie, then the session)."""
-    client = httpx.Client(base_url=site.url, follow_redirects=False, timeout=10)
+    client = httpx.Client(base_url=site.url, follow_redirects=False, timeout=10, verify=site.verify)
     page = client.get("/login")
     pre = page.text.split('name="pre" value="', 1)[1].split('"', 1)[0]
     done = client.post("/login", data={"pre": pre, "username": user, "password": password, "next": ""})
