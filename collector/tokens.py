@@ -146,6 +146,33 @@ def revoke_token(store: Store, token_id: str, now: int, actor: str, origin: str)
     return bool(done)
 
 
+class FailedTokenLimit:
+    """Refuses an address that gave `limit` failed tokens within `period_ms`, until its failures age out
+    (kept in memory: a restart forgets them)."""
+
+    def __init__(self, limit: int = 20, period_ms: int = 15 * 60_000) -> None:
+        self.limit = limit
+        self.period_ms = period_ms
+        self._failures: dict[str, list[int]] = {}
+        self._lock = threading.Lock()
+
+    def _recent(self, origin: str, now: int) -> list[int]:
+        kept = [t for t in self._failures.get(origin, []) if now - t < self.period_ms]
+        if kept:
+            self._failures[origin] = kept
+        else:
+            self._failures.pop(origin, None)
+        return kept
+
+    def locked(self, origin: str, now: int) -> bool:
+        with self._lock:
+            return len(self._recent(origin, now)) >= self.limit
+
+    def failed(self, origin: str, now: int) -> None:
+        with self._lock:
+            self._failures[origin] = [*self._recent(origin, now), now][-self.limit:]
+
+
 class FailedAuthAudit:
     """Records failed token authentications in the audit log, rate-limited so a flood cannot bury the log:
     per `window_ms` at most `per_origin` entries per client address and `overall` in all; what is left out

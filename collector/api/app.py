@@ -45,7 +45,7 @@ from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
-from collector.tokens import FailedAuthAudit, Scope, TokenRefused, authenticate
+from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefused, authenticate
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
@@ -164,7 +164,11 @@ def _principal(request: Request) -> Principal:
     store, now = request.app.state.store, request.app.state.clock()
     found = authenticate(store, token.strip(), now) if scheme.lower() == "bearer" else TokenRefused("no token")
     origin = request.client.host if request.client else "unknown"
+    if request.app.state.token_limit.locked(origin, now):
+        request.app.state.failed_auth.record(store, token.strip(), origin, now, "address locked out")
+        raise HTTPException(429, "too many failed tokens from this address: try again later")
     if isinstance(found, TokenRefused):
+        request.app.state.token_limit.failed(origin, now)
         request.app.state.failed_auth.record(store, token.strip(), origin, now, str(found))
         raise HTTPException(401, f"{found}: missing, unknown, revoked or expired tokens are refused",
                             headers={"WWW-Authenticate": "Bearer"})
@@ -236,6 +240,7 @@ def create_app(
     app.state.store = store
     app.state.clock = clock
     app.state.failed_auth = FailedAuthAudit()
+    app.state.token_limit = FailedTokenLimit()
     upload_body_bytes = max_upload_bytes * 4 // 3 + 64 * KIB
     app.add_middleware(
         BodyLimit,

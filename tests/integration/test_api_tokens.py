@@ -124,3 +124,15 @@ def test_the_cli_creates_an_expiring_scoped_token_and_rotates_it(
     assert listed[first]["revoked"] and not listed[second]["revoked"]
     assert listed[second]["scopes"] == "read" and listed[second]["expires"]
     assert main([*base, "rotate", first, "--config", str(config)]) != 0  # revoked: nothing to rotate
+
+
+async def test_an_address_giving_twenty_bad_tokens_is_locked_out_for_a_while(store: SqliteStore, app: FastAPI) -> None:
+    good, _ = create_token(store, "plant", None, "mes", T0, "test", "here")
+    async with _client(app, "lw_000000000000_guess") as guesser:
+        for _ in range(20):
+            assert (await guesser.get("/tickets")).status_code == 401
+    async with _client(app, good) as api:
+        locked = await api.get("/tickets")
+        assert locked.status_code == 429 and "try again later" in locked.json()["detail"]
+        NOW[0] = T0 + 15 * 60_000
+        assert (await api.get("/tickets")).status_code == 200
