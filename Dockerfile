@@ -2,7 +2,7 @@
 #   docker build -t linewarden-collector .
 #   docker run -v /srv/linewarden/etc:/etc/linewarden:ro -v /srv/linewarden/data:/var/lib/linewarden \
 #     -p 8470:8470 linewarden-collector
-# /etc/linewarden/collector.toml must set [api] host = "0.0.0.0" to be reachable from outside the container,
+# /etc/linewarden/collector.toml must set [api] host = "0.0.0.0" (with tls_cert_file/tls_key_file or trusted_proxies)
 # and keep data_dir under /var/lib/linewarden (the volume). /metrics, /healthz and /readyz are on the API port.
 FROM python:3.11-slim AS build
 WORKDIR /src

@@ -26,7 +26,7 @@ from collector.exporter import export_all
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
 from collector.store import Store, open_store
-from collector.tokens import ROLES, create_token, list_tokens, revoke_token
+from collector.tokens import ROLES, SCOPES, create_token, list_tokens, revoke_token, rotate_token
 from linewarden.book import ContractBook, load_book
 from linewarden.cli_options import resolve, share
 from linewarden.config.collector import CollectorConfig
@@ -35,6 +35,7 @@ from linewarden.errors import ConfigError, LinewardenError, StoreError
 from linewarden.logs import setup_logging
 from linewarden.output import FORMATS, iso_time, render
 from linewarden.supervise import SupervisorGaveUp
+from linewarden.timeutil import parse_duration
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -191,27 +192,39 @@ def _token_args(p: argparse.ArgumentParser) -> None:
     create.add_argument("--role", choices=ROLES, required=True, help="vendor, plant or admin")
     create.add_argument("--vendor", help="the vendor a vendor token is for")
     create.add_argument("--label", default="", help="who or what uses it")
+    create.add_argument("--expires-in", type=parse_duration, help="lifetime, e.g. 90d (default: none)")
+    create.add_argument("--scope", action="append", choices=SCOPES, default=[],
+                        help="limit the token to this scope (repeatable; default: all its role allows)")
     lst = sub.add_parser("list", help="list tokens (ids, never the tokens)")
     lst.add_argument("--format", choices=FORMATS, default="table")
     revoke = sub.add_parser("revoke", help="revoke a token by its id")
     revoke.add_argument("id", help="the token to revoke")
+    rotate = sub.add_parser("rotate", help="a new token like this one (printed once); this one is revoked")
+    rotate.add_argument("id", help="the token to replace")
 
 
 def _token(args: argparse.Namespace) -> int:
     _, store = _open(args)
     actor, origin = "cli", socket.gethostname()
     try:
-        if args.action == "create":
-            token, info = create_token(store, args.role, args.vendor, args.label, wall_clock_ms(), actor, origin)
+        if args.action in ("create", "rotate"):
+            if args.action == "create":
+                lifetime = None if args.expires_in is None else int(args.expires_in.total_seconds() * 1000)
+                token, info = create_token(store, args.role, args.vendor, args.label, wall_clock_ms(), actor, origin,
+                                           lifetime, tuple(args.scope) or SCOPES)
+            else:
+                token, info = rotate_token(store, args.id, wall_clock_ms(), actor, origin)
             print(f"token {info.id} ({info.role}{' ' + info.vendor if info.vendor else ''}); shown only now:")
             print(token)
         elif args.action == "list":
             rows = [
-                {"id": t.id, "role": t.role, "vendor": t.vendor, "label": t.label, "created": iso_time(t.created_at),
+                {"id": t.id, "role": t.role, "vendor": t.vendor, "label": t.label, "scopes": ",".join(t.scopes),
+                 "created": iso_time(t.created_at), "expires": iso_time(t.expires_at),
                  "revoked": iso_time(t.revoked_at)}
                 for t in list_tokens(store)
             ]
-            print(render(rows, args.format, columns=("id", "role", "vendor", "label", "created", "revoked")))
+            print(render(rows, args.format,
+                         columns=("id", "role", "vendor", "label", "scopes", "created", "expires", "revoked")))
         elif not revoke_token(store, args.id, wall_clock_ms(), actor, origin):
             print(f"error: no live token {args.id}", file=sys.stderr)
             return EXIT_RUNTIME

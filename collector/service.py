@@ -131,7 +131,8 @@ class CollectorService:
                                               self._maintenance_changed, config.liveness.missed_heartbeats,
                                               evidence_dir=config.collector.data_dir / "evidence")
                 app.mount(config.console.prefix, self.console)
-            self.api = ApiServer(app, config.api.host, config.api.port)
+            self.api = ApiServer(app, config.api.host, config.api.port, config.api.tls_cert_file,
+                                 config.api.tls_key_file, config.api.trusted_proxies)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
         self._ticketing: list[asyncio.Task[None]] = []

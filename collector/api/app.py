@@ -1,7 +1,10 @@
 """The vendor and plant API (FastAPI; OpenAPI at /openapi.json, docs at /docs).
 
 Every call carries `Authorization: Bearer <token>` (see collector/tokens.py). A vendor token sees and
-touches only tickets of its own vendor's contracts: another vendor's ticket answers 403.
+touches only tickets of its own vendor's contracts: another vendor's ticket answers 403. A token narrowed
+to scopes (collector/tokens.py) answers 403 outside them; an expired one 401 saying so. Each call made with
+a token is logged (logger `collector.api.access`: token id, actor, method, path, status); each change made
+with one is audit-logged as `api.call` with the token id, and failed authentications as `auth.failed`.
 """
 
 from __future__ import annotations
@@ -9,16 +12,19 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from pydantic import BaseModel, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from collector.api.limits import TOO_LARGE, BodyLimit
+from collector.audit import append_entry
 from collector.audit_evidence import Checkpoint
 from collector.dispute_records import DisputeRecord
 from collector.disputes import (
@@ -39,7 +45,7 @@ from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
-from collector.tokens import FailedAuthAudit, TokenInfo, authenticate
+from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefused, authenticate
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
@@ -53,6 +59,7 @@ TimeMs = Annotated[int, Field(ge=0, le=MAX_MS)]
 AssetId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 MAX_NOTE = 4 * MAX_TEXT
 
+access = logging.getLogger("collector.api.access")
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -141,20 +148,46 @@ def _dispute_step(call: Callable[[], DisputeRecord]) -> DisputeRecord:
         raise HTTPException(422, str(exc)) from None
 
 
+def needed_scope(method: str, path: str) -> Scope:
+    if method in ("GET", "HEAD"):
+        return "read"
+    if path.endswith("/disputes") or path.startswith("/disputes/"):
+        return "disputes"
+    if path.startswith("/tickets/"):
+        return "tickets"
+    return "maintenance" if path.startswith("/maintenance") else "admin"
+
+
 def _principal(request: Request) -> Principal:
     header = request.headers.get("Authorization", "")
     scheme, _, token = header.partition(" ")
-    info: TokenInfo | None = None
-    if scheme.lower() == "bearer" and token:
-        info = authenticate(request.app.state.store, token.strip())
+    store, now = request.app.state.store, request.app.state.clock()
+    found = authenticate(store, token.strip(), now) if scheme.lower() == "bearer" else TokenRefused("no token")
     origin = request.client.host if request.client else "unknown"
-    if info is None:
-        request.app.state.failed_auth.record(request.app.state.store, token.strip(), origin, request.app.state.clock())
-        raise HTTPException(401, "missing, unknown or revoked token", headers={"WWW-Authenticate": "Bearer"})
-    return Principal(token_id=info.id, role=info.role, vendor=info.vendor, origin=origin)
+    if request.app.state.token_limit.locked(origin, now):
+        request.app.state.failed_auth.record(store, token.strip(), origin, now, "address locked out")
+        raise HTTPException(429, "too many failed tokens from this address: try again later")
+    if isinstance(found, TokenRefused):
+        request.app.state.token_limit.failed(origin, now)
+        request.app.state.failed_auth.record(store, token.strip(), origin, now, str(found))
+        raise HTTPException(401, f"{found}: missing, unknown, revoked or expired tokens are refused",
+                            headers={"WWW-Authenticate": "Bearer"})
+    scope = needed_scope(request.method, request.url.path)
+    caller = Principal(token_id=found.id, role=found.role, vendor=found.vendor, origin=origin)
+    request.state.caller = caller
+    if not found.allows(scope):
+        request.app.state.failed_auth.record(store, token.strip(), origin, now, f"token lacks scope {scope}")
+        raise HTTPException(403, f"this token's scopes ({', '.join(found.scopes)}) do not include {scope}")
+    return caller
 
 
 Caller = Annotated[Principal, Depends(_principal)]
+
+
+def _audit_call(store: Store, caller: Principal, method: str, path: str, status: int, now: int) -> None:
+    with store.transaction() as tx:
+        append_entry(tx.sql, caller.actor, caller.origin, "api.call", f"token/{caller.token_id}",
+                     {"token_id": caller.token_id, "method": method, "path": path, "status": status}, now)
 
 
 def _require(caller: Principal, *roles: str) -> None:
@@ -207,11 +240,27 @@ def create_app(
     app.state.store = store
     app.state.clock = clock
     app.state.failed_auth = FailedAuthAudit()
+    app.state.token_limit = FailedTokenLimit()
     upload_body_bytes = max_upload_bytes * 4 // 3 + 64 * KIB
     app.add_middleware(
         BodyLimit,
         limit_for=lambda path: upload_body_bytes if path.endswith(("/rca", "/disputes")) else max_body_bytes,
     )
+
+    @app.middleware("http")  # outside BodyLimit (added later), so a body cut off still answers 413
+    async def attribute(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        if request.url.scheme == "https":  # the console's pages too: it is mounted on this app
+            response.headers["Strict-Transport-Security"] = "max-age=31536000"
+        caller: Principal | None = getattr(request.state, "caller", None)
+        if caller is not None:
+            access.info("token=%s actor=%s origin=%s %s %s %d", caller.token_id, caller.actor, caller.origin,
+                        request.method, request.url.path, response.status_code)
+            if request.method not in ("GET", "HEAD"):
+                await run_in_threadpool(_audit_call, store, caller, request.method, request.url.path,
+                                        response.status_code, clock())
+        return response
+
     contracts = book if book is not None else ContractBook({}, {})
     evidence_dir = rca_dir.parent / "evidence"
 

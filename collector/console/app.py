@@ -22,10 +22,20 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from collector.console import pages, reviews
+from collector.console import mfa, pages, reviews, totp
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.live import Hub, stream
-from collector.console.sessions import COOKIE, Session, csrf_ok, end_session, lookup, record_failure, start_session
+from collector.console.sessions import (
+    COOKIE,
+    Session,
+    csrf_ok,
+    end_session,
+    locked_out,
+    lookup,
+    record_failure,
+    set_state,
+    start_session,
+)
 from collector.console.users import User, check_password
 from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
 from collector.disputes import get_dispute
@@ -104,11 +114,22 @@ def create_console(
     def origin(request: Request) -> str:
         return request.client.host if request.client else "unknown"
 
-    def who(request: Request) -> tuple[Session, User]:
-        found = lookup(store, request.cookies.get(COOKIE, ""), clock())
-        if found is None or found[0].state != "full":
+    idle_ms = int(config.session_idle.total_seconds() * 1000)
+    steps = (mfa.login_step(store, config.mfa_required_roles),)
+
+    def who(request: Request, state: str = "full") -> tuple[Session, User]:
+        found = lookup(store, request.cookies.get(COOKIE, ""), clock(), idle_ms)
+        if found is None or found[0].state != state:
             raise _Redirect(f"{base(request)}/login?next={quote(request.url.path)}")
         return found
+
+    def locked(username: str, request: Request) -> bool:
+        return locked_out(store, username, origin(request), clock(), config.lockout_failures,
+                          config.lockout_failures_per_address, int(config.lockout_period.total_seconds() * 1000))
+
+    def target_of(request: Request, wanted: str) -> str:
+        prefix = base(request)
+        return wanted if wanted.startswith(prefix + "/") and not wanted.startswith("//") else prefix + "/"
 
     async def form(request: Request) -> dict[str, str]:
         body = await request.body()
@@ -175,27 +196,83 @@ def create_console(
         if not pre or not secrets.compare_digest(pre, data.get("pre", "")):
             raise NotAllowed("the login form expired: open the login page again")
         username = data.get("username", "").strip().lower()
+        if locked(username, request):
+            return _login_again(request, data, "Too many failed logins: try again later.", 429)
         user = check_password(store, username, data.get("password", ""))
         if user is None:
             record_failure(store, username, origin(request), clock())
-            token = secrets.token_urlsafe(24)
-            again = {"user": None, "pre": token, "next": data.get("next", ""),
-                     "error": "Unknown user or wrong password."}
-            response: Response = render(request, "login.html", again, 401)
-            response.set_cookie(PRE_LOGIN, token, httponly=True, samesite="strict", secure=secure(request),
-                                path=base(request) or "/")
-            return response
+            return _login_again(request, data, "Unknown user or wrong password.", 401)
         ttl = int(config.session_ttl.total_seconds() * 1000)
-        session_id, _ = start_session(store, user, "password", origin(request), clock(), ttl)
-        target = data.get("next", "")
+        session_id, session = start_session(store, user, "password", origin(request), clock(), ttl, steps)
+        target = target_of(request, data.get("next", ""))
         prefix = base(request)
-        if not target.startswith(prefix + "/") or target.startswith("//"):
-            target = prefix + "/"
-        response = RedirectResponse(target, status_code=303)
+        after = {"full": target, "mfa_pending": f"{prefix}/login/code?next={quote(target)}",
+                 "password_ok": f"{prefix}/mfa/enrol?next={quote(target)}"}[session.state]
+        response = RedirectResponse(after, status_code=303)
         response.set_cookie(COOKIE, session_id, max_age=ttl // 1000, httponly=True, samesite="strict",
                             secure=secure(request), path=prefix or "/")
         response.delete_cookie(PRE_LOGIN, path=prefix or "/")
         return response
+
+    def _login_again(request: Request, data: dict[str, str], error: str, status: int) -> Response:
+        token = secrets.token_urlsafe(24)
+        again = {"user": None, "pre": token, "next": data.get("next", ""), "error": error}
+        response: Response = render(request, "login.html", again, status)
+        response.set_cookie(PRE_LOGIN, token, httponly=True, samesite="strict", secure=secure(request),
+                            path=base(request) or "/")
+        return response
+
+    @app.get("/login/code")
+    def code_page(request: Request, next: str = "") -> Response:
+        session, _ = who(request, "mfa_pending")
+        return render(request, "login_code.html", {"user": None, "csrf": session.csrf, "next": next, "error": ""})
+
+    @app.post("/login/code")
+    async def code(request: Request) -> Response:
+        session, user = who(request, "mfa_pending")
+        data = await form(request)
+        if not csrf_ok(session, data.get("csrf", "")):
+            raise NotAllowed("the form's CSRF token does not match your session: reload the page and try again")
+        ctx = {"user": None, "csrf": session.csrf, "next": data.get("next", "")}
+        if locked(user.username, request):
+            return render(request, "login_code.html", {**ctx, "error": "Too many failed logins: try again later."},
+                          429)
+        if not mfa.check_code(store, session, data.get("code", ""), clock(), origin(request)):
+            record_failure(store, user.username, origin(request), clock(), "totp")
+            return render(request, "login_code.html", {**ctx, "error": "Wrong or used code."}, 401)
+        set_state(store, session, "full")
+        return RedirectResponse(target_of(request, data.get("next", "")), status_code=303)
+
+    def _enrolling(request: Request) -> tuple[Session, User]:
+        found = lookup(store, request.cookies.get(COOKIE, ""), clock(), idle_ms)
+        if found is None or found[0].state not in ("password_ok", "full"):
+            raise _Redirect(f"{base(request)}/login?next={quote(request.url.path)}")
+        return found
+
+    def _enrol_page(request: Request, session: Session, user: User, next_: str, error: str, status: int) -> Response:
+        secret = mfa.offer_secret(store, session)
+        return render(request, "enrol.html", {"user": None, "csrf": session.csrf, "next": next_, "error": error,
+                                              "secret": secret, "uri": totp.otpauth_uri(secret, user.username)},
+                      status)
+
+    @app.get("/mfa/enrol")
+    def enrol_page(request: Request, next: str = "") -> Response:
+        session, user = _enrolling(request)
+        return _enrol_page(request, session, user, next, "", 200)
+
+    @app.post("/mfa/enrol")
+    async def enrol(request: Request) -> Response:
+        session, user = _enrolling(request)
+        data = await form(request)
+        if not csrf_ok(session, data.get("csrf", "")):
+            raise NotAllowed("the form's CSRF token does not match your session: reload the page and try again")
+        codes = mfa.finish_enrolment(store, session, data.get("code", ""), clock(), origin(request))
+        if codes is None:
+            return _enrol_page(request, session, user, data.get("next", ""),
+                               "That code does not match: check the app's clock and try the next code.", 400)
+        set_state(store, session, "full")
+        return render(request, "recovery.html", {"user": None, "codes": codes,
+                                                 "next": target_of(request, data.get("next", ""))})
 
     @app.post("/logout")
     async def logout(request: Request) -> Response:

@@ -1,5 +1,6 @@
-"""The console's tables: local users and their server-side sessions (component "console"), and the indexes
-its pages read by (each target's latest state; one asset's changes over a period; what changed in a month)."""
+"""The console's tables: local users (with their second factor) and their server-side sessions (component
+"console"), and the indexes its pages read by (each target's latest state; one asset's changes over a
+period; what changed in a month)."""
 
 from __future__ import annotations
 
@@ -37,4 +38,34 @@ CREATE INDEX console_incidents_resolved ON incidents (resolved_at);
 CREATE INDEX console_changes_at ON changes (at)
 """
 
-MIGRATIONS: list[Migration] = [Migration("console", 1, _V1)]
+# Second factor: a user's TOTP secret and the last step used (a code counts once), one-time recovery codes
+# (SHA-256 only), the secret offered during enrolment, when a session was last used (idle expiry), and
+# failed logins by user and by address (lockout).
+_V2 = """
+ALTER TABLE console_users ADD COLUMN totp_secret TEXT;
+ALTER TABLE console_users ADD COLUMN totp_last_step BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE console_sessions ADD COLUMN pending_totp TEXT;
+ALTER TABLE console_sessions ADD COLUMN last_seen_at BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE console_recovery_codes (
+    username TEXT NOT NULL,
+    code_sha256 TEXT NOT NULL,
+    used_at BIGINT,
+    PRIMARY KEY (username, code_sha256)
+);
+CREATE TABLE console_login_failures (
+    key TEXT NOT NULL,
+    at BIGINT NOT NULL
+);
+CREATE INDEX console_login_failures_key ON console_login_failures (key, at)
+"""
+
+# API tokens (the ticketing component's table; the console's users and the API's tokens share their login
+# rules): an expiry (NULL: none), scopes (JSON list; NULL: every scope its role allows) and the token a
+# rotation replaced it with.
+_V3 = """
+ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT;
+ALTER TABLE api_tokens ADD COLUMN scopes TEXT;
+ALTER TABLE api_tokens ADD COLUMN rotated_to TEXT
+"""
+
+MIGRATIONS: list[Migration] = [Migration("console", 1, _V1), Migration("console", 2, _V2), Migration("console", 3, _V3)]

@@ -38,8 +38,9 @@ class Session:
 
 
 # A step after the password: given the user and the session, the state the session moves to ("full" when
-# the step has nothing to ask). None configured today; a TOTP step would return "mfa_pending" until its form
-# is answered.
+# the step has nothing to ask). The console configures the TOTP step (collector/console/mfa.py): it leaves a
+# session `mfa_pending` until the code is given, or `password_ok` while a user who must have a second factor
+# enrols one.
 LoginStep = Callable[[User, Session], SessionState]
 LOGIN_STEPS: Sequence[LoginStep] = ()
 
@@ -64,22 +65,38 @@ def start_session(
     session = Session(session.id_sha256, session.username, state, method, session.csrf, session.expires_at)
     with store.transaction() as tx:
         tx.sql.execute(
-            "INSERT INTO console_sessions (id_sha256, username, state, method, csrf, origin, created_at, expires_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (session.id_sha256, user.username, state, method, session.csrf, origin, now, session.expires_at),
+            "INSERT INTO console_sessions (id_sha256, username, state, method, csrf, origin, created_at, expires_at,"
+            " last_seen_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (session.id_sha256, user.username, state, method, session.csrf, origin, now, session.expires_at, now),
         )
         append_entry(tx.sql, f"console:{user.username}", origin, "console.login", f"user/{user.username}",
                      {"method": method, "state": state}, now)
     return session_id, session
 
 
-def record_failure(store: Store, username: str, origin: str, now: int) -> None:
+def record_failure(store: Store, username: str, origin: str, now: int, step: str = "password") -> None:
+    """A failed login step: audit-logged, and counted for the user and the address (lockout)."""
     with store.transaction() as tx:
-        append_entry(tx.sql, "console", origin, "console.login_failed", f"user/{username[:64]}", {}, now)
+        for key in (f"user:{username[:64]}", f"addr:{origin}"):
+            tx.sql.execute("INSERT INTO console_login_failures (key, at) VALUES (?, ?)", (key, now))
+        append_entry(tx.sql, "console", origin, "console.login_failed", f"user/{username[:64]}", {"step": step}, now)
 
 
-def lookup(store: Store, session_id: str, now: int) -> tuple[Session, User] | None:
-    """The live session and its enabled user, or None (unknown, ended, expired, user disabled)."""
+def locked_out(store: Store, username: str, origin: str, now: int, per_user: int, per_address: int,
+               period_ms: int) -> bool:
+    """True while the user or the address has as many failed logins within `period_ms` as its limit."""
+    since = now - period_ms
+    with store.reader() as sql:
+        def count(key: str) -> int:
+            rows = sql.query("SELECT COUNT(*) AS n FROM console_login_failures WHERE key = ? AND at > ?",
+                             (key, since))
+            return int(rows[0]["n"])
+        return count(f"user:{username[:64]}") >= per_user or count(f"addr:{origin}") >= per_address
+
+
+def lookup(store: Store, session_id: str, now: int, idle_ms: int | None = None) -> tuple[Session, User] | None:
+    """The live session and its enabled user, or None (unknown, ended, expired, idle longer than `idle_ms`,
+    user disabled). A session found is marked used now."""
     if not session_id or len(session_id) > 100:
         return None
     with store.reader() as sql:
@@ -87,10 +104,21 @@ def lookup(store: Store, session_id: str, now: int) -> tuple[Session, User] | No
     if not rows or rows[0]["ended_at"] is not None or int(rows[0]["expires_at"]) <= now:
         return None
     r = rows[0]
+    if idle_ms is not None and now - int(r["last_seen_at"]) > idle_ms:
+        return None
     user = get_user(store, r["username"])
     if user is None or user.disabled_at is not None:
         return None
+    if now - int(r["last_seen_at"]) >= 1000:  # one write a second at most per session
+        with store.transaction() as tx:
+            tx.sql.execute("UPDATE console_sessions SET last_seen_at = ? WHERE id_sha256 = ?", (now, r["id_sha256"]))
     return Session(r["id_sha256"], r["username"], r["state"], r["method"], r["csrf"], int(r["expires_at"])), user
+
+
+def set_state(store: Store, session: Session, state: SessionState) -> Session:
+    with store.transaction() as tx:
+        tx.sql.execute("UPDATE console_sessions SET state = ? WHERE id_sha256 = ?", (state, session.id_sha256))
+    return Session(session.id_sha256, session.username, state, session.method, session.csrf, session.expires_at)
 
 
 def csrf_ok(session: Session, token: str) -> bool:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import ipaddress
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, Secret, StrictModel, TimeZoneName
 
@@ -60,6 +61,37 @@ class ApiConfig(StrictModel):
     port: Annotated[int, Field(ge=0, le=65535)] = 8470
     max_body_bytes: Annotated[int, Field(ge=4 * KIB, le=256 * MIB)] = MIB
     max_upload_bytes: Annotated[int, Field(ge=KIB, le=1024 * MIB, description="an RCA document, decoded")] = 20 * MIB
+    tls_cert_file: Path | None = Field(default=None, description="serve HTTPS with this certificate (PEM chain)")
+    tls_key_file: Path | None = Field(default=None, description="the certificate's private key (PEM)")
+    trusted_proxies: list[str] = Field(
+        default_factory=list, description="reverse proxies whose X-Forwarded-For/-Proto headers are believed"
+    )
+
+    @model_validator(mode="after")
+    def _https_or_loopback(self) -> ApiConfig:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
+        if self.tls_cert_file is None and not self.trusted_proxies and not _loopback(self.host):
+            raise ValueError(f"plain HTTP on {self.host} (not loopback): set tls_cert_file and tls_key_file, "
+                             "or trusted_proxies for the TLS proxy in front")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy)
+            except ValueError:
+                raise ValueError(f"trusted_proxies: {proxy!r} is not an IP address or network") from None
+        return self
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+ConsoleRole = Literal["plant_it", "procurement", "vendor", "admin"]
 
 
 class ConsoleConfig(StrictModel):
@@ -67,7 +99,17 @@ class ConsoleConfig(StrictModel):
 
     enabled: bool = True
     prefix: str = Field(default="/console", pattern=r"^/[a-z0-9_-]+$")
-    session_ttl: PositiveDuration = timedelta(hours=8)
+    session_ttl: PositiveDuration = Field(default=timedelta(hours=8), description="absolute session lifetime")
+    session_idle: PositiveDuration = Field(default=timedelta(minutes=30),
+                                           description="a session unused this long ends")
+    mfa_required_roles: list[ConsoleRole] = Field(
+        default_factory=lambda: list[ConsoleRole](["admin"]),
+        description="roles that must log in with a TOTP code as well",
+    )
+    lockout_failures: int = Field(default=5, ge=1, description="failed logins of one user before its lockout")
+    lockout_failures_per_address: int = Field(default=20, ge=1,
+                                              description="failed logins from one address before its lockout")
+    lockout_period: PositiveDuration = timedelta(minutes=15)
     secure_cookies: Literal["auto", "always", "never"] = Field(
         default="auto", description="auto: Secure cookies when the request came over HTTPS"
     )

@@ -12,5 +12,6 @@ from tests.browser.site import Site, prepare, running
 
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
-    with running(prepare(tmp_path_factory.mktemp("console"), mosquitto.port)) as up:
+    # Password-only logins for every role here; the second factor has its own site (test_console_mfa*.py).
+    with running(prepare(tmp_path_factory.mktemp("console"), mosquitto.port, "mfa_required_roles = []")) as up:
         yield up

@@ -4,10 +4,15 @@ its own on a real broker and a real SQLite store."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import io
 import json
 import os
 import socket
+import ssl
+import struct
 import subprocess
 import sys
 import time
@@ -84,6 +89,7 @@ class Site:
     api: str
     broker_port: int
     proc: subprocess.Popen[bytes] | None = None
+    verify: ssl.SSLContext | bool = True  # how clients check the collector's HTTPS certificate
 
 
 def cli(*args: str, stdin: str = "") -> tuple[int, str]:
@@ -99,7 +105,9 @@ def cli(*args: str, stdin: str = "") -> tuple[int, str]:
     return code, out.getvalue()
 
 
-def prepare(folder: Path, broker_port: int) -> Site:
+def prepare(folder: Path, broker_port: int, console: str = "", api: str = "", ca: Path | None = None) -> Site:
+    """The site in `folder`; `console` is the `[console]` table's body (default settings when empty), `api`
+    more lines of `[api]`; with `ca` (the certificate's issuer) the site serves HTTPS."""
     (folder / "contracts").mkdir(parents=True)
     (folder / "contracts" / "plc.toml").write_text(CONTRACT)
     (folder / "contracts" / "scada.toml").write_text(SCADA)
@@ -108,7 +116,7 @@ def prepare(folder: Path, broker_port: int) -> Site:
     config.write_text(
         f'[collector]\ndata_dir = "{folder / "data"}"\ntimezone = "UTC"\n'
         f'[broker]\nhost = "127.0.0.1"\nport = {broker_port}\n'
-        f'[liveness]\nmissed_heartbeats = 3\n[api]\nhost = "127.0.0.1"\nport = {port}\n'
+        f'[liveness]\nmissed_heartbeats = 3\n[api]\nhost = "127.0.0.1"\nport = {port}\n{api}\n[console]\n{console}\n'
     )
     path = folder / "history.jsonl"
     path.write_text("\n".join(history(int(time.time() * 1000))) + "\n")
@@ -118,7 +126,10 @@ def prepare(folder: Path, broker_port: int) -> Site:
         code, _ = cli("collector", "user", "add", name, "--role", role, *extra, "--password-stdin",
                       "--config", str(config), stdin=PASSWORD + "\n")
         assert code == 0
-    return Site(folder, config, f"http://127.0.0.1:{port}/console", f"http://127.0.0.1:{port}", broker_port)
+    scheme = "https" if ca else "http"
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
+    return Site(folder, config, f"{scheme}://127.0.0.1:{port}/console", f"{scheme}://127.0.0.1:{port}", broker_port,
+                verify=verify)
 
 
 @contextmanager
@@ -132,7 +143,7 @@ def running(site: Site) -> Iterator[Site]:
         deadline = time.monotonic() + 30
         while True:
             try:
-                if httpx.get(site.url + "/login", timeout=2).status_code == 200:
+                if httpx.get(site.url + "/login", timeout=2, verify=site.verify).status_code == 200:
                     break
             except httpx.HTTPError:
                 pass
@@ -152,7 +163,7 @@ def running(site: Site) -> Iterator[Site]:
 
 def login(site: Site, user: str, password: str = PASSWORD) -> httpx.Client:
     """An HTTP client logged in as `user` (as a browser does: the login form, its cookie, then the session)."""
-    client = httpx.Client(base_url=site.url, follow_redirects=False, timeout=10)
+    client = httpx.Client(base_url=site.url, follow_redirects=False, timeout=10, verify=site.verify)
     page = client.get("/login")
     pre = page.text.split('name="pre" value="', 1)[1].split('"', 1)[0]
     done = client.post("/login", data={"pre": pre, "username": user, "password": password, "next": ""})
@@ -167,3 +178,12 @@ def outage_month() -> str:
 
 def csrf(html: str) -> str:
     return html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
+
+
+def totp(secret: str, ahead: int = 0) -> str:
+    """The authenticator app's code (RFC 6238: HMAC-SHA1, 6 digits, 30 s), `ahead` steps from now; written
+    here from the RFC rather than taken from the collector, so the test checks the collector against it."""
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    mac = hmac.new(key, struct.pack(">Q", int(time.time()) // 30 + ahead), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    return f"{(int.from_bytes(mac[offset:offset + 4], 'big') & 0x7FFFFFFF) % 1_000_000:06d}"

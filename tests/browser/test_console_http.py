@@ -284,3 +284,15 @@ def test_exports_follow_the_viewers_scope(site: Site) -> None:
     assert pro.get(f"/contracts/plc-support/reports/{period}/nope.csv").status_code == 404
     assert pro.get("/contracts/plc-support/reports/2999-01.pdf").status_code == 400
     assert pro.get("/contracts/plc-support/reports/x%27.pdf").status_code == 400
+
+
+def test_a_forged_forwarded_for_from_an_unlisted_address_is_ignored(site: Site) -> None:
+    client = httpx.Client(base_url=site.url, headers={"X-Forwarded-For": "203.0.113.9"})
+    pre = client.get("/login").text.split('name="pre" value="', 1)[1].split('"', 1)[0]
+    assert client.post("/login", data={"pre": pre, "username": "pro", "password": "wrong password!"}).status_code == 401
+    store = open_store(load(CollectorConfig, site.config))
+    try:
+        failed = [e for e in AuditLog(store).entries() if e.action == "console.login_failed"]
+    finally:
+        store.close()
+    assert failed[-1].origin == "127.0.0.1"  # no proxy is listed: the header is not believed

@@ -289,7 +289,7 @@ async def test_plant_records_a_window_through_the_api_and_the_site_hears_of_it(m
         [announced] = seen[-1].windows
         assert (announced.id, announced.assets) == (made.json()["id"], ["line3-plc"])
         assert announced.announced_by.startswith("plant:"), "who announced it: the plant token's actor"
-        assert [e.action for e in AuditLog(svc.store).entries()][-1] == "maintenance.recorded"
+        assert [e.action for e in AuditLog(svc.store).entries()][-2:] == ["maintenance.recorded", "api.call"]
     finally:
         await _stop(svc)
         await listener.stop()
