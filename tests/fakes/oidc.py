@@ -174,7 +174,7 @@ class FakeOidc:
         tamper, self.tamper = self.tamper, None
         if tamper == "nonce":
             claims["nonce"] = "another-nonce"
-        token = self._sign(claims)
+        token = self.sign(claims)
         if tamper == "signature":
             head, body, sig = token.split(".")
             spoiled = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
@@ -183,8 +183,8 @@ class FakeOidc:
         return self._json({"access_token": secrets.token_urlsafe(16), "token_type": "Bearer", "expires_in": 300,
                            "id_token": token})
 
-    def _sign(self, claims: dict[str, Any]) -> str:
-        head = _b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": "k1"}).encode())
+    def sign(self, claims: dict[str, Any], kid: str = "k1") -> str:
+        head = _b64(json.dumps({"alg": "RS256", "typ": "JWT", "kid": kid}).encode())
         body = _b64(json.dumps(claims).encode())
         signature = self._key.sign(f"{head}.{body}".encode(), padding.PKCS1v15(), hashes.SHA256())
         return f"{head}.{body}.{_b64(signature)}"
