@@ -33,6 +33,8 @@ class User:
     sites: tuple[str, ...]
     created_at: int
     disabled_at: int | None
+    external: bool = False
+    """Logs in through single sign-on only (no password)."""
 
     @property
     def viewer(self) -> Viewer:
@@ -41,7 +43,7 @@ class User:
 
 def _user(r: Row) -> User:
     return User(r["username"], r["role"], r["vendor"], tuple(json.loads(r["sites"])), int(r["created_at"]),
-                r["disabled_at"])
+                r["disabled_at"], r["external_issuer"] is not None)
 
 
 def _check_password(password: str) -> None:
@@ -101,6 +103,8 @@ def set_password(store: Store, username: str, password: str, now: int, actor: st
     """A new password; the user's open sessions end."""
     _check_password(password)
     with store.transaction() as tx:
+        if tx.sql.query("SELECT 1 FROM console_users WHERE username = ? AND external_issuer IS NOT NULL", (username,)):
+            raise ConsoleError(f"user {username!r} logs in through single sign-on and has no password")
         if not tx.sql.execute(
             "UPDATE console_users SET password_hash = ?, updated_at = ? WHERE username = ?",
             (_HASHER.hash(password), now, username),
@@ -145,7 +149,7 @@ def upsert_external(
             append_entry(tx.sql, f"sso:{issuer}", origin, "console.sso_user_updated" if rows else
                          "console.sso_user_added", f"user/{username}", {**after, "subject": subject}, now)
         created = int(rows[0]["created_at"]) if rows else now
-    return User(username, role, vendor, tuple(sorted(sites)), created, None)
+    return User(username, role, vendor, tuple(sorted(sites)), created, None, True)
 
 
 def check_password(store: Store, username: str, password: str) -> User | None:

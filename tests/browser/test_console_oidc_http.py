@@ -15,7 +15,7 @@ from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from simulators.broker import Mosquitto
 from tests.browser.oidc_site import oidc_site
-from tests.browser.site import Site
+from tests.browser.site import Site, cli
 from tests.fakes.oidc import FakeOidc
 
 
@@ -49,7 +49,8 @@ def _callback(site: Site, idp: FakeOidc, user: str) -> tuple[httpx.Client, str]:
     return client, back
 
 
-def test_an_sso_login_maps_the_role_and_creates_an_external_user(sso: tuple[Site, FakeOidc]) -> None:
+def test_an_sso_login_maps_the_role_and_creates_an_external_user(sso: tuple[Site, FakeOidc],
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
     site, idp = sso
     client, done = _login(site, idp, "olga")
     assert done.status_code == 200 and "Logged in as olga" in done.text
@@ -64,6 +65,11 @@ def test_an_sso_login_maps_the_role_and_creates_an_external_user(sso: tuple[Site
     form = httpx.Client(base_url=site.url, timeout=10)
     pre = form.get("/login").text.split('name="pre" value="', 1)[1].split('"', 1)[0]
     assert form.post("/login", data={"pre": pre, "username": "olga", "password": "!external"}).status_code == 401
+    code, out = cli("collector", "user", "list", "--config", str(site.config), "--format", "json")
+    assert code == 0 and '"login": "sso"' in out and '"login": "password"' in out
+    code, out = cli("collector", "user", "passwd", "olga", "--password-stdin", "--config", str(site.config),
+                    stdin="a-long-password\n")
+    assert code == 1 and "logs in through single sign-on" in capsys.readouterr().err
 
 
 def test_a_vendor_gets_the_vendor_from_its_claim(sso: tuple[Site, FakeOidc]) -> None:
