@@ -22,7 +22,8 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
 
-from collector.console import mfa, pages, reviews, totp
+from collector.audit import append_entry
+from collector.console import mfa, oidc, pages, reviews, totp
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.live import Hub, stream
 from collector.console.sessions import (
@@ -36,7 +37,7 @@ from collector.console.sessions import (
     set_state,
     start_session,
 )
-from collector.console.users import User, check_password
+from collector.console.users import User, check_password, upsert_external
 from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
 from collector.disputes import get_dispute
 from collector.maintenance import check_covers, record_window, site_assets
@@ -52,6 +53,7 @@ CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
 PRE_LOGIN = "lw_login"
+SSO_STATE = "lw_sso"
 MAX_FORM = 64 * 1024
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".png": "image/png", ".svg": "image/svg+xml"}
@@ -184,7 +186,8 @@ def create_console(
     @app.get("/login")
     def login_page(request: Request, next: str = "") -> Response:
         token = secrets.token_urlsafe(24)
-        response = render(request, "login.html", {"user": None, "pre": token, "next": next, "error": ""})
+        response = render(request, "login.html", {"user": None, "pre": token, "next": next, "error": "",
+                                                  "sso": provider is not None})
         response.set_cookie(PRE_LOGIN, token, httponly=True, samesite="strict", secure=secure(request),
                             path=base(request) or "/")
         return response
@@ -216,11 +219,60 @@ def create_console(
 
     def _login_again(request: Request, data: dict[str, str], error: str, status: int) -> Response:
         token = secrets.token_urlsafe(24)
-        again = {"user": None, "pre": token, "next": data.get("next", ""), "error": error}
+        again = {"user": None, "pre": token, "next": data.get("next", ""), "error": error, "sso": provider is not None}
         response: Response = render(request, "login.html", again, status)
         response.set_cookie(PRE_LOGIN, token, httponly=True, samesite="strict", secure=secure(request),
                             path=base(request) or "/")
         return response
+
+    # ------------------------------------------------------------ single sign-on
+
+    provider = oidc.Provider(config.oidc) if config.oidc is not None else None
+
+    def redirect_uri(request: Request) -> str:
+        assert config.oidc is not None
+        return f"{request.url.scheme}://{request.url.netloc}{base(request)}{config.oidc.redirect_path}"
+
+    def sso_failed(request: Request, reason: str, subject: str = "") -> None:
+        with store.transaction() as tx:
+            append_entry(tx.sql, f"sso:{subject or 'unknown'}", origin(request), "console.sso_failed", "console",
+                         {"reason": reason}, clock())
+
+    if provider is not None and config.oidc is not None:
+        @app.get("/login/oidc")
+        def sso_start(request: Request, next: str = "") -> Response:
+            assert provider is not None
+            url, state = provider.start(redirect_uri(request), target_of(request, next), clock())
+            response = RedirectResponse(url, status_code=303)
+            # Lax: the provider's redirect back is a top-level navigation from another site.
+            response.set_cookie(SSO_STATE, state, max_age=oidc.PENDING_MS // 1000, httponly=True, samesite="lax",
+                                secure=secure(request), path=base(request) or "/")
+            return response
+
+        @app.get(config.oidc.redirect_path)
+        def sso_callback(request: Request, state: str = "", code: str = "", error: str = "") -> Response:
+            assert provider is not None
+            now = clock()
+            try:
+                pending = provider.take(state, request.cookies.get(SSO_STATE, ""), now)
+                if error or not code:
+                    raise oidc.SsoFailed(f"the identity provider did not log you in ({error[:80] or 'no code'})")
+                claims = provider.finish(code, redirect_uri(request), pending, now)
+                who_ = provider.identity(claims)
+                user = upsert_external(store, who_.username, provider.config.issuer, who_.subject, who_.role,
+                                       who_.vendor, who_.sites, now, origin(request))
+            except ConsoleError as exc:
+                sso_failed(request, str(exc))
+                raise
+            ttl = int(config.session_ttl.total_seconds() * 1000)
+            # The identity provider enforces the second factor for SSO users (docs/console.md): no console TOTP.
+            session_id, _ = start_session(store, user, "oidc", origin(request), now, ttl, ())
+            response = render(request, "sso_done.html", {"next": pending.next, "username": user.username})
+            prefix = base(request)
+            response.set_cookie(COOKIE, session_id, max_age=ttl // 1000, httponly=True, samesite="strict",
+                                secure=secure(request), path=prefix or "/")
+            response.delete_cookie(SSO_STATE, path=prefix or "/")
+            return response
 
     @app.get("/login/code")
     def code_page(request: Request, next: str = "") -> Response:

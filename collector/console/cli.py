@@ -49,12 +49,14 @@ def user(args: argparse.Namespace) -> int:
     try:
         if args.action == "list":
             rows = [
-                {"user": u.username, "role": u.role, "vendor": u.vendor, "sites": ",".join(u.sites) or "all",
+                {"user": u.username, "login": "sso" if u.external else "password", "role": u.role, "vendor": u.vendor,
+                 "sites": ",".join(u.sites) or "all",
                  "created": ms_to_dt(u.created_at).isoformat(),
                  "disabled": None if u.disabled_at is None else ms_to_dt(u.disabled_at).isoformat()}
                 for u in list_users(store)
             ]
-            print(render(rows, args.format, columns=("user", "role", "vendor", "sites", "created", "disabled")))
+            columns = ("user", "login", "role", "vendor", "sites", "created", "disabled")
+            print(render(rows, args.format, columns=columns))
         elif args.action == "add":
             made = add_user(store, args.username, _password(args), args.role, args.vendor, tuple(args.site), now,
                             actor, origin)

@@ -68,4 +68,11 @@ ALTER TABLE api_tokens ADD COLUMN scopes TEXT;
 ALTER TABLE api_tokens ADD COLUMN rotated_to TEXT
 """
 
-MIGRATIONS: list[Migration] = [Migration("console", 1, _V1), Migration("console", 2, _V2), Migration("console", 3, _V3)]
+# Users from single sign-on: the issuer and subject they log in as (NULL: a local user with a password).
+_V4 = """
+ALTER TABLE console_users ADD COLUMN external_issuer TEXT;
+ALTER TABLE console_users ADD COLUMN external_subject TEXT
+"""
+
+MIGRATIONS: list[Migration] = [Migration("console", 1, _V1), Migration("console", 2, _V2), Migration("console", 3, _V3),
+                               Migration("console", 4, _V4)]

@@ -33,6 +33,8 @@ class User:
     sites: tuple[str, ...]
     created_at: int
     disabled_at: int | None
+    external: bool = False
+    """Logs in through single sign-on only (no password)."""
 
     @property
     def viewer(self) -> Viewer:
@@ -41,7 +43,7 @@ class User:
 
 def _user(r: Row) -> User:
     return User(r["username"], r["role"], r["vendor"], tuple(json.loads(r["sites"])), int(r["created_at"]),
-                r["disabled_at"])
+                r["disabled_at"], r["external_issuer"] is not None)
 
 
 def _check_password(password: str) -> None:
@@ -101,6 +103,8 @@ def set_password(store: Store, username: str, password: str, now: int, actor: st
     """A new password; the user's open sessions end."""
     _check_password(password)
     with store.transaction() as tx:
+        if tx.sql.query("SELECT 1 FROM console_users WHERE username = ? AND external_issuer IS NOT NULL", (username,)):
+            raise ConsoleError(f"user {username!r} logs in through single sign-on and has no password")
         if not tx.sql.execute(
             "UPDATE console_users SET password_hash = ?, updated_at = ? WHERE username = ?",
             (_HASHER.hash(password), now, username),
@@ -109,6 +113,43 @@ def set_password(store: Store, username: str, password: str, now: int, actor: st
         tx.sql.execute("UPDATE console_sessions SET ended_at = ? WHERE username = ? AND ended_at IS NULL",
                        (now, username))
         append_entry(tx.sql, actor, origin, "console.password_changed", f"user/{username}", {}, now)
+
+
+# Stored as an SSO user's password hash: not an argon2 hash, so no password ever matches it.
+_NO_PASSWORD = "!external"
+
+
+def upsert_external(
+    store: Store, username: str, issuer: str, subject: str, role: Role, vendor: str | None, sites: tuple[str, ...],
+    now: int, origin: str,
+) -> User:
+    """Create or update the user a single sign-on login names. Refused (ConsoleError) when the name belongs to
+    a local user or to another subject, or when the user is disabled."""
+    if not _NAME.match(username):
+        raise ConsoleError(f"the identity provider's user name {username[:64]!r} is not a valid console user name")
+    with store.transaction() as tx:
+        rows = tx.sql.query("SELECT * FROM console_users WHERE username = ?", (username,))
+        if rows and (rows[0]["external_issuer"], rows[0]["external_subject"]) != (issuer, subject):
+            raise ConsoleError(f"user {username!r} exists already as another (local or external) user")
+        if rows and rows[0]["disabled_at"] is not None:
+            raise ConsoleError(f"user {username!r} is disabled")
+        if rows:
+            tx.sql.execute("UPDATE console_users SET role = ?, vendor = ?, sites = ?, updated_at = ?"
+                           " WHERE username = ?", (role, vendor, json.dumps(sorted(sites)), now, username))
+        else:
+            tx.sql.execute(
+                "INSERT INTO console_users (username, password_hash, role, vendor, sites, created_at, updated_at,"
+                " external_issuer, external_subject) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (username, _NO_PASSWORD, role, vendor, json.dumps(sorted(sites)), now, now, issuer, subject),
+            )
+        before = None if not rows else {"role": rows[0]["role"], "vendor": rows[0]["vendor"],
+                                        "sites": json.loads(rows[0]["sites"])}
+        after = {"role": role, "vendor": vendor, "sites": sorted(sites)}
+        if before != after:
+            append_entry(tx.sql, f"sso:{issuer}", origin, "console.sso_user_updated" if rows else
+                         "console.sso_user_added", f"user/{username}", {**after, "subject": subject}, now)
+        created = int(rows[0]["created_at"]) if rows else now
+    return User(username, role, vendor, tuple(sorted(sites)), created, None, True)
 
 
 def check_password(store: Store, username: str, password: str) -> User | None:

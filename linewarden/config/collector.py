@@ -94,6 +94,30 @@ def _loopback(host: str) -> bool:
 ConsoleRole = Literal["plant_it", "procurement", "vendor", "admin"]
 
 
+class OidcConfig(StrictModel):
+    """Single sign-on over OpenID Connect (authorization code with PKCE); docs/console.md."""
+
+    issuer: str = Field(pattern=r"^https?://.+", description="the provider's issuer URL (discovery under it)")
+    client_id: str = Field(min_length=1)
+    client_secret: Secret
+    redirect_path: str = Field(default="/login/oidc/callback", pattern=r"^/[A-Za-z0-9/_-]+$",
+                               description="under the console's prefix; register prefix+path at the provider")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    username_claim: str = "preferred_username"
+    role_claim: str = Field(default="roles", description="e.g. 'roles' (Entra ID app roles) or 'groups'")
+    roles: dict[str, ConsoleRole] = Field(
+        description="claim value -> console role; of several, admin > vendor > procurement > plant_it")
+    vendor_claim: str | None = Field(default=None, description="claim holding a vendor user's vendor id")
+    site_claim: str | None = Field(default=None, description="claim listing the sites the user may see")
+    timeout: PositiveDuration = timedelta(seconds=5)
+
+    @model_validator(mode="after")
+    def _openid(self) -> OidcConfig:
+        if "openid" not in self.scopes:
+            raise ValueError("scopes must contain 'openid'")
+        return self
+
+
 class ConsoleConfig(StrictModel):
     """The web console, served by the API's server under `prefix` (docs/console.md)."""
 
@@ -113,6 +137,7 @@ class ConsoleConfig(StrictModel):
     secure_cookies: Literal["auto", "always", "never"] = Field(
         default="auto", description="auto: Secure cookies when the request came over HTTPS"
     )
+    oidc: OidcConfig | None = None
 
 
 class PlantItConfig(StrictModel):
