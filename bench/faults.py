@@ -52,10 +52,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from simulators.broker import Mosquitto, free_port  # noqa: E402
+from simulators.broker import Mosquitto  # noqa: E402
 from simulators.mes import MesServer  # noqa: E402
 from simulators.modbus_plc import ModbusPlc  # noqa: E402
 from tests.fakes.webhook import FakeWebhookReceiver  # noqa: E402
+from tests.tcp_proxy import TcpProxy  # noqa: E402
 
 LINEWARDEN = Path(sys.executable).parent / "linewarden"
 PACKAGED_BROKER_CONF = REPO / "packaging" / "mosquitto" / "linewarden.conf"
@@ -166,51 +167,6 @@ class Service:
 
     def tail(self, chars: int = 3000) -> str:
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
-
-
-class TcpProxy:
-    """A TCP forwarder in front of PostgreSQL: `restart()` closes every connection and refuses for a while,
-    which is what the collector sees of a database server restart."""
-
-    def __init__(self, upstream: tuple[str, int]) -> None:
-        self.upstream = upstream
-        self.port = free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for writer in list(self._writers):
-            writer.close()
-        self._writers.clear()
-
-    async def restart(self, down_s: float) -> None:
-        await self.stop()
-        await asyncio.sleep(down_s)  # the server's restart time: the scenario, not a wait for a condition
-        await self.start()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
-        except OSError:
-            writer.close()
-            return
-        self._writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(OSError, asyncio.IncompleteReadError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self._writers -= {writer, up_writer}
 
 
 class SmallDisk:

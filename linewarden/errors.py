@@ -33,6 +33,10 @@ class StorageFull(StoreError):
     """The disk (or the database's size cap) is full: the transaction was rolled back; retry when space returns."""
 
 
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached (restarted, connection lost): nothing was committed; retry later."""
+
+
 class TicketError(LinewardenError):
     """A ticket sink could not complete a request."""
 
