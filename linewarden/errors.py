@@ -49,6 +49,10 @@ class BrokerError(LinewardenError):
     """An MQTT operation failed: not connected, queue full, connection lost before PUBACK, or a failure reason."""
 
 
+class ConnectionLost(BrokerError):
+    """The connection ended before the message's PUBACK: not a refusal by the broker; send it again."""
+
+
 class TicketRejected(TicketError):
     """The vendor refused a ticket request (bad credentials, unknown project, invalid field): retrying will not help."""
 
