@@ -109,8 +109,11 @@ class Broker(Mosquitto):
 
 
 def packaged_conf(host: str, port: int, store_dir: Path, log: Path) -> str:
+    # The listeners and their security (TLS, passwords, ACL, identities as client ids) give way to one
+    # anonymous loopback listener; the broker-wide settings (persistence, queues, limits) are kept.
     replaced = ("listener", "cafile", "certfile", "keyfile", "require_certificate", "allow_anonymous",
-                "password_file", "acl_file")
+                "password_file", "acl_file", "per_listener_settings", "use_username_as_clientid",
+                "use_identity_as_username", "crlfile", "tls_version", "capath")
     kept = [line for line in PACKAGED_BROKER_CONF.read_text().splitlines()
             if line.strip() and not line.startswith("#") and line.split()[0] not in replaced]
     if "persistence true" not in kept:
@@ -530,8 +533,8 @@ class System:
 
     async def _start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.hook.start()  # first: stopping a receiver that never started would wait forever
         self.broker.start()
-        self.hook.start()
         for disk in (self.agent_disk, self.collector_disk):
             if disk is not None:
                 disk.mount()
