@@ -875,6 +875,7 @@ BY_NAME = {f.name: f for f in FAULTS}
 
 
 CollectorCommand = Callable[[Path], list[str]]
+FIGURE_TRIES = 5
 
 
 def collector_cli(config: Path) -> list[str]:
@@ -909,6 +910,14 @@ async def run_fault(fault: Fault, directory: Path, minutes: float | None, pace: 
         except TimeoutError:
             settled = False
         fig = system.figures(fault.name)
+        for _ in range(FIGURE_TRIES if settled else 0):
+            # The agents keep producing (heartbeats): one made between the settle check and the count is
+            # still on its way. Count again once it is acked; a seq held for good stays held.
+            if fig.held == 0:
+                break
+            with contextlib.suppress(TimeoutError):
+                await wait_for(system.settled, 5.0, "the in-flight events acked")
+            fig = system.figures(fault.name)
         fig.settled = settled
         fig.settle_s = time.monotonic() - settling
         fig.seconds = time.monotonic() - started
