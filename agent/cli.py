@@ -14,12 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from linewarden.cli_options import resolve, share
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError
-from linewarden.output import FORMATS, render
+from linewarden.logs import setup_logging
+from linewarden.output import FORMATS, iso_time, render
 from linewarden.production import load_production_calendar
-from linewarden.timeutil import ms_to_dt
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
@@ -27,12 +28,10 @@ EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linewarden agent", description="the linewarden edge agent")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    run = sub.add_parser("run", help="poll targets and forward events until stopped (SIGTERM/Ctrl-C)")
-    run.add_argument("--config", type=Path, required=True)
+    sub.add_parser("run", help="poll targets and forward events until stopped (SIGTERM/Ctrl-C)")
     check = sub.add_parser(
         "check", help="validate the config, probe each target once, print the results (exit 1 if any is not UP)"
     )
-    check.add_argument("--config", type=Path, required=True)
     check.add_argument("--format", choices=FORMATS, default="table")
     trust = sub.add_parser(
         "trust", help="trust an OPC UA target's server certificate: fetch it, compare the fingerprint, save it"
@@ -41,17 +40,19 @@ def _parser() -> argparse.ArgumentParser:
     trust.add_argument("--target", required=True, help="the OPC UA target id")
     trust.add_argument("--fingerprint", required=True, help="the SHA-256 you checked at the server itself")
     status = sub.add_parser("status", help="states, open incidents and outbox figures from the local database")
-    status.add_argument("--config", type=Path, required=True)
     status.add_argument("--format", choices=FORMATS, default="table")
+    share(parser, "agent config (TOML)")
     return parser
 
 
 def main(argv: Sequence[str]) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = resolve(parser, parser.parse_args(argv))
     cfg = load(AgentConfig, args.config)
     if args.cmd != "status":
         load_production_calendar(cfg, args.config)  # a bad calendar stops here, with the config's message
     if args.cmd == "run":
+        setup_logging(args.log_level or cfg.agent.log_level, args.log_format or cfg.agent.log_format)
         return _run(cfg, args.config)
     if args.cmd == "check":
         return asyncio.run(_check(cfg, args.format, args.config))
@@ -65,13 +66,6 @@ def main(argv: Sequence[str]) -> int:
 def _run(cfg: AgentConfig, path: Path) -> int:
     from agent.clock import wall_clock
     from agent.runtime import Agent
-
-    logging.basicConfig(
-        level=cfg.agent.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
-    )
-    # The libraries log every dropped connection; the agent reports outages itself, on state edges.
-    for noisy in ("asyncua", "pymodbus", "httpx", "httpcore"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
 
     async def main_task() -> None:
         agent = Agent(cfg, path, clock_ms=wall_clock())
@@ -129,10 +123,6 @@ async def _check(cfg: AgentConfig, fmt: str, path: Path) -> int:
     return EXIT_OK if all(row["state"] == "UP" for row in rows) else EXIT_RUNTIME
 
 
-def _iso(ms: int | None) -> str | None:
-    return None if ms is None else ms_to_dt(ms).isoformat(timespec="seconds")
-
-
 def _status(cfg: AgentConfig, fmt: str) -> int:
     from agent.outbox import Outbox
 
@@ -169,13 +159,13 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         "site": cfg.agent.site,
         "epoch": stats.epoch,
         "outbox_depth": stats.depth,
-        "oldest_unacked": _iso(stats.oldest_ts),
+        "oldest_unacked": iso_time(stats.oldest_ts),
         "last_ack_seq": stats.last_ack_seq,
-        "last_ack_at": _iso(stats.last_ack_at_ms),
+        "last_ack_at": iso_time(stats.last_ack_at_ms),
         "next_seq": stats.next_seq,
         "broker_connected": link.get("connected"),
         "collector_online": link.get("collector_online"),
-        "link_updated_at": _iso(link.get("at_ms")),
+        "link_updated_at": iso_time(link.get("at_ms")),
         # As of link_updated_at: written by the running agent when they change.
         "outbox_fault": health.get("outbox_fault"),
         "unkept_events": health.get("unkept_total", 0),
@@ -222,7 +212,7 @@ def _certificates(cfg: AgentConfig, seen: list[dict[str, Any]]) -> list[dict[str
             found.append(info)
     now_ms = int(time.time() * 1000)
     return [
-        {"role": c.role.value, "subject": c.subject, "not_after": _iso(c.not_after_ms),
+        {"role": c.role.value, "subject": c.subject, "not_after": iso_time(c.not_after_ms),
          "days_left": int(c.days_left(now_ms)), "expiring": c.expires_within(now_ms, tls.expiry_warning_days)}
         for c in found
     ]  # fmt: skip

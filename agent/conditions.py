@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import re
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from operator import itemgetter, le, ne
+from typing import Any
 
 from linewarden.config.targets import Condition
 from linewarden.domain import State
@@ -121,6 +125,77 @@ class ConditionChecker:
             seen = (value, now if changed_at is None else min(changed_at, now))
             self._last[name] = seen
         return max(0.0, now - seen[1])
+
+
+class BlockChecks:
+    """The conditions of values decoded together (one Modbus request), checked for the usual case, where all
+    hold, with a few comparisons over the whole block instead of one `ConditionChecker.check` per value.
+
+    `numbers` says the values are ints or floats, never bools or strings (registers). A value takes the fast
+    path when its condition has no `must_change_within` (that one keeps state and is checked on its own every
+    time) and compares with a number. When any fast comparison fails, every value is checked by
+    `ConditionChecker.check`, so failures and their reasons are exactly those of the value-by-value check.
+    """
+
+    def __init__(
+        self, names: Sequence[str], conditions: Sequence[Condition], checker: ConditionChecker, numbers: bool
+    ) -> None:
+        self._names = tuple(names)
+        self._conditions = tuple(conditions)
+        self._checker = checker
+        self._checked = tuple(i for i, c in enumerate(conditions) if not c.is_empty)
+        fast = [i for i in self._checked if numbers and _fast(conditions[i])]
+        self._slow = tuple(sorted(set(self._checked) - set(fast)))
+        eq = [i for i in fast if conditions[i].equals is not None]
+        unequal = [i for i in fast if conditions[i].not_equals is not None]
+        bounded = [i for i in fast if conditions[i].min is not None or conditions[i].max is not None]
+        # values sharing the same bounds are checked with one min() and one max() over them; the others pairwise
+        shared: dict[tuple[float, float], list[int]] = {}
+        for i in bounded:
+            c = conditions[i]
+            bounds = (-math.inf if c.min is None else c.min, math.inf if c.max is None else c.max)
+            shared.setdefault(bounds, []).append(i)
+        single = [(i, bounds) for bounds, members in shared.items() if len(members) == 1 for i in members]
+        self._ranges = tuple((_getter(m), low, high) for (low, high), m in shared.items() if len(m) > 1)
+        self._low, self._lows = _getter([i for i, _ in single]), tuple(low for _, (low, _) in single)
+        self._high, self._highs = self._low, tuple(high for _, (_, high) in single)
+        self._eq, self._expected = _getter(eq), tuple(conditions[i].equals for i in eq)
+        self._ne, self._unexpected = _getter(unequal), tuple(conditions[i].not_equals for i in unequal)
+
+    def check(self, values: Sequence[object], now: float) -> list[Failure]:
+        """The failures of `values` (in the order of `names`) at time `now`, in that order."""
+        check = self._checker.check
+        names, conditions = self._names, self._conditions
+        indices = self._slow if self._hold(values) else self._checked
+        return [f for i in indices if (f := check(names[i], values[i], conditions[i], now)) is not None]
+
+    def _hold(self, values: Sequence[object]) -> bool:
+        return (
+            self._eq(values) == self._expected
+            and all(map(ne, self._ne(values), self._unexpected))
+            and all(map(le, self._lows, self._low(values)))
+            and all(map(le, self._high(values), self._highs))
+            and all(low <= min(got) and max(got) <= high for got, low, high in self._shared(values))
+        )
+
+    def _shared(self, values: Sequence[object]) -> Iterator[tuple[tuple[Any, ...], float, float]]:
+        return ((get(values), low, high) for get, low, high in self._ranges)
+
+
+def _fast(condition: Condition) -> bool:
+    # a bool expected value has its own matching rules (`_same`): left to the value-by-value check
+    return condition.must_change_within is None and not any(
+        isinstance(v, bool | str) for v in (condition.equals, condition.not_equals)
+    )
+
+
+def _getter(indices: Sequence[int]) -> Callable[[Sequence[object]], tuple[Any, ...]]:
+    if not indices:
+        return lambda values: ()
+    if len(indices) == 1:
+        only = indices[0]
+        return lambda values: (values[only],)
+    return itemgetter(*indices)
 
 
 def _same(value: object, expected: object) -> bool:

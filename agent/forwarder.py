@@ -1,4 +1,4 @@
-"""Forward the outbox to the collector over MQTT (DESIGN §3), deleting only what the collector acknowledged.
+"""Forward the outbox to the collector over MQTT (README: wire protocol), deleting only what the collector acknowledged.
 
 On each connect, and each time the collector comes online (it may have missed the birth while away), publish
 birth (with the last acked seq), then send from the first unacknowledged seq. Events go in seq order as
@@ -115,6 +115,7 @@ class Forwarder:
         self.rejected_acks = 0
         self._rejected_seen: set[tuple[str, int]] = set()
         self._unsaved_sent_logged = False
+        self.connects = 0  # broker connections made (the first, then each reconnect)
 
     def _head(self) -> str:
         """The batch JSON up to its events, for the outbox's current epoch."""
@@ -267,6 +268,7 @@ class Forwarder:
     # ------------------------------------------------------------ broker side
 
     def _on_connect(self) -> None:
+        self.connects += 1
         # Wait briefly for the retained ack before sending: it tells a restored database (see _on_ack) before
         # its reused seqs go out.
         now = asyncio.get_running_loop().time()

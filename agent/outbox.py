@@ -7,7 +7,7 @@ appends a few events per second, so FULL costs nothing that matters and incident
 not only a crash of the process (NORMAL in WAL may lose the last commits on power loss).
 
 Sequence numbers come from `meta.next_seq`, never from MAX(seq): deleting acked rows never lets a number be
-reused. A new database gets a new random epoch (DESIGN §3), and the collector keys events by (agent, epoch, seq).
+reused. A new database gets a new random epoch (README: wire), and the collector keys events by (agent, epoch, seq).
 
 Capacity: above `max_events` rows, or for rows older than `max_age`, the oldest droppable events (metrics,
 heartbeat) are deleted and one `gap` event records the range. Its meaning for the receiver: seqs in
@@ -252,7 +252,7 @@ class Outbox:
     def start_new_epoch(self) -> str:
         """Take a new random epoch, keeping every unacknowledged event and its seq; the acked point moves to
         just before the oldest kept event, so the collector's contiguous ack for the new epoch starts there
-        (DESIGN §3: a restored backup starts a new epoch). Returns the new epoch."""
+        (README, "Wire protocol": a restored backup starts a new epoch). Returns the new epoch."""
         oldest = self._db.execute("SELECT MIN(seq) FROM events").fetchone()[0]
         floor = (oldest if oldest is not None else self._next_seq) - 1
         epoch = secrets.token_hex(6)

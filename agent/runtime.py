@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.forwarder import Forwarder
 from agent.metrics import MetricsAggregator
@@ -46,6 +46,9 @@ from linewarden.mqtt import MqttClient
 from linewarden.production import load_production_calendar
 from linewarden.supervise import RestartPolicy, Supervisor
 from linewarden.wire import Birth, CertExpiry, HeartbeatBody, TargetInfo, WireModel
+
+if TYPE_CHECKING:
+    from agent.metrics_http import MetricsServer
 
 log = logging.getLogger("linewarden.agent")
 
@@ -117,6 +120,8 @@ class Agent:
         self.forwarder = Forwarder(cfg, self.outbox, self._birth, self.boot, clock_ms, mqtt)
         self._stopping = asyncio.Event()
         self._stop_reason = "stopped"
+        self.on_result: Callable[[str, ProbeResult], None] | None = None  # the opt-in metrics endpoint
+        self.metrics_port: int | None = None  # bound, while it serves
         self._restored: list[Emitted] = self._restore()
         self.recorder = Recorder(
             self.outbox, cfg.outbox.memory_buffer_events, _STATE_KEY, self._snapshot(), clock_ms,
@@ -148,6 +153,7 @@ class Agent:
             for interval, slots in sorted(groups.items())
         ]
         tasks.append(sup.spawn("housekeeping", self._housekeeping))
+        metrics = await self._serve_metrics()
         stopping = asyncio.create_task(self._stopping.wait())
         failed = asyncio.create_task(sup.failed())
         try:
@@ -156,6 +162,8 @@ class Agent:
                 self._stop_reason = "crashed"
                 failed.result()  # raises SupervisorGaveUp
         finally:
+            if metrics is not None:
+                await metrics.stop()
             for task in [stopping, failed, *tasks[1:]]:
                 task.cancel()
             await asyncio.gather(stopping, failed, *tasks[1:], return_exceptions=True)
@@ -165,6 +173,16 @@ class Agent:
             await self._context.close()
             self.outbox.close()
             log.info("agent stopped")
+
+    async def _serve_metrics(self) -> MetricsServer | None:
+        port = self.cfg.agent.metrics_port
+        if port is None:
+            return None
+        from agent.metrics_http import AgentMetrics, MetricsServer  # loads prometheus_client only when asked
+
+        server = MetricsServer(AgentMetrics(self, self._clock_ms), port)
+        self.metrics_port = await server.start()
+        return server
 
     async def stop(self, reason: str = "stopped") -> None:
         self._stop_reason = reason
@@ -217,6 +235,8 @@ class Agent:
         for target_id, result in results:
             slot = self.slots[target_id]
             slot.last, slot.last_at_ms = result, now_ms
+            if self.on_result is not None:
+                self.on_result(slot.cfg.type, result)
             reason = result.reason or ("ok" if result.state == State.UP else result.state.value)
             transition = slot.debouncer.observe(result.state, now_ms, reason, result.cause, result.configuration)
             if transition is not None:

@@ -109,11 +109,9 @@ class Broker(Mosquitto):
 
 
 def packaged_conf(host: str, port: int, store_dir: Path, log: Path) -> str:
-    # The listeners and their security (TLS, passwords, ACL, identities as client ids) give way to one
-    # anonymous loopback listener; the broker-wide settings (persistence, queues, limits) are kept.
-    replaced = ("listener", "cafile", "certfile", "keyfile", "require_certificate", "allow_anonymous",
-                "password_file", "acl_file", "per_listener_settings", "use_username_as_clientid",
-                "use_identity_as_username", "crlfile", "tls_version", "capath")
+    # TLS, identities and the ACL belong to the packaged listeners; the bench's one loopback listener is open.
+    replaced = ("per_listener_settings", "listener", "cafile", "certfile", "keyfile", "require_certificate",
+                "allow_anonymous", "password_file", "acl_file", "use_username_as_clientid", "use_identity_as_username")
     kept = [line for line in PACKAGED_BROKER_CONF.read_text().splitlines()
             if line.strip() and not line.startswith("#") and line.split()[0] not in replaced]
     if "persistence true" not in kept:

@@ -21,26 +21,24 @@ from collector import certificates, liveness
 from collector.audit_cli import audit, audit_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
+from collector.console.cli import user, user_args
 from collector.exporter import export_all
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
 from collector.store import Store, open_store
 from collector.tokens import ROLES, create_token, list_tokens, revoke_token
 from linewarden.book import ContractBook, load_book
+from linewarden.cli_options import resolve, share
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError, LinewardenError, StoreError
-from linewarden.output import FORMATS, render
+from linewarden.logs import setup_logging
+from linewarden.output import FORMATS, iso_time, render
 from linewarden.supervise import SupervisorGaveUp
-from linewarden.timeutil import ms_to_dt
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 log = logging.getLogger("collector")
-
-
-def _iso(ms: int | None) -> str | None:
-    return None if ms is None else ms_to_dt(ms).isoformat().replace("+00:00", "Z")
 
 
 def _open(args: argparse.Namespace) -> tuple[CollectorConfig, Store]:
@@ -52,12 +50,13 @@ def _open(args: argparse.Namespace) -> tuple[CollectorConfig, Store]:
 
 
 def _run_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    """`run` takes only the shared options (--config, --log-level, --log-format)."""
 
 
 def _run(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config, store = _open(args)
+    config = load(CollectorConfig, args.config)
+    setup_logging(args.log_level or config.collector.log_level, args.log_format or config.collector.log_format)
+    store = open_store(config)
     try:
         book = load_book(config, args.config)
         asyncio.run(_serve(config, store, book))
@@ -146,10 +145,10 @@ def _agents(args: argparse.Namespace) -> int:
                     "agent": a.agent,
                     "version": a.version,
                     "epoch": a.epoch,
-                    "last_seen": _iso(a.last_seen),
-                    "last_heartbeat": _iso(a.last_heartbeat),
+                    "last_seen": iso_time(a.last_seen),
+                    "last_heartbeat": iso_time(a.last_heartbeat),
                     "liveness": shown,
-                    "gap_since": _iso(gap.start_at) if gap else None,
+                    "gap_since": iso_time(gap.start_at) if gap else None,
                     "skew_ms": a.skew_ms,
                     "skew_flagged": a.skew_flagged,
                     "dead_letters": dead.get((a.site, a.agent), 0),
@@ -187,18 +186,18 @@ _AGENT_COLUMNS = (
 
 
 def _token_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("create", "list", "revoke"))
-    p.add_argument("id", nargs="?", help="the token to revoke")
-    p.add_argument("--role", choices=ROLES, help="create: vendor, plant or admin")
-    p.add_argument("--vendor", help="create: the vendor a vendor token is for")
-    p.add_argument("--label", default="", help="create: who or what uses it")
-    p.add_argument("--format", choices=FORMATS, default="table")
+    sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = sub.add_parser("create", help="create a token; it is printed once")
+    create.add_argument("--role", choices=ROLES, required=True, help="vendor, plant or admin")
+    create.add_argument("--vendor", help="the vendor a vendor token is for")
+    create.add_argument("--label", default="", help="who or what uses it")
+    lst = sub.add_parser("list", help="list tokens (ids, never the tokens)")
+    lst.add_argument("--format", choices=FORMATS, default="table")
+    revoke = sub.add_parser("revoke", help="revoke a token by its id")
+    revoke.add_argument("id", help="the token to revoke")
 
 
 def _token(args: argparse.Namespace) -> int:
-    if (args.action == "create") != (args.role is not None) or (args.action == "revoke") != (args.id is not None):
-        print("error: create takes --role (and --vendor for a vendor token), revoke takes a token id", file=sys.stderr)
-        return EXIT_USAGE
     _, store = _open(args)
     actor, origin = "cli", socket.gethostname()
     try:
@@ -208,8 +207,8 @@ def _token(args: argparse.Namespace) -> int:
             print(token)
         elif args.action == "list":
             rows = [
-                {"id": t.id, "role": t.role, "vendor": t.vendor, "label": t.label, "created": _iso(t.created_at),
-                 "revoked": _iso(t.revoked_at)}
+                {"id": t.id, "role": t.role, "vendor": t.vendor, "label": t.label, "created": iso_time(t.created_at),
+                 "revoked": iso_time(t.revoked_at)}
                 for t in list_tokens(store)
             ]
             print(render(rows, args.format, columns=("id", "role", "vendor", "label", "created", "revoked")))
@@ -236,6 +235,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
               audit_args, audit),
     "dispute": ("list, show and settle vendors' disputes of incidents", dispute_args, dispute),
     "review": ("the monthly vendor review as PDF, or the report's tables as CSV", review_args, review),
+    "user": ("add, list, disable console users and change their passwords", user_args, user),
 }
 
 
@@ -243,14 +243,14 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="linewarden collector", description="the linewarden collector")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_args, _) in _COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
-        p.add_argument("--config", type=Path, required=True, help="collector config (TOML)")
-        add_args(p)
+        add_args(sub.add_parser(name, help=help_text, description=help_text))
+    share(parser, "collector config (TOML)")
     return parser
 
 
 def main(argv: Sequence[str]) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = resolve(parser, parser.parse_args(argv))
     try:
         return _COMMANDS[args.command][2](args)
     except (StoreError, LinewardenError) as exc:

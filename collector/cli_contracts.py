@@ -29,9 +29,9 @@ from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.domain import Criticality
 from linewarden.errors import ConfigError, LinewardenError, MaintenanceRefused
-from linewarden.output import FORMATS, render
+from linewarden.output import FORMATS, iso_time, render
 from linewarden.sla.report import ContractReport
-from linewarden.timeutil import dt_to_ms, ms_to_dt
+from linewarden.timeutil import dt_to_ms
 from linewarden.wire import MaintenanceWindowWire, is_valid_id
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
@@ -95,10 +95,9 @@ def report(args: argparse.Namespace) -> int:
         sys.stdout.write(csv_tables(found)[args.table])
         return EXIT_OK
     for report_ in found:
-        tz = ZoneInfo(report_.timezone)
 
-        def fmt_time(ms: int | None, tz: ZoneInfo = tz) -> str | None:
-            return None if ms is None else ms_to_dt(ms).astimezone(tz).strftime("%Y-%m-%d %H:%M:%S")
+        def fmt_time(ms: int | None, tz: str = report_.timezone) -> str | None:
+            return iso_time(ms, tz)
 
         if args.format == "table":
             print(
@@ -137,7 +136,8 @@ def contract_args(p: argparse.ArgumentParser) -> None:
     verify = sub.add_parser("verify", help="check a signed contract document against the contract's SHA-256")
     verify.add_argument("contract_id")
     verify.add_argument("document", type=Path)
-    sub.add_parser("list", help="list the contracts the collector config names")
+    lst = sub.add_parser("list", help="list the contracts the collector config names")
+    lst.add_argument("--format", choices=FORMATS, default="table")
 
 
 def contract(args: argparse.Namespace) -> int:
@@ -155,7 +155,7 @@ def contract(args: argparse.Namespace) -> int:
             }
             for c in book.contracts.values()
         ]
-        print(render(rows, "table"))
+        print(render(rows, args.format))
         return EXIT_OK
     expected = book.contract(args.contract_id).contract.document_sha256
     try:
@@ -290,7 +290,7 @@ def _selectors(w: MaintenanceWindowRow) -> list[str]:
 
 def _row(w: MaintenanceWindowRow, tz: str) -> dict[str, Any]:
     def t(ms: int | None) -> str | None:
-        return None if ms is None else ms_to_dt(ms).astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M")
+        return iso_time(ms, tz)
 
     return {
         "id": w.id,

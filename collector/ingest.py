@@ -10,6 +10,7 @@ nothing is acked, so the agent sends again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from collector import admission, liveness
@@ -60,6 +61,8 @@ class Ingest:
         self.max_seq_ahead = config.max_seq_ahead
         self.watching_since = watching_since
         self.incident_events = 0  # incident events stored so far: the router runs only when this moves
+        self.events_stored = 0
+        self.on_dead_letter: Callable[[str], None] = lambda reason: None  # metrics: called with each reason
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
         site: str | None = None
@@ -88,6 +91,7 @@ class Ingest:
         log.warning("dead letter on %s: %s", topic, reason)
         with self.store.transaction() as tx:
             tx.add_dead_letter(topic, payload, reason, received_at, site, agent)
+        self.on_dead_letter(reason)
 
     @staticmethod
     def _check_sender(site: str, agent: str, msg: Birth | Death | EventBatch) -> None:
@@ -121,6 +125,7 @@ class Ingest:
         reason += f" ({acked}), ignored"
         log.warning("dead letter on %s: %s", topic, reason)
         tx.add_dead_letter(topic, payload, reason, received_at, birth.site, birth.agent)
+        self.on_dead_letter(reason)
         return 0
 
     def _restarted(self, tx: Writer, before: AgentRow, birth: Birth) -> None:
@@ -167,7 +172,9 @@ class Ingest:
                 log.warning("dead letter from %s/%s: %s", site, agent, reason)
                 body = event.model_dump_json(by_alias=True).encode()
                 tx.add_dead_letter(topic, body, reason, received_at, site, agent)
+                self.on_dead_letter(reason)
             new = tx.insert_events(site, agent, batch.epoch, batch.boot, verdict.admitted, received_at)
+            self.events_stored += len(new)
             self.incident_events += sum(1 for e in new if e.type.startswith("incident_"))
             through = tx.advance_ack(site, agent, batch.epoch)
             known = tx.agent(site, agent)

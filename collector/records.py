@@ -1,4 +1,4 @@
-"""History import records (DESIGN §5): one JSON object per line.
+"""History import records (README, "History import"): one JSON object per line.
 
 A line is either a wire event with the agent that measured it (`site`, `agent`, and optionally `epoch`
 and `boot`, both "import" by default) plus the event's own `seq`, `ts`, `type`, `body`; or one of the

@@ -278,7 +278,7 @@ def uptime_rows(report: ContractReport) -> list[dict[str, Any]]:
                 "gaps": _duration(m.gap_ms),
                 "downtime_s": f"{m.downtime_ms / 1000:.1f}",
                 "uptime_pct": "n/a: not observed" if line.uptime_pct is None else str(line.uptime_pct),
-                "met": _STATUS_TEXT.get(line.status) or ("yes" if line.met else "NO"),
+                "met": _STATUS_TEXT.get(line.status) or ("yes" if line.met else "no"),
             }
         )
     return rows
@@ -302,7 +302,7 @@ def incident_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]
                 "response_met": _met(i.response) if i.response else None,
                 "resolution_s": _s(i.resolution.elapsed_ms) if i.resolution else None,
                 "resolution_met": _met(i.resolution) if i.resolution else None,
-                "recurring": "yes" if i.recurring else "",
+                "recurring": "yes" if i.recurring else "no",
                 "rca": _rca(i.rca, fmt_time),
                 "disputed": ", ".join(i.disputed),
             }
@@ -312,7 +312,7 @@ def incident_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]
 
 def _met(clock: Clock) -> str:
     if clock.met is not None:
-        return "yes" if clock.met else "NO"
+        return "yes" if clock.met else "no"
     if clock.left_ms is None:
         return "no target"
     return f"running, {_duration(clock.left_ms)} left"

@@ -28,17 +28,22 @@ import contextlib
 import functools
 import logging
 import socket
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+
+from fastapi import FastAPI
 
 from collector.api.app import create_app
 from collector.api.server import ApiServer
 from collector.audit import AuditLog
 from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
+from collector.console.app import create_console
 from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
+from collector.metrics import CollectorMetrics, add_ops_routes
 from collector.store.base import Store
 from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
@@ -99,7 +104,8 @@ class CollectorService:
         self.book = book if book is not None else ContractBook({}, {})
         self.ticket_poll_s = ticket_poll_s
         origin = socket.gethostname()
-        self.sinks = self._sinks()
+        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected)
+        self.sinks = {cid: self.metrics.metered(sink) for cid, sink in self._sinks().items()}
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
             store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
@@ -110,6 +116,9 @@ class CollectorService:
         )
         self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
         self.api: ApiServer | None = None
+        self.console: FastAPI | None = None
+        self._warm_stop = threading.Event()
+        self._warming: asyncio.Task[None] | None = None
         if serve_api:
             rca_dir = config.collector.data_dir / "rca"
             app = create_app(
@@ -117,6 +126,12 @@ class CollectorService:
                 audit_checkpoint=lambda: latest_checkpoint(config.checkpoint_file),
                 max_body_bytes=config.api.max_body_bytes, max_upload_bytes=config.api.max_upload_bytes,
             )
+            add_ops_routes(app, self.metrics, store, lambda: self.mqtt.connected)
+            if config.console.enabled:
+                self.console = create_console(store, self.book, clock, config.console, config.collector.timezone,
+                                              self._maintenance_changed, config.liveness.missed_heartbeats,
+                                              evidence_dir=config.collector.data_dir / "evidence")
+                app.mount(config.console.prefix, self.console)
             self.api = ApiServer(app, config.api.host, config.api.port)
         self.api_port: int | None = None
         self._stop_ticketing = asyncio.Event()
@@ -124,6 +139,7 @@ class CollectorService:
         self.ingest = Ingest(
             store, config.liveness, watching_since=clock(), max_payload_bytes=config.ingest.max_payload_bytes
         )
+        self.ingest.on_dead_letter = self.metrics.dead_letter
         self.mqtt = MqttClient(
             config.broker,
             client_id=f"linewarden-collector-{config.collector.id}",
@@ -158,6 +174,11 @@ class CollectorService:
         if self.api is not None:
             self.api_port = await self.api.start()
             log.info("API listening on http://%s:%d (OpenAPI at /openapi.json)", self.config.api.host, self.api_port)
+            if self.console is not None:
+                log.info("console at http://%s:%d%s/", self.config.api.host, self.api_port, self.config.console.prefix)
+                self._warm_stop.clear()
+                self._warming = asyncio.create_task(asyncio.to_thread(self.console.state.warm, self._warm_stop),
+                                                    name="console-warm")
         await self.mqtt.start()
         self._watch = sup.spawn("collector-liveness", self._watch_liveness)
         if self.checkpointer is not None:
@@ -204,6 +225,12 @@ class CollectorService:
                 task.cancel()
             await asyncio.gather(*self._ticketing, return_exceptions=True)
         self._ticketing = []
+        if self.console is not None:
+            self._warm_stop.set()
+            if self._warming is not None:
+                with contextlib.suppress(Exception):
+                    await self._warming
+            await self.console.state.hub.stop()
         if self.api is not None:
             await self.api.stop()
         for sink in self.sinks.values():
@@ -276,18 +303,21 @@ class CollectorService:
     def _handle(self, topic: str, payload: bytes) -> bool:
         """Store one message and publish what follows; False when the store is full or unreachable (nothing was
         committed)."""
-        seen = self.ingest.incident_events
+        seen, stored, started = self.ingest.incident_events, self.ingest.events_stored, time.perf_counter()
         try:
             out = self.ingest.handle(topic, payload, self.clock())
         except (StorageFull, StoreUnavailable) as exc:
             if self.storage_fault is None:
                 log.error("store not writable (%s): holding messages unacknowledged until it is", exc)
             self.storage_fault = str(exc)
+            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return False
         except Exception:
             # The store failed: nothing is acked, so the agent sends the batch again.
             log.exception("could not store message on %s", topic)
+            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return True
+        self.metrics.observe_message(topic, time.perf_counter() - started, self.ingest.events_stored - stored, False)
         self._publish(out)
         if self.ingest.incident_events != seen:
             self._route()

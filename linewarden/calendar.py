@@ -1,6 +1,6 @@
 """Calendars as exact interval arithmetic: when is a production line running, when does a support clock run.
 
-Rules (DESIGN §4), all in the calendar's IANA zone:
+Rules (docs/figures.md), all in the calendar's IANA zone:
 
 - Weekly hours are local wall-clock spans that *start* on their weekday. `end <= start` runs into the next
   day; `00:00-00:00` is the whole day (local midnight to the next local midnight). A span's length follows
@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
-
-import holidays as holidays_package
 
 from linewarden.config.calendar import WEEKDAYS, CalendarException, CalendarSection, Holidays, WeeklyHours
 from linewarden.errors import ConfigError, LinewardenError
@@ -206,6 +204,8 @@ class Calendar:
             return False
         year = self._holidays_by_year.get(day.year)
         if year is None:
+            import holidays as holidays_package  # ~2 MB; loaded only for a calendar with public holidays
+
             found = holidays_package.country_holidays(self._country, subdiv=self._subdivision, years=day.year)
             year = frozenset(found.keys())
             self._holidays_by_year[day.year] = year

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,7 +34,7 @@ _EXTRAS = {"fastapi": "collector", "uvicorn": "collector", "aiosmtpd": "collecto
            "amqtt": "demo"}
 
 
-def _config_main(argv: Sequence[str]) -> int:
+def config_parser() -> argparse.ArgumentParser:
     from linewarden.config.kinds import KINDS
 
     parser = argparse.ArgumentParser(prog="linewarden config", description="validate config files, print schemas")
@@ -43,7 +44,13 @@ def _config_main(argv: Sequence[str]) -> int:
     check.add_argument("--kind", choices=[*KINDS, *_SIM_KINDS], help="validate as this kind")
     schema = sub.add_parser("schema", help="print the JSON Schema of a config kind")
     schema.add_argument("kind", choices=[*KINDS, *_SIM_KINDS])
-    args = parser.parse_args(argv)
+    return parser
+
+
+def _config_main(argv: Sequence[str]) -> int:
+    from linewarden.config.kinds import KINDS
+
+    args = config_parser().parse_args(argv)
 
     if args.cmd == "schema":
         if args.kind in _SIM_KINDS:
@@ -99,6 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        code = _main(argv)
+        sys.stdout.flush()  # here, so a closed pipe is caught below, not at interpreter exit
+    except BrokenPipeError:
+        # `linewarden … | head`: the reader has what it wanted. Point stdout at devnull so the final
+        # flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_OK
+    return code
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     if not args or args[0].startswith("-"):

@@ -1,4 +1,4 @@
-"""Debouncing probe results into confirmed state changes (DESIGN §4).
+"""Debouncing probe results into confirmed state changes (docs/figures.md).
 
 Rules:
 

@@ -1,6 +1,6 @@
 """Incidents from confirmed state changes: open, raise, resolve, flap damping and site-link grouping.
 
-Rules (DESIGN §4):
+Rules (docs/figures.md):
 
 - Every transition yields a `state_change` event. A target that turns DOWN or DEGRADED without an open
   incident opens one (`opened_at` = the transition's time, severity from the matrix with the production

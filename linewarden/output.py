@@ -1,4 +1,9 @@
-"""Render rows as a table, JSON or CSV for every CLI command with tabular output."""
+"""Render rows as a table, JSON or CSV for every CLI command with tabular output.
+
+One style everywhere: times are ISO 8601 with their zone's offset, to the second
+(`2026-12-05T06:00:00+01:00`; `iso_time` makes them from epoch ms), booleans are `yes`/`no` in tables
+and CSV and true/false in JSON.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +11,29 @@ import csv
 import io
 import json
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 Format = Literal["table", "json", "csv"]
 FORMATS: tuple[Format, ...] = ("table", "json", "csv")
 
 
+def iso_time(ms: int | None, tz: str | None = None) -> str | None:
+    """Epoch ms as ISO 8601 to the second with the offset of `tz` (an IANA name; default UTC)."""
+    if ms is None:
+        return None
+    at = datetime.fromtimestamp(ms / 1000, UTC)
+    return (at.astimezone(ZoneInfo(tz)) if tz else at).isoformat(timespec="seconds")
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, datetime):
+        return value.isoformat(timespec="seconds")
     if isinstance(value, float):
         return f"{value:.3f}".rstrip("0").rstrip(".")
     if isinstance(value, list | tuple):

@@ -1,4 +1,4 @@
-"""Severity of a target's state: criticality × state × production calendar (DESIGN §4)."""
+"""Severity of a target's state: criticality × state × production calendar (docs/figures.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Wire protocol v1 (DESIGN §3): topics and the pydantic models of every MQTT payload.
+"""Wire protocol v1 (README, "Wire protocol"): topics and the pydantic models of every MQTT payload.
 
 Times are integers: milliseconds since the Unix epoch, UTC. Site and agent ids are lower-case.
 """
@@ -152,7 +152,7 @@ class Death(WireModel):
 
 class StateChangeBody(WireModel):
     target: Id
-    # Agents always send it; a history import may leave it out (DESIGN §3 does not list it) and the collector
+    # Agents always send it; a history import may leave it out (the v1 wire table did not list it) and the collector
     # then takes the asset from the target registry of the agent's births, or the target id itself.
     asset: Id | None = None
     from_: State = Field(alias="from")

@@ -56,6 +56,7 @@ class MesDevice(StrictModel):
     version: str = "5.2.0"
     build: str = "5200"
     components: list[ConfigId] = Field(default_factory=lambda: ["database", "queue", "scheduler"], min_length=1)
+    keep_alive: bool = False
 
 
 DeviceConfig = Annotated[OpcUaDevice | ModbusDevice | MesDevice, Field(discriminator="kind")]

@@ -7,7 +7,8 @@ A month cannot be waited for: the live part lasts about a minute and the demo co
 in seconds instead of hours. The report is of the month so far (a partial period, as of the demo's end); both
 contracts exclude unmonitored time, so its figures are those of the minute watched, and each uptime line says
 how small a share of the month that is.
-Logs of every part go to <data>/demo.log; the screen shows only the story.
+Logs of every part go to <data>/demo.log; the screen shows only the story. Then, unless `--no-console`, the
+web console serves the demo's data on a free loopback port with a login made for the run, until Ctrl-C.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from agent.runtime import Agent
-from collector.cli_contracts import report as print_report
+from collector.console.demo import serve_console
 from collector.maintenance import announcement, publish_announcement
 from collector.reporting import reports
 from collector.service import CollectorService, wall_clock_ms
@@ -37,6 +38,7 @@ from collector.store import Store, open_store
 from collector.ticketing.plant_it import PLANT_IT
 from collector.tokens import create_token
 from linewarden.book import load_book
+from linewarden.cli import main as cli_main
 from linewarden.config.agent import AgentConfig
 from linewarden.config.base import BrokerConfig
 from linewarden.config.collector import CollectorConfig
@@ -97,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     pace = p.add_mutually_exclusive_group()
     pace.add_argument("--fast", action="store_true", help=f"the short run of the test suite (--speed {FAST_SPEED})")
     pace.add_argument("--speed", type=float, default=1.0, help="time compression of the scenario (default 1)")
+    p.add_argument("--no-console", action="store_true",
+                   help="exit after the report instead of serving the console on the demo's data")
     return p
 
 
@@ -121,7 +125,11 @@ def main(argv: Sequence[str]) -> int:
         return EXIT_USAGE
     _log_to(folder / "demo.log")
     try:
-        return asyncio.run(_main(folder, broker, Pace(speed)))
+        code = asyncio.run(_main(folder, broker, Pace(speed)))
+        if code != EXIT_OK or args.no_console:
+            return code
+        asyncio.run(serve_console(folder / "collector.toml"))
+        return EXIT_OK
     except (KeyboardInterrupt, asyncio.CancelledError):
         print("interrupted: everything the demo started is stopped", file=sys.stderr)
         return EXIT_RUNTIME
@@ -325,8 +333,7 @@ def _final_report(folder: Path, month: str) -> int:
     as_of = now.isoformat()
     print(f"\n======== SLA report for {month} so far, as of the demo's end {as_of} "
           "(as `linewarden collector report` prints it) ========\n")  # fmt: skip
-    args = argparse.Namespace(config=config_path, period=month, contract=None, as_of=as_of, format="table")
-    code = print_report(args)
+    code = cli_main(["collector", "report", "--config", str(config_path), "--period", month, "--as-of", as_of])
     config = load(CollectorConfig, config_path)
     store = open_store(config)
     try:

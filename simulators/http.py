@@ -1,6 +1,7 @@
 """A minimal JSON-over-HTTP/1.1 server on asyncio streams, for the MES simulator and the control API.
 
-One request per connection (`Connection: close`), bodies by Content-Length only. Enough for httpx and curl;
+One request per connection (`Connection: close`), or with `keep_alive` as many as the client sends until it
+asks to close (HTTP/1.1 persistent connections); bodies by Content-Length only. Enough for httpx and curl;
 it keeps the simulators free of a web framework. `stop()` closes the listening socket and open connections,
 so a client sees "connection refused" exactly as with a crashed server.
 """
@@ -94,10 +95,12 @@ class Router:
 class JsonHttpServer:
     """Serve a Router on host:port. Port 0 picks a free port once; restarts keep it."""
 
-    def __init__(self, router: Router, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, router: Router, host: str = "127.0.0.1", port: int = 0, keep_alive: bool = False) -> None:
         self.router = router
         self.host = host
         self.port = port
+        self.keep_alive = keep_alive
+        self.connections = 0  # accepted so far: how a test tells whether a client reuses its connection
         self.delay = 0.0  # seconds added before every response (a slow server)
         self._server: asyncio.Server | None = None
         self._handlers: set[asyncio.Task[None]] = set()
@@ -131,19 +134,26 @@ class JsonHttpServer:
         handler = asyncio.current_task()
         if handler is not None:
             self._handlers.add(handler)
+        self.connections += 1
         try:
-            status, body = await self._answer(reader)
-            if self.delay:
-                await asyncio.sleep(self.delay)
-            payload = json.dumps(body).encode()
-            head = (
-                f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
-                "Content-Type: application/json\r\n"
-                f"Content-Length: {len(payload)}\r\n"
-                "Connection: close\r\n\r\n"
-            )
-            writer.write(head.encode("ascii") + payload)
-            await writer.drain()
+            again = True
+            while again:
+                answer = await self._answer(reader)
+                if answer is None:  # the client closed the connection between requests
+                    break
+                status, body, close = answer
+                again = self.keep_alive and not close
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                payload = json.dumps(body).encode()
+                head = (
+                    f"HTTP/1.1 {status} {_REASONS.get(status, 'Status')}\r\n"
+                    "Content-Type: application/json\r\n"
+                    f"Content-Length: {len(payload)}\r\n"
+                    f"Connection: {'keep-alive' if again else 'close'}\r\n\r\n"
+                )
+                writer.write(head.encode("ascii") + payload)
+                await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -153,9 +163,16 @@ class JsonHttpServer:
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
 
-    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, Any]:
+    async def _answer(self, reader: asyncio.StreamReader) -> tuple[int, Any, bool] | None:
+        """Status, body, and whether the connection must close after this answer; None when the client closed
+        the connection before sending a request."""
+        first = await reader.readline()
+        if not first:
+            return None
+        close = True
         try:
-            method, path, headers = await self._read_head(reader)
+            method, path, headers = await self._read_head(first, reader)
+            close = headers.get("connection", "").lower() == "close"
             try:
                 length = int(headers.get("content-length", "0"))
             except ValueError:
@@ -165,16 +182,16 @@ class JsonHttpServer:
             body = await reader.readexactly(length) if length else b""
             response = await self.router.dispatch(method, path, body, headers)
         except HttpError as exc:
-            return exc.status, {"error": str(exc)}
+            return exc.status, {"error": str(exc)}, True
         except SimulatorError as exc:
-            return 400, {"error": str(exc)}
+            return 400, {"error": str(exc)}, close
         except Exception as exc:  # a bad request must never take the simulator down
-            return 500, {"error": f"{type(exc).__name__}: {exc}"}
-        return response.status, response.body
+            return 500, {"error": f"{type(exc).__name__}: {exc}"}, close
+        return response.status, response.body, close
 
     @staticmethod
-    async def _read_head(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
-        request_line = (await reader.readline()).decode("latin-1").strip()
+    async def _read_head(first: bytes, reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str]]:
+        request_line = first.decode("latin-1").strip()
         parts = request_line.split()
         if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
             raise HttpError(400, "malformed request line")

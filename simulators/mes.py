@@ -2,8 +2,10 @@
 
 `GET /health` → 200 `{"status": "ok"|"degraded", "components": {"database": "ok", ...}}`, or 503
 `{"status": "down", ...}` while `down(refuse=False)`. `GET /version` → `{"version": ..., "build": ...}`.
-Faults: `slow(ms)`, `degraded(component)`, `down(seconds, refuse=True)` (refuse: stop listening, so clients
-see connection refused; otherwise answer 503), `up()`, `set_version(version, build)`, `restart()`, `clear()`.
+`keep_alive` keeps connections open for further requests (most application servers do); without it every
+answer closes its connection. Faults: `slow(ms)`, `degraded(component)`, `down(seconds, refuse=True)`
+(refuse: stop listening, so clients see connection refused; otherwise answer 503), `up()`,
+`set_version(version, build)`, `restart()`, `clear()`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ class MesServer(AsyncService):
         version: str = "5.2.0",
         build: str = "5200",
         components: tuple[str, ...] = ("database", "queue", "scheduler"),
+        keep_alive: bool = False,
     ) -> None:
         if not components:
             raise SimulatorError("an MES needs at least one component")
@@ -42,12 +45,17 @@ class MesServer(AsyncService):
         router = Router()
         router.add("GET", "/health", self._health)
         router.add("GET", "/version", self._version)
-        self._http = JsonHttpServer(router, host, port)
+        self._http = JsonHttpServer(router, host, port, keep_alive)
         self.restarts = 0
 
     @property
     def port(self) -> int:
         return self._http.port
+
+    @property
+    def connections(self) -> int:
+        """Connections accepted so far."""
+        return self._http.connections
 
     @property
     def url(self) -> str:

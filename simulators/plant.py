@@ -56,6 +56,7 @@ def build_device(config: DeviceConfig, host: str) -> Device:
         version=config.version,
         build=config.build,
         components=tuple(config.components),
+        keep_alive=config.keep_alive,
     )
 
 

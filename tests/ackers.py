@@ -1,4 +1,4 @@
-"""A stand-in collector for tests: stores event batches in memory and acks them the way DESIGN §3 says.
+"""A stand-in collector for tests: stores event batches in memory and acks them the way README, "Wire protocol" says.
 
 It subscribes to `lw/v1/+/+/events`, keeps each event once by (agent, epoch, seq), and publishes a retained
 ack `{epoch, through}` where `through` is the highest seq up to which every seq is stored or covered by a

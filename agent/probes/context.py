@@ -10,19 +10,20 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent.probes.backoff import Backoff, BackoffPolicy
-from agent.probes.host import CpuSampler
-from agent.probes.process import ServiceStatus, windows_service_status
 from linewarden.config.agent import OpcUaSection
 from linewarden.config.targets import OpcUaTarget
 
 if TYPE_CHECKING:
     import httpx
 
+    from agent.probes.host import CpuSampler
     from agent.probes.modbus_link import ModbusLink
     from agent.probes.opcua_session import OpcUaSession
 
 DEFAULT_BACKOFF = BackoffPolicy()
 HttpKey = tuple[bool, Path | None]
+ServiceStatus = Callable[[str], str | None]
+"""Looks up a Windows service by name: its psutil status ('running', 'stopped', ...), None when there is none."""
 
 
 class ProbeContext:
@@ -31,19 +32,37 @@ class ProbeContext:
     def __init__(
         self,
         backoff: BackoffPolicy = DEFAULT_BACKOFF,
-        service_status: ServiceStatus = windows_service_status,
+        service_status: ServiceStatus | None = None,
         clock: Callable[[], float] | None = None,
         opcua_trust: OpcUaSection | None = None,
     ) -> None:
         """`opcua_trust`: the agent's [opcua] trust settings, trust_dir resolved (AgentConfig.opcua_trust())."""
         self.backoff = backoff
-        self.service_status = service_status
-        self.cpu = CpuSampler()
+        self._service_status = service_status
+        self._cpu: CpuSampler | None = None
         self._clock = clock
         self.opcua_trust = opcua_trust or OpcUaSection()
         self.modbus_links: dict[tuple[str, int], ModbusLink] = {}
         self.opcua_sessions: dict[tuple[Any, ...], OpcUaSession] = {}
         self.http_clients: dict[HttpKey, httpx.AsyncClient] = {}
+
+    @property
+    def service_status(self) -> ServiceStatus:
+        """The Windows service lookup (psutil's unless one was given); psutil is loaded only when asked."""
+        if self._service_status is None:
+            from agent.probes.process import windows_service_status
+
+            self._service_status = windows_service_status
+        return self._service_status
+
+    @property
+    def cpu(self) -> CpuSampler:
+        """The host's CPU sampler, made (and psutil loaded) for the first host probe."""
+        if self._cpu is None:
+            from agent.probes.host import CpuSampler
+
+            self._cpu = CpuSampler()
+        return self._cpu
 
     def _new_backoff(self) -> Backoff:
         return Backoff(self.backoff) if self._clock is None else Backoff(self.backoff, self._clock)

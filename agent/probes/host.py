@@ -48,6 +48,7 @@ class HostProbe(Probe[HostTarget]):
 
     def __init__(self, target: HostTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
         super().__init__(target, timeout, context, interval)
+        self._cpu = context.cpu  # primed when the probe is made, not at its first poll
         # Own small pool: a hung network drive can pin a thread for minutes; it must not starve the agent's.
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"lw-host-{target.id}")
         self._pending: dict[Path, Future[Any]] = {}
@@ -57,7 +58,7 @@ class HostProbe(Probe[HostTarget]):
         target = self.target
         failures: list[Failure] = []
         values: dict[str, Any] = {}
-        cpu = self.context.cpu.sample()
+        cpu = self._cpu.sample()
         if cpu is not None:
             values["cpu_pct"] = cpu
             if cpu > target.max_cpu_pct:

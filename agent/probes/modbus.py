@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from agent.conditions import ConditionChecker, Failure, worst
+from agent.conditions import BlockChecks, ConditionChecker, Failure, worst
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.modbus_link import ModbusFailure
 from linewarden.config.targets import ModbusPoint, ModbusTarget
-from linewarden.modbus_codec import decode_registers, register_width
+from linewarden.modbus_codec import BlockDecoder, Field, register_width
 from linewarden.modbus_plan import Limits, ReadRequest, Span, plan_reads
 
 if TYPE_CHECKING:
@@ -26,11 +27,26 @@ def plan_for(target: ModbusTarget) -> list[ReadRequest]:
     return plan_reads(spans, limits)
 
 
-def decode_point(point: ModbusPoint, words: list[int] | list[bool]) -> bool | int | float:
-    if point.datatype == "bool":
-        return bool(words[0])
-    value = decode_registers([int(w) for w in words], point.datatype, point.byte_order, point.word_order)
-    return value * point.scale if point.scale != 1.0 else value
+class CompiledRequest:
+    """One planned request with its points' decoding and conditions prepared once, not on every poll."""
+
+    def __init__(self, request: ReadRequest, points: dict[str, ModbusPoint], checker: ConditionChecker) -> None:
+        self.request = request
+        chosen = [points[span.name] for span in request.spans]
+        self.names = tuple(p.name for p in chosen)
+        offsets = [span.address - request.address for span in request.spans]
+        self._bits = request.table in ("coil", "discrete")
+        self._offsets = tuple(offsets)
+        self._decoder = None if self._bits else BlockDecoder(
+            [Field(o, p.datatype, p.byte_order, p.word_order, p.scale) for o, p in zip(offsets, chosen, strict=True)],
+            request.count,
+        )
+        self.checks = BlockChecks(self.names, [p.condition for p in chosen], checker, numbers=not self._bits)
+
+    def decode(self, words: Sequence[int] | Sequence[bool]) -> Sequence[bool | int | float]:
+        if self._decoder is None:
+            return [bool(words[o]) for o in self._offsets]
+        return self._decoder.decode(words)
 
 
 class ModbusProbe(Probe[ModbusTarget]):
@@ -39,9 +55,10 @@ class ModbusProbe(Probe[ModbusTarget]):
     def __init__(self, target: ModbusTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
         super().__init__(target, timeout, context, interval)
         self.requests = plan_for(target)
-        self._points = {p.name: p for p in target.points}
+        points = {p.name: p for p in target.points}
+        checker = ConditionChecker()
+        self._compiled = [CompiledRequest(r, points, checker) for r in self.requests]
         self._link = context.modbus_link(target.host, target.port, self.timeout_s, self.interval_s)
-        self._checker = ConditionChecker()
 
     def poll_budget(self) -> float:
         pause = self.target.pause_between_requests.total_seconds()
@@ -53,7 +70,9 @@ class ModbusProbe(Probe[ModbusTarget]):
         values: dict[str, bool | int | float] = {}
         failures: list[Failure] = []
         dead_units: set[int] = set()
-        for request in self.requests:
+        decoded: list[tuple[BlockChecks, Sequence[bool | int | float]]] = []
+        for compiled in self._compiled:
+            request = compiled.request
             if request.unit in dead_units:
                 continue
             try:
@@ -65,11 +84,10 @@ class ModbusProbe(Probe[ModbusTarget]):
                 if exc.kind == "timeout":
                     dead_units.add(request.unit)  # one silent unit must not stall the others for a whole scan
                 continue
-            for span in request.spans:
-                values[span.name] = decode_point(self._points[span.name], words[request.slice_of(span)])
+            block = compiled.decode(words)
+            values.update(zip(compiled.names, block, strict=True))
+            decoded.append((compiled.checks, block))
         latency = (time.perf_counter() - started) * 1000
-        for name, value in values.items():
-            broken = self._checker.check(name, value, self._points[name].condition, now)
-            if broken is not None:
-                failures.append(broken)
+        for checks, block in decoded:
+            failures.extend(checks.check(block, now))
         return ProbeResult.of(worst(failures), latency, values)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -18,8 +17,6 @@ from linewarden.domain import State
 if TYPE_CHECKING:
     from agent.probes.context import ProbeContext
 
-ServiceStatus = Callable[[str], str | None]
-"""Looks up a Windows service by name: its psutil status ('running', 'stopped', ...), None when there is none."""
 
 _DEGRADED_SERVICE = {"start_pending", "continue_pending", "pause_pending", "paused"}
 

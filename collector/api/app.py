@@ -36,6 +36,7 @@ from collector.disputes import (
 from collector.exports import TABLES, csv_tables, monthly_review_pdf, tables_zip
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.reporting import parse_as_of, reports, with_checkpoint
+from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.tokens import FailedAuthAudit, TokenInfo, authenticate
@@ -60,6 +61,10 @@ class Principal(BaseModel):
     role: str
     vendor: str | None
     origin: str
+
+    @property
+    def viewer(self) -> Viewer:
+        return Viewer(self.role, self.vendor)
 
     @property
     def actor(self) -> str:
@@ -167,7 +172,7 @@ def _ticket(
     found = get_ticket(request.app.state.store, contract_id, incident_id)
     if found is None:
         raise HTTPException(404, "no such ticket")
-    if caller.role == "vendor" and found.vendor != caller.vendor:
+    if not sees_vendor(caller.viewer, found.vendor):
         raise HTTPException(403, "this ticket belongs to another vendor's contract")
     return found
 
@@ -348,14 +353,14 @@ def create_app(
             found = contracts.contracts.get(contract)
             if found is None:
                 raise HTTPException(404, f"no contract {contract!r}")
-            if caller.role == "vendor" and found.contract.vendor != caller.vendor:
+            if not sees_vendor(caller.viewer, found.contract.vendor):
                 raise HTTPException(403, "this contract belongs to another vendor")
         try:
             done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
         checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
-        return [with_checkpoint(r, checkpoint) for r in done if caller.role != "vendor" or r.vendor == caller.vendor]
+        return [with_checkpoint(r, checkpoint) for r in done if sees_vendor(caller.viewer, r.vendor)]
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:

@@ -25,7 +25,11 @@ class Migration(NamedTuple):
 
 
 # Modules holding `MIGRATIONS: list[Migration]` for components other than the core store.
-COMPONENT_SCHEMAS: tuple[str, ...] = ("collector.ticketing.schema", "collector.dispute_records")
+COMPONENT_SCHEMAS: tuple[str, ...] = (
+    "collector.ticketing.schema",
+    "collector.dispute_records",
+    "collector.console.schema",
+)
 
 _CORE_V1 = """
 CREATE TABLE agents (

@@ -2,7 +2,7 @@
 memory, so they survive a restart; `fire` marks a timer fired in the same transaction as its audit entry and
 its vendor comment, so each fires once.
 
-When a level fires (DESIGN §4, contract `[[escalation]]`):
+When a level fires (docs/figures.md, contract `[[escalation]]`):
 - `response_target`, `resolution_target` and `N%` (of the response target) count open time of the support
   tier's coverage calendar from the moment the vendor was notified (a business-hours tier's clock stops over
   nights, weekends and holidays); a plain duration ('2h') counts wall-clock time.

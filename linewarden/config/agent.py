@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
@@ -25,6 +25,10 @@ class AgentSection(StrictModel):
     heartbeat_interval: PositiveDuration = timedelta(seconds=60)
     metrics: bool = True
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+    log_format: Literal["text", "json"] = "text"
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        default=None, description="serve Prometheus /metrics on 127.0.0.1:PORT; none = off"
+    )
 
     @field_validator("heartbeat_interval")
     @classmethod
@@ -70,7 +74,7 @@ class SeverityRow(StrictModel):
 
 
 class SeverityMatrix(StrictModel):
-    """Criticality × state × production calendar → severity (DESIGN §4 default)."""
+    """Criticality × state × production calendar → severity (the default table in docs/figures.md)."""
 
     critical: SeverityRow = SeverityRow(
         down_in_production=Severity.S1,

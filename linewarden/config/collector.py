@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -24,6 +24,8 @@ class CollectorSection(StrictModel):
     production_calendar: str | None = Field(
         default=None, description="id of the plant's production calendar (for 'production' uptime lines)"
     )
+    log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("database_url")
     @classmethod
@@ -60,6 +62,17 @@ class ApiConfig(StrictModel):
     max_upload_bytes: Annotated[int, Field(ge=KIB, le=1024 * MIB, description="an RCA document, decoded")] = 20 * MIB
 
 
+class ConsoleConfig(StrictModel):
+    """The web console, served by the API's server under `prefix` (docs/console.md)."""
+
+    enabled: bool = True
+    prefix: str = Field(default="/console", pattern=r"^/[a-z0-9_-]+$")
+    session_ttl: PositiveDuration = timedelta(hours=8)
+    secure_cookies: Literal["auto", "always", "never"] = Field(
+        default="auto", description="auto: Secure cookies when the request came over HTTPS"
+    )
+
+
 class PlantItConfig(StrictModel):
     """Where incidents that are nobody's vendor's go (out of scope, agent down, site link)."""
 
@@ -90,6 +103,7 @@ class CollectorConfig(StrictModel):
     liveness: LivenessConfig = LivenessConfig()
     ingest: IngestConfig = IngestConfig()
     api: ApiConfig = ApiConfig()
+    console: ConsoleConfig = ConsoleConfig()
     plant_it: PlantItConfig = PlantItConfig()
     audit: AuditConfig = AuditConfig()
 

@@ -1,4 +1,4 @@
-"""Contract configuration (DESIGN §4): one file per vendor contract."""
+"""Contract configuration (docs/figures.md): one file per vendor contract."""
 
 from __future__ import annotations
 

@@ -33,7 +33,7 @@ def _linewarden(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
 
 def _run_demo(data: Path, *extra: str) -> tuple[str, list[dict[str, Any]]]:
     """Run the demo into `data`; return its screen output and the JSON report of the month it names."""
-    demo = _linewarden("demo", "--fast", "--data-dir", str(data), *extra, timeout=120)
+    demo = _linewarden("demo", "--fast", "--no-console", "--data-dir", str(data), *extra, timeout=120)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     command = next(line.split() for line in demo.stdout.splitlines() if "collector report --config" in line)
     period = command[command.index("--period") + 1]
@@ -102,7 +102,7 @@ def test_the_demo_refuses_to_wipe_a_folder_that_is_not_its_own(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     (tmp_path / "thesis.txt").write_text("years of work")
-    assert demo_main(["--data-dir", str(tmp_path)]) == 2
+    assert demo_main(["--no-console", "--data-dir", str(tmp_path)]) == 2
     assert (tmp_path / "thesis.txt").exists()
     assert "only wipes its own folders" in capsys.readouterr().err
 

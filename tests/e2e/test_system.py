@@ -5,7 +5,7 @@ when the collector was down during the outage and the agent's outbox replays it 
 vendor ticket.
 
 Why downtime ≈ outage within one poll interval: the agent dates a state change at the first probe of the run
-that confirmed it (DESIGN §4), not at the confirming probe. The DOWN change is dated at the first round after
+that confirmed it (docs/figures.md), not at the confirming probe. The DOWN change is dated at the first round after
 the MES stopped listening, so in [down, down + interval]; the UP change likewise in [up, up + interval]. Their
 difference is the outage ± one interval; 0.3 s more covers a round that starts late on a busy 2-core box.
 """

@@ -93,7 +93,8 @@ class FakeVendor:
 
     def stop(self) -> None:
         self._release.set()
-        self._server.shutdown()
+        if self._thread.is_alive():  # shutdown() waits for serve_forever, which never ran if start() did not
+            self._server.shutdown()
         self._server.server_close()
 
     def stall_next(self, count: int = 1) -> None:

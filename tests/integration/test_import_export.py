@@ -111,7 +111,7 @@ def test_agents_lists_what_births_told(tmp_path, config, capsys):
 
 
 def test_state_change_without_asset_takes_the_target_as_asset(tmp_path, config):
-    """DESIGN §3 lists a state change's fields without its asset: a history import may leave it out."""
+    """The v1 wire table listed a state change's fields without its asset: a history import may leave it out."""
     line = {"site": "p1", "agent": "a1", "seq": 1, "ts": T0, "type": "state_change",
             "body": {"target": "mes-app", "from": "UP", "to": "DOWN", "reason": "timeout", "at": T0}}  # fmt: skip
     f = _write(tmp_path / "history.jsonl", [json.dumps(line)])

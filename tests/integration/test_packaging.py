@@ -33,7 +33,7 @@ def test_systemd_rates_the_unit_exposure_at_most_2(unit: Path) -> None:
 
 
 def test_the_windows_installer_gives_the_folder_to_system_and_administrators_only() -> None:
-    script = (PACKAGING / "windows" / "install-agent.ps1").read_text()
+    script = (PACKAGING / "windows" / "install-service.ps1").read_text()  # what install-agent.ps1 runs
     [line] = [ln for ln in script.splitlines() if ln.lstrip().startswith("& icacls.exe")]
     assert "/inheritance:r" in line, "inherited Users read access must go"
     grants = re.findall(r'"\*(S-[\d-]+):\(OI\)\(CI\)F"', line)

@@ -126,3 +126,17 @@ async def test_tls_with_a_custom_ca(context: ProbeContext, tmp_path: Path) -> No
     finally:
         await trusted.close()
         await untrusted.close()
+
+
+async def test_a_kept_alive_mes_is_polled_over_one_connection(context: ProbeContext) -> None:
+    async with MesServer(keep_alive=True) as mes:
+        p = health(context, mes)
+        try:
+            for _ in range(5):
+                assert (await p.poll(time.time())).state == State.UP
+            assert mes.connections == 1
+            await mes.restart()  # the kept connection breaks: the next poll connects again, and is UP
+            assert (await p.poll(time.time())).state == State.UP
+            assert mes.connections == 2
+        finally:
+            await p.close()

@@ -65,9 +65,9 @@ def test_report_as_of_counts_nothing_later(imported: Path, capsys: pytest.Captur
     assert [c["kind"] for c in report["credits"]["lines"]] == ["uptime"] and report["credits"]["total"] == "100.00"
 
     table = _report(imported, capsys, "--period", "2026-09", "--as-of", AS_OF)
-    assert "partial period, as of 2026-09-10 09:00:00 UTC" in table and "running, 1m 0s left" in table
+    assert "partial period, as of 2026-09-10T09:00:00+00:00 UTC" in table and "running, 1m 0s left" in table
     csv = _report(imported, capsys, "--period", "2026-09", "--as-of", "2026-09-10T11:00:00+02:00", "--format", "csv")
-    assert "# period" in csv and ',yes,"partial period, as of 2026-09-10 09:00:00 UTC"' in csv
+    assert "# period" in csv and ',yes,"partial period, as of 2026-09-10T09:00:00+00:00 UTC"' in csv
 
     assert _credit_entries(imported) == [], "provisional credits are not audit-logged"
     whole = json.loads(_report(imported, capsys, "--period", "2026-09", "--format", "json"))[0]

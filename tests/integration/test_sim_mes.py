@@ -93,3 +93,25 @@ async def test_bad_requests_do_not_break_the_server(mes: MesServer, http: httpx.
     writer.close()
     assert reply.startswith(b"HTTP/1.1 400")
     assert (await http.get(f"{mes.url}/health")).status_code == 200
+
+
+async def test_keep_alive_serves_many_requests_on_one_connection(http: httpx.AsyncClient) -> None:
+    async with MesServer("mes", keep_alive=True) as mes:
+        for _ in range(5):
+            response = await http.get(f"{mes.url}/health")
+            assert response.status_code == 200 and response.headers["connection"] == "keep-alive"
+        assert mes.connections == 1
+        closing = await http.get(f"{mes.url}/version", headers={"Connection": "close"})
+        assert closing.headers["connection"] == "close"
+        await http.get(f"{mes.url}/health")
+        assert mes.connections == 2
+        await mes.down()  # a crash also drops the kept connection: the client sees it broken, then refused
+        for _ in range(2):
+            with pytest.raises(httpx.TransportError):
+                await http.get(f"{mes.url}/health")
+
+
+async def test_without_keep_alive_every_answer_closes(mes: MesServer, http: httpx.AsyncClient) -> None:
+    for _ in range(3):
+        assert (await http.get(f"{mes.url}/health")).headers["connection"] == "close"
+    assert mes.connections == 3

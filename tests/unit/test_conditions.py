@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from agent.conditions import ConditionChecker, Failure, code_part, format_seconds, worst
+from agent.conditions import BlockChecks, ConditionChecker, Failure, code_part, format_seconds, worst
 from linewarden.config.targets import Condition
 from linewarden.domain import State
 
@@ -114,3 +116,37 @@ def test_a_source_time_dates_a_new_value_but_never_after_now() -> None:
 )
 def test_format_seconds(seconds, text) -> None:
     assert format_seconds(seconds) == text
+
+
+block_conditions = st.one_of(
+    st.builds(Condition),
+    st.builds(Condition, equals=st.sampled_from([0, 1, 1.5, True, "RUN"])),
+    st.builds(Condition, not_equals=st.sampled_from([0, 2.0, False])),
+    st.builds(Condition, min=st.sampled_from([None, -1.0, 10.0]), max=st.sampled_from([None, 5.0, 90.0])),
+    st.builds(Condition, equals=st.just(0), must_change_within=st.just(timedelta(seconds=2))),
+)
+block_values = st.one_of(st.integers(-5, 100), st.floats(allow_infinity=True), st.sampled_from([0, 1, 1.0, 1.5]))
+
+
+@given(st.lists(st.tuples(block_values, block_conditions), min_size=1, max_size=8), st.integers(1, 4))
+def test_block_checks_give_the_failures_of_checking_value_by_value(pairs, polls) -> None:
+    names = [f"p{i}" for i in range(len(pairs))]
+    conditions = [c for _, c in pairs]
+    one_by_one, block = ConditionChecker(), ConditionChecker()
+    checks = BlockChecks(names, conditions, block, numbers=True)
+    for poll in range(polls):  # the same values again: a must_change_within value goes stale
+        now = 3.0 * poll
+        values = [v for v, _ in pairs]
+        expected = [f for n, v, c in zip(names, values, conditions, strict=True)
+                    if (f := one_by_one.check(n, v, c, now)) is not None]
+        assert checks.check(values, now) == expected
+
+
+def test_block_checks_fall_back_to_every_value_when_one_fails() -> None:
+    conditions = [Condition(max=90.0), Condition(equals=1), Condition(must_change_within=timedelta(seconds=1))]
+    checks = BlockChecks(["t", "s", "hb"], conditions, ConditionChecker(), numbers=True)
+    assert checks.check([20.0, 1, 5], now=0.0) == []
+    failures = checks.check([95.0, 0, 5], now=3.0)
+    assert [f.cause for f in failures] == ["condition.t", "condition.s", "condition.hb.stale"]
+    bits = BlockChecks(["coil"], [Condition(equals=True)], ConditionChecker(), numbers=False)
+    assert bits.check([False], now=0.0)[0].reason == "coil is False, expected True"

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from linewarden.modbus_codec import decode_registers, encode_registers, register_width
+from linewarden.modbus_codec import BlockDecoder, Field, decode_registers, encode_registers, register_width
 
 # 123456.0 as float32 is 0x47F12000: bytes A=47 B=F1 C=20 D=00
 LAYOUTS = [
@@ -70,3 +70,34 @@ def test_float32_round_trip(value, byte_order, word_order) -> None:
     registers = encode_registers(value, "float32", byte_order, word_order)
     decoded = decode_registers(registers, "float32", byte_order, word_order)
     assert decoded == value or (math.isinf(value) and decoded == value)
+
+
+datatypes = st.sampled_from(["int16", "uint16", "int32", "uint32", "float32"])
+fields = st.tuples(st.integers(0, 20), datatypes, orders, orders, st.sampled_from([1.0, 0.1]))
+
+
+@given(st.lists(fields, min_size=1, max_size=12), st.lists(st.integers(0, 0xFFFF), min_size=22, max_size=22))
+def test_block_decoder_matches_decoding_field_by_field(specs, registers) -> None:
+    """Gaps, overlaps (two fields on the same registers) and mixed layouts in one block."""
+    block = [Field(offset, datatype, byte_order, word_order, scale) for offset, datatype, byte_order, word_order, scale
+             in specs]
+    decoded = BlockDecoder(block, len(registers)).decode(registers)
+    for field, value in zip(block, decoded, strict=True):
+        width = register_width(field.datatype)
+        one = decode_registers(registers[field.offset : field.offset + width], field.datatype, field.byte_order,
+                               field.word_order)
+        expected = one * field.scale if field.scale != 1.0 else one
+        assert value == expected or (math.isnan(value) and math.isnan(expected))
+
+
+def test_block_decoder_rejects_what_decode_registers_rejects() -> None:
+    decoder = BlockDecoder([Field(0, "uint16"), Field(1, "float32")], 3)
+    assert decoder.decode([7, 0x47F1, 0x2000]) == [7, 123456.0]
+    with pytest.raises(ValueError, match="16-bit"):
+        decoder.decode([70000, 0, 0])
+    with pytest.raises(ValueError, match="needs 3"):
+        decoder.decode([1, 2])
+    with pytest.raises(ValueError, match="outside"):
+        BlockDecoder([Field(2, "float32")], 3)
+    with pytest.raises(ValueError, match="bool"):
+        BlockDecoder([Field(0, "bool")], 1)

@@ -1,4 +1,4 @@
-"""The severity matrix: all 32 cells of criticality × state × production against the DESIGN §4 table."""
+"""The severity matrix: all 32 cells of criticality × state × production vs the default table in docs/figures.md."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from linewarden.config.agent import SeverityMatrix, SeverityRow
 from linewarden.domain import Criticality, Severity, State
 from linewarden.severity import severity_for, worst
 
-# DESIGN §4, copied as text: criticality | DOWN in prod | DOWN off prod | DEGRADED in prod | DEGRADED off prod
-DESIGN_TABLE = """
+# docs/figures.md, copied as text: criticality | DOWN in prod | DOWN off prod | DEGRADED in prod | DEGRADED off prod
+DOCUMENTED_TABLE = """
 critical S1 S2 S2 S3
 high     S2 S3 S3 S4
 medium   S3 S4 S4 S4
@@ -19,7 +19,7 @@ low      S4 S4 S4 S4
 
 def _cells() -> list[tuple[Criticality, State, bool, Severity | None]]:
     cells: list[tuple[Criticality, State, bool, Severity | None]] = []
-    for line in DESIGN_TABLE.strip().splitlines():
+    for line in DOCUMENTED_TABLE.strip().splitlines():
         name, down_in, down_off, degraded_in, degraded_off = line.split()
         crit = Criticality(name)
         cells += [

@@ -1,0 +1,156 @@
+"""SSE fan-out: does serving live updates to open consoles slow ingest down?
+
+    .venv/bin/python bench/console_fanout.py [--consoles 50] [--agents 20] [--events 100000]
+
+Starts Mosquitto and a CollectorService with its API and console on a fresh SQLite store, in this process,
+and measures this process's CPU time while bench/ingest_rate.py's publisher (another process) sends
+`--events` events and waits for every ack: once with no console open, once with `--consoles` consoles open
+(a third process: each logged in, reading /console/events, and fetching the overview again at most every
+5 s after a change, as console.js does). Prints CPU seconds and wall time of both runs and the increase;
+the goal is at most +10 % CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import socket
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from collector.console.users import add_user  # noqa: E402
+from collector.service import CollectorService  # noqa: E402
+from collector.store.sqlite import SqliteStore  # noqa: E402
+from linewarden.config.collector import CollectorConfig  # noqa: E402
+from simulators.broker import Mosquitto  # noqa: E402
+
+PASSWORD = "bench console password"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+# ------------------------------------------------------------ the consoles (child process)
+
+
+async def one_console(url: str, opened: asyncio.Event, counts: list[int], stop: asyncio.Event) -> None:
+    async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+        pre = (await client.get("/login")).text.split('name="pre" value="', 1)[1].split('"', 1)[0]
+        await client.post("/login", data={"pre": pre, "username": "bench", "password": PASSWORD})
+        last_fetch, version = 0.0, None
+        async with client.stream("GET", "/events", timeout=None) as stream:
+            counts[0] += 1
+            if counts[0] == counts[1]:
+                opened.set()
+            async for line in stream.aiter_lines():
+                if stop.is_set():
+                    return
+                if not line.startswith("data: "):
+                    continue
+                counts[2] += 1
+                v = json.loads(line[6:])["v"]
+                if version is not None and v != version and time.monotonic() - last_fetch >= 5:
+                    last_fetch = time.monotonic()
+                    await client.get("/")
+                    counts[3] += 1
+                version = v
+
+
+async def consoles(url: str, n: int) -> None:
+    opened, stop = asyncio.Event(), asyncio.Event()
+    counts = [0, n, 0, 0]  # open, wanted, messages, page fetches
+    tasks = [asyncio.create_task(one_console(url, opened, counts, stop)) for _ in range(n)]
+    await asyncio.wait_for(opened.wait(), 120)
+    print("open", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    stop.set()
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    print(f"messages {counts[2]} fetches {counts[3]}", flush=True)
+
+
+# ------------------------------------------------------------ the collector (this process)
+
+
+async def run(n_consoles: int, args: argparse.Namespace) -> dict[str, float]:
+    with Mosquitto() as broker, tempfile.TemporaryDirectory(prefix="lw-fanout-") as tmp:
+        store = SqliteStore(Path(tmp) / "collector.db")
+        store.migrate()
+        add_user(store, "bench", PASSWORD, "admin", None, (), int(time.time() * 1000), "bench", "bench")
+        port = free_port()
+        config = CollectorConfig.model_validate({"collector": {"data_dir": tmp}, "broker": {"port": broker.port},
+                                                 "api": {"port": port}})
+        service = CollectorService(config, store, serve_api=True)
+        await service.start()
+        viewers = None
+        note = ""
+        try:
+            if n_consoles:
+                viewers = await asyncio.create_subprocess_exec(
+                    sys.executable, __file__, "--consoles-of", f"http://127.0.0.1:{port}/console",
+                    "--consoles", str(n_consoles), stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+                assert viewers.stdout is not None
+                assert (await viewers.stdout.readline()).startswith(b"open")
+            publisher = await asyncio.create_subprocess_exec(
+                sys.executable, str(REPO / "bench" / "ingest_rate.py"), "--publisher", str(broker.port),
+                "--agents", str(args.agents), "--events", str(args.events), "--batch", "100", "--window", "10",
+                stdout=asyncio.subprocess.PIPE)
+            assert publisher.stdout is not None
+            cpu0 = t0 = 0.0
+            result: dict[str, float] = {}
+            while line := (await publisher.stdout.readline()).decode():
+                if line.startswith("start"):
+                    cpu0, t0 = time.process_time(), time.perf_counter()
+                elif line.startswith("done "):
+                    result = {"cpu_s": time.process_time() - cpu0, "wall_s": time.perf_counter() - t0}
+            await publisher.wait()
+            if viewers is not None:
+                assert viewers.stdin is not None and viewers.stdout is not None
+                viewers.stdin.write(b"\n")
+                await viewers.stdin.drain()
+                note = (await viewers.stdout.readline()).decode().strip()
+                await viewers.wait()
+        finally:
+            if viewers is not None and viewers.returncode is None:
+                viewers.kill()
+            await service.stop()
+            store.close()
+        if not result:
+            raise SystemExit("the publisher failed")
+        print(f"  {n_consoles:>3} consoles open: collector {result['cpu_s']:.1f} CPU s, {result['wall_s']:.1f} s"
+              + (f" ({note})" if note else ""), flush=True)
+        return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    p.add_argument("--consoles", type=int, default=50)
+    p.add_argument("--agents", type=int, default=20)
+    p.add_argument("--events", type=int, default=100_000)
+    p.add_argument("--consoles-of", help=argparse.SUPPRESS)  # internal: be the consoles
+    args = p.parse_args()
+    if args.consoles_of:
+        asyncio.run(consoles(args.consoles_of, args.consoles))
+        return
+    print(f"SSE fan-out bench: {args.events:,} events from {args.agents} agents")
+    base = asyncio.run(run(0, args))
+    loaded = asyncio.run(run(args.consoles, args))
+    more = (loaded["cpu_s"] / base["cpu_s"] - 1) * 100
+    print(f"collector CPU with {args.consoles} consoles: {more:+.1f} % (goal <= +10 %: "
+          f"{'met' if more <= 10 else 'NOT met'}); wall {loaded['wall_s'] / base['wall_s'] * 100 - 100:+.1f} %")
+
+
+if __name__ == "__main__":
+    main()

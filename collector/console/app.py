@@ -1,0 +1,343 @@
+"""The console's web application: mounted by the collector under `[console] prefix` beside the API.
+
+Every page is rendered on the server and readable without JavaScript; /static/console.js only enhances
+(live updates by server-sent events, clocks counting down). Every response carries a strict
+Content-Security-Policy: scripts, styles and images from this server only, no inline script.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote
+from zoneinfo import ZoneInfo
+
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+from jinja2 import Environment, PackageLoader, select_autoescape
+
+from collector.console import pages, reviews
+from collector.console.errors import ConsoleError, NotAllowed
+from collector.console.live import Hub, stream
+from collector.console.sessions import COOKIE, Session, csrf_ok, end_session, lookup, record_failure, start_session
+from collector.console.users import User, check_password
+from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
+from collector.disputes import get_dispute
+from collector.maintenance import check_covers, record_window, site_assets
+from collector.store.base import Store
+from linewarden.book import ContractBook
+from linewarden.config.collector import ConsoleConfig
+from linewarden.errors import MaintenanceRefused
+from linewarden.sla.report import ContractReport
+from linewarden.wire import MaintenanceWindowWire
+
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+PRE_LOGIN = "lw_login"
+MAX_FORM = 64 * 1024
+_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+                 ".png": "image/png", ".svg": "image/svg+xml"}
+
+
+class _Redirect(Exception):
+    def __init__(self, to: str) -> None:
+        self.to = to
+
+
+@dataclass(frozen=True)
+class Deps:
+    store: Store
+    book: ContractBook
+    clock: Callable[[], int]
+    timezone: str
+    config: ConsoleConfig
+    on_maintenance: Callable[[str], None] | None
+    watching_since: int
+    missed_heartbeats: int
+    evidence_dir: Path
+    reports: dict[tuple[str, str, tuple[Any, ...]], ContractReport] = field(default_factory=dict)
+    """Reports of whole months for the trend, while the store's data version stays the same."""
+
+
+def create_console(
+    store: Store, book: ContractBook, clock: Callable[[], int], config: ConsoleConfig, timezone: str = "UTC",
+    on_maintenance: Callable[[str], None] | None = None, missed_heartbeats: int = 3, live_every_s: float = 0.5,
+    evidence_dir: Path = Path("evidence"),
+) -> FastAPI:
+    """The console app, to mount at `config.prefix`. `on_maintenance(site)` is called after a window of
+    `site` is recorded or cancelled (to publish the site's windows). `app.state.hub.stop()` ends the live
+    streams; `app.state.warm(stop_event)` computes the contracts' trend months ahead (blocking: run it in a
+    thread). `evidence_dir` is the disputes' evidence directory (the API's, under the data directory)."""
+    app = FastAPI(title="linewarden console", docs_url=None, redoc_url=None, openapi_url=None)
+    deps = Deps(store, book, clock, timezone, config, on_maintenance, clock(), missed_heartbeats, evidence_dir)
+    hub = Hub(store, live_every_s)
+    app.state.hub = hub
+    app.state.warm = lambda stop: pages.warm_reports(deps, stop)
+    env = Environment(loader=PackageLoader("collector.console", "templates"), autoescape=select_autoescape())
+    zone = ZoneInfo(timezone)
+    env.filters["t"] = lambda ms: "" if ms is None else datetime.fromtimestamp(ms / 1000, zone).strftime(
+        "%Y-%m-%d %H:%M:%S")
+    env.filters["dur"] = pages.duration
+    env.globals["tz"] = timezone
+    static_dir = Path(str(resources.files("collector.console").joinpath("static")))
+
+    def base(request: Request) -> str:
+        return str(request.scope.get("root_path", ""))
+
+    def render(request: Request, name: str, ctx: dict[str, Any], status: int = 200) -> HTMLResponse:
+        html = env.get_template(name).render(base=base(request), **ctx)
+        return HTMLResponse(html, status_code=status)
+
+    def secure(request: Request) -> bool:
+        if config.secure_cookies == "auto":
+            return request.url.scheme == "https"
+        return config.secure_cookies == "always"
+
+    def origin(request: Request) -> str:
+        return request.client.host if request.client else "unknown"
+
+    def who(request: Request) -> tuple[Session, User]:
+        found = lookup(store, request.cookies.get(COOKIE, ""), clock())
+        if found is None or found[0].state != "full":
+            raise _Redirect(f"{base(request)}/login?next={quote(request.url.path)}")
+        return found
+
+    async def form(request: Request) -> dict[str, str]:
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            raise ConsoleError("form too large")
+        return {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
+
+    async def checked_form(request: Request) -> tuple[Session, User, dict[str, str]]:
+        session, user = who(request)
+        data = await form(request)
+        if not csrf_ok(session, data.get("csrf", "")):
+            raise NotAllowed("the form's CSRF token does not match your session: reload the page and try again")
+        return session, user, data
+
+    @app.middleware("http")
+    async def headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        response = await call_next(request)
+        response.headers["Content-Security-Policy"] = CSP
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        response.headers["Referrer-Policy"] = "no-referrer"
+        response.headers["X-Frame-Options"] = "DENY"
+        if not request.url.path.endswith((".css", ".js", ".png")):
+            response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @app.exception_handler(_Redirect)
+    async def redirect(request: Request, exc: _Redirect) -> Response:
+        return RedirectResponse(exc.to, status_code=303)
+
+    @app.exception_handler(NotAllowed)
+    async def not_allowed(request: Request, exc: NotAllowed) -> Response:
+        return render(request, "error.html", {"user": None, "title": "Not allowed", "message": str(exc)}, 403)
+
+    @app.exception_handler(ConsoleError)
+    async def refused(request: Request, exc: ConsoleError) -> Response:
+        return render(request, "error.html", {"user": None, "title": "Not done", "message": str(exc)}, 400)
+
+    @app.exception_handler(pages.NotFound)
+    async def not_found(request: Request, exc: pages.NotFound) -> Response:
+        return render(request, "error.html", {"user": None, "title": "Not found", "message": str(exc)}, 404)
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        path = static_dir / name
+        if "/" in name or path.suffix not in _STATIC_TYPES or not path.is_file():
+            return PlainTextResponse("not found", 404)
+        return Response(path.read_bytes(), media_type=_STATIC_TYPES[path.suffix],
+                        headers={"Cache-Control": "max-age=300"})
+
+    # ------------------------------------------------------------ login
+
+    @app.get("/login")
+    def login_page(request: Request, next: str = "") -> Response:
+        token = secrets.token_urlsafe(24)
+        response = render(request, "login.html", {"user": None, "pre": token, "next": next, "error": ""})
+        response.set_cookie(PRE_LOGIN, token, httponly=True, samesite="strict", secure=secure(request),
+                            path=base(request) or "/")
+        return response
+
+    @app.post("/login")
+    async def login(request: Request) -> Response:
+        data = await form(request)
+        pre = request.cookies.get(PRE_LOGIN, "")
+        if not pre or not secrets.compare_digest(pre, data.get("pre", "")):
+            raise NotAllowed("the login form expired: open the login page again")
+        username = data.get("username", "").strip().lower()
+        user = check_password(store, username, data.get("password", ""))
+        if user is None:
+            record_failure(store, username, origin(request), clock())
+            token = secrets.token_urlsafe(24)
+            again = {"user": None, "pre": token, "next": data.get("next", ""),
+                     "error": "Unknown user or wrong password."}
+            response: Response = render(request, "login.html", again, 401)
+            response.set_cookie(PRE_LOGIN, token, httponly=True, samesite="strict", secure=secure(request),
+                                path=base(request) or "/")
+            return response
+        ttl = int(config.session_ttl.total_seconds() * 1000)
+        session_id, _ = start_session(store, user, "password", origin(request), clock(), ttl)
+        target = data.get("next", "")
+        prefix = base(request)
+        if not target.startswith(prefix + "/") or target.startswith("//"):
+            target = prefix + "/"
+        response = RedirectResponse(target, status_code=303)
+        response.set_cookie(COOKIE, session_id, max_age=ttl // 1000, httponly=True, samesite="strict",
+                            secure=secure(request), path=prefix or "/")
+        response.delete_cookie(PRE_LOGIN, path=prefix or "/")
+        return response
+
+    @app.post("/logout")
+    async def logout(request: Request) -> Response:
+        session, _, _ = await checked_form(request)
+        end_session(store, session, origin(request), clock())
+        response = RedirectResponse(f"{base(request)}/login", status_code=303)
+        response.delete_cookie(COOKIE, path=base(request) or "/")
+        return response
+
+    # ------------------------------------------------------------ pages
+
+    @app.get("/")
+    def overview(request: Request) -> Response:
+        session, user = who(request)
+        return render(request, "overview.html", pages.overview(deps, user, session))
+
+    @app.get("/assets/{site}/{asset}")
+    def asset(request: Request, site: str, asset: str, days: int = 7) -> Response:
+        session, user = who(request)
+        return render(request, "asset.html", pages.asset(deps, user, session, site, asset, days))
+
+    @app.get("/contracts")
+    def contracts(request: Request) -> Response:
+        session, user = who(request)
+        return render(request, "contracts.html", pages.contracts(deps, user, session))
+
+    @app.get("/contracts/{contract_id}")
+    def contract(request: Request, contract_id: str, period: str = "") -> Response:
+        session, user = who(request)
+        return render(request, "contract.html", pages.contract(deps, user, session, contract_id, period))
+
+    @app.get("/contracts/{contract_id}/reports/{period}.pdf")
+    def review_pdf(request: Request, contract_id: str, period: str) -> Response:
+        _, user = who(request)
+        name = f"review-{contract_id}-{period}.pdf"
+        return Response(reviews.review_pdf(deps, user, contract_id, period), media_type="application/pdf",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/contracts/{contract_id}/reports/{period}/{table}.csv")
+    def table_csv(request: Request, contract_id: str, period: str, table: str) -> Response:
+        _, user = who(request)
+        name = f"{contract_id}-{period}-{table}.csv"
+        return Response(reviews.table_csv(deps, user, contract_id, period, table), media_type="text/csv; charset=utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/incidents/{incident_id}")
+    def incident(request: Request, incident_id: str) -> Response:
+        session, user = who(request)
+        return render(request, "incident.html", pages.incident(deps, user, session, incident_id))
+
+    @app.get("/maintenance")
+    def maintenance(request: Request) -> Response:
+        session, user = who(request)
+        return render(request, "maintenance.html", pages.maintenance(deps, user, session))
+
+    @app.get("/audit")
+    def audit(request: Request, actor: str = "", action: str = "", object: str = "", limit: int = 200) -> Response:
+        session, user = who(request)
+        return render(request, "audit.html", pages.audit(deps, user, session, actor, action, object, limit))
+
+    @app.get("/agents")
+    def agents(request: Request) -> Response:
+        session, user = who(request)
+        return render(request, "agents.html", pages.agents(deps, user, session))
+
+    @app.get("/events")
+    async def events(request: Request) -> Response:
+        _, user = who(request)
+        return StreamingResponse(stream(hub, pages.live_filter(deps, user), request.is_disconnected),
+                                 media_type="text/event-stream", headers={"X-Accel-Buffering": "no"})
+
+    # ------------------------------------------------------------ maintenance changes
+
+    def _window(user: User, data: dict[str, str]) -> tuple[str, MaintenanceWindowWire]:
+        pages.require_maintenance(user)
+        draft = pages.parse_window(deps, data)
+        site = data.get("site", "")
+        if user.viewer.sites and site not in user.viewer.sites:
+            raise NotAllowed(f"you may not announce windows at site {site!r}")
+        try:
+            with store.reader() as sql:
+                check_covers(draft, site, site_assets(sql, site), book)
+        except MaintenanceRefused as exc:
+            raise ConsoleError(str(exc)) from None
+        covers = covered_assets(store, site, draft)
+        if not vendor_may_cover(user.viewer, book, covers, tuple(draft.services), pages.criticality(deps)):
+            raise NotAllowed("a vendor may announce windows only for the assets and services of its own contracts")
+        return site, draft
+
+    @app.post("/maintenance/preview")
+    async def maintenance_preview(request: Request) -> Response:
+        session, user, data = await checked_form(request)
+        site, draft = _window(user, data)
+        return render(request, "maintenance.html", pages.maintenance(deps, user, session, preview=(site, draft),
+                                                                     form=data))
+
+    @app.post("/maintenance/add")
+    async def maintenance_add(request: Request) -> Response:
+        _, user, data = await checked_form(request)
+        site, draft = _window(user, data)
+        now = clock()
+        wire = draft.model_copy(update={"id": f"w-{uuid.uuid4().hex[:12]}", "announced_at": now,
+                                        "announced_by": f"console:{user.username}"})
+        try:
+            record_window(store, book, site, wire, now, "", f"console:{user.username}", origin(request))
+        except MaintenanceRefused as exc:
+            raise ConsoleError(str(exc)) from None
+        if on_maintenance is not None:
+            on_maintenance(site)
+        return RedirectResponse(f"{base(request)}/maintenance?added={wire.id}", status_code=303)
+
+    @app.post("/maintenance/{window_id}/cancel")
+    async def maintenance_cancel(request: Request, window_id: str) -> Response:
+        _, user, _ = await checked_form(request)
+        pages.require_maintenance(user)
+        window = pages.window_for(deps, user, window_id)
+        if not cancel_window(store, window_id, clock(), f"console:{user.username}", origin(request)):
+            raise ConsoleError(f"window {window_id} is cancelled already")
+        if on_maintenance is not None:
+            on_maintenance(window.site)
+        return RedirectResponse(f"{base(request)}/maintenance?cancelled={window_id}", status_code=303)
+
+    # ------------------------------------------------------------ disputes
+
+    @app.post("/incidents/{incident_id}/disputes")
+    async def dispute_open(request: Request, incident_id: str) -> Response:
+        session, user, data = await checked_form(request)
+        shown = pages.incident(deps, user, session, incident_id)  # NotFound unless the user may see it
+        contracts = {cc.contract_id for cc, _ in shown["clocks"]}
+        record = reviews.open_from_form(deps, user, incident_id, contracts, data, origin(request))
+        return RedirectResponse(f"{base(request)}/incidents/{incident_id}?disputed={record.id}#disputes",
+                                status_code=303)
+
+    @app.post("/disputes/{dispute_id}/settle")
+    async def dispute_settle(request: Request, dispute_id: str) -> Response:
+        session, user, data = await checked_form(request)
+        found = None if "\x00" in dispute_id else get_dispute(store, dispute_id)
+        shown = None if found is None else pages.incident(deps, user, session, found.incident_id)
+        if found is None or shown is None or found.id not in {d.id for d in shown["disputes"]}:
+            raise pages.NotFound(f"no dispute {dispute_id} that you may see")
+        record = reviews.settle_from_form(deps, user, found, data, origin(request))
+        return RedirectResponse(f"{base(request)}/incidents/{record.incident_id}?settled={record.id}#disputes",
+                                status_code=303)
+
+    return app

@@ -1,0 +1,125 @@
+"""Local console users: a name, an argon2id password hash, a role, and a scope (sites; a vendor for a
+vendor user). Adding, disabling and changing a password are audit-logged with who did it."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from collector.audit import append_entry
+from collector.console.errors import ConsoleError
+from collector.scoping import Viewer
+from collector.store.base import Row, Store
+
+Role = Literal["plant_it", "procurement", "vendor", "admin"]
+ROLES: tuple[Role, ...] = ("plant_it", "procurement", "vendor", "admin")
+MIN_PASSWORD = 10
+_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_HASHER = PasswordHasher()  # argon2id with the library's current recommended parameters (RFC 9106 low-memory)
+# Verified when the user does not exist, so an unknown name costs as much time as a wrong password.
+_DUMMY_HASH = _HASHER.hash("not a password of anyone")
+
+
+@dataclass(frozen=True)
+class User:
+    username: str
+    role: Role
+    vendor: str | None
+    sites: tuple[str, ...]
+    created_at: int
+    disabled_at: int | None
+
+    @property
+    def viewer(self) -> Viewer:
+        return Viewer(self.role, self.vendor, frozenset(self.sites))
+
+
+def _user(r: Row) -> User:
+    return User(r["username"], r["role"], r["vendor"], tuple(json.loads(r["sites"])), int(r["created_at"]),
+                r["disabled_at"])
+
+
+def _check_password(password: str) -> None:
+    if len(password) < MIN_PASSWORD:
+        raise ConsoleError(f"a password needs at least {MIN_PASSWORD} characters")
+
+
+def add_user(
+    store: Store, username: str, password: str, role: Role, vendor: str | None, sites: tuple[str, ...],
+    now: int, actor: str, origin: str,
+) -> User:
+    if not _NAME.match(username):
+        raise ConsoleError(f"user name {username!r}: lower-case letters, digits, '.', '_' and '-' (up to 64)")
+    if role not in ROLES:
+        raise ConsoleError(f"unknown role {role!r} (use one of {', '.join(ROLES)})")
+    if (role == "vendor") != (vendor is not None):
+        raise ConsoleError("a vendor user needs --vendor, and only a vendor user takes one")
+    _check_password(password)
+    with store.transaction() as tx:
+        if tx.sql.query("SELECT 1 FROM console_users WHERE username = ?", (username,)):
+            raise ConsoleError(f"user {username!r} exists already")
+        tx.sql.execute(
+            "INSERT INTO console_users (username, password_hash, role, vendor, sites, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (username, _HASHER.hash(password), role, vendor, json.dumps(sorted(sites)), now, now),
+        )
+        append_entry(tx.sql, actor, origin, "console.user_added", f"user/{username}",
+                     {"role": role, "vendor": vendor, "sites": sorted(sites)}, now)
+    return User(username, role, vendor, tuple(sorted(sites)), now, None)
+
+
+def list_users(store: Store) -> list[User]:
+    with store.reader() as sql:
+        return [_user(r) for r in sql.query("SELECT * FROM console_users ORDER BY username")]
+
+
+def get_user(store: Store, username: str) -> User | None:
+    with store.reader() as sql:
+        rows = sql.query("SELECT * FROM console_users WHERE username = ?", (username,))
+    return _user(rows[0]) if rows else None
+
+
+def disable_user(store: Store, username: str, now: int, actor: str, origin: str) -> None:
+    """Disable the user and end its sessions."""
+    with store.transaction() as tx:
+        if not tx.sql.execute(
+            "UPDATE console_users SET disabled_at = ?, updated_at = ? WHERE username = ? AND disabled_at IS NULL",
+            (now, now, username),
+        ):
+            raise ConsoleError(f"no enabled user {username!r}")
+        tx.sql.execute("UPDATE console_sessions SET ended_at = ? WHERE username = ? AND ended_at IS NULL",
+                       (now, username))
+        append_entry(tx.sql, actor, origin, "console.user_disabled", f"user/{username}", {}, now)
+
+
+def set_password(store: Store, username: str, password: str, now: int, actor: str, origin: str) -> None:
+    """A new password; the user's open sessions end."""
+    _check_password(password)
+    with store.transaction() as tx:
+        if not tx.sql.execute(
+            "UPDATE console_users SET password_hash = ?, updated_at = ? WHERE username = ?",
+            (_HASHER.hash(password), now, username),
+        ):
+            raise ConsoleError(f"no user {username!r}")
+        tx.sql.execute("UPDATE console_sessions SET ended_at = ? WHERE username = ? AND ended_at IS NULL",
+                       (now, username))
+        append_entry(tx.sql, actor, origin, "console.password_changed", f"user/{username}", {}, now)
+
+
+def check_password(store: Store, username: str, password: str) -> User | None:
+    """The enabled user whose password this is, else None (unknown, disabled or wrong: indistinguishable)."""
+    with store.reader() as sql:
+        rows = sql.query("SELECT * FROM console_users WHERE username = ?", (username,))
+    stored = rows[0]["password_hash"] if rows else _DUMMY_HASH
+    try:
+        _HASHER.verify(stored, password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if not rows or rows[0]["disabled_at"] is not None:
+        return None
+    return _user(rows[0])

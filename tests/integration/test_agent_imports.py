@@ -1,0 +1,31 @@
+"""A Modbus-only agent loads only what Modbus needs: no OPC UA, HTTP, psutil or holiday tables (memory)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = """
+import json, sys
+from agent.probes.context import ProbeContext
+from agent.probes.registry import make_probe
+from agent.runtime import Agent
+from linewarden.config.agent import Defaults
+from tests.integration.probe_helpers import target
+
+probe = make_probe(target(type="modbus", host="127.0.0.1", port=1502, points=[{"name": "p", "address": 0}]),
+                   Defaults(), ProbeContext())
+print(json.dumps(sorted(m for m in ("asyncua", "httpx", "psutil", "holidays") if m in sys.modules)))
+"""
+
+
+def test_a_modbus_only_agent_does_not_load_the_other_kinds_libraries() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", SCRIPT], check=True, capture_output=True, text=True, env=env,
+                         cwd=REPO, timeout=60)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
