@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from agent.outbox import Outbox, OutboxEvent
 from linewarden.certs import CertInfo
 from linewarden.config.agent import AgentConfig
-from linewarden.errors import BrokerError, StorageFull, WireError
+from linewarden.errors import BrokerError, ConnectionLost, StorageFull, WireError
 from linewarden.mqtt import MqttClient, Will
 from linewarden.wire import (
     COLLECTOR_STATE_TOPIC,
@@ -252,8 +252,10 @@ class Forwarder:
         self._in_flight -= 1
         self._changed.set()
         exc = future.exception()
-        if exc is None or not self._client.connected:
-            return  # losing the connection rewinds in _on_connect
+        # A batch lost with its connection is no refusal: the reconnect (_on_connect) resends from the first
+        # unacked seq at once. Its failure may be processed after that reconnect, so it must not rewind again.
+        if exc is None or isinstance(exc, ConnectionLost) or not self._client.connected:
+            return
         log.warning("broker refused a batch (%s); resending from seq %d", exc, self._acked + 1)
         self._rewind()
         self._paused_until = asyncio.get_running_loop().time() + REFUSED_PAUSE_S

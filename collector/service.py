@@ -9,8 +9,9 @@ so an incident stored just before a crash is not lost), the dispatcher sends the
 vendors, the timer loop fires escalations, reminders and RCA deadlines, and the API serves vendors and
 plant IT on `api.host:api.port` (port 0: a free port, logged and kept in `api_port`).
 
-A message whose transaction fails for lack of space (StorageFull: the disk, or the database, is full) is held
-in memory without its PUBACK, and so is every later one, in arrival order; they are retried with backoff
+A message whose transaction fails for lack of space (StorageFull: the disk, or the database, is full) or
+because the database cannot be reached (StoreUnavailable: PostgreSQL restarted or dropped the connection) is
+held in memory without its PUBACK, and so is every later one, in arrival order; they are retried with backoff
 (0.5 s doubling to 10 s) and PUBACKed and acked once committed. The broker's in-flight window for the collector
 bounds how many are held (at most HELD_MAX; beyond that a message is PUBACKed unstored: the agent, which
 gets no ack for it, sends it again). Nothing is acked that is not committed, so nothing is lost.
@@ -53,7 +54,7 @@ from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
 from linewarden.book import ContractBook
 from linewarden.config.collector import CollectorConfig
-from linewarden.errors import BrokerError, StorageFull, TicketRejected
+from linewarden.errors import BrokerError, StorageFull, StoreUnavailable, TicketRejected
 from linewarden.mqtt import MqttClient, Will
 from linewarden.supervise import RestartPolicy, Supervisor
 from linewarden.wire import (
@@ -285,7 +286,7 @@ class CollectorService:
 
     @property
     def held_messages(self) -> int:
-        """Messages received but not committed yet (the store is full): neither PUBACKed nor acked."""
+        """Messages received but not committed yet (the store is full or unreachable): neither PUBACKed nor acked."""
         return len(self._held)
 
     def _on_message(self, topic: str, payload: bytes) -> asyncio.Future[None] | None:
@@ -301,13 +302,14 @@ class CollectorService:
         return future
 
     def _handle(self, topic: str, payload: bytes) -> bool:
-        """Store one message and publish what follows; False when the store is full (nothing was committed)."""
+        """Store one message and publish what follows; False when the store is full or unreachable (nothing was
+        committed)."""
         seen, stored, started = self.ingest.incident_events, self.ingest.events_stored, time.perf_counter()
         try:
             out = self.ingest.handle(topic, payload, self.clock())
-        except StorageFull as exc:
+        except (StorageFull, StoreUnavailable) as exc:
             if self.storage_fault is None:
-                log.error("store full (%s): holding messages unacknowledged until space returns", exc)
+                log.error("store not writable (%s): holding messages unacknowledged until it is", exc)
             self.storage_fault = str(exc)
             self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return False
@@ -323,7 +325,7 @@ class CollectorService:
         return True
 
     async def _retry_held(self) -> None:
-        """Commit held messages in arrival order, with backoff while the store stays full."""
+        """Commit held messages in arrival order, with backoff while the store stays full or unreachable."""
         wait = HELD_RETRY_FIRST_S
         while True:
             if not self._held:

@@ -33,6 +33,10 @@ class StorageFull(StoreError):
     """The disk (or the database's size cap) is full: the transaction was rolled back; retry when space returns."""
 
 
+class StoreUnavailable(StoreError):
+    """The database server cannot be reached (restarted, connection lost): nothing was committed; retry later."""
+
+
 class TicketError(LinewardenError):
     """A ticket sink could not complete a request."""
 
@@ -43,6 +47,10 @@ class SimulatorError(LinewardenError):
 
 class BrokerError(LinewardenError):
     """An MQTT operation failed: not connected, queue full, connection lost before PUBACK, or a failure reason."""
+
+
+class ConnectionLost(BrokerError):
+    """The connection ended before the message's PUBACK: not a refusal by the broker; send it again."""
 
 
 class TicketRejected(TicketError):

@@ -10,8 +10,13 @@ collector must not import each other, and both need the same careful handling of
 - `connect_async` + automatic reconnect with capped backoff (1 s .. 30 s), so a broker that is down at start-up
   or restarts later is simply reached when it comes back.
 - `publish` returns a future resolved by the PUBACK; on MQTT 5 a PUBACK with a failure reason code (>= 0x80) is a
-  failure, not a success. Publishing while disconnected raises at once instead of queueing inside paho, and
-  paho's own queue is bounded: the caller's durable store is the buffer, not paho's memory.
+  failure (BrokerError), not a success; a connection lost first fails it with ConnectionLost. Publishing while
+  disconnected raises at once instead of queueing inside paho, and paho's own queue is bounded: the caller's
+  durable store is the buffer, not paho's memory.
+- Connections are numbered (sessions). paho's thread may lose the connection and open the next one before the
+  event loop has heard of the loss; until the loop has caught up with the network thread's session, the client
+  counts as not connected and `publish` refuses, so nothing goes out on a connection whose loss of its
+  predecessor (failing that one's futures) and whose connect hook have not run yet.
 - Subscriptions are kept here and restored on every (re)connect.
 - TLS: the broker's chain is always verified; `verify_hostname = false` skips only the host name check. The
   certificate, key and CA files are checked for changes every `reload_interval` and after a failed connect;
@@ -40,7 +45,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 
 from linewarden.certs import DAY_MS, CertError, CertInfo, Role, expiring, inspect_der, inspect_pem
 from linewarden.config.base import BrokerConfig, TlsConfig
-from linewarden.errors import BrokerError
+from linewarden.errors import BrokerError, ConnectionLost
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +84,7 @@ class MqttClient:
         self.failed_connects = 0  # connection attempts that failed (broker down, refused); for status
         self._pending: dict[int, asyncio.Future[None]] = {}
         self._session = 0  # counts connections; a message is acked only on the connection that brought it
+        self._loop_session = 0  # the session the event loop has processed the connect of
         self._subscriptions: dict[str, MessageHandler] = {}
         self.on_connect: Hook | None = None
         self.on_disconnect: Hook | None = None
@@ -94,7 +100,8 @@ class MqttClient:
 
     @property
     def connected(self) -> bool:
-        return self._connected
+        """Connected, and the event loop has caught up with the network thread's current connection."""
+        return self._connected and self._loop_session == self._session
 
     @property
     def client_id(self) -> str:
@@ -248,7 +255,7 @@ class MqttClient:
         BrokerError when the connection drops first or the broker answers with a failure reason code.
         Calls made in order go out in order.
         """
-        if self._paho is None or self._loop is None or not self._connected:
+        if self._paho is None or self._loop is None or not self.connected:
             raise BrokerError("not connected to the MQTT broker")
         info = self._paho.publish(topic, payload, qos=qos, retain=retain)
         if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
@@ -293,7 +300,7 @@ class MqttClient:
                 client.subscribe(topic_filter, qos=1)
             sock = client.socket()
             peer = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
-            self._call_on_loop(self._connected_on_loop, peer)
+            self._call_on_loop(self._connected_on_loop, peer, self._session)
         except Exception:
             log.exception("error in MQTT on_connect")
 
@@ -328,10 +335,11 @@ class MqttClient:
 
     # ------------------------------------------------------------ event loop thread
 
-    def _connected_on_loop(self, peer_der: bytes | None) -> None:
+    def _connected_on_loop(self, peer_der: bytes | None, session: int) -> None:
         if self._paho is None:
             return
         self._connected = True
+        self._loop_session = session
         self.failed_connects = 0
         self._refused = False
         if peer_der:
@@ -412,7 +420,7 @@ class MqttClient:
         pending, self._pending = self._pending, {}
         for future in pending.values():
             if not future.done():
-                future.set_exception(BrokerError(why))
+                future.set_exception(ConnectionLost(why))
 
     @staticmethod
     def _run_hook(hook: Hook | None) -> None:

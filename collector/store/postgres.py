@@ -1,12 +1,19 @@
 """The scale-out store: PostgreSQL through psycopg 3, same schema and SQL as SQLite.
 
 `schema` puts every table in a schema of its own (created when missing): tests use one per run.
+
+A lost connection (the server restarted, or dropped it) is opened again at the start of the next transaction
+or read, a few times with a short wait. A transaction that fails because the connection went, mid-way or
+because the server stays away, raises StoreUnavailable: nothing of it was committed, the caller retries.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -15,11 +22,18 @@ import psycopg
 from psycopg.rows import dict_row
 
 from collector.store.base import DataRejected, Row, Store, Writer
-from linewarden.errors import StorageFull, StoreError
+from linewarden.errors import StorageFull, StoreError, StoreUnavailable
+
+log = logging.getLogger(__name__)
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 # A value PostgreSQL (or psycopg, e.g. a NUL in text) refuses: bad data, not a failing database.
 _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
+# The connection, not the statement, failed: the server went away or closed it.
+_LINK_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+CONNECT_ATTEMPTS = 3
+CONNECT_WAIT_S = 0.5
+CONNECT_TIMEOUT_S = 5
 
 
 @contextmanager
@@ -59,15 +73,46 @@ class PostgresStore(Store):
     def __init__(self, url: str, schema: str | None = None) -> None:
         if schema is not None and not _SCHEMA_NAME.match(schema):
             raise StoreError(f"bad schema name {schema!r}")
+        self._url, self._schema = url, schema
         try:
-            self._conn: psycopg.Connection[Row] = psycopg.connect(url, autocommit=True, row_factory=dict_row)
-            if schema is not None:
-                self._conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-                self._conn.execute(f"SET search_path TO {schema}")
+            self._conn = self._connect()
         except psycopg.Error as exc:
             raise StoreError(f"cannot open PostgreSQL database: {exc}") from exc
         self._lock = threading.RLock()
         self._sql = _PgSql(self._conn)
+        self.reconnects = 0  # connections opened again after one was lost
+
+    def _connect(self) -> psycopg.Connection[Row]:
+        conn: psycopg.Connection[Row] = psycopg.connect(
+            self._url, autocommit=True, row_factory=dict_row, connect_timeout=CONNECT_TIMEOUT_S
+        )
+        try:
+            if self._schema is not None:
+                conn.execute(f"CREATE SCHEMA IF NOT EXISTS {self._schema}")
+                conn.execute(f"SET search_path TO {self._schema}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _usable(self) -> _PgSql:
+        """The connection, opened again if it was lost (bounded retry with wait); called under the lock."""
+        if not self._conn.broken:
+            return self._sql
+        failure: Exception | None = None
+        for attempt in range(CONNECT_ATTEMPTS):
+            if attempt:
+                time.sleep(CONNECT_WAIT_S)
+            try:
+                self._conn = self._connect()
+            except psycopg.Error as exc:
+                failure = exc
+                continue
+            self._sql = _PgSql(self._conn)
+            self.reconnects += 1
+            log.warning("PostgreSQL connection lost earlier; connected again")
+            return self._sql
+        raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(failure)}")
 
     @property
     def id_column(self) -> str:
@@ -75,17 +120,41 @@ class PostgresStore(Store):
 
     @contextmanager
     def transaction(self) -> Iterator[Writer]:
-        """One write transaction; PostgreSQL's disk full (SQLSTATE 53100) raises StorageFull, rolled back."""
+        """One write transaction; PostgreSQL's disk full (SQLSTATE 53100) raises StorageFull and a lost
+        connection StoreUnavailable, both rolled back."""
         try:
-            with self._lock, self._conn.transaction():
-                yield Writer(self._sql)
+            with self._lock, self._begin() as sql:
+                yield Writer(sql)
         except psycopg.errors.DiskFull as exc:
             raise StorageFull(f"PostgreSQL: {exc}") from exc
+        except _LINK_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL connection lost: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _begin(self) -> Iterator[_PgSql]:
+        # A connection the server closed while idle shows it only when used: a failed BEGIN is tried once more
+        # on a new connection, so the first transaction after a server restart need not fail.
+        sql = self._usable()
+        try:
+            tx = self._conn.transaction()
+            tx.__enter__()
+        except _LINK_ERRORS:
+            if not self._conn.broken:
+                raise
+            sql = self._usable()
+            tx = self._conn.transaction()
+            tx.__enter__()
+        with contextlib.ExitStack() as stack:
+            stack.push(tx)
+            yield sql
 
     @contextmanager
     def _read(self) -> Iterator[_PgSql]:
-        with self._lock:
-            yield self._sql
+        try:
+            with self._lock:
+                yield self._usable()
+        except _LINK_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL connection lost: {_first_line(exc)}") from exc
 
     def table_names(self) -> list[str]:
         with self._read() as sql:
@@ -104,3 +173,8 @@ class PostgresStore(Store):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _first_line(exc: BaseException | None) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__

@@ -10,6 +10,7 @@ import contextlib
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -206,6 +207,49 @@ async def test_broker_restart_mid_stream_loses_nothing(own_mosquitto: Mosquitto,
         await async_wait_until(lambda: run.outbox.stats().depth == 0, timeout=20, what="all acked")
         assert acker.seqs(*key) == list(range(1, total + 1))
         assert acker.first_delivery[key] == list(range(1, total + 1))
+
+
+async def test_reconnect_seen_by_paho_before_the_loop_sends_nothing_early_and_never_pauses(
+    own_mosquitto: Mosquitto, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """paho's thread loses the connection and opens the next one while the event loop lags behind (a busy
+    machine): nothing may go out before the loop has processed the loss, and the batch in flight when the old
+    connection died is resent at once, not after a refusal's pause."""
+    own_mosquitto.start()
+    cfg = make_config(own_mosquitto.port, "race", ack_timeout="60s")  # only the reconnect may trigger resends
+    async with acker_on(own_mosquitto) as acker, forwarding(cfg, tmp_path / "o.db") as run:
+        key = ("race", run.outbox.epoch)
+        run.append(100)
+        await async_wait_until(lambda: run.outbox.stats().depth == 0, what="first events delivered and acked")
+        lock, held, holding = threading.Lock(), [], [True]
+        deliver = run.client._call_on_loop
+
+        def lagging(fn: Callable[..., None], *args: Any) -> None:  # the loop has not heard of these yet
+            with lock:
+                if holding[0]:
+                    if fn != run.client._puback_on_loop:  # the broker dies before its PUBACKs reach the loop
+                        held.append((fn, args))
+                    return
+            deliver(fn, *args)
+
+        run.client._call_on_loop = lagging  # type: ignore[method-assign]
+        run.append(50)
+        await async_wait_until(lambda: run.forwarder.status().sent_through == 150, what="a batch in flight")
+        own_mosquitto.restart()
+        await async_wait_until(
+            lambda: any(fn == run.client._connected_on_loop for fn, _ in held), what="paho reconnected"
+        )
+        run.append(50)
+        await async_wait_until(lambda: not run.forwarder._changed.is_set(), what="the forwarder looked")
+        assert not run.client.connected, "the loop has not caught up with the new connection"
+        assert run.forwarder.status().sent_through == 150, "nothing sent on a connection the loop lags behind"
+        with lock:
+            holding[0] = False
+        for fn, args in held:  # in order, as the loop would have run them
+            fn(*args)
+        await async_wait_until(lambda: run.outbox.stats().depth == 0, timeout=20, what="all acked")
+        assert acker.first_delivery[key] == list(range(1, 201))
+        assert not [r for r in caplog.records if "refused" in r.getMessage()], "a lost batch is no refusal"
 
 
 async def test_collector_offline_holds_back_then_delivers_in_order(mosquitto: Mosquitto, tmp_path: Path) -> None:
