@@ -754,6 +754,9 @@ async def collector_kill_in_ticket(system: System, pace: Pace) -> None:
     await a.down()
     await wait_for(lambda: created() > before, 30, "ticket.created at the vendor")
     system.collector.kill9()
+    # The create at the vendor may be another incident's: A's outage must still last long enough for its
+    # agent to confirm it, or the bench counts an outage nobody could have seen.
+    await asyncio.sleep(DOWN_S)
     await a.up()
     await asyncio.sleep(1.0)
     system.collector.start()
