@@ -31,13 +31,16 @@ async def serve_console(config_path: Path) -> None:
         password = secrets.token_urlsafe(12)
         add_user(store, DEMO_USER, password, "admin", None, (), wall_clock_ms(), "demo", socket.gethostname())
         app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
-        console = create_console(store, load_book(config, config_path), wall_clock_ms, config.console,
+        # The demo's console listens on loopback only and its login lives for one run: no second factor.
+        settings = config.console.model_copy(update={"mfa_required_roles": []})
+        console = create_console(store, load_book(config, config_path), wall_clock_ms, settings,
                                  config.collector.timezone, missed_heartbeats=config.liveness.missed_heartbeats)
         app.mount(config.console.prefix, console)
         server = ApiServer(app, "127.0.0.1", 0)
         port = await server.start()
         print(f"\nthe console is running on the demo's data: http://127.0.0.1:{port}{config.console.prefix}/\n"
-              f"  log in as {DEMO_USER!r} with password {password!r} (an admin; made for this run)\n"
+              f"  log in as {DEMO_USER!r} with password {password!r} (an admin made for this run)\n"
+              "  the demo asks no second factor (loopback only)\n"
               "  press Ctrl-C to stop it", flush=True)
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
