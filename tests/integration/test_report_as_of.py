@@ -21,23 +21,15 @@ from linewarden.book import load_book
 from linewarden.cli import main
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
-from tests.integration.test_collector_cli import CONTRACT, HISTORY, ms
+from tests.integration.review_helpers import imported_config
+from tests.integration.test_collector_cli import ms
 
 AS_OF = "2026-09-10T09:00:00Z"  # the PLC has been down for 1 h; the ticket was raised at 08:01, not acknowledged
 
 
 @pytest.fixture
 def imported(tmp_path: Path) -> Path:
-    (tmp_path / "contracts").mkdir()
-    (tmp_path / "contracts" / "plc.toml").write_text(CONTRACT)
-    other = CONTRACT.replace('id = "plc-support"', 'id = "scada-support"').replace('"integrator"', '"scada"')
-    (tmp_path / "contracts" / "scada.toml").write_text(other)
-    config = tmp_path / "collector.toml"
-    config.write_text(f'[collector]\ndata_dir = "{tmp_path / "data"}"\ntimezone = "UTC"\n')
-    history = tmp_path / "history.jsonl"
-    history.write_text("\n".join(HISTORY) + "\n")
-    assert main(["collector", "import", "--config", str(config), str(history)]) == 0
-    return config
+    return imported_config(tmp_path)
 
 
 def _report(config: Path, capsys: pytest.CaptureFixture[str], *extra: str) -> str:

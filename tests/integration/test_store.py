@@ -2,39 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from collector.store.base import Store
 from collector.store.migrations import CORE, Migration
 from collector.store.sqlite import SqliteStore
 from linewarden.domain import State
 from linewarden.wire import MaintenanceWindowWire
 from tests.integration.collector_helpers import T0, birth, incident_opened, state_change
+from tests.integration.store_params import STORES, open_store_param
 
 DAY = 86_400_000
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORES)
 def store(request, tmp_path):
-    if request.param == "sqlite":
-        s: Store = SqliteStore(tmp_path / "collector.db")
-        s.migrate()
-        yield s
-        s.close()
-        return
-    import psycopg
-
-    from collector.store.postgres import PostgresStore
-
-    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
-    s = PostgresStore(url, schema=schema)
-    s.migrate()
-    yield s
-    s.close()
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+    yield from open_store_param(request, tmp_path)
 
 
 def test_migrations_apply_once_and_components_add_theirs(store):
