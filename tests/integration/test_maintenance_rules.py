@@ -26,6 +26,7 @@ from collector.ticketing.router import decide
 from collector.tokens import create_token
 from linewarden.cli import main
 from linewarden.wire import MaintenanceAnnouncement, decode
+from tests.integration.test_collector_cli import HISTORY as CLI_HISTORY
 from tests.integration.ticketing_helpers import book, contract
 
 DAY = 86_400_000
@@ -58,26 +59,9 @@ target_pct = 99.9
 """
 
 
-def _event(seq: int, at: str, type_: str, body: dict[str, object]) -> dict[str, Any]:
-    return {"site": "p1", "agent": "a1", "seq": seq, "ts": ms(at), "type": type_, "body": body}
-
-
-# line3-plc (critical, watched by agent a1 at site p1) is DOWN 2026-09-10 08:00–11:00.
-HISTORY = [
-    _event(1, "2026-09-01T00:00:00", "state_change",
-           {"target": "plc", "asset": "line3-plc", "from": "UNKNOWN", "to": "UP", "reason": "ok",
-            "at": ms("2026-09-01T00:00:00")}),
-    _event(2, "2026-09-10T08:00:00", "state_change",
-           {"target": "plc", "asset": "line3-plc", "from": "UP", "to": "DOWN", "reason": "connection refused",
-            "at": ms("2026-09-10T08:00:00")}),
-    _event(3, "2026-09-10T08:00:00", "incident_opened",
-           {"incident": "inc-1", "target": "plc", "asset": "line3-plc", "criticality": "critical", "severity": "S1",
-            "state": "DOWN", "reason": "connection refused", "in_production": True,
-            "opened_at": ms("2026-09-10T08:00:00")}),
-    _event(4, "2026-09-10T11:00:00", "state_change",
-           {"target": "plc", "asset": "line3-plc", "from": "DOWN", "to": "UP", "reason": "ok",
-            "at": ms("2026-09-10T11:00:00")}),
-]  # fmt: skip
+# line3-plc (critical, watched by agent a1 at site p1) is DOWN 2026-09-10 08:00–11:00: the CLI tests' history
+# up to the PLC's recovery, without its resolution and ticket records.
+HISTORY: list[dict[str, Any]] = [json.loads(line) for line in CLI_HISTORY[:4]]
 
 
 @pytest.fixture
