@@ -27,13 +27,10 @@ from collector.tokens import create_token
 from linewarden.cli import main
 from linewarden.wire import MaintenanceAnnouncement, decode
 from tests.integration.test_collector_cli import HISTORY as CLI_HISTORY
+from tests.integration.test_collector_cli import ms
 from tests.integration.ticketing_helpers import book, contract
 
 DAY = 86_400_000
-
-
-def ms(text: str) -> int:
-    return int(datetime.fromisoformat(text).replace(tzinfo=UTC).timestamp() * 1000)
 
 
 CONTRACT = """
