@@ -17,7 +17,6 @@ so a registered target's events take the registry's asset whatever the line orde
 from __future__ import annotations
 
 import hashlib
-import io
 import socket
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -170,6 +169,11 @@ def import_lines(
 
 def import_file(store: Store, path: Path, received_at: int, book: ContractBook | None = None) -> ImportResult:
     """Raises OSError when the file cannot be read."""
-    data = path.read_bytes()
-    source = {"file": path.name, "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    return import_lines(store, io.BytesIO(data), received_at, book, source)
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:  # a year of a plant's history need not fit in memory: hash it, then stream it
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    source = {"file": path.name, "sha256": digest.hexdigest(), "bytes": size}
+    with path.open("rb") as f:
+        return import_lines(store, f, received_at, book, source)
