@@ -1,8 +1,8 @@
 """A TCP forwarder for fault tests: `stop()` closes every connection through it and refuses new ones until
 `start()` again, which is what a client sees of its server restarting (PostgreSQL in the tests and the bench).
 
-`TcpProxy` runs on the caller's event loop (the bench: the collector is another process); `ThreadedTcpProxy`
-on a loop of its own, for a test whose collector blocks its event loop in a synchronous database driver."""
+`TcpProxy` runs on the caller's event loop; `ThreadedTcpProxy` on a loop of its own, for a caller that blocks its
+event loop in a synchronous database driver (a store in the test's process, or the fault bench's reads)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from simulators.broker import free_port
 
 
 class TcpProxy:
-    """A TCP forwarder in front of PostgreSQL: `restart()` closes every connection and refuses for a while,
-    which is what the collector sees of a database server restart."""
+    """A TCP forwarder in front of PostgreSQL: `stop()` then `start()` is what the collector sees of a
+    database server restart."""
 
     def __init__(self, upstream: tuple[str, int]) -> None:
         self.upstream = upstream
@@ -35,11 +35,6 @@ class TcpProxy:
         for writer in list(self._writers):
             writer.close()
         self._writers.clear()
-
-    async def restart(self, down_s: float) -> None:
-        await self.stop()
-        await asyncio.sleep(down_s)  # the server's restart time: the scenario, not a wait for a condition
-        await self.start()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
