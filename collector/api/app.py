@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -49,7 +50,15 @@ from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefu
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
-from linewarden.errors import BackdateForbidden, ConfigError, MaintenanceRefused, TicketNotFound, TicketStateError
+from linewarden.errors import (
+    BackdateForbidden,
+    ConfigError,
+    MaintenanceRefused,
+    StorageFull,
+    StoreUnavailable,
+    TicketNotFound,
+    TicketStateError,
+)
 from linewarden.files import write_private
 from linewarden.sla.report import ContractReport
 from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
@@ -60,6 +69,8 @@ AssetId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 MAX_NOTE = 4 * MAX_TEXT
 
 access = logging.getLogger("collector.api.access")
+log = logging.getLogger(__name__)
+STORE_RETRY_AFTER_S = 5
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -260,6 +271,14 @@ def create_app(
                 await run_in_threadpool(_audit_call, store, caller, request.method, request.url.path,
                                         response.status_code, clock())
         return response
+
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(StorageFull)
+    async def store_away(request: Request, exc: Exception) -> Response:
+        """The database cannot answer (server away, disk full): a retryable 503, never a 500 with a traceback."""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "the collector's store is unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
 
     contracts = book if book is not None else ContractBook({}, {})
     evidence_dir = rca_dir.parent / "evidence"
