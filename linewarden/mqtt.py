@@ -18,6 +18,13 @@ collector must not import each other, and both need the same careful handling of
   counts as not connected and `publish` refuses, so nothing goes out on a connection whose loss of its
   predecessor (failing that one's futures) and whose connect hook have not run yet.
 - Subscriptions are kept here and restored on every (re)connect.
+- A broker cluster (`nodes`): each node is tried in turn with a paho client of its own; a refused or lost
+  connection, or no CONNACK within `connect_timeout`, moves on to the next node at once, and a round in which
+  every node failed is followed by a wait (`linewarden/failover.py`). So does a node that refuses, or does not
+  answer within `connect_timeout`, a subscription made at connect: a clustered broker can accept the connection
+  while it cannot set the subscription up (NATS while its JetStream elects a leader), and a client without its
+  subscriptions would wait for acks forever. Everything above holds across the switch: it is a reconnect, to
+  another node.
 - TLS: the broker's chain is always verified; `verify_hostname = false` skips only the host name check. The
   certificate, key and CA files are checked for changes every `reload_interval` and after a failed connect;
   on a change the client reconnects with a new SSL context (a new paho client: paho sets TLS up once).
@@ -33,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import ssl
 import time
 from collections.abc import Callable
@@ -46,6 +54,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from linewarden.certs import DAY_MS, CertError, CertInfo, Role, expiring, inspect_der, inspect_pem
 from linewarden.config.base import BrokerConfig, TlsConfig
 from linewarden.errors import BrokerError, ConnectionLost
+from linewarden.failover import NodeRotation
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +106,22 @@ class MqttClient:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = False
         self._refused = False  # the broker refused the CONNECT; its closing the socket is the same failure
+        self._nodes = config.endpoints()
+        self._node = 0  # index into _nodes of the node connected to or being tried
+        self._rotation = (
+            NodeRotation(
+                len(self._nodes),
+                RECONNECT_MIN_S,
+                config.round_wait_max.total_seconds(),
+                stable_s=config.connect_timeout.total_seconds(),
+            )
+            if len(self._nodes) > 1
+            else None
+        )
+        self._context: ssl.SSLContext | None = None
+        self._switching = False  # moving to the next node of a cluster
+        self._suback_due: set[int] = set()  # with a cluster: mids of the connect's subscriptions not yet acked
+        self.failovers = 0  # times the client moved to another node of the cluster
 
     @property
     def connected(self) -> bool:
@@ -106,6 +131,12 @@ class MqttClient:
     @property
     def client_id(self) -> str:
         return self._client_id
+
+    @property
+    def broker(self) -> str:
+        """`host:port` of the broker (the cluster's node) connected to or being tried."""
+        host, port = self._nodes[self._node]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def set_will(self, will: Will | None) -> None:
         """Set the Last Will sent with the next CONNECT (call before `start()` to cover the first one)."""
@@ -133,15 +164,17 @@ class MqttClient:
         if tls is not None:
             self._tls_files = file_stamps(tls)
             context = self._ssl_context(tls)
+        self._context = context
         self._paho = self._new_client(context)
         self._paho.loop_start()
+        self._await_connack(self._paho)
         if tls is not None:
             self._spawn(self._watch_tls(tls))
 
     async def reload_if_changed(self) -> bool:
         """Reconnect with a new SSL context when the certificate, key or CA files changed; True if it did."""
         tls = self._config.tls
-        if tls is None or self._paho is None or self._reloading:
+        if tls is None or self._paho is None or self._reloading or self._switching:
             return False
         stamps = file_stamps(tls)
         if stamps in (self._tls_files, self._failed_files):
@@ -160,8 +193,10 @@ class MqttClient:
             if self._connected:
                 self._disconnected_on_loop("reconnecting with new TLS files")
             self._tls_files, self._peer_cert = stamps, None
+            self._context = context
             self._paho = self._new_client(context)
             self._paho.loop_start()
+            self._await_connack(self._paho)
         finally:
             self._reloading = False
         self.tls_reloads += 1
@@ -201,7 +236,7 @@ class MqttClient:
         for cert in self.expiring_certificates(now_ms):
             if now_ms - self._warned_at.get(cert, -DAY_MS) >= DAY_MS:
                 self._warned_at[cert] = now_ms
-                log.warning("MQTT TLS: %s (broker %s:%s)", cert.describe(now_ms), self._config.host, self._config.port)
+                log.warning("MQTT TLS: %s (broker %s)", cert.describe(now_ms), self.broker)
 
     def _new_client(self, context: ssl.SSLContext | None) -> paho.Client:
         client = paho.Client(
@@ -210,7 +245,11 @@ class MqttClient:
             protocol=self._protocol,
             clean_session=True if self._protocol == MQTTProtocolVersion.MQTTv311 else None,
             manual_ack=True,
+            # In a cluster the next attempt goes to the next node, with a new client (_fail_over).
+            reconnect_on_failure=self._rotation is None,
         )
+        if self._rotation is not None:
+            client.connect_timeout = self._config.connect_timeout.total_seconds()
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.max_queued_messages_set(MAX_QUEUED)
@@ -228,9 +267,11 @@ class MqttClient:
         client.on_connect_fail = self._paho_on_connect_fail
         client.on_publish = self._paho_on_publish
         client.on_message = self._paho_on_message
+        client.on_subscribe = self._paho_on_subscribe
+        host, port = self._nodes[self._node]
         client.connect_async(
-            self._config.host,
-            self._config.port,
+            host,
+            port,
             keepalive=max(1, int(self._config.keepalive.total_seconds())),
             clean_start=True,
         )
@@ -293,11 +334,13 @@ class MqttClient:
         try:
             if reason.is_failure:
                 self._call_on_loop(self._refused_on_loop, f"refused: {reason}")
+                self._node_news(client, f"refused the connection: {reason}")
                 return
             _drop_unsent(client)
             self._session += 1  # in the network thread, before any message of the new session is read
-            for topic_filter in list(self._subscriptions):
-                client.subscribe(topic_filter, qos=1)
+            mids = [client.subscribe(topic_filter, qos=1)[1] for topic_filter in list(self._subscriptions)]
+            if self._rotation is not None:
+                self._call_on_loop(self._subscribing_on_loop, client, mids)
             sock = client.socket()
             peer = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
             self._call_on_loop(self._connected_on_loop, peer, self._session)
@@ -307,6 +350,7 @@ class MqttClient:
     def _paho_on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         try:
             self._call_on_loop(self._connect_failed_on_loop, "unreachable")
+            self._node_news(client, "unreachable")
         except Exception:
             log.exception("error in MQTT on_connect_fail")
 
@@ -315,6 +359,7 @@ class MqttClient:
     ) -> None:
         try:
             self._call_on_loop(self._disconnected_on_loop, str(reason))
+            self._node_news(client, f"connection lost ({reason})")
         except Exception:
             log.exception("error in MQTT on_disconnect")
 
@@ -325,6 +370,19 @@ class MqttClient:
         except Exception:
             log.exception("error in MQTT on_publish")
 
+    def _paho_on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[Any], properties: Any
+    ) -> None:
+        try:
+            refused = ", ".join(str(r) for r in reasons if r.is_failure)
+            if refused:
+                self._call_on_loop(log.warning, "MQTT broker %s refused a subscription: %s", self.broker, refused)
+                self._node_news(client, f"refused a subscription ({refused})")
+            elif self._rotation is not None:
+                self._call_on_loop(self._subacked_on_loop, client, mid)
+        except Exception:
+            log.exception("error in MQTT on_subscribe")
+
     def _paho_on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         try:
             self._call_on_loop(
@@ -333,7 +391,70 @@ class MqttClient:
         except Exception:
             log.exception("error in MQTT on_message")
 
+    def _node_news(self, client: paho.Client, why: str) -> None:
+        if self._rotation is not None:
+            self._call_on_loop(self._node_failed, client, why)
+
     # ------------------------------------------------------------ event loop thread
+
+    def _await_connack(self, client: paho.Client) -> None:
+        if self._rotation is not None and self._loop is not None:
+            timeout = self._config.connect_timeout.total_seconds()
+            self._loop.call_later(timeout, self._connack_due, client, timeout)
+
+    def _connack_due(self, client: paho.Client, timeout: float) -> None:
+        if client is self._paho and not self._connected:
+            self._node_failed(client, f"no CONNACK within {timeout:g} s")
+
+    def _subscribing_on_loop(self, client: paho.Client, mids: list[int]) -> None:
+        if client is not self._paho or self._loop is None:
+            return
+        self._suback_due = set(mids)
+        timeout = self._config.connect_timeout.total_seconds()
+        self._loop.call_later(timeout, self._suback_due_check, client, timeout)
+
+    def _subacked_on_loop(self, client: paho.Client, mid: int) -> None:
+        if client is self._paho:
+            self._suback_due.discard(mid)
+
+    def _suback_due_check(self, client: paho.Client, timeout: float) -> None:
+        if client is self._paho and self._connected and self._suback_due:
+            self._node_failed(client, f"no SUBACK within {timeout:g} s")
+
+    def _node_failed(self, client: paho.Client, why: str) -> None:
+        """A cluster's node failed this client: move to the next (news of a client already replaced is old)."""
+        if client is not self._paho or self._switching or self._reloading:
+            return
+        self._switching = True
+        self._spawn(self._fail_over(why))
+
+    async def _fail_over(self, why: str) -> None:
+        assert self._rotation is not None and self._loop is not None
+        try:
+            while True:
+                failed = self.broker
+                index, wait = self._rotation.failed(self._loop.time(), random.random())
+                old, self._paho = self._paho, None
+                if old is not None:
+                    old.disconnect()
+                    await asyncio.to_thread(old.loop_stop)
+                if self._connected:
+                    self._disconnected_on_loop(f"moving to another node ({why})")
+                self._node = index
+                self.failovers += 1
+                later = f" in {wait:.1f} s (every node failed in turn)" if wait else ""
+                log.warning("MQTT broker %s failed: %s; trying %s%s", failed, why, self.broker, later)
+                await asyncio.sleep(wait)
+                try:
+                    self._paho = self._new_client(self._context)
+                except BrokerError as exc:
+                    why = str(exc)
+                    continue
+                self._paho.loop_start()
+                self._await_connack(self._paho)
+                return
+        finally:
+            self._switching = False
 
     def _connected_on_loop(self, peer_der: bytes | None, session: int) -> None:
         if self._paho is None:
@@ -342,19 +463,21 @@ class MqttClient:
         self._loop_session = session
         self.failed_connects = 0
         self._refused = False
+        if self._rotation is not None and self._loop is not None:
+            self._rotation.connected(self._loop.time())
         if peer_der:
             try:
                 self._peer_cert = inspect_der(peer_der, Role.PEER)
             except CertError as exc:
                 log.warning("cannot read the broker's certificate: %s", exc)
             self._warn_expiring()
-        log.info("MQTT connected to %s:%s as %s", self._config.host, self._config.port, self._client_id)
+        log.info("MQTT connected to %s as %s", self.broker, self._client_id)
         self._run_hook(self.on_connect)
 
     def _connect_failed_on_loop(self, why: str) -> None:
         self.failed_connects += 1
         level = logging.WARNING if self.failed_connects == 1 else logging.DEBUG
-        log.log(level, "MQTT broker %s:%s %s; retrying", self._config.host, self._config.port, why)
+        log.log(level, "MQTT broker %s %s; retrying", self.broker, why)
         if self._config.tls is not None and self._paho is not None:
             self._spawn(self.reload_if_changed())  # a broker refusing an expired certificate: try the renewed one
 
@@ -366,7 +489,7 @@ class MqttClient:
         was_connected, self._connected = self._connected, False
         self._fail_pending(f"connection lost ({reason})")
         if was_connected:
-            log.info("MQTT disconnected from %s:%s: %s", self._config.host, self._config.port, reason)
+            log.info("MQTT disconnected from %s: %s", self.broker, reason)
             self._run_hook(self.on_disconnect)
         elif self._refused:
             self._refused = False
