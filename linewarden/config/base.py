@@ -212,6 +212,10 @@ class BrokerConfig(StrictModel):
                 seen.add(node)
         return self
 
+    def shown(self) -> str:
+        """The broker or the cluster's nodes, for messages: `host:port` or `host:port, host:port, …`."""
+        return ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.endpoints())
+
     def endpoints(self) -> list[tuple[str, int]]:
         """(host, port) of each broker to try, in order."""
         if self.nodes is None:

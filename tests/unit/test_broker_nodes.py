@@ -41,6 +41,8 @@ def test_nodes_are_host_port_a_bare_host_takes_port() -> None:
     nodes = ["a.example:1883", "b.example", "[::1]:1884", "[fe80::2]"]
     cfg = BrokerConfig.model_validate({"port": 8883, "nodes": nodes})
     assert cfg.endpoints() == [("a.example", 1883), ("b.example", 8883), ("::1", 1884), ("fe80::2", 8883)]
+    assert cfg.shown() == "a.example:1883, b.example:8883, [::1]:1884, [fe80::2]:8883"
+    assert BrokerConfig(host="mqtt.local").shown() == "mqtt.local:1883"
 
 
 def test_an_agent_config_with_nodes_validates() -> None:
