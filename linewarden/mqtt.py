@@ -20,11 +20,12 @@ collector must not import each other, and both need the same careful handling of
 - Subscriptions are kept here and restored on every (re)connect.
 - A broker cluster (`nodes`): each node is tried in turn with a paho client of its own; a refused or lost
   connection, or no CONNACK within `connect_timeout`, moves on to the next node at once, and a round in which
-  every node failed is followed by a wait (`linewarden/failover.py`). So does a node that refuses, or does not
-  answer within `connect_timeout`, a subscription made at connect: a clustered broker can accept the connection
-  while it cannot set the subscription up (NATS while its JetStream elects a leader), and a client without its
-  subscriptions would wait for acks forever. Everything above holds across the switch: it is a reconnect, to
-  another node.
+  every node failed is followed by a wait (`linewarden/failover.py`). So does a node that has not granted every
+  subscription of the connect within `connect_timeout`: a clustered broker can accept the connection while it
+  cannot set a subscription up yet (NATS while its JetStream elects leaders), and a client without its ack
+  subscription would resend forever unheard. A refused subscription is asked for again every
+  `SUBSCRIBE_RETRY_S` until then, on the same connection (cheaper than a new one, which NATS may refuse too).
+  Everything above holds across the switch: it is a reconnect, to another node.
 - TLS: the broker's chain is always verified; `verify_hostname = false` skips only the host name check. The
   certificate, key and CA files are checked for changes every `reload_interval` and after a failed connect;
   on a change the client reconnects with a new SSL context (a new paho client: paho sets TLS up once).
@@ -69,6 +70,8 @@ RECONNECT_MAX_S = 30
 MAX_INFLIGHT = 20
 # paho's own queue only ever holds what is in flight or racing a disconnect; never an outage's worth of data.
 MAX_QUEUED = 1000
+# With a cluster: the wait before asking again for a subscription the node refused.
+SUBSCRIBE_RETRY_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,9 @@ class MqttClient:
         )
         self._context: ssl.SSLContext | None = None
         self._switching = False  # moving to the next node of a cluster
-        self._suback_due: set[int] = set()  # with a cluster: mids of the connect's subscriptions not yet acked
-        self.failovers = 0  # times the client moved to another node of the cluster
+        # With a cluster: the connect's subscriptions not granted yet (by mid), and until when they may take.
+        self._suback_due: dict[int, str] = {}
+        self._suback_deadline = 0.0
 
     @property
     def connected(self) -> bool:
@@ -338,7 +342,11 @@ class MqttClient:
                 return
             _drop_unsent(client)
             self._session += 1  # in the network thread, before any message of the new session is read
-            mids = [client.subscribe(topic_filter, qos=1)[1] for topic_filter in list(self._subscriptions)]
+            mids = {}
+            for topic_filter in list(self._subscriptions):
+                mid = client.subscribe(topic_filter, qos=1)[1]
+                if mid is not None:
+                    mids[mid] = topic_filter
             if self._rotation is not None:
                 self._call_on_loop(self._subscribing_on_loop, client, mids)
             sock = client.socket()
@@ -374,12 +382,11 @@ class MqttClient:
         self, client: paho.Client, userdata: Any, mid: int, reasons: list[Any], properties: Any
     ) -> None:
         try:
-            refused = ", ".join(str(r) for r in reasons if r.is_failure)
-            if refused:
+            refused = ", ".join(str(r) for r in reasons if r.is_failure) or None
+            if self._rotation is not None:
+                self._call_on_loop(self._subacked_on_loop, client, mid, refused)
+            elif refused:
                 self._call_on_loop(log.warning, "MQTT broker %s refused a subscription: %s", self.broker, refused)
-                self._node_news(client, f"refused a subscription ({refused})")
-            elif self._rotation is not None:
-                self._call_on_loop(self._subacked_on_loop, client, mid)
         except Exception:
             log.exception("error in MQTT on_subscribe")
 
@@ -406,20 +413,35 @@ class MqttClient:
         if client is self._paho and not self._connected:
             self._node_failed(client, f"no CONNACK within {timeout:g} s")
 
-    def _subscribing_on_loop(self, client: paho.Client, mids: list[int]) -> None:
+    def _subscribing_on_loop(self, client: paho.Client, mids: dict[int, str]) -> None:
         if client is not self._paho or self._loop is None:
             return
-        self._suback_due = set(mids)
+        self._suback_due = dict(mids)
         timeout = self._config.connect_timeout.total_seconds()
-        self._loop.call_later(timeout, self._suback_due_check, client, timeout)
+        self._suback_deadline = self._loop.time() + timeout
+        self._loop.call_later(timeout, self._suback_due_check, client)
 
-    def _subacked_on_loop(self, client: paho.Client, mid: int) -> None:
-        if client is self._paho:
-            self._suback_due.discard(mid)
+    def _subacked_on_loop(self, client: paho.Client, mid: int, refused: str | None) -> None:
+        topic_filter = self._suback_due.pop(mid, None) if client is self._paho else None
+        if topic_filter is None or refused is None or self._loop is None:
+            return
+        if self._loop.time() >= self._suback_deadline:
+            self._node_failed(client, f"refused the subscription to {topic_filter} ({refused})")
+            return
+        log.info("MQTT broker %s refused the subscription to %s (%s); asking again", self.broker, topic_filter, refused)
+        self._loop.call_later(SUBSCRIBE_RETRY_S, self._resubscribe, client, topic_filter)
 
-    def _suback_due_check(self, client: paho.Client, timeout: float) -> None:
+    def _resubscribe(self, client: paho.Client, topic_filter: str) -> None:
+        if client is self._paho and self._connected:
+            mid = client.subscribe(topic_filter, qos=1)[1]
+            if mid is not None:
+                self._suback_due[mid] = topic_filter
+
+    def _suback_due_check(self, client: paho.Client) -> None:
         if client is self._paho and self._connected and self._suback_due:
-            self._node_failed(client, f"no SUBACK within {timeout:g} s")
+            pending = ", ".join(sorted(set(self._suback_due.values())))
+            timeout = self._config.connect_timeout.total_seconds()
+            self._node_failed(client, f"subscriptions not granted within {timeout:g} s: {pending}")
 
     def _node_failed(self, client: paho.Client, why: str) -> None:
         """A cluster's node failed this client: move to the next (news of a client already replaced is old)."""
@@ -441,7 +463,6 @@ class MqttClient:
                 if self._connected:
                     self._disconnected_on_loop(f"moving to another node ({why})")
                 self._node = index
-                self.failovers += 1
                 later = f" in {wait:.1f} s (every node failed in turn)" if wait else ""
                 log.warning("MQTT broker %s failed: %s; trying %s%s", failed, why, self.broker, later)
                 await asyncio.sleep(wait)

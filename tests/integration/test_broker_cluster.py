@@ -25,6 +25,7 @@ from tests.waiting import async_wait_until
 
 pytestmark = [
     pytest.mark.slow,
+    pytest.mark.timeout(300),
     pytest.mark.skipif(nats_binary() is None, reason="nats-server is not installed (apt-get install nats-server)"),
 ]
 
