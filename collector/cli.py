@@ -75,7 +75,7 @@ async def _serve(config: CollectorConfig, store: Store, book: ContractBook) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
-    log.info("collector %s starting; broker %s:%s", config.collector.id, config.broker.host, config.broker.port)
+    log.info("collector %s starting; broker %s", config.collector.id, config.broker.shown())
     await CollectorService(config, store, book=book, serve_api=True).run(stop)
 
 
