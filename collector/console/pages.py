@@ -23,6 +23,8 @@ from collector.console.sessions import Session
 from collector.console.users import User
 from collector.console.windows import covered_assets, notices, window_visible
 from collector.disputes import list_disputes
+from collector.esign import evidence_of
+from collector.lifecycle_view import life, renewals_due
 from collector.exports import TABLES
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
@@ -45,6 +47,7 @@ STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unk
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
 AUDIT_ROLES = ("plant_it", "procurement", "admin")
 SETTLE_ROLES = ("plant_it", "admin")
+RENEWAL_ROLES = ("procurement", "admin")
 
 
 class NotFound(ConsoleError):
@@ -66,7 +69,8 @@ def duration(ms: int | None) -> str:
 
 def _common(deps: Deps, user: User, session: Session, page: str) -> dict[str, Any]:
     return {"user": user, "csrf": session.csrf, "page": page, "now": deps.clock(),
-            "may_audit": user.role in AUDIT_ROLES, "may_maintain": user.role in MAINTENANCE_ROLES}
+            "may_audit": user.role in AUDIT_ROLES, "may_maintain": user.role in MAINTENANCE_ROLES,
+            "may_renew": user.role in RENEWAL_ROLES}
 
 
 def criticality(deps: Deps) -> dict[str, str]:
@@ -285,7 +289,18 @@ def contract(deps: Deps, user: User, session: Session, contract_id: str, period:
         "bands": sorted(found.credits.uptime, key=lambda b: b.below_pct, reverse=True),
         "disputed": frozenset(d.incident_id for d in list_disputes(deps.store, contract_id=contract_id, state="open")),
         "exports": _export_links(contract_id, period),
+        "life": life(found, now), "signatures": evidence_of(deps.store, contract_id),
     }
+
+
+def renewals(deps: Deps, user: User, session: Session, days: int) -> dict[str, Any]:
+    if user.role not in RENEWAL_ROLES:
+        raise NotAllowed("renewals are for procurement and admins")
+    days = max(0, min(days, 3650))
+    due = renewals_due(deps.store, deps.book, deps.clock(), days)
+    return {**_common(deps, user, session, "renewals"), "days": days, "renewals": due,
+            "svgs": {r.contract.contract.id: svg.trend(f"{r.contract.contract.id}: score per month of the term",
+                                                        [(m.period, m.score) for m in r.trend]) for r in due}}
 
 
 def _export_links(contract_id: str, period: str) -> list[dict[str, str]]:
