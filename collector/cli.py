@@ -18,11 +18,11 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector import certificates, liveness
+from collector.archive_import import ArchiveRefused, import_archive, is_archive
 from collector.audit_cli import audit, audit_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
 from collector.console.cli import user, user_args
-from collector.archive_import import ArchiveRefused, import_archive, is_archive
 from collector.exporter import export_archive
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms

@@ -59,7 +59,7 @@ def parse(platform: str, files: dict[str, bytes], envelope: str | None) -> Evide
     """The evidence in a platform's files (named as in FILES). Raises EsignRefused."""
     if platform not in PLATFORMS:
         raise EsignRefused(f"unknown platform {platform!r}: one of {', '.join(PLATFORMS)}")
-    missing = [name for name in FILES[platform] if name not in files]  # type: ignore[index]  # checked above
+    missing = [name for name in FILES[platform] if name not in files]
     if missing:
         raise EsignRefused(f"{platform} evidence needs {', '.join(missing)}")
     if platform == "docusign":

@@ -133,18 +133,18 @@ class _NameValue(_Lenient):
 
 
 class _AuditEvent(_Lenient):
-    eventFields: list[_NameValue]  # noqa: N815 (the platform's spelling)
+    eventFields: list[_NameValue]
 
 
 class _AuditEvents(_Lenient):
-    auditEvents: list[_AuditEvent] = Field(min_length=1)  # noqa: N815
+    auditEvents: list[_AuditEvent] = Field(min_length=1)
 
 
 class _DsSigner(_Lenient):
     name: str = Field(max_length=MAX_TEXT)
     email: str = Field(max_length=MAX_TEXT)
     status: str
-    signedDateTime: str | None = None  # noqa: N815
+    signedDateTime: str | None = None
 
 
 class _DsRecipients(_Lenient):
@@ -152,9 +152,9 @@ class _DsRecipients(_Lenient):
 
 
 class _Envelope(_Lenient):
-    envelopeId: str = Field(min_length=1, max_length=200)  # noqa: N815
+    envelopeId: str = Field(min_length=1, max_length=200)
     status: str
-    completedDateTime: str | None = None  # noqa: N815
+    completedDateTime: str | None = None
     recipients: _DsRecipients
 
 
@@ -170,9 +170,9 @@ def docusign(audit_events: bytes, envelope: bytes) -> Evidence:
         where = f"audit events: auditEvents.{n}"
         if "logTime" not in fields or "Action" not in fields:
             raise EsignRefused(f"{where}: an event without logTime or Action (not DocuSign's audit events)")
+        ip = _ip(fields.get("ClientIPAddress"), f"{where}.ClientIPAddress")
         events.append(EsignEvent(_time_ms(fields["logTime"], f"{where}.logTime"), _clip(fields.get("UserName")),
-                                 _clip(fields["Action"]), _ip(fields.get("ClientIPAddress"), f"{where}.ClientIPAddress"),
-                                 _clip(fields.get("Message"))))  # fmt: skip
+                                 _clip(fields["Action"]), ip, _clip(fields.get("Message"))))
     signers = []
     for n, s in enumerate(env.recipients.signers):
         if s.status.lower() != "completed" or s.signedDateTime is None:
@@ -180,7 +180,8 @@ def docusign(audit_events: bytes, envelope: bytes) -> Evidence:
         signed = [e for e in events if e.action == "Signed" and e.actor == s.name]
         signers.append(Signer(s.name, s.email, _time_ms(s.signedDateTime, f"envelope: signers.{n}.signedDateTime"),
                               signed[-1].ip if signed else None))
-    completed = None if env.completedDateTime is None else _time_ms(env.completedDateTime, "envelope: completedDateTime")
+    completed = None if env.completedDateTime is None else _time_ms(env.completedDateTime,
+                                                                    "envelope: completedDateTime")
     return Evidence("docusign", env.envelopeId, tuple(signers), tuple(events), completed)
 
 
@@ -204,7 +205,9 @@ def signnow(history: bytes) -> Evidence:
     raw = load_json(history, "document history")
     if not isinstance(raw, list) or not raw:
         raise EsignRefused("document history: not a list of events (signNow's GET /document/{id}/historyfull)")
-    events, signers, documents = [], [], set()
+    events: list[EsignEvent] = []
+    signers: list[Signer] = []
+    documents: set[str] = set()
     for n, item in enumerate(raw):
         e = _model(_SnEvent, item, f"document history: {n}")
         where = f"document history: {n}"
@@ -230,11 +233,11 @@ _ADOBE_SIGNING = ("ESIGNED", "DIGSIGNED", "SIGNED")
 class _AdobeEvent(_Lenient):
     type: str = Field(min_length=1, max_length=100)
     date: str
-    actingUserEmail: str = Field(default="", max_length=MAX_TEXT)  # noqa: N815
-    actingUserName: str = Field(default="", max_length=MAX_TEXT)  # noqa: N815
-    actingUserIpAddress: str | None = None  # noqa: N815
-    participantEmail: str = Field(default="", max_length=MAX_TEXT)  # noqa: N815
-    participantRole: str = ""  # noqa: N815
+    actingUserEmail: str = Field(default="", max_length=MAX_TEXT)
+    actingUserName: str = Field(default="", max_length=MAX_TEXT)
+    actingUserIpAddress: str | None = None
+    participantEmail: str = Field(default="", max_length=MAX_TEXT)
+    participantRole: str = ""
     description: str = ""
 
 
@@ -245,7 +248,8 @@ class _AdobeEvents(_Lenient):
 def adobe_sign(events_json: bytes, agreement_id: str) -> Evidence:
     """`agreement_id`: the agreement the events are of (the export itself does not name it)."""
     doc = _model(_AdobeEvents, load_json(events_json, "agreement events"), "agreement events")
-    events, signers = [], []
+    events: list[EsignEvent] = []
+    signers: list[Signer] = []
     completed = None
     for n, e in enumerate(doc.events):
         where = f"agreement events: events.{n}"

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import io
 import json
 import os
 import zipfile
@@ -125,14 +124,11 @@ def export_archive(store: Store, config: CollectorConfig, config_path: Path, out
             described[table] = {"rows": counts[table], "columns": columns, "member": entry["name"]}
             if with_csv:
                 def as_csv(m: _Member, table: str = table, columns: list[str] = columns) -> None:
-                    text = io.TextIOWrapper(_Sink(m), encoding="utf-8", newline="")
-                    writer = csv.DictWriter(text, fieldnames=columns, lineterminator="\r\n")
+                    writer = csv.DictWriter(_Text(m), fieldnames=columns, lineterminator="\r\n")
                     writer.writeheader()
                     for row in snap.rows(table):
                         writer.writerow(row)
                         progress.advance(1, table)
-                    text.flush()
-                    text.detach()
 
                 archive.member(f"csv/{table}.csv", "csv", as_csv)
         for name, path in files:
@@ -153,16 +149,12 @@ def export_archive(store: Store, config: CollectorConfig, config_path: Path, out
     return manifest
 
 
-class _Sink(io.RawIOBase):
-    """A writable binary stream into a member, for the csv module's text wrapper."""
+class _Text:
+    """Text into a member, UTF-8, for the csv module."""
 
     def __init__(self, member: _Member) -> None:
         self._member = member
 
-    def writable(self) -> bool:
-        return True
-
-    def write(self, data: Any) -> int:
-        chunk = bytes(data)
-        self._member.write(chunk)
-        return len(chunk)
+    def write(self, text: str) -> int:
+        self._member.write(text.encode("utf-8"))
+        return len(text)

@@ -25,8 +25,8 @@ from typing import IO, Any
 
 from collector import admission
 from collector.audit import append_entry
-from collector.progress import Progress
 from collector.maintenance import IMPORTED, SiteAsset, check_covers, site_assets
+from collector.progress import Progress
 from collector.records import (
     ImportedEvent,
     ImportRecord,

@@ -14,7 +14,15 @@ from collector.reporting import reports
 from collector.store.base import Store
 from linewarden.book import ContractBook
 from linewarden.config.contract import ContractConfig
-from linewarden.contract_term import ONE_DAY, Decision, convenience_end, due_within, escrow_check, next_decision, period_on
+from linewarden.contract_term import (
+    ONE_DAY,
+    Decision,
+    convenience_end,
+    due_within,
+    escrow_check,
+    next_decision,
+    period_on,
+)
 
 # Months of the term shown in a trend: a five-year term's first years say little about the vendor now.
 TREND_MONTHS = 24
@@ -147,7 +155,8 @@ def life(contract: ContractConfig, now_ms: int) -> dict[str, Any]:
             {"item": x.item.item, "agent": x.item.agent, "status": x.status,
              "deposited": None if x.item.deposited is None else x.item.deposited.isoformat(),
              "verified": None if x.item.verified is None else x.item.verified.isoformat(),
-             "refresh": span(x.item.refresh), "refresh_due": None if x.refresh_due is None else x.refresh_due.isoformat(),
+             "refresh": span(x.item.refresh),
+             "refresh_due": None if x.refresh_due is None else x.refresh_due.isoformat(),
              "release": x.item.release}
             for x in (escrow_check(i, today) for i in contract.escrow)
         ],

@@ -6,14 +6,14 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import IO
 
 WIDTH = 30
 REDRAW_S = 0.1
 
 
 class Progress:
-    def __init__(self, total: int, label: str, stream: TextIO | None = None,
+    def __init__(self, total: int, label: str, stream: IO[str] | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.total, self.label, self.done = max(total, 0), label, 0
         self._stream = sys.stderr if stream is None else stream

@@ -24,8 +24,8 @@ from collector.console.users import User
 from collector.console.windows import covered_assets, notices, window_visible
 from collector.disputes import list_disputes
 from collector.esign import evidence_of
-from collector.lifecycle_view import life, renewals_due
 from collector.exports import TABLES
+from collector.lifecycle_view import life, renewals_due
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow

@@ -602,6 +602,7 @@ class Store(ABC):
 
     def after_bulk_load(self, tx: Writer) -> None:
         """Rows went in with their own auto-numbered ids (an archive import): the next number follows them."""
+        return None  # SQLite numbers on from the largest id by itself
 
     @property
     @abstractmethod

@@ -134,7 +134,7 @@ class EscrowItem(StrictModel):
     item: str = Field(min_length=1, max_length=200)
     agent: str = Field(default="", max_length=200, description="the escrow agent holding it")
     deposited: ContractDate | None = Field(default=None, description="the last deposit (none: not deposited yet)")
-    verified: ContractDate | None = Field(default=None, description="the last verification of the deposit (none: never)")
+    verified: ContractDate | None = Field(default=None, description="the last verification (none: never)")
     refresh: CalendarSpan | None = Field(default=None, description="the deposit must be renewed this often")
     release: str = Field(default="", max_length=500, description="when it is released to the plant")
 

@@ -83,7 +83,8 @@ def test_renewals_and_signatures_in_the_cli_api_and_console(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "imported: docusign 4c3b2a19-8f7e-4d6c-b5a4-93827160f5e4" in out and "203.0.113.45" in out
     assert _cli("contract", "esign", "import", "plc-renewal", "--config", str(config), "--platform", "signnow",
-                "--document", str(ESIGN / "signed-contract.pdf"), "--history", str(ESIGN / "docusign-envelope.json")) == 1
+                "--document", str(ESIGN / "signed-contract.pdf"),
+                "--history", str(ESIGN / "docusign-envelope.json")) == 1
     assert "not a list of events" in capsys.readouterr().err
     assert _cli("contract", "show", "plc-renewal", "--config", str(config), "--format", "json") == 0
     shown = json.loads(capsys.readouterr().out)
