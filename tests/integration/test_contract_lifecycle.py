@@ -8,7 +8,7 @@ import json
 from datetime import date, timedelta
 from pathlib import Path
 
-from fastapi.testclient import TestClient
+import httpx
 
 from collector.audit import AuditLog
 from collector.console.app import create_console
@@ -55,7 +55,7 @@ def _cli(*args: str) -> int:
     return main(["collector", *args])
 
 
-def test_renewals_and_signatures_in_the_cli_api_and_console(tmp_path, capsys):
+def test_renewals_and_signatures_in_the_cli(tmp_path, capsys):
     config, today = _with_life(tmp_path)
     capsys.readouterr()
     assert _cli("contract", "renewals", "--config", str(config), "--days", "20", "--format", "json") == 0
@@ -99,26 +99,11 @@ def test_renewals_and_signatures_in_the_cli_api_and_console(tmp_path, capsys):
         assert ("contract.esign_refused", "esign/plc-renewal/docusign/4c3b2a19-8f7e-4d6c-b5a4-93827160f5e4") in actions
         assert ("contract.esign_imported", "esign/plc-renewal/docusign/4c3b2a19-8f7e-4d6c-b5a4-93827160f5e4") in actions
         assert AuditLog(store).verify() is None
-        add_user(store, "paula", "a long procurement password", "procurement", None, (), wall_clock_ms(), "t", "here")
-        add_user(store, "ivy", "a long vendor password!", "vendor", "integrator", (), wall_clock_ms(), "t", "here")
-        app = create_console(store, load_book(cfg, config), wall_clock_ms, ConsoleConfig(mfa_required_roles=[]))
-        for user, password, renewals_status in (("paula", "a long procurement password", 200),
-                                                ("ivy", "a long vendor password!", 403)):
-            client = TestClient(app, base_url="http://127.0.0.1")
-            pre = client.get("/login").text.split('name="pre" value="', 1)[1].split('"', 1)[0]
-            assert client.post("/login", data={"pre": pre, "username": user, "password": password},
-                               follow_redirects=False).status_code == 303
-            page = client.get("/renewals?days=45")
-            assert page.status_code == renewals_status
-            if renewals_status == 200:
-                assert "plc-renewal" in page.text and "give notice by" in page.text
-            contract = client.get("/contracts/plc-renewal").text
-            assert "Petra Procurement" in contract and "2001:db8::20" in contract and "refresh overdue" in contract
     finally:
         store.close()
 
 
-async def test_the_api_gives_renewals_to_plant_and_a_contract_life_to_its_own_vendor(tmp_path):
+async def test_the_api_and_the_console_show_renewals_to_procurement_and_a_contract_to_its_vendor(tmp_path):
     config, _ = _with_life(tmp_path)
     assert _cli("contract", "esign", "import", "plc-renewal", "--config", str(config), "--platform", "adobe_sign",
                 "--document", str(ESIGN / "signed-contract.pdf"), "--events", str(ESIGN / "adobe-sign-events.json"),
@@ -133,3 +118,25 @@ async def test_the_api_gives_renewals_to_plant_and_a_contract_life_to_its_own_ve
         assert sig["platform"] == "adobe_sign" and [s["email"] for s in sig["signers"]] == [
             "ivo@integrator.example", "petra@plant-a.example"]
         assert (await api.http.get("/contracts/plc-renewal", headers=api.other)).status_code == 403
+
+    cfg = load(CollectorConfig, config)
+    store = open_store(cfg)
+    try:
+        add_user(store, "paula", "a long procurement password", "procurement", None, (), wall_clock_ms(), "t", "here")
+        add_user(store, "ivy", "a long vendor password!", "vendor", "integrator", (), wall_clock_ms(), "t", "here")
+        app = create_console(store, load_book(cfg, config), wall_clock_ms, ConsoleConfig(mfa_required_roles=[]))
+        for user, password, renewals_status in (("paula", "a long procurement password", 200),
+                                                ("ivy", "a long vendor password!", 403)):
+            async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://console") as web:
+                pre = (await web.get("/login")).text.split('name="pre" value="', 1)[1].split('"', 1)[0]
+                done = await web.post("/login", data={"pre": pre, "username": user, "password": password})
+                assert done.status_code == 303
+                page = await web.get("/renewals", params={"days": 45})
+                assert page.status_code == renewals_status
+                if renewals_status == 200:
+                    assert "plc-renewal" in page.text and "give notice by" in page.text and "<svg" in page.text
+                contract = (await web.get("/contracts/plc-renewal")).text
+                assert "Petra Procurement" in contract and "2001:db8::20" in contract
+                assert "refresh overdue" in contract and "hand over the PLC program sources" in contract
+    finally:
+        store.close()
