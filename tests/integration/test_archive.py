@@ -93,6 +93,9 @@ def test_an_archive_brings_back_every_figure_row_file_and_the_signed_chain(tmp_p
                                               load_public_key(imported / "signing-key.pub")) == []
     finally:
         new_store.close()
+    imported = tmp_path / "new" / "data" / "imported"
+    assert main(["collector", "audit", "verify", "--config", str(target), "--checkpoints",
+                 str(imported / "checkpoints.jsonl"), "--public-key", str(imported / "signing-key.pub")]) == 0
     assert (tmp_path / "new" / "data" / "rca" / "00").read_bytes() == b"root cause: a failed PLC power supply"
 
     assert main(["collector", "import", "--config", str(target), str(archive)]) == 1
