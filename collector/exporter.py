@@ -102,8 +102,20 @@ def export_archive(store: Store, config: CollectorConfig, config_path: Path, out
         files.append(("audit/checkpoints.jsonl", checkpoints))
     if config.audit.signing_key is not None and public_key_path(config.audit.signing_key).is_file():
         files.append(("audit/signing-key.pub", public_key_path(config.audit.signing_key)))
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf, store.snapshot() as snap:
+    partial = out.with_name(out.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        manifest = _write(os.fdopen(fd, "wb"), store, config, files, now_ms, with_csv, progress_stream)
+        os.replace(partial, out)
+    finally:
+        partial.unlink(missing_ok=True)
+    return manifest
+
+
+def _write(raw: IO[bytes], store: Store, config: CollectorConfig, files: list[tuple[str, Path]], now_ms: int,
+           with_csv: bool, progress_stream: IO[str] | None) -> dict[str, Any]:
+    checkpoints = config.checkpoint_file
+    with raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf, store.snapshot() as snap:
         archive = _Archive(zf)
         tables = sorted(store.table_names())
         counts = {t: snap.count(t) for t in tables}

@@ -12,7 +12,7 @@ import re
 from datetime import date, timedelta
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, PlainSerializer, model_validator
+from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 
 from linewarden.config.base import StrictModel
 
@@ -50,7 +50,7 @@ def add_months(day: date, months: int) -> date:
 
 
 def _to_span(value: object) -> object:
-    if isinstance(value, Span | dict):
+    if isinstance(value, Span):
         return value
     if not isinstance(value, str):
         raise ValueError("a span of calendar time is a string like '90 days', '3 months', '1 year'")
@@ -68,7 +68,7 @@ CalendarSpan = Annotated[
     Span,
     BeforeValidator(_to_span),
     PlainSerializer(str, return_type=str, when_used="json"),
-    Field(json_schema_extra={"type": "string", "examples": ["90 days", "3 months", "1 year"]}),
+    WithJsonSchema({"type": "string", "examples": ["90 days", "3 months", "1 year"]}),
 ]
 
 

@@ -188,3 +188,30 @@ def test_the_progress_bar_draws_on_a_terminal_only_and_not_too_often():
     quiet = io.StringIO()
     Progress(10, "import", quiet).advance(10)
     assert quiet.getvalue() == ""
+
+
+def _forged(path: Path, manifest: object, members: dict[str, bytes]) -> Path:
+    with zipfile.ZipFile(path, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+        zf.writestr("manifest.json", json.dumps(manifest))
+    return path
+
+
+def test_a_forged_manifest_is_refused_with_the_reason(tmp_path, capsys):
+    target = _fresh(tmp_path, "new")
+    good = {"schema": "linewarden.archive/1", "migrations": [["core", 1]], "tables": {}, "members": []}
+    sha = "0" * 64
+    cases = [
+        ({**good, "tables": {"events": {"rows": 1, "columns": ["seq"], "member": "tables/x.jsonl"}}},
+         "member 'tables/x.jsonl' is not in the archive"),
+        ({**good, "members": [{"name": "files/rca/../../../etc/passwd", "kind": "rca", "sha256": sha, "bytes": 1}]},
+         "not a plain file name"),
+        ({**good, "migrations": [["core", 999]]}, "does not know"),
+        ({**good, "members": [{"name": "tables/a.jsonl"}]}, "members.0.kind: Field required"),
+        ({"schema": "something/else"}, "manifest.json is not linewarden.archive/1"),
+    ]
+    for n, (manifest, message) in enumerate(cases):
+        archive = _forged(tmp_path / f"forged-{n}.zip", manifest, {})
+        assert main(["collector", "import", "--config", str(target), str(archive)]) == 1
+        assert message in capsys.readouterr().err, message
