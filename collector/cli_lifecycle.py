@@ -10,7 +10,7 @@ from typing import Any
 
 from collector.audit import local_actor
 from collector.esign import evidence_of, import_evidence
-from collector.esign_formats import PLATFORMS, EsignRefused, iso
+from collector.esign_formats import MAX_FILE_BYTES, PLATFORMS, EsignRefused, iso
 from collector.lifecycle_view import life, renewals_due
 from collector.service import wall_clock_ms
 from collector.store import open_store
@@ -20,6 +20,7 @@ from linewarden.output import FORMATS, render
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 ACTIONS = ("renewals", "show", "esign")
+MAX_DOCUMENT_BYTES = 256 * 1024 * 1024
 # Command-line option → the file's name in the platform's evidence (collector.esign.FILES).
 _EVIDENCE_OPTIONS = {"audit_events": "audit_events", "envelope_json": "envelope", "history": "history",
                      "events": "events"}
@@ -105,16 +106,27 @@ def _print_life(shown: dict[str, Any], document_sha256: str) -> None:
                       for s in e["signers"]], "table"))
 
 
+def _read(path: Path, limit: int) -> bytes:
+    """A regular file of at most `limit` bytes (a FIFO or a device would never end). Raises EsignRefused."""
+    try:
+        size = path.stat().st_size
+        if not path.is_file() or size > limit:
+            raise EsignRefused(f"{path}: not a regular file of at most {limit} bytes")
+        return path.read_bytes()
+    except OSError as exc:
+        raise EsignRefused(f"cannot read {path}: {exc.strerror}") from None
+
+
 def _esign(args: argparse.Namespace, config: CollectorConfig, book: ContractBook) -> int:
     files: dict[str, bytes] = {}
     try:
         for option, name in _EVIDENCE_OPTIONS.items():
             path = getattr(args, option)
             if path is not None:
-                files[name] = path.read_bytes()
-        document = args.document.read_bytes()
-    except OSError as exc:
-        print(f"error: cannot read {exc.filename}: {exc.strerror}", file=sys.stderr)
+                files[name] = _read(path, MAX_FILE_BYTES)
+        document = _read(args.document, MAX_DOCUMENT_BYTES)
+    except EsignRefused as exc:
+        print(f"error: evidence not imported: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
     store = open_store(config)
     actor, origin = local_actor()

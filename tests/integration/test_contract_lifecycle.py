@@ -33,7 +33,7 @@ def _with_life(tmp_path: Path) -> tuple[Path, date]:
         hashlib.sha256(b"%PDF-1.4 signed support contract, page 1 of 1").hexdigest(), hashlib.sha256(SIGNED).hexdigest()
     ) + f"""
 [term]
-start = {today - timedelta(days=300)}
+start = {today - timedelta(days=100)}
 end = {today + timedelta(days=60)}
 renewal_notice = "30 days"
 
@@ -64,8 +64,8 @@ def test_renewals_and_signatures_in_the_cli(tmp_path, capsys):
     [due] = json.loads(capsys.readouterr().out)
     assert (due["contract"], due["kind"], due["notice_deadline"], due["days_left"]) == (
         "plc-renewal", "expiry", str(today + timedelta(days=31)), 31)
-    months = (today.year - (today - timedelta(days=300)).year) * 12 + today.month - \
-        (today - timedelta(days=300)).month + 1  # fmt: skip
+    months = (today.year - (today - timedelta(days=100)).year) * 12 + today.month - \
+        (today - timedelta(days=100)).month + 1  # fmt: skip
     assert len(due["trend"]) == months and due["trend"][-1]["partial"] is True
     sep = [m for m in due["trend"] if m["period"] == "2026-09"]
     if sep:  # the imported outage month, while it is still in the term's window
@@ -86,6 +86,9 @@ def test_renewals_and_signatures_in_the_cli(tmp_path, capsys):
                 "--document", str(ESIGN / "signed-contract.pdf"),
                 "--history", str(ESIGN / "docusign-envelope.json")) == 1
     assert "not a list of events" in capsys.readouterr().err
+    assert _cli("contract", "esign", "import", "plc-renewal", "--config", str(config), "--platform", "signnow",
+                "--document", str(ESIGN / "signed-contract.pdf"), "--history", "/dev/zero") == 1
+    assert "/dev/zero: not a regular file" in capsys.readouterr().err
     assert _cli("contract", "show", "plc-renewal", "--config", str(config), "--format", "json") == 0
     shown = json.loads(capsys.readouterr().out)
     assert [s["ip"] for s in shown["signatures"][0]["signers"]] == ["203.0.113.45", "2001:db8::20"]
