@@ -4,6 +4,7 @@ and the console; the date rules are in `linewarden.contract_term`."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -23,6 +24,7 @@ from linewarden.contract_term import (
     next_decision,
     period_on,
 )
+from linewarden.sla.report import ContractReport
 
 # Months of the term shown in a trend: a five-year term's first years say little about the vendor now.
 TREND_MONTHS = 24
@@ -93,9 +95,14 @@ def _months(first: date, last: date) -> list[str]:
     return out[-TREND_MONTHS:]
 
 
-def trend(store: Store, book: ContractBook, contract: ContractConfig, now_ms: int) -> tuple[TrendMonth, ...]:
+MonthReport = Callable[[ContractConfig, str], ContractReport]
+
+
+def trend(store: Store, book: ContractBook, contract: ContractConfig, now_ms: int,
+          month_report: MonthReport | None = None) -> tuple[TrendMonth, ...]:
     """The scorecard of each month of the current term so far (the month under way partial), at most
-    TREND_MONTHS of them; none before the term starts."""
+    TREND_MONTHS of them; none before the term starts. `month_report(contract, 'YYYY-MM')` gives a month's
+    report as of now (default: computed; the console passes its cache)."""
     term = contract.term
     today = today_in(contract, now_ms)
     current = None if term is None else period_on(term, today)
@@ -103,22 +110,23 @@ def trend(store: Store, book: ContractBook, contract: ContractConfig, now_ms: in
         return ()
     out = []
     for label in _months(current.start, today):
-        [r] = reports(store, book, label, contract.contract.id, now_ms=now_ms)
+        r = month_report(contract, label) if month_report is not None else \
+            reports(store, book, label, contract.contract.id, now_ms=now_ms)[0]  # fmt: skip
         out.append(TrendMonth(label, r.scorecard.score, r.scorecard.uptime_lines_met, r.scorecard.uptime_lines,
                               r.scorecard.incidents, r.credits.total, r.partial))
     return tuple(out)
 
 
 def renewals_due(store: Store, book: ContractBook, now_ms: int, days: int,
-                 contracts: list[ContractConfig] | None = None) -> list[Renewal]:
+                 month_report: MonthReport | None = None) -> list[Renewal]:
     """Contracts whose next renewal or expiry decision falls due within `days` days, soonest first."""
     out = []
-    for c in contracts if contracts is not None else [book.contracts[k] for k in sorted(book.contracts)]:
+    for c in (book.contracts[k] for k in sorted(book.contracts)):
         if c.term is None:
             continue
         found = due_within(c.term, today_in(c, now_ms), days)
         if found is not None:
-            out.append(Renewal(c, found, trend(store, book, c, now_ms)))
+            out.append(Renewal(c, found, trend(store, book, c, now_ms, month_report)))
     return sorted(out, key=lambda r: (r.decision.due, r.contract.contract.id))
 
 

@@ -29,6 +29,7 @@ from collector.lifecycle_view import life, renewals_due
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
+from linewarden.config.contract import ContractConfig
 from linewarden.errors import LinewardenError
 from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS
 from linewarden.sla.periods import month_containing, parse_month
@@ -297,7 +298,13 @@ def renewals(deps: Deps, user: User, session: Session, days: int) -> dict[str, A
     if user.role not in RENEWAL_ROLES:
         raise NotAllowed("renewals are for procurement and admins")
     days = max(0, min(days, 3650))
-    due = renewals_due(deps.store, deps.book, deps.clock(), days)
+    now = deps.clock()
+
+    def cached(c: ContractConfig, label: str) -> ContractReport:
+        current = month_containing(now, c.contract.timezone).label
+        return _month_report(deps, c.contract.id, label, current, now)
+
+    due = renewals_due(deps.store, deps.book, now, days, cached)
     return {**_common(deps, user, session, "renewals"), "days": days, "renewals": due,
             "svgs": {r.contract.contract.id: svg.trend(f"{r.contract.contract.id}: score per month of the term",
                                                         [(m.period, m.score) for m in r.trend]) for r in due}}
