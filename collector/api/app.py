@@ -40,7 +40,9 @@ from collector.disputes import (
     open_dispute,
     settle_dispute,
 )
+from collector.esign import evidence_of
 from collector.exports import TABLES, csv_tables, monthly_review_pdf, tables_zip
+from collector.lifecycle_view import life, renewals_due
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
@@ -429,6 +431,25 @@ def create_app(
             raise HTTPException(422, str(exc)) from None
         checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
         return [with_checkpoint(r, checkpoint) for r in done if sees_vendor(caller.viewer, r.vendor)]
+
+    @app.get("/contracts/renewals")
+    def renewals(caller: Caller, days: Annotated[int, Query(ge=0, le=3650)] = 90) -> list[dict[str, Any]]:
+        """Renewals and expiries due within `days` days, soonest first, each with the vendor's scorecard per
+        month of the current term (plant and admin tokens)."""
+        _require(caller, "plant")
+        return [r.as_dict() for r in renewals_due(store, contracts, clock(), days)]
+
+    @app.get("/contracts/{contract_id}")
+    def contract_life(caller: Caller, contract_id: str) -> dict[str, Any]:
+        """A contract's term, next decision, termination rights, escrow checklist and e-signature evidence
+        (signers, times, addresses); a vendor sees its own contracts only."""
+        found = contracts.contracts.get(contract_id)
+        if found is None:
+            raise HTTPException(404, f"no contract {contract_id!r}")
+        if not sees_vendor(caller.viewer, found.contract.vendor):
+            raise HTTPException(403, "this contract belongs to another vendor")
+        return {**life(found, clock()), "document_sha256": found.contract.document_sha256,
+                "signatures": [e.as_dict() for e in evidence_of(store, contract_id)]}
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:
