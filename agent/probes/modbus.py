@@ -14,8 +14,6 @@ from linewarden.config.targets import ModbusPoint, ModbusTarget, VersionRegister
 from linewarden.modbus_codec import BlockDecoder, Field, register_width
 from linewarden.modbus_plan import Limits, ReadRequest, Span, plan_reads
 
-VERSION_EVERY_S = 300.0
-
 if TYPE_CHECKING:
     from agent.probes.context import ProbeContext
 
@@ -110,7 +108,7 @@ class ModbusProbe(Probe[ModbusTarget]):
         versions: dict[str, str] = {}
         if self._version_requests and now >= self._version_due and not failures:
             versions = await self._versions(pause)
-            self._version_due = now + VERSION_EVERY_S
+            self._version_due = now + self.target.version_interval.total_seconds()
         return ProbeResult.of(worst(failures), latency, values, versions)
 
     async def _versions(self, pause: float) -> dict[str, str]:

@@ -162,6 +162,7 @@ class ModbusTarget(TargetBase):
     pause_between_requests: Duration = timedelta(0)
     points: list[ModbusPoint] = Field(min_length=1)
     version_registers: list[VersionRegisters] = Field(default_factory=list, max_length=16)
+    version_interval: PositiveDuration = Field(default=timedelta(minutes=5), description="how often to read them")
 
     @model_validator(mode="after")
     def _fits_in_a_request(self) -> ModbusTarget:
