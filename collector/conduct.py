@@ -24,6 +24,18 @@ from linewarden.sla.report import ContractReport, scope_assets
 from linewarden.sla.scorecard import with_conduct
 
 
+def fingerprint(store: Store) -> tuple[object, ...]:
+    """Changes whenever what `add_conduct` reads changes (for caches of reports)."""
+    with store.reader() as sql:
+        row = sql.query(
+            "SELECT (SELECT COUNT(*) FROM version_observations) AS v, (SELECT COUNT(*) FROM change_approvals) AS a,"
+            " (SELECT COUNT(*) FROM change_approvals WHERE revoked_at IS NOT NULL) AS ar,"
+            " (SELECT COUNT(*) FROM remote_sessions) AS s, (SELECT SUM(COALESCE(end_at, 0) + COALESCE(start_at, 0))"
+            " FROM remote_sessions) AS se"
+        )[0]
+    return tuple(row.values())
+
+
 def approved_windows(store: Store, data: PeriodData, book: ContractBook | None) -> list[ApprovedWindow]:
     return change_records.approved_windows(
         change_records.all_windows(store), change_records.approvals(store), data, book
