@@ -97,7 +97,8 @@ def remote_access(args: argparse.Namespace) -> int:
             print(f"recorded {done.sessions} session record(s); {done.skipped} line(s) skipped (dead-lettered)")
             return EXIT_RUNTIME if done.skipped else EXIT_OK
         rows = [
-            {**asdict(s), "start_ms": iso_time(s.start_ms, tz), "end_ms": iso_time(s.end_ms, tz)}
+            {"gateway": s.gateway, "id": s.id, "user": s.user, "source": s.source, "asset": s.asset,
+             "start": iso_time(s.start_ms, tz), "end": iso_time(s.end_ms, tz)}
             for s in sessions(store, 0, 2**62)
         ]
         print(render(rows, args.format))
