@@ -20,6 +20,7 @@ from pathlib import Path
 from collector import certificates, liveness
 from collector.archive_import import ArchiveRefused, import_archive, is_archive
 from collector.audit_cli import audit, audit_args
+from collector.cli_changes import change, change_args, remote_access, remote_access_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
 from collector.console.cli import user, user_args
@@ -273,6 +274,9 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "dispute": ("list, show and settle vendors' disputes of incidents", dispute_args, dispute),
     "review": ("the monthly vendor review as PDF, or the report's tables as CSV", review_args, review),
     "user": ("add, list, disable console users and change their passwords", user_args, user),
+    "change": ("approve change windows with their change (CAB) reference; observed versions", change_args, change),
+    "remote-access": ("import and list vendor remote sessions (jump host, VPN)", remote_access_args,
+                      remote_access),
 }
 
 

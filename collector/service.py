@@ -44,6 +44,7 @@ from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
 from collector.metrics import CollectorMetrics, add_ops_routes
+from collector.remote_access.listener import SyslogListener
 from collector.store.base import Store
 from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
@@ -155,6 +156,8 @@ class CollectorService:
         self._held_added = asyncio.Event()
         self._retry: asyncio.Task[None] | None = None
         self.storage_fault: str | None = None  # why messages are held, while they are
+        ra = config.remote_access
+        self.remote_access = SyslogListener(store, ra, clock) if ra.enabled else None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -180,6 +183,8 @@ class CollectorService:
                 self._warm_stop.clear()
                 self._warming = asyncio.create_task(asyncio.to_thread(self.console.state.warm, self._warm_stop),
                                                     name="console-warm")
+        if self.remote_access is not None:
+            await self.remote_access.start()
         await self.mqtt.start()
         self._watch = sup.spawn("collector-liveness", self._watch_liveness)
         if self.checkpointer is not None:
@@ -234,6 +239,8 @@ class CollectorService:
             await self.console.state.hub.stop()
         if self.api is not None:
             await self.api.stop()
+        if self.remote_access is not None:
+            await self.remote_access.stop()
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()

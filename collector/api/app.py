@@ -27,6 +27,7 @@ from starlette.concurrency import run_in_threadpool
 from collector.api.limits import TOO_LARGE, BodyLimit
 from collector.audit import append_entry
 from collector.audit_evidence import Checkpoint
+from collector.change_records import ApprovalRefused, approvals, approve, revoke
 from collector.dispute_records import DisputeRecord
 from collector.disputes import (
     DisputeForbidden,
@@ -44,6 +45,7 @@ from collector.esign import evidence_of
 from collector.exports import TABLES, csv_tables, monthly_review_pdf, tables_zip
 from collector.lifecycle_view import life, renewals_due
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
+from collector.remote_access.records import sessions as remote_sessions
 from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
@@ -111,6 +113,11 @@ class RcaDocument(BaseModel):
 class RcaBody(BaseModel):
     link: str | None = Field(default=None, pattern=r"^https?://.+", max_length=2000)
     document: RcaDocument | None = None
+
+
+class ApprovalBody(BaseModel):
+    change_ref: str = Field(min_length=1, max_length=100, description="the change (CAB) record, e.g. CAB-2026-114")
+    note: str = Field(default="", max_length=MAX_TEXT)
 
 
 class WindowBody(BaseModel):
@@ -558,5 +565,38 @@ def create_app(
         if on_maintenance is not None:
             on_maintenance(body.site)
         return {"site": body.site, **wire.model_dump(mode="json"), "unmatched": unmatched}
+
+    @app.post("/maintenance-windows/{window_id}/approval", status_code=201)
+    def approve_window(caller: Caller, window_id: str, body: ApprovalBody) -> dict[str, Any]:
+        """Plant IT approves a change window with its change (CAB) reference: version changes inside it are
+        approved changes. 404 for no such window, 409 for one not a change window or approved already."""
+        _require(caller, "plant")
+        try:
+            found = approve(store, window_id, body.change_ref, body.note, caller.actor, caller.origin, clock())
+        except ApprovalRefused as exc:
+            raise HTTPException(404 if str(exc).startswith("no window") else 409, str(exc)) from None
+        return dict(found.__dict__)
+
+    @app.delete("/maintenance-windows/{window_id}/approval")
+    def revoke_approval(caller: Caller, window_id: str) -> dict[str, Any]:
+        _require(caller, "plant")
+        if not revoke(store, window_id, caller.actor, caller.origin, clock()):
+            raise HTTPException(404, f"window {window_id} has no live approval")
+        return dict(approvals(store)[window_id].__dict__)
+
+    @app.get("/change-approvals")
+    def list_approvals(caller: Caller) -> list[dict[str, Any]]:
+        _require(caller, "plant")
+        return [dict(a.__dict__) for a in approvals(store).values()]
+
+    @app.get("/remote-sessions")
+    def list_sessions(
+        caller: Caller,
+        start: Annotated[int, Query(ge=0, le=MAX_MS)] = 0,
+        end: Annotated[int, Query(ge=0, le=MAX_MS)] = FAR_FUTURE_MS,
+    ) -> list[dict[str, Any]]:
+        """The remote sessions as received (the report judges them against tickets and approved windows)."""
+        _require(caller, "plant")
+        return [dict(s.__dict__) for s in remote_sessions(store, start, end)]
 
     return app

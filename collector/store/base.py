@@ -43,6 +43,7 @@ from linewarden.wire import (
     MaintenanceWindowWire,
     StateChangeEvent,
     TargetInfo,
+    VersionObservedEvent,
     clip,
     events_topic,
 )
@@ -314,6 +315,11 @@ class Writer:
             )
         elif isinstance(event, IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent):
             self._incident_event(site, agent, event)
+        elif isinstance(event, VersionObservedEvent):
+            from collector.change_records import record_observation  # the component imports the store
+
+            asset = self.asset_of(site, agent, event.body.target, event.body.asset)
+            record_observation(self.sql, site, agent, epoch, asset, event)
 
     def incident_owners(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """The (site, agent) each of these incidents belongs to: the one whose event first named it."""

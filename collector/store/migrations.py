@@ -30,6 +30,8 @@ COMPONENT_SCHEMAS: tuple[str, ...] = (
     "collector.dispute_records",
     "collector.console.schema",
     "collector.lifecycle_schema",
+    "collector.change_records",
+    "collector.remote_access.records",
 )
 
 _CORE_V1 = """

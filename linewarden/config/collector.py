@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, Secret, StrictModel, TimeZoneName
+from linewarden.config.remote_access import RemoteAccessConfig
 
 
 class CollectorSection(StrictModel):
@@ -173,6 +174,7 @@ class CollectorConfig(StrictModel):
     console: ConsoleConfig = ConsoleConfig()
     plant_it: PlantItConfig = PlantItConfig()
     audit: AuditConfig = AuditConfig()
+    remote_access: RemoteAccessConfig = RemoteAccessConfig()
 
     @property
     def checkpoint_file(self) -> Path:

@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
+from linewarden.config.change_policy import ChangePolicy
 from linewarden.config.lifecycle import EscrowItem, Term, Termination
 from linewarden.domain import Criticality, Severity
 
@@ -302,6 +303,7 @@ class ContractConfig(StrictModel):
     reminders: Reminders = Reminders()
     rca: RcaPolicy = RcaPolicy()
     ticketing: SinkConfig | None = None
+    change_policy: ChangePolicy | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ContractConfig:
