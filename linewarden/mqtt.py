@@ -17,7 +17,8 @@ collector must not import each other, and both need the same careful handling of
   event loop has heard of the loss; until the loop has caught up with the network thread's session, the client
   counts as not connected and `publish` refuses, so nothing goes out on a connection whose loss of its
   predecessor (failing that one's futures) and whose connect hook have not run yet.
-- Subscriptions are kept here and restored on every (re)connect.
+- Subscriptions are kept here and restored on every (re)connect. A shared subscription (`shared()`,
+  `$share/<group>/<filter>`) is matched against incoming topics by its filter part.
 - TLS: the broker's chain is always verified; `verify_hostname = false` skips only the host name check. The
   certificate, key and CA files are checked for changes every `reload_interval` and after a failed connect;
   on a change the client reconnects with a new SSL context (a new paho client: paho sets TLS up once).
@@ -60,6 +61,7 @@ RECONNECT_MAX_S = 30
 MAX_INFLIGHT = 20
 # paho's own queue only ever holds what is in flight or racing a disconnect; never an outage's worth of data.
 MAX_QUEUED = 1000
+SHARE_PREFIX = "$share/"
 
 
 @dataclass(frozen=True)
@@ -386,7 +388,7 @@ class MqttClient:
     def _message_on_loop(self, topic: str, payload: bytes, mid: int, qos: int, session: int) -> None:
         deferred: list[asyncio.Future[None]] = []
         for topic_filter, handler in list(self._subscriptions.items()):
-            if paho.topic_matches_sub(topic_filter, topic):
+            if paho.topic_matches_sub(_unshared(topic_filter), topic):
                 try:
                     later = handler(topic, payload)
                 except Exception:
@@ -430,6 +432,19 @@ class MqttClient:
             hook()
         except Exception:
             log.exception("error in MQTT connection hook")
+
+
+def shared(group: str | None, topic_filter: str) -> str:
+    """The filter as a shared subscription of `group` (the broker hands each message to one member); as is
+    when `group` is None."""
+    return topic_filter if group is None else f"{SHARE_PREFIX}{group}/{topic_filter}"
+
+
+def _unshared(topic_filter: str) -> str:
+    """What a filter matches: a shared subscription's messages carry their plain topic."""
+    if not topic_filter.startswith(SHARE_PREFIX):
+        return topic_filter
+    return topic_filter[len(SHARE_PREFIX):].partition("/")[2]
 
 
 def local_certificates(tls: TlsConfig) -> list[CertInfo]:
