@@ -26,6 +26,8 @@ collector must not import each other, and both need the same careful handling of
   subscription would resend forever unheard. A refused subscription is asked for again every
   `SUBSCRIBE_RETRY_S` until then, on the same connection (cheaper than a new one, which NATS may refuse too).
   Everything above holds across the switch: it is a reconnect, to another node.
+- Subscriptions are kept here and restored on every (re)connect. A shared subscription (`shared()`,
+  `$share/<group>/<filter>`) is matched against incoming topics by its filter part.
 - TLS: the broker's chain is always verified; `verify_hostname = false` skips only the host name check. The
   certificate, key and CA files are checked for changes every `reload_interval` and after a failed connect;
   on a change the client reconnects with a new SSL context (a new paho client: paho sets TLS up once).
@@ -72,6 +74,7 @@ MAX_INFLIGHT = 20
 MAX_QUEUED = 1000
 # With a cluster: the wait before asking again for a subscription the node refused.
 SUBSCRIBE_RETRY_S = 0.5
+SHARE_PREFIX = "$share/"
 
 
 @dataclass(frozen=True)
@@ -530,7 +533,7 @@ class MqttClient:
     def _message_on_loop(self, topic: str, payload: bytes, mid: int, qos: int, session: int) -> None:
         deferred: list[asyncio.Future[None]] = []
         for topic_filter, handler in list(self._subscriptions.items()):
-            if paho.topic_matches_sub(topic_filter, topic):
+            if paho.topic_matches_sub(_unshared(topic_filter), topic):
                 try:
                     later = handler(topic, payload)
                 except Exception:
@@ -574,6 +577,19 @@ class MqttClient:
             hook()
         except Exception:
             log.exception("error in MQTT connection hook")
+
+
+def shared(group: str | None, topic_filter: str) -> str:
+    """The filter as a shared subscription of `group` (the broker hands each message to one member); as is
+    when `group` is None."""
+    return topic_filter if group is None else f"{SHARE_PREFIX}{group}/{topic_filter}"
+
+
+def _unshared(topic_filter: str) -> str:
+    """What a filter matches: a shared subscription's messages carry their plain topic."""
+    if not topic_filter.startswith(SHARE_PREFIX):
+        return topic_filter
+    return topic_filter[len(SHARE_PREFIX):].partition("/")[2]
 
 
 def local_certificates(tls: TlsConfig) -> list[CertInfo]:

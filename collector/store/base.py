@@ -72,6 +72,12 @@ class Sql(Protocol):
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
 
+    def for_update(self, skip_locked: bool = False) -> str:
+        """The clause that row-locks what a SELECT read until the transaction ends (` FOR UPDATE`, with
+        ` SKIP LOCKED`: rows another transaction holds are left out); '' where one writer at a time is all there
+        is (SQLite)."""
+        ...
+
 
 class Snapshot(Protocol):
     """A consistent read of every table at one moment, for exports: rows stream in batches."""
@@ -387,6 +393,23 @@ class Writer:
         )
 
     # ------------------------------------------------------------ acks
+
+    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> None:
+        """Hold the epoch's ack row until the transaction ends, before anything of the agent is read: a second
+        collector storing a batch of the same agent then waits for this one's commit and computes its ack over
+        both (under READ COMMITTED each later statement sees what committed meanwhile). `create`: insert the row
+        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized."""
+        key = (site, agent, epoch)
+        if create:
+            self.sql.execute(
+                "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, 0)"
+                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through",
+                key,
+            )
+        else:
+            self.sql.query(
+                "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?" + self.sql.for_update(), key
+            )
 
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         acked = self.ack_of(site, agent, epoch)

@@ -2,6 +2,9 @@
 
 `schema` puts every table in a schema of its own (created when missing): tests use one per run.
 
+Several collector processes may share the database (docs/scale-out.md): they migrate one at a time (a session
+advisory lock), and code that decides a write on what it read locks it with `Sql.for_update()`.
+
 A lost connection (the server restarted, or dropped it) is opened again at the start of the next transaction
 or read, a few times with a short wait. A transaction that fails because the connection went, mid-way or
 because the server stays away, raises StoreUnavailable: nothing of it was committed, the caller retries.
@@ -22,6 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from collector.store.base import DataRejected, Row, Store, Writer
+from collector.store.migrations import Migration
 from linewarden.errors import StorageFull, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,8 @@ SNAPSHOT_BATCH = 1000
 CONNECT_ATTEMPTS = 3
 CONNECT_WAIT_S = 0.5
 CONNECT_TIMEOUT_S = 5
+# Held while migrating: collectors that start together on one database apply each migration once.
+MIGRATION_LOCK_KEY = 0x6C77_6D69
 
 
 @contextmanager
@@ -63,6 +69,9 @@ class _PgSql:
         if rows:
             with _data_errors(), self._conn.cursor() as cur:
                 cur.executemany(_pg(sql), [tuple(r) for r in rows])
+
+    def for_update(self, skip_locked: bool = False) -> str:
+        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors(), self._conn.cursor() as cur:
@@ -134,6 +143,15 @@ class PostgresStore(Store):
             log.warning("PostgreSQL connection lost earlier; connected again")
             return self._sql
         raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(failure)}")
+
+    def migrate(self, migrations: Sequence[Migration] | None = None) -> list[tuple[str, int]]:
+        with self._lock:
+            self._usable().execute("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK_KEY,))
+            try:
+                return super().migrate(migrations)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    self._usable().execute("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK_KEY,))
 
     @property
     def id_column(self) -> str:

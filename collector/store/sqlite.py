@@ -42,6 +42,9 @@ class _SqliteSql:
         with _data_errors():
             self._conn.executemany(sql, rows)
 
+    def for_update(self, skip_locked: bool = False) -> str:
+        return ""  # BEGIN IMMEDIATE: one writer at a time, nothing to lock row by row
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors():
             cur = self._conn.execute(sql, tuple(params))
