@@ -1,7 +1,8 @@
 """The running collector: MQTT in, store, acks and collector state out, the liveness watch, and ticketing.
 
-Messages are handled one at a time on the event loop, in arrival order: one store transaction each,
-and the ack published after the commit. The retained collector state is `online` after every (re)connect
+Messages are handled on the event loop, in arrival order: those that arrived while the previous ones were
+being stored go in one store transaction (at most GROUP_MAX), and their acks and PUBACKs follow its commit.
+The retained collector state is `online` after every (re)connect
 and `offline` on a clean stop, or as the Last Will when the collector vanishes.
 
 Ticketing: after each committed event batch the router routes every incident not routed yet (at start too,
@@ -72,6 +73,8 @@ Clock = Callable[[], int]
 
 RESTART_POLICY = RestartPolicy()
 HELD_MAX = 1000
+# Messages committed in one transaction at most: those that arrived while the previous group was stored.
+GROUP_MAX = 100
 HELD_RETRY_FIRST_S = 0.5
 HELD_RETRY_MAX_S = 10.0
 STOP_WAIT_S = 10.0  # for the ticketing loops to finish their round at stop
@@ -151,6 +154,7 @@ class CollectorService:
         self._checkpoints: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.supervisor = Supervisor(RESTART_POLICY)
+        self._queued: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._held: deque[tuple[str, bytes, asyncio.Future[None]]] = deque()
         self._held_added = asyncio.Event()
         self._retry: asyncio.Task[None] | None = None
@@ -289,37 +293,69 @@ class CollectorService:
         """Messages received but not committed yet (the store is full or unreachable): neither PUBACKed nor acked."""
         return len(self._held)
 
-    def _on_message(self, topic: str, payload: bytes) -> asyncio.Future[None] | None:
-        """Handle one message; a returned future holds its PUBACK until the message is committed."""
-        if not self._held and self._handle(topic, payload):
-            return None
-        if len(self._held) >= HELD_MAX:
-            log.warning("%d messages held already; %s is left to the agent's resend", HELD_MAX, topic)
-            return None
+    def _on_message(self, topic: str, payload: bytes) -> asyncio.Future[None]:
+        """Queue one message for the next group commit; the returned future holds its PUBACK until then."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._held.append((topic, payload, future))
-        self._held_added.set()
+        self._queued.append((topic, payload, future))
+        if len(self._queued) == 1:
+            # After the messages the MQTT thread has handed over already: they join this group.
+            asyncio.get_running_loop().call_soon(self._commit_queued)
         return future
 
-    def _handle(self, topic: str, payload: bytes) -> bool:
-        """Store one message and publish what follows; False when the store is full or unreachable (nothing was
-        committed)."""
+    def _commit_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        for start in range(0, len(queued), GROUP_MAX):
+            group = queued[start : start + GROUP_MAX]
+            committed = None if self._held else self._handle([(topic, payload) for topic, payload, _ in group])
+            if committed is None and not self._held:
+                # The group failed for another reason than a full or unreachable store: one by one, so only the
+                # message the store fails on is left out.
+                for message in group:
+                    if self._held or not self._handle([message[:2]], alone=True):
+                        self._hold(message)
+                    else:
+                        message[2].set_result(None)
+                continue
+            for message in group:
+                if committed:
+                    message[2].set_result(None)
+                else:
+                    self._hold(message)
+
+    def _hold(self, message: tuple[str, bytes, asyncio.Future[None]]) -> None:
+        if len(self._held) >= HELD_MAX:
+            log.warning("%d messages held already; %s is left to the agent's resend", HELD_MAX, message[0])
+            message[2].set_result(None)
+            return
+        self._held.append(message)
+        self._held_added.set()
+
+    def _handle(self, messages: list[tuple[str, bytes]], alone: bool = False) -> bool | None:
+        """Store messages in one transaction and publish what follows; False when the store is full or unreachable
+        (nothing was committed), None when it failed otherwise. `alone` (one message): a message the store fails
+        on otherwise is logged and left to its agent's resend (True: PUBACKed, not acked)."""
         seen, stored, started = self.ingest.incident_events, self.ingest.events_stored, time.perf_counter()
+        now = self.clock()
         try:
-            out = self.ingest.handle(topic, payload, self.clock())
+            outs = self.ingest.handle_many([(topic, payload, now) for topic, payload in messages])
         except (StorageFull, StoreUnavailable) as exc:
             if self.storage_fault is None:
                 log.error("store not writable (%s): holding messages unacknowledged until it is", exc)
             self.storage_fault = str(exc)
-            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
+            for topic, _ in messages:
+                self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return False
         except Exception:
-            # The store failed: nothing is acked, so the agent sends the batch again.
-            log.exception("could not store message on %s", topic)
-            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
+            if not alone:
+                return None
+            log.exception("could not store message on %s", messages[0][0])
+            self.metrics.observe_message(messages[0][0], time.perf_counter() - started, 0, failed=True)
             return True
-        self.metrics.observe_message(topic, time.perf_counter() - started, self.ingest.events_stored - stored, False)
-        self._publish(out)
+        share = (time.perf_counter() - started) / len(messages)
+        for i, (topic, _) in enumerate(messages):
+            self.metrics.observe_message(topic, share, self.ingest.events_stored - stored if i == 0 else 0, False)
+        for out in outs:
+            self._publish(out)
         if self.ingest.incident_events != seen:
             self._route()
         return True
@@ -335,7 +371,7 @@ class CollectorService:
             await asyncio.sleep(wait)
             while self._held:
                 topic, payload, future = self._held[0]
-                if not self._handle(topic, payload):
+                if not self._handle([(topic, payload)], alone=True):
                     wait = min(wait * 2, HELD_RETRY_MAX_S)
                     break
                 self._held.popleft()
