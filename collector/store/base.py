@@ -71,8 +71,15 @@ class Sql(Protocol):
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
 
+    def insert_new(self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows into `table`, skipping those whose `key` (its primary key) is there already: the bulk
+        path of ingest, in the dialect's fastest way."""
+        ...
+
 
 _IN_CHUNK = 1000
+_EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
+_EVENT_KEY = ("site", "agent", "epoch", "seq")
 
 
 def _flag(value: bool | None) -> int | None:
@@ -263,11 +270,7 @@ class Writer:
                 changes.append(e)
             else:
                 others.append(e)
-        self.sql.execute_many(
-            "INSERT INTO events (site, agent, epoch, seq, boot, ts, type, body, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
-            rows,
-        )
+        self.sql.insert_new("events", _EVENT_COLUMNS, _EVENT_KEY, rows)
         # Derived rows, batched: state changes in one statement, heartbeats as one update (the latest wins).
         if changes:
             self.sql.execute_many(

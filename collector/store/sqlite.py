@@ -41,6 +41,13 @@ class _SqliteSql:
         with _data_errors():
             self._conn.executemany(sql, rows)
 
+    def insert_new(self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        marks = ", ".join("?" for _ in columns)
+        self.execute_many(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) DO NOTHING",
+            rows,
+        )
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors():
             cur = self._conn.execute(sql, tuple(params))
