@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from collector import certificates, liveness
+from collector import certificates, liveness, retention
 from collector.audit_cli import audit, audit_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
@@ -233,6 +233,31 @@ def _token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- prune
+
+
+def _prune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+
+
+def _prune(args: argparse.Namespace) -> int:
+    config, store = _open(args)
+    try:
+        result = retention.prune(store, config, wall_clock_ms(), dry_run=args.dry_run)
+    except OSError as exc:
+        print(f"error: cannot write the archive in {retention.archive_dir(config)}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    finally:
+        store.close()
+    h = result.horizons
+    print(f"raw rows measured before {iso_time(h.raw)}, records ended before {iso_time(h.records)}:")
+    for table, n in result.removed.items():
+        print(f"  {table}: {n} {'to remove' if args.dry_run else 'removed'}")
+    if not args.dry_run:
+        print(f"rollup rows written: {result.rollups}; archive: {result.archive or 'none (nothing removed)'}")
+    return EXIT_OK
+
+
 # name -> (help, add arguments, run). Add `report`, `maintenance`, `contract`, `token`, `audit` here.
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the collector: ingest from agents over MQTT", _run_args, _run),
@@ -249,6 +274,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "dispute": ("list, show and settle vendors' disputes of incidents", dispute_args, dispute),
     "review": ("the monthly vendor review as PDF, or the report's tables as CSV", review_args, review),
     "user": ("add, list, disable console users and change their passwords", user_args, user),
+    "prune": ("remove what is past its retention (archived to a file first); --dry-run counts it", _prune_args,
+              _prune),
 }
 
 

@@ -36,6 +36,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from collector import retention
 from collector.api.app import create_app
 from collector.api.server import ApiServer
 from collector.audit import AuditLog
@@ -55,7 +56,7 @@ from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
 from linewarden.book import ContractBook
 from linewarden.config.collector import CollectorConfig
-from linewarden.errors import BrokerError, StorageFull, StoreUnavailable, TicketRejected
+from linewarden.errors import BrokerError, StorageFull, StoreError, StoreUnavailable, TicketRejected
 from linewarden.mqtt import MqttClient, Will
 from linewarden.supervise import RestartPolicy, Supervisor
 from linewarden.wire import (
@@ -75,6 +76,7 @@ RESTART_POLICY = RestartPolicy()
 HELD_MAX = 1000
 # Messages committed in one transaction at most: those that arrived while the previous group was stored.
 GROUP_MAX = 100
+PRUNE_MIN_WAIT_S = 1.0
 HELD_RETRY_FIRST_S = 0.5
 HELD_RETRY_MAX_S = 10.0
 STOP_WAIT_S = 10.0  # for the ticketing loops to finish their round at stop
@@ -152,6 +154,7 @@ class CollectorService:
         self._watch: asyncio.Task[None] | None = None
         self.checkpointer = checkpointer_for(config)
         self._checkpoints: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.supervisor = Supervisor(RESTART_POLICY)
         self._queued: list[tuple[str, bytes, asyncio.Future[None]]] = []
@@ -190,6 +193,22 @@ class CollectorService:
             self._checkpoints = sup.spawn(
                 "audit-checkpoints", functools.partial(self._checkpoint_forever, self.checkpointer)
             )
+        if self.config.retention.schedule:
+            self._pruning = sup.spawn("retention-prune", self._prune_forever)
+
+    async def _prune_forever(self) -> None:
+        """`collector prune` every `retention.every` (docs/retention.md), in a thread beside ingest."""
+        last = self.clock()
+        while True:
+            due = retention.next_prune_after(self.config, last)
+            await asyncio.sleep(max(PRUNE_MIN_WAIT_S, (due - self.clock()) / 1000))
+            if self.clock() < due:
+                continue
+            last = self.clock()
+            try:
+                await asyncio.to_thread(retention.prune, self.store, self.config, last)
+            except (StoreError, OSError) as exc:
+                log.error("scheduled prune failed, tried again in %s: %s", self.config.retention.every, exc)
 
     async def _checkpoint_forever(self, checkpointer: Checkpointer) -> None:
         """A signed checkpoint at start and every `audit.checkpoint_interval` in which the log grew."""
@@ -241,12 +260,12 @@ class CollectorService:
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
-        for loop_task in (self._watch, self._retry, self._checkpoints):
+        for loop_task in (self._watch, self._retry, self._checkpoints, self._pruning):
             if loop_task is not None:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
-        self._watch = self._retry = self._checkpoints = None
+        self._watch = self._retry = self._checkpoints = self._pruning = None
         if self.mqtt.connected:
             with contextlib.suppress(BrokerError):
                 await asyncio.wait_for(
