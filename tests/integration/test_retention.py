@@ -3,12 +3,16 @@ of a report inside the horizon."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from collector import retention
 from collector.reporting import reports
+from collector.service import CollectorService
 from collector.store import Store, open_store
 from linewarden.book import load_book
 from linewarden.cli import main
@@ -17,6 +21,7 @@ from linewarden.config.load import load
 from linewarden.wire import MaintenanceWindowWire
 from tests.integration.review_helpers import imported_config
 from tests.integration.test_collector_cli import ms
+from tests.waiting import async_wait_until
 
 NOW = ms("2026-12-15T00:00:00")  # raw horizon 2026-09-16; records horizon late 2021 (the defaults)
 OLD = "2019-03-01T00:00:00"
@@ -134,3 +139,24 @@ def test_the_schedule_counts_from_the_newest_archive(tmp_path: Path) -> None:
     (archive / "prune-20261215T020000000000Z.jsonl.gz").write_bytes(b"")
     (archive / "prune-junk.jsonl.gz").write_bytes(b"")
     assert retention.next_prune_after(config, NOW) == ms("2026-12-15T03:00:00")
+
+
+async def test_collector_run_prunes_on_its_schedule(tmp_path: Path) -> None:
+    config = CollectorConfig.model_validate(
+        {"collector": {"data_dir": str(tmp_path)}, "retention": {"every": "1s"}}
+    )
+    store = open_store(config)
+    started = time.monotonic()
+    service = CollectorService(config, store, clock=lambda: NOW + int((time.monotonic() - started) * 1000))
+    try:
+        with store.transaction() as tx:
+            tx.add_dead_letter("lw/v1/p1/a1/events", b"junk", "not JSON", ms(OLD), "p1", "a1")
+        pruning = asyncio.create_task(service._prune_forever())
+        archive = retention.archive_dir(config)
+        await async_wait_until(lambda: list(archive.glob("prune-*.jsonl.gz")), timeout=30, what="a scheduled prune")
+        assert store.table_rows("dead_letters") == []
+        pruning.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pruning
+    finally:
+        store.close()
