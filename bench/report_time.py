@@ -1,17 +1,18 @@
 """SLA report time: one contract over 1,000 assets with a year of history, month by month.
 
-    .venv/bin/python bench/report_time.py [--assets 1000] [--days 365] [--profile]
+    .venv/bin/python bench/report_time.py [--store sqlite|postgres] [--assets 1000] [--days 365] [--profile]
 
-Builds a fresh SQLite store in a temp dir, written through the store's Writer in one transaction per agent
-(not through MQTT; the load is timed apart): 20 assets per agent, one target each, criticalities 10 % critical,
-30 % high, 40 % medium, 20 % low. Per asset about three outages a month (DOWN, or DEGRADED one time in five;
-2 min to 24 h), each with its state changes and an incident (opened, sometimes escalated, resolved) whose
-ticket records are: raised (nine in ten), triaged, acknowledged, paused and resumed (one in ten),
-workaround accepted (one in five), resolution claimed, and RCA received for S1. Per agent and month one
-monitoring gap and one maintenance window over five of its assets (one in ten announced at short notice,
-one in twenty cancelled), a monthly window of the service, and a software change per asset about every two
-months (six in ten inside a window naming the asset, when there is one). Event and metrics rows, which no
-report reads, are left out.
+Builds a fresh store (SQLite in a temp dir, or with `--store postgres` a schema of its own in the PostgreSQL at
+$LINEWARDEN_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test, dropped at the end), written through
+the store's Writer in one transaction per agent (not through MQTT; the load is timed apart): 20 assets per agent,
+one target each, criticalities 10 % critical, 30 % high, 40 % medium, 20 % low. Per asset about three outages a
+month (DOWN, or DEGRADED one time in five; 2 min to 24 h), each with its state changes and an incident (opened,
+sometimes escalated, resolved) whose ticket records are: raised (nine in ten), triaged, acknowledged, paused and
+resumed (one in ten), workaround accepted (one in five), resolution claimed, and RCA received for S1. Per agent and
+month one monitoring gap and one maintenance window over five of its assets (one in ten announced at short notice,
+one in twenty cancelled), a monthly window of the service, and a software change per asset about every two months
+(six in ten inside a window naming the asset, when there is one). Event and metrics rows, which no report reads,
+are left out.
 
 The contract (written as TOML in the temp dir, loaded with `load_book`) covers every asset by asset class,
 with an uptime line per class and one for a 2-of-3 service; support runs on a business-hours calendar,
@@ -28,10 +29,10 @@ from __future__ import annotations
 import argparse
 import cProfile
 import json
+import os
 import pstats
 import random
 import shutil
-import sqlite3
 import sys
 import tempfile
 import time
@@ -42,8 +43,11 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import psycopg  # noqa: E402
+
 from collector.reporting import LOOKBACK_MS, reports, sla_inputs  # noqa: E402
-from collector.store.base import Writer  # noqa: E402
+from collector.store.base import Store, Writer  # noqa: E402
+from collector.store.postgres import PostgresStore  # noqa: E402
 from collector.store.sqlite import SqliteStore  # noqa: E402
 from linewarden.book import ContractBook, load_book  # noqa: E402
 from linewarden.config.collector import CollectorConfig  # noqa: E402
@@ -59,6 +63,7 @@ EPOCH = "e1"
 BOOT = "b1"
 SERVICE = "line-1"
 GOAL_S = 2.0
+POSTGRES = os.environ.get("LINEWARDEN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 MIN = 60_000
 HOUR = 60 * MIN
 DAY = 24 * HOUR
@@ -288,7 +293,7 @@ def write(tx: Writer, data: AgentData, crit: dict[str, str], start: int) -> None
         tx.add_maintenance_window(data.site, w, data.cancelled.get(w.id))
 
 
-def load(store: SqliteStore, n_assets: int, start: int, end: int) -> dict[str, str]:
+def load(store: Store, n_assets: int, start: int, end: int) -> dict[str, str]:
     crit = {f"asset-{i:04d}": criticality(i) for i in range(n_assets)}
     names = list(crit)
     for index, first in enumerate(range(0, n_assets, PER_AGENT)):
@@ -332,6 +337,7 @@ def timed(fn: Any, *args: Any) -> tuple[Any, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--store", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--assets", type=int, default=1000)
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--profile", action="store_true", help="cProfile one monthly report (the last month)")
@@ -343,45 +349,100 @@ def main() -> None:
         parser.error("need at least 3 assets and --days covering one full month (31)")
     with tempfile.TemporaryDirectory(prefix="lw-bench-") as tmp:
         directory = Path(tmp)
-        store = SqliteStore(directory / "collector.db")
-        store.migrate()
+        schema = f"lw_bench_report_{os.getpid()}"
+        store: Store
+        if args.store == "postgres":
+            store = PostgresStore(POSTGRES, schema=schema)
+        else:
+            store = SqliteStore(directory / "collector.db")
+        try:
+            _run(args, store, directory, start, end, periods)
+        finally:
+            store.close()
+            if args.store == "postgres":
+                with psycopg.connect(POSTGRES, autocommit=True) as conn:
+                    conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def copy_tables(source: SqliteStore, schema: str) -> None:
+    """Every row of `source` into the same tables of the PostgreSQL schema (migrated already), by COPY."""
+    with psycopg.connect(POSTGRES, autocommit=True) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        for table in source.table_names():
+            if table == "schema_migrations":
+                continue
+            columns = source.table_columns(table)
+            with source.reader() as sql:
+                rows = sql.query(f"SELECT * FROM {table}")
+            if not rows:
+                continue
+            with conn.transaction(), conn.cursor() as cur, cur.copy(
+                f"COPY {table} ({', '.join(columns)}) FROM STDIN"
+            ) as copy:
+                for row in rows:
+                    copy.write_row([row[c] for c in columns])
+        conn.execute("ANALYZE")
+
+
+def _size_mb(store: Store, directory: Path) -> float:
+    if not isinstance(store, PostgresStore):
+        return sum(p.stat().st_size for p in directory.glob("collector.db*")) / 2**20
+    with store.reader() as sql:
+        return float(sql.query("SELECT SUM(pg_total_relation_size(c.oid)) AS n FROM pg_class c"
+                               " JOIN pg_namespace s ON s.oid = c.relnamespace"
+                               " WHERE s.nspname = current_schema() AND c.relkind = 'r'")[0]["n"]) / 2**20
+
+
+def _run(
+    args: argparse.Namespace, store: Store, directory: Path, start: int, end: int, periods: list[Period]
+) -> None:
+    store.migrate()
+    if isinstance(store, PostgresStore):
+        # Statement by statement over the network the load takes most of an hour: written into SQLite through
+        # the same Writer, then copied table by table with COPY.
+        staging = SqliteStore(directory / "collector.db")
+        staging.migrate()
+        crit, load_s = timed(load, staging, args.assets, start, end)
+        _, copy_s = timed(copy_tables, staging, f"lw_bench_report_{os.getpid()}")
+        staging.close()
+        load_s += copy_s
+    else:
         crit, load_s = timed(load, store, args.assets, start, end)
-        book = contract_book(directory, [a for a, c in crit.items() if c == "critical"][:3])
-        with sqlite3.connect(directory / "collector.db") as db:
-            counts = {t: db.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in (
-                "state_changes", "incidents", "incident_updates", "ticket_records", "gaps", "maintenance_windows",
-                "changes")}
-        size_mb = sum(p.stat().st_size for p in directory.glob("collector.db*")) / 2**20
-        print(f"SLA report bench: {args.assets:,} assets, {args.days} days from {START}, 1 contract, "
-              f"{len(book.contract('bench').uptime)} uptime lines")
-        print(f"load: {load_s:.1f} s (not part of the figures), {size_mb:.0f} MB; rows: "
-              + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-        times = []
-        for i, period in enumerate(periods):
-            found, seconds = timed(reports, store, book, period.label)
-            times.append(seconds)
-            r = found[0]
-            summary = ", ".join(f"{u.scope} {u.uptime_pct} %{'' if u.met else ' NO'}" for u in r.uptime)
-            print(f"  {period.label}  {seconds:6.2f} s{' (cold)' if i == 0 else '       '}  "
-                  f"{len(r.incidents):>5} incidents, {len(r.exclusions):>5} exclusions, "
-                  f"{len(r.unapproved_changes):>4} unapproved changes")
-        print(f"{periods[-1].label} report: uptime {summary}; {len(r.short_notice)} short-notice windows; "
-              f"credits {r.credits.total} {r.currency}")
-        last = periods[-1]
-        data, query_s = timed(store.period, last.start_ms - LOOKBACK_MS, last.end_ms)
-        inputs, map_s = timed(sla_inputs, data)
-        _, build_s = timed(build_report, book.contract("bench"), last, inputs, book.calendars)
-        print(f"monthly report: max {max(times):.2f} s, mean {sum(times) / len(times):.2f} s "
-              f"(goal < {GOAL_S:.0f} s: {'met' if max(times) < GOAL_S else 'NOT met'})")
-        print(f"{len(periods)} monthly reports{' (the year)' if len(periods) == 12 else ''}: {sum(times):.1f} s")
-        print(f"{last.label} split: store.period {query_s:.2f} s, sla_inputs {map_s:.2f} s, "
-              f"build_report {build_s:.2f} s")
-        if args.profile:
-            profiler = cProfile.Profile()
-            profiler.runcall(reports, store, book, last.label)
-            print(f"\nwhere reports(store, book, {last.label!r}) spends its time (cProfile, top 25 by own time):")
-            pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
-        store.close()
+    book = contract_book(directory, [a for a, c in crit.items() if c == "critical"][:3])
+    with store.reader() as sql:
+        counts = {t: sql.query(f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t in (
+            "state_changes", "incidents", "incident_updates", "ticket_records", "gaps", "maintenance_windows",
+            "changes")}
+    size_mb = _size_mb(store, directory)
+    print(f"SLA report bench on {args.store}: {args.assets:,} assets, {args.days} days from {START}, 1 contract, "
+          f"{len(book.contract('bench').uptime)} uptime lines")
+    print(f"load: {load_s:.1f} s (not part of the figures), {size_mb:.0f} MB; rows: "
+          + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
+    times = []
+    for i, period in enumerate(periods):
+        found, seconds = timed(reports, store, book, period.label)
+        times.append(seconds)
+        r = found[0]
+        summary = ", ".join(f"{u.scope} {u.uptime_pct} %{'' if u.met else ' NO'}" for u in r.uptime)
+        print(f"  {period.label}  {seconds:6.2f} s{' (cold)' if i == 0 else '       '}  "
+              f"{len(r.incidents):>5} incidents, {len(r.exclusions):>5} exclusions, "
+              f"{len(r.unapproved_changes):>4} unapproved changes")
+    print(f"{periods[-1].label} report: uptime {summary}; {len(r.short_notice)} short-notice windows; "
+          f"credits {r.credits.total} {r.currency}")
+    last = periods[-1]
+    data, query_s = timed(store.period, last.start_ms - LOOKBACK_MS, last.end_ms)
+    inputs, map_s = timed(sla_inputs, data)
+    _, build_s = timed(build_report, book.contract("bench"), last, inputs, book.calendars)
+    print(f"monthly report: max {max(times):.2f} s, mean {sum(times) / len(times):.2f} s "
+          f"(goal < {GOAL_S:.0f} s: {'met' if max(times) < GOAL_S else 'NOT met'})")
+    print(f"{len(periods)} monthly reports{' (the year)' if len(periods) == 12 else ''}: {sum(times):.1f} s")
+    print(f"{last.label} split: store.period {query_s:.2f} s, sla_inputs {map_s:.2f} s, "
+          f"build_report {build_s:.2f} s")
+    if args.profile:
+        profiler = cProfile.Profile()
+        profiler.runcall(reports, store, book, last.label)
+        print(f"\nwhere reports(store, book, {last.label!r}) spends its time (cProfile, top 25 by own time):")
+        pstats.Stats(profiler, stream=sys.stdout).sort_stats("tottime").print_stats(25)
 
 
 if __name__ == "__main__":

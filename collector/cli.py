@@ -17,7 +17,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from collector import certificates, liveness
+from collector import certificates, liveness, retention
 from collector.archive_import import ArchiveRefused, import_archive, is_archive
 from collector.audit_cli import audit, audit_args
 from collector.cli_changes import change, change_args, remote_access, remote_access_args
@@ -258,6 +258,31 @@ def _token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+# ---------------------------------------------------------------- prune
+
+
+def _prune_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="count what would be removed; change nothing")
+
+
+def _prune(args: argparse.Namespace) -> int:
+    config, store = _open(args)
+    try:
+        result = retention.prune(store, config, wall_clock_ms(), dry_run=args.dry_run)
+    except OSError as exc:
+        print(f"error: cannot write the archive in {retention.archive_dir(config)}: {exc}", file=sys.stderr)
+        return EXIT_RUNTIME
+    finally:
+        store.close()
+    h = result.horizons
+    print(f"raw rows measured before {iso_time(h.raw)}, records ended before {iso_time(h.records)}:")
+    for table, n in result.removed.items():
+        print(f"  {table}: {n} {'to remove' if args.dry_run else 'removed'}")
+    if not args.dry_run:
+        print(f"rollup rows written: {result.rollups}; archive: {result.archive or 'none (nothing removed)'}")
+    return EXIT_OK
+
+
 # name -> (help, add arguments, run). Add `report`, `maintenance`, `contract`, `token`, `audit` here.
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the collector: ingest from agents over MQTT", _run_args, _run),
@@ -277,6 +302,8 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "change": ("approve change windows with their change (CAB) reference; observed versions", change_args, change),
     "remote-access": ("import and list vendor remote sessions (jump host, VPN)", remote_access_args,
                       remote_access),
+    "prune": ("remove what is past its retention (archived to a file first); --dry-run counts it", _prune_args,
+              _prune),
 }
 
 

@@ -1,4 +1,5 @@
-"""Ingest: one MQTT message in, one store transaction, and what to publish once it is committed.
+"""Ingest: MQTT messages in, one store transaction for those that arrived together, and what to publish once it
+is committed.
 
 Transport-free: the service hands in (topic, payload, received_at) and publishes the returned
 `Publication`s. A payload that is not valid wire protocol goes to the dead-letter table with the reason;
@@ -14,7 +15,7 @@ first takes the agent's ack row lock (`Writer.lock_ack`), so the later one sees 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from collector import admission, liveness
@@ -69,32 +70,53 @@ class Ingest:
         self.on_dead_letter: Callable[[str], None] = lambda reason: None  # metrics: called with each reason
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
+        """One message, one transaction; what to publish once it is committed."""
+        return self.handle_many([(topic, payload, received_at)])[0]
+
+    def handle_many(self, messages: Sequence[tuple[str, bytes, int]]) -> list[list[Publication]]:
+        """Messages (topic, payload, received_at) in one transaction, one commit for all: per message, what to
+        publish once committed. Any failure rolls back all of them (the caller may then try them one by one)."""
+        counts = self.incident_events, self.events_stored
+        try:
+            # Stored agent by agent (each agent's messages in their order), so that collectors sharing the ingest
+            # take the agents' ack rows in one order and never deadlock on them.
+            order = sorted(range(len(messages)), key=lambda i: _agent_of(messages[i][0]))
+            done: dict[int, list[Publication]] = {}
+            with self.store.transaction() as tx:
+                for i in order:
+                    topic, payload, received_at = messages[i]
+                    done[i] = self._one(tx, topic, payload, received_at)
+            return [done[i] for i in range(len(messages))]
+        except BaseException:
+            self.incident_events, self.events_stored = counts
+            raise
+
+    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication]:
         site: str | None = None
         agent: str | None = None
         try:
             site, agent, kind = parse_agent_topic(topic)
             if len(payload) > self.max_payload_bytes:  # checked before anything parses it
                 reason = f"payload of {len(payload)} bytes is over the limit of {self.max_payload_bytes} bytes"
-                self._dead_letter(topic, payload[:OVERSIZE_KEPT_BYTES], reason, received_at, site, agent)
+                self._dead_letter(tx, topic, payload[:OVERSIZE_KEPT_BYTES], reason, received_at, site, agent)
                 return []
             if kind == "birth":
-                return self._birth(topic, payload, decode(Birth, payload), site, agent, received_at)
+                return self._birth(tx, topic, payload, decode(Birth, payload), site, agent, received_at)
             if kind == "death":
-                self._death(decode(Death, payload), site, agent, received_at)
+                self._death(tx, decode(Death, payload), site, agent, received_at)
                 return []
             if kind == "events":
-                return self._events(topic, decode(EventBatch, payload), site, agent, received_at)
+                return self._events(tx, topic, decode(EventBatch, payload), site, agent, received_at)
             raise WireError(f"not a topic the collector ingests: {kind!r}")
         except WireError as exc:
-            self._dead_letter(topic, payload, str(exc), received_at, site, agent)
+            self._dead_letter(tx, topic, payload, str(exc), received_at, site, agent)
             return []
 
     def _dead_letter(
-        self, topic: str, payload: bytes, reason: str, received_at: int, site: str | None, agent: str | None
+        self, tx: Writer, topic: str, payload: bytes, reason: str, at: int, site: str | None, agent: str | None
     ) -> None:
         log.warning("dead letter on %s: %s", topic, reason)
-        with self.store.transaction() as tx:
-            tx.add_dead_letter(topic, payload, reason, received_at, site, agent)
+        tx.add_dead_letter(topic, payload, reason, at, site, agent)
         self.on_dead_letter(reason)
 
     @staticmethod
@@ -105,19 +127,16 @@ class Ingest:
     # ------------------------------------------------------------ messages
 
     def _birth(
-        self, topic: str, payload: bytes, birth: Birth, site: str, agent: str, received_at: int
+        self, tx: Writer, topic: str, payload: bytes, birth: Birth, site: str, agent: str, received_at: int
     ) -> list[Publication]:
         self._check_sender(site, agent, birth)
-        with self.store.transaction() as tx:
-            tx.lock_ack(site, agent, birth.epoch, create=False)  # a new epoch's row is the birth's to create
-            before = tx.agent(site, agent)
-            if before is not None and before.boot != birth.boot:
-                self._restarted(tx, before, birth)
-            tx.record_birth(birth, received_at)
-            through = tx.advance_ack(
-                site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at)
-            )
-            self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
+        tx.lock_ack(site, agent, birth.epoch, create=False)  # a new epoch's row is the birth's to create
+        before = tx.agent(site, agent)
+        if before is not None and before.boot != birth.boot:
+            self._restarted(tx, before, birth)
+        tx.record_birth(birth, received_at)
+        through = tx.advance_ack(site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at))
+        self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
         return [_ack(site, agent, birth.epoch, through, boot=birth.boot)]
 
     def _floor(self, tx: Writer, topic: str, payload: bytes, birth: Birth, received_at: int) -> int:
@@ -148,49 +167,49 @@ class Ingest:
         if birth.ts > start:
             tx.add_gap(before.site, before.agent, start, birth.ts, liveness.REASON_RESTARTED, before.boot)
 
-    def _death(self, death: Death, site: str, agent: str, received_at: int) -> None:
+    def _death(self, tx: Writer, death: Death, site: str, agent: str, received_at: int) -> None:
         self._check_sender(site, agent, death)
-        with self.store.transaction() as tx:
-            known = tx.agent(site, agent)
-            # A death of an earlier boot (a Will delivered after the agent came back) changes nothing.
-            if known is None or known.boot != death.boot:
-                return
-            tx.record_death(site, agent, death.ts, death.reason, received_at)
-            if tx.open_gap_of(site, agent) is None:
-                reason = f"{liveness.REASON_STOPPED}: {death.reason}"
-                last = tx.last_event_at(site, agent, death.boot, liveness.last_watched(known))
-                tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
+        known = tx.agent(site, agent)
+        # A death of an earlier boot (a Will delivered after the agent came back) changes nothing.
+        if known is None or known.boot != death.boot:
+            return
+        tx.record_death(site, agent, death.ts, death.reason, received_at)
+        if tx.open_gap_of(site, agent) is None:
+            reason = f"{liveness.REASON_STOPPED}: {death.reason}"
+            last = tx.last_event_at(site, agent, death.boot, liveness.last_watched(known))
+            tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
         log.info("agent %s/%s stopped: %s", site, agent, death.reason)
 
-    def _events(self, topic: str, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
+    def _events(
+        self, tx: Writer, topic: str, batch: EventBatch, site: str, agent: str, received_at: int
+    ) -> list[Publication]:
         self._check_sender(site, agent, batch)
-        with self.store.transaction() as tx:
-            tx.lock_ack(site, agent, batch.epoch, create=True)  # the agent's batches commit one after another
-            verdict = admission.screen(
-                tx, site, agent, batch.epoch, batch.events, strict=True, max_ahead=self.max_seq_ahead
-            )
-            for event, why in verdict.refused:
-                reason = f"event seq {event.seq} ({event.type}): {why}"
-                log.warning("refused from %s/%s: %s", site, agent, reason)
-                tx.refuse_event(topic, site, agent, batch.epoch, event, reason, received_at)
-            for event, why in verdict.implausible:
-                reason = f"event seq {event.seq} ({event.type}): {why}"
-                log.warning("dead letter from %s/%s: %s", site, agent, reason)
-                body = event.model_dump_json(by_alias=True).encode()
-                tx.add_dead_letter(topic, body, reason, received_at, site, agent)
-                self.on_dead_letter(reason)
-            new = tx.insert_events(site, agent, batch.epoch, batch.boot, verdict.admitted, received_at)
-            self.events_stored += len(new)
-            self.incident_events += sum(1 for e in new if e.type.startswith("incident_"))
-            through = tx.advance_ack(site, agent, batch.epoch)
-            known = tx.agent(site, agent)
-            if known is not None:
-                tx.touch(site, agent, received_at)
-                self._settle_gaps(tx, known, batch, new)
-                # Replayed batches are old; only a batch from the future proves a clock ahead.
-                future = max((e.ts for e in verdict.admitted), default=received_at) - received_at
-                if future > self.skew_threshold_ms:
-                    self._measure_skew(tx, site, agent, future, known, from_birth=False)
+        tx.lock_ack(site, agent, batch.epoch, create=True)  # the agent's batches commit one after another
+        verdict = admission.screen(
+            tx, site, agent, batch.epoch, batch.events, strict=True, max_ahead=self.max_seq_ahead
+        )
+        for event, why in verdict.refused:
+            reason = f"event seq {event.seq} ({event.type}): {why}"
+            log.warning("refused from %s/%s: %s", site, agent, reason)
+            tx.refuse_event(topic, site, agent, batch.epoch, event, reason, received_at)
+        for event, why in verdict.implausible:
+            reason = f"event seq {event.seq} ({event.type}): {why}"
+            log.warning("dead letter from %s/%s: %s", site, agent, reason)
+            body = event.model_dump_json(by_alias=True).encode()
+            tx.add_dead_letter(topic, body, reason, received_at, site, agent)
+            self.on_dead_letter(reason)
+        new = tx.insert_events(site, agent, batch.epoch, batch.boot, verdict.admitted, received_at)
+        self.events_stored += len(new)
+        self.incident_events += sum(1 for e in new if e.type.startswith("incident_"))
+        through = tx.advance_ack(site, agent, batch.epoch)
+        known = tx.agent(site, agent)
+        if known is not None:
+            tx.touch(site, agent, received_at)
+            self._settle_gaps(tx, known, batch, new)
+            # Replayed batches are old; only a batch from the future proves a clock ahead.
+            future = max((e.ts for e in verdict.admitted), default=received_at) - received_at
+            if future > self.skew_threshold_ms:
+                self._measure_skew(tx, site, agent, future, known, from_birth=False)
         return [_ack(site, agent, batch.epoch, through)]
 
     def _settle_gaps(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
@@ -250,3 +269,11 @@ class Ingest:
                     log.warning("agent %s/%s silent: monitoring gap from %d", a.site, a.agent, start)
                     opened.append(GapRow(a.site, a.agent, start, None, liveness.REASON_MISSED, a.boot))
         return opened
+
+
+def _agent_of(topic: str) -> tuple[str, str]:
+    try:
+        site, agent, _ = parse_agent_topic(topic)
+    except WireError:
+        return ("", "")
+    return (site, agent)

@@ -1,7 +1,8 @@
 """The running collector: MQTT in, store, acks and collector state out, the liveness watch, and ticketing.
 
-Messages are handled one at a time on the event loop, in arrival order: one store transaction each,
-and the ack published after the commit. The retained collector state is `online` after every (re)connect
+Messages are handled on the event loop, in arrival order: those that arrived while the previous ones were
+being stored go in one store transaction (at most GROUP_MAX), and their acks and PUBACKs follow its commit.
+The retained collector state is `online` after every (re)connect
 and `offline` on a clean stop, or as the Last Will when the collector vanishes.
 
 Ticketing: after each committed event batch the router routes every incident not routed yet (at start too,
@@ -39,6 +40,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 
+from collector import retention
 from collector.api.app import create_app
 from collector.api.server import ApiServer
 from collector.audit import AuditLog
@@ -59,7 +61,7 @@ from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
 from linewarden.book import ContractBook
 from linewarden.config.collector import CollectorConfig
-from linewarden.errors import BrokerError, StorageFull, StoreUnavailable, TicketRejected, WireError
+from linewarden.errors import BrokerError, StorageFull, StoreError, StoreUnavailable, TicketRejected, WireError
 from linewarden.mqtt import MqttClient, Will, shared
 from linewarden.supervise import RestartPolicy, Supervisor
 from linewarden.wire import (
@@ -78,6 +80,9 @@ Clock = Callable[[], int]
 
 RESTART_POLICY = RestartPolicy()
 HELD_MAX = 1000
+# Messages committed in one transaction at most: those that arrived while the previous group was stored.
+GROUP_MAX = 100
+PRUNE_MIN_WAIT_S = 1.0
 HELD_RETRY_FIRST_S = 0.5
 HELD_RETRY_MAX_S = 10.0
 STOP_WAIT_S = 10.0  # for the ticketing loops to finish their round at stop
@@ -155,8 +160,10 @@ class CollectorService:
         self._watch: asyncio.Task[None] | None = None
         self.checkpointer = checkpointer_for(config)
         self._checkpoints: asyncio.Task[None] | None = None
+        self._pruning: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.supervisor = Supervisor(RESTART_POLICY)
+        self._queued: list[tuple[str, bytes, asyncio.Future[None]]] = []
         self._held: deque[tuple[str, bytes, asyncio.Future[None]]] = deque()
         self._held_added = asyncio.Event()
         self._stopping = False
@@ -201,6 +208,22 @@ class CollectorService:
             self._checkpoints = sup.spawn(
                 "audit-checkpoints", functools.partial(self._checkpoint_forever, self.checkpointer)
             )
+        if self.config.retention.schedule:
+            self._pruning = sup.spawn("retention-prune", self._prune_forever)
+
+    async def _prune_forever(self) -> None:
+        """`collector prune` every `retention.every` (docs/retention.md), in a thread beside ingest."""
+        last = self.clock()
+        while True:
+            due = retention.next_prune_after(self.config, last)
+            await asyncio.sleep(max(PRUNE_MIN_WAIT_S, (due - self.clock()) / 1000))
+            if self.clock() < due:
+                continue
+            last = self.clock()
+            try:
+                await asyncio.to_thread(retention.prune, self.store, self.config, last)
+            except (StoreError, OSError) as exc:
+                log.error("scheduled prune failed, tried again in %s: %s", self.config.retention.every, exc)
 
     async def _checkpoint_forever(self, checkpointer: Checkpointer) -> None:
         """A signed checkpoint at start and every `audit.checkpoint_interval` in which the log grew."""
@@ -255,12 +278,12 @@ class CollectorService:
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
-        for loop_task in (self._watch, self._retry, self._checkpoints):
+        for loop_task in (self._watch, self._retry, self._checkpoints, self._pruning):
             if loop_task is not None:
                 loop_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await loop_task
-        self._watch = self._retry = self._checkpoints = None
+        self._watch = self._retry = self._checkpoints = self._pruning = None
         if self.mqtt.connected:
             with contextlib.suppress(BrokerError):
                 await asyncio.wait_for(
@@ -322,37 +345,69 @@ class CollectorService:
         """Messages received but not committed yet (the store is full or unreachable): neither PUBACKed nor acked."""
         return len(self._held)
 
-    def _on_message(self, topic: str, payload: bytes) -> asyncio.Future[None] | None:
-        """Handle one message; a returned future holds its PUBACK until the message is committed."""
-        if not self._held and self._handle(topic, payload):
-            return None
-        if len(self._held) >= HELD_MAX:
-            log.warning("%d messages held already; %s is left to the agent's resend", HELD_MAX, topic)
-            return None
+    def _on_message(self, topic: str, payload: bytes) -> asyncio.Future[None]:
+        """Queue one message for the next group commit; the returned future holds its PUBACK until then."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._held.append((topic, payload, future))
-        self._held_added.set()
+        self._queued.append((topic, payload, future))
+        if len(self._queued) == 1:
+            # After the messages the MQTT thread has handed over already: they join this group.
+            asyncio.get_running_loop().call_soon(self._commit_queued)
         return future
 
-    def _handle(self, topic: str, payload: bytes) -> bool:
-        """Store one message and publish what follows; False when the store is full or unreachable (nothing was
-        committed)."""
+    def _commit_queued(self) -> None:
+        queued, self._queued = self._queued, []
+        for start in range(0, len(queued), GROUP_MAX):
+            group = queued[start : start + GROUP_MAX]
+            committed = None if self._held else self._handle([(topic, payload) for topic, payload, _ in group])
+            if committed is None and not self._held:
+                # The group failed for another reason than a full or unreachable store: one by one, so only the
+                # message the store fails on is left out.
+                for message in group:
+                    if self._held or not self._handle([message[:2]], alone=True):
+                        self._hold(message)
+                    else:
+                        message[2].set_result(None)
+                continue
+            for message in group:
+                if committed:
+                    message[2].set_result(None)
+                else:
+                    self._hold(message)
+
+    def _hold(self, message: tuple[str, bytes, asyncio.Future[None]]) -> None:
+        if len(self._held) >= HELD_MAX:
+            log.warning("%d messages held already; %s is left to the agent's resend", HELD_MAX, message[0])
+            message[2].set_result(None)
+            return
+        self._held.append(message)
+        self._held_added.set()
+
+    def _handle(self, messages: list[tuple[str, bytes]], alone: bool = False) -> bool | None:
+        """Store messages in one transaction and publish what follows; False when the store is full or unreachable
+        (nothing was committed), None when it failed otherwise. `alone` (one message): a message the store fails
+        on otherwise is logged and left to its agent's resend (True: PUBACKed, not acked)."""
         seen, stored, started = self.ingest.incident_events, self.ingest.events_stored, time.perf_counter()
+        now = self.clock()
         try:
-            out = self.ingest.handle(topic, payload, self.clock())
+            outs = self.ingest.handle_many([(topic, payload, now) for topic, payload in messages])
         except (StorageFull, StoreUnavailable) as exc:
             if self.storage_fault is None:
                 log.error("store not writable (%s): holding messages unacknowledged until it is", exc)
             self.storage_fault = str(exc)
-            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
+            for topic, _ in messages:
+                self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
             return False
         except Exception:
-            # The store failed: nothing is acked, so the agent sends the batch again.
-            log.exception("could not store message on %s", topic)
-            self.metrics.observe_message(topic, time.perf_counter() - started, 0, failed=True)
+            if not alone:
+                return None
+            log.exception("could not store message on %s", messages[0][0])
+            self.metrics.observe_message(messages[0][0], time.perf_counter() - started, 0, failed=True)
             return True
-        self.metrics.observe_message(topic, time.perf_counter() - started, self.ingest.events_stored - stored, False)
-        self._publish(out)
+        share = (time.perf_counter() - started) / len(messages)
+        for i, (topic, _) in enumerate(messages):
+            self.metrics.observe_message(topic, share, self.ingest.events_stored - stored if i == 0 else 0, False)
+        for out in outs:
+            self._publish(out)
         if self.ingest.incident_events != seen:
             self._route()
         return True
@@ -368,7 +423,7 @@ class CollectorService:
             await asyncio.sleep(wait)
             while self._held:
                 topic, payload, future = self._held[0]
-                if not self._handle(topic, payload):
+                if not self._handle([(topic, payload)], alone=True):
                     wait = min(wait * 2, HELD_RETRY_MAX_S)
                     break
                 self._held.popleft()

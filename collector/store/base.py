@@ -78,6 +78,11 @@ class Sql(Protocol):
         is (SQLite)."""
         ...
 
+    def insert_new(self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        """Insert rows into `table`, skipping those whose `key` (its primary key) is there already: the bulk
+        path of ingest, in the dialect's fastest way."""
+        ...
+
 
 class Snapshot(Protocol):
     """A consistent read of every table at one moment, for exports: rows stream in batches."""
@@ -88,6 +93,8 @@ class Snapshot(Protocol):
 
 
 _IN_CHUNK = 1000
+_EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
+_EVENT_KEY = ("site", "agent", "epoch", "seq")
 
 
 def _flag(value: bool | None) -> int | None:
@@ -260,35 +267,44 @@ class Writer:
     def _insert_new(
         self, site: str, agent: str, epoch: str, boot: str, new: Sequence[Event], received_at: int
     ) -> None:
-        self.sql.execute_many(
-            "INSERT INTO events (site, agent, epoch, seq, boot, ts, type, body, received_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
-            [
-                (site, agent, epoch, e.seq, boot, e.ts, e.type, e.body.model_dump_json(by_alias=True), received_at)
-                for e in new
-            ],
-        )
+        # One pass: each event's row (its body's wire JSON, serialised by pydantic-core without model_dump_json's
+        # Python layer) and, for the few that derive rows, what they derive. Metrics derive nothing.
+        rows = []
+        changes: list[StateChangeEvent] = []
+        others: list[Event] = []
+        beat: int | None = None
+        for e in new:
+            body = e.body
+            json_body = body.__pydantic_serializer__.to_json(body, by_alias=True).decode()
+            rows.append((site, agent, epoch, e.seq, boot, e.ts, e.type, json_body, received_at))
+            if e.type == "metrics":
+                continue
+            if isinstance(e, HeartbeatEvent):
+                beat = e.ts if beat is None else max(beat, e.ts)
+            elif isinstance(e, StateChangeEvent):
+                changes.append(e)
+            else:
+                others.append(e)
+        self.sql.insert_new("events", _EVENT_COLUMNS, _EVENT_KEY, rows)
         # Derived rows, batched: state changes in one statement, heartbeats as one update (the latest wins).
-        changes = [e for e in new if isinstance(e, StateChangeEvent)]
-        self.sql.execute_many(
-            "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
-            " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                (site, agent, epoch, e.seq, e.body.target, self.asset_of(site, agent, e.body.target, e.body.asset),
-                 e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
-                for e in changes
-            ],
-        )  # fmt: skip
-        beats = [e.ts for e in new if isinstance(e, HeartbeatEvent)]
-        if beats:
+        if changes:
+            self.sql.execute_many(
+                "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
+                " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (site, agent, epoch, e.seq, e.body.target, self.asset_of(site, agent, e.body.target, e.body.asset),
+                     e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
+                    for e in changes
+                ],
+            )  # fmt: skip
+        if beat is not None:
             self.sql.execute(
                 "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?"
                 " WHERE site = ? AND agent = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)",
-                (max(beats), received_at, site, agent, max(beats)),
+                (beat, received_at, site, agent, beat),
             )
-        for e in new:
-            if not isinstance(e, StateChangeEvent | HeartbeatEvent):
-                self._derive(site, agent, epoch, e)
+        for e in others:
+            self._derive(site, agent, epoch, e)
 
     def asset_of(self, site: str, agent: str, target: str, named: str | None = None) -> str:
         """The asset a target belongs to, from the agent's registry (an asset the event names does not count);

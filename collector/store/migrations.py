@@ -32,6 +32,7 @@ COMPONENT_SCHEMAS: tuple[str, ...] = (
     "collector.lifecycle_schema",
     "collector.change_records",
     "collector.remote_access.records",
+    "collector.retention",
 )
 
 _CORE_V1 = """

@@ -44,6 +44,12 @@ class _SqliteSql:
 
     def for_update(self, skip_locked: bool = False) -> str:
         return ""  # BEGIN IMMEDIATE: one writer at a time, nothing to lock row by row
+    def insert_new(self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        marks = ", ".join("?" for _ in columns)
+        self.execute_many(
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) ON CONFLICT ({', '.join(key)}) DO NOTHING",
+            rows,
+        )
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors():

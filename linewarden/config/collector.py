@@ -164,6 +164,22 @@ class AuditConfig(StrictModel):
     syslog: str | None = Field(default=None, description="also send each checkpoint: '/dev/log' or 'host:port'")
 
 
+class RetentionConfig(StrictModel):
+    """How long the store keeps what (docs/retention.md); `collector prune`, and on a schedule in `collector run`."""
+
+    raw: PositiveDuration = Field(
+        default=timedelta(days=90),
+        description="metrics, heartbeats and dead letters; older ones are rolled up per target per hour",
+    )
+    contract_term: PositiveDuration = Field(
+        default=timedelta(days=3 * 366), description="the longest contract term the records must outlive"
+    )
+    years_after_term: int = Field(default=2, ge=0, le=50, description="records are kept this much longer")
+    schedule: bool = True
+    every: PositiveDuration = Field(default=timedelta(days=1), description="between scheduled prunes")
+    archive_dir: Path | None = Field(default=None, description="default: archive/ in data_dir")
+
+
 class CollectorConfig(StrictModel):
     collector: CollectorSection = CollectorSection()
     broker: BrokerConfig = BrokerConfig()
@@ -180,6 +196,7 @@ class CollectorConfig(StrictModel):
     plant_it: PlantItConfig = PlantItConfig()
     audit: AuditConfig = AuditConfig()
     remote_access: RemoteAccessConfig = RemoteAccessConfig()
+    retention: RetentionConfig = RetentionConfig()
 
     @model_validator(mode="after")
     def _shared_ingest_needs_a_shared_store(self) -> CollectorConfig:
