@@ -144,6 +144,10 @@ def _target(data_dir: Path, name: str) -> Path | None:
     return data_dir / IMPORTED_DIR / "/".join(parts[1:])
 
 
+# Tables a migration creates with their rows (the schema's own state, not records): never imported.
+MIGRATION_STATE = ("schema_migrations", "write_locks")
+
+
 def import_archive(config: CollectorConfig, path: Path, now_ms: int,
                    progress_stream: IO[str] | None = None) -> ArchiveResult:
     """Raises ArchiveRefused, or OSError when the file cannot be read."""
@@ -179,7 +183,7 @@ def _import(zf: zipfile.ZipFile, config: CollectorConfig, path: Path, now_ms: in
         total = sum(m.bytes for m in members.values() if m.kind != "csv")
         progress = Progress(total, "import", progress_stream)
         rows = 0
-        tables = [t for t in sorted(manifest.tables) if t != "schema_migrations"]
+        tables = [t for t in sorted(manifest.tables) if t not in MIGRATION_STATE]
         with store.transaction() as tx:
             for table in tables:
                 if tx.sql.query(f"SELECT 1 AS x FROM {_table(store, table)} LIMIT 1"):
