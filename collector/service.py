@@ -49,7 +49,8 @@ from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
 from collector.ticketing.lifecycle import Lifecycle
 from collector.ticketing.plant_it import PLANT_IT, PlantItSink
-from collector.ticketing.registry import make_sink
+from collector.ticketing.readback import TicketReadback, VendorReader
+from collector.ticketing.registry import make_reader, make_sink
 from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
 from linewarden.book import ContractBook
@@ -115,6 +116,7 @@ class CollectorService:
             store, self.book, self.lifecycle, clock, origin, plant_it_webhook=PLANT_IT in self.sinks
         )
         self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
+        self.readback = TicketReadback(store, self.lifecycle, self._readers(), clock, origin)
         self.api: ApiServer | None = None
         self.console: FastAPI | None = None
         self._warm_stop = threading.Event()
@@ -170,6 +172,7 @@ class CollectorService:
         self._ticketing = [
             sup.spawn("ticket-dispatch", functools.partial(self.dispatcher.run, stop, poll_s)),
             sup.spawn("ticket-timers", functools.partial(self.timers.run, stop, poll_s)),
+            sup.spawn("ticket-readback", functools.partial(self.readback.run, stop, poll_s)),
         ]
         self._retry = sup.spawn("ingest-retry", self._retry_held)
         if self.api is not None:
@@ -210,6 +213,20 @@ class CollectorService:
             sinks[PLANT_IT] = PlantItSink(self.config.plant_it.webhook_url)
         return sinks
 
+    def _readers(self) -> dict[str, VendorReader]:
+        readers: dict[str, VendorReader] = {}
+        for cid, contract in self.book.contracts.items():
+            if contract.ticketing is None:
+                continue
+            try:
+                reader = make_reader(contract.ticketing)
+            except TicketRejected as exc:
+                log.error("contract %s: no read-back: %s", cid, exc)
+                continue
+            if reader is not None:
+                readers[cid] = reader
+        return readers
+
     def _route(self) -> None:
         try:
             if self.router.route_pending():
@@ -237,6 +254,7 @@ class CollectorService:
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
+        await self.readback.aclose()
         for loop_task in (self._watch, self._retry, self._checkpoints):
             if loop_task is not None:
                 loop_task.cancel()
