@@ -41,6 +41,7 @@ from collector.audit import AuditLog
 from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
 from collector.console.app import create_console
 from collector.contracts import record_contracts
+from collector.escalation.notifier import EscalationNotifier
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
 from collector.metrics import CollectorMetrics, add_ops_routes
@@ -117,6 +118,10 @@ class CollectorService:
         )
         self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
         self.readback = TicketReadback(store, self.lifecycle, self._readers(), clock, origin)
+        directory = self.book.contacts
+        self.escalation = None if directory is None else EscalationNotifier(
+            store, self.book, directory, config.escalation, clock, origin
+        )
         self.api: ApiServer | None = None
         self.console: FastAPI | None = None
         self._warm_stop = threading.Event()
@@ -174,6 +179,8 @@ class CollectorService:
             sup.spawn("ticket-timers", functools.partial(self.timers.run, stop, poll_s)),
             sup.spawn("ticket-readback", functools.partial(self.readback.run, stop, poll_s)),
         ]
+        if self.escalation is not None:
+            self._ticketing.append(sup.spawn("escalation-notify", functools.partial(self.escalation.run, stop, poll_s)))
         self._retry = sup.spawn("ingest-retry", self._retry_held)
         if self.api is not None:
             self.api_port = await self.api.start()

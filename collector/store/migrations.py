@@ -29,6 +29,7 @@ COMPONENT_SCHEMAS: tuple[str, ...] = (
     "collector.ticketing.schema",
     "collector.dispute_records",
     "collector.console.schema",
+    "collector.escalation.schema",
 )
 
 _CORE_V1 = """
