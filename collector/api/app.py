@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as FastApiPath
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -431,7 +432,8 @@ def create_app(
 
     @app.post("/tickets/{contract_id}/{incident_id}/escalations/{notification}/acknowledge")
     def acknowledge_escalation(
-        request: Request, caller: Caller, contract_id: str, incident_id: str, notification: int
+        request: Request, caller: Caller, contract_id: str, incident_id: str,
+        notification: Annotated[int, FastApiPath(ge=1, le=2**62)],
     ) -> dict[str, Any]:
         """The person an escalation notice reached acknowledges it."""
         _ticket(request, caller, contract_id, incident_id, "vendor", "plant")
