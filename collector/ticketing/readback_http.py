@@ -7,6 +7,7 @@ import asyncio
 import email.utils
 import json
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,27 +29,22 @@ class RateLimited(TicketError):
 
 @dataclass
 class Budget:
-    """At most `per_minute` requests in any minute: a token bucket refilled evenly, starting full."""
+    """At most `per_minute` requests in any 60 s: a sliding window of the last `per_minute` request times."""
 
     per_minute: int
     monotonic: Callable[[], float] = time.monotonic
     sleep: Sleep = asyncio.sleep
-    _tokens: float = field(init=False)
-    _at: float | None = field(init=False, default=None)
-
-    def __post_init__(self) -> None:
-        self._tokens = float(self.per_minute)
+    _sent: deque[float] = field(init=False, default_factory=deque)
 
     async def take(self) -> None:
-        while True:
-            now = self.monotonic()
-            if self._at is not None:
-                self._tokens = min(float(self.per_minute), self._tokens + (now - self._at) * self.per_minute / 60)
-            self._at = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await self.sleep((1 - self._tokens) * 60 / self.per_minute)
+        """Wait until a request may go (one reader's requests are sequential)."""
+        now = self.monotonic()
+        if len(self._sent) >= self.per_minute:
+            opens = self._sent.popleft() + 60.0
+            if opens > now:
+                await self.sleep(opens - now)
+                now = max(opens, self.monotonic())
+        self._sent.append(now)
 
 
 def retry_after_s(value: str | None, now_s: float) -> float:
