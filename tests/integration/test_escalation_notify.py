@@ -15,6 +15,7 @@ import pytest
 
 from collector.api.app import create_app
 from collector.escalation.notifier import EscalationNotifier
+from collector.store.base import Store
 from collector.ticketing.dispatch import Dispatcher
 from collector.ticketing.lifecycle import Lifecycle
 from collector.ticketing.registry import make_sink
@@ -28,8 +29,9 @@ from linewarden.rota import Directory
 from simulators.broker import free_port
 from tests.fakes.pagerduty import FakePagerDuty
 from tests.fakes.smtp import FakeSmtp
-from tests.fakes.tickets import open_db, ticket
+from tests.fakes.tickets import ticket
 from tests.fakes.webhook import FakeWebhookReceiver
+from tests.integration.store_params import STORES, open_store_param
 from tests.integration.ticketing_helpers import (
     BUSINESS_HOURS,
     FAST,
@@ -55,6 +57,11 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
+
+
+@pytest.fixture(params=STORES)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from open_store_param(request, tmp_path)
 
 
 @pytest.fixture
@@ -93,14 +100,13 @@ def directory(hook: FakeWebhookReceiver) -> ContactsConfig:
 
 
 async def test_an_escalation_at_night_reaches_the_people_on_call_and_their_acknowledgement_is_recorded(
-    tmp_path: Path, fakes: tuple[FakeSmtp, FakeWebhookReceiver, FakePagerDuty]
+    tmp_path: Path, store: Store, fakes: tuple[FakeSmtp, FakeWebhookReceiver, FakePagerDuty]
 ) -> None:
     smtp, hook, pager = fakes
     escalation = [{"after": "1h", "severities": ["S1"],
                    "notify": ["on-call:vendor:1", "on-call:plant:1", "plant-broken", "on-call:plant:2"]}]
     c = contract(CONTRACT, "acme", ["line3-plc"], sink_config("webhook", hook.url), escalation=escalation)
     book = ContractBook({CONTRACT: c}, {"business-hours-de": BUSINESS_HOURS})
-    store = open_db(tmp_path / "collector.db")
     with store.transaction() as tx:
         tx.sql.execute("INSERT INTO incidents (id, site, agent, kind, asset, targets) VALUES"
                        " ('inc-n', 'plant-a', 'a1', 'asset', 'line3-plc', '[]')")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from collector.store.sqlite import SqliteStore
+from collector.store.base import Store
 from collector.ticketing.dispatch import Dispatcher
 from collector.ticketing.jira_readback import JiraReader
 from collector.ticketing.lifecycle import Lifecycle
@@ -22,6 +22,7 @@ from tests.fakes.jira import FakeJira
 from tests.fakes.server import Reply
 from tests.fakes.servicenow import FakeServiceNow
 from tests.fakes.tickets import T0, open_db, ticket
+from tests.integration.store_params import STORES, open_store_param
 from tests.integration.ticketing_helpers import FAST, SECRET, SECRET_ENV, book, contract, sink_config
 
 MIN = 60_000
@@ -69,7 +70,12 @@ def snow() -> Iterator[FakeServiceNow]:
     fake.stop()
 
 
-def measured(store: SqliteStore, incident: str, state: str, at: int, seq: int) -> None:
+@pytest.fixture(params=STORES)
+def any_store(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Store]:
+    yield from open_store_param(request, tmp_path)
+
+
+def measured(store: Store, incident: str, state: str, at: int, seq: int) -> None:
     """The agent's incident and its asset's measured state, as ingest stores them."""
     with store.transaction() as tx:
         tx.sql.execute(
@@ -84,20 +90,19 @@ def measured(store: SqliteStore, incident: str, state: str, at: int, seq: int) -
         )
 
 
-def ticket_row(store: SqliteStore, incident: str) -> dict[str, Any]:
+def ticket_row(store: Store, incident: str) -> dict[str, Any]:
     with store.reader() as sql:
         return sql.query("SELECT * FROM tickets WHERE incident_id = ?", (incident,))[0]
 
 
-def records(store: SqliteStore, incident: str, kind: str) -> list[int]:
+def records(store: Store, incident: str, kind: str) -> list[int]:
     with store.reader() as sql:
         rows = sql.query("SELECT at FROM ticket_records WHERE incident = ? AND kind = ? ORDER BY at", (incident, kind))
     return [int(r["at"]) for r in rows]
 
 
-def setup(tmp_path: Any, sink: dict[str, Any], clock: Clock, *others: Any) -> tuple[SqliteStore, Dispatcher,
-                                                                                        Lifecycle, dict[str, Any]]:
-    store = open_db(tmp_path / "collector.db")
+def setup(store: Store, sink: dict[str, Any], clock: Clock, *others: Any) -> tuple[Store, Dispatcher,
+                                                                                    Lifecycle, dict[str, Any]]:
     contracts = [contract("acme-mes-2026", "acme", [ASSET], sink), *others]
     the_book = book(*contracts)
     lifecycle = Lifecycle(store, the_book, clock, "here")
@@ -106,11 +111,11 @@ def setup(tmp_path: Any, sink: dict[str, Any], clock: Clock, *others: Any) -> tu
     return store, dispatcher, lifecycle, sinks
 
 
-async def test_jira_acknowledgement_and_resolution_claims_come_back_into_the_lifecycle(tmp_path, jira):
+async def test_jira_acknowledgement_and_resolution_claims_come_back_into_the_lifecycle(any_store, jira):
     clock = Clock(T0)
     cfg = {**sink_config("jira", jira.url), "readback": READBACK}
     other = contract("beta-scada-2026", "beta", ["line9-hmi"], sink_config("jira", jira.url))
-    store, dispatcher, lifecycle, sinks = setup(tmp_path, cfg, clock, other)
+    store, dispatcher, lifecycle, sinks = setup(any_store, cfg, clock, other)
     measured(store, "inc-1", "DOWN", T0, 1)
     dispatcher.request_create(ticket("inc-1", severity=Severity.S1))
     dispatcher.request_create(ticket("inc-2", contract_id="acme-mes-2026"))
@@ -182,7 +187,7 @@ async def test_jira_acknowledgement_and_resolution_claims_come_back_into_the_lif
 async def test_servicenow_work_start_comments_and_resolution_are_read_back(tmp_path, snow):
     clock = Clock(T0)
     cfg = {**sink_config("servicenow", snow.url), "readback": READBACK}
-    store, dispatcher, lifecycle, sinks = setup(tmp_path, cfg, clock)
+    store, dispatcher, lifecycle, sinks = setup(open_db(tmp_path / "collector.db"), cfg, clock)
     measured(store, "inc-5", "DOWN", T0, 1)
     dispatcher.request_create(ticket("inc-5"))
     dispatcher.request_create(ticket("inc-6"))
@@ -220,7 +225,7 @@ async def test_a_hostile_vendor_is_refused_and_counted_and_the_loop_goes_on(tmp_
     clock = Clock(T0 + 5 * MIN)
     cfg = {**sink_config("jira", jira.url), "readback": {**READBACK, "page_size": 50,
                                                          "max_response_bytes": 20_000}}
-    store, dispatcher, lifecycle, sinks = setup(tmp_path, cfg, clock)
+    store, dispatcher, lifecycle, sinks = setup(open_db(tmp_path / "collector.db"), cfg, clock)
     dispatcher.request_create(ticket("inc-1"))
     await dispatcher.run_once()
     key = ticket_row(store, "inc-1")["vendor_id"]
