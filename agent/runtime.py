@@ -269,10 +269,11 @@ class Agent:
                 "rejected_acks": status.rejected_acks,
                 "task_crashes": dict(self.supervisor.crashes),
             }
-            now_saved = (status.connected, status.collector_online, *map(str, health.values()))
+            now_saved = (status.connected, status.broker, status.collector_online, *map(str, health.values()))
             if now_saved != saved or now_ms - saved_ms >= LINK_REFRESH_MS:
                 link = {
                     "connected": status.connected,
+                    "broker": status.broker,
                     "collector_online": status.collector_online,
                     "at_ms": now_ms,
                     "certificates": [c.as_dict() for c in self.forwarder.certificates()],

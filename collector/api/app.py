@@ -21,6 +21,7 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as FastApiPath
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -42,7 +43,9 @@ from collector.disputes import (
 )
 from collector.escalation.records import acknowledge as acknowledge_notice
 from collector.escalation.records import notifications
+from collector.esign import evidence_of
 from collector.exports import TABLES, csv_tables, monthly_review_pdf, tables_zip
+from collector.lifecycle_view import life, renewals_due
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
@@ -53,7 +56,15 @@ from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefu
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
-from linewarden.errors import BackdateForbidden, ConfigError, MaintenanceRefused, TicketNotFound, TicketStateError
+from linewarden.errors import (
+    BackdateForbidden,
+    ConfigError,
+    MaintenanceRefused,
+    StorageFull,
+    StoreUnavailable,
+    TicketNotFound,
+    TicketStateError,
+)
 from linewarden.files import write_private
 from linewarden.sla.report import ContractReport
 from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
@@ -64,6 +75,8 @@ AssetId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 MAX_NOTE = 4 * MAX_TEXT
 
 access = logging.getLogger("collector.api.access")
+log = logging.getLogger(__name__)
+STORE_RETRY_AFTER_S = 5
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -265,6 +278,14 @@ def create_app(
                                         response.status_code, clock())
         return response
 
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(StorageFull)
+    async def store_away(request: Request, exc: Exception) -> Response:
+        """The database cannot answer (server away, disk full): a retryable 503, never a 500 with a traceback."""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "the collector's store is unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
     contracts = book if book is not None else ContractBook({}, {})
     evidence_dir = rca_dir.parent / "evidence"
 
@@ -414,6 +435,25 @@ def create_app(
             raise HTTPException(422, str(exc)) from None
         checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
         return [with_checkpoint(r, checkpoint) for r in done if sees_vendor(caller.viewer, r.vendor)]
+
+    @app.get("/contracts/renewals")
+    def renewals(caller: Caller, days: Annotated[int, Query(ge=0, le=3650)] = 90) -> list[dict[str, Any]]:
+        """Renewals and expiries due within `days` days, soonest first, each with the vendor's scorecard per
+        month of the current term (plant and admin tokens)."""
+        _require(caller, "plant")
+        return [r.as_dict() for r in renewals_due(store, contracts, clock(), days)]
+
+    @app.get("/contracts/{contract_id}")
+    def contract_life(caller: Caller, contract_id: str) -> dict[str, Any]:
+        """A contract's term, next decision, termination rights, escrow checklist and e-signature evidence
+        (signers, times, addresses); a vendor sees its own contracts only."""
+        found = contracts.contracts.get(contract_id)
+        if found is None:
+            raise HTTPException(404, f"no contract {contract_id!r}")
+        if not sees_vendor(caller.viewer, found.contract.vendor):
+            raise HTTPException(403, "this contract belongs to another vendor")
+        return {**life(found, clock()), "document_sha256": found.contract.document_sha256,
+                "signatures": [e.as_dict() for e in evidence_of(store, contract_id)]}
 
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:

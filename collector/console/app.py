@@ -370,6 +370,11 @@ def create_console(
         return Response(reviews.table_csv(deps, user, contract_id, period, table), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+    @app.get("/renewals")
+    def renewals(request: Request, days: int = 90) -> Response:
+        session, user = who(request)
+        return render(request, "renewals.html", pages.renewals(deps, user, session, days))
+
     @app.get("/incidents/{incident_id}")
     def incident(request: Request, incident_id: str) -> Response:
         session, user = who(request)

@@ -23,10 +23,13 @@ from collector.console.sessions import Session
 from collector.console.users import User
 from collector.console.windows import covered_assets, notices, window_visible
 from collector.disputes import list_disputes
+from collector.esign import evidence_of
 from collector.exports import TABLES
+from collector.lifecycle_view import life, renewals_due
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
+from linewarden.config.contract import ContractConfig
 from linewarden.errors import LinewardenError
 from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS
 from linewarden.sla.periods import month_containing, parse_month
@@ -45,6 +48,7 @@ STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unk
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
 AUDIT_ROLES = ("plant_it", "procurement", "admin")
 SETTLE_ROLES = ("plant_it", "admin")
+RENEWAL_ROLES = ("procurement", "admin")
 
 
 class NotFound(ConsoleError):
@@ -66,7 +70,8 @@ def duration(ms: int | None) -> str:
 
 def _common(deps: Deps, user: User, session: Session, page: str) -> dict[str, Any]:
     return {"user": user, "csrf": session.csrf, "page": page, "now": deps.clock(),
-            "may_audit": user.role in AUDIT_ROLES, "may_maintain": user.role in MAINTENANCE_ROLES}
+            "may_audit": user.role in AUDIT_ROLES, "may_maintain": user.role in MAINTENANCE_ROLES,
+            "may_renew": user.role in RENEWAL_ROLES}
 
 
 def criticality(deps: Deps) -> dict[str, str]:
@@ -285,7 +290,24 @@ def contract(deps: Deps, user: User, session: Session, contract_id: str, period:
         "bands": sorted(found.credits.uptime, key=lambda b: b.below_pct, reverse=True),
         "disputed": frozenset(d.incident_id for d in list_disputes(deps.store, contract_id=contract_id, state="open")),
         "exports": _export_links(contract_id, period),
+        "life": life(found, now), "signatures": evidence_of(deps.store, contract_id),
     }
+
+
+def renewals(deps: Deps, user: User, session: Session, days: int) -> dict[str, Any]:
+    if user.role not in RENEWAL_ROLES:
+        raise NotAllowed("renewals are for procurement and admins")
+    days = max(0, min(days, 3650))
+    now = deps.clock()
+
+    def cached(c: ContractConfig, label: str) -> ContractReport:
+        current = month_containing(now, c.contract.timezone).label
+        return _month_report(deps, c.contract.id, label, current, now)
+
+    due = renewals_due(deps.store, deps.book, now, days, cached)
+    return {**_common(deps, user, session, "renewals"), "days": days, "renewals": due,
+            "svgs": {r.contract.contract.id: svg.trend(f"{r.contract.contract.id}: score per month of the term",
+                                                        [(m.period, m.score) for m in r.trend]) for r in due}}
 
 
 def _export_links(contract_id: str, period: str) -> list[dict[str, str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -70,6 +70,14 @@ class Sql(Protocol):
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
+
+
+class Snapshot(Protocol):
+    """A consistent read of every table at one moment, for exports: rows stream in batches."""
+
+    def count(self, table: str) -> int: ...
+
+    def rows(self, table: str) -> Iterator[Row]: ...
 
 
 _IN_CHUNK = 1000
@@ -587,6 +595,14 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """A read-only view of the whole database as of one moment, while the block runs."""
+
+    def after_bulk_load(self, tx: Writer) -> None:
+        """Rows went in with their own auto-numbered ids (an archive import): the next number follows them."""
+        return None  # SQLite numbers on from the largest id by itself
 
     @property
     @abstractmethod

@@ -30,6 +30,7 @@ COMPONENT_SCHEMAS: tuple[str, ...] = (
     "collector.dispute_records",
     "collector.console.schema",
     "collector.escalation.schema",
+    "collector.lifecycle_schema",
 )
 
 _CORE_V1 = """

@@ -31,6 +31,7 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
 # The connection, not the statement, failed: the server went away or closed it.
 _LINK_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+SNAPSHOT_BATCH = 1000
 CONNECT_ATTEMPTS = 3
 CONNECT_WAIT_S = 0.5
 CONNECT_TIMEOUT_S = 5
@@ -67,6 +68,26 @@ class _PgSql:
         with _data_errors(), self._conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
             return list(cur.fetchall())
+
+
+class _PgSnapshot:
+    def __init__(self, conn: psycopg.Connection[Row], tables: list[str]) -> None:
+        self._conn, self._tables = conn, tables
+
+    def _checked(self, table: str) -> str:
+        if table not in self._tables:
+            raise StoreError(f"no such table: {table}")
+        return table
+
+    def count(self, table: str) -> int:
+        row = self._conn.execute(f"SELECT COUNT(*) AS n FROM {self._checked(table)}").fetchone()
+        return 0 if row is None else int(row["n"])
+
+    def rows(self, table: str) -> Iterator[Row]:
+        with self._conn.cursor(name=f"lw_export_{table}") as cur:  # server-side: batches, not the whole table
+            cur.execute(f"SELECT * FROM {self._checked(table)}")
+            while batch := cur.fetchmany(SNAPSHOT_BATCH):
+                yield from batch
 
 
 class PostgresStore(Store):
@@ -169,6 +190,25 @@ class PostgresStore(Store):
                 (table,),
             )
         return [r["column_name"] for r in rows]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_PgSnapshot]:
+        tables = self.table_names()
+        try:
+            with self._lock:
+                self._usable()
+            with self._lock, self._conn.transaction():
+                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield _PgSnapshot(self._conn, tables)
+        except _LINK_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL connection lost: {_first_line(exc)}") from exc
+
+    def after_bulk_load(self, tx: Writer) -> None:
+        for r in tx.sql.query("SELECT table_name, column_name FROM information_schema.columns"
+                              " WHERE table_schema = current_schema() AND is_identity = 'YES'"):
+            table, column = r["table_name"], r["column_name"]
+            tx.sql.query(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                         f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)")
 
     def close(self) -> None:
         with self._lock:
