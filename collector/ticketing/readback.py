@@ -122,6 +122,11 @@ class TicketReadback:
         self._origin = origin
         self._next: dict[str, int] = {}
 
+    @property
+    def contracts(self) -> list[str]:
+        """The contracts read back, by id."""
+        return sorted(self._readers)
+
     async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
         while not stop.is_set():
             now = self._clock()

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from collector.service import CollectorService
 from collector.store.base import Store
 from collector.ticketing.dispatch import Dispatcher
 from collector.ticketing.jira_readback import JiraReader
@@ -23,7 +24,15 @@ from tests.fakes.server import Reply
 from tests.fakes.servicenow import FakeServiceNow
 from tests.fakes.tickets import T0, open_db, ticket
 from tests.integration.store_params import STORES, open_store_param
-from tests.integration.ticketing_helpers import FAST, SECRET, SECRET_ENV, book, contract, sink_config
+from tests.integration.ticketing_helpers import (
+    FAST,
+    SECRET,
+    SECRET_ENV,
+    book,
+    collector_config,
+    contract,
+    sink_config,
+)
 
 MIN = 60_000
 SITE = "plant1"
@@ -181,6 +190,17 @@ async def test_jira_acknowledgement_and_resolution_claims_come_back_into_the_lif
     assert len(records(store, "inc-1", "resolution_claimed")) == 2
     await readback.aclose()
     for sink in sinks.values():
+        await sink.aclose()
+
+
+async def test_the_collector_reads_back_each_contract_whose_sink_asks_for_it(tmp_path, jira, snow):
+    with_readback = contract("acme-mes-2026", "acme", [ASSET], {**sink_config("jira", jira.url), "readback": READBACK})
+    without = contract("beta-scada-2026", "beta", ["hmi"], sink_config("servicenow", snow.url))
+    svc = CollectorService(collector_config("127.0.0.1", 1, tmp_path, "c1"), open_db(tmp_path / "c.db"),
+                           book=book(with_readback, without))
+    assert svc.readback.contracts == ["acme-mes-2026"]
+    await svc.readback.aclose()
+    for sink in svc.sinks.values():
         await sink.aclose()
 
 
