@@ -47,6 +47,7 @@ from collector.audit import AuditLog
 from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
 from collector.console.app import create_console
 from collector.contracts import record_contracts
+from collector.escalation.notifier import EscalationNotifier
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
 from collector.metrics import CollectorMetrics, add_ops_routes
@@ -56,7 +57,8 @@ from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
 from collector.ticketing.lifecycle import Lifecycle
 from collector.ticketing.plant_it import PLANT_IT, PlantItSink
-from collector.ticketing.registry import make_sink
+from collector.ticketing.readback import TicketReadback, VendorReader
+from collector.ticketing.registry import make_reader, make_sink
 from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
 from linewarden.book import ContractBook
@@ -126,6 +128,11 @@ class CollectorService:
             store, self.book, self.lifecycle, clock, origin, plant_it_webhook=PLANT_IT in self.sinks
         )
         self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
+        self.readback = TicketReadback(store, self.lifecycle, self._readers(), clock, origin)
+        directory = self.book.contacts
+        self.escalation = None if directory is None else EscalationNotifier(
+            store, self.book, directory, config.escalation, clock, origin
+        )
         self.api: ApiServer | None = None
         self.console: FastAPI | None = None
         self._warm_stop = threading.Event()
@@ -190,7 +197,10 @@ class CollectorService:
         self._ticketing = [
             sup.spawn("ticket-dispatch", functools.partial(self.dispatcher.run, stop, poll_s)),
             sup.spawn("ticket-timers", functools.partial(self.timers.run, stop, poll_s)),
+            sup.spawn("ticket-readback", functools.partial(self.readback.run, stop, poll_s)),
         ]
+        if self.escalation is not None:
+            self._ticketing.append(sup.spawn("escalation-notify", functools.partial(self.escalation.run, stop, poll_s)))
         self._retry = sup.spawn("ingest-retry", self._retry_held)
         if self.api is not None:
             self.api_port = await self.api.start()
@@ -248,6 +258,20 @@ class CollectorService:
             sinks[PLANT_IT] = PlantItSink(self.config.plant_it.webhook_url)
         return sinks
 
+    def _readers(self) -> dict[str, VendorReader]:
+        readers: dict[str, VendorReader] = {}
+        for cid, contract in self.book.contracts.items():
+            if contract.ticketing is None:
+                continue
+            try:
+                reader = make_reader(contract.ticketing)
+            except TicketRejected as exc:
+                log.error("contract %s: no read-back: %s", cid, exc)
+                continue
+            if reader is not None:
+                readers[cid] = reader
+        return readers
+
     def _route(self) -> None:
         try:
             if self.router.route_pending():
@@ -278,6 +302,7 @@ class CollectorService:
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
+        await self.readback.aclose()
         for loop_task in (self._watch, self._retry, self._checkpoints, self._pruning):
             if loop_task is not None:
                 loop_task.cancel()

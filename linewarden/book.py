@@ -6,16 +6,20 @@ from __future__ import annotations
 
 import glob
 import hashlib
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from linewarden.calendar import Calendar
+from linewarden.calendar import ALWAYS_ID, Calendar
 from linewarden.config.calendar import CalendarConfig
 from linewarden.config.collector import CollectorConfig
+from linewarden.config.contacts import ContactsConfig
 from linewarden.config.contract import ContractConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError
+from linewarden.rota import Directory, coverage_problems, entry_problem
 from linewarden.sla.coverage import CoverageCalendar
+from linewarden.timeutil import ms_to_dt
 
 PRODUCTION = "production"
 
@@ -36,6 +40,8 @@ class ContractBook:
     calendars: dict[str, CoverageCalendar]
     files: dict[str, tuple[str, str]] = field(default_factory=dict)
     """contract id → (file, SHA-256 of its bytes), for the audit log."""
+    contacts: Directory | None = None
+    """The escalation contacts directory, when the collector config names one."""
 
     def contract(self, contract_id: str) -> ContractConfig:
         try:
@@ -57,13 +63,47 @@ class ContractBook:
         return out
 
 
+def load_directory(
+    config: CollectorConfig, config_path: Path, calendars: dict[str, CoverageCalendar],
+    contracts: dict[str, ContractConfig], files: dict[str, tuple[str, str]], now_ms: int,
+) -> Directory | None:
+    """The contacts directory, checked: its calendars exist, every rota covers each instant of the next
+    `escalation.check_horizon` exactly once, and every contract's notify entry reaches someone."""
+    if config.escalation.contacts is None:
+        return None
+    path = config.escalation.contacts
+    path = path if path.is_absolute() else config_path.parent / path
+    directory = Directory(load(ContactsConfig, path), calendars)
+    horizon = now_ms + int(config.escalation.check_horizon.total_seconds() * 1000)
+    for n, rota in enumerate(directory.config.rota):
+        for s, shift in enumerate(rota.shifts):
+            if shift.calendar not in calendars and shift.calendar != ALWAYS_ID:
+                raise ConfigError(str(path), f"rota[{n}].shifts[{s}].calendar", f"no calendar {shift.calendar!r}")
+        problems = coverage_problems(rota, calendars, now_ms, horizon)
+        if problems:
+            p = problems[0]
+            what = "nobody is on call" if p.kind == "gap" else f"shifts {list(p.shifts)} are all on call"
+            days = config.escalation.check_horizon.days
+            raise ConfigError(str(path), f"rota[{n}]", f"{rota.party} level {rota.level}: {what} from"
+                              f" {ms_to_dt(p.start).isoformat()} to {ms_to_dt(p.end).isoformat()}"
+                              f" ({len(problems)} such stretch(es) in the next {days} days)")
+    for cid, contract in contracts.items():
+        for i, level in enumerate(contract.escalation):
+            for key, entries in (("notify", level.notify), ("notify_outside_coverage", level.notify_outside_coverage)):
+                for entry in entries:
+                    problem = entry_problem(entry, directory.contacts, directory.rotas, contract.contract.vendor)
+                    if problem is not None:
+                        raise ConfigError(files.get(cid, (cid, ""))[0], f"escalation[{i}].{key}", problem)
+    return directory
+
+
 def config_files(config: CollectorConfig, config_path: Path) -> dict[str, list[Path]]:
     """The contract and calendar files a collector config names, as `load_book` reads them."""
     base = config_path.parent
     return {"contracts": _files(config.contracts, base), "calendars": _files(config.calendars, base)}
 
 
-def load_book(config: CollectorConfig, config_path: Path) -> ContractBook:
+def load_book(config: CollectorConfig, config_path: Path, now_ms: int | None = None) -> ContractBook:
     base = config_path.parent
     calendars: dict[str, CoverageCalendar] = {}
     for path in _files(config.calendars, base):
@@ -96,4 +136,6 @@ def load_book(config: CollectorConfig, config_path: Path) -> ContractBook:
                 )
         contracts[cid] = contract
         files[cid] = (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
-    return ContractBook(contracts, calendars, files)
+    now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    directory = load_directory(config, config_path, calendars, contracts, files, now)
+    return ContractBook(contracts, calendars, files, directory)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -41,6 +42,8 @@ from collector.disputes import (
     open_dispute,
     settle_dispute,
 )
+from collector.escalation.records import acknowledge as acknowledge_notice
+from collector.escalation.records import notifications
 from collector.esign import evidence_of
 from collector.exports import TABLES, csv_tables, monthly_review_pdf, tables_zip
 from collector.lifecycle_view import life, renewals_due
@@ -50,6 +53,7 @@ from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
+from collector.ticketing.readback import vendor_view
 from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefused, authenticate
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
@@ -466,7 +470,25 @@ def create_app(
 
     @app.get("/tickets/{contract_id}/{incident_id}")
     def ticket(request: Request, caller: Caller, contract_id: str, incident_id: str) -> dict[str, Any]:
-        return _ticket(request, caller, contract_id, incident_id).as_dict()
+        """The ticket, what the vendor's own tool said at the last read-back, and its escalation notices."""
+        found = _ticket(request, caller, contract_id, incident_id).as_dict()
+        with store.reader() as sql:
+            found["vendor_readback"] = vendor_view(sql, incident_id, contract_id)
+            found["escalations"] = notifications(sql, contract_id, incident_id)
+        return found
+
+    @app.post("/tickets/{contract_id}/{incident_id}/escalations/{notification}/acknowledge")
+    def acknowledge_escalation(
+        request: Request, caller: Caller, contract_id: str, incident_id: str,
+        notification: Annotated[int, FastApiPath(ge=1, le=2**62)],
+    ) -> dict[str, Any]:
+        """The person an escalation notice reached acknowledges it."""
+        _ticket(request, caller, contract_id, incident_id, "vendor", "plant")
+        try:
+            return acknowledge_notice(store, contract_id, incident_id, notification, caller.actor, caller.origin,
+                                      clock())
+        except TicketNotFound as exc:
+            raise HTTPException(404, str(exc)) from None
 
     @app.post("/tickets/{contract_id}/{incident_id}/acknowledge")
     def acknowledge(request: Request, caller: Caller, contract_id: str, incident_id: str) -> dict[str, Any]:

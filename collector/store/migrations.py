@@ -29,6 +29,7 @@ COMPONENT_SCHEMAS: tuple[str, ...] = (
     "collector.ticketing.schema",
     "collector.dispute_records",
     "collector.console.schema",
+    "collector.escalation.schema",
     "collector.lifecycle_schema",
     "collector.change_records",
     "collector.remote_access.records",

@@ -177,17 +177,24 @@ class Lifecycle:
 
     # ------------------------------------------------------------ vendor steps
 
-    def acknowledge(self, incident: str, contract_id: str, actor: str, origin: str) -> TicketView:
+    def acknowledge(
+        self, incident: str, contract_id: str, actor: str, origin: str, at: int | None = None
+    ) -> TicketView:
+        """`at`: when the vendor's own tool says it responded (read back), bounded to [raised, now] so a vendor
+        can neither back-date its response before the ticket existed nor date it in the future."""
+
         def step(tx: Writer, row: Row, now: int) -> None:
             if row["acknowledged_at"] is not None:
                 return
+            when = now if at is None else min(max(at, int(row["raised_at"])), now)
             tx.sql.execute(
                 "UPDATE tickets SET acknowledged_at = ?, phase = CASE WHEN phase = ? THEN ? ELSE phase END,"
                 " updated_at = ? WHERE incident_id = ? AND contract_id = ?",
-                (now, RAISED, ACKNOWLEDGED, now, incident, contract_id),
+                (when, RAISED, ACKNOWLEDGED, now, incident, contract_id),
             )
             timers.cancel(tx.sql, incident, contract_id, (timers.RESPONSE,), now)
-            self._record(tx, row, "ticket_acknowledged", "ticket.acknowledged", {}, actor, origin, now)
+            details = {} if at is None else {"vendor_time": at, "now": now}
+            self._record(tx, row, "ticket_acknowledged", "ticket.acknowledged", details, actor, origin, now, when)
 
         return self._step(incident, contract_id, step)
 
@@ -308,10 +315,12 @@ class Lifecycle:
 
     def _record(
         self, tx: Writer, row: Row, kind: str, action: str, details: dict[str, Any], actor: str, origin: str,
-        now: int,
+        now: int, record_at: int | None = None,
     ) -> None:
+        """`record_at`: when the step happened, if not now (a vendor's read-back time); the audit entry is now."""
         incident, contract_id = row["incident_id"], row["contract_id"]
-        tx.add_ticket_record(incident, kind, now, actor, {"contract": contract_id, **details}, "api")
+        at = now if record_at is None else record_at
+        tx.add_ticket_record(incident, kind, at, actor, {"contract": contract_id, **details}, "api")
         append_entry(tx.sql, actor, origin, action, _obj(contract_id, incident), details, now)
 
     def _comment(self, sql: Sql, incident: str, contract_id: str, dedup: str, text: str, now: int) -> None:

@@ -123,9 +123,50 @@ CREATE TABLE write_locks (
 INSERT INTO write_locks (name, taken) VALUES ('audit', 0)
 """
 
+# Read-back from the vendor's own tool (collector/ticketing/readback.py): what the vendor's ticket says, one
+# cursor per contract (the vendor's newest update time read), vendor comments, and refused answers counted.
+_V5 = """
+ALTER TABLE tickets ADD COLUMN vendor_status TEXT;
+ALTER TABLE tickets ADD COLUMN vendor_assignee TEXT;
+ALTER TABLE tickets ADD COLUMN vendor_first_response_at BIGINT;
+ALTER TABLE tickets ADD COLUMN vendor_resolved_at BIGINT;
+ALTER TABLE tickets ADD COLUMN vendor_resolution TEXT;
+ALTER TABLE tickets ADD COLUMN read_back_at BIGINT;
+
+CREATE TABLE ticket_readback_cursors (
+    contract_id TEXT PRIMARY KEY,
+    cursor_ms BIGINT NOT NULL,       -- vendor update time from which the next round reads
+    rounds INTEGER NOT NULL DEFAULT 0,
+    last_round_at BIGINT NOT NULL,
+    last_error TEXT NOT NULL DEFAULT ''
+);
+
+CREATE TABLE ticket_vendor_comments (
+    incident_id TEXT NOT NULL,
+    contract_id TEXT NOT NULL,
+    comment_id TEXT NOT NULL,        -- the vendor's id of the comment
+    author TEXT NOT NULL,
+    ours BOOLEAN NOT NULL,           -- written by linewarden's own integration user
+    body TEXT NOT NULL,
+    created_at BIGINT NOT NULL,      -- the vendor's time, bounded like every vendor time
+    read_at BIGINT NOT NULL,
+    PRIMARY KEY (incident_id, contract_id, comment_id)
+);
+
+CREATE TABLE ticket_readback_refusals (
+    contract_id TEXT NOT NULL,
+    reason TEXT NOT NULL,            -- unknown_ticket | other_contract | incident_mismatch | malformed | ...
+    count BIGINT NOT NULL,
+    last_at BIGINT NOT NULL,
+    last_detail TEXT NOT NULL,
+    PRIMARY KEY (contract_id, reason)
+)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration("ticketing", 1, _V1),
     Migration("ticketing", 2, _V2),
     Migration("ticketing", 3, _V3),
     Migration("ticketing", 4, _V4),
+    Migration("ticketing", 5, _V5),
 ]

@@ -178,6 +178,30 @@ class RetentionConfig(StrictModel):
     schedule: bool = True
     every: PositiveDuration = Field(default=timedelta(days=1), description="between scheduled prunes")
     archive_dir: Path | None = Field(default=None, description="default: archive/ in data_dir")
+class EscalationEmail(StrictModel):
+    """The SMTP submission server escalation e-mails go through (the e-mail ticket sink's rules)."""
+
+    host: str
+    port: Annotated[int, Field(ge=1, le=65535)] = 587
+    starttls: bool = True
+    ca_file: Path | None = None
+    username: str | None = None
+    password: Secret | None = None
+    sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
+
+
+class EscalationConfig(StrictModel):
+    """Escalation that reaches people: the contacts directory and how to deliver (docs/vendor-readback-and-
+    escalation.md). Without `contacts`, escalation levels only name their contacts in the vendor ticket."""
+
+    contacts: Path | None = Field(default=None, description="the contacts directory (TOML), relative to this file")
+    email: EscalationEmail | None = None
+    pagerduty_events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://.+")
+    attempts: Annotated[int, Field(ge=1, le=50)] = 6
+    retry_wait: PositiveDuration = Field(default=timedelta(seconds=30), description="doubles after each failure")
+    check_horizon: PositiveDuration = Field(
+        default=timedelta(days=400), description="rotas must cover every instant from now this far ahead"
+    )
 
 
 class CollectorConfig(StrictModel):
@@ -197,6 +221,7 @@ class CollectorConfig(StrictModel):
     audit: AuditConfig = AuditConfig()
     remote_access: RemoteAccessConfig = RemoteAccessConfig()
     retention: RetentionConfig = RetentionConfig()
+    escalation: EscalationConfig = EscalationConfig()
 
     @model_validator(mode="after")
     def _shared_ingest_needs_a_shared_store(self) -> CollectorConfig:

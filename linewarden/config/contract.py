@@ -244,6 +244,29 @@ def _default_priorities() -> dict[Severity, str]:
     return {Severity.S1: "Highest", Severity.S2: "High", Severity.S3: "Medium", Severity.S4: "Low"}
 
 
+class Readback(StrictModel):
+    """Reading the vendor's own ticket back (docs/vendor-readback-and-escalation.md)."""
+
+    enabled: bool = True
+    every: PositiveDuration = Field(default=timedelta(minutes=2), description="one round per contract this often")
+    requests_per_minute: Annotated[int, Field(ge=1, le=6000)] = Field(
+        default=60, description="request budget at this vendor (its rate limit, minus a margin)"
+    )
+    page_size: Annotated[int, Field(ge=1, le=1000)] = 50
+    max_pages: Annotated[int, Field(ge=1, le=1000)] = Field(default=20, description="per round; the rest next round")
+    max_response_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 4 * 1024 * 1024
+    max_retry_after: PositiveDuration = Field(
+        default=timedelta(minutes=5), description="a longer Retry-After ends the round; the next one tries again"
+    )
+    timezone: TimeZoneName = Field(
+        default="UTC", description="the integration user's profile time zone: the vendor reads query dates in it"
+    )
+    acknowledged_statuses: list[str] = Field(
+        default_factory=list,
+        description="vendor statuses that mean acknowledged (beside any assignee, comment or work started)",
+    )
+
+
 class JiraSink(StrictModel):
     """Jira Cloud / Jira Service Management. With `service_desk_id` and `request_type_id` tickets are created as
     customer requests (servicedeskapi); otherwise as issues of `issue_type` in `project_key` (REST v3)."""
@@ -258,6 +281,7 @@ class JiraSink(StrictModel):
     request_type_id: str | None = None
     resolve_transition: str = "Resolve"
     priorities: dict[Severity, str] = Field(default_factory=_default_priorities)
+    readback: Readback | None = None
 
     @model_validator(mode="after")
     def _request_type(self) -> JiraSink:
@@ -275,6 +299,7 @@ class ServiceNowSink(StrictModel):
     password: Secret
     assignment_group: str | None = None
     close_code: str = "Solution provided"
+    readback: Readback | None = None
 
 
 class PagerDutySink(StrictModel):

@@ -11,6 +11,7 @@ from linewarden.book import load_book
 from linewarden.config.agent import AgentConfig
 from linewarden.config.calendar import CalendarConfig
 from linewarden.config.collector import CollectorConfig
+from linewarden.config.contacts import ContactsConfig
 from linewarden.config.contract import ContractConfig
 from linewarden.config.load import read_toml, validate
 from linewarden.errors import ConfigError
@@ -21,19 +22,23 @@ KINDS: dict[str, type[BaseModel]] = {
     "collector": CollectorConfig,
     "contract": ContractConfig,
     "calendar": CalendarConfig,
+    "contacts": ContactsConfig,
 }
 # The top-level table that marks each kind of file.
-_MARKERS = {"agent": "agent", "collector": "collector", "contract": "contract", "calendar": "calendar"}
+_MARKERS = {"agent": "agent", "collector": "collector", "contract": "contract", "calendar": "calendar",
+            "contacts": "contact"}
 
 
 def detect_kind(data: dict[str, Any]) -> str | None:
-    """The kind named by the file's top-level table, or None when it is not one of the four."""
+    """The kind named by the file's top-level table, or None when it is not one of ours."""
     found = [kind for kind, marker in _MARKERS.items() if marker in data]
     return found[0] if len(found) == 1 else None
 
 
 def check_file(path: Path, kind: str | None = None) -> str:
-    """Validate one config file of the four core kinds; return its kind. Raises ConfigError."""
+    """Validate one config file of the core kinds; return its kind. Raises ConfigError. A contacts directory
+    alone is checked for its own consistency; its calendars and rota gaps are checked with the collector config
+    that names it."""
     data = read_toml(path)
     kind = kind or detect_kind(data)
     if kind is None:

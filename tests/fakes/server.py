@@ -34,10 +34,11 @@ class Reply:
 class Rejected(Exception):
     """Raised by a fake's handler: the vendor's error status and body."""
 
-    def __init__(self, status: int, body: Any) -> None:
+    def __init__(self, status: int, body: Any, headers: dict[str, str] | None = None) -> None:
         super().__init__(status, body)
         self.status = status
         self.body = body
+        self.headers = headers or {}
 
 
 class FakeVendor:
@@ -120,7 +121,7 @@ class FakeVendor:
         except Rejected as exc:
             with self.lock:
                 self.rejected.append((req, exc.status))
-            return Reply(exc.status, exc.body)
+            return Reply(exc.status, exc.body, exc.headers)
 
     def handle(self, req: Request) -> Reply:
         raise NotImplementedError
