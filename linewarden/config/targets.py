@@ -129,16 +129,61 @@ class ModbusPoint(StrictModel):
         return self
 
 
+ModbusTransport = Literal["tcp", "rtu_over_tcp", "serial"]
+Baudrate = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
+_LINE_SETTINGS = ("baudrate", "parity", "stopbits")
+
+
 class ModbusTarget(TargetBase):
+    """Modbus TCP to `host`:`port` (transport "tcp"), RTU frames over TCP to a serial device server
+    ("rtu_over_tcp"), or RTU on a local serial port ("serial"). The RTU transports pace requests by the serial
+    line's settings (`baudrate`, `parity`, `stopbits`; 8 data bits, as RTU requires)."""
+
     type: Literal["modbus"]
-    host: str
+    transport: ModbusTransport = "tcp"
+    host: str | None = Field(default=None, min_length=1)
     port: Port = 502
+    serial_port: str | None = Field(default=None, min_length=1, description="e.g. '/dev/ttyUSB0' or 'COM3'")
+    baudrate: Baudrate = 19200
+    parity: Literal["N", "E", "O"] = Field(default="E", description="the Modbus serial line default is even")
+    stopbits: Literal[1, 2] = 1
     unit: Annotated[int, Field(ge=0, le=255)] = 1
     max_registers_per_request: Annotated[int, Field(ge=1, le=125)] = 125
     max_bits_per_request: Annotated[int, Field(ge=1, le=2000)] = 2000
     max_gap: Annotated[int, Field(ge=0, le=125)] = 10
     pause_between_requests: Duration = timedelta(0)
     points: list[ModbusPoint] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _transport(self) -> ModbusTarget:
+        if self.transport == "serial":
+            if self.serial_port is None:
+                raise ValueError("transport 'serial' needs 'serial_port' (e.g. '/dev/ttyUSB0' or 'COM3')")
+            if self.host is not None or "port" in self.model_fields_set:
+                raise ValueError("transport 'serial' takes 'serial_port', not 'host' and 'port'")
+            return self
+        if self.host is None:
+            raise ValueError(f"transport '{self.transport}' needs 'host'")
+        if self.serial_port is not None:
+            raise ValueError(f"'serial_port' needs transport 'serial', not '{self.transport}'")
+        given = [k for k in _LINE_SETTINGS if k in self.model_fields_set]
+        if self.transport == "tcp" and given:
+            raise ValueError(f"{', '.join(given)}: serial line settings need transport 'rtu_over_tcp' or 'serial'")
+        return self
+
+    @property
+    def line(self) -> str:
+        """Where the target's requests travel: targets on one line share its connection and its pace."""
+        if self.transport == "serial":
+            return f"serial {self.serial_port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def line_settings(self) -> str:
+        """The line's transport and serial settings, e.g. 'serial 19200 8E1'."""
+        if self.transport == "tcp":
+            return "tcp"
+        return f"{self.transport} {self.baudrate} 8{self.parity}{self.stopbits}"
 
     @model_validator(mode="after")
     def _fits_in_a_request(self) -> ModbusTarget:
