@@ -59,6 +59,34 @@ class OpcUaNode(StrictModel):
     subscribe: bool = False
 
 
+class AlarmSource(StrictModel):
+    """A node whose alarms are watched (an object with EventNotifier set), named like OpcUaNode."""
+
+    namespace_uri: str = Field(min_length=1)
+    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+
+
+class AlarmRule(StrictModel):
+    """Alarms that put the target into `state`: all the rule's conditions must hold. `acknowledged` unset
+    matches both; `active = false` matches an alarm whose cause is gone but that no one acknowledged yet."""
+
+    state: Literal[State.DEGRADED, State.DOWN]
+    min_severity: Annotated[int, Field(ge=1, le=1000)] = 1
+    active: bool = True
+    acknowledged: bool | None = None
+    condition_name: str | None = Field(default=None, min_length=1, description="only alarms of this name")
+
+
+class OpcUaAlarms(StrictModel):
+    """Subscribe to the server's Alarms & Conditions; each alarm a rule matches sets the target's state, with
+    the alarm's own message as the reason (the worst one when several match)."""
+
+    sources: list[AlarmSource] = Field(
+        default_factory=list, description="nodes to watch; none = the Server object (all alarms of the server)"
+    )
+    rules: list[AlarmRule] = Field(min_length=1)
+
+
 OpcUaTrustMode = Literal["list", "tofu"]
 
 
@@ -84,6 +112,7 @@ class OpcUaTarget(TargetBase):
     min_service_level: Annotated[int, Field(ge=0, le=255)] | None = 200
     build_info: bool = True
     nodes: list[OpcUaNode] = Field(default_factory=list)
+    alarms: OpcUaAlarms | None = None
 
     @model_validator(mode="after")
     def _security(self) -> OpcUaTarget:
