@@ -2,7 +2,8 @@
 
 Address space, in the namespace of `namespace_uri`, string node ids, under `Objects/<name>`:
 `s=Heartbeat` (UInt32, +1 every `heartbeat_period`), `s=Running` (Boolean), `s=FaultCode` (UInt16),
-`s=Temperature`, `s=Pressure`, `s=Speed` (Double, moving). Standard nodes: ServerStatus (State, CurrentTime,
+`s=Temperature`, `s=Pressure`, `s=Speed` (Double, moving; Temperature and Pressure have EngineeringUnits °C and
+bar). Standard nodes: ServerStatus (State, CurrentTime,
 BuildInfo.SoftwareVersion/BuildNumber), ServiceLevel (Byte, 255 healthy), OperationLimits.MaxNodesPerRead
 (0 = unlimited; a larger read is refused with BadTooManyOperations, so clients must split).
 
@@ -350,6 +351,12 @@ class OpcUaPlc(AsyncService):
             browse_name: await folder.add_variable(_string_id(browse_name, idx), browse_name, value)
             for browse_name, value in initial.items()
         }
+        for browse_name, units in (("Temperature", "°C"), ("Pressure", "bar")):  # Part 8 EUInformation
+            eu = ua.EUInformation(NamespaceUri="http://www.opcfoundation.org/UA/units/un/cefact",
+                                  DisplayName=ua.LocalizedText(units), Description=ua.LocalizedText(units))
+            await self._nodes[browse_name].add_property(
+                _string_id(f"{browse_name}.EngineeringUnits", idx), ua.QualifiedName("EngineeringUnits", 0), eu
+            )
         self._nodes["ServiceLevel"] = server.get_node(_standard(ObjectIds.Server_ServiceLevel))
         self._nodes["ServerStatus"] = server.get_node(_standard(ObjectIds.Server_ServerStatus))
         self._nodes["CurrentTime"] = server.get_node(_standard(ObjectIds.Server_ServerStatus_CurrentTime))

@@ -285,7 +285,63 @@ class FileAgeTarget(TargetBase):
     hash: bool = False
 
 
+# ---------------------------------------------------------------- interface checks
+
+JsonPointer = Annotated[str, Field(pattern=r"^(/[^/]*)+$", description="RFC 6901, e.g. '/interface/schema_version'")]
+
+
+class InterfaceNode(StrictModel):
+    namespace_uri: str = Field(min_length=1)
+    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+
+
+class InterfaceTarget(TargetBase):
+    """An interface between systems (MES↔ERP↔PLC) checked against what the contract pins: the version an HTTP
+    endpoint advertises (`url` + `version_pointer`), or an OPC UA node's DataType and EngineeringUnits
+    (`endpoint` + `node`); and that values keep flowing: the last exchange (`last_exchange_pointer`, or the
+    node's source timestamp) no older than `max_age`. A mismatch or a stall is DEGRADED with the reason."""
+
+    type: Literal["interface"]
+    url: str | None = Field(default=None, pattern=r"^https?://.+")
+    headers: dict[str, str | Secret] = Field(default_factory=dict)
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    version_pointer: JsonPointer | None = None
+    expected_version: str | None = Field(default=None, min_length=1)
+    last_exchange_pointer: JsonPointer | None = Field(
+        default=None, description="an ISO 8601 time, or seconds since the epoch"
+    )
+    endpoint: str | None = Field(default=None, pattern=r"^opc\.tcp://.+", description="unsecured session only")
+    node: InterfaceNode | None = None
+    expected_datatype: str | None = Field(default=None, min_length=1, description="e.g. 'Double'")
+    expected_engineering_units: str | None = Field(default=None, min_length=1, description="e.g. 'bar'")
+    max_age: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InterfaceTarget:
+        if (self.url is None) == (self.endpoint is None):
+            raise ValueError("give 'url' (an HTTP interface) or 'endpoint' (an OPC UA one), not both or neither")
+        if self.url is not None:
+            if self.node is not None or self.expected_datatype or self.expected_engineering_units:
+                raise ValueError("'node', 'expected_datatype' and 'expected_engineering_units' need 'endpoint'")
+            if (self.version_pointer is None) != (self.expected_version is None):
+                raise ValueError("'version_pointer' and 'expected_version' go together")
+            if (self.max_age is None) != (self.last_exchange_pointer is None):
+                raise ValueError("'max_age' and 'last_exchange_pointer' go together")
+            if self.version_pointer is None and self.max_age is None:
+                raise ValueError("check something: 'version_pointer' or 'last_exchange_pointer'")
+            return self
+        if self.node is None:
+            raise ValueError("an OPC UA interface needs 'node'")
+        if self.version_pointer or self.expected_version or self.last_exchange_pointer or self.headers:
+            raise ValueError("'version_pointer', 'expected_version', 'last_exchange_pointer' and 'headers' need 'url'")
+        if self.expected_datatype is None and self.expected_engineering_units is None and self.max_age is None:
+            raise ValueError("check something: 'expected_datatype', 'expected_engineering_units' or 'max_age'")
+        return self
+
+
 TargetConfig = Annotated[
-    OpcUaTarget | ModbusTarget | HttpTarget | TcpTarget | ProcessTarget | HostTarget | FileAgeTarget,
+    OpcUaTarget | ModbusTarget | HttpTarget | TcpTarget | ProcessTarget | HostTarget | FileAgeTarget
+    | InterfaceTarget,
     Field(discriminator="type"),
 ]

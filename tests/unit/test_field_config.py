@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
+from agent.probes.interface import MISSING, exchange_time, json_pointer
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import validate
 from linewarden.config.targets import TargetConfig
@@ -80,3 +81,58 @@ def test_targets_on_one_line_must_agree_on_its_settings() -> None:
     )
     data["targets"][1]["baudrate"] = 19200
     assert len(validate(AgentConfig, data, "agent.toml").targets) == 2
+
+
+def _interface(**fields: Any) -> Any:
+    return TARGET.validate_python({"id": "t", "asset": "a", "type": "interface", **fields})
+
+
+NODE = {"namespace_uri": "urn:x", "identifier": "s=Pressure"}
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({}, "give 'url' .* or 'endpoint'"),
+        ({"url": "http://mes/i", "endpoint": "opc.tcp://plc:4840", "node": NODE}, "not both or neither"),
+        ({"url": "http://mes/i", "version_pointer": "/v"}, "'version_pointer' and 'expected_version' go together"),
+        ({"url": "http://mes/i", "max_age": "5m"}, "'max_age' and 'last_exchange_pointer' go together"),
+        ({"url": "http://mes/i"}, "check something"),
+        ({"url": "http://mes/i", "version_pointer": "v", "expected_version": "3"}, "should match pattern"),
+        ({"url": "http://mes/i", "expected_datatype": "Double"}, "need 'endpoint'"),
+        ({"endpoint": "opc.tcp://plc:4840"}, "needs 'node'"),
+        ({"endpoint": "opc.tcp://plc:4840", "node": NODE}, "check something"),
+        ({"endpoint": "opc.tcp://plc:4840", "node": NODE, "max_age": "1m", "expected_version": "3"}, "need 'url'"),
+    ],
+)
+def test_interface_errors(fields: dict[str, Any], problem: str) -> None:
+    with pytest.raises(ValidationError, match=problem):
+        _interface(**fields)
+
+
+@pytest.mark.parametrize(
+    ("pointer", "expected"),
+    [("/a/b", 1), ("/list/1", "y"), ("/a~1b", 2), ("/t~0x", 3), ("/a/c", None), ("/list/9", None), ("/", 4)],
+)
+def test_json_pointer(pointer: str, expected: Any) -> None:
+    data = {"a": {"b": 1}, "list": ["x", "y"], "a/b": 2, "t~x": 3, "": 4}
+    found = json_pointer(data, pointer)
+    assert (None if found is MISSING else found) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "epoch"),
+    [
+        ("2026-12-01T12:00:00+00:00", 1796126400.0),
+        ("2026-12-01T12:00:00Z", 1796126400.0),
+        ("2026-12-01T13:00:00+01:00", 1796126400.0),
+        ("2026-12-01T12:00:00", 1796126400.0),  # no zone: UTC
+        (1796126400, 1796126400.0),
+        ("yesterday", None),
+        (True, None),
+        (float("nan"), None),
+        ({"at": 1}, None),
+    ],
+)
+def test_exchange_time(value: Any, epoch: float | None) -> None:
+    assert exchange_time(value) == epoch
