@@ -164,6 +164,7 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
         "last_ack_at": iso_time(stats.last_ack_at_ms),
         "next_seq": stats.next_seq,
         "broker_connected": link.get("connected"),
+        "broker": link.get("broker"),
         "collector_online": link.get("collector_online"),
         "link_updated_at": iso_time(link.get("at_ms")),
         # As of link_updated_at: written by the running agent when they change.

@@ -66,6 +66,7 @@ REJECTED_LOG_LIMIT = 100
 @dataclass(frozen=True)
 class ForwarderStatus:
     connected: bool
+    broker: str  # host:port of the broker (a cluster's node) connected to or being tried
     collector_online: bool | None  # None: no collector state seen yet
     last_ack_seq: int
     last_ack_at_ms: int | None
@@ -134,6 +135,7 @@ class Forwarder:
         stats = self._outbox.stats()
         return ForwarderStatus(
             connected=self._client.connected,
+            broker=self._client.broker,
             collector_online=self._collector_online,
             last_ack_seq=stats.last_ack_seq,
             last_ack_at_ms=stats.last_ack_at_ms,

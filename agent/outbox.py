@@ -48,6 +48,7 @@ from linewarden.wire import (
     IncidentUpdatedBody,
     MetricsBody,
     StateChangeBody,
+    VersionObservedBody,
     WireModel,
     encode,
 )
@@ -63,6 +64,7 @@ BODY_TYPES: dict[str, type[WireModel]] = {
     "incident_updated": IncidentUpdatedBody,
     "incident_resolved": IncidentResolvedBody,
     "change_detected": ChangeDetectedBody,
+    "version_observed": VersionObservedBody,
     "gap": GapBody,
 }
 _MIGRATIONS: tuple[tuple[str, ...], ...] = (

@@ -35,7 +35,7 @@ from agent.probes.registry import make_probe, safe_poll
 from agent.recorder import Recorder
 from linewarden import __version__
 from linewarden.certs import expiring
-from linewarden.changes import ChangeDetector
+from linewarden.changes import ChangeDetector, VersionReporter
 from linewarden.config.agent import AgentConfig
 from linewarden.config.targets import TargetConfig
 from linewarden.debounce import Debouncer, Transition
@@ -116,6 +116,7 @@ class Agent:
             site_link_hold_ms=_ms(max(s.interval_s for s in self.slots.values())),
         )
         self._changes = ChangeDetector()
+        self._versions = VersionReporter()
         self._metrics = MetricsAggregator()
         self.forwarder = Forwarder(cfg, self.outbox, self._birth, self.boot, clock_ms, mqtt)
         self._stopping = asyncio.Event()
@@ -246,6 +247,10 @@ class Agent:
                 extra += [("change_detected", c) for c in self._changes.observe(
                     target_id, slot.cfg.asset, result.versions, now_ms
                 )]
+                if slot.cfg.report_versions:
+                    extra += [("version_observed", v) for v in self._versions.observe(
+                        target_id, slot.cfg.asset, result.versions, now_ms
+                    )]
             if self.cfg.agent.metrics:
                 extra += [("metrics", m) for m in self._metrics.add(target_id, result.state, result.latency_ms, now_ms)]
         # Without a transition there is nothing for the tracker; housekeeping ticks it every second.
@@ -269,10 +274,11 @@ class Agent:
                 "rejected_acks": status.rejected_acks,
                 "task_crashes": dict(self.supervisor.crashes),
             }
-            now_saved = (status.connected, status.collector_online, *map(str, health.values()))
+            now_saved = (status.connected, status.broker, status.collector_online, *map(str, health.values()))
             if now_saved != saved or now_ms - saved_ms >= LINK_REFRESH_MS:
                 link = {
                     "connected": status.connected,
+                    "broker": status.broker,
                     "collector_online": status.collector_online,
                     "at_ms": now_ms,
                     "certificates": [c.as_dict() for c in self.forwarder.certificates()],
@@ -330,6 +336,7 @@ class Agent:
             "debouncers": {t: s.debouncer.snapshot() for t, s in self.slots.items()},
             "incidents": self._tracker.snapshot(),
             "changes": self._changes.snapshot(),
+            "versions": self._versions.snapshot(),
         }
 
     def _restore(self) -> list[Emitted]:
@@ -348,6 +355,7 @@ class Agent:
             if target_id in self.slots:
                 self.slots[target_id].debouncer.restore(snap)
         self._changes.restore(saved.get("changes", {}))
+        self._versions.restore(saved.get("versions", {}))
         return self._tracker.restore(saved.get("incidents", {}), now_ms)
 
     def _birth(self) -> Birth:

@@ -281,13 +281,15 @@ condition = {{ equals = 1, fail_state = "DOWN" }}
 """
 
 
-def collector_toml(data_dir: Path, broker_port: int, database_url: str | None) -> str:
+def collector_toml(data_dir: Path, broker_port: int, database_url: str | None, collector_id: str = "faults-collector",
+                   share_group: str | None = None) -> str:
     db = f'database_url = "{database_url}"\n' if database_url else ""
+    ingest = f'[ingest]\nshare_group = "{share_group}"\n' if share_group else ""
     return f"""
 contracts = ["contracts/*.toml"]
-
+{ingest}
 [collector]
-id = "faults-collector"
+id = "{collector_id}"
 data_dir = "{data_dir}"
 {db}timezone = "Europe/Berlin"
 
@@ -478,7 +480,11 @@ class System:
     """Everything of one fault run, in `directory`; an async context manager that stops it all."""
 
     def __init__(self, directory: Path, *, collector: Callable[[Path], list[str]], postgres: bool = False,
-                 agent_disk: bool = False, collector_disk: bool = False, clock_file: bool = False) -> None:
+                 agent_disk: bool = False, collector_disk: bool = False, clock_file: bool = False,
+                 collectors: int = 1) -> None:
+        """`collectors` > 1: that many collector processes on PostgreSQL sharing the ingest (docs/scale-out.md)."""
+        if collectors > 1 and not postgres:
+            raise ValueError("several collectors share one PostgreSQL")
         self.dir = directory
         self.collector_cmd = collector
         self.broker = Broker()
@@ -492,13 +498,18 @@ class System:
         self.collector_disk = SmallDisk(self.collector_dir) if collector_disk else None
         self.clock_file = directory / "clock-offset-ms" if clock_file else None
         self.sides: list[Side] = []
-        self.collector: Service | None = None
+        self.collector_count = collectors
+        self.collectors: list[Service] = []
         self._stack = contextlib.AsyncExitStack()
         self._supervisors: list[asyncio.Task[None]] = []
 
     @property
+    def collector(self) -> Service | None:
+        return self.collectors[0] if self.collectors else None
+
+    @property
     def services(self) -> list[Service]:
-        return [s.service for s in self.sides] + ([self.collector] if self.collector else [])
+        return [s.service for s in self.sides] + self.collectors
 
     def env(self, **extra: str) -> dict[str, str]:
         env = {**os.environ, "PYTHONPATH": str(REPO), SECRET_ENV: SECRET, **extra}
@@ -565,13 +576,20 @@ class System:
             self.sides.append(Side(f"agent-{name}", mes, plc, service, data_dir))
         assets = [s.mes.name for s in self.sides]
         (config_dir / "contracts" / "faults.toml").write_text(contract_toml(assets, self.hook.url))
-        collector_path = config_dir / "collector.toml"
-        collector_path.write_text(collector_toml(self.collector_dir, self.broker.port, database_url))
-        self.collector = Service("collector", self.collector_cmd(collector_path), self.env(),
-                                 self.dir / "collector.log")
-        self.collector.start()
-        await wait_for(lambda: self.read(lambda q: q("SELECT 1 FROM counters", ())) is not None, START_S,
-                       "the collector's store")
+        shared = self.collector_count > 1
+        for n in range(1, self.collector_count + 1):
+            name = "collector" if n == 1 else f"collector-{n}"
+            data_dir = self.collector_dir if n == 1 else self.dir / name
+            data_dir.mkdir(exist_ok=True)
+            path = config_dir / f"{name}.toml"
+            path.write_text(collector_toml(data_dir, self.broker.port, database_url, f"faults-{name}",
+                                           "faults" if shared else None))
+            self.collectors.append(Service(name, self.collector_cmd(path), self.env(), self.dir / f"{name}.log"))
+        for n, collector in enumerate(self.collectors):
+            collector.start()
+            if n == 0:  # the first one creates the store; the others then find it migrated
+                await wait_for(lambda: self.read(lambda q: q("SELECT 1 FROM counters", ())) is not None, START_S,
+                               "the collector's store")
         for side in self.sides:
             side.service.start()
         self._supervisors = [asyncio.create_task(s.supervise()) for s in self.services]
@@ -579,6 +597,9 @@ class System:
         await wait_for(lambda: len(self.read(lambda q: q(
             "SELECT DISTINCT target FROM state_changes WHERE to_state = 'UP'", ())) or []) >= targets,
             START_S, "every target UP at the collector")
+        if shared:
+            await wait_for(lambda: all("MQTT connected" in c.tail(100_000) for c in self.collectors), START_S,
+                           "every collector connected to the broker")
 
     # ------------------------------------------------------------ reading
 

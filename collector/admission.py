@@ -5,11 +5,11 @@ Rules (docs/threat-model.md, boundaries "agent data" and "sequence numbers"):
 - An incident belongs to the (site, agent) whose event first named it. An `incident_opened`, `_updated` or
   `_resolved` naming an incident of another (site, agent) is refused: no agent can resolve, re-classify (e.g. as
   `site_link`) or re-open another's incident.
-- A `state_change` or `change_detected` must name a target in its agent's registry (the targets its births and
-  imported target lists declared). Its asset is the registry's: an asset the event names is ignored, so an agent
-  can only ever touch the assets of its own targets. An `incident_opened` of kind "target" must name a registered
-  target (its asset, too, is the registry's); one of kind "site_link" may list only registered targets and name
-  no asset other than theirs.
+- A `state_change`, `change_detected` or `version_observed` must name a target in its agent's registry (the
+  targets its births and imported target lists declared). Its asset is the registry's: an asset the event names
+  is ignored, so an agent can only ever touch the assets of its own targets. An `incident_opened` of kind
+  "target" must name a registered target (its asset, too, is the registry's); one of kind "site_link" may list
+  only registered targets and name no asset other than theirs.
 - A `gap` may declare lost only seqs below its own (`from_seq <= to_seq < seq`).
 - Live only: a seq more than `max_ahead` beyond the epoch's ack is implausible. It is dead-lettered but its seq
   stays free, so a forged far-future event never makes the real one look like a duplicate later.
@@ -35,11 +35,12 @@ from linewarden.wire import (
     IncidentResolvedEvent,
     IncidentUpdatedEvent,
     StateChangeEvent,
+    VersionObservedEvent,
 )
 
 _INCIDENT = (IncidentOpenedEvent, IncidentUpdatedEvent, IncidentResolvedEvent)
-_TARGETED = (StateChangeEvent, ChangeDetectedEvent)
-_NAMING_TARGETS = frozenset({"incident_opened", "state_change", "change_detected"})
+_TARGETED = (StateChangeEvent, ChangeDetectedEvent, VersionObservedEvent)
+_NAMING_TARGETS = frozenset({"incident_opened", "state_change", "change_detected", "version_observed"})
 _SCREENED_TYPES = _NAMING_TARGETS | {"incident_updated", "incident_resolved", "gap"}
 
 

@@ -6,6 +6,10 @@ before; the first entry's `prev_hash` is GENESIS_HASH (64 zeros). Ids run 1, 2, 
 deleting or reordering any entry breaks the chain at that entry. Removing entries from the end leaves a
 valid shorter chain, and whoever can write the database can rewrite and re-chain it whole: signed
 checkpoints kept outside the database (collector.audit_evidence) detect both.
+
+Several collectors may append at once (on PostgreSQL, under READ COMMITTED): an append first takes the chain
+head's row lock (`lock_chain`), held until its transaction ends, and only then reads the last entry, so the
+next writer waits and links to this one: no two entries with one id, no fork.
 """
 
 from __future__ import annotations
@@ -59,6 +63,12 @@ def entry_hash(
     return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
+def lock_chain(sql: Sql) -> None:
+    """Hold the chain head until the caller's transaction ends (taken again in the same transaction: a no-op).
+    Ticketing numbers its dispatches and timers by max + 1 under this same lock: one lock, so no lock order."""
+    sql.execute("UPDATE write_locks SET taken = taken + 1 WHERE name = 'audit'")
+
+
 def append_entry(
     sql: Sql,
     actor: str,
@@ -69,6 +79,7 @@ def append_entry(
     at_ms: int,
 ) -> AuditEntry:
     """Append inside the caller's write transaction, so the entry commits (or not) with the change it records."""
+    lock_chain(sql)
     rows = sql.query("SELECT id, hash FROM audit_log ORDER BY id DESC LIMIT 1")
     new_id, prev = (int(rows[0]["id"]) + 1, str(rows[0]["hash"])) if rows else (1, GENESIS_HASH)
     details = json.loads(canonical_json(details))  # what verify() will read back
@@ -182,6 +193,7 @@ def append_if_changed(
     """Append unless the last entry about `obj` already says the same (`details` equal): for figures and files
     that are looked at often but change rarely (contracts, credits). `changed_action` names the entry when
     an earlier one about `obj` exists."""
+    lock_chain(sql)  # before the read: two collectors starting at once record a changed contract once
     rows = sql.query("SELECT details FROM audit_log WHERE object = ? ORDER BY id DESC LIMIT 1", (obj,))
     if rows and json.loads(rows[0]["details"]) == json.loads(canonical_json(details)):
         return None

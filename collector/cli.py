@@ -18,11 +18,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from collector import certificates, liveness
+from collector.archive_import import ArchiveRefused, import_archive, is_archive
 from collector.audit_cli import audit, audit_args
+from collector.cli_changes import change, change_args, remote_access, remote_access_args
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
 from collector.console.cli import user, user_args
-from collector.exporter import export_all
+from collector.exporter import export_archive
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
 from collector.store import Store, open_store
@@ -75,7 +77,7 @@ async def _serve(config: CollectorConfig, store: Store, book: ContractBook) -> N
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
-    log.info("collector %s starting; broker %s:%s", config.collector.id, config.broker.host, config.broker.port)
+    log.info("collector %s starting; broker %s", config.collector.id, config.broker.shown())
     await CollectorService(config, store, book=book, serve_api=True).run(stop)
 
 
@@ -83,11 +85,30 @@ async def _serve(config: CollectorConfig, store: Store, book: ContractBook) -> N
 
 
 def _import_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("file", type=Path, help="JSON Lines: wire events with site and agent, and collector records")
+    p.add_argument("file", type=Path, help="JSON Lines: wire events with site and agent, and collector records; "
+                   "or an archive of `collector export` (into a fresh store)")
 
 
 def _import(args: argparse.Namespace) -> int:
-    config, store = _open(args)
+    config = load(CollectorConfig, args.config)
+    try:
+        archive = is_archive(args.file)
+    except OSError as exc:
+        print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return EXIT_RUNTIME
+    if archive:
+        try:
+            done = import_archive(config, args.file, wall_clock_ms())
+        except ArchiveRefused as exc:
+            print(f"error: archive not imported: {exc}", file=sys.stderr)
+            return EXIT_RUNTIME
+        except OSError as exc:
+            print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+            return EXIT_RUNTIME
+        print(f"imported {done.rows} rows of {done.tables} tables and {done.files} files; contract and calendar "
+              f"files and the signed checkpoints are in {done.imported_dir}")
+        return EXIT_OK
+    store = open_store(config)
     try:
         result = import_file(store, args.file, wall_clock_ms(), load_book(config, args.config))
     except OSError as exc:
@@ -105,19 +126,23 @@ def _import(args: argparse.Namespace) -> int:
 
 
 def _export_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--out", type=Path, required=True, help="directory for <table>.jsonl and <table>.csv")
+    p.add_argument("--out", type=Path, required=True, help="the archive to write (zip; `collector import` reads it)")
+    p.add_argument("--csv", action="store_true", help="also put every table in as CSV (csv/<table>.csv)")
 
 
 def _export(args: argparse.Namespace) -> int:
-    _, store = _open(args)
+    config, store = _open(args)
     try:
-        counts = export_all(store, args.out)
+        manifest = export_archive(store, config, args.config, args.out, wall_clock_ms(), with_csv=args.csv)
     except OSError as exc:
-        print(f"error: cannot write to {args.out}: {exc.strerror}", file=sys.stderr)
+        print(f"error: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
         return EXIT_RUNTIME
     finally:
         store.close()
-    print(render([{"table": t, "rows": n} for t, n in counts.items()], "table"))
+    print(render([{"table": t, "rows": d["rows"]} for t, d in manifest["tables"].items()], "table"))
+    files = sum(1 for m in manifest["members"] if m["kind"] not in ("table", "csv"))
+    print(f"wrote {args.out}: {len(manifest['tables'])} tables, {files} files, {manifest['audit']['entries']} "
+          "audit entries")
     return EXIT_OK
 
 
@@ -237,7 +262,7 @@ def _token(args: argparse.Namespace) -> int:
 _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {
     "run": ("run the collector: ingest from agents over MQTT", _run_args, _run),
     "import": ("import history from a JSON Lines file (idempotent)", _import_args, _import),
-    "export": ("export every table as JSON Lines and CSV", _export_args, _export),
+    "export": ("export everything into one archive that `import` reads back", _export_args, _export),
     "agents": ("list agents: last seen, liveness, clock skew, dead letters", _agents_args, _agents),
     "report": ("SLA report per contract for a month: uptime, incidents, credits, scorecard", report_args, report),
     "contract": ("list contracts; verify a signed document against its SHA-256", contract_args, contract),
@@ -249,6 +274,9 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "dispute": ("list, show and settle vendors' disputes of incidents", dispute_args, dispute),
     "review": ("the monthly vendor review as PDF, or the report's tables as CSV", review_args, review),
     "user": ("add, list, disable console users and change their passwords", user_args, user),
+    "change": ("approve change windows with their change (CAB) reference; observed versions", change_args, change),
+    "remote-access": ("import and list vendor remote sessions (jump host, VPN)", remote_access_args,
+                      remote_access),
 }
 
 

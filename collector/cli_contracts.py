@@ -18,6 +18,8 @@ from pydantic import ValidationError
 
 from collector.audit import append_entry, append_if_changed, local_actor
 from collector.audit_evidence import latest_checkpoint
+from collector.cli_lifecycle import ACTIONS as LIFECYCLE_ACTIONS
+from collector.cli_lifecycle import lifecycle, lifecycle_args
 from collector.contracts import record_contracts
 from collector.exports import TABLES, csv_tables
 from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement, record_window, stamp
@@ -138,11 +140,14 @@ def contract_args(p: argparse.ArgumentParser) -> None:
     verify.add_argument("document", type=Path)
     lst = sub.add_parser("list", help="list the contracts the collector config names")
     lst.add_argument("--format", choices=FORMATS, default="table")
+    lifecycle_args(sub)
 
 
 def contract(args: argparse.Namespace) -> int:
     config = load(CollectorConfig, args.config)
     book = load_book(config, args.config)
+    if args.action in LIFECYCLE_ACTIONS:
+        return lifecycle(args, config, book)
     if args.action == "list":
         rows = [
             {

@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from collector import admission
 from collector.audit import append_entry
 from collector.maintenance import IMPORTED, SiteAsset, check_covers, site_assets
+from collector.progress import Progress
 from collector.records import (
     ImportedEvent,
     ImportRecord,
@@ -167,13 +168,24 @@ def import_lines(
     return result
 
 
-def import_file(store: Store, path: Path, received_at: int, book: ContractBook | None = None) -> ImportResult:
-    """Raises OSError when the file cannot be read."""
+def import_file(store: Store, path: Path, received_at: int, book: ContractBook | None = None,
+                progress_stream: IO[str] | None = None) -> ImportResult:
+    """Raises OSError when the file cannot be read. A progress bar goes to `progress_stream` (default standard
+    error) when it is a terminal."""
     digest, size = hashlib.sha256(), 0
     with path.open("rb") as f:  # a year of a plant's history need not fit in memory: hash it, then stream it
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
             size += len(chunk)
     source = {"file": path.name, "sha256": digest.hexdigest(), "bytes": size}
+    progress = Progress(size, "import", progress_stream)
+
+    def counted(lines: Iterable[bytes]) -> Iterator[bytes]:
+        for line in lines:
+            progress.advance(len(line), path.name)
+            yield line
+
     with path.open("rb") as f:
-        return import_lines(store, f, received_at, book, source)
+        result = import_lines(store, counted(f), received_at, book, source)
+    progress.finish()
+    return result

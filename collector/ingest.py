@@ -5,6 +5,10 @@ Transport-free: the service hands in (topic, payload, received_at) and publishes
 it never stops ingest. An event that names what its agent does not own, or a seq beyond its plausible range, is
 dead-lettered by itself and the rest of its batch is stored (`collector.admission`). Database failures propagate:
 nothing is acked, so the agent sends again.
+
+The ack is computed in the transaction that stores, from what the store holds, never from this process's
+memory: with several collectors sharing the ingest, one agent's batches land on different collectors, and each
+first takes the agent's ack row lock (`Writer.lock_ack`), so the later one sees the earlier one's commit.
 """
 
 from __future__ import annotations
@@ -105,6 +109,7 @@ class Ingest:
     ) -> list[Publication]:
         self._check_sender(site, agent, birth)
         with self.store.transaction() as tx:
+            tx.lock_ack(site, agent, birth.epoch, create=False)  # a new epoch's row is the birth's to create
             before = tx.agent(site, agent)
             if before is not None and before.boot != birth.boot:
                 self._restarted(tx, before, birth)
@@ -160,6 +165,7 @@ class Ingest:
     def _events(self, topic: str, batch: EventBatch, site: str, agent: str, received_at: int) -> list[Publication]:
         self._check_sender(site, agent, batch)
         with self.store.transaction() as tx:
+            tx.lock_ack(site, agent, batch.epoch, create=True)  # the agent's batches commit one after another
             verdict = admission.screen(
                 tx, site, agent, batch.epoch, batch.events, strict=True, max_ahead=self.max_seq_ahead
             )

@@ -207,7 +207,7 @@ async def publish_announcement(broker: BrokerConfig, ann: MaintenanceAnnouncemen
             await client.publish(maintenance_topic(ann.site), encode(ann), qos=1, retain=True)
     except TimeoutError:
         raise LinewardenError(
-            f"broker {broker.host}:{broker.port} did not take the maintenance announcement within {timeout_s:g} s"
+            f"broker {broker.shown()} did not take the maintenance announcement within {timeout_s:g} s"
         ) from None
     finally:
         await client.stop()

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from collector.audit_evidence import Checkpoint
+from collector.conduct import add_conduct
 from collector.dispute_records import contract_notes
 from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
@@ -201,7 +202,8 @@ def reports(
         notes = contract_notes(store, contract.contract.id)
         settled = [s for s in (settlement(n) for n in notes) if s is not None]
         built = build_report(contract, period, apply_settlements(inputs, settled, as_of), book.calendars, as_of)
-        out.append(mark_report(built, notes, period_incident_ids(inputs, period, as_of)))
+        marked = mark_report(built, notes, period_incident_ids(inputs, period, as_of))
+        out.append(add_conduct(marked, store, book, contract, period, cache[key], inputs, as_of))
     return out
 
 
@@ -406,7 +408,58 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
         "score": str(sc.score),
     }
     row.update({k: v for k, v in compliance.items() if v is not None})
+    row.update(
+        untested_patches=sc.untested_patches,
+        unapproved_version_changes=sc.unapproved_version_changes,
+        rollbacks=sc.rollbacks,
+        flagged_remote_sessions=sc.flagged_remote_sessions,
+    )
     return row
+
+
+FINDING_TEXT = {"untested_patch": "untested patch", "unapproved_change": "unapproved change"}
+
+
+def patch_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "contract": report.contract_id,
+            "asset": c.asset,
+            "what": c.what,
+            "old": c.old,
+            "new": c.new,
+            "at": fmt_time(c.at_ms),
+            "finding": ", ".join(FINDING_TEXT[f] for f in c.findings) or "ok",
+            "rollback": "yes" if c.rollback else "no",
+            "staging": c.staging_asset,
+            "staging_since": fmt_time(c.staging_since_ms),
+            "staged": _duration(c.staged_ms),
+            "required": _duration(c.required_ms),
+            "window": c.window,
+            "change_ref": c.change_ref,
+        }
+        for c in report.patch_changes
+    ]
+
+
+def session_rows(report: ContractReport, fmt_time: Any) -> list[dict[str, Any]]:
+    return [
+        {
+            "contract": report.contract_id,
+            "gateway": s.gateway,
+            "session": s.id,
+            "user": s.user,
+            "from": s.source,
+            "asset": s.asset,
+            "start": fmt_time(s.start_ms),
+            "end": fmt_time(s.end_ms),
+            "ticket": s.incident,
+            "windows": ", ".join(s.windows),
+            "uncovered": _duration(s.uncovered_ms),
+            "flag": "outside ticket and approved window" if s.flagged else "",
+        }
+        for s in report.remote_sessions
+    ]
 
 
 def with_checkpoint(report: ContractReport, checkpoint: Checkpoint | None) -> dict[str, Any]:
@@ -454,6 +507,8 @@ def iter_sections(
     yield "credits", credit_rows(report)
     yield "scorecard", [scorecard_row(report)]
     yield "disputes", dispute_rows(report, fmt_time)
+    yield "patch_changes", patch_rows(report, fmt_time)
+    yield "remote_sessions", session_rows(report, fmt_time)
     if checkpoint is not None:
         fields = ("count", "head", "at", "collector", "key_id", "signature")
         yield "audit_checkpoint", [{k: checkpoint.to_dict()[k] for k in fields}]

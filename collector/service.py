@@ -16,6 +16,10 @@ held in memory without its PUBACK, and so is every later one, in arrival order; 
 bounds how many are held (at most HELD_MAX; beyond that a message is PUBACKed unstored: the agent, which
 gets no ack for it, sends it again). Nothing is acked that is not committed, so nothing is lost.
 
+Several collectors may share one PostgreSQL (docs/scale-out.md): with `ingest.share_group` set they subscribe
+as one MQTT shared-subscription group, so the broker hands each agent message to one of them, and each says the
+collector state `online` again when another one's Last Will says `offline`.
+
 The dispatch, timer, liveness and retry loops run under one supervisor (linewarden/supervise.py): a crash is
 logged with its traceback, counted and restarted with backoff; repeated crashes end `run()` with
 SupervisorGaveUp and `linewarden collector run` exits 1, for the service manager to restart it.
@@ -44,6 +48,7 @@ from collector.contracts import record_contracts
 from collector.ingest import Ingest, Publication
 from collector.maintenance import FAR_FUTURE_MS, announcement
 from collector.metrics import CollectorMetrics, add_ops_routes
+from collector.remote_access.listener import SyslogListener
 from collector.store.base import Store
 from collector.ticketing.base import TicketSink
 from collector.ticketing.dispatch import Dispatcher, RetryPolicy
@@ -54,14 +59,15 @@ from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
 from linewarden.book import ContractBook
 from linewarden.config.collector import CollectorConfig
-from linewarden.errors import BrokerError, StorageFull, StoreUnavailable, TicketRejected
-from linewarden.mqtt import MqttClient, Will
+from linewarden.errors import BrokerError, StorageFull, StoreUnavailable, TicketRejected, WireError
+from linewarden.mqtt import MqttClient, Will, shared
 from linewarden.supervise import RestartPolicy, Supervisor
 from linewarden.wire import (
     AGENT_SUBSCRIPTIONS,
     COLLECTOR_STATE_TOPIC,
     TOPIC_ROOT,
     CollectorState,
+    decode,
     encode,
     maintenance_topic,
 )
@@ -153,13 +159,20 @@ class CollectorService:
         self.supervisor = Supervisor(RESTART_POLICY)
         self._held: deque[tuple[str, bytes, asyncio.Future[None]]] = deque()
         self._held_added = asyncio.Event()
+        self._stopping = False
         self._retry: asyncio.Task[None] | None = None
         self.storage_fault: str | None = None  # why messages are held, while they are
+        ra = config.remote_access
+        self.remote_access = SyslogListener(store, ra, clock) if ra.enabled else None
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._stopping = False
+        group = self.config.ingest.share_group
         for topic_filter in AGENT_SUBSCRIPTIONS:
-            self.mqtt.subscribe(f"{TOPIC_ROOT}/{topic_filter}", self._on_message)
+            self.mqtt.subscribe(shared(group, f"{TOPIC_ROOT}/{topic_filter}"), self._on_message)
+        if group is not None:
+            self.mqtt.subscribe(COLLECTOR_STATE_TOPIC, self._on_collector_state)
         self.mqtt.on_connect = self._on_connect
         changed = record_contracts(self.store, self.book, self.clock(), "collector", socket.gethostname())
         if changed:
@@ -180,6 +193,8 @@ class CollectorService:
                 self._warm_stop.clear()
                 self._warming = asyncio.create_task(asyncio.to_thread(self.console.state.warm, self._warm_stop),
                                                     name="console-warm")
+        if self.remote_access is not None:
+            await self.remote_access.start()
         await self.mqtt.start()
         self._watch = sup.spawn("collector-liveness", self._watch_liveness)
         if self.checkpointer is not None:
@@ -218,6 +233,7 @@ class CollectorService:
             log.exception("routing incidents failed; they are routed after the next batch or restart")
 
     async def stop(self) -> None:
+        self._stopping = True
         self._stop_ticketing.set()
         if self._ticketing:
             # A loop waiting out a restart backoff would see the stop only after it: cancel what is left.
@@ -234,6 +250,8 @@ class CollectorService:
             await self.console.state.hub.stop()
         if self.api is not None:
             await self.api.stop()
+        if self.remote_access is not None:
+            await self.remote_access.stop()
         for sink in self.sinks.values():
             with contextlib.suppress(Exception):
                 await sink.aclose()
@@ -274,6 +292,21 @@ class CollectorService:
         sites = {w.site for w in self.store.maintenance_windows(now, FAR_FUTURE_MS) if w.cancelled_at is None}
         for site in sorted(sites):
             self._publish_maintenance(site)
+
+    def _on_collector_state(self, topic: str, payload: bytes) -> None:
+        """Sharing the ingest: the state is one retained message for all collectors, and another one's Last Will
+        (or clean stop) says `offline`; while this one serves, it says `online` again, so agents do not hold
+        their events back (they resend what the one that went had not acked)."""
+        if self._stopping or not payload:
+            return
+        try:
+            online = decode(CollectorState, payload).online
+        except WireError as exc:
+            log.warning("bad collector state ignored: %s", exc)
+            return
+        if not online:
+            log.info("another collector went offline; this one serves: collector state online again")
+            self._publish([Publication(COLLECTOR_STATE_TOPIC, _state(True, self.clock()), retain=True)])
 
     def _maintenance_changed(self, site: str) -> None:
         """Called from the API's worker threads: publish on the event loop."""

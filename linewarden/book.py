@@ -57,6 +57,12 @@ class ContractBook:
         return out
 
 
+def config_files(config: CollectorConfig, config_path: Path) -> dict[str, list[Path]]:
+    """The contract and calendar files a collector config names, as `load_book` reads them."""
+    base = config_path.parent
+    return {"contracts": _files(config.contracts, base), "calendars": _files(config.calendars, base)}
+
+
 def load_book(config: CollectorConfig, config_path: Path) -> ContractBook:
     base = config_path.parent
     calendars: dict[str, CoverageCalendar] = {}

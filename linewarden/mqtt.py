@@ -18,6 +18,16 @@ collector must not import each other, and both need the same careful handling of
   counts as not connected and `publish` refuses, so nothing goes out on a connection whose loss of its
   predecessor (failing that one's futures) and whose connect hook have not run yet.
 - Subscriptions are kept here and restored on every (re)connect.
+- A broker cluster (`nodes`): each node is tried in turn with a paho client of its own; a refused or lost
+  connection, or no CONNACK within `connect_timeout`, moves on to the next node at once, and a round in which
+  every node failed is followed by a wait (`linewarden/failover.py`). So does a node that has not granted every
+  subscription of the connect within `connect_timeout`: a clustered broker can accept the connection while it
+  cannot set a subscription up yet (NATS while its JetStream elects leaders), and a client without its ack
+  subscription would resend forever unheard. A refused subscription is asked for again every
+  `SUBSCRIBE_RETRY_S` until then, on the same connection (cheaper than a new one, which NATS may refuse too).
+  Everything above holds across the switch: it is a reconnect, to another node.
+- Subscriptions are kept here and restored on every (re)connect. A shared subscription (`shared()`,
+  `$share/<group>/<filter>`) is matched against incoming topics by its filter part.
 - TLS: the broker's chain is always verified; `verify_hostname = false` skips only the host name check. The
   certificate, key and CA files are checked for changes every `reload_interval` and after a failed connect;
   on a change the client reconnects with a new SSL context (a new paho client: paho sets TLS up once).
@@ -33,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import ssl
 import time
 from collections.abc import Callable
@@ -46,6 +57,7 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from linewarden.certs import DAY_MS, CertError, CertInfo, Role, expiring, inspect_der, inspect_pem
 from linewarden.config.base import BrokerConfig, TlsConfig
 from linewarden.errors import BrokerError, ConnectionLost
+from linewarden.failover import NodeRotation
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +72,9 @@ RECONNECT_MAX_S = 30
 MAX_INFLIGHT = 20
 # paho's own queue only ever holds what is in flight or racing a disconnect; never an outage's worth of data.
 MAX_QUEUED = 1000
+# With a cluster: the wait before asking again for a subscription the node refused.
+SUBSCRIBE_RETRY_S = 0.5
+SHARE_PREFIX = "$share/"
 
 
 @dataclass(frozen=True)
@@ -97,6 +112,23 @@ class MqttClient:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._reloading = False
         self._refused = False  # the broker refused the CONNECT; its closing the socket is the same failure
+        self._nodes = config.endpoints()
+        self._node = 0  # index into _nodes of the node connected to or being tried
+        self._rotation = (
+            NodeRotation(
+                len(self._nodes),
+                RECONNECT_MIN_S,
+                config.round_wait_max.total_seconds(),
+                stable_s=config.connect_timeout.total_seconds(),
+            )
+            if len(self._nodes) > 1
+            else None
+        )
+        self._context: ssl.SSLContext | None = None
+        self._switching = False  # moving to the next node of a cluster
+        # With a cluster: the connect's subscriptions not granted yet (by mid), and until when they may take.
+        self._suback_due: dict[int, str] = {}
+        self._suback_deadline = 0.0
 
     @property
     def connected(self) -> bool:
@@ -106,6 +138,12 @@ class MqttClient:
     @property
     def client_id(self) -> str:
         return self._client_id
+
+    @property
+    def broker(self) -> str:
+        """`host:port` of the broker (the cluster's node) connected to or being tried."""
+        host, port = self._nodes[self._node]
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     def set_will(self, will: Will | None) -> None:
         """Set the Last Will sent with the next CONNECT (call before `start()` to cover the first one)."""
@@ -133,15 +171,17 @@ class MqttClient:
         if tls is not None:
             self._tls_files = file_stamps(tls)
             context = self._ssl_context(tls)
+        self._context = context
         self._paho = self._new_client(context)
         self._paho.loop_start()
+        self._await_connack(self._paho)
         if tls is not None:
             self._spawn(self._watch_tls(tls))
 
     async def reload_if_changed(self) -> bool:
         """Reconnect with a new SSL context when the certificate, key or CA files changed; True if it did."""
         tls = self._config.tls
-        if tls is None or self._paho is None or self._reloading:
+        if tls is None or self._paho is None or self._reloading or self._switching:
             return False
         stamps = file_stamps(tls)
         if stamps in (self._tls_files, self._failed_files):
@@ -160,8 +200,10 @@ class MqttClient:
             if self._connected:
                 self._disconnected_on_loop("reconnecting with new TLS files")
             self._tls_files, self._peer_cert = stamps, None
+            self._context = context
             self._paho = self._new_client(context)
             self._paho.loop_start()
+            self._await_connack(self._paho)
         finally:
             self._reloading = False
         self.tls_reloads += 1
@@ -201,7 +243,7 @@ class MqttClient:
         for cert in self.expiring_certificates(now_ms):
             if now_ms - self._warned_at.get(cert, -DAY_MS) >= DAY_MS:
                 self._warned_at[cert] = now_ms
-                log.warning("MQTT TLS: %s (broker %s:%s)", cert.describe(now_ms), self._config.host, self._config.port)
+                log.warning("MQTT TLS: %s (broker %s)", cert.describe(now_ms), self.broker)
 
     def _new_client(self, context: ssl.SSLContext | None) -> paho.Client:
         client = paho.Client(
@@ -210,7 +252,11 @@ class MqttClient:
             protocol=self._protocol,
             clean_session=True if self._protocol == MQTTProtocolVersion.MQTTv311 else None,
             manual_ack=True,
+            # In a cluster the next attempt goes to the next node, with a new client (_fail_over).
+            reconnect_on_failure=self._rotation is None,
         )
+        if self._rotation is not None:
+            client.connect_timeout = self._config.connect_timeout.total_seconds()
         client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
         client.max_inflight_messages_set(MAX_INFLIGHT)
         client.max_queued_messages_set(MAX_QUEUED)
@@ -228,9 +274,11 @@ class MqttClient:
         client.on_connect_fail = self._paho_on_connect_fail
         client.on_publish = self._paho_on_publish
         client.on_message = self._paho_on_message
+        client.on_subscribe = self._paho_on_subscribe
+        host, port = self._nodes[self._node]
         client.connect_async(
-            self._config.host,
-            self._config.port,
+            host,
+            port,
             keepalive=max(1, int(self._config.keepalive.total_seconds())),
             clean_start=True,
         )
@@ -293,11 +341,17 @@ class MqttClient:
         try:
             if reason.is_failure:
                 self._call_on_loop(self._refused_on_loop, f"refused: {reason}")
+                self._node_news(client, f"refused the connection: {reason}")
                 return
             _drop_unsent(client)
             self._session += 1  # in the network thread, before any message of the new session is read
+            mids = {}
             for topic_filter in list(self._subscriptions):
-                client.subscribe(topic_filter, qos=1)
+                mid = client.subscribe(topic_filter, qos=1)[1]
+                if mid is not None:
+                    mids[mid] = topic_filter
+            if self._rotation is not None:
+                self._call_on_loop(self._subscribing_on_loop, client, mids)
             sock = client.socket()
             peer = sock.getpeercert(binary_form=True) if isinstance(sock, ssl.SSLSocket) else None
             self._call_on_loop(self._connected_on_loop, peer, self._session)
@@ -307,6 +361,7 @@ class MqttClient:
     def _paho_on_connect_fail(self, client: paho.Client, userdata: Any) -> None:
         try:
             self._call_on_loop(self._connect_failed_on_loop, "unreachable")
+            self._node_news(client, "unreachable")
         except Exception:
             log.exception("error in MQTT on_connect_fail")
 
@@ -315,6 +370,7 @@ class MqttClient:
     ) -> None:
         try:
             self._call_on_loop(self._disconnected_on_loop, str(reason))
+            self._node_news(client, f"connection lost ({reason})")
         except Exception:
             log.exception("error in MQTT on_disconnect")
 
@@ -325,6 +381,18 @@ class MqttClient:
         except Exception:
             log.exception("error in MQTT on_publish")
 
+    def _paho_on_subscribe(
+        self, client: paho.Client, userdata: Any, mid: int, reasons: list[Any], properties: Any
+    ) -> None:
+        try:
+            refused = ", ".join(str(r) for r in reasons if r.is_failure) or None
+            if self._rotation is not None:
+                self._call_on_loop(self._subacked_on_loop, client, mid, refused)
+            elif refused:
+                self._call_on_loop(log.warning, "MQTT broker %s refused a subscription: %s", self.broker, refused)
+        except Exception:
+            log.exception("error in MQTT on_subscribe")
+
     def _paho_on_message(self, client: paho.Client, userdata: Any, message: paho.MQTTMessage) -> None:
         try:
             self._call_on_loop(
@@ -333,7 +401,84 @@ class MqttClient:
         except Exception:
             log.exception("error in MQTT on_message")
 
+    def _node_news(self, client: paho.Client, why: str) -> None:
+        if self._rotation is not None:
+            self._call_on_loop(self._node_failed, client, why)
+
     # ------------------------------------------------------------ event loop thread
+
+    def _await_connack(self, client: paho.Client) -> None:
+        if self._rotation is not None and self._loop is not None:
+            timeout = self._config.connect_timeout.total_seconds()
+            self._loop.call_later(timeout, self._connack_due, client, timeout)
+
+    def _connack_due(self, client: paho.Client, timeout: float) -> None:
+        if client is self._paho and not self._connected:
+            self._node_failed(client, f"no CONNACK within {timeout:g} s")
+
+    def _subscribing_on_loop(self, client: paho.Client, mids: dict[int, str]) -> None:
+        if client is not self._paho or self._loop is None:
+            return
+        self._suback_due = dict(mids)
+        timeout = self._config.connect_timeout.total_seconds()
+        self._suback_deadline = self._loop.time() + timeout
+        self._loop.call_later(timeout, self._suback_due_check, client)
+
+    def _subacked_on_loop(self, client: paho.Client, mid: int, refused: str | None) -> None:
+        topic_filter = self._suback_due.pop(mid, None) if client is self._paho else None
+        if topic_filter is None or refused is None or self._loop is None:
+            return
+        if self._loop.time() >= self._suback_deadline:
+            self._node_failed(client, f"refused the subscription to {topic_filter} ({refused})")
+            return
+        log.info("MQTT broker %s refused the subscription to %s (%s); asking again", self.broker, topic_filter, refused)
+        self._loop.call_later(SUBSCRIBE_RETRY_S, self._resubscribe, client, topic_filter)
+
+    def _resubscribe(self, client: paho.Client, topic_filter: str) -> None:
+        if client is self._paho and self._connected:
+            mid = client.subscribe(topic_filter, qos=1)[1]
+            if mid is not None:
+                self._suback_due[mid] = topic_filter
+
+    def _suback_due_check(self, client: paho.Client) -> None:
+        if client is self._paho and self._connected and self._suback_due:
+            pending = ", ".join(sorted(set(self._suback_due.values())))
+            timeout = self._config.connect_timeout.total_seconds()
+            self._node_failed(client, f"subscriptions not granted within {timeout:g} s: {pending}")
+
+    def _node_failed(self, client: paho.Client, why: str) -> None:
+        """A cluster's node failed this client: move to the next (news of a client already replaced is old)."""
+        if client is not self._paho or self._switching or self._reloading:
+            return
+        self._switching = True
+        self._spawn(self._fail_over(why))
+
+    async def _fail_over(self, why: str) -> None:
+        assert self._rotation is not None and self._loop is not None
+        try:
+            while True:
+                failed = self.broker
+                index, wait = self._rotation.failed(self._loop.time(), random.random())
+                old, self._paho = self._paho, None
+                if old is not None:
+                    old.disconnect()
+                    await asyncio.to_thread(old.loop_stop)
+                if self._connected:
+                    self._disconnected_on_loop(f"moving to another node ({why})")
+                self._node = index
+                later = f" in {wait:.1f} s (every node failed in turn)" if wait else ""
+                log.warning("MQTT broker %s failed: %s; trying %s%s", failed, why, self.broker, later)
+                await asyncio.sleep(wait)
+                try:
+                    self._paho = self._new_client(self._context)
+                except BrokerError as exc:
+                    why = str(exc)
+                    continue
+                self._paho.loop_start()
+                self._await_connack(self._paho)
+                return
+        finally:
+            self._switching = False
 
     def _connected_on_loop(self, peer_der: bytes | None, session: int) -> None:
         if self._paho is None:
@@ -342,19 +487,21 @@ class MqttClient:
         self._loop_session = session
         self.failed_connects = 0
         self._refused = False
+        if self._rotation is not None and self._loop is not None:
+            self._rotation.connected(self._loop.time())
         if peer_der:
             try:
                 self._peer_cert = inspect_der(peer_der, Role.PEER)
             except CertError as exc:
                 log.warning("cannot read the broker's certificate: %s", exc)
             self._warn_expiring()
-        log.info("MQTT connected to %s:%s as %s", self._config.host, self._config.port, self._client_id)
+        log.info("MQTT connected to %s as %s", self.broker, self._client_id)
         self._run_hook(self.on_connect)
 
     def _connect_failed_on_loop(self, why: str) -> None:
         self.failed_connects += 1
         level = logging.WARNING if self.failed_connects == 1 else logging.DEBUG
-        log.log(level, "MQTT broker %s:%s %s; retrying", self._config.host, self._config.port, why)
+        log.log(level, "MQTT broker %s %s; retrying", self.broker, why)
         if self._config.tls is not None and self._paho is not None:
             self._spawn(self.reload_if_changed())  # a broker refusing an expired certificate: try the renewed one
 
@@ -366,7 +513,7 @@ class MqttClient:
         was_connected, self._connected = self._connected, False
         self._fail_pending(f"connection lost ({reason})")
         if was_connected:
-            log.info("MQTT disconnected from %s:%s: %s", self._config.host, self._config.port, reason)
+            log.info("MQTT disconnected from %s: %s", self.broker, reason)
             self._run_hook(self.on_disconnect)
         elif self._refused:
             self._refused = False
@@ -386,7 +533,7 @@ class MqttClient:
     def _message_on_loop(self, topic: str, payload: bytes, mid: int, qos: int, session: int) -> None:
         deferred: list[asyncio.Future[None]] = []
         for topic_filter, handler in list(self._subscriptions.items()):
-            if paho.topic_matches_sub(topic_filter, topic):
+            if paho.topic_matches_sub(_unshared(topic_filter), topic):
                 try:
                     later = handler(topic, payload)
                 except Exception:
@@ -430,6 +577,19 @@ class MqttClient:
             hook()
         except Exception:
             log.exception("error in MQTT connection hook")
+
+
+def shared(group: str | None, topic_filter: str) -> str:
+    """The filter as a shared subscription of `group` (the broker hands each message to one member); as is
+    when `group` is None."""
+    return topic_filter if group is None else f"{SHARE_PREFIX}{group}/{topic_filter}"
+
+
+def _unshared(topic_filter: str) -> str:
+    """What a filter matches: a shared subscription's messages carry their plain topic."""
+    if not topic_filter.startswith(SHARE_PREFIX):
+        return topic_filter
+    return topic_filter[len(SHARE_PREFIX):].partition("/")[2]
 
 
 def local_certificates(tls: TlsConfig) -> list[CertInfo]:

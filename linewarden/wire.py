@@ -233,6 +233,18 @@ class ChangeDetectedBody(WireModel):
     at: Ms
 
 
+class VersionObservedBody(WireModel):
+    """The version a target reads from its asset now: sent when first read after the agent starts and on every
+    change (a target with `report_versions`). Added to v1 as a new event type: a collector must be of this
+    release before its agents report versions."""
+
+    target: Id
+    asset: Id
+    what: Id
+    version: ShortText
+    at: Ms
+
+
 class GapBody(WireModel):
     from_seq: Seq
     to_seq: Seq
@@ -281,6 +293,11 @@ class ChangeDetectedEvent(_EventBase):
     body: ChangeDetectedBody
 
 
+class VersionObservedEvent(_EventBase):
+    type: Literal["version_observed"] = "version_observed"
+    body: VersionObservedBody
+
+
 class GapEvent(_EventBase):
     type: Literal["gap"] = "gap"
     body: GapBody
@@ -294,6 +311,7 @@ Event = Annotated[
     | IncidentUpdatedEvent
     | IncidentResolvedEvent
     | ChangeDetectedEvent
+    | VersionObservedEvent
     | GapEvent,
     Field(discriminator="type"),
 ]
@@ -305,6 +323,7 @@ EVENT_TYPES = (
     "incident_updated",
     "incident_resolved",
     "change_detected",
+    "version_observed",
     "gap",
 )
 # Event types the outbox may drop under pressure (never incidents or state changes).

@@ -15,7 +15,7 @@ configured word order, bytes inside a register big-endian):
 | holding | 21 | pressure in 0.01 bar, uint16 |
 | holding | 22-23 | ticks since start (seconds at the default period), uint32 |
 | holding | 30 / 31 | firmware version major / minor, uint16 |
-| holding | 40-99 | free, writable (setpoints) |
+| holding | 40-99 | free, writable (setpoints); `set_version_text` writes 90-97 |
 | input | 0-23 | mirror of holding 0-23 |
 | coil, discrete | 0 / 1 | running / fault present |
 
@@ -63,6 +63,7 @@ HR_COUNTER, HR_TEMPERATURE, HR_OFFSET = 10, 12, 14
 HR_SPEED, HR_PRESSURE, HR_UPTIME = 20, 21, 22
 HR_FW_MAJOR, HR_FW_MINOR = 30, 31
 HR_WRITABLE = range(40, 100)
+HR_VERSION_TEXT, VERSION_TEXT_REGISTERS = 90, 8
 N_HOLDING, N_INPUT, N_BITS = 100, 24, 16
 COIL_RUNNING, COIL_FAULT = 0, 1
 
@@ -351,6 +352,17 @@ class ModbusPlc(AsyncService):
     async def set_version(self, major: int, minor: int) -> None:
         """Change the firmware version registers (holding 30-31) of every unit."""
         self._set_firmware(major, minor)
+
+    async def set_version_text(self, text: str, unit: int | None = None) -> None:
+        """Write a version as ASCII text (two characters a register, high byte first, NUL-padded) to holding
+        90-97 of one unit or every unit."""
+        raw = text.encode("ascii")
+        if len(raw) > 2 * VERSION_TEXT_REGISTERS:
+            raise SimulatorError(f"a version text holds at most {2 * VERSION_TEXT_REGISTERS} characters")
+        raw = raw.ljust(2 * VERSION_TEXT_REGISTERS, b"\x00")
+        words = [int.from_bytes(raw[i : i + 2], "big") for i in range(0, len(raw), 2)]
+        for u in self._targets(unit):
+            u.holding[HR_VERSION_TEXT : HR_VERSION_TEXT + VERSION_TEXT_REGISTERS] = words
 
     def _set_firmware(self, major: int, minor: int) -> None:
         if not (0 <= major <= 0xFFFF and 0 <= minor <= 0xFFFF):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from agent.conditions import BlockChecks, ConditionChecker, Failure, worst
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.modbus_link import ModbusFailure
-from linewarden.config.targets import ModbusPoint, ModbusTarget
+from linewarden.config.targets import ModbusPoint, ModbusTarget, VersionRegisters
 from linewarden.modbus_codec import BlockDecoder, Field, register_width
 from linewarden.modbus_plan import Limits, ReadRequest, Span, plan_reads
 
@@ -26,6 +26,18 @@ def plan_for(target: ModbusTarget) -> list[ReadRequest]:
     ]
     limits = Limits(target.max_registers_per_request, target.max_bits_per_request, target.max_gap)
     return plan_reads(spans, limits)
+
+
+def register_text(words: Sequence[int]) -> str:
+    """ASCII text in registers, two characters each, high byte first; trailing NULs and spaces dropped, other
+    unprintable bytes shown as '?'."""
+    raw = b"".join(int(w & 0xFFFF).to_bytes(2, "big") for w in words).rstrip(b"\x00 ")
+    return "".join(chr(b) if 32 <= b < 127 else "?" for b in raw)
+
+
+def version_request(target: ModbusTarget, v: VersionRegisters) -> ReadRequest:
+    unit = v.unit if v.unit is not None else target.unit
+    return ReadRequest(unit, v.table, v.address, v.count, (Span(v.what, unit, v.table, v.address, v.count),))
 
 
 class CompiledRequest:
@@ -60,7 +72,9 @@ class ModbusProbe(Probe[ModbusTarget]):
         checker = ConditionChecker()
         self._compiled = [CompiledRequest(r, points, checker) for r in self.requests]
         self._link = context.modbus_link(target, self.timeout_s, self.interval_s)
-        self._link.planned_requests += len(self.requests)
+        self._version_requests = [(v.what, version_request(target, v)) for v in target.version_registers]
+        self._version_due = 0.0
+        self._link.planned_requests += len(self.requests) + len(self._version_requests)
 
     def poll_budget(self) -> float:
         """Every request of every target on the line may be served before this poll's last one (they take
@@ -94,4 +108,21 @@ class ModbusProbe(Probe[ModbusTarget]):
         latency = (time.perf_counter() - started) * 1000
         for checks, block in decoded:
             failures.extend(checks.check(block, now))
-        return ProbeResult.of(worst(failures), latency, values)
+        versions: dict[str, str] = {}
+        if self._version_requests and now >= self._version_due and not failures:
+            versions = await self._versions(pause)
+            self._version_due = now + self.target.version_interval.total_seconds()
+        return ProbeResult.of(worst(failures), latency, values, versions)
+
+    async def _versions(self, pause: float) -> dict[str, str]:
+        """The version texts read; one that cannot be read is left out (versions never change the state)."""
+        out: dict[str, str] = {}
+        for what, request in self._version_requests:
+            try:
+                words = await self._link.read(request, pause)
+            except ModbusFailure:
+                continue
+            text = register_text([int(w) for w in words])
+            if text:
+                out[what] = text
+        return out

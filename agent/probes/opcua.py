@@ -124,7 +124,8 @@ class OpcUaProbe(Probe[OpcUaTarget]):
             alarms = list(self.alarm_book.alarms.values())
             failures += alarm_failures(alarms, self.target.alarms.rules)
             values["alarms"] = len(alarms)
-        return ProbeResult.of(worst(failures), latency, values, self._versions(data))
+        versions = self._versions(data) | self._node_versions(data)
+        return ProbeResult.of(worst(failures), latency, values, versions)
 
     def _reads(self) -> dict[str, ua.NodeId]:
         reads: dict[str, ua.NodeId] = {}
@@ -139,12 +140,19 @@ class OpcUaProbe(Probe[OpcUaTarget]):
             node_id = self._node_ids[node.name]
             if not node.subscribe or node_id not in self._cache.values:
                 reads[node.name] = node_id
+        for v in self.target.version_nodes:
+            reads[f"@version:{v.what}"] = self._node_ids[f"@version:{v.what}"]
         return reads
 
     async def _on_new_session(self) -> None:
         self._node_ids = {
             node.name: ua.NodeId.from_string(f"ns={self.session.namespace_index(node.namespace_uri)};{node.identifier}")
             for node in self.target.nodes
+        } | {
+            f"@version:{v.what}": ua.NodeId.from_string(
+                f"ns={self.session.namespace_index(v.namespace_uri)};{v.identifier}"
+            )
+            for v in self.target.version_nodes
         }
         self._cache.clear()
         self._subscription = None
@@ -234,6 +242,10 @@ class OpcUaProbe(Probe[OpcUaTarget]):
             if value:
                 versions[name] = str(value)
         return versions
+
+    def _node_versions(self, data: dict[str, ua.DataValue]) -> dict[str, str]:
+        found = {v.what: _good_value(data.get(f"@version:{v.what}")) for v in self.target.version_nodes}
+        return {what: str(value).strip()[:200] for what, value in found.items() if value not in (None, "")}
 
     async def close(self) -> None:
         for subscription in (self._subscription, self._alarm_subscription):

@@ -20,12 +20,14 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field, ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from collector.api.limits import TOO_LARGE, BodyLimit
 from collector.audit import append_entry
 from collector.audit_evidence import Checkpoint
+from collector.change_records import ApprovalRefused, approvals, approve, revoke
 from collector.dispute_records import DisputeRecord
 from collector.disputes import (
     DisputeForbidden,
@@ -39,8 +41,11 @@ from collector.disputes import (
     open_dispute,
     settle_dispute,
 )
+from collector.esign import evidence_of
 from collector.exports import TABLES, csv_tables, monthly_review_pdf, tables_zip
+from collector.lifecycle_view import life, renewals_due
 from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
+from collector.remote_access.records import sessions as remote_sessions
 from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
 from collector.store.base import Store
@@ -49,7 +54,15 @@ from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefu
 from linewarden.book import ContractBook
 from linewarden.config.collector import KIB, MIB
 from linewarden.domain import Criticality, Severity
-from linewarden.errors import BackdateForbidden, ConfigError, MaintenanceRefused, TicketNotFound, TicketStateError
+from linewarden.errors import (
+    BackdateForbidden,
+    ConfigError,
+    MaintenanceRefused,
+    StorageFull,
+    StoreUnavailable,
+    TicketNotFound,
+    TicketStateError,
+)
 from linewarden.files import write_private
 from linewarden.sla.report import ContractReport
 from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
@@ -60,6 +73,8 @@ AssetId = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
 MAX_NOTE = 4 * MAX_TEXT
 
 access = logging.getLogger("collector.api.access")
+log = logging.getLogger(__name__)
+STORE_RETRY_AFTER_S = 5
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
 
@@ -98,6 +113,11 @@ class RcaDocument(BaseModel):
 class RcaBody(BaseModel):
     link: str | None = Field(default=None, pattern=r"^https?://.+", max_length=2000)
     document: RcaDocument | None = None
+
+
+class ApprovalBody(BaseModel):
+    change_ref: str = Field(min_length=1, max_length=100, description="the change (CAB) record, e.g. CAB-2026-114")
+    note: str = Field(default="", max_length=MAX_TEXT)
 
 
 class WindowBody(BaseModel):
@@ -261,6 +281,14 @@ def create_app(
                                         response.status_code, clock())
         return response
 
+    @app.exception_handler(StoreUnavailable)
+    @app.exception_handler(StorageFull)
+    async def store_away(request: Request, exc: Exception) -> Response:
+        """The database cannot answer (server away, disk full): a retryable 503, never a 500 with a traceback."""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": "the collector's store is unavailable; retry later"}, status_code=503,
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
     contracts = book if book is not None else ContractBook({}, {})
     evidence_dir = rca_dir.parent / "evidence"
 
@@ -411,6 +439,25 @@ def create_app(
         checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
         return [with_checkpoint(r, checkpoint) for r in done if sees_vendor(caller.viewer, r.vendor)]
 
+    @app.get("/contracts/renewals")
+    def renewals(caller: Caller, days: Annotated[int, Query(ge=0, le=3650)] = 90) -> list[dict[str, Any]]:
+        """Renewals and expiries due within `days` days, soonest first, each with the vendor's scorecard per
+        month of the current term (plant and admin tokens)."""
+        _require(caller, "plant")
+        return [r.as_dict() for r in renewals_due(store, contracts, clock(), days)]
+
+    @app.get("/contracts/{contract_id}")
+    def contract_life(caller: Caller, contract_id: str) -> dict[str, Any]:
+        """A contract's term, next decision, termination rights, escrow checklist and e-signature evidence
+        (signers, times, addresses); a vendor sees its own contracts only."""
+        found = contracts.contracts.get(contract_id)
+        if found is None:
+            raise HTTPException(404, f"no contract {contract_id!r}")
+        if not sees_vendor(caller.viewer, found.contract.vendor):
+            raise HTTPException(403, "this contract belongs to another vendor")
+        return {**life(found, clock()), "document_sha256": found.contract.document_sha256,
+                "signatures": [e.as_dict() for e in evidence_of(store, contract_id)]}
+
     @app.get("/tickets")
     def tickets(request: Request, caller: Caller) -> list[dict[str, Any]]:
         """Tickets the caller may see: a vendor's own, or all for plant and admin."""
@@ -518,5 +565,38 @@ def create_app(
         if on_maintenance is not None:
             on_maintenance(body.site)
         return {"site": body.site, **wire.model_dump(mode="json"), "unmatched": unmatched}
+
+    @app.post("/maintenance-windows/{window_id}/approval", status_code=201)
+    def approve_window(caller: Caller, window_id: str, body: ApprovalBody) -> dict[str, Any]:
+        """Plant IT approves a change window with its change (CAB) reference: version changes inside it are
+        approved changes. 404 for no such window, 409 for one not a change window or approved already."""
+        _require(caller, "plant")
+        try:
+            found = approve(store, window_id, body.change_ref, body.note, caller.actor, caller.origin, clock())
+        except ApprovalRefused as exc:
+            raise HTTPException(404 if str(exc).startswith("no window") else 409, str(exc)) from None
+        return dict(found.__dict__)
+
+    @app.delete("/maintenance-windows/{window_id}/approval")
+    def revoke_approval(caller: Caller, window_id: str) -> dict[str, Any]:
+        _require(caller, "plant")
+        if not revoke(store, window_id, caller.actor, caller.origin, clock()):
+            raise HTTPException(404, f"window {window_id} has no live approval")
+        return dict(approvals(store)[window_id].__dict__)
+
+    @app.get("/change-approvals")
+    def list_approvals(caller: Caller) -> list[dict[str, Any]]:
+        _require(caller, "plant")
+        return [dict(a.__dict__) for a in approvals(store).values()]
+
+    @app.get("/remote-sessions")
+    def list_sessions(
+        caller: Caller,
+        start: Annotated[int, Query(ge=0, le=MAX_MS)] = 0,
+        end: Annotated[int, Query(ge=0, le=MAX_MS)] = FAR_FUTURE_MS,
+    ) -> list[dict[str, Any]]:
+        """The remote sessions as received (the report judges them against tickets and approved windows)."""
+        _require(caller, "plant")
+        return [dict(s.__dict__) for s in remote_sessions(store, start, end)]
 
     return app

@@ -23,7 +23,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from collector.audit import append_entry
-from collector.console import mfa, oidc, pages, reviews, totp
+from collector.console import changes, mfa, oidc, pages, reviews, totp
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.live import Hub, stream
 from collector.console.sessions import (
@@ -370,6 +370,11 @@ def create_console(
         return Response(reviews.table_csv(deps, user, contract_id, period, table), media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
+    @app.get("/renewals")
+    def renewals(request: Request, days: int = 90) -> Response:
+        session, user = who(request)
+        return render(request, "renewals.html", pages.renewals(deps, user, session, days))
+
     @app.get("/incidents/{incident_id}")
     def incident(request: Request, incident_id: str) -> Response:
         session, user = who(request)
@@ -379,6 +384,24 @@ def create_console(
     def maintenance(request: Request) -> Response:
         session, user = who(request)
         return render(request, "maintenance.html", pages.maintenance(deps, user, session))
+
+    @app.get("/changes")
+    def changes_page(request: Request) -> Response:
+        session, user = who(request)
+        common = pages.common(deps, user, session, "changes")
+        return render(request, "changes.html", changes.page(deps, user, session, common))
+
+    @app.post("/changes/{window_id}/approve")
+    async def change_approve(request: Request, window_id: str) -> Response:
+        _, user, data = await checked_form(request)
+        changes.approve(deps, user, window_id, data, origin(request))
+        return RedirectResponse(f"{base(request)}/changes?approved={window_id}", status_code=303)
+
+    @app.post("/changes/{window_id}/revoke")
+    async def change_revoke(request: Request, window_id: str) -> Response:
+        _, user, _ = await checked_form(request)
+        changes.revoke(deps, user, window_id, origin(request))
+        return RedirectResponse(f"{base(request)}/changes?revoked={window_id}", status_code=303)
 
     @app.get("/audit")
     def audit(request: Request, actor: str = "", action: str = "", object: str = "", limit: int = 200) -> Response:

@@ -23,10 +23,13 @@ from collector.console.sessions import Session
 from collector.console.users import User
 from collector.console.windows import covered_assets, notices, window_visible
 from collector.disputes import list_disputes
+from collector.esign import evidence_of
 from collector.exports import TABLES
+from collector.lifecycle_view import life, renewals_due
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
+from linewarden.config.contract import ContractConfig
 from linewarden.errors import LinewardenError
 from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS
 from linewarden.sla.periods import month_containing, parse_month
@@ -45,6 +48,7 @@ STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unk
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
 AUDIT_ROLES = ("plant_it", "procurement", "admin")
 SETTLE_ROLES = ("plant_it", "admin")
+RENEWAL_ROLES = ("procurement", "admin")
 
 
 class NotFound(ConsoleError):
@@ -64,9 +68,10 @@ def duration(ms: int | None) -> str:
     return f"{sign}{m}m {s % 60}s" if m else f"{sign}{s}s"
 
 
-def _common(deps: Deps, user: User, session: Session, page: str) -> dict[str, Any]:
+def common(deps: Deps, user: User, session: Session, page: str) -> dict[str, Any]:
     return {"user": user, "csrf": session.csrf, "page": page, "now": deps.clock(),
-            "may_audit": user.role in AUDIT_ROLES, "may_maintain": user.role in MAINTENANCE_ROLES}
+            "may_audit": user.role in AUDIT_ROLES, "may_maintain": user.role in MAINTENANCE_ROLES,
+            "may_renew": user.role in RENEWAL_ROLES}
 
 
 def criticality(deps: Deps) -> dict[str, str]:
@@ -154,7 +159,7 @@ def overview(deps: Deps, user: User, session: Session) -> dict[str, Any]:
             for a in assets:
                 counts[a.state] = counts.get(a.state, 0) + 1
     return {
-        **_common(deps, user, session, "overview"), "tree": tree, "counts": counts, "css": STATE_CSS,
+        **common(deps, user, session, "overview"), "tree": tree, "counts": counts, "css": STATE_CSS,
         "incidents": open_incidents(deps, user),
         "agents": _agent_rows(deps, user) if not user.viewer.is_vendor else [],
     }
@@ -204,7 +209,7 @@ def asset(deps: Deps, user: User, session: Session, site: str, asset_id: str, da
     ]
     picture = svg.timeline(f"{asset_id}: states over the last {days} days", start, end, lanes, _tick(deps), now)
     return {
-        **_common(deps, user, session, "overview"), "site": site, "asset_id": asset_id, "now_rows": known,
+        **common(deps, user, session, "overview"), "site": site, "asset_id": asset_id, "now_rows": known,
         "days": days, "svg": picture, "changes": changes, "windows": window_rows, "gaps": gaps,
         "incidents": incidents, "versions": queries.asset_versions(deps.store, asset_id), "css": STATE_CSS,
         "contracts": [c for c in deps.book.covering(asset_id) if sees_vendor(user.viewer, c.contract.vendor)],
@@ -215,7 +220,7 @@ def asset(deps: Deps, user: User, session: Session, site: str, asset_id: str, da
 
 
 def contracts(deps: Deps, user: User, session: Session) -> dict[str, Any]:
-    return {**_common(deps, user, session, "contracts"), "contracts": visible_contracts(user.viewer, deps.book)}
+    return {**common(deps, user, session, "contracts"), "contracts": visible_contracts(user.viewer, deps.book)}
 
 
 def _months_back(label: str, n: int) -> list[str]:
@@ -277,7 +282,7 @@ def contract(deps: Deps, user: User, session: Session, contract_id: str, period:
              for label in _months_back(period, 12)]
     fee = report.fee
     return {
-        **_common(deps, user, session, "contracts"), "c": found, "r": report, "period": period,
+        **common(deps, user, session, "contracts"), "c": found, "r": report, "period": period,
         "months": _months_back(current, 12)[::-1],
         "trend": trend,
         "trend_svg": svg.trend(f"{contract_id}: score per month", [(lbl, r.scorecard.score) for lbl, r in trend]),
@@ -285,7 +290,24 @@ def contract(deps: Deps, user: User, session: Session, contract_id: str, period:
         "bands": sorted(found.credits.uptime, key=lambda b: b.below_pct, reverse=True),
         "disputed": frozenset(d.incident_id for d in list_disputes(deps.store, contract_id=contract_id, state="open")),
         "exports": _export_links(contract_id, period),
+        "life": life(found, now), "signatures": evidence_of(deps.store, contract_id),
     }
+
+
+def renewals(deps: Deps, user: User, session: Session, days: int) -> dict[str, Any]:
+    if user.role not in RENEWAL_ROLES:
+        raise NotAllowed("renewals are for procurement and admins")
+    days = max(0, min(days, 3650))
+    now = deps.clock()
+
+    def cached(c: ContractConfig, label: str) -> ContractReport:
+        current = month_containing(now, c.contract.timezone).label
+        return _month_report(deps, c.contract.id, label, current, now)
+
+    due = renewals_due(deps.store, deps.book, now, days, cached)
+    return {**common(deps, user, session, "renewals"), "days": days, "renewals": due,
+            "svgs": {r.contract.contract.id: svg.trend(f"{r.contract.contract.id}: score per month of the term",
+                                                        [(m.period, m.score) for m in r.trend]) for r in due}}
 
 
 def _export_links(contract_id: str, period: str) -> list[dict[str, str]]:
@@ -374,7 +396,7 @@ def incident(deps: Deps, user: User, session: Session, incident_id: str) -> dict
         audit += queries.audit_about(deps.store, f"ticket/{cid}/{incident_id}")
     for d in disputes:
         audit += queries.audit_about(deps.store, f"dispute/{d.id}")
-    return {**_common(deps, user, session, "overview"), "row": row, "steps": steps, "clocks": pictures,
+    return {**common(deps, user, session, "overview"), "row": row, "steps": steps, "clocks": pictures,
             "timers": timers, "tickets": tickets, "audit": sorted(audit, key=lambda a: a["id"]),
             "disputes": disputes, "disputed": frozenset(d.incident_id for d in disputes if d.outcome is None),
             "dispute_under": may_dispute(user, deps, allowed_contracts), "may_settle": user.role in SETTLE_ROLES,
@@ -456,7 +478,7 @@ def maintenance(
                      if sees_site(user.viewer, a.site) and (allowed is None or a.asset in allowed)})
     default_start = datetime.fromtimestamp(now / 1000, ZoneInfo(deps.timezone)) + timedelta(days=4)
     return {
-        **_common(deps, user, session, "maintenance"),
+        **common(deps, user, session, "maintenance"),
         "upcoming": [r for r in rows if r["upcoming"]], "past": [r for r in rows if not r["upcoming"]][::-1],
         "checked": checked, "form": form or {}, "assets": assets, "sites": sorted({s for s, _ in assets}),
         "default_start": default_start.strftime("%Y-%m-%dT%H:00"),
@@ -473,11 +495,11 @@ def audit(deps: Deps, user: User, session: Session, actor: str, action: str, obj
     log = AuditLog(deps.store)
     broken = log.verify()
     entries = queries.audit_entries(deps.store, actor, action, obj, max(1, min(limit, 1000)))
-    return {**_common(deps, user, session, "audit"), "entries": entries, "broken": broken, "head": log.head(),
+    return {**common(deps, user, session, "audit"), "entries": entries, "broken": broken, "head": log.head(),
             "filters": {"actor": actor, "action": action, "object": obj, "limit": limit}}
 
 
 def agents(deps: Deps, user: User, session: Session) -> dict[str, Any]:
     if user.viewer.is_vendor:
         raise NotAllowed("the agents page is for plant IT, procurement and admins")
-    return {**_common(deps, user, session, "agents"), "agents": _agent_rows(deps, user)}
+    return {**common(deps, user, session, "agents"), "agents": _agent_rows(deps, user)}

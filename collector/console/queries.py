@@ -6,6 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from collector import conduct
 from collector.store.base import Store
 from collector.store.rows import ChangeRow, GapRow, StateChangeRow
 from linewarden.domain import State
@@ -140,7 +141,8 @@ def live_version(store: Store) -> tuple[Any, ...]:
             " (SELECT COUNT(*) FROM disputes WHERE outcome IS NOT NULL) AS ds,"
             " (SELECT MAX(last_seen) FROM agents) AS a"
         )[0]
-    return tuple(row.values())
+    *figures, last_seen = row.values()
+    return (*figures, *conduct.fingerprint(store), last_seen)
 
 
 def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
@@ -165,4 +167,4 @@ def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
             " (SELECT COUNT(*) FROM disputes) AS d, (SELECT COUNT(*) FROM disputes WHERE outcome IS NOT NULL) AS ds",
             (start, end) * 6 + (end, start) * 4,
         )[0]
-    return tuple(row.values())
+    return (*row.values(), *conduct.fingerprint(store))

@@ -32,6 +32,10 @@ TABLES: dict[str, tuple[str, ...]] = {
                   "S3_resp_pct", "S4_resp_pct"),
     "disputes": ("contract", "dispute", "incident", "field", "state", "disputed", "proposed", "reason", "opened",
                  "outcome", "settled", "settle_reason", "settled_at"),
+    "patch_changes": ("contract", "asset", "what", "old", "new", "at", "finding", "rollback", "staging",
+                      "staging_since", "staged", "required", "window", "change_ref"),
+    "remote_sessions": ("contract", "gateway", "session", "user", "from", "asset", "start", "end", "ticket",
+                        "windows", "uncovered", "flag"),
 }  # fmt: skip
 
 

@@ -11,8 +11,9 @@ SQLITE_FILE = "collector.db"
 __all__ = ["SQLITE_FILE", "Store", "Writer", "open_store"]
 
 
-def open_store(config: CollectorConfig) -> Store:
-    """Open (and migrate) the store the config names: `database_url` if set, else SQLite in `data_dir`."""
+def open_store(config: CollectorConfig, migrate: bool = True) -> Store:
+    """Open (and migrate, unless told not to) the store the config names: `database_url` if set, else SQLite
+    in `data_dir`."""
     try:
         url = config.collector.database()
     except ValueError as exc:
@@ -26,5 +27,6 @@ def open_store(config: CollectorConfig) -> Store:
         from collector.store.sqlite import SqliteStore
 
         store = SqliteStore(config.collector.data_dir / SQLITE_FILE)
-    store.migrate()
+    if migrate:
+        store.migrate()
     return store

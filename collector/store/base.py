@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -43,6 +43,7 @@ from linewarden.wire import (
     MaintenanceWindowWire,
     StateChangeEvent,
     TargetInfo,
+    VersionObservedEvent,
     clip,
     events_topic,
 )
@@ -70,6 +71,20 @@ class Sql(Protocol):
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
+
+    def for_update(self, skip_locked: bool = False) -> str:
+        """The clause that row-locks what a SELECT read until the transaction ends (` FOR UPDATE`, with
+        ` SKIP LOCKED`: rows another transaction holds are left out); '' where one writer at a time is all there
+        is (SQLite)."""
+        ...
+
+
+class Snapshot(Protocol):
+    """A consistent read of every table at one moment, for exports: rows stream in batches."""
+
+    def count(self, table: str) -> int: ...
+
+    def rows(self, table: str) -> Iterator[Row]: ...
 
 
 _IN_CHUNK = 1000
@@ -306,6 +321,11 @@ class Writer:
             )
         elif isinstance(event, IncidentOpenedEvent | IncidentUpdatedEvent | IncidentResolvedEvent):
             self._incident_event(site, agent, event)
+        elif isinstance(event, VersionObservedEvent):
+            from collector.change_records import record_observation  # the component imports the store
+
+            asset = self.asset_of(site, agent, event.body.target, event.body.asset)
+            record_observation(self.sql, site, agent, epoch, asset, event)
 
     def incident_owners(self, ids: Sequence[str]) -> dict[str, tuple[str, str]]:
         """The (site, agent) each of these incidents belongs to: the one whose event first named it."""
@@ -373,6 +393,23 @@ class Writer:
         )
 
     # ------------------------------------------------------------ acks
+
+    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> None:
+        """Hold the epoch's ack row until the transaction ends, before anything of the agent is read: a second
+        collector storing a batch of the same agent then waits for this one's commit and computes its ack over
+        both (under READ COMMITTED each later statement sees what committed meanwhile). `create`: insert the row
+        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized."""
+        key = (site, agent, epoch)
+        if create:
+            self.sql.execute(
+                "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, 0)"
+                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through",
+                key,
+            )
+        else:
+            self.sql.query(
+                "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?" + self.sql.for_update(), key
+            )
 
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         acked = self.ack_of(site, agent, epoch)
@@ -587,6 +624,14 @@ class Store(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def snapshot(self) -> AbstractContextManager[Snapshot]:
+        """A read-only view of the whole database as of one moment, while the block runs."""
+
+    def after_bulk_load(self, tx: Writer) -> None:
+        """Rows went in with their own auto-numbered ids (an archive import): the next number follows them."""
+        return None  # SQLite numbers on from the largest id by itself
 
     @property
     @abstractmethod

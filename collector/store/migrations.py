@@ -29,6 +29,9 @@ COMPONENT_SCHEMAS: tuple[str, ...] = (
     "collector.ticketing.schema",
     "collector.dispute_records",
     "collector.console.schema",
+    "collector.lifecycle_schema",
+    "collector.change_records",
+    "collector.remote_access.records",
 )
 
 _CORE_V1 = """

@@ -2,6 +2,9 @@
 
 `schema` puts every table in a schema of its own (created when missing): tests use one per run.
 
+Several collector processes may share the database (docs/scale-out.md): they migrate one at a time (a session
+advisory lock), and code that decides a write on what it read locks it with `Sql.for_update()`.
+
 A lost connection (the server restarted, or dropped it) is opened again at the start of the next transaction
 or read, a few times with a short wait. A transaction that fails because the connection went, mid-way or
 because the server stays away, raises StoreUnavailable: nothing of it was committed, the caller retries.
@@ -22,6 +25,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from collector.store.base import DataRejected, Row, Store, Writer
+from collector.store.migrations import Migration
 from linewarden.errors import StorageFull, StoreError, StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -31,9 +35,12 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _DATA_ERRORS = (psycopg.DataError, psycopg.IntegrityError, UnicodeEncodeError)
 # The connection, not the statement, failed: the server went away or closed it.
 _LINK_ERRORS = (psycopg.OperationalError, psycopg.InterfaceError)
+SNAPSHOT_BATCH = 1000
 CONNECT_ATTEMPTS = 3
 CONNECT_WAIT_S = 0.5
 CONNECT_TIMEOUT_S = 5
+# Held while migrating: collectors that start together on one database apply each migration once.
+MIGRATION_LOCK_KEY = 0x6C77_6D69
 
 
 @contextmanager
@@ -63,10 +70,33 @@ class _PgSql:
             with _data_errors(), self._conn.cursor() as cur:
                 cur.executemany(_pg(sql), [tuple(r) for r in rows])
 
+    def for_update(self, skip_locked: bool = False) -> str:
+        return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors(), self._conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
             return list(cur.fetchall())
+
+
+class _PgSnapshot:
+    def __init__(self, conn: psycopg.Connection[Row], tables: list[str]) -> None:
+        self._conn, self._tables = conn, tables
+
+    def _checked(self, table: str) -> str:
+        if table not in self._tables:
+            raise StoreError(f"no such table: {table}")
+        return table
+
+    def count(self, table: str) -> int:
+        row = self._conn.execute(f"SELECT COUNT(*) AS n FROM {self._checked(table)}").fetchone()
+        return 0 if row is None else int(row["n"])
+
+    def rows(self, table: str) -> Iterator[Row]:
+        with self._conn.cursor(name=f"lw_export_{table}") as cur:  # server-side: batches, not the whole table
+            cur.execute(f"SELECT * FROM {self._checked(table)}")
+            while batch := cur.fetchmany(SNAPSHOT_BATCH):
+                yield from batch
 
 
 class PostgresStore(Store):
@@ -113,6 +143,15 @@ class PostgresStore(Store):
             log.warning("PostgreSQL connection lost earlier; connected again")
             return self._sql
         raise StoreUnavailable(f"PostgreSQL unreachable: {_first_line(failure)}")
+
+    def migrate(self, migrations: Sequence[Migration] | None = None) -> list[tuple[str, int]]:
+        with self._lock:
+            self._usable().execute("SELECT pg_advisory_lock(?)", (MIGRATION_LOCK_KEY,))
+            try:
+                return super().migrate(migrations)
+            finally:
+                with contextlib.suppress(psycopg.Error):
+                    self._usable().execute("SELECT pg_advisory_unlock(?)", (MIGRATION_LOCK_KEY,))
 
     @property
     def id_column(self) -> str:
@@ -169,6 +208,25 @@ class PostgresStore(Store):
                 (table,),
             )
         return [r["column_name"] for r in rows]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_PgSnapshot]:
+        tables = self.table_names()
+        try:
+            with self._lock:
+                self._usable()
+            with self._lock, self._conn.transaction():
+                self._conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield _PgSnapshot(self._conn, tables)
+        except _LINK_ERRORS as exc:
+            raise StoreUnavailable(f"PostgreSQL connection lost: {_first_line(exc)}") from exc
+
+    def after_bulk_load(self, tx: Writer) -> None:
+        for r in tx.sql.query("SELECT table_name, column_name FROM information_schema.columns"
+                              " WHERE table_schema = current_schema() AND is_identity = 'YES'"):
+            table, column = r["table_name"], r["column_name"]
+            tx.sql.query(f"SELECT setval(pg_get_serial_sequence('{table}', '{column}'),"
+                         f" COALESCE((SELECT MAX({column}) FROM {table}), 0) + 1, false)")
 
     def close(self) -> None:
         with self._lock:

@@ -18,6 +18,7 @@ from linewarden.errors import StorageFull, StoreError
 from linewarden.files import private_file
 
 # What SQLite (or its binding of parameters) raises for a value it cannot hold: bad data, not a failing database.
+SNAPSHOT_BATCH = 1000
 _DATA_ERRORS = (OverflowError, UnicodeEncodeError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError)
 
 
@@ -41,11 +42,34 @@ class _SqliteSql:
         with _data_errors():
             self._conn.executemany(sql, rows)
 
+    def for_update(self, skip_locked: bool = False) -> str:
+        return ""  # BEGIN IMMEDIATE: one writer at a time, nothing to lock row by row
+
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors():
             cur = self._conn.execute(sql, tuple(params))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+
+
+class _SqliteSnapshot:
+    def __init__(self, conn: sqlite3.Connection, tables: list[str]) -> None:
+        self._conn, self._tables = conn, tables
+
+    def _checked(self, table: str) -> str:
+        if table not in self._tables:
+            raise StoreError(f"no such table: {table}")
+        return table
+
+    def count(self, table: str) -> int:
+        return int(self._conn.execute(f"SELECT COUNT(*) FROM {self._checked(table)}").fetchone()[0])
+
+    def rows(self, table: str) -> Iterator[Row]:
+        cur = self._conn.execute(f"SELECT * FROM {self._checked(table)}")
+        names = [d[0] for d in cur.description]
+        while batch := cur.fetchmany(SNAPSHOT_BATCH):
+            for row in batch:
+                yield dict(zip(names, row, strict=True))
 
 
 class SqliteStore(Store):
@@ -101,6 +125,15 @@ class SqliteStore(Store):
     def table_columns(self, table: str) -> list[str]:
         with self._read() as sql:
             return [r["name"] for r in sql.query("SELECT name FROM pragma_table_info(?) ORDER BY cid", (table,))]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[_SqliteSnapshot]:
+        with self._lock:
+            self._conn.execute("BEGIN")  # a read transaction: WAL keeps its view while writers go on
+            try:
+                yield _SqliteSnapshot(self._conn, self.table_names())
+            finally:
+                self._conn.execute("ROLLBACK")
 
     def close(self) -> None:
         with self._lock:

@@ -10,7 +10,10 @@ receivers and PagerDuty dedupe on it). So a create whose answer was lost to a ti
 the vendor's answer and our record, is found or deduplicated when it is claimed again. A claim names its
 holder (the collector's id and the boot of its process): a collector that starts takes back at once the
 claims its own earlier, dead process held, so a create cut off by a crash is sent again as soon as the
-collector is back; a claim of another collector is left to its lease (that collector may still be working).
+collector is back; a claim of another collector is left to its lease (that collector may still be working),
+and once the lease has passed any collector claims the step again. Several collectors on one PostgreSQL claim
+with `FOR UPDATE SKIP LOCKED` (a row another collector is claiming is passed over, not waited for); an outcome
+is recorded only by the claim's current holder.
 Steps of one ticket run in request order; a run that fails is retried later with capped backoff, and the row
 fails for good after `RetryPolicy.runs` runs or when the vendor rejects it.
 """
@@ -35,7 +38,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from collector.audit import append_entry
+from collector.audit import append_entry, lock_chain
 from collector.store.base import Row, Sql, Store
 from collector.ticketing.base import Ticket, TicketSink, VendorRef
 from linewarden.domain import Severity
@@ -51,6 +54,8 @@ AUDIT_ACTIONS: dict[str, str] = {
     "comment": "ticket.commented",
     "resolve": "ticket.resolved",
 }
+# The step is still this process's claim (a dispatcher that outlived its lease finds it taken over).
+_HELD = " WHERE id = ? AND state = 'in_flight' AND claim_boot = ?"
 _COLUMNS = (
     "id, incident_id, contract_id, action, dedup, ticket, note, actor, origin, state, attempts, next_attempt_at,"
     " last_error"
@@ -129,6 +134,7 @@ def request_step(
         )
         if not created:
             return False
+    lock_chain(sql)  # numbered by max + 1: concurrent collectors take turns
     return bool(
         sql.execute(
             "INSERT INTO ticket_dispatches (id, incident_id, contract_id, action, dedup, ticket, note, actor,"
@@ -237,7 +243,7 @@ class Dispatcher:
         with self._store.transaction() as tx:
             rows = tx.sql.query(
                 f"SELECT {_COLUMNS} FROM ticket_dispatches WHERE state = 'in_flight' AND claim_worker = ?"
-                " AND claim_boot <> ?",
+                " AND claim_boot <> ?" + tx.sql.for_update(skip_locked=True),
                 (self._worker, self._boot),
             )
             for row in map(_dispatch, rows):
@@ -285,7 +291,7 @@ class Dispatcher:
                     " WHERE d.state IN ('pending', 'in_flight') AND d.next_attempt_at <= ?"
                     " AND NOT EXISTS (SELECT 1 FROM ticket_dispatches e WHERE e.incident_id = d.incident_id"
                     "   AND e.contract_id = d.contract_id AND e.id < d.id AND e.state IN ('pending', 'in_flight'))"
-                    " ORDER BY d.next_attempt_at, d.id LIMIT 1",
+                    " ORDER BY d.next_attempt_at, d.id LIMIT 1" + tx.sql.for_update(skip_locked=True),
                     (now,),
                 )
                 if not rows:
@@ -354,10 +360,13 @@ class Dispatcher:
         ticket = row.ticket
         with self._store.transaction() as tx:
             conn = tx.sql
-            conn.execute(
-                "UPDATE ticket_dispatches SET state = 'done', last_error = '', updated_at = ? WHERE id = ?",
-                (now, row.id),
-            )
+            if not conn.execute(
+                "UPDATE ticket_dispatches SET state = 'done', last_error = '', updated_at = ?" + _HELD,
+                (now, row.id, self._boot),
+            ):
+                log.warning("ticket %s %s: claim taken over after its lease; its new holder records it",
+                            _object(row), row.action)
+                return
             if ref is None:
                 return  # a severity request that would not raise the ticket: nothing happened at the vendor
             where = (row.incident_id, row.contract_id)
@@ -413,11 +422,12 @@ class Dispatcher:
         log.warning("ticket %s %s: %s; next try at %d", _object(row), row.action, error, retry_at)
         with self._store.transaction() as tx:
             conn = tx.sql
-            conn.execute(
+            if not conn.execute(
                 "UPDATE ticket_dispatches SET state = 'pending', next_attempt_at = ?, last_error = ?, updated_at = ?"
-                " WHERE id = ?",
-                (retry_at, error, now, row.id),
-            )
+                + _HELD,
+                (retry_at, error, now, row.id, self._boot),
+            ):
+                return  # taken over after the lease: the new holder decides
             details = {"step": row.action, "error": error, "runs": runs, "next_attempt_at": retry_at}
             append_entry(conn, self._actor, self._origin, "ticket.deferred", _object(row), details, now)
 
@@ -429,6 +439,8 @@ class Dispatcher:
             # Later steps of a ticket that was never raised cannot succeed either.
             scope = "incident_id = ? AND contract_id = ? AND id >= ?" if row.action == "create" else "id = ?"
             params = (row.incident_id, row.contract_id, row.id) if row.action == "create" else (row.id,)
+            if not conn.query("SELECT id FROM ticket_dispatches" + _HELD, (row.id, self._boot)):
+                return  # taken over after the lease: the new holder decides
             conn.execute(
                 "UPDATE ticket_dispatches SET state = 'failed', last_error = ?, updated_at = ?"
                 f" WHERE state IN ('pending', 'in_flight') AND {scope}",

@@ -1,8 +1,9 @@
 """Tables of vendor tickets, their dispatch outbox, timers, API tokens and the audit log: the "ticketing"
 component's migrations, applied by the store (collector/store/migrations.py) into the collector's one database.
 
-Times are integer ms since the epoch (UTC). Ids are assigned by the code (max + 1 inside a write transaction),
-which SQLite and PostgreSQL accept alike. The store splits migrations on semicolons: none in comments.
+Times are integer ms since the epoch (UTC). Ids are assigned by the code (max + 1 inside a write transaction,
+after taking the `write_locks` row `audit`), which SQLite and PostgreSQL accept alike. The store splits
+migrations on semicolons: none in comments.
 """
 
 from __future__ import annotations
@@ -111,8 +112,20 @@ ALTER TABLE ticket_dispatches ADD COLUMN claim_worker TEXT NOT NULL DEFAULT '';
 ALTER TABLE ticket_dispatches ADD COLUMN claim_boot TEXT NOT NULL DEFAULT ''
 """
 
+# The audit chain's head lock: a writer appending an entry (or numbering a dispatch or timer by max + 1) first
+# updates this one row, so on PostgreSQL concurrent collectors append one after another instead of forking the
+# chain (collector/audit.py, docs/scale-out.md).
+_V4 = """
+CREATE TABLE write_locks (
+    name TEXT PRIMARY KEY,
+    taken BIGINT NOT NULL DEFAULT 0
+);
+INSERT INTO write_locks (name, taken) VALUES ('audit', 0)
+"""
+
 MIGRATIONS: list[Migration] = [
     Migration("ticketing", 1, _V1),
     Migration("ticketing", 2, _V2),
     Migration("ticketing", 3, _V3),
+    Migration("ticketing", 4, _V4),
 ]

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from collector.audit import append_entry, canonical_json
+from collector.audit import append_entry, canonical_json, lock_chain
 from collector.store.base import Row, Sql, Store
 from collector.ticketing.base import Ticket
 from collector.ticketing.dispatch import request_step
@@ -88,6 +88,7 @@ def escalation_deadline(
 
 
 def _insert(sql: Sql, incident: str, contract: str, name: str, kind: str, clock: str, due: int, details: Any) -> None:
+    lock_chain(sql)  # numbered by max + 1: concurrent collectors take turns
     sql.execute(
         "INSERT INTO ticket_timers (id, incident_id, contract_id, name, kind, clock, due_at, details)"
         " SELECT COALESCE(MAX(id), 0) + 1, ?, ?, ?, ?, ?, ?, ? FROM ticket_timers WHERE TRUE"
@@ -229,6 +230,13 @@ class Timers:
         contract = self._book.contracts.get(timer.contract_id)
         with self._store.transaction() as tx:
             sql = tx.sql
+            # Claimed: a timer another collector is firing is left to it (PostgreSQL; SQLite has one writer).
+            if not sql.query(
+                "SELECT id FROM ticket_timers WHERE id = ? AND fired_at IS NULL AND cancelled_at IS NULL"
+                + sql.for_update(skip_locked=True),
+                (timer.id,),
+            ):
+                return False
             # Measured restored before the level was due, its handling not yet run: moot, cancelled, not fired.
             moot = timer.clock == RESOLUTION and _restored_by(sql, timer.incident_id, timer.due_at)
             claimed = sql.execute(

@@ -138,14 +138,91 @@ class TlsConfig(StrictModel):
         return self
 
 
+MAX_BROKER_NODES = 16
+
+
+def _check_node(value: Any) -> str:
+    """`host:port`, `host` (the `port` key's port) or `[v6 address]:port`; checked here, split by `split_node`."""
+    if not isinstance(value, str) or not value:
+        raise ValueError("a broker node is a string 'host:port'")
+    if "://" in value:
+        raise ValueError(f"{value!r}: give host:port without a scheme (TLS is set by [broker.tls])")
+    if any(c.isspace() for c in value) or "/" in value:
+        raise ValueError(f"{value!r} is not host:port")
+    if value.count(":") > 1 and not value.startswith("["):
+        raise ValueError(f"{value!r}: write an IPv6 address in brackets, e.g. '[::1]:1883'")
+    host, port = split_node(value, 1)
+    if not host:
+        raise ValueError(f"{value!r} has no host")
+    if port is None or not 1 <= port <= 65535:
+        raise ValueError(f"{value!r}: the port must be a number from 1 to 65535")
+    return value
+
+
+def split_node(value: str, default_port: int) -> tuple[str, int | None]:
+    """(host, port) of a broker node string; port None when it is not a number."""
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            return "", None
+        port_text = rest[1:] if rest else str(default_port)
+    elif ":" in value:
+        host, _, port_text = value.rpartition(":")
+    else:
+        host, port_text = value, str(default_port)
+    return host, int(port_text) if port_text.isascii() and port_text.isdigit() else None
+
+
+BrokerNode = Annotated[str, BeforeValidator(_check_node), Field(examples=["mqtt-1.example.com:8883"])]
+
+
 class BrokerConfig(StrictModel):
-    """How to reach the MQTT broker."""
+    """How to reach the MQTT broker: one (`host`, `port`) or the nodes of a cluster (`nodes`), tried in turn."""
 
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=1, le=65535)] = 1883
+    nodes: Annotated[list[BrokerNode], Field(min_length=1, max_length=MAX_BROKER_NODES)] | None = Field(
+        default=None,
+        description="the nodes of a broker cluster as 'host:port' (a bare host takes `port`); instead of `host`",
+    )
+    connect_timeout: PositiveDuration = Field(
+        default=timedelta(seconds=10),
+        description="with `nodes`: how long one attempt waits for the broker's CONNACK before trying the next node",
+    )
+    round_wait_max: PositiveDuration = Field(
+        default=timedelta(seconds=30),
+        description="with `nodes`: the longest wait after every node failed in turn (1 s, doubling, jittered)",
+    )
     client_id: str | None = None
     username: str | None = None
     password: Secret | None = None
     tls: TlsConfig | None = None
     keepalive: PositiveDuration = timedelta(seconds=30)
     protocol: str = Field(default="3.1.1", pattern=r"^(3\.1\.1|5)$")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> BrokerConfig:
+        if self.nodes is not None:
+            if "host" in self.model_fields_set:
+                raise ValueError("give either 'host' (one broker) or 'nodes' (a cluster), not both")
+            seen: set[tuple[str, int]] = set()
+            for node in self.endpoints():
+                if node in seen:
+                    raise ValueError(f"nodes: {node[0]}:{node[1]} is listed twice")
+                seen.add(node)
+        return self
+
+    def shown(self) -> str:
+        """The broker or the cluster's nodes, for messages: `host:port` or `host:port, host:port, …`."""
+        return ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.endpoints())
+
+    def endpoints(self) -> list[tuple[str, int]]:
+        """(host, port) of each broker to try, in order."""
+        if self.nodes is None:
+            return [(self.host, self.port)]
+        found = []
+        for node in self.nodes:
+            host, port = split_node(node, self.port)
+            assert port is not None  # checked by _check_node
+            found.append((host, port))
+        return found

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, field_validator, model_validator
 
 from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, Secret, StrictModel, TimeZoneName
+from linewarden.config.remote_access import RemoteAccessConfig
 
 
 class CollectorSection(StrictModel):
@@ -54,6 +55,11 @@ KIB, MIB = 1024, 1024 * 1024
 class IngestConfig(StrictModel):
     # At least twice an agent's largest batch (`outbox.batch_max_bytes` is at most 512 KiB).
     max_payload_bytes: Annotated[int, Field(ge=MIB, le=256 * MIB)] = MIB
+    share_group: ConfigId | None = Field(
+        default=None,
+        description="several collectors on one PostgreSQL: the MQTT shared-subscription group they split the "
+        "agents' messages in ($share/<group>/...); none: this collector receives every message",
+    )
 
 
 class ApiConfig(StrictModel):
@@ -173,6 +179,16 @@ class CollectorConfig(StrictModel):
     console: ConsoleConfig = ConsoleConfig()
     plant_it: PlantItConfig = PlantItConfig()
     audit: AuditConfig = AuditConfig()
+    remote_access: RemoteAccessConfig = RemoteAccessConfig()
+
+    @model_validator(mode="after")
+    def _shared_ingest_needs_a_shared_store(self) -> CollectorConfig:
+        if self.ingest.share_group is not None and self.collector.database_url is None:
+            raise ValueError(
+                "ingest.share_group: collectors sharing the ingest need one shared store: set collector.database_url"
+                " (PostgreSQL)"
+            )
+        return self
 
     @property
     def checkpoint_file(self) -> Path:

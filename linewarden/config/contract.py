@@ -12,6 +12,8 @@ from typing import Annotated, Literal
 from pydantic import BeforeValidator, Field, field_validator, model_validator
 
 from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
+from linewarden.config.change_policy import ChangePolicy
+from linewarden.config.lifecycle import EscrowItem, Term, Termination
 from linewarden.domain import Criticality, Severity
 
 # Larger amounts or percentages are typing mistakes, and would overflow decimal arithmetic (28 digits).
@@ -288,6 +290,9 @@ SinkConfig = Annotated[
 
 class ContractConfig(StrictModel):
     contract: ContractSection
+    term: Term | None = None
+    termination: Termination = Termination()
+    escrow: list[EscrowItem] = Field(default_factory=list)
     services: list[ServiceDef] = Field(default_factory=list)
     scope: Scope
     support: Support
@@ -298,6 +303,7 @@ class ContractConfig(StrictModel):
     reminders: Reminders = Reminders()
     rca: RcaPolicy = RcaPolicy()
     ticketing: SinkConfig | None = None
+    change_policy: ChangePolicy | None = None
 
     @model_validator(mode="after")
     def _consistent(self) -> ContractConfig:

@@ -46,6 +46,9 @@ class TargetBase(StrictModel):
     timeout: PositiveDuration | None = None
     fail_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
     recover_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
+    report_versions: bool = Field(
+        default=False, description="send the versions it reads as version_observed events (the patch policy)"
+    )
 
 
 # ---------------------------------------------------------------- OPC UA
@@ -90,6 +93,14 @@ class OpcUaAlarms(StrictModel):
 OpcUaTrustMode = Literal["list", "tofu"]
 
 
+class VersionNode(StrictModel):
+    """A node holding a version as text, e.g. the DI model's SoftwareRevision or FirmwareRevision."""
+
+    what: ConfigId = Field(description="the version's name, e.g. 'software_revision'")
+    namespace_uri: str = Field(min_length=1)
+    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+
+
 class OpcUaTarget(TargetBase):
     type: Literal["opcua"]
     endpoint: str = Field(pattern=r"^opc\.tcp://.+")
@@ -112,6 +123,7 @@ class OpcUaTarget(TargetBase):
     min_service_level: Annotated[int, Field(ge=0, le=255)] | None = 200
     build_info: bool = True
     nodes: list[OpcUaNode] = Field(default_factory=list)
+    version_nodes: list[VersionNode] = Field(default_factory=list, max_length=16)
     alarms: OpcUaAlarms | None = None
 
     @model_validator(mode="after")
@@ -158,6 +170,16 @@ class ModbusPoint(StrictModel):
         return self
 
 
+class VersionRegisters(StrictModel):
+    """A register block holding a version as ASCII text, two characters a register, high byte first."""
+
+    what: ConfigId = Field(description="the version's name, e.g. 'firmware'")
+    unit: Annotated[int, Field(ge=0, le=255)] | None = None
+    table: Literal["holding", "input"] = "holding"
+    address: Annotated[int, Field(ge=0, le=65535)]
+    count: Annotated[int, Field(ge=1, le=100)]
+
+
 ModbusTransport = Literal["tcp", "rtu_over_tcp", "serial"]
 Baudrate = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
 _LINE_SETTINGS = ("baudrate", "parity", "stopbits")
@@ -182,6 +204,8 @@ class ModbusTarget(TargetBase):
     max_gap: Annotated[int, Field(ge=0, le=125)] = 10
     pause_between_requests: Duration = timedelta(0)
     points: list[ModbusPoint] = Field(min_length=1)
+    version_registers: list[VersionRegisters] = Field(default_factory=list, max_length=16)
+    version_interval: PositiveDuration = Field(default=timedelta(minutes=5), description="how often to read them")
 
     @model_validator(mode="after")
     def _transport(self) -> ModbusTarget:

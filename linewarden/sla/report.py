@@ -28,7 +28,8 @@ JSON (`to_dict` / `to_json`), schema "linewarden.sla-report/2": times are intege
 UTC; durations integers in ms; money, percentages and weights are decimal strings ("99.9500"); enums
 their value; absent values null. Top level: schema, contract_id, vendor, currency, fee, timezone, period
 {label, start_ms, end_ms}, as_of_ms, partial, uptime[], incidents[], exclusions[], short_notice[],
-unapproved_changes[], credits {lines[], subtotal, cap, capped, total}, scorecard {...}, disputes[].
+unapproved_changes[], credits {lines[], subtotal, cap, capped, total}, scorecard {...}, disputes[],
+patch_changes[] (PatchChange, patch_policy.py), remote_sessions[] (JudgedSession, remote_sessions.py).
 An uptime line is {scope, kind, assets, coverage, target_pct, degraded_weight, min_observed_pct,
 covered_ms, maintenance_ms, gap_ms, excluded_ms, down_ms, degraded_ms, downtime_ms, observed_ms,
 observed_pct, uptime_pct, met, status}. An incident is {id, asset,
@@ -61,9 +62,11 @@ from linewarden.sla.clocks import resolution_stop, run_clock
 from linewarden.sla.coverage import CoverageCalendar
 from linewarden.sla.credits import Breach, CreditSummary, UptimeOutcome, credit_summary
 from linewarden.sla.models import AssetTimeline, Incident, MaintenanceWindow, SlaInputs
+from linewarden.sla.patch_policy import PatchChange
 from linewarden.sla.periods import Period
 from linewarden.sla.rca import rca_result
 from linewarden.sla.recurrence import recurring_ids
+from linewarden.sla.remote_sessions import JudgedSession
 from linewarden.sla.results import (
     DisputeNote,
     Exclusion,
@@ -102,6 +105,9 @@ class ContractReport:
     credits: CreditSummary
     scorecard: Scorecard
     disputes: tuple[DisputeNote, ...] = ()  # see disputes.py: added by `mark_report`
+    # Observed conduct (patch_policy.py, remote_sessions.py): added by the collector from what it recorded.
+    patch_changes: tuple[PatchChange, ...] = ()
+    remote_sessions: tuple[JudgedSession, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"schema": SCHEMA}
@@ -133,6 +139,17 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def scope_assets(contract: ContractConfig, criticality: Mapping[str, Criticality]) -> set[str]:
+    """The contract's assets in scope (see the module's "Scope")."""
+    services = {s.id: s for s in contract.services}
+    classes = {c.value for c in contract.scope.asset_classes}
+    in_scope = set(contract.scope.assets)
+    for sid in contract.scope.services:
+        in_scope.update(services[sid].components)
+    in_scope.update(a for a, c in criticality.items() if c.value in classes)
+    return in_scope - set(contract.scope.exclude_assets)
+
+
 class _Context:
     """What every line and incident of one report needs: resolved scope, calendars and indexes."""
 
@@ -156,12 +173,7 @@ class _Context:
                 services_of.setdefault(asset, set()).add(s.id)
         self.services_of = {a: frozenset(ids) for a, ids in services_of.items()}
         self.excluded = set(contract.scope.exclude_assets)
-        classes = {c.value for c in contract.scope.asset_classes}
-        in_scope = set(contract.scope.assets)
-        for sid in contract.scope.services:
-            in_scope.update(self.services[sid].components)
-        in_scope.update(a for a, c in inputs.criticality.items() if c.value in classes)
-        self.in_scope = in_scope - self.excluded
+        self.in_scope = scope_assets(contract, inputs.criticality)
         timelines: dict[str, list[AssetTimeline]] = {}
         for t in inputs.timelines:
             timelines.setdefault(t.asset, []).append(t)

@@ -11,17 +11,23 @@ Score = uptime (40) + response and resolution (30) + recurrence (10) + RCA (10) 
 - recurrence: 10 × (1 − recurring / incidents). No incidents: full marks.
 - RCA: 10 × on time / (on time + late). None on time or late: full marks.
 - changes: 10 − 5 per unapproved change, not below 0.
+The patch policy's and remote access's counts (untested patches, version changes outside an approved change
+window, rollbacks, flagged remote sessions) are shown beside the score and do not change it.
 Each part and the score are rounded to 2 places, ROUND_HALF_UP, from the exact figures.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from fractions import Fraction
 
 from linewarden.domain import Severity
 from linewarden.sla.clocks import Clock
+from linewarden.sla.patch_policy import PatchChange
+from linewarden.sla.remote_sessions import JudgedSession
 from linewarden.sla.results import IncidentResult, UptimeLine
 from linewarden.sla.rounding import mean_ms, pct
 
@@ -66,6 +72,11 @@ class Scorecard:
     credits_owed: Decimal
     score: Decimal
     score_parts: ScoreParts
+    # Observed conduct, counted beside the score (not in it): set by the collector (see `with_conduct`).
+    untested_patches: int = 0
+    unapproved_version_changes: int = 0
+    rollbacks: int = 0
+    flagged_remote_sessions: int = 0
 
 
 def _ratio(num: int, den: int) -> Fraction | None:
@@ -99,6 +110,16 @@ def _severity_stats(severity: Severity, incidents: list[IncidentResult]) -> Seve
         s_met,
         s_breached,
         None if s_ratio is None else pct(s_ratio),
+    )
+
+
+def with_conduct(card: Scorecard, changes: Sequence[PatchChange], sessions: Sequence[JudgedSession]) -> Scorecard:
+    return dataclasses.replace(
+        card,
+        untested_patches=sum(1 for c in changes if "untested_patch" in c.findings),
+        unapproved_version_changes=sum(1 for c in changes if "unapproved_change" in c.findings),
+        rollbacks=sum(1 for c in changes if c.rollback),
+        flagged_remote_sessions=sum(1 for s in sessions if s.flagged),
     )
 
 

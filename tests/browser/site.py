@@ -140,7 +140,7 @@ def running(site: Site) -> Iterator[Site]:
     site.proc = subprocess.Popen([sys.executable, "-c", code, "collector", "run", "--config", str(site.config)],
                                  stdout=log, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 120  # a collector starting on a busy machine
         while True:
             try:
                 if httpx.get(site.url + "/login", timeout=2, verify=site.verify).status_code == 200:

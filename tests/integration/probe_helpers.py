@@ -19,6 +19,9 @@ from linewarden.domain import State
 
 TARGETS: TypeAdapter[TargetConfig] = TypeAdapter(TargetConfig)
 FAST = Defaults(timeout="500ms")
+# For a poll that must succeed where the work itself is slow on a busy machine (a signed and encrypted OPC UA
+# handshake, reading every process's command line): FAST is for tests that watch a timeout fire.
+UNHURRIED = Defaults(timeout="10s")
 
 
 def target(**fields: Any) -> TargetConfig:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -80,19 +82,22 @@ def test_bad_lines_are_reported_by_number_and_skipped(tmp_path, config, capsys):
     assert _rows(tmp_path, "ticket_records") == []
 
 
-def test_export_writes_every_table_as_jsonl_and_csv(tmp_path, config):
+def test_export_writes_every_table_with_a_self_describing_header_and_csv(tmp_path, config):
     f = _write(tmp_path / "history.jsonl", [json.dumps(r) for r in GOOD])
     assert main(["import", "--config", str(config), str(f)]) == 0
-    out = tmp_path / "export"
-    assert main(["export", "--config", str(config), "--out", str(out)]) == 0
-    events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
-    assert [e["seq"] for e in events] == [1, 2]
-    with (out / "state_changes.csv").open(newline="") as fh:
-        [row] = list(csv.DictReader(fh))
-    assert (row["target"], row["to_state"], row["at"]) == ("plc-1", "DOWN", str(T0))
-    with (out / "dead_letters.csv").open(newline="") as fh:
-        assert next(csv.reader(fh))[:2] == ["id", "topic"]  # header even when empty
-    assert (out / "gaps.jsonl").read_text().count("\n") == 1
+    out = tmp_path / "export.zip"
+    assert main(["export", "--config", str(config), "--out", str(out), "--csv"]) == 0
+    with zipfile.ZipFile(out) as zf:
+        header, *events = [json.loads(line) for line in zf.read("tables/events.jsonl").splitlines()]
+        assert header == {"schema": "linewarden.table-rows/1", "table": "events",
+                          "columns": ["site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at"]}
+        assert [e["seq"] for e in events] == [1, 2]
+        [row] = list(csv.DictReader(io.StringIO(zf.read("csv/state_changes.csv").decode())))
+        assert (row["target"], row["to_state"], row["at"]) == ("plc-1", "DOWN", str(T0))
+        assert next(csv.reader(io.StringIO(zf.read("csv/dead_letters.csv").decode())))[:2] == ["id", "topic"]
+        assert zf.read("tables/gaps.jsonl").count(b"\n") == 2
+        manifest = json.loads(zf.read("manifest.json"))
+    assert manifest["tables"]["events"]["rows"] == 2 and ["core", 1] in manifest["migrations"]
 
 
 def test_agents_lists_what_births_told(tmp_path, config, capsys):

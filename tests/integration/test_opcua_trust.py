@@ -24,7 +24,7 @@ from linewarden.cli import main
 from linewarden.config.agent import OpcUaSection
 from linewarden.domain import State
 from simulators.opcua_plc import OpcUaPlc
-from tests.integration.probe_helpers import fast_context, probe
+from tests.integration.probe_helpers import UNHURRIED, fast_context, probe
 
 URI = "urn:linewarden:sim:plc"
 NODES = [{"name": "running", "namespace_uri": URI, "identifier": "s=Running", "condition": {"equals": True}}]
@@ -61,7 +61,7 @@ async def context(trust_dir: Path) -> AsyncIterator[ProbeContext]:
 
 def _secured(context: ProbeContext, plc: OpcUaPlc, certs: dict[str, tuple[Path, Path]], **extra: Any) -> OpcUaProbe:
     cert, key = certs["agent"]
-    made = probe(context, type="opcua", endpoint=plc.endpoint, nodes=NODES, min_service_level=None,
+    made = probe(context, UNHURRIED, type="opcua", endpoint=plc.endpoint, nodes=NODES, min_service_level=None,
                  security_policy="Basic256Sha256", security_mode="SignAndEncrypt", certificate=str(cert),
                  private_key=str(key), id=extra.pop("id", "plc"), **extra)  # fmt: skip
     assert isinstance(made, OpcUaProbe)

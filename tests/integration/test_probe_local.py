@@ -22,7 +22,7 @@ from agent.probes.registry import KINDS, probe_class, safe_poll
 from linewarden.config.targets import TcpTarget
 from linewarden.domain import ProbeKind, State
 from simulators.broker import free_port
-from tests.integration.probe_helpers import FAST, fast_context, probe, target
+from tests.integration.probe_helpers import FAST, UNHURRIED, fast_context, probe, target
 
 
 @pytest.fixture
@@ -102,9 +102,9 @@ def sleeper() -> Iterator[tuple[subprocess.Popen[bytes], str]]:
 
 async def test_process_by_command_line(context: ProbeContext, sleeper) -> None:
     proc, marker = sleeper
-    p = probe(context, type="process", cmdline_contains=marker)
+    p = probe(context, UNHURRIED, type="process", cmdline_contains=marker)
     assert (await p.poll(time.time())).state == State.UP
-    two = probe(context, type="process", cmdline_contains=marker, min_count=2, id="t2")
+    two = probe(context, UNHURRIED, type="process", cmdline_contains=marker, min_count=2, id="t2")
     assert (await two.poll(time.time())).reason == (f"1 of 2 processes with {marker!r} in the command line running")
     proc.kill()
     proc.wait()
@@ -113,8 +113,8 @@ async def test_process_by_command_line(context: ProbeContext, sleeper) -> None:
 
 async def test_process_by_name(context: ProbeContext) -> None:
     name = psutil.Process(os.getpid()).name()
-    assert (await probe(context, type="process", name=name).poll(time.time())).state == State.UP
-    missing = await probe(context, type="process", name=f"{name}-nope").poll(time.time())
+    assert (await probe(context, UNHURRIED, type="process", name=name).poll(time.time())).state == State.UP
+    missing = await probe(context, UNHURRIED, type="process", name=f"{name}-nope").poll(time.time())
     assert (missing.state, missing.reason) == (State.DOWN, f"0 of 1 processes named '{name}-nope' running")
 
 

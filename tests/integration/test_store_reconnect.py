@@ -11,11 +11,16 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import pytest
 
+from collector.api.app import create_app
 from collector.service import CollectorService
 from collector.store.postgres import PostgresStore
+from collector.ticketing.lifecycle import Lifecycle
+from collector.tokens import create_token
+from linewarden.book import ContractBook
 from linewarden.errors import StoreUnavailable
 from linewarden.wire import birth_topic, encode, events_topic
 from tests.integration.collector_helpers import T0, birth, heartbeats, state_change
@@ -109,3 +114,24 @@ async def test_collector_holds_acks_while_postgres_is_away_and_resumes(mosquitto
         await agent.client.stop()
         await svc.stop()
         svc.store.close()
+
+
+async def test_the_api_answers_503_while_the_database_is_away_and_200_when_it_is_back(proxied, tmp_path: Path) -> None:
+    proxy, url, schema = proxied
+    store = PostgresStore(url, schema=schema)
+    store.migrate()
+    try:
+        token, _ = create_token(store, "plant", None, "mes", T0, "test", "here")
+        app = create_app(store, Lifecycle(store, ContractBook({}, {}), lambda: T0, "here"), lambda: T0,
+                         tmp_path / "rca")
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test",
+                                     headers={"Authorization": f"Bearer {token}"}) as api:
+            assert (await api.get("/tickets")).status_code == 200
+            proxy.stop()
+            away = await api.get("/tickets")
+            assert away.status_code == 503, away.text
+            assert away.headers["Retry-After"].isdigit() and "unavailable" in away.json()["detail"]
+            proxy.start()
+            assert (await api.get("/tickets")).status_code == 200
+    finally:
+        store.close()
