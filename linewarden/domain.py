@@ -42,3 +42,4 @@ class ProbeKind(StrEnum):
     PROCESS = "process"
     HOST = "host"
     FILE_AGE = "file_age"
+    INTERFACE = "interface"

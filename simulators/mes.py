@@ -6,12 +6,17 @@
 answer closes its connection. Faults: `slow(ms)`, `degraded(component)`, `down(seconds, refuse=True)`
 (refuse: stop listening, so clients see connection refused; otherwise answer 503), `up()`,
 `set_version(version, build)`, `restart()`, `clear()`.
+
+`GET /interface` describes the MES↔ERP order interface: `{"interface": {"name": "erp-orders", "schema_version":
+..., "last_exchange": <ISO 8601 UTC>}}`; the last exchange is the moment of the request unless
+`stall_interface(age_s)` froze it that long ago. `set_interface(schema_version)` changes the version.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from linewarden.errors import SimulatorError
@@ -47,6 +52,9 @@ class MesServer(AsyncService):
         router.add("GET", "/version", self._version)
         self._http = JsonHttpServer(router, host, port, keep_alive)
         self.restarts = 0
+        self.interface_version = "3.0"
+        self._stalled_since: datetime | None = None
+        router.add("GET", "/interface", self._interface)
 
     @property
     def port(self) -> int:
@@ -105,6 +113,19 @@ class MesServer(AsyncService):
         self.version = version
         if build is not None:
             self.build = build
+
+    async def set_interface(self, schema_version: str) -> None:
+        self.interface_version = schema_version
+
+    async def stall_interface(self, age_s: float | None) -> None:
+        """No exchange since `age_s` seconds ago (None: exchanges flow again)."""
+        self._stalled_since = None if age_s is None else datetime.now(UTC) - timedelta(seconds=age_s)
+
+    async def _interface(self, request: Request) -> Response:
+        last = self._stalled_since or datetime.now(UTC)
+        return Response(200, {"interface": {
+            "name": "erp-orders", "schema_version": self.interface_version, "last_exchange": last.isoformat(),
+        }})
 
     async def restart(self) -> None:
         """Stop listening and listen again on the same port (a service restart)."""

@@ -22,7 +22,13 @@ configured word order, bytes inside a register big-endian):
 Addresses outside the map answer exception 2 (illegal address); an unknown unit id answers 11 (gateway target
 failed to respond), like a real gateway.
 
-Faults: `exception(code, unit=None)`, `delay(ms)`, `drop_connections()`, `stop_listening()` /
+With `framer="rtu"` the units speak Modbus RTU: over TCP (a serial device server in transparent mode), or on
+the serial port `serial_port` (one end of a simulators.serial_line.PtyPair). There is no gateway then, so an
+unknown or silenced unit does not answer at all, as on a real RS-485 line. `frames` logs every request served:
+(received, answered, unit), monotonic seconds, for checks of a line's timing.
+
+Faults: `exception(code, unit=None)`, `delay(ms, unit=None)`, `silence(unit)`, `drop_connections()`,
+`stop_listening()` /
 `start_listening()`, `down(seconds)` / `up()`, `restart()`, `degraded(unit, fault_code, stale_heartbeat,
 running)`, `set_version(major, minor)`, `clear()`.
 """
@@ -33,12 +39,16 @@ import asyncio
 import contextlib
 import math
 import struct
+import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from pymodbus.constants import ExcCodes
-from pymodbus.server import ModbusTcpServer
+from pymodbus.exceptions import NoSuchIdException
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator.simcore import SimCore
 
 from linewarden.errors import SimulatorError
@@ -46,6 +56,7 @@ from simulators.broker import free_port
 from simulators.lifecycle import AsyncService
 
 WordOrder = Literal["big", "little"]
+Framing = Literal["socket", "rtu"]
 
 HR_HEARTBEAT, HR_STATUS, HR_FAULT = 0, 1, 2
 HR_COUNTER, HR_TEMPERATURE, HR_OFFSET = 10, 12, 14
@@ -121,7 +132,9 @@ class _GatewayStore(SimCore):
     async def async_getValues(
         self, device_id: int, func_code: int, address: int, count: int = 1
     ) -> list[int] | list[bool] | ExcCodes:
+        received = time.monotonic()
         unit = await self._enter(device_id)
+        self._plc.frames.append((received, time.monotonic(), device_id))
         if isinstance(unit, ExcCodes):
             return unit
         table = _TABLE_OF_FUNCTION.get(func_code)
@@ -149,11 +162,15 @@ class _GatewayStore(SimCore):
         return None
 
     async def _enter(self, device_id: int) -> _Unit | ExcCodes:
-        unit = self._plc.units.get(device_id)
-        if unit is None:
+        plc = self._plc
+        unit = plc.units.get(device_id)
+        if unit is None or device_id in plc.silent_units:
+            if plc.framer == "rtu":
+                raise NoSuchIdException(f"unit {device_id} is silent")  # the server then sends nothing
             return ExcCodes.GATEWAY_NO_RESPONSE
-        if self._plc.delay_ms:
-            await asyncio.sleep(self._plc.delay_ms / 1000)
+        delay_ms = plc.unit_delay_ms.get(device_id, plc.delay_ms)
+        if delay_ms:
+            await asyncio.sleep(delay_ms / 1000)
         forced = self._plc.forced_exceptions.get(device_id, self._plc.forced_exceptions.get(None))
         return forced if forced is not None else unit
 
@@ -172,7 +189,16 @@ class ModbusPlc(AsyncService):
         word_order: WordOrder = "big",
         heartbeat_period: float = 1.0,
         firmware: tuple[int, int] = (1, 0),
+        framer: Framing = "socket",
+        serial_port: str | None = None,
+        baudrate: int = 19200,
+        parity: Literal["N", "E", "O"] = "E",
+        stopbits: int = 1,
     ) -> None:
+        if framer not in ("socket", "rtu"):
+            raise SimulatorError(f"framer is 'socket' or 'rtu', not {framer!r}")
+        if serial_port is not None and framer != "rtu":
+            raise SimulatorError("a serial port carries Modbus RTU: give framer='rtu'")
         if word_order not in ("big", "little"):
             raise SimulatorError(f"word_order is 'big' or 'little', not {word_order!r}")
         if heartbeat_period <= 0:
@@ -189,10 +215,16 @@ class ModbusPlc(AsyncService):
             self.units[unit_id] = _Unit(unit_id, word_order, counter=70_000 + 1000 * unit_id)
         if not self.units:
             raise SimulatorError("a Modbus gateway needs at least one unit")
+        self.framer: Framing = framer
+        self.serial_port = serial_port
+        self.line = (baudrate, parity, stopbits)
         self.delay_ms = 0
+        self.unit_delay_ms: dict[int, int] = {}
+        self.silent_units: set[int] = set()
+        self.frames: deque[tuple[float, float, int]] = deque(maxlen=10_000)
         self.forced_exceptions: dict[int | None, ExcCodes] = {}
         self._ticks = 0
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._up_timer: asyncio.Task[None] | None = None
         self._set_firmware(*firmware)
@@ -200,7 +232,9 @@ class ModbusPlc(AsyncService):
 
     @property
     def endpoint(self) -> str:
-        return f"tcp://{self.host}:{self.port}"
+        if self.serial_port is not None:
+            return f"serial://{self.serial_port}"
+        return f"{'rtu+' if self.framer == 'rtu' else ''}tcp://{self.host}:{self.port}"
 
     @property
     def listening(self) -> bool:
@@ -237,11 +271,20 @@ class ModbusPlc(AsyncService):
             self._unit(unit)
         self.forced_exceptions[unit] = exc_code
 
-    async def delay(self, ms: int) -> None:
-        """Answer every request `ms` milliseconds late (0 = normal)."""
+    async def delay(self, ms: int, unit: int | None = None) -> None:
+        """Answer every request (to `unit`, or to all units when None) `ms` milliseconds late (0 = normal)."""
         if ms < 0:
             raise SimulatorError("delay: ms must be >= 0")
-        self.delay_ms = ms
+        if unit is None:
+            self.delay_ms = ms
+        else:
+            self._unit(unit)
+            self.unit_delay_ms[unit] = ms
+
+    async def silence(self, unit: int) -> None:
+        """Unit `unit` stops answering (a gateway answers exception 11 for it; an RTU line stays silent)."""
+        self._unit(unit)
+        self.silent_units.add(unit)
 
     async def drop_connections(self) -> None:
         """Close every client connection once; the gateway keeps listening."""
@@ -258,7 +301,17 @@ class ModbusPlc(AsyncService):
     async def start_listening(self) -> None:
         if self._server is not None:
             return
-        server = ModbusTcpServer([], address=(self.host, self.port))
+        rtu = self.framer == "rtu"
+        server: ModbusTcpServer | ModbusSerialServer
+        if self.serial_port is not None:
+            baudrate, parity, stopbits = self.line
+            server = ModbusSerialServer(
+                [], framer=FramerType.RTU, port=self.serial_port, baudrate=baudrate, parity=parity,
+                stopbits=stopbits, ignore_missing_devices=True,
+            )
+        else:
+            framer = FramerType.RTU if rtu else FramerType.SOCKET
+            server = ModbusTcpServer([], framer=framer, address=(self.host, self.port), ignore_missing_devices=rtu)
         server.context = _GatewayStore(self)
         self._server = server  # before the await: a concurrent start_listening() sees it
         try:
@@ -322,6 +375,8 @@ class ModbusPlc(AsyncService):
         """Remove every fault and listen again. The firmware version stays."""
         self.forced_exceptions.clear()
         self.delay_ms = 0
+        self.unit_delay_ms.clear()
+        self.silent_units.clear()
         for u in self.units.values():
             u.fault_code, u.stale_heartbeat, u.running = 0, False, True
         self._refresh()

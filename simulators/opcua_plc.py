@@ -2,7 +2,8 @@
 
 Address space, in the namespace of `namespace_uri`, string node ids, under `Objects/<name>`:
 `s=Heartbeat` (UInt32, +1 every `heartbeat_period`), `s=Running` (Boolean), `s=FaultCode` (UInt16),
-`s=Temperature`, `s=Pressure`, `s=Speed` (Double, moving). Standard nodes: ServerStatus (State, CurrentTime,
+`s=Temperature`, `s=Pressure`, `s=Speed` (Double, moving; Temperature and Pressure have EngineeringUnits °C and
+bar). Standard nodes: ServerStatus (State, CurrentTime,
 BuildInfo.SoftwareVersion/BuildNumber), ServiceLevel (Byte, 255 healthy), OperationLimits.MaxNodesPerRead
 (0 = unlimited; a larger read is refused with BadTooManyOperations, so clients must split).
 
@@ -18,6 +19,11 @@ SignAndEncrypt) and no unsecured endpoint unless `allow_unsecured`; `users` (nam
 
 Faults: `down(seconds)`, `up()`, `slow(ms)` (delays every read a client makes), `degraded(...)`,
 `set_version(sw, build)` (live, like an online program change), `restart()`, `clear()`.
+
+Alarms & Conditions: `raise_alarm(name, severity, message)`, `acknowledge_alarm(name)` and `clear_alarm(name)`
+send OffNormalAlarmType events from the Server object with the PLC folder as their source, ActiveState/Id,
+AckedState/Id, Severity and Message set, Retain while active or unacknowledged (so ConditionRefresh returns
+them). Alarms survive a restart and are announced again after the boot.
 The server side of asyncua is quieted to CRITICAL: injected faults make it log errors on purpose.
 """
 
@@ -67,6 +73,7 @@ def _initialised_server() -> Server:
     the other devices sharing the event loop keep answering while a PLC boots (init creates no loop-bound
     objects; sessions and tasks only appear at start())."""
     server = Server()
+    server.iserver.bind_condition_methods = 1  # ConditionRefresh, with this severity on its start/end events
     asyncio.run(server.init())
     return server
 
@@ -153,6 +160,8 @@ class OpcUaPlc(AsyncService):
         self._up_timer: asyncio.Task[None] | None = None
         self._ticks = 0
         self._lifecycle = asyncio.Lock()  # one boot or shutdown at a time
+        self.alarms: dict[str, dict[str, Any]] = {}  # name -> severity, message, active, acked
+        self._alarm_events: dict[str, list[Any]] = {}  # name -> its event generators, of the running server
 
     @property
     def endpoint(self) -> str:
@@ -237,6 +246,60 @@ class OpcUaPlc(AsyncService):
         await self._publish_health()
         await self.up()
 
+    async def raise_alarm(self, name: str, severity: int = 700, message: str = "") -> None:
+        """An alarm condition `name` becomes active (unacknowledged) with the PLC's own `message`."""
+        if not 1 <= severity <= 1000:
+            raise SimulatorError("raise_alarm: severity is 1..1000")
+        self.alarms[name] = {"severity": severity, "message": message or name, "active": True, "acked": False}
+        await self._announce(name)
+
+    async def acknowledge_alarm(self, name: str) -> None:
+        self._alarm(name)["acked"] = True
+        await self._announce(name)
+
+    async def clear_alarm(self, name: str) -> None:
+        """The alarm's cause is gone (it stays retained until acknowledged)."""
+        self._alarm(name)["active"] = False
+        await self._announce(name)
+
+    def _alarm(self, name: str) -> dict[str, Any]:
+        try:
+            return self.alarms[name]
+        except KeyError:
+            raise SimulatorError(f"PLC {self.name} has no alarm {name!r}; it has {sorted(self.alarms)}") from None
+
+    async def _announce(self, name: str) -> None:
+        """Send the alarm's event from the PLC folder and from the Server object (a real server passes events
+        up its notifier tree; asyncua delivers them to the emitting node's subscribers only)."""
+        if self._server is None:
+            return
+        alarm = self.alarms[name]
+        generators = self._alarm_events.get(name)
+        if generators is None:
+            server, idx = self._server, self.namespace_index or 0
+            folder = _string_id(self.name, idx)
+            generators = []
+            for notifier, suffix in ((folder, ""), (server.nodes.server.nodeid, "@server")):
+                generator = await server.get_event_generator(ObjectIds.OffNormalAlarmType, notifier)
+                event = generator.event
+                event.NodeId = _string_id(f"{self.name}.{name}{suffix}", idx)
+                event.SourceNode, event.SourceName, event.ConditionName = folder, self.name, name
+                generators.append(generator)
+            self._alarm_events[name] = generators
+        retain = alarm["active"] or not alarm["acked"]
+        for generator in generators:
+            event = generator.event
+            event.Severity = alarm["severity"]
+            setattr(event, "ActiveState/Id", alarm["active"])
+            event.ActiveState = ua.LocalizedText("Active" if alarm["active"] else "Inactive")
+            setattr(event, "AckedState/Id", alarm["acked"])
+            event.AckedState = ua.LocalizedText("Acknowledged" if alarm["acked"] else "Unacknowledged")
+            event.Retain = retain
+            await generator.trigger(message=alarm["message"])
+        if not retain:
+            del self.alarms[name]
+            del self._alarm_events[name]
+
     def status(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -254,6 +317,7 @@ class OpcUaPlc(AsyncService):
             "software_version": self.software_version,
             "build_number": self.build_number,
             "boots": self.boots,
+            "alarms": {name: dict(alarm) for name, alarm in self.alarms.items()},
         }
 
     # ------------------------------------------------------------------ server life
@@ -274,6 +338,7 @@ class OpcUaPlc(AsyncService):
         server.subscribe_server_callback(CallbackType.PreRead, self._before_read)
 
         folder = await server.nodes.objects.add_folder(_string_id(self.name, idx), self.name)
+        await folder.set_event_notifier([ua.EventNotifier.SubscribeToEvents])  # its alarms can be watched
         initial: dict[str, ua.Variant] = {
             "Heartbeat": ua.Variant(self.heartbeat, ua.VariantType.UInt32),
             "Running": ua.Variant(self.running, ua.VariantType.Boolean),
@@ -286,6 +351,12 @@ class OpcUaPlc(AsyncService):
             browse_name: await folder.add_variable(_string_id(browse_name, idx), browse_name, value)
             for browse_name, value in initial.items()
         }
+        for browse_name, units in (("Temperature", "°C"), ("Pressure", "bar")):  # Part 8 EUInformation
+            eu = ua.EUInformation(NamespaceUri="http://www.opcfoundation.org/UA/units/un/cefact",
+                                  DisplayName=ua.LocalizedText(units), Description=ua.LocalizedText(units))
+            await self._nodes[browse_name].add_property(
+                _string_id(f"{browse_name}.EngineeringUnits", idx), ua.QualifiedName("EngineeringUnits", 0), eu
+            )
         self._nodes["ServiceLevel"] = server.get_node(_standard(ObjectIds.Server_ServiceLevel))
         self._nodes["ServerStatus"] = server.get_node(_standard(ObjectIds.Server_ServerStatus))
         self._nodes["CurrentTime"] = server.get_node(_standard(ObjectIds.Server_ServerStatus_CurrentTime))
@@ -299,6 +370,8 @@ class OpcUaPlc(AsyncService):
         await self._publish_health()
         await self._tick()
         self._ticker = asyncio.create_task(self._tick_forever(), name=f"opcua-plc-{self.name}")
+        for alarm in list(self.alarms):
+            await self._announce(alarm)
 
     async def _secure(self, server: Server) -> None:
         policies = [ua.SecurityPolicyType.NoSecurity]
@@ -328,6 +401,7 @@ class OpcUaPlc(AsyncService):
         if server is not None:
             await server.stop()
         self._nodes = {}
+        self._alarm_events = {}
 
     async def _write_build_info(self, server: Server) -> None:
         await server.set_build_info(

@@ -1,6 +1,6 @@
-"""What probes share: one Modbus connection per host:port, one OPC UA session per endpoint, one HTTP client
-per TLS setting, one CPU sampler. Protocol modules are imported on first use, so an agent loads only the
-libraries its configured probe kinds need."""
+"""What probes share: one Modbus connection per line (host:port or serial port), one OPC UA session per
+endpoint, one HTTP client per TLS setting, one CPU sampler. Protocol modules are imported on first use, so an
+agent loads only the libraries its configured probe kinds need."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent.probes.backoff import Backoff, BackoffPolicy
 from linewarden.config.agent import OpcUaSection
-from linewarden.config.targets import OpcUaTarget
+from linewarden.config.targets import ModbusTarget, OpcUaTarget
 
 if TYPE_CHECKING:
     import httpx
@@ -42,7 +42,7 @@ class ProbeContext:
         self._cpu: CpuSampler | None = None
         self._clock = clock
         self.opcua_trust = opcua_trust or OpcUaSection()
-        self.modbus_links: dict[tuple[str, int], ModbusLink] = {}
+        self.modbus_links: dict[str, ModbusLink] = {}
         self.opcua_sessions: dict[tuple[Any, ...], OpcUaSession] = {}
         self.http_clients: dict[HttpKey, httpx.AsyncClient] = {}
 
@@ -67,14 +67,14 @@ class ProbeContext:
     def _new_backoff(self) -> Backoff:
         return Backoff(self.backoff) if self._clock is None else Backoff(self.backoff, self._clock)
 
-    def modbus_link(self, host: str, port: int, timeout: float, interval: float) -> ModbusLink:
-        """The shared link to host:port; the first target to ask sets its timeout. Reconnects are tried at
-        least every half `interval` (the caller's poll interval)."""
+    def modbus_link(self, target: ModbusTarget, timeout: float, interval: float) -> ModbusLink:
+        """The shared link to the target's line (`target.line`); the first target to ask sets its timeout.
+        Reconnects are tried at least every half `interval` (the caller's poll interval)."""
         from agent.probes.modbus_link import ModbusLink
 
-        key = (host, port)
+        key = target.line
         if key not in self.modbus_links:
-            self.modbus_links[key] = ModbusLink(host, port, timeout, self._new_backoff())
+            self.modbus_links[key] = ModbusLink(target, timeout, self._new_backoff())
         link = self.modbus_links[key]
         link.backoff.limit_to(interval)
         return link

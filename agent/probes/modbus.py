@@ -1,4 +1,5 @@
-"""Modbus TCP probe: reads the configured points in the fewest requests and checks their conditions."""
+"""Modbus probe (TCP, RTU over TCP, RTU on a serial port): reads the configured points in the fewest
+requests and checks their conditions."""
 
 from __future__ import annotations
 
@@ -70,14 +71,16 @@ class ModbusProbe(Probe[ModbusTarget]):
         points = {p.name: p for p in target.points}
         checker = ConditionChecker()
         self._compiled = [CompiledRequest(r, points, checker) for r in self.requests]
-        self._link = context.modbus_link(target.host, target.port, self.timeout_s, self.interval_s)
+        self._link = context.modbus_link(target, self.timeout_s, self.interval_s)
         self._version_requests = [(v.what, version_request(target, v)) for v in target.version_registers]
         self._version_due = 0.0
+        self._link.planned_requests += len(self.requests) + len(self._version_requests)
 
     def poll_budget(self) -> float:
+        """Every request of every target on the line may be served before this poll's last one (they take
+        turns), each holding the line for at most its timeout and the waits around it."""
         pause = self.target.pause_between_requests.total_seconds()
-        requests = len(self.requests) + len(self._version_requests)
-        return requests * (self.timeout_s + 0.5 + pause) + self.timeout_s + 1.0
+        return self._link.planned_requests * self._link.request_cost_s(pause) + self.timeout_s + 1.0
 
     async def poll(self, now: float) -> ProbeResult:
         started = time.perf_counter()

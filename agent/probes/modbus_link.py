@@ -1,10 +1,20 @@
-"""One Modbus TCP connection per host:port, shared by every unit id and target behind it.
+"""One Modbus connection per line, shared by every unit id and target on it: a TCP server or gateway
+(host:port, Modbus TCP or RTU framed over TCP) or a serial port (RTU on RS-485/RS-232).
 
 Requests are serialised by a lock (gateways often allow one or two TCP sessions and answer one request at a
-time), paced by `pause_between_requests`, and sorted into three failure kinds with distinct reasons and cause
-codes: the device answered with an exception (`modbus.exception.<code>`), nobody answered in time
-(`modbus.timeout`), or the connection could not be made or broke (`modbus.refused`, `modbus.connection_lost`,
-...). Exception 2 (illegal data address) is marked as a possible configuration mistake.
+time; a serial line carries one frame at a time). The lock is first come, first served: a target waiting for
+the line gets it before another target's next request, so targets take turns and one slow unit delays each of
+the others by at most one timeout. Requests are paced by `pause_between_requests` and, on RTU lines, by the
+line's 3.5-character gap (linewarden.modbus_timing), with a longer quiet time after a unit failed to answer.
+
+Failures are sorted into three kinds with distinct reasons and cause codes: the device answered with an
+exception (`modbus.exception.<code>`), nobody answered in time (`modbus.timeout`), or the connection could not
+be made or broke (`modbus.refused`, `modbus.connection_lost`, `modbus.serial_unavailable`, ...). Exception 2
+(illegal data address) is marked as a possible configuration mistake.
+
+A timeout closes a Modbus TCP connection (a late answer would be taken for the next request's). RTU lines keep
+theirs (pymodbus drops an answer from another unit, and a late one arrives during the quiet time); reopening
+a serial port would not bring a silent unit back.
 """
 
 from __future__ import annotations
@@ -14,15 +24,21 @@ import contextlib
 import time
 from typing import Literal
 
-from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.client import AsyncModbusSerialClient, AsyncModbusTcpClient
 from pymodbus.exceptions import ConnectionException, ModbusIOException
+from pymodbus.framer import FramerType
 
 from agent.probes.backoff import Backoff
+from linewarden.config.targets import ModbusTarget
 from linewarden.domain import State
 from linewarden.errors import ProbeError
 from linewarden.modbus_plan import ReadRequest
+from linewarden.modbus_timing import frame_gap_s, late_answer_guard_s
 
 FailureKind = Literal["exception", "timeout", "connection"]
+Client = AsyncModbusTcpClient | AsyncModbusSerialClient
+# An RTU line keeps its connection through timeouts: pymodbus must not close it after a few either.
+_NEVER_CLOSE_FOR_SILENCE = 1 << 30
 
 EXCEPTION_NAMES = {
     1: "illegal function",
@@ -54,25 +70,38 @@ class ModbusFailure(ProbeError):
 
 
 class ModbusLink:
-    """The shared connection to one Modbus TCP server or gateway."""
+    """The shared connection to one Modbus line; `settings` is the first target's on it (the config
+    checks that all of them agree on the line's settings)."""
 
-    def __init__(self, host: str, port: int, timeout: float, backoff: Backoff) -> None:
-        self.host = host
-        self.port = port
+    def __init__(self, settings: ModbusTarget, timeout: float, backoff: Backoff) -> None:
+        self.settings = settings
+        self.host = settings.host
+        self.port = settings.port
         self.timeout = timeout
         self.backoff = backoff
-        self._client: AsyncModbusTcpClient | None = None
+        self.rtu = settings.transport != "tcp"
+        line = (settings.baudrate, settings.parity, settings.stopbits)
+        self.frame_gap = frame_gap_s(*line) if self.rtu else 0.0
+        self.late_answer_guard = late_answer_guard_s(*line) if self.rtu else 0.0
+        self.planned_requests = 0  # of all targets on the line, per round of polls: see ModbusProbe.poll_budget
+        self._client: Client | None = None
         self._lock = asyncio.Lock()
         self._last_request_end = 0.0
+        self._quiet_until = 0.0
         self._connect_failure = ("not connected", "modbus.not_connected")
         self.connects = 0
         self.requests_sent = 0
+
+    def request_cost_s(self, pause: float) -> float:
+        """The longest one request may hold the line: its timeout, the wait before it, the quiet after it."""
+        return self.timeout + 0.5 + max(pause, self.frame_gap) + self.late_answer_guard
 
     async def read(self, request: ReadRequest, pause: float = 0.0) -> list[int] | list[bool]:
         """Read one planned request. Raises ModbusFailure with the reason."""
         async with self._lock:
             client = await self._connected()
-            wait = self._last_request_end + pause - time.monotonic()
+            ready = max(self._last_request_end + max(pause, self.frame_gap), self._quiet_until)
+            wait = ready - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
             self.requests_sent += 1
@@ -81,11 +110,15 @@ class ModbusLink:
                     return await self._execute(client, request)
             except (TimeoutError, ModbusIOException):
                 lost = not client.connected
-                # A late answer would be taken for the next request's: start over on a fresh connection.
-                await self._drop()
+                if lost or not self.rtu:
+                    await self._drop()
+                else:
+                    self._quiet_until = time.monotonic() + self.late_answer_guard
                 if lost:
                     raise ModbusFailure("connection lost", "connection", "modbus.connection_lost") from None
-                raise ModbusFailure(f"no answer within {self.timeout:g} s", "timeout", "modbus.timeout") from None
+                raise ModbusFailure(
+                    f"no answer within {self.timeout:g} s from unit {request.unit}", "timeout", "modbus.timeout"
+                ) from None
             except (ConnectionException, OSError):
                 await self._drop()
                 raise ModbusFailure("connection lost", "connection", "modbus.connection_lost") from None
@@ -96,7 +129,7 @@ class ModbusLink:
         async with self._lock:
             await self._drop()
 
-    async def _execute(self, client: AsyncModbusTcpClient, request: ReadRequest) -> list[int] | list[bool]:
+    async def _execute(self, client: Client, request: ReadRequest) -> list[int] | list[bool]:
         readers = {
             "holding": client.read_holding_registers,
             "input": client.read_input_registers,
@@ -128,15 +161,13 @@ class ModbusLink:
             )
         return registers
 
-    async def _connected(self) -> AsyncModbusTcpClient:
+    async def _connected(self) -> Client:
         if self._client is not None and self._client.connected:
             return self._client
         await self._drop()
         if not self.backoff.begin():
             raise ModbusFailure(self._connect_failure[0], "connection", self._connect_failure[1])
-        client = AsyncModbusTcpClient(
-            self.host, port=self.port, timeout=self.timeout, retries=0, reconnect_delay=0, name="linewarden"
-        )
+        client = self._new_client()
         try:
             ok = await asyncio.wait_for(client.connect(), self.timeout + 0.5)
         except TimeoutError:
@@ -146,13 +177,31 @@ class ModbusLink:
             self._connect_failure = await self._why_no_connection()
             self.backoff.failed()
             raise ModbusFailure(self._connect_failure[0], "connection", self._connect_failure[1])
+        if self.rtu:
+            client.set_max_no_responses(_NEVER_CLOSE_FOR_SILENCE)
         self.backoff.succeeded()
         self.connects += 1
         self._client = client
         return client
 
+    def _new_client(self) -> Client:
+        s = self.settings
+        if s.transport == "serial":
+            assert s.serial_port is not None
+            return AsyncModbusSerialClient(
+                s.serial_port, framer=FramerType.RTU, baudrate=s.baudrate, parity=s.parity, stopbits=s.stopbits,
+                timeout=self.timeout, retries=0, reconnect_delay=0, name="linewarden",
+            )
+        assert s.host is not None
+        framer = FramerType.RTU if self.rtu else FramerType.SOCKET
+        return AsyncModbusTcpClient(
+            s.host, port=s.port, framer=framer, timeout=self.timeout, retries=0, reconnect_delay=0, name="linewarden"
+        )
+
     async def _why_no_connection(self) -> tuple[str, str]:
         """pymodbus only says connect() failed; find out how, in words an engineer can act on (and its cause)."""
+        if self.settings.serial_port is not None:
+            return await asyncio.to_thread(_why_serial_port_fails, self.settings.serial_port)
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(self.host, self.port), self.timeout)
         except ConnectionRefusedError:
@@ -170,3 +219,16 @@ class ModbusLink:
         client, self._client = self._client, None
         if client is not None:
             client.close()
+
+
+def _why_serial_port_fails(port: str) -> tuple[str, str]:
+    """(reason, cause) of a serial port pymodbus could not open: missing, refused, or taken by another program."""
+    import serial  # pyserial, which pymodbus uses for serial ports
+
+    try:
+        handle = serial.serial_for_url(port, exclusive=True)
+    except serial.SerialException as exc:
+        errno_text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        return f"cannot open serial port {port}: {errno_text}", "modbus.serial_unavailable"
+    handle.close()
+    return f"cannot open serial port {port}", "modbus.serial_unavailable"

@@ -6,6 +6,9 @@ its publishing interval is half the target's effective poll interval (0.1 s to 1
 at the server's SourceTimestamp when that lies no further from the agent's receive time than the publishing
 interval plus the timeout (and never after the receipt); otherwise (server clock off, a value replayed after
 a reconnect) at the receive time.
+
+With `alarms`, an event subscription to the server's Alarms & Conditions (agent.probes.opcua_alarms) feeds an
+alarm book; the alarms its rules match set the target's state, with the PLC's alarm message in the reason.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from asyncua.ua.status_codes import StatusCodes
 
 from agent.conditions import ConditionChecker, Failure, worst
 from agent.probes.base import Probe, ProbeResult
+from agent.probes.opcua_alarms import AlarmBook, alarm_failures
 from agent.probes.opcua_session import OpcUaFailure, standard_node
 from agent.probes.opcua_trust import fingerprint
 from linewarden.config.targets import OpcUaNode, OpcUaTarget
@@ -86,6 +90,8 @@ class OpcUaProbe(Probe[OpcUaTarget]):
         self._cache = _SubscriptionCache(self.publishing_interval_s + self.timeout_s)
         self._subscription: Subscription | None = None
         self.subscriptions_created = 0
+        self.alarm_book = AlarmBook()
+        self._alarm_subscription: Subscription | None = None
 
     async def poll(self, now: float) -> ProbeResult:
         started = time.perf_counter()
@@ -114,6 +120,10 @@ class OpcUaProbe(Probe[OpcUaTarget]):
             failure = self._node_failure(node, value, values, now, changed_at)
             if failure is not None:
                 failures.append(failure)
+        if self.target.alarms is not None:
+            alarms = list(self.alarm_book.alarms.values())
+            failures += alarm_failures(alarms, self.target.alarms.rules)
+            values["alarms"] = len(alarms)
         versions = self._versions(data) | self._node_versions(data)
         return ProbeResult.of(worst(failures), latency, values, versions)
 
@@ -156,7 +166,38 @@ class OpcUaProbe(Probe[OpcUaTarget]):
                 await self.session.drop(client)
                 raise OpcUaFailure(f"cannot subscribe: {exc!r}", "opcua.subscribe_failed") from None
             self.subscriptions_created += 1
+        if self.target.alarms is not None:
+            await self._watch_alarms()
         self._generation = self.session.generation
+
+    async def _watch_alarms(self) -> None:
+        assert self.target.alarms is not None
+        self.alarm_book.clear()
+        self._alarm_subscription = None
+        client = await self.session.client()
+        sources = [
+            ua.NodeId.from_string(f"ns={self.session.namespace_index(s.namespace_uri)};{s.identifier}")
+            for s in self.target.alarms.sources
+        ] or [standard_node(ObjectIds.Server)]
+        try:
+            subscription = await client.create_subscription(self.publishing_interval_s * 1000, self.alarm_book)
+            for source in sources:
+                await subscription.subscribe_alarms_and_conditions(  # its fields include Active/AckedState
+                    client.get_node(source), standard_node(ObjectIds.AlarmConditionType)
+                )
+        except Exception as exc:
+            await self.session.drop(client)
+            raise OpcUaFailure(f"cannot subscribe to alarms: {exc!r}", "opcua.subscribe_failed") from None
+        self._alarm_subscription = subscription
+        # The alarms active before this session: servers without ConditionRefresh only report new ones.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(
+                client.get_node(standard_node(ObjectIds.ConditionType)).call_method(
+                    standard_node(ObjectIds.ConditionType_ConditionRefresh),
+                    ua.Variant(subscription.subscription_id, ua.VariantType.UInt32),
+                ),
+                self.timeout_s,
+            )
 
     def _server_failures(self, data: dict[str, ua.DataValue]) -> list[Failure]:
         failures: list[Failure] = []
@@ -207,11 +248,12 @@ class OpcUaProbe(Probe[OpcUaTarget]):
         return {what: str(value).strip()[:200] for what, value in found.items() if value not in (None, "")}
 
     async def close(self) -> None:
-        if self._subscription is not None:
-            subscription, self._subscription = self._subscription, None
-            # the session may be gone already; the server drops the subscription with it
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(subscription.delete(), self.timeout_s)
+        for subscription in (self._subscription, self._alarm_subscription):
+            if subscription is not None:
+                # the session may be gone already; the server drops the subscription with it
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(subscription.delete(), self.timeout_s)
+        self._subscription = self._alarm_subscription = None
 
 
 def _good_value(value: ua.DataValue | None) -> Any:

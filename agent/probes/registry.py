@@ -22,6 +22,7 @@ _CLASSES = {
     ProbeKind.PROCESS: "ProcessProbe",
     ProbeKind.HOST: "HostProbe",
     ProbeKind.FILE_AGE: "FileAgeProbe",
+    ProbeKind.INTERFACE: "InterfaceProbe",
 }
 KINDS = frozenset(k.value for k in _CLASSES)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, StrictModel, TimeZoneName
-from linewarden.config.targets import OpcUaTrustMode, TargetConfig
+from linewarden.config.targets import ModbusTarget, OpcUaTrustMode, TargetConfig
 from linewarden.domain import Criticality, Severity
 from linewarden.wire import MAX_BATCH_EVENTS, MAX_INTERVAL_S, MAX_TARGETS
 
@@ -148,6 +148,21 @@ class AgentConfig(StrictModel):
             if t.asset not in known:
                 raise ValueError(f"target {t.id!r} names asset {t.asset!r}, which is not in [[assets]]")
         return self
+
+    @field_validator("targets")
+    @classmethod
+    def _one_setting_per_modbus_line(cls, targets: list[TargetConfig]) -> list[TargetConfig]:
+        first: dict[str, ModbusTarget] = {}
+        for t in targets:
+            if not isinstance(t, ModbusTarget):
+                continue
+            other = first.setdefault(t.line, t)
+            if other.line_settings != t.line_settings:
+                raise ValueError(
+                    f"targets {other.id!r} and {t.id!r} share Modbus line {t.line} but not its settings "
+                    f"({other.line_settings} against {t.line_settings})"
+                )
+        return targets
 
     def opcua_trust(self) -> OpcUaSection:
         """[opcua] with its trust_dir resolved (data_dir/opcua-trust when not given)."""

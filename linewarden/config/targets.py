@@ -62,6 +62,34 @@ class OpcUaNode(StrictModel):
     subscribe: bool = False
 
 
+class AlarmSource(StrictModel):
+    """A node whose alarms are watched (an object with EventNotifier set), named like OpcUaNode."""
+
+    namespace_uri: str = Field(min_length=1)
+    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+
+
+class AlarmRule(StrictModel):
+    """Alarms that put the target into `state`: all the rule's conditions must hold. `acknowledged` unset
+    matches both; `active = false` matches an alarm whose cause is gone but that no one acknowledged yet."""
+
+    state: Literal[State.DEGRADED, State.DOWN]
+    min_severity: Annotated[int, Field(ge=1, le=1000)] = 1
+    active: bool = True
+    acknowledged: bool | None = None
+    condition_name: str | None = Field(default=None, min_length=1, description="only alarms of this name")
+
+
+class OpcUaAlarms(StrictModel):
+    """Subscribe to the server's Alarms & Conditions; each alarm a rule matches sets the target's state, with
+    the alarm's own message as the reason (the worst one when several match)."""
+
+    sources: list[AlarmSource] = Field(
+        default_factory=list, description="nodes to watch; none = the Server object (all alarms of the server)"
+    )
+    rules: list[AlarmRule] = Field(min_length=1)
+
+
 OpcUaTrustMode = Literal["list", "tofu"]
 
 
@@ -96,6 +124,7 @@ class OpcUaTarget(TargetBase):
     build_info: bool = True
     nodes: list[OpcUaNode] = Field(default_factory=list)
     version_nodes: list[VersionNode] = Field(default_factory=list, max_length=16)
+    alarms: OpcUaAlarms | None = None
 
     @model_validator(mode="after")
     def _security(self) -> OpcUaTarget:
@@ -151,10 +180,24 @@ class VersionRegisters(StrictModel):
     count: Annotated[int, Field(ge=1, le=100)]
 
 
+ModbusTransport = Literal["tcp", "rtu_over_tcp", "serial"]
+Baudrate = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
+_LINE_SETTINGS = ("baudrate", "parity", "stopbits")
+
+
 class ModbusTarget(TargetBase):
+    """Modbus TCP to `host`:`port` (transport "tcp"), RTU frames over TCP to a serial device server
+    ("rtu_over_tcp"), or RTU on a local serial port ("serial"). The RTU transports pace requests by the serial
+    line's settings (`baudrate`, `parity`, `stopbits`; 8 data bits, as RTU requires)."""
+
     type: Literal["modbus"]
-    host: str
+    transport: ModbusTransport = "tcp"
+    host: str | None = Field(default=None, min_length=1)
     port: Port = 502
+    serial_port: str | None = Field(default=None, min_length=1, description="e.g. '/dev/ttyUSB0' or 'COM3'")
+    baudrate: Baudrate = 19200
+    parity: Literal["N", "E", "O"] = Field(default="E", description="the Modbus serial line default is even")
+    stopbits: Literal[1, 2] = 1
     unit: Annotated[int, Field(ge=0, le=255)] = 1
     max_registers_per_request: Annotated[int, Field(ge=1, le=125)] = 125
     max_bits_per_request: Annotated[int, Field(ge=1, le=2000)] = 2000
@@ -163,6 +206,37 @@ class ModbusTarget(TargetBase):
     points: list[ModbusPoint] = Field(min_length=1)
     version_registers: list[VersionRegisters] = Field(default_factory=list, max_length=16)
     version_interval: PositiveDuration = Field(default=timedelta(minutes=5), description="how often to read them")
+
+    @model_validator(mode="after")
+    def _transport(self) -> ModbusTarget:
+        if self.transport == "serial":
+            if self.serial_port is None:
+                raise ValueError("transport 'serial' needs 'serial_port' (e.g. '/dev/ttyUSB0' or 'COM3')")
+            if self.host is not None or "port" in self.model_fields_set:
+                raise ValueError("transport 'serial' takes 'serial_port', not 'host' and 'port'")
+            return self
+        if self.host is None:
+            raise ValueError(f"transport '{self.transport}' needs 'host'")
+        if self.serial_port is not None:
+            raise ValueError(f"'serial_port' needs transport 'serial', not '{self.transport}'")
+        given = [k for k in _LINE_SETTINGS if k in self.model_fields_set]
+        if self.transport == "tcp" and given:
+            raise ValueError(f"{', '.join(given)}: serial line settings need transport 'rtu_over_tcp' or 'serial'")
+        return self
+
+    @property
+    def line(self) -> str:
+        """Where the target's requests travel: targets on one line share its connection and its pace."""
+        if self.transport == "serial":
+            return f"serial {self.serial_port}"
+        return f"{self.host}:{self.port}"
+
+    @property
+    def line_settings(self) -> str:
+        """The line's transport and serial settings, e.g. 'serial 19200 8E1'."""
+        if self.transport == "tcp":
+            return "tcp"
+        return f"{self.transport} {self.baudrate} 8{self.parity}{self.stopbits}"
 
     @model_validator(mode="after")
     def _fits_in_a_request(self) -> ModbusTarget:
@@ -235,7 +309,63 @@ class FileAgeTarget(TargetBase):
     hash: bool = False
 
 
+# ---------------------------------------------------------------- interface checks
+
+JsonPointer = Annotated[str, Field(pattern=r"^(/[^/]*)+$", description="RFC 6901, e.g. '/interface/schema_version'")]
+
+
+class InterfaceNode(StrictModel):
+    namespace_uri: str = Field(min_length=1)
+    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+
+
+class InterfaceTarget(TargetBase):
+    """An interface between systems (MES↔ERP↔PLC) checked against what the contract pins: the version an HTTP
+    endpoint advertises (`url` + `version_pointer`), or an OPC UA node's DataType and EngineeringUnits
+    (`endpoint` + `node`); and that values keep flowing: the last exchange (`last_exchange_pointer`, or the
+    node's source timestamp) no older than `max_age`. A mismatch or a stall is DEGRADED with the reason."""
+
+    type: Literal["interface"]
+    url: str | None = Field(default=None, pattern=r"^https?://.+")
+    headers: dict[str, str | Secret] = Field(default_factory=dict)
+    verify_tls: bool = True
+    ca_file: Path | None = None
+    version_pointer: JsonPointer | None = None
+    expected_version: str | None = Field(default=None, min_length=1)
+    last_exchange_pointer: JsonPointer | None = Field(
+        default=None, description="an ISO 8601 time, or seconds since the epoch"
+    )
+    endpoint: str | None = Field(default=None, pattern=r"^opc\.tcp://.+", description="unsecured session only")
+    node: InterfaceNode | None = None
+    expected_datatype: str | None = Field(default=None, min_length=1, description="e.g. 'Double'")
+    expected_engineering_units: str | None = Field(default=None, min_length=1, description="e.g. 'bar'")
+    max_age: PositiveDuration | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> InterfaceTarget:
+        if (self.url is None) == (self.endpoint is None):
+            raise ValueError("give 'url' (an HTTP interface) or 'endpoint' (an OPC UA one), not both or neither")
+        if self.url is not None:
+            if self.node is not None or self.expected_datatype or self.expected_engineering_units:
+                raise ValueError("'node', 'expected_datatype' and 'expected_engineering_units' need 'endpoint'")
+            if (self.version_pointer is None) != (self.expected_version is None):
+                raise ValueError("'version_pointer' and 'expected_version' go together")
+            if (self.max_age is None) != (self.last_exchange_pointer is None):
+                raise ValueError("'max_age' and 'last_exchange_pointer' go together")
+            if self.version_pointer is None and self.max_age is None:
+                raise ValueError("check something: 'version_pointer' or 'last_exchange_pointer'")
+            return self
+        if self.node is None:
+            raise ValueError("an OPC UA interface needs 'node'")
+        if self.version_pointer or self.expected_version or self.last_exchange_pointer or self.headers:
+            raise ValueError("'version_pointer', 'expected_version', 'last_exchange_pointer' and 'headers' need 'url'")
+        if self.expected_datatype is None and self.expected_engineering_units is None and self.max_age is None:
+            raise ValueError("check something: 'expected_datatype', 'expected_engineering_units' or 'max_age'")
+        return self
+
+
 TargetConfig = Annotated[
-    OpcUaTarget | ModbusTarget | HttpTarget | TcpTarget | ProcessTarget | HostTarget | FileAgeTarget,
+    OpcUaTarget | ModbusTarget | HttpTarget | TcpTarget | ProcessTarget | HostTarget | FileAgeTarget
+    | InterfaceTarget,
     Field(discriminator="type"),
 ]

@@ -55,7 +55,7 @@ async def test_healthy_unit_is_up_with_decoded_values(plc: ModbusPlc, context: P
     assert result.values["offset"] == expected["offset"] < 0
     assert result.values["temperature"] == pytest.approx(expected["temperature"], abs=0.01)
     assert result.values["running"] is True
-    assert context.modbus_links[(plc.host, plc.port)].requests_sent == 2
+    assert context.modbus_links[f"{plc.host}:{plc.port}"].requests_sent == 2
 
 
 async def test_little_word_order(context: ProbeContext) -> None:
@@ -91,7 +91,7 @@ async def test_three_failure_kinds_have_distinct_reasons(plc: ModbusPlc, context
     await plc.clear()
     await plc.delay(1500)
     timeout = await p.poll(time.time())
-    assert (timeout.state, timeout.reason) == (State.DOWN, "no answer within 0.5 s")
+    assert (timeout.state, timeout.reason) == (State.DOWN, "no answer within 0.5 s from unit 1")
 
     await plc.clear()
     await plc.stop_listening()
@@ -123,8 +123,8 @@ async def test_targets_behind_one_gateway_share_one_connection(plc: ModbusPlc, c
     probes = [modbus(context, plc, unit=u, id=f"unit{u}") for u in (1, 2, 3)]
     for p in probes:
         assert (await p.poll(time.time())).state == State.UP
-    assert list(context.modbus_links) == [(plc.host, plc.port)]
-    assert context.modbus_links[(plc.host, plc.port)].connects == 1
+    assert list(context.modbus_links) == [f"{plc.host}:{plc.port}"]
+    assert context.modbus_links[f"{plc.host}:{plc.port}"].connects == 1
 
 
 async def test_recovers_after_connections_are_dropped(plc: ModbusPlc, context: ProbeContext) -> None:
@@ -132,7 +132,7 @@ async def test_recovers_after_connections_are_dropped(plc: ModbusPlc, context: P
     assert (await p.poll(time.time())).state == State.UP
     await plc.drop_connections()
     await poll_until(p, State.UP, timeout=5, what="probe back UP after the drop")
-    assert context.modbus_links[(plc.host, plc.port)].connects == 2
+    assert context.modbus_links[f"{plc.host}:{plc.port}"].connects == 2
 
 
 async def test_recovers_after_gateway_outage(plc: ModbusPlc, context: ProbeContext) -> None:
