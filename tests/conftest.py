@@ -1,9 +1,8 @@
 """Session-wide fixtures: a real Mosquitto broker on a free loopback port, PostgreSQL when present.
 
-The suite runs on several pytest-xdist workers (pyproject: `-n 3 --dist loadgroup`); most tests wait on real
-processes and sockets, not on the CPU. Each worker has its own session fixtures (its own broker). The tests of
-a module that share a module-scoped fixture (a running collector, a browser) are kept on one worker, so that
-fixture starts once."""
+The suite runs on several pytest-xdist workers (pyproject: `-n 3 --dist loadscope`); most tests wait on real
+processes and sockets, not on the CPU. Each worker has its own session fixtures (its own broker); a module's
+tests run on one worker, in order, so a module-scoped fixture (a running collector, a browser) starts once."""
 
 from __future__ import annotations
 
@@ -15,14 +14,6 @@ import psutil
 import pytest
 
 from simulators.broker import Mosquitto
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        info = getattr(item, "_fixtureinfo", None)
-        defs = info.name2fixturedefs.values() if info is not None else ()
-        if any(d.scope == "module" for chain in defs for d in chain):
-            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture(scope="session")

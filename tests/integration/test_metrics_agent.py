@@ -29,7 +29,10 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def test_agent_metrics_move_with_its_polls_and_outbox(mosquitto, tmp_path: Path) -> None:
+async def test_agent_metrics_move_with_its_polls_and_outbox(own_mosquitto, tmp_path: Path) -> None:
+    # A broker of its own: the session's holds whatever collector state other tests' collectors left retained.
+    mosquitto = own_mosquitto
+    mosquitto.start()
     closed = _free_port()
     toml = agent_toml(tmp_path / "data", mosquitto.port, tcp_port=mosquitto.port, agent_id="metrics-agent")
     toml = toml.replace("[broker]", f"metrics_port = {_free_port()}\n\n[broker]", 1)
