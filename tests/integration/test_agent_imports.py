@@ -1,4 +1,4 @@
-"""A Modbus-only agent loads only what Modbus needs: no OPC UA, HTTP, psutil or holiday tables (memory)."""
+"""A Modbus-only agent loads only what Modbus needs: no OPC UA, HTTP, psutil, holidays or cryptography (memory)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from tests.integration.probe_helpers import target
 
 probe = make_probe(target(type="modbus", host="127.0.0.1", port=1502, points=[{"name": "p", "address": 0}]),
                    Defaults(), ProbeContext())
-print(json.dumps(sorted(m for m in ("asyncua", "httpx", "psutil", "holidays") if m in sys.modules)))
+print(json.dumps(sorted(m for m in ("asyncua", "httpx", "psutil", "holidays", "cryptography") if m in sys.modules)))
 """
 
 
