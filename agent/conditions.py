@@ -119,6 +119,11 @@ class ConditionChecker:
                     problems.append(f"{name} is {value!r}, above {condition.max:g}")
         return problems
 
+    def fresh(self, name: str, value: object, now: float, window: float) -> bool:
+        """Whether a value whose only condition is `must_change_within` (`window` s) holds at `now`: what `check`
+        finds without building its failure, and remembering the value the same way."""
+        return self._stale_for(name, value, now, None) <= window
+
     def _stale_for(self, name: str, value: object, now: float, changed_at: float | None) -> float:
         seen = self._last.get(name)
         if seen is None or not _same(seen[0], value):
@@ -132,8 +137,9 @@ class BlockChecks:
     hold, with a few comparisons over the whole block instead of one `ConditionChecker.check` per value.
 
     `numbers` says the values are ints or floats, never bools or strings (registers). A value takes the fast
-    path when its condition has no `must_change_within` (that one keeps state and is checked on its own every
-    time) and compares with a number. When any fast comparison fails, every value is checked by
+    path when its condition has no `must_change_within` and compares with a number. A value whose only
+    condition is `must_change_within` (it keeps state) is checked for staleness alone; any other with one is
+    checked on its own every time. When any fast comparison fails, every value is checked by
     `ConditionChecker.check`, so failures and their reasons are exactly those of the value-by-value check.
     """
 
@@ -145,7 +151,11 @@ class BlockChecks:
         self._checker = checker
         self._checked = tuple(i for i, c in enumerate(conditions) if not c.is_empty)
         fast = [i for i in self._checked if numbers and _fast(conditions[i])]
-        self._slow = tuple(sorted(set(self._checked) - set(fast)))
+        slow = sorted(set(self._checked) - set(fast))
+        # a heartbeat's condition (must change within a window, nothing else) is checked without a Failure
+        self._fresh = tuple((i, conditions[i].must_change_within.total_seconds()) for i in slow  # type: ignore[union-attr]
+                            if _staleness_only(conditions[i]))
+        self._slow = tuple(i for i in slow if not _staleness_only(conditions[i]))
         eq = [i for i in fast if conditions[i].equals is not None]
         unequal = [i for i in fast if conditions[i].not_equals is not None]
         bounded = [i for i in fast if conditions[i].min is not None or conditions[i].max is not None]
@@ -164,9 +174,12 @@ class BlockChecks:
 
     def check(self, values: Sequence[object], now: float) -> list[Failure]:
         """The failures of `values` (in the order of `names`) at time `now`, in that order."""
-        check = self._checker.check
+        check, fresh = self._checker.check, self._checker.fresh
         names, conditions = self._names, self._conditions
-        indices = self._slow if self._hold(values) else self._checked
+        if not self._hold(values) or not all(fresh(names[i], values[i], now, window) for i, window in self._fresh):
+            indices = self._checked
+        else:
+            indices = self._slow
         return [f for i in indices if (f := check(names[i], values[i], conditions[i], now)) is not None]
 
     def _hold(self, values: Sequence[object]) -> bool:
@@ -186,6 +199,12 @@ def _fast(condition: Condition) -> bool:
     # a bool expected value has its own matching rules (`_same`): left to the value-by-value check
     return condition.must_change_within is None and not any(
         isinstance(v, bool | str) for v in (condition.equals, condition.not_equals)
+    )
+
+
+def _staleness_only(condition: Condition) -> bool:
+    return condition.must_change_within is not None and all(
+        v is None for v in (condition.equals, condition.not_equals, condition.min, condition.max)
     )
 
 

@@ -123,14 +123,15 @@ class PointSpec:
     must_change: bool = False
 
     def toml(self) -> str:
+        """Compact (no default datatype, no spaces): 150 targets × 100 points stay under the 1 MB config limit."""
         if self.must_change:
-            condition = 'must_change_within = "5s"'
+            condition = 'must_change_within="5s"'
         elif self.low == self.high:
-            condition = f"equals = {self.low:g}" + (', fail_state = "DOWN"' if self.name == "status" else "")
+            condition = f"equals={self.low:g}" + (',fail_state="DOWN"' if self.name == "status" else "")
         else:
-            condition = f"min = {self.low:g}, max = {self.high:g}"
-        return (f'  {{ name = "{self.name}", address = {self.offset}, datatype = "{self.datatype}", '
-                f"condition = {{ {condition} }} }},")
+            condition = f"min={self.low:g},max={self.high:g}"
+        datatype = "" if self.datatype == "uint16" else f'datatype="{self.datatype}",'
+        return f'{{name="{self.name}",address={self.offset},{datatype}condition={{{condition}}}}},'
 
 
 def modbus_points(count: int) -> list[PointSpec]:
@@ -500,6 +501,8 @@ steps = [("interpreter", rss())]
 for module in sys.argv[3:]:
     importlib.import_module(module)
     steps.append((module, rss()))
+heavy = ("cryptography", "asyncua", "httpx", "psutil", "holidays", "importlib.metadata")
+loaded = [name for name in heavy if name in sys.modules]
 packages = {}
 if traced:
     for stat in tracemalloc.take_snapshot().statistics("traceback"):
@@ -510,13 +513,20 @@ if traced:
         elif name.startswith(repo):
             name = "linewarden: " + name[len(repo):].split("/", 1)[0]
         packages[name] = packages.get(name, 0) + stat.size
-print(json.dumps({"steps": steps, "packages": packages}))
+print(json.dumps({"steps": steps, "packages": packages, "loaded": loaded}))
 """
+
+
+# What the agent's core loads, in the order its imports pull it in: the event loop (asyncio brings ssl, so
+# OpenSSL's libraries), SQLite, pydantic, the wire models (the first models built: pydantic then also looks up
+# plugins through importlib.metadata), the configuration models, MQTT (paho), then the rest of the agent.
+AGENT_IMPORTS = ("asyncio", "sqlite3", "pydantic", "linewarden.wire", "linewarden.config.agent", "linewarden.mqtt",
+                 "agent.runtime")
 
 
 def print_imports(layout: Layout) -> None:
     """RSS after each import the agent makes for this layout's probe kinds, and traced bytes by package."""
-    modules = ["linewarden.config.agent", "agent.runtime", *(f"agent.probes.{k}" for k in layout.kinds())]
+    modules = [*AGENT_IMPORTS, *(f"agent.probes.{k}" for k in layout.kinds())]
     runs: list[dict[str, Any]] = []
     for mode in ("rss", "trace"):
         try:
@@ -531,6 +541,8 @@ def print_imports(layout: Layout) -> None:
     for module, rss in runs[0]["steps"]:
         print(f"  {rss / 1e6:6.1f} MB  {(rss - before) / 1e6:+6.1f} MB  {module}")
         before = rss
+    print(f"  of cryptography, asyncua, httpx, psutil, holidays, importlib.metadata these loaded: "
+          f"{', '.join(runs[0].get('loaded', [])) or 'none'}")
     packages = sorted(runs[1]["packages"].items(), key=lambda kv: -kv[1])
     total = sum(size for _, size in packages)
     print(f"  Python objects allocated by those imports (tracemalloc, {total / 1e6:.1f} MB), by package:")

@@ -3,21 +3,26 @@
 Pure functions over PEM/DER bytes; the caller passes the time and does the file I/O. The authority made here
 (`new_authority`, `issue`) is for a plant that has none: one CA key on an admin's machine, a certificate per
 agent, broker and collector. A plant with a PKI issues from it instead; everything else works the same.
+
+Reading a certificate's expiry and common name walks the DER itself: `cryptography` costs a process ~10 MB
+of memory, and an agent needs it only to issue certificates (never) or for a subject without a common name.
 """
 
 from __future__ import annotations
 
+import binascii
 import datetime as dt
 import ipaddress
+import re
 from dataclasses import dataclass
 from enum import StrEnum
-
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from typing import TYPE_CHECKING
 
 from linewarden.errors import LinewardenError
+
+if TYPE_CHECKING:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ec
 
 DAY_MS = 86_400_000
 
@@ -61,25 +66,95 @@ class CertInfo:
             raise CertError(f"not a certificate record: {exc}") from None
 
 
-def _info(cert: x509.Certificate, role: Role) -> CertInfo:
-    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-    subject = str(names[0].value) if names else cert.subject.rfc4514_string()
-    return CertInfo(role, subject, int(cert.not_valid_after_utc.timestamp() * 1000))
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----(.*?)-----END CERTIFICATE-----", re.DOTALL)
+_SEQUENCE, _SET, _OID, _UTC_TIME, _GENERALIZED_TIME, _VERSION = 0x30, 0x31, 0x06, 0x17, 0x18, 0xA0
+_COMMON_NAME = bytes([0x55, 0x04, 0x03])  # 2.5.4.3
+_STRINGS = {0x0C: "utf-8", 0x13: "ascii", 0x16: "ascii", 0x14: "latin-1", 0x1E: "utf-16-be", 0x1C: "utf-32-be"}
+
+
+def _tlv(data: bytes, pos: int, end: int) -> tuple[int, int, int]:
+    """(tag, start, end) of the DER element at `pos`, which must lie within `end`; ValueError otherwise."""
+    if pos + 2 > end:
+        raise ValueError("truncated element")
+    tag, length, pos = data[pos], data[pos + 1], pos + 2
+    if length & 0x80:
+        size = length & 0x7F
+        if not 0 < size <= 4 or pos + size > end:
+            raise ValueError("bad length")
+        length, pos = int.from_bytes(data[pos:pos + size], "big"), pos + size
+    if pos + length > end:
+        raise ValueError("element longer than its container")
+    return tag, pos, pos + length
+
+
+def _children(data: bytes, start: int, end: int) -> list[tuple[int, int, int]]:
+    out, pos = [], start
+    while pos < end:
+        out.append(_tlv(data, pos, end))
+        pos = out[-1][2]
+    return out
+
+
+def _time_ms(tag: int, text: bytes) -> int:
+    if tag == _UTC_TIME and re.fullmatch(rb"\d{12}Z", text):
+        year = int(text[:2])
+        text = (b"19" if year >= 50 else b"20") + text  # RFC 5280 4.1.2.5.1
+    elif not (tag == _GENERALIZED_TIME and re.fullmatch(rb"\d{14}Z", text)):
+        raise ValueError("not a UTCTime or GeneralizedTime")
+    when = dt.datetime.strptime(text.decode(), "%Y%m%d%H%M%SZ").replace(tzinfo=dt.UTC)
+    return int(when.timestamp() * 1000)
+
+
+def _common_name(data: bytes, start: int, end: int) -> str | None:
+    for tag, set_start, set_end in _children(data, start, end):
+        for _, attr_start, attr_end in _children(data, set_start, set_end) if tag == _SET else ():
+            parts = _children(data, attr_start, attr_end)
+            if len(parts) == 2 and parts[0][0] == _OID and data[parts[0][1]:parts[0][2]] == _COMMON_NAME:
+                value_tag, value_start, value_end = parts[1]
+                return data[value_start:value_end].decode(_STRINGS.get(value_tag, "utf-8"))
+    return None
+
+
+def _info(der: bytes, role: Role) -> CertInfo:
+    """Role, subject common name and notAfter of one DER certificate; ValueError if it is not one."""
+    tag, start, end = _tlv(der, 0, len(der))
+    if tag != _SEQUENCE or end != len(der):
+        raise ValueError("not a DER certificate")
+    tag, start, end = _tlv(der, start, end)
+    if tag != _SEQUENCE:
+        raise ValueError("no TBSCertificate")
+    fields = _children(der, start, end)
+    if fields and fields[0][0] == _VERSION:
+        fields = fields[1:]
+    if len(fields) < 5 or fields[3][0] != _SEQUENCE or fields[4][0] != _SEQUENCE:
+        raise ValueError("no validity and subject")
+    validity = _children(der, fields[3][1], fields[3][2])
+    if len(validity) != 2:
+        raise ValueError("bad validity")
+    not_after = _time_ms(validity[1][0], der[validity[1][1]:validity[1][2]])
+    subject = _common_name(der, fields[4][1], fields[4][2])
+    if subject is None:  # rare; cryptography spells the whole subject as RFC 4514 does
+        from cryptography import x509
+
+        subject = x509.load_der_x509_certificate(der).subject.rfc4514_string()
+    return CertInfo(role, subject, not_after)
 
 
 def inspect_pem(data: bytes, role: Role) -> list[CertInfo]:
     """Every certificate in a PEM bundle (a CA file may hold several)."""
     try:
-        certs = x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
+        blocks = [binascii.a2b_base64(b"".join(m.split())) for m in _PEM.findall(data)]
+        if not blocks:
+            raise ValueError("no certificate in it")
+        return [_info(der, role) for der in blocks]
+    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
         raise CertError(f"not a PEM certificate: {exc}") from None
-    return [_info(c, role) for c in certs]
 
 
 def inspect_der(data: bytes, role: Role) -> CertInfo:
     try:
-        return _info(x509.load_der_x509_certificate(data), role)
-    except ValueError as exc:
+        return _info(data, role)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise CertError(f"not a DER certificate: {exc}") from None
 
 
@@ -97,6 +172,8 @@ class Issued:
 
 
 def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -104,6 +181,11 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
 
 def new_authority(name: str, now: dt.datetime, days: int) -> Issued:
     """A self-signed CA that may sign end-entity certificates only (path length 0)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
     cert = (
@@ -125,6 +207,8 @@ def new_authority(name: str, now: dt.datetime, days: int) -> Issued:
 
 
 def _san(name: str) -> x509.GeneralName:
+    from cryptography import x509
+
     try:
         return x509.IPAddress(ipaddress.ip_address(name))
     except ValueError:
@@ -145,6 +229,11 @@ def issue(
     With `server_names` (host names or IP addresses) it is a server certificate for those names; `client` makes
     it usable as a client certificate (the broker takes the common name as the MQTT user name).
     """
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
     try:
         ca_cert = x509.load_pem_x509_certificate(authority.cert_pem)
         ca_key = serialization.load_pem_private_key(authority.key_pem, password=None)

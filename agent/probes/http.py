@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import json
 import ssl
+import sys
 import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
+
+if "httpx" not in sys.modules:
+    # httpx loads its command-line interface (click, rich, pygments: ~6 MB) whenever they are installed and
+    # falls back to a stub when that import fails; the agent never runs it.
+    sys.modules["httpx._main"] = None  # type: ignore[assignment]
 
 import httpx
 

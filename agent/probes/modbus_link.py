@@ -57,6 +57,14 @@ _DOWN_EXCEPTIONS = {4, 10, 11}
 _CONFIGURATION_EXCEPTIONS = {2: "config.illegal_address"}
 
 
+_READERS = {
+    "holding": "read_holding_registers",
+    "input": "read_input_registers",
+    "coil": "read_coils",
+    "discrete": "read_discrete_inputs",
+}
+
+
 class ModbusFailure(ProbeError):
     def __init__(
         self, reason: str, kind: FailureKind, cause: str, state: State = State.DOWN, configuration: str = ""
@@ -106,8 +114,9 @@ class ModbusLink:
                 await asyncio.sleep(wait)
             self.requests_sent += 1
             try:
-                async with asyncio.timeout(self.timeout + 0.5):  # a bare timeout: no task per request
-                    return await self._execute(client, request)
+                # pymodbus bounds the wait for the answer by `timeout` (ModbusIOException); the probe's poll
+                # budget (registry.safe_poll) bounds everything else, so no timer of our own per request
+                return await self._execute(client, request)
             except (TimeoutError, ModbusIOException):
                 lost = not client.connected
                 if lost or not self.rtu:
@@ -130,13 +139,9 @@ class ModbusLink:
             await self._drop()
 
     async def _execute(self, client: Client, request: ReadRequest) -> list[int] | list[bool]:
-        readers = {
-            "holding": client.read_holding_registers,
-            "input": client.read_input_registers,
-            "coil": client.read_coils,
-            "discrete": client.read_discrete_inputs,
-        }
-        response = await readers[request.table](request.address, count=request.count, device_id=request.unit)
+        response = await getattr(client, _READERS[request.table])(
+            request.address, count=request.count, device_id=request.unit
+        )
         if response.isError():
             code = int(getattr(response, "exception_code", 0))
             name = EXCEPTION_NAMES.get(code, "unknown")

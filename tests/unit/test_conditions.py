@@ -124,19 +124,21 @@ block_conditions = st.one_of(
     st.builds(Condition, not_equals=st.sampled_from([0, 2.0, False])),
     st.builds(Condition, min=st.sampled_from([None, -1.0, 10.0]), max=st.sampled_from([None, 5.0, 90.0])),
     st.builds(Condition, equals=st.just(0), must_change_within=st.just(timedelta(seconds=2))),
+    st.builds(Condition, must_change_within=st.sampled_from([timedelta(seconds=2), timedelta(seconds=7)])),
 )
 block_values = st.one_of(st.integers(-5, 100), st.floats(allow_infinity=True), st.sampled_from([0, 1, 1.0, 1.5]))
 
 
-@given(st.lists(st.tuples(block_values, block_conditions), min_size=1, max_size=8), st.integers(1, 4))
+@given(st.lists(st.tuples(block_values, block_conditions, st.booleans()), min_size=1, max_size=8),
+       st.integers(1, 4))
 def test_block_checks_give_the_failures_of_checking_value_by_value(pairs, polls) -> None:
     names = [f"p{i}" for i in range(len(pairs))]
-    conditions = [c for _, c in pairs]
+    conditions = [c for _, c, _ in pairs]
     one_by_one, block = ConditionChecker(), ConditionChecker()
     checks = BlockChecks(names, conditions, block, numbers=True)
-    for poll in range(polls):  # the same values again: a must_change_within value goes stale
+    for poll in range(polls):  # the same values again (a must_change_within value goes stale) or moving ones
         now = 3.0 * poll
-        values = [v for v, _ in pairs]
+        values = [v + poll // 2 if moves and isinstance(v, int) else v for v, _, moves in pairs]
         expected = [f for n, v, c in zip(names, values, conditions, strict=True)
                     if (f := one_by_one.check(n, v, c, now)) is not None]
         assert checks.check(values, now) == expected
