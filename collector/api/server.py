@@ -28,6 +28,9 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
+SHUTDOWN_GRACE_S = 3
+
+
 class ApiServer:
     def __init__(
         self, app: FastAPI, host: str, port: int, cert_file: Path | None = None, key_file: Path | None = None,
@@ -38,6 +41,8 @@ class ApiServer:
             app, host=host, port=port, log_level="warning", lifespan="off",
             ssl_certfile=str(cert_file) if self._tls else None, ssl_keyfile=str(key_file) if self._tls else None,
             proxy_headers=bool(trusted_proxies), forwarded_allow_ips=list(trusted_proxies) or None,
+            # A client keeping its connection open (a browser, a live-update stream) does not hold the stop longer.
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
         ))
         self._reload_every_s = reload_every_s
         self._task: asyncio.Task[None] | None = None
