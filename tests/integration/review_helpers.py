@@ -24,13 +24,15 @@ from linewarden.config.load import load
 from tests.integration.test_collector_cli import CONTRACT, HISTORY
 
 
-def imported_config(tmp_path: Path) -> Path:
+def imported_config(tmp_path: Path, collector_lines: str = "") -> Path:
+    """A collector config with two contracts and the shared history imported; `collector_lines` go in its
+    [collector] section (e.g. a database_url)."""
     (tmp_path / "contracts").mkdir()
     (tmp_path / "contracts" / "plc.toml").write_text(CONTRACT)
     other = CONTRACT.replace('id = "plc-support"', 'id = "scada-support"').replace('"integrator"', '"scada"')
     (tmp_path / "contracts" / "scada.toml").write_text(other)
     config = tmp_path / "collector.toml"
-    config.write_text(f'[collector]\ndata_dir = "{tmp_path / "data"}"\ntimezone = "UTC"\n')
+    config.write_text(f'[collector]\ndata_dir = "{tmp_path / "data"}"\ntimezone = "UTC"\n{collector_lines}')
     history = tmp_path / "history.jsonl"
     history.write_text("\n".join(HISTORY) + "\n")
     assert main(["collector", "import", "--config", str(config), str(history)]) == 0

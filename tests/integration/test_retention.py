@@ -7,8 +7,12 @@ import asyncio
 import contextlib
 import json
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from collector import retention
 from collector.reporting import reports
@@ -20,6 +24,7 @@ from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.wire import MaintenanceWindowWire
 from tests.integration.review_helpers import imported_config
+from tests.integration.store_params import STORES
 from tests.integration.test_collector_cli import ms
 from tests.waiting import async_wait_until
 
@@ -76,13 +81,34 @@ def _figures(store: Store, config_path: Path) -> list[Any]:
     return [(r.contract_id, r.uptime, r.incidents, r.credits) for r in reports(store, book, "2026-09")]
 
 
-def test_prune_removes_exactly_the_expired_rows_archives_them_and_keeps_the_figures(tmp_path: Path) -> None:
-    config_path = imported_config(tmp_path)
+@pytest.fixture(params=STORES)
+def database_lines(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The [collector] lines of the store a test runs on: SQLite in data_dir, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield ""
+        return
+    import psycopg
+
+    url, schema = request.getfixturevalue("postgres_url"), f"lw_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    try:
+        yield f'database_url = "{url}?options=-csearch_path%3D{schema}"\n'
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def test_prune_removes_exactly_the_expired_rows_archives_them_and_keeps_the_figures(
+    tmp_path: Path, database_lines: str
+) -> None:
+    config_path = imported_config(tmp_path, database_lines)
     extra = tmp_path / "extra.jsonl"
     extra.write_text("\n".join(EXTRA) + "\n")
     assert main(["collector", "import", "--config", str(config_path), str(extra)]) == 0
     config = load(CollectorConfig, config_path)
     store = open_store(config)
+    assert type(store).__name__ == ("PostgresStore" if database_lines else "SqliteStore")
     try:
         _add_old_records(store)
         before, figures = _rows(store), _figures(store, config_path)
