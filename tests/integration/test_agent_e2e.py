@@ -28,10 +28,11 @@ from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.broker
 
-# The bound is fail_threshold × interval + 1 s; a loaded 2-core CI box gets 3 s more before we call an
-# incident lost rather than late.
+# Detection takes fail_threshold × interval + about 1 s (bench/ticket_latency.py measures it); a test waits far
+# longer before it calls an incident lost rather than late: a busy 2-core box running the suite's workers and
+# a CPU-bound job beside them stretches every poll.
 DETECTION_BOUND_S = FAIL_THRESHOLD * INTERVAL_S + 1.0
-WAIT_S = DETECTION_BOUND_S + 3.0
+WAIT_S = DETECTION_BOUND_S + 25.0
 
 
 def _all(acker: Acker) -> list[Event]:
