@@ -125,7 +125,7 @@ def test_each_role_sees_its_pages(firefox: Any, site: Site, shots: Path, user: s
 
 
 def test_plant_it_adds_a_window_and_sees_a_live_change(firefox: Any, site: Site, shots: Path) -> None:
-    from marionette_driver import By, Wait
+    from marionette_driver import By, Wait, errors
 
     from linewarden.domain import State
     from tests.browser.live import publish_state
@@ -144,7 +144,10 @@ def test_plant_it_adds_a_window_and_sees_a_live_change(firefox: Any, site: Site,
     firefox.execute_script("window.__same_page = true", sandbox=None)
     publish_state(site.broker_port, State.DEGRADED, "firefox live test")
     cell = '[data-asset="p1/a1/line3-plc"]'
-    Wait(firefox, timeout=20).until(lambda c: c.find_element(By.CSS_SELECTOR, cell).text == "DEGRADED")
+    # A live update replaces the cell: one found just before may be gone when its text is read (stale).
+    Wait(firefox, timeout=20, ignored_exceptions=(errors.NoSuchElementException, errors.StaleElementException)).until(
+        lambda c: c.find_element(By.CSS_SELECTOR, cell).text == "DEGRADED"
+    )
     assert firefox.execute_script("return window.__same_page === true", sandbox=None)  # updated in place
     _logout(firefox)
 
