@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
+from agent.runtime import Agent
+from linewarden.config.agent import AgentConfig
+from linewarden.config.load import load
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
 from simulators.opcua_plc import OpcUaPlc
@@ -142,3 +148,17 @@ max_age = "1s"
 """
         )
     return "\n".join(parts)
+
+
+@asynccontextmanager
+async def running_agent(tmp_path: Path, toml: str) -> AsyncIterator[Agent]:
+    """A real agent on the config `toml` (written to tmp_path/agent.toml), running until the block ends."""
+    path = tmp_path / "agent.toml"
+    path.write_text(toml)
+    agent = Agent(load(AgentConfig, path), path)
+    task = asyncio.create_task(agent.run())
+    try:
+        yield agent
+    finally:
+        await agent.stop()
+        await asyncio.wait_for(task, 15)

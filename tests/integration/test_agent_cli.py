@@ -12,8 +12,7 @@ from linewarden.cli import main
 from simulators.broker import Mosquitto
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
-from tests.integration.agent_helpers import agent_toml
-from tests.integration.test_agent_e2e import running_agent
+from tests.integration.agent_helpers import agent_toml, running_agent
 from tests.waiting import async_wait_until
 
 

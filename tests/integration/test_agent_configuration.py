@@ -12,8 +12,8 @@ from linewarden.domain import State
 from simulators.broker import Mosquitto
 from simulators.opcua_plc import OpcUaPlc
 from tests.ackers import Acker
-from tests.integration.agent_helpers import agent_toml
-from tests.integration.test_agent_e2e import WAIT_S, _changes, _opened, acker, running_agent
+from tests.integration.agent_helpers import agent_toml, running_agent
+from tests.integration.test_agent_e2e import WAIT_S, _changes, _opened, acker
 from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.broker

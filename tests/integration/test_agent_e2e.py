@@ -9,21 +9,17 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
-from agent.runtime import Agent
-from linewarden.config.agent import AgentConfig
-from linewarden.config.load import load
 from linewarden.wire import Event, IncidentOpenedEvent, IncidentResolvedEvent, StateChangeEvent
 from simulators.broker import Mosquitto
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
 from simulators.opcua_plc import OpcUaPlc
 from tests.ackers import Acker
-from tests.integration.agent_helpers import FAIL_THRESHOLD, INTERVAL_S, agent_toml
+from tests.integration.agent_helpers import FAIL_THRESHOLD, INTERVAL_S, agent_toml, running_agent
 from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.broker
@@ -60,19 +56,6 @@ async def _opened_for(acker: Acker, target: str) -> IncidentOpenedEvent:
     found = _incident(acker, target)
     assert found is not None
     return found
-
-
-@asynccontextmanager
-async def running_agent(tmp_path: Path, toml: str) -> AsyncIterator[Agent]:
-    path = tmp_path / "agent.toml"
-    path.write_text(toml)
-    agent = Agent(load(AgentConfig, path), path)
-    task = asyncio.create_task(agent.run())
-    try:
-        yield agent
-    finally:
-        await agent.stop()
-        await asyncio.wait_for(task, 15)
 
 
 @pytest.fixture

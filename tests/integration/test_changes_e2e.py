@@ -4,9 +4,6 @@ API."""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -14,17 +11,15 @@ from zoneinfo import ZoneInfo
 import httpx
 import pytest
 
-from agent.runtime import Agent
 from collector.change_records import latest_versions
 from collector.reporting import patch_rows, reports, scorecard_row
 from collector.service import CollectorService, wall_clock_ms
 from collector.store.sqlite import SqliteStore
 from collector.tokens import create_token
-from linewarden.config.agent import AgentConfig
 from linewarden.config.collector import ConsoleConfig
-from linewarden.config.load import load
 from simulators.broker import Mosquitto
 from simulators.modbus_plc import ModbusPlc
+from tests.integration.agent_helpers import running_agent
 from tests.integration.ticketing_helpers import book, collector_config, contract
 from tests.waiting import async_wait_until
 
@@ -73,19 +68,6 @@ timeout = "1s"
 {targets}"""
 
 
-@asynccontextmanager
-async def _agent(tmp_path: Path, toml: str) -> AsyncIterator[Agent]:
-    path = tmp_path / "agent.toml"
-    path.write_text(toml)
-    agent = Agent(load(AgentConfig, path), path)
-    task = asyncio.create_task(agent.run())
-    try:
-        yield agent
-    finally:
-        await agent.stop()
-        await asyncio.wait_for(task, 15)
-
-
 def _version(store: SqliteStore, asset: str) -> str | None:
     return next((v.version for v in latest_versions(store, asset) if v.what == "software_version"), None)
 
@@ -105,7 +87,7 @@ async def test_untested_patch_approved_window_and_unapproved_rollback(mosquitto:
         async with ModbusPlc("gateway") as plc:
             await plc.set_version_text("1.0.0")
             async with (
-                _agent(tmp_path, _agent_toml(tmp_path / "a", mosquitto.port, plc)),
+                running_agent(tmp_path, _agent_toml(tmp_path / "a", mosquitto.port, plc)),
                 httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}",
                                   headers={"Authorization": f"Bearer {token}"}) as api,  # fmt: skip
             ):
