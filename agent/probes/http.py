@@ -6,6 +6,7 @@ import json
 import ssl
 import sys
 import time
+from collections.abc import Iterable
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -30,7 +31,12 @@ MISSING = object()
 
 def dotted(data: Any, path: str) -> Any:
     """`data` at a dotted path ('status', 'db.ok', 'items.0.name'); MISSING when it is not there."""
-    for part in path.split("."):
+    return walk(data, path.split("."))
+
+
+def walk(data: Any, parts: Iterable[str]) -> Any:
+    """`data` down the keys and list indexes `parts`; MISSING when one is not there."""
+    for part in parts:
         if isinstance(data, dict) and part in data:
             data = data[part]
         elif isinstance(data, list) and part.isdigit() and int(part) < len(data):

@@ -17,7 +17,7 @@ import httpx
 
 from agent.conditions import Failure, worst
 from agent.probes.base import Probe, ProbeResult
-from agent.probes.http import _json, _transport_failure
+from agent.probes.http import MISSING, _json, _transport_failure, walk
 from linewarden.config.base import Secret
 from linewarden.config.targets import InterfaceTarget, OpcUaTarget
 from linewarden.domain import State
@@ -25,21 +25,12 @@ from linewarden.domain import State
 if TYPE_CHECKING:
     from agent.probes.context import ProbeContext
 
-MISSING = object()
 MAX_SHOWN = 80  # characters of a value from the peer shown in a reason
 
 
 def json_pointer(data: Any, pointer: str) -> Any:
     """`data` at an RFC 6901 pointer ('/interface/schema_version'); MISSING when it is not there."""
-    for raw in pointer.split("/")[1:]:
-        part = raw.replace("~1", "/").replace("~0", "~")
-        if isinstance(data, dict) and part in data:
-            data = data[part]
-        elif isinstance(data, list) and part.isdigit() and int(part) < len(data):
-            data = data[int(part)]
-        else:
-            return MISSING
-    return data
+    return walk(data, (raw.replace("~1", "/").replace("~0", "~") for raw in pointer.split("/")[1:]))
 
 
 def exchange_time(value: Any) -> float | None:
