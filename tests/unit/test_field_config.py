@@ -7,7 +7,8 @@ from typing import Any
 import pytest
 from pydantic import TypeAdapter, ValidationError
 
-from agent.probes.interface import MISSING, exchange_time, json_pointer
+from agent.probes.http import MISSING
+from agent.probes.interface import exchange_time, json_pointer
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import validate
 from linewarden.config.targets import TargetConfig
