@@ -10,6 +10,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from agent.runtime import Agent
@@ -17,9 +18,10 @@ from collector import certificates
 from collector.service import CollectorService
 from collector.store import open_store
 from collector.store.sqlite import SqliteStore
+from collector.tokens import create_token
 from linewarden.cli import main
 from linewarden.config.agent import AgentConfig
-from linewarden.config.collector import CollectorConfig, CollectorSection
+from linewarden.config.collector import ApiConfig, CollectorConfig, CollectorSection
 from linewarden.config.load import load
 from tests.integration.secure_broker import BROKER_DAYS, ShippedBroker
 from tests.waiting import async_wait_until
@@ -86,12 +88,13 @@ async def _agent(path: Path) -> AsyncIterator[Agent]:
         await asyncio.wait_for(task, 15)
 
 
-async def _collector(broker: ShippedBroker, tmp_path: Path) -> CollectorService:
+async def _collector(broker: ShippedBroker, tmp_path: Path, serve_api: bool = False) -> CollectorService:
     config = CollectorConfig(
         collector=CollectorSection(id="c1", data_dir=tmp_path / "collector"),
         broker=broker.config("collector", port=broker.collector_port, mtls=True),
+        api=ApiConfig(host="127.0.0.1", port=0),
     )
-    svc = CollectorService(config, SqliteStore(tmp_path / "collector.db"))
+    svc = CollectorService(config, SqliteStore(tmp_path / "collector.db"), serve_api=serve_api)
     svc.store.migrate()
     await svc.start()
     await async_wait_until(lambda: svc.mqtt.connected, what="collector connected")
@@ -216,3 +219,34 @@ key_file = "{ident.key}"
     # the agent's own certificate (30 days) and the broker's (20 days) are within the default 30 days
     assert row["cert_expiring"] == f"own 's1/a2' 29d, peer 'broker' {BROKER_DAYS - 1}d"
     assert "collector's own certificate 'collector' expires in 29 days" in out.err
+
+
+async def test_an_agent_hears_its_sites_maintenance_windows_on_its_own_topic(
+    broker: ShippedBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The shipped ACL lets an agent read only lw/v1/<site>/<agent>/maintenance: the collector publishes its
+    site's windows there at the agent's first birth and again on each change."""
+    svc = await _collector(broker, tmp_path, serve_api=True)
+    path = _agent_toml(broker, tmp_path, "s1/a1", mtls=False)
+    try:
+        async with _agent(path) as agent:
+            await async_wait_until(lambda: agent.forwarder.maintenance is not None, what="windows at the first birth")
+            assert agent.forwarder.maintenance is not None and agent.forwarder.maintenance.windows == []
+            token, _ = create_token(svc.store, "plant", None, "plant-it", svc.clock(), "test", "here")
+            start = svc.clock() + 86_400_000
+            window = {"site": "s1", "kind": "maintenance", "start": start, "end": start + 3_600_000,
+                      "assets": ["broker-host"], "services": [], "reason": "broker patch"}  # fmt: skip
+            headers = {"Authorization": f"Bearer {token}"}
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{svc.api_port}") as http:
+                made = await http.post("/maintenance-windows", json=window, headers=headers)
+                assert made.status_code == 201, made.text
+
+            def announced() -> bool:
+                return bool(_status(path, capsys)["maintenance_windows"])
+
+            await async_wait_until(announced, what="the new window in `agent status`")
+    finally:
+        await svc.stop()
+        svc.store.close()
+    [shown] = _status(path, capsys)["maintenance_windows"]
+    assert (shown["window"], shown["covers"], shown["reason"]) == (made.json()["id"], "broker-host", "broker patch")
