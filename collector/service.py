@@ -117,7 +117,7 @@ class CollectorService:
         self.book = book if book is not None else ContractBook({}, {})
         self.ticket_poll_s = ticket_poll_s
         origin = socket.gethostname()
-        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected)
+        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected, lambda: self.mqtt.certificates())
         self.sinks = {cid: self.metrics.metered(sink) for cid, sink in self._sinks().items()}
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
