@@ -12,7 +12,7 @@ and to a service line when it names the service or any of its components. It is 
 at least `maintenance.notice` before its start, else listed under `short_notice`.
 
 Incidents. An incident belongs to the period in which it was notified (ticket raised), or opened when
-never notified.
+not notified by `as_of`. Only a notified incident has clocks and can owe an RCA (rca.py).
 
 As of. Nothing after `as_of_ms` (default: the period's end) is known: uptime is measured over the
 period's part before it (the period is `partial` when `as_of_ms` is before its end), windows announced
@@ -320,10 +320,11 @@ def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int)
     target = support.targets.for_severity(incident.severity)
     pauses = incident.pauses if support.pause_allowed else ()
     response = resolution = None
-    if incident.notified_at_ms is not None:
+    notified = _known(incident.notified_at_ms, as_of_ms)
+    if notified is not None:
         response_target = None if target is None else int(target.response.total_seconds() * 1000)
         resolution_target = None if target is None else int(target.resolution.total_seconds() * 1000)
-        start = incident.notified_at_ms
+        start = notified
         response = run_clock(calendar, start, incident.acknowledged_at_ms, pauses, as_of_ms, response_target)
         resolution = run_clock(calendar, start, resolution_stop(incident), pauses, as_of_ms, resolution_target)
     return IncidentResult(
@@ -333,7 +334,7 @@ def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int)
         severity=incident.severity,
         vendor_severity=incident.vendor_severity,
         opened_ms=incident.opened_at_ms,
-        notified_ms=incident.notified_at_ms,
+        notified_ms=notified,
         acknowledged_ms=_known(incident.acknowledged_at_ms, as_of_ms),
         restored_ms=_known(incident.restored_at_ms, as_of_ms),
         workaround_accepted_ms=_known(incident.workaround_accepted_at_ms, as_of_ms),
@@ -346,7 +347,9 @@ def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int)
 
 
 def _in_period(incident: Incident, period: Period, as_of_ms: int) -> bool:
-    at = incident.notified_at_ms if incident.notified_at_ms is not None else incident.opened_at_ms
+    """Raised in the period, or opened in it when not raised by `as_of_ms`; known by `as_of_ms` either way."""
+    notified = _known(incident.notified_at_ms, as_of_ms)
+    at = notified if notified is not None else incident.opened_at_ms
     return period.start_ms <= at < period.end_ms and at <= as_of_ms
 
 

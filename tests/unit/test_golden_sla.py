@@ -70,6 +70,7 @@ def inputs_from(data: dict[str, Any]) -> SlaInputs:
                 services=tuple(w.get("services", ())),
                 kind=w.get("kind", "maintenance"),
                 cancelled=w.get("cancelled", False),
+                back_dated=w.get("back_dated", False),
             )
             for w in data.get("windows", [])
         ),
@@ -88,6 +89,7 @@ def inputs_from(data: dict[str, Any]) -> SlaInputs:
                 workaround_accepted_at_ms=ms(i.get("workaround_accepted_at")),
                 resolution_claimed_at_ms=ms(i.get("resolution_claimed_at")),
                 rca_received_at_ms=ms(i.get("rca_received_at")),
+                cause=i.get("cause", ""),
             )
             for i in data.get("incidents", [])
         ),

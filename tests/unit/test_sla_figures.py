@@ -182,6 +182,23 @@ def test_an_as_of_after_the_period_lets_its_clocks_finish(tmp_path: Path) -> Non
     assert resolution is not None and resolution.stopped and resolution.elapsed_ms == 2 * H and resolution.met
 
 
+def test_an_incident_raised_after_as_of_is_listed_as_not_raised_yet(tmp_path: Path) -> None:
+    raised_later = Incident("i", "a", Severity.S1, "x", 2 * DAY, notified_at_ms=2 * DAY + H, restored_at_ms=2 * DAY + H // 2)
+    inputs = SlaInputs(timelines=timeline((0, 30 * DAY, State.UP)), incidents=(raised_later,))
+    [incident] = report(contract(tmp_path), inputs, 2 * DAY + H // 2).incidents
+    assert (incident.notified_ms, incident.response, incident.resolution, incident.rca) == (None, None, None, None)
+
+
+def test_an_incident_never_raised_to_the_vendor_owes_no_rca(tmp_path: Path) -> None:
+    inside_a_window = Incident("quiet", "a", Severity.S1, "planned stop", 2 * DAY, restored_at_ms=2 * DAY + H)
+    raised = Incident("raised", "a", Severity.S1, "x", 3 * DAY, notified_at_ms=3 * DAY, restored_at_ms=3 * DAY + H)
+    inputs = SlaInputs(timelines=timeline((0, 30 * DAY, State.UP)), incidents=(inside_a_window, raised))
+    r = report(contract(tmp_path), inputs)
+    rcas = {i.id: None if i.rca is None else i.rca.status for i in r.incidents}
+    assert rcas == {"quiet": None, "raised": "late"}  # 5 business days after 4 June, unreceived by 30 June
+    assert (r.scorecard.rca_on_time, r.scorecard.rca_late, r.scorecard.rca_pending) == (0, 1, 0)
+
+
 def test_default_as_of_is_now_for_a_period_not_over_else_its_end() -> None:
     assert report_as_of(PERIOD, 5 * DAY) == 5 * DAY
     assert report_as_of(PERIOD, 40 * DAY) == 40 * DAY
