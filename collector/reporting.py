@@ -402,7 +402,8 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
         "mtta_s": _s(sc.mtta_ms),
         "mttr_s": _s(sc.mttr_ms),
         "recurrence_pct": str(sc.recurrence_rate_pct),
-        "rca_on_time": f"{sc.rca_on_time}/{sc.rca_on_time + sc.rca_late + sc.rca_pending}",
+        "rca_on_time": f"{sc.rca_on_time}/{sc.rca_on_time + sc.rca_late}"
+        + (f" ({sc.rca_pending} pending)" if sc.rca_pending else ""),
         "unapproved_changes": sc.unapproved_changes,
         "credits": f"{sc.credits_owed:.2f} {report.currency}",
         "score": str(sc.score),

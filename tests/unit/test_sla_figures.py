@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from collector.reporting import incident_input, parse_as_of
+from collector.reporting import incident_input, parse_as_of, scorecard_row
 from collector.store.rows import IncidentRow, SeverityStep, TicketRecordRow
 from linewarden.calendar import Calendar
 from linewarden.config.contract import ContractConfig
@@ -197,6 +197,13 @@ def test_an_incident_never_raised_to_the_vendor_owes_no_rca(tmp_path: Path) -> N
     rcas = {i.id: None if i.rca is None else i.rca.status for i in r.incidents}
     assert rcas == {"quiet": None, "raised": "late"}  # 5 business days after 4 June, unreceived by 30 June
     assert (r.scorecard.rca_on_time, r.scorecard.rca_late, r.scorecard.rca_pending) == (0, 1, 0)
+
+
+def test_the_scorecard_row_counts_pending_rcas_apart_from_those_decided(tmp_path: Path) -> None:
+    restored = Incident("i", "a", Severity.S1, "x", 2 * DAY, notified_at_ms=2 * DAY, restored_at_ms=2 * DAY + H)
+    inputs = SlaInputs(timelines=timeline((0, 30 * DAY, State.UP)), incidents=(restored,))
+    assert scorecard_row(report(contract(tmp_path), inputs, 3 * DAY))["rca_on_time"] == "0/0 (1 pending)"
+    assert scorecard_row(report(contract(tmp_path), inputs))["rca_on_time"] == "0/1"  # late by the month's end
 
 
 def test_default_as_of_is_now_for_a_period_not_over_else_its_end() -> None:
