@@ -57,6 +57,18 @@ class MonitoringGap:
 
 
 @dataclass(frozen=True)
+class ConfigurationFault:
+    """A target of `asset` could not be measured during [start_ms, end_ms) because of how the agent is
+    configured (a `config.*` cause while it had never been seen working). Where the asset's state is UNKNOWN
+    then, that time is never the vendor's: it is excluded whatever the monitoring-gap policy."""
+
+    asset: str
+    start_ms: int
+    end_ms: int
+    cause: str = ""
+
+
+@dataclass(frozen=True)
 class MaintenanceWindow:
     """An approved maintenance or change window for the named assets and services."""
 
@@ -125,3 +137,4 @@ class SlaInputs:
     incidents: tuple[Incident, ...] = ()
     changes: tuple[ChangeDetection, ...] = ()
     criticality: Mapping[str, Criticality] = field(default_factory=dict)
+    configuration: tuple[ConfigurationFault, ...] = ()

@@ -56,7 +56,7 @@ from linewarden.calendar import ALWAYS_ID, Calendar
 from linewarden.config.contract import ContractConfig, ServiceDef, UptimeTarget
 from linewarden.domain import Criticality, State
 from linewarden.errors import ConfigError
-from linewarden.intervals import clip, intersect, normalize, subtract, total, union
+from linewarden.intervals import Interval, clip, intersect, normalize, subtract, total, union
 from linewarden.sla.changes import is_approved, window_names
 from linewarden.sla.clocks import resolution_stop, run_clock
 from linewarden.sla.coverage import CoverageCalendar
@@ -70,6 +70,7 @@ from linewarden.sla.remote_sessions import JudgedSession
 from linewarden.sla.results import (
     DisputeNote,
     Exclusion,
+    ExclusionReason,
     IncidentResult,
     LineKind,
     ShortNotice,
@@ -189,6 +190,13 @@ class _Context:
         known = ", ".join(sorted(self.calendars)) or "none"
         raise ConfigError(f"contract {self.contract.contract.id}", key, f"no calendar {name!r} (known: {known})")
 
+    def excused(self, assets: tuple[str, ...] | list[str]) -> list[Interval]:
+        """Where these assets' targets could not be measured because of the agent's configuration, less
+        recorded monitoring gaps (an agent that was not watching is a gap, whatever its config)."""
+        faults = normalize((f.start_ms, f.end_ms) for f in self.inputs.configuration if f.asset in assets)
+        gaps = union(*(gap_intervals(a, self.inputs.gaps) for a in assets))
+        return clip(subtract(faults, gaps), self.period.start_ms, self.end_ms)
+
     def asset_states(self, asset: str) -> StateMap:
         gaps = gap_intervals(asset, self.inputs.gaps)
         return asset_states(self.timelines.get(asset), gaps, self.period.start_ms, self.end_ms)
@@ -219,22 +227,23 @@ class _Part:
     asset: str | None
     states: StateMap
     windows: list[MaintenanceWindow]
+    excused: list[Interval]  # configuration faults (see uptime.measure)
 
 
 def _line_parts(ctx: _Context, target: UptimeTarget) -> tuple[LineKind, tuple[str, ...], list[_Part]]:
     if target.scope in ctx.services:
         service = ctx.services[target.scope]
-        return (
-            "service",
-            tuple(service.components),
-            [_Part(None, ctx.service_states(service), ctx.windows_for_service(service))],
-        )
+        states, windows = ctx.service_states(service), ctx.windows_for_service(service)
+        part = _Part(None, states, windows, ctx.excused(service.components))
+        return "service", tuple(service.components), [part]
     if target.scope in _CLASSES:
         assets = tuple(
             sorted(a for a, c in ctx.inputs.criticality.items() if c.value == target.scope and a in ctx.in_scope)
         )
-        return "asset_class", assets, [_Part(a, ctx.asset_states(a), ctx.windows_for_asset(a)) for a in assets]
-    return "asset", (target.scope,), [_Part(None, ctx.asset_states(target.scope), ctx.windows_for_asset(target.scope))]
+        parts = [_Part(a, ctx.asset_states(a), ctx.windows_for_asset(a), ctx.excused([a])) for a in assets]
+        return "asset_class", assets, parts
+    scope = target.scope
+    return "asset", (scope,), [_Part(None, ctx.asset_states(scope), ctx.windows_for_asset(scope), ctx.excused([scope]))]
 
 
 def _uptime_line(
@@ -251,24 +260,30 @@ def _uptime_line(
     for part in parts:
         timely = [w for w in part.windows if ctx.timely(w)]
         timely_ivs = union((w.start_ms, w.end_ms) for w in timely)
-        total_measure = total_measure + measure(part.states, covered, timely_ivs, policy, weight)
+        total_measure = total_measure + measure(part.states, covered, timely_ivs, policy, weight, part.excused)
         for s, e in clip(timely_ivs, start, end):
             ms = total(intersect(covered, [(s, e)]))
             if ms:
                 used = [w for w in timely if w.start_ms < e and w.end_ms > s]
                 ids, late = tuple(w.id for w in used), tuple(w.id for w in used if w.back_dated)
                 exclusions.append(Exclusion(target.scope, part.asset, "maintenance", s, e, ms, ids, late))
-        if policy == "exclude":
-            counted = subtract(covered, timely_ivs)
-            for s, e in part.states[State.UNKNOWN]:
+        counted = subtract(covered, timely_ivs)
+        configuration = intersect(part.states[State.UNKNOWN], part.excused)
+        gaps = subtract(part.states[State.UNKNOWN], configuration) if policy == "exclude" else []
+        kinds: tuple[tuple[ExclusionReason, list[Interval]], ...] = (
+            ("configuration", configuration),
+            ("monitoring_gap", gaps),
+        )
+        for reason, ivs in kinds:
+            for s, e in ivs:
                 ms = total(intersect(counted, [(s, e)]))
                 if ms:
-                    exclusions.append(Exclusion(target.scope, part.asset, "monitoring_gap", s, e, ms, ()))
+                    exclusions.append(Exclusion(target.scope, part.asset, reason, s, e, ms, ()))
         for w in part.windows:
             if ctx.timely(w) or w.end_ms <= start or w.start_ms >= end:
                 continue
             inside = intersect(covered, [(w.start_ms, w.end_ms)])
-            down = measure(part.states, inside, timely_ivs, policy, weight).downtime_ms
+            down = measure(part.states, inside, timely_ivs, policy, weight, part.excused).downtime_ms
             short.append(
                 ShortNotice(
                     target.scope,

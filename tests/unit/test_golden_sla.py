@@ -26,6 +26,7 @@ from linewarden.sla.coverage import CoverageCalendar
 from linewarden.sla.models import (
     AssetTimeline,
     ChangeDetection,
+    ConfigurationFault,
     Incident,
     MaintenanceWindow,
     MonitoringGap,
@@ -95,6 +96,10 @@ def inputs_from(data: dict[str, Any]) -> SlaInputs:
         ),
         changes=tuple(ChangeDetection(c["asset"], must_ms(c["at"]), c["what"]) for c in data.get("changes", [])),
         criticality={a: Criticality(c) for a, c in data.get("criticality", {}).items()},
+        configuration=tuple(
+            ConfigurationFault(f["asset"], must_ms(f["start"]), must_ms(f["end"]), f.get("cause", ""))
+            for f in data.get("configuration", [])
+        ),
     )
 
 

@@ -8,15 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from collector.reporting import incident_input, parse_as_of, scorecard_row
-from collector.store.rows import IncidentRow, SeverityStep, TicketRecordRow
+from collector.reporting import configuration_faults, incident_input, parse_as_of, scorecard_row
+from collector.store.rows import IncidentRow, PeriodData, SeverityStep, StateChangeRow, TicketRecordRow
 from linewarden.calendar import Calendar
 from linewarden.config.contract import ContractConfig
 from linewarden.config.load import load
 from linewarden.domain import Severity, State
 from linewarden.errors import ConfigError
 from linewarden.sla.clocks import run_clock
-from linewarden.sla.models import AssetTimeline, Incident, MaintenanceWindow, Segment, SlaInputs
+from linewarden.sla.models import (
+    AssetTimeline,
+    ConfigurationFault,
+    Incident,
+    MaintenanceWindow,
+    MonitoringGap,
+    Segment,
+    SlaInputs,
+)
 from linewarden.sla.periods import Period, report_as_of
 from linewarden.sla.report import ContractReport, build_report
 
@@ -107,6 +115,34 @@ def test_a_line_never_observed_has_no_uptime_and_no_credit_whatever_the_gap_poli
     assert line.observed_pct == 0 and line.measure.gap_ms == 30 * DAY
     assert r.credits.lines == () and r.scorecard.uptime_lines_undecided == 1
     assert r.scorecard.score_parts.uptime == 40
+
+
+@pytest.mark.parametrize("policy", ["exclude", "up", "down"])
+def test_time_a_target_was_unmeasurable_by_its_configuration_is_never_the_vendors(tmp_path: Path, policy: str) -> None:
+    # configuration: UNKNOWN for the first 12 h (config.unknown_node), then UP; an agent silent 20 d → 20 d + 12 h
+    fault = ConfigurationFault("a", 0, 12 * H, "config.unknown_node")
+    silent = MonitoringGap(20 * DAY, 20 * DAY + 12 * H, ("a",))
+    inputs = SlaInputs(timelines=timeline((12 * H, 30 * DAY, State.UP)), gaps=(silent,), configuration=(fault,))
+    r = report(contract(tmp_path, policy), inputs)
+    [line] = r.uptime
+    assert line.measure.gap_ms == 24 * H and line.observed_pct == Decimal("96.66")
+    assert line.measure.excluded_ms == (24 if policy == "exclude" else 12) * H
+    assert line.measure.down_ms == (12 * H if policy == "down" else 0)
+    kinds = [(x.reason, x.start_ms, x.ms) for x in r.exclusions]
+    assert kinds[0] == ("configuration", 0, 12 * H) and len(kinds) == (2 if policy == "exclude" else 1)
+
+
+def test_a_change_to_unknown_with_a_configuration_cause_is_a_fault_until_the_next_change() -> None:
+    def change(at: int, to: str, cause: str | None = None, target: str = "t") -> StateChangeRow:
+        return StateChangeRow("s", "g", target, "a", "UNKNOWN", to, "r", at, cause)
+
+    data = PeriodData(0, 30 * DAY, (change(0, "UNKNOWN", "config.illegal_address"), change(H, "UP"),
+                                    change(2 * H, "UNKNOWN", "probe.hung"),
+                                    change(3 * H, "UNKNOWN", "config.unknown_node", "u")), (), (), (), ())  # fmt: skip
+    assert configuration_faults(data) == (
+        ConfigurationFault("a", 0, H, "config.illegal_address"),
+        ConfigurationFault("a", 3 * H, 30 * DAY, "config.unknown_node"),
+    )
 
 
 def test_a_line_all_inside_timely_maintenance_is_not_observed(tmp_path: Path) -> None:
