@@ -219,7 +219,8 @@ def test_an_as_of_after_the_period_lets_its_clocks_finish(tmp_path: Path) -> Non
 
 
 def test_an_incident_raised_after_as_of_is_listed_as_not_raised_yet(tmp_path: Path) -> None:
-    raised_later = Incident("i", "a", Severity.S1, "x", 2 * DAY, notified_at_ms=2 * DAY + H, restored_at_ms=2 * DAY + H // 2)
+    raised_later = Incident("i", "a", Severity.S1, "x", 2 * DAY, notified_at_ms=2 * DAY + H,
+                            restored_at_ms=2 * DAY + H // 2)  # fmt: skip
     inputs = SlaInputs(timelines=timeline((0, 30 * DAY, State.UP)), incidents=(raised_later,))
     [incident] = report(contract(tmp_path), inputs, 2 * DAY + H // 2).incidents
     assert (incident.notified_ms, incident.response, incident.resolution, incident.rca) == (None, None, None, None)
