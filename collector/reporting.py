@@ -182,6 +182,7 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
             services=w.services,
             kind="change" if w.kind == "change" else "maintenance",
             cancelled=w.cancelled_at is not None,
+            cancelled_at_ms=w.cancelled_at,
             reason=w.reason,
             back_dated=w.back_dated,
         )

@@ -83,6 +83,7 @@ class MaintenanceWindow:
     cancelled: bool = False
     reason: str = ""
     back_dated: bool = False  # announced earlier than the collector received it (admin or import)
+    cancelled_at_ms: int | None = None  # when it was cancelled (None with `cancelled`: before it started)
 
 
 @dataclass(frozen=True)

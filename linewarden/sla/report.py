@@ -7,7 +7,8 @@ does not change a service's rule). An uptime line's `scope` names a service of t
 criticality (an asset class: the line adds up asset-time over every asset of that class in scope),
 else an asset.
 
-Windows. A non-cancelled window applies to an asset when it names the asset or a service it belongs to,
+Windows. A window in force (changes.in_force: announced by `as_of`, a cancellation cutting it short only
+from the moment it was made) applies to an asset when it names the asset or a service it belongs to,
 and to a service line when it names the service or any of its components. It is excluded when announced
 at least `maintenance.notice` before its start, else listed under `short_notice`.
 
@@ -57,7 +58,7 @@ from linewarden.config.contract import ContractConfig, ServiceDef, UptimeTarget
 from linewarden.domain import Criticality, State
 from linewarden.errors import ConfigError
 from linewarden.intervals import Interval, clip, intersect, normalize, subtract, total, union
-from linewarden.sla.changes import is_approved, window_names
+from linewarden.sla.changes import in_force, is_approved, window_names
 from linewarden.sla.clocks import resolution_stop, run_clock
 from linewarden.sla.coverage import CoverageCalendar
 from linewarden.sla.credits import Breach, CreditSummary, UptimeOutcome, credit_summary
@@ -179,7 +180,7 @@ class _Context:
         for t in inputs.timelines:
             timelines.setdefault(t.asset, []).append(t)
         self.timelines = {a: AssetTimeline(a, tuple(s for t in ts for s in t.segments)) for a, ts in timelines.items()}
-        self.live_windows = [w for w in inputs.windows if not w.cancelled and w.announced_at_ms <= as_of_ms]
+        self.live_windows = [w for w in (in_force(w, as_of_ms) for w in inputs.windows) if w is not None]
         self.notice_ms = int(contract.maintenance.notice.total_seconds() * 1000)
 
     def calendar(self, name: str, key: str) -> CoverageCalendar:

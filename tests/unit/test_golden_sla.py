@@ -70,7 +70,8 @@ def inputs_from(data: dict[str, Any]) -> SlaInputs:
                 assets=tuple(w.get("assets", ())),
                 services=tuple(w.get("services", ())),
                 kind=w.get("kind", "maintenance"),
-                cancelled=w.get("cancelled", False),
+                cancelled=w.get("cancelled", False) or "cancelled_at" in w,
+                cancelled_at_ms=ms(w.get("cancelled_at")),
                 back_dated=w.get("back_dated", False),
             )
             for w in data.get("windows", [])

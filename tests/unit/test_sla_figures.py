@@ -203,6 +203,27 @@ def test_a_partial_period_measures_only_the_time_before_as_of(tmp_path: Path) ->
     assert incident.resolution is not None and incident.resolution.met is True
 
 
+@pytest.mark.parametrize(
+    ("cancelled_at", "as_of", "excluded"),
+    [
+        (10 * DAY, None, 4 * H),  # cancelled after it ran: it stays whole
+        (5 * DAY + H, None, H),  # cancelled while it ran: it ends there
+        (4 * DAY, None, 0),  # cancelled before it started: it never was
+        (10 * DAY, 6 * DAY, 4 * H),  # a report as of before the cancellation does not know it
+        (5 * DAY + H, 5 * DAY + H // 2, H // 2),  # nor one as of half an hour into the window
+    ],
+)
+def test_a_cancellation_takes_effect_when_it_is_made(
+    tmp_path: Path, cancelled_at: int, as_of: int | None, excluded: int
+) -> None:
+    window = MaintenanceWindow("w", 5 * DAY, 5 * DAY + 4 * H, announced_at_ms=0, announced_by="v", assets=("a",),
+                               cancelled=True, cancelled_at_ms=cancelled_at)  # fmt: skip
+    down = (5 * DAY, 5 * DAY + 4 * H, State.DOWN)
+    segments = timeline((0, 5 * DAY, State.UP), down, (5 * DAY + 4 * H, 30 * DAY, State.UP))
+    [line] = report(contract(tmp_path), SlaInputs(timelines=segments, windows=(window,)), as_of).uptime
+    assert line.measure.maintenance_ms == excluded
+
+
 def test_an_as_of_after_the_period_lets_its_clocks_finish(tmp_path: Path) -> None:
     restored_after_the_end = Incident(
         "i", "a", Severity.S1, "x", 30 * DAY - H, notified_at_ms=30 * DAY - H,
