@@ -194,9 +194,12 @@ class _Context:
     def excused(self, assets: tuple[str, ...] | list[str]) -> list[Interval]:
         """Where these assets' targets could not be measured because of the agent's configuration, less
         recorded monitoring gaps (an agent that was not watching is a gap, whatever its config)."""
-        faults = normalize((f.start_ms, f.end_ms) for f in self.inputs.configuration if f.asset in assets)
-        gaps = union(*(gap_intervals(a, self.inputs.gaps) for a in assets))
-        return clip(subtract(faults, gaps), self.period.start_ms, self.end_ms)
+        out: list[Interval] = []
+        for asset in set(assets):
+            faults = normalize((f.start_ms, f.end_ms) for f in self.inputs.configuration if f.asset == asset)
+            if faults:
+                out += subtract(faults, gap_intervals(asset, self.inputs.gaps))
+        return clip(normalize(out), self.period.start_ms, self.end_ms)
 
     def asset_states(self, asset: str) -> StateMap:
         gaps = gap_intervals(asset, self.inputs.gaps)

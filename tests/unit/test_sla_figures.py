@@ -132,6 +132,18 @@ def test_time_a_target_was_unmeasurable_by_its_configuration_is_never_the_vendor
     assert kinds[0] == ("configuration", 0, 12 * H) and len(kinds) == (2 if policy == "exclude" else 1)
 
 
+def test_a_service_undecidable_by_a_components_configuration_is_not_the_vendors(tmp_path: Path) -> None:
+    text = CONTRACT.replace("POLICY", "down").replace("MIN_OBSERVED", "").replace("FEE_99", "25")
+    text = text.replace('scope = "a"\n', 'scope = "line"\n').replace('assets = ["a"]', 'services = ["line"]')
+    path = tmp_path / "service.toml"
+    path.write_text(text + '\n[[services]]\nid = "line"\ncomponents = ["a", "b"]\nrule = "all"\n')
+    both_up = (AssetTimeline("a", (Segment(12 * H, 30 * DAY, State.UP),)),
+               AssetTimeline("b", (Segment(0, 30 * DAY, State.UP),)))  # fmt: skip
+    fault = ConfigurationFault("a", 0, 12 * H, "config.unknown_namespace")
+    [line] = report(load(ContractConfig, path), SlaInputs(timelines=both_up, configuration=(fault,))).uptime
+    assert (line.kind, line.measure.gap_ms, line.measure.down_ms, line.met) == ("service", 12 * H, 0, True)
+
+
 def test_a_change_to_unknown_with_a_configuration_cause_is_a_fault_until_the_next_change() -> None:
     def change(at: int, to: str, cause: str | None = None, target: str = "t") -> StateChangeRow:
         return StateChangeRow("s", "g", target, "a", "UNKNOWN", to, "r", at, cause)
