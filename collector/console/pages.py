@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 DAY_MS = 86_400_000
 CURRENT_REUSE_MS = 15_000
+PROBE_FIGURES_MS = 15 * 60_000
+"""The asset page's probe figures: each target's latest minute reported within this long."""
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unknown"}
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
@@ -211,8 +213,13 @@ def asset(deps: Deps, user: User, session: Session, site: str, asset_id: str, da
                                         f"incident {i.id} {i.severity}: {i.reason}") for i in incidents]),
     ]
     picture = svg.timeline(f"{asset_id}: states over the last {days} days", start, end, lanes, _tick(deps), now)
+    targets = {(a.agent, t) for a in known for t in a.targets}
+    figures = queries.latest_probe_figures(deps.store, site, targets, now - PROBE_FIGURES_MS)
+    probes = [{"agent": agent, "target": target, "m": figures.get((agent, target))}
+              for agent, target in sorted(targets)]
     return {
         **common(deps, user, session, "overview"), "site": site, "asset_id": asset_id, "now_rows": known,
+        "probes": probes,
         "days": days, "svg": picture, "changes": changes, "windows": window_rows, "gaps": gaps,
         "incidents": incidents, "versions": queries.asset_versions(deps.store, asset_id), "css": STATE_CSS,
         "contracts": [c for c in deps.book.covering(asset_id) if sees_vendor(user.viewer, c.contract.vendor)],

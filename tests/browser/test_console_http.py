@@ -335,3 +335,21 @@ def test_the_incident_page_shows_the_vendors_tool_and_escalation_notices(site: S
         assert "Eve On-call" in notices and "eve@scada.test" in notices and "by eve" in notices
         assert "escalation level 1 notice sent (email)" in page.text  # on the timeline too
     assert login(site, "ivy").get("/incidents/inc-2").status_code == 404
+
+
+def test_the_asset_page_shows_its_targets_latest_probe_figures(site: Site) -> None:
+    from tests.browser.live import publish_probe_figures
+    from tests.waiting import wait_until
+
+    pia = login(site, "pia")
+
+    def figures() -> str:
+        return pia.get("/assets/p1/line3-plc").text.split('id="probes"', 1)[1].split("</table>", 1)[0]
+
+    assert "none reported in the last 15 minutes" in figures()
+    minute = int(time.time() * 1000) // 60_000 * 60_000 - 60_000
+    publish_probe_figures(site.broker_port, minute, probes=12, failures=3, p95_ms=42.0)
+    wait_until(lambda: "42.0 ms" in figures(), timeout=20, what="the probe figures")
+    shown = figures()
+    assert "<td>12</td><td>3</td>" in shown and "21.0 ms" in shown and "84.0 ms" in shown
+    assert login(site, "sam").get("/assets/p1/line3-plc").status_code == 404  # another vendor's asset
