@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from linewarden.domain import State
+from tests.browser import expected
 from tests.browser.artefacts import artefacts_dir
 from tests.browser.live import publish_state
 from tests.browser.site import PASSWORD, Site, outage_month
@@ -79,7 +80,16 @@ def test_every_page_as_admin_with_screenshots_and_no_script_errors(browser: Any,
     for name, path in PAGES.items():
         page.goto(site.url + path)
         assert page.locator("h1").count() == 1
+        text = page.locator("main").inner_text()
+        assert [p for p in expected.parts(path) if p not in text] == [], name
+        assert page.locator("main svg").count() >= (1 if expected.draws(path) else 0), name
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    page.goto(site.url + "/audit")
+    page.fill("#f-action", "console.login")
+    page.click("form.inline button")
+    page.wait_for_url("**/audit?*action=console.login*")
+    actions = page.locator("main tbody tr td:nth-child(5)").all_inner_texts()
+    assert actions and set(actions) == {"console.login"}
     assert page.errors == []  # no CSP violation or script error on any page
     page.context.close()
 

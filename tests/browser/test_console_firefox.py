@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 
+from tests.browser import expected
 from tests.browser.artefacts import artefacts_dir
 from tests.browser.site import PASSWORD, Site, free_port
 
@@ -160,7 +161,7 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.parametrize("user", list(ROLE_PAGES))
 def test_each_role_sees_its_pages(firefox: Any, site: Site, shots: Path, user: str) -> None:
-    from marionette_driver import By
+    from marionette_driver import By, Wait
 
     _login(firefox, site, user)
     _page_errors(firefox)
@@ -169,8 +170,19 @@ def test_each_role_sees_its_pages(firefox: Any, site: Site, shots: Path, user: s
         heading = _wait_for(firefox, "h1").text
         assert heading not in ("Not found", "Not allowed", "Not done"), (user, path)
         assert firefox.find_elements(By.CSS_SELECTOR, "footer")  # the whole page arrived
+        if user == "ada":
+            text = firefox.find_element(By.ID, "main").text
+            assert [p for p in expected.parts(path) if p not in text] == [], path
+            assert len(firefox.find_elements(By.CSS_SELECTOR, "main svg")) >= (1 if expected.draws(path) else 0)
         _shot(firefox, shots, f"{user}{path.split('?')[0].replace('/', '_') or '_'}")
         assert _page_errors(firefox) == [], (user, path)  # no script error, no CSP violation
+    if user == "ada":
+        firefox.navigate(site.url + "/audit")
+        _wait_for(firefox, "#f-action").send_keys("console.login")
+        firefox.find_element(By.CSS_SELECTOR, "form.inline button").click()
+        Wait(firefox, timeout=20).until(lambda c: "action=console.login" in c.get_url())
+        actions = {td.text for td in firefox.find_elements(By.CSS_SELECTOR, "main tbody tr td:nth-child(5)")}
+        assert actions == {"console.login"}
     for path, answer in REFUSED.get(user, {}).items():
         firefox.navigate(site.url + path)
         assert _wait_for(firefox, "h1").text == answer, (user, path)
