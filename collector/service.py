@@ -148,7 +148,8 @@ class CollectorService:
             if config.console.enabled:
                 self.console = create_console(store, self.book, clock, config.console, config.collector.timezone,
                                               self._maintenance_changed, config.liveness.missed_heartbeats,
-                                              evidence_dir=config.collector.data_dir / "evidence")
+                                              evidence_dir=config.collector.data_dir / "evidence",
+                                              audit_checkpoint=lambda: latest_checkpoint(config.checkpoint_file))
                 app.mount(config.console.prefix, self.console)
             self.api = ApiServer(app, config.api.host, config.api.port, config.api.tls_cert_file,
                                  config.api.tls_key_file, config.api.trusted_proxies)

@@ -7,6 +7,7 @@ Content-Security-Policy: scripts, styles and images from this server only, no in
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,11 +22,14 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from collector.audit import append_entry
+from collector.audit_evidence import Checkpoint
 from collector.console import changes, mfa, oidc, pages, reviews, totp
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.live import Hub, stream
+from collector.console.queries import live_version
 from collector.console.sessions import (
     COOKIE,
     Session,
@@ -37,6 +41,7 @@ from collector.console.sessions import (
     set_state,
     start_session,
 )
+from collector.console.shared import Shared
 from collector.console.users import User, check_password, upsert_external
 from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
 from collector.disputes import get_dispute
@@ -55,6 +60,8 @@ CSP = (
 PRE_LOGIN = "lw_login"
 SSO_STATE = "lw_sso"
 MAX_FORM = 64 * 1024
+LIVE_SHARE_MS = 1000
+"""How long the overview's live parts, once made, serve every console of the same scope (same live version)."""
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".png": "image/png", ".svg": "image/svg+xml"}
 
@@ -82,12 +89,13 @@ class Deps:
 def create_console(
     store: Store, book: ContractBook, clock: Callable[[], int], config: ConsoleConfig, timezone: str = "UTC",
     on_maintenance: Callable[[str], None] | None = None, missed_heartbeats: int = 3, live_every_s: float = 0.5,
-    evidence_dir: Path = Path("evidence"),
+    evidence_dir: Path = Path("evidence"), audit_checkpoint: Callable[[], Checkpoint | None] | None = None,
 ) -> FastAPI:
     """The console app, to mount at `config.prefix`. `on_maintenance(site)` is called after a window of
     `site` is recorded or cancelled (to publish the site's windows). `app.state.hub.stop()` ends the live
     streams; `app.state.warm(stop_event)` computes the contracts' trend months ahead (blocking: run it in a
-    thread). `evidence_dir` is the disputes' evidence directory (the API's, under the data directory)."""
+    thread). `evidence_dir` is the disputes' evidence directory (the API's, under the data directory);
+    `audit_checkpoint` gives the audit log's latest signed checkpoint for the JSON export (as the API's)."""
     app = FastAPI(title="linewarden console", docs_url=None, redoc_url=None, openapi_url=None)
     deps = Deps(store, book, clock, timezone, config, on_maintenance, clock(), missed_heartbeats, evidence_dir)
     hub = Hub(store, live_every_s)
@@ -336,10 +344,16 @@ def create_console(
 
     # ------------------------------------------------------------ pages
 
+    # Consoles of one scope fetch the overview again together after each change: its live parts are made once.
+    overview_parts: Shared[Markup] = Shared(clock, LIVE_SHARE_MS)
+
     @app.get("/")
     def overview(request: Request) -> Response:
         session, user = who(request)
-        return render(request, "overview.html", pages.overview(deps, user, session))
+        key = (base(request), user.viewer, live_version(store))
+        live = overview_parts.get(key, lambda: Markup(env.get_template("_overview_live.html").render(
+            base=base(request), **pages.overview_live(deps, user))))
+        return render(request, "overview.html", {**pages.common(deps, user, session, "overview"), "live": live})
 
     @app.get("/assets/{site}/{asset}")
     def asset(request: Request, site: str, asset: str, days: int = 7) -> Response:
@@ -362,6 +376,14 @@ def create_console(
         name = f"review-{contract_id}-{period}.pdf"
         return Response(reviews.review_pdf(deps, user, contract_id, period), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/contracts/{contract_id}/reports/{period}.json")
+    def report_json(request: Request, contract_id: str, period: str) -> Response:
+        _, user = who(request)
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        body = json.dumps(reviews.report_json(deps, user, contract_id, period, checkpoint), indent=1)
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="report-{contract_id}-{period}.json"'})
 
     @app.get("/contracts/{contract_id}/reports/{period}/{table}.csv")
     def table_csv(request: Request, contract_id: str, period: str, table: str) -> Response:

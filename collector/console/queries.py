@@ -83,6 +83,21 @@ def asset_versions(store: Store, asset: str, limit: int = 100) -> list[ChangeRow
     return [ChangeRow(**r) for r in rows]
 
 
+def latest_probe_figures(store: Store, site: str, targets: set[tuple[str, str]], since: int) -> dict[
+        tuple[str, str], dict[str, Any]]:
+    """The latest minute of probe figures (the agents' metrics events) of each (agent, target) since `since`."""
+    with store.reader() as sql:
+        rows = sql.query("SELECT agent, ts, body FROM events WHERE ts >= ? AND site = ? AND type = 'metrics'",
+                         (since, site))
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        body = json.loads(r["body"])
+        key = (r["agent"], str(body.get("target")))
+        if key in targets and (key not in out or body["minute"] > out[key]["minute"]):
+            out[key] = body
+    return out
+
+
 def agent_gaps(store: Store, site: str, agent: str, start: int, end: int) -> list[GapRow]:
     return [g for g in store.gaps(start, end) if g.site == site and g.agent == agent]
 

@@ -3,6 +3,8 @@ the security headers, and the API's vendor tokens scoped by the same rule."""
 
 from __future__ import annotations
 
+import time
+
 import httpx
 
 from collector.audit import AuditLog
@@ -289,6 +291,10 @@ def test_exports_follow_the_viewers_scope(site: Site) -> None:
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
     assert "inc-1" in table.text
     assert ivy.get(f"/contracts/scada-support/reports/{period}.pdf").status_code == 404
+    report = ivy.get(f"/contracts/plc-support/reports/{period}.json")
+    assert report.status_code == 200 and report.headers["content-type"] == "application/json"
+    assert [r["contract_id"] for r in report.json()] == ["plc-support"] and "audit_checkpoint" in report.json()[0]
+    assert ivy.get(f"/contracts/scada-support/reports/{period}.json").status_code == 404
     assert ivy.get(f"/contracts/scada-support/reports/{period}/incidents.csv").status_code == 404
     assert pro.get(f"/contracts/scada-support/reports/{period}.pdf").status_code == 200
     assert pro.get(f"/contracts/plc-support/reports/{period}/nope.csv").status_code == 404
@@ -306,3 +312,54 @@ def test_a_forged_forwarded_for_from_an_unlisted_address_is_ignored(site: Site) 
     finally:
         store.close()
     assert failed[-1].origin == "127.0.0.1"  # no proxy is listed: the header is not believed
+
+
+def test_the_incident_page_shows_the_vendors_tool_and_escalation_notices(site: Site) -> None:
+    now = int(time.time() * 1000)
+    store = open_store(load(CollectorConfig, site.config))
+    try:
+        with store.transaction() as tx:  # as the read-back and the escalation notifier leave them
+            tx.sql.execute(
+                "INSERT INTO tickets (incident_id, contract_id, vendor, sink, vendor_id, vendor_display, severity,"
+                " state, opened_at, raised_at, updated_at, vendor_status, vendor_assignee, vendor_first_response_at,"
+                " read_back_at) VALUES ('inc-2', 'scada-support', 'scada', 'jira', '10042', 'SCADA-42', 'S1', 'open',"
+                " ?, ?, ?, 'In Progress', 'joe.vendor', ?, ?)", (now - 600_000, now - 540_000, now, now - 300_000, now))
+            tx.sql.execute(
+                "INSERT INTO ticket_vendor_comments (incident_id, contract_id, comment_id, author, ours, body,"
+                " created_at, read_at) VALUES ('inc-2', 'scada-support', 'c1', 'joe.vendor', ?, 'looking at the"
+                " historian', ?, ?)", (False, now - 200_000, now))
+            tx.sql.execute(
+                "INSERT INTO escalation_notifications (id, timer_id, incident_id, contract_id, level, entry,"
+                " contact_id, contact_name, channel, address, state, attempts, next_attempt_at, created_at, sent_at,"
+                " acknowledged_at, acknowledged_by) VALUES (1, 1, 'inc-2', 'scada-support', 1, 'on-call:vendor:1',"
+                " 'eve', 'Eve On-call', 'email', 'eve@scada.test', 'sent', 1, ?, ?, ?, ?, 'eve')",
+                (now, now - 120_000, now - 120_000, now - 60_000))
+    finally:
+        store.close()
+    for user in ("ada", "sam"):  # plant side and the ticket's own vendor
+        page = login(site, user).get("/incidents/inc-2")
+        assert page.status_code == 200
+        readback = page.text.split('id="readback"', 1)[1].split("</table>", 1)[0]
+        assert "In Progress" in readback and "joe.vendor" in readback and "looking at the historian" in readback
+        notices = page.text.split('id="notices"', 1)[1].split("</table>", 1)[0]
+        assert "Eve On-call" in notices and "eve@scada.test" in notices and "by eve" in notices
+        assert "escalation level 1 notice sent (email)" in page.text  # on the timeline too
+    assert login(site, "ivy").get("/incidents/inc-2").status_code == 404
+
+
+def test_the_asset_page_shows_its_targets_latest_probe_figures(site: Site) -> None:
+    from tests.browser.live import publish_probe_figures
+    from tests.waiting import wait_until
+
+    pia = login(site, "pia")
+
+    def figures() -> str:
+        return pia.get("/assets/p1/line3-plc").text.split('id="probes"', 1)[1].split("</table>", 1)[0]
+
+    assert "none reported in the last 15 minutes" in figures()
+    minute = int(time.time() * 1000) // 60_000 * 60_000 - 60_000
+    publish_probe_figures(site.broker_port, minute, probes=12, failures=3, p95_ms=42.0)
+    wait_until(lambda: "42.0 ms" in figures(), timeout=20, what="the probe figures")
+    shown = figures()
+    assert "<td>12</td><td>3</td>" in shown and "21.0 ms" in shown and "84.0 ms" in shown
+    assert login(site, "sam").get("/assets/p1/line3-plc").status_code == 404  # another vendor's asset
