@@ -45,6 +45,7 @@ sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
 
+from collector.archive_import import MIGRATION_STATE  # noqa: E402
 from collector.reporting import LOOKBACK_MS, reports, sla_inputs  # noqa: E402
 from collector.store.base import Store, Writer  # noqa: E402
 from collector.store.postgres import PostgresStore  # noqa: E402
@@ -369,7 +370,7 @@ def copy_tables(source: SqliteStore, schema: str) -> None:
     with psycopg.connect(POSTGRES, autocommit=True) as conn:
         conn.execute(f"SET search_path TO {schema}")
         for table in source.table_names():
-            if table == "schema_migrations":
+            if table in MIGRATION_STATE:  # the schema's own rows, seeded by the migrations
                 continue
             columns = source.table_columns(table)
             with source.reader() as sql:
@@ -397,17 +398,51 @@ def _run(
     args: argparse.Namespace, store: Store, directory: Path, start: int, end: int, periods: list[Period]
 ) -> None:
     store.migrate()
+    staging: SqliteStore | None = None
     if isinstance(store, PostgresStore):
         # Statement by statement over the network the load takes most of an hour: written into SQLite through
-        # the same Writer, then copied table by table with COPY.
+        # the same Writer, then copied table by table with COPY. The SQLite copy is timed too, as the comparison.
         staging = SqliteStore(directory / "collector.db")
         staging.migrate()
         crit, load_s = timed(load, staging, args.assets, start, end)
         _, copy_s = timed(copy_tables, staging, f"lw_bench_report_{os.getpid()}")
-        staging.close()
         load_s += copy_s
     else:
         crit, load_s = timed(load, store, args.assets, start, end)
+    try:
+        _measure(args, store, staging, directory, crit, load_s, periods)
+    finally:
+        if staging is not None:
+            staging.close()
+
+
+def _months(store: Store, book: ContractBook, periods: list[Period]) -> list[float]:
+    """Time each month's `reports()`, printing one line per month; the first call is cold."""
+    times = []
+    for i, period in enumerate(periods):
+        found, seconds = timed(reports, store, book, period.label)
+        times.append(seconds)
+        r = found[0]
+        print(f"  {period.label}  {seconds:6.2f} s{' (cold)' if i == 0 else '       '}  "
+              f"{len(r.incidents):>5} incidents, {len(r.exclusions):>5} exclusions, "
+              f"{len(r.unapproved_changes):>4} unapproved changes")
+    summary = ", ".join(f"{u.scope} {u.uptime_pct} %{'' if u.met else ' NO'}" for u in r.uptime)
+    print(f"{periods[-1].label} report: uptime {summary}; {len(r.short_notice)} short-notice windows; "
+          f"credits {r.credits.total} {r.currency}")
+    return times
+
+
+def _split(store: Store, book: ContractBook, last: Period) -> str:
+    data, query_s = timed(store.period, last.start_ms - LOOKBACK_MS, last.end_ms)
+    inputs, map_s = timed(sla_inputs, data)
+    _, build_s = timed(build_report, book.contract("bench"), last, inputs, book.calendars)
+    return f"store.period {query_s:.2f} s, sla_inputs {map_s:.2f} s, build_report {build_s:.2f} s"
+
+
+def _measure(
+    args: argparse.Namespace, store: Store, staging: SqliteStore | None, directory: Path, crit: dict[str, str],
+    load_s: float, periods: list[Period],
+) -> None:
     book = contract_book(directory, [a for a, c in crit.items() if c == "critical"][:3])
     with store.reader() as sql:
         counts = {t: sql.query(f"SELECT COUNT(*) AS n FROM {t}")[0]["n"] for t in (
@@ -418,26 +453,19 @@ def _run(
           f"{len(book.contract('bench').uptime)} uptime lines")
     print(f"load: {load_s:.1f} s (not part of the figures), {size_mb:.0f} MB; rows: "
           + ", ".join(f"{k} {v:,}" for k, v in counts.items()))
-    times = []
-    for i, period in enumerate(periods):
-        found, seconds = timed(reports, store, book, period.label)
-        times.append(seconds)
-        r = found[0]
-        summary = ", ".join(f"{u.scope} {u.uptime_pct} %{'' if u.met else ' NO'}" for u in r.uptime)
-        print(f"  {period.label}  {seconds:6.2f} s{' (cold)' if i == 0 else '       '}  "
-              f"{len(r.incidents):>5} incidents, {len(r.exclusions):>5} exclusions, "
-              f"{len(r.unapproved_changes):>4} unapproved changes")
-    print(f"{periods[-1].label} report: uptime {summary}; {len(r.short_notice)} short-notice windows; "
-          f"credits {r.credits.total} {r.currency}")
+    times = _months(store, book, periods)
     last = periods[-1]
-    data, query_s = timed(store.period, last.start_ms - LOOKBACK_MS, last.end_ms)
-    inputs, map_s = timed(sla_inputs, data)
-    _, build_s = timed(build_report, book.contract("bench"), last, inputs, book.calendars)
+    split = _split(store, book, last)
     print(f"monthly report: max {max(times):.2f} s, mean {sum(times) / len(times):.2f} s "
           f"(goal < {GOAL_S:.0f} s: {'met' if max(times) < GOAL_S else 'NOT met'})")
     print(f"{len(periods)} monthly reports{' (the year)' if len(periods) == 12 else ''}: {sum(times):.1f} s")
-    print(f"{last.label} split: store.period {query_s:.2f} s, sla_inputs {map_s:.2f} s, "
-          f"build_report {build_s:.2f} s")
+    print(f"{last.label} split: {split}")
+    if staging is not None:
+        print("\nthe same months on the SQLite store the data was loaded into (comparison, same run):")
+        base = _months(staging, book, periods)
+        print(f"SQLite monthly report: max {max(base):.2f} s, mean {sum(base) / len(base):.2f} s; "
+              f"{len(periods)} reports {sum(base):.1f} s; {last.label} split: {_split(staging, book, last)}")
+        print(f"PostgreSQL / SQLite, mean of the months: {sum(times) / sum(base):.2f} x")
     if args.profile:
         profiler = cProfile.Profile()
         profiler.runcall(reports, store, book, last.label)

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from collector.store.base import DataRejected, Row, Store, Writer
 from collector.store.migrations import Migration
@@ -92,6 +92,11 @@ class _PgSql:
         with _data_errors(), self._conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
             return list(cur.fetchall())
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with _data_errors(), self._conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(_pg(sql), tuple(params))
+            return cur.fetchall()
 
 
 class _PgSnapshot:

@@ -57,6 +57,10 @@ class _SqliteSql:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with _data_errors():
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
 
 class _SqliteSnapshot:
     def __init__(self, conn: sqlite3.Connection, tables: list[str]) -> None:
