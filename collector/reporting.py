@@ -48,6 +48,7 @@ from linewarden.sla.report import ContractReport, build_report
 from linewarden.timeutil import dt_to_ms
 
 LOOKBACK_MS = int(timedelta(days=31).total_seconds() * 1000)
+_SEVERITIES = frozenset(s.value for s in Severity)
 
 
 def _first(records: list[TicketRecordRow], kind: str) -> int | None:
@@ -91,7 +92,7 @@ def _severity(row: IncidentRow, as_of_ms: int | None) -> Severity | None:
 def _vendor_severity(records: list[TicketRecordRow]) -> Severity | None:
     triaged = sorted((t.at, t.details.get("severity")) for t in records if t.kind == "ticket_triaged")
     value = triaged[-1][1] if triaged else None
-    return Severity(str(value)) if value in {s.value for s in Severity} else None
+    return Severity(str(value)) if value in _SEVERITIES else None
 
 
 def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: int | None = None) -> Incident | None:

@@ -813,10 +813,11 @@ class Store(ABC):
                 if known is None:
                     known = parsed[details] = json.loads(details)
                 records.append(TicketRecordRow(incident, contract, kind, at, actor, dict(known), source))
+        targets = {text: tuple(json.loads(text)) for text in {r[12] for r in rows}}  # one asset's are all alike
         return [
             IncidentRow(
                 id=r[0], site=r[1], agent=r[2], kind=r[3], target=r[4], asset=r[5], criticality=r[6], severity=r[7],
-                reason=r[8], opened_at=r[9], resolved_at=r[10], resolve_reason=r[11], targets=tuple(json.loads(r[12])),
+                reason=r[8], opened_at=r[9], resolved_at=r[10], resolve_reason=r[11], targets=targets[r[12]],
                 severity_history=tuple(steps[r[0]]), tickets=tuple(tickets[r[0]]), cause=r[13],
             )
             for r in rows

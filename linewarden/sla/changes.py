@@ -14,7 +14,10 @@ from linewarden.sla.models import ChangeDetection, MaintenanceWindow
 
 
 def window_names(window: MaintenanceWindow, asset: str, services_of: Mapping[str, frozenset[str]]) -> bool:
-    return asset in window.assets or bool(services_of.get(asset, frozenset()) & set(window.services))
+    if asset in window.assets:
+        return True
+    services = services_of.get(asset)
+    return services is not None and not services.isdisjoint(window.services)
 
 
 def is_approved(
