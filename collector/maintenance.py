@@ -109,9 +109,12 @@ def site_assets(sql: Sql, site: str) -> list[SiteAsset]:
 def period_assets(data: PeriodData) -> list[SiteAsset]:
     """The same as `site_assets`, from what a report reads of the store (each asset once per site, agent and
     class: a period holds thousands of state changes of the same few assets)."""
-    found = dict.fromkeys((t.site, t.agent, t.asset, t.criticality) for t in data.targets)
+    found: dict[tuple[str, str, str, str | None], None] = {}
+    found.update(dict.fromkeys((t.site, t.agent, t.asset, t.criticality) for t in data.targets))
     found.update(dict.fromkeys((c.site, c.agent, c.asset, None) for c in data.state_changes))
-    found.update(dict.fromkeys((i.site, i.agent, i.asset, i.criticality) for i in data.incidents if i.asset is not None))
+    found.update(
+        dict.fromkeys((i.site, i.agent, i.asset, i.criticality) for i in data.incidents if i.asset is not None)
+    )
     return [SiteAsset(*key) for key in found]
 
 
