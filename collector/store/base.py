@@ -630,6 +630,11 @@ class Store(ABC):
     @abstractmethod
     def _read(self) -> AbstractContextManager[Sql]: ...
 
+    def _read_consistent(self) -> AbstractContextManager[Sql]:
+        """A read whose statements all see the database as of one moment (a read-only transaction), for reads
+        that join their statements' rows; inside a transaction already, that transaction."""
+        return self._read()
+
     def reader(self) -> AbstractContextManager[Sql]:
         """A read on the store's connection, for components that keep tables of their own (ticketing, audit)."""
         return self._read()
@@ -781,7 +786,7 @@ class Store(ABC):
         Three set-based reads (the incidents, then the steps and records of the incidents the same condition
         selects): no list of ids as parameters, so no limit on their number, and one round trip each."""
         chosen = "(i.opened_at IS NULL OR i.opened_at < ?) AND (i.resolved_at IS NULL OR i.resolved_at >= ?)"
-        with self._read() as sql:
+        with self._read_consistent() as sql:  # the three statements select the same incidents
             rows = sql.tuples(
                 "SELECT i.id, i.site, i.agent, i.kind, i.target, i.asset, i.criticality, i.severity, i.reason,"
                 f" i.opened_at, i.resolved_at, i.resolve_reason, i.targets, i.cause FROM incidents i WHERE {chosen}"

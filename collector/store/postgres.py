@@ -215,6 +215,16 @@ class PostgresStore(Store):
         except _LINK_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL connection lost: {_first_line(exc)}") from exc
 
+    @contextmanager
+    def _read_consistent(self) -> Iterator[_PgSql]:
+        with self._read() as sql:
+            if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                yield sql  # inside a transaction of this connection already: its view
+                return
+            with self._conn.transaction():
+                sql.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield sql
+
     def table_names(self) -> list[str]:
         with self._read() as sql:
             rows = sql.query("SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()")

@@ -127,6 +127,18 @@ class SqliteStore(Store):
         with self._lock:
             yield self._sql
 
+    @contextmanager
+    def _read_consistent(self) -> Iterator[_SqliteSql]:
+        with self._lock:
+            if self._conn.in_transaction:
+                yield self._sql
+                return
+            self._conn.execute("BEGIN")  # deferred: a read transaction, one WAL snapshot for its statements
+            try:
+                yield self._sql
+            finally:
+                self._conn.execute("ROLLBACK")
+
     def table_names(self) -> list[str]:
         with self._read() as sql:
             rows = sql.query("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")

@@ -144,3 +144,13 @@ def test_incidents_of_a_period_carry_their_own_steps_and_records_whatever_their_
         )
     found[0].tickets[0].details["contract"] = "changed"
     assert found[1].tickets[0].details == {"contract": "c1"}
+
+
+def test_incidents_read_inside_a_transaction_see_its_writes(store):
+    with store.transaction() as tx:
+        tx.insert_event("p1", "a1", "e1", "b1", incident_opened(1, T0), T0)
+        tx.add_ticket_record("inc-1", "ticket_raised", T0 + 1, "collector", {}, "sink")
+        [row] = store.incidents(T0, T0 + 1)
+        assert [t.kind for t in row.tickets] == ["ticket_raised"]
+    [row] = store.incidents(T0, T0 + 1)  # and after it, in a read transaction of its own
+    assert [t.kind for t in row.tickets] == ["ticket_raised"]
