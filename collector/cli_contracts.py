@@ -22,7 +22,14 @@ from collector.cli_lifecycle import ACTIONS as LIFECYCLE_ACTIONS
 from collector.cli_lifecycle import lifecycle, lifecycle_args
 from collector.contracts import record_contracts
 from collector.exports import TABLES, csv_tables
-from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement, record_window, stamp
+from collector.maintenance import (
+    FAR_FUTURE_MS,
+    announcement,
+    announcement_topics,
+    publish_announcement,
+    record_window,
+    stamp,
+)
 from collector.reporting import iter_sections, parse_as_of, period_note, reports, with_checkpoint
 from collector.store import open_store
 from collector.store.rows import MaintenanceWindowRow
@@ -276,14 +283,15 @@ def maintenance(args: argparse.Namespace) -> int:
         if args.no_publish:
             return EXIT_OK
         ann = announcement(store, site, now)
+        topics = announcement_topics(store, site)
     finally:
         store.close()
     try:
-        asyncio.run(publish_announcement(config.broker, ann))
+        asyncio.run(publish_announcement(config.broker, ann, topics))
     except LinewardenError as exc:
         print(f"warning: recorded, but not published: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-    print(f"published {len(ann.windows)} window(s) on the {site} maintenance topic")
+    print(f"published {len(ann.windows)} window(s) on the {site} maintenance topic and to {len(topics) - 1} agent(s)")
     return EXIT_OK
 
 

@@ -68,6 +68,7 @@ class Ingest:
         self.incident_events = 0  # incident events stored so far: the router runs only when this moves
         self.events_stored = 0
         self.on_dead_letter: Callable[[str], None] = lambda reason: None  # metrics: called with each reason
+        self.on_new_agent: Callable[[str, str], None] = lambda site, agent: None  # (site, agent) first born
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
         """One message, one transaction; what to publish once it is committed."""
@@ -132,7 +133,9 @@ class Ingest:
         self._check_sender(site, agent, birth)
         tx.lock_ack(site, agent, birth.epoch, create=False)  # a new epoch's row is the birth's to create
         before = tx.agent(site, agent)
-        if before is not None and before.boot != birth.boot:
+        if before is None:
+            self.on_new_agent(site, agent)
+        elif before.boot != birth.boot:
             self._restarted(tx, before, birth)
         tx.record_birth(birth, received_at)
         through = tx.advance_ack(site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at))

@@ -27,7 +27,13 @@ from linewarden.config.base import BrokerConfig
 from linewarden.domain import Criticality
 from linewarden.errors import BackdateForbidden, LinewardenError, MaintenanceRefused
 from linewarden.mqtt import MqttClient
-from linewarden.wire import MaintenanceAnnouncement, MaintenanceWindowWire, encode, maintenance_topic
+from linewarden.wire import (
+    MaintenanceAnnouncement,
+    MaintenanceWindowWire,
+    agent_maintenance_topic,
+    encode,
+    maintenance_topic,
+)
 
 IMPORTED = "imported history"
 FAR_FUTURE_MS = 2**62
@@ -199,8 +205,18 @@ def announcement(store: Store, site: str, now_ms: int) -> MaintenanceAnnouncemen
     )
 
 
-async def publish_announcement(broker: BrokerConfig, ann: MaintenanceAnnouncement, timeout_s: float = 5.0) -> None:
-    """Publish one site's windows, retained. Raises LinewardenError when the broker does not take it in time."""
+def announcement_topics(store: Store, site: str) -> list[str]:
+    """Where a site's windows are published (retained): the site's topic, and the topic of each agent the
+    collector knows at the site, since the shipped broker ACL lets an agent read its own topics only."""
+    agents = [a.agent for a in store.agents() if a.site == site]
+    return [maintenance_topic(site), *(agent_maintenance_topic(site, agent) for agent in agents)]
+
+
+async def publish_announcement(
+    broker: BrokerConfig, ann: MaintenanceAnnouncement, topics: Sequence[str], timeout_s: float = 5.0
+) -> None:
+    """Publish one site's windows on `topics`, retained. Raises LinewardenError when the broker does not take
+    them in time."""
     client = MqttClient(broker, client_id=f"lw-maintenance-{ann.site}")
     connected = asyncio.Event()
     client.on_connect = connected.set
@@ -208,7 +224,8 @@ async def publish_announcement(broker: BrokerConfig, ann: MaintenanceAnnouncemen
     try:
         async with asyncio.timeout(timeout_s):
             await connected.wait()
-            await client.publish(maintenance_topic(ann.site), encode(ann), qos=1, retain=True)
+            payload = encode(ann)
+            await asyncio.gather(*(client.publish(topic, payload, qos=1, retain=True) for topic in topics))
     except TimeoutError:
         raise LinewardenError(
             f"broker {broker.shown()} did not take the maintenance announcement within {timeout_s:g} s"

@@ -1,7 +1,8 @@
 """From the store to SLA reports: one period's measurements and ticket records as SLA engine inputs.
 
 Mapping (documented for people checking figures by hand):
-- each target's state changes become that asset's timeline (several targets of one asset: worst wins);
+- each target's state changes become that asset's timeline (several targets of one asset: worst wins); a
+  change to UNKNOWN with a `config.*` cause, up to the target's next change, is a configuration fault;
 - an agent's monitoring gap covers every asset that agent's targets belong to: those of its target registry
   (births, imported target lists) and those its own state changes and incidents name (imported history of an
   agent that never sent a birth);
@@ -27,7 +28,7 @@ from collector.conduct import add_conduct
 from collector.dispute_records import contract_notes
 from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
-from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
+from collector.store.rows import IncidentRow, PeriodData, StateChangeRow, TicketRecordRow
 from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity, State
 from linewarden.sla.clocks import Clock
@@ -35,6 +36,7 @@ from linewarden.sla.disputes import apply_settlements, mark_report, period_incid
 from linewarden.sla.models import (
     AssetTimeline,
     ChangeDetection,
+    ConfigurationFault,
     Incident,
     MaintenanceWindow,
     MonitoringGap,
@@ -126,6 +128,22 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
     )
 
 
+def configuration_faults(data: PeriodData) -> tuple[ConfigurationFault, ...]:
+    """Each target's time in a configuration UNKNOWN (a change to UNKNOWN with a `config.*` cause), up to its
+    next state change: never the vendor's, whatever the contract's monitoring-gap policy."""
+    by_target: dict[tuple[str, str, str], list[StateChangeRow]] = {}
+    for change in data.state_changes:
+        by_target.setdefault((change.site, change.agent, change.target), []).append(change)
+    out: list[ConfigurationFault] = []
+    for changes in by_target.values():
+        ordered = sorted(changes, key=lambda c: c.at)
+        for change, end in zip(ordered, [c.at for c in ordered[1:]] + [data.end], strict=True):
+            cause = change.cause or ""
+            if change.to_state == State.UNKNOWN.value and cause.startswith("config.") and end > change.at:
+                out.append(ConfigurationFault(change.asset, change.at, end, cause))
+    return tuple(out)
+
+
 def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int | None = None) -> SlaInputs:
     by_target: dict[tuple[str, str, str], list[StateChange]] = {}
     asset_of: dict[tuple[str, str, str], str] = {}
@@ -171,6 +189,7 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
             services=w.services,
             kind="change" if w.kind == "change" else "maintenance",
             cancelled=w.cancelled_at is not None,
+            cancelled_at_ms=w.cancelled_at,
             reason=w.reason,
             back_dated=w.back_dated,
         )
@@ -180,7 +199,7 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
         i for i in (incident_input(r, contract_id, as_of_ms) for r in data.incidents) if i is not None
     )
     changes = tuple(ChangeDetection(c.asset, c.at, c.what) for c in data.changes)
-    return SlaInputs(timelines, gaps, windows, incidents, changes, criticality)
+    return SlaInputs(timelines, gaps, windows, incidents, changes, criticality, configuration_faults(data))
 
 
 def reports(
@@ -409,7 +428,8 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
         "mtta_s": _s(sc.mtta_ms),
         "mttr_s": _s(sc.mttr_ms),
         "recurrence_pct": str(sc.recurrence_rate_pct),
-        "rca_on_time": f"{sc.rca_on_time}/{sc.rca_on_time + sc.rca_late + sc.rca_pending}",
+        "rca_on_time": f"{sc.rca_on_time}/{sc.rca_on_time + sc.rca_late}"
+        + (f" ({sc.rca_pending} pending)" if sc.rca_pending else ""),
         "unapproved_changes": sc.unapproved_changes,
         "credits": f"{sc.credits_owed:.2f} {report.currency}",
         "score": str(sc.score),

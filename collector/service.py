@@ -49,7 +49,7 @@ from collector.console.app import create_console
 from collector.contracts import record_contracts
 from collector.escalation.notifier import EscalationNotifier
 from collector.ingest import Ingest, Publication
-from collector.maintenance import FAR_FUTURE_MS, announcement
+from collector.maintenance import FAR_FUTURE_MS, announcement, announcement_topics
 from collector.metrics import CollectorMetrics, add_ops_routes
 from collector.remote_access.listener import SyslogListener
 from collector.store.base import Store
@@ -71,9 +71,9 @@ from linewarden.wire import (
     COLLECTOR_STATE_TOPIC,
     TOPIC_ROOT,
     CollectorState,
+    agent_maintenance_topic,
     decode,
     encode,
-    maintenance_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ class CollectorService:
         self.book = book if book is not None else ContractBook({}, {})
         self.ticket_poll_s = ticket_poll_s
         origin = socket.gethostname()
-        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected)
+        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected, lambda: self.mqtt.certificates())
         self.sinks = {cid: self.metrics.metered(sink) for cid, sink in self._sinks().items()}
         self.lifecycle = Lifecycle(store, self.book, clock, origin)
         self.dispatcher = Dispatcher(
@@ -159,6 +159,7 @@ class CollectorService:
             store, config.liveness, watching_since=clock(), max_payload_bytes=config.ingest.max_payload_bytes
         )
         self.ingest.on_dead_letter = self.metrics.dead_letter
+        self.ingest.on_new_agent = self._agent_born
         self.mqtt = MqttClient(
             config.broker,
             client_id=f"linewarden-collector-{config.collector.id}",
@@ -361,9 +362,17 @@ class CollectorService:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._publish_maintenance, site)
 
-    def _publish_maintenance(self, site: str) -> None:
-        ann = announcement(self.store, site, self.clock())
-        self._publish([Publication(maintenance_topic(site), encode(ann), retain=True)])
+    def _publish_maintenance(self, site: str, topics: list[str] | None = None) -> None:
+        """The site's windows on `topics`, by default the site's and each of its known agents'."""
+        payload = encode(announcement(self.store, site, self.clock()))
+        topics = announcement_topics(self.store, site) if topics is None else topics
+        self._publish([Publication(topic, payload, retain=True) for topic in topics])
+
+    def _agent_born(self, site: str, agent: str) -> None:
+        """Called by ingest for an agent's first birth (inside its transaction): once committed, the agent's own
+        maintenance topic gets its site's windows."""
+        if self._loop is not None:
+            self._loop.call_soon(self._publish_maintenance, site, [agent_maintenance_topic(site, agent)])
 
     @property
     def held_messages(self) -> int:

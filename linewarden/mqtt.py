@@ -101,6 +101,7 @@ class MqttClient:
         self._session = 0  # counts connections; a message is acked only on the connection that brought it
         self._loop_session = 0  # the session the event loop has processed the connect of
         self._subscriptions: dict[str, MessageHandler] = {}
+        self._optional: set[str] = set()  # subscriptions a broker may refuse without the node counting as failed
         self.on_connect: Hook | None = None
         self.on_disconnect: Hook | None = None
         self.tls_reloads = 0  # times the client reconnected with changed certificate files
@@ -316,9 +317,12 @@ class MqttClient:
             self._pending[info.mid] = future
         return future
 
-    def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
-        """Call `handler(topic, payload)` on the event loop for each message; kept across reconnects."""
+    def subscribe(self, topic_filter: str, handler: MessageHandler, required: bool = True) -> None:
+        """Call `handler(topic, payload)` on the event loop for each message; kept across reconnects. A cluster's
+        node that refuses a `required` subscription is a failed node; refusing another one is only logged."""
         self._subscriptions[topic_filter] = handler
+        if not required:
+            self._optional.add(topic_filter)
         if self._paho is not None and self._connected:
             self._paho.subscribe(topic_filter, qos=1)
 
@@ -348,7 +352,7 @@ class MqttClient:
             mids = {}
             for topic_filter in list(self._subscriptions):
                 mid = client.subscribe(topic_filter, qos=1)[1]
-                if mid is not None:
+                if mid is not None and topic_filter not in self._optional:
                     mids[mid] = topic_filter
             if self._rotation is not None:
                 self._call_on_loop(self._subscribing_on_loop, client, mids)
@@ -426,7 +430,11 @@ class MqttClient:
 
     def _subacked_on_loop(self, client: paho.Client, mid: int, refused: str | None) -> None:
         topic_filter = self._suback_due.pop(mid, None) if client is self._paho else None
-        if topic_filter is None or refused is None or self._loop is None:
+        if refused is None or self._loop is None:
+            return
+        if topic_filter is None:
+            if client is self._paho:  # a subscription the node may refuse
+                log.warning("MQTT broker %s refused a subscription: %s", self.broker, refused)
             return
         if self._loop.time() >= self._suback_deadline:
             self._node_failed(client, f"refused the subscription to {topic_filter} ({refused})")

@@ -79,7 +79,13 @@ def ack_topic(site: str, agent: str) -> str:
 
 
 def maintenance_topic(site: str) -> str:
+    """A site's windows for the collector's own tools and whatever the plant's ACL grants it to."""
     return f"{TOPIC_ROOT}/{site}/maintenance"
+
+
+def agent_maintenance_topic(site: str, agent: str) -> str:
+    """The same windows again for one agent of the site: the one maintenance topic the shipped ACL lets it read."""
+    return f"{TOPIC_ROOT}/{site}/{agent}/maintenance"
 
 
 COLLECTOR_STATE_TOPIC = f"{TOPIC_ROOT}/collector/state"

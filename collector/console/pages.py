@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from collector import liveness
+from collector import certificates, liveness
 from collector.audit import AuditLog
 from collector.console import queries, svg
 from collector.console.clocks import ContractClocks, contracts_of, incident_clocks
@@ -133,6 +133,9 @@ def _agent_rows(deps: Deps, user: User) -> list[dict[str, Any]]:
             "gaps_30d": len(mine), "gap_ms_30d": sum(min(g.end_at or now, now) - max(g.start_at, now - 30 * DAY_MS)
                                                      for g in mine),
             "dead_letters": dead.get((a.site, a.agent), 0),
+            "certificates": certificates.summary(
+                certificates.agent_expiring(deps.store, a.site, a.agent, a.epoch), now
+            ),
         })
     return out
 

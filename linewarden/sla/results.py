@@ -80,11 +80,14 @@ class DisputeNote:
     settled_ms: int | None
 
 
+ExclusionReason = Literal["maintenance", "monitoring_gap", "configuration"]
+
+
 @dataclass(frozen=True)
 class Exclusion:
     scope: str
     asset: str | None  # the asset, for asset-class lines
-    reason: Literal["maintenance", "monitoring_gap"]
+    reason: ExclusionReason
     start_ms: int
     end_ms: int
     ms: int  # covered time excluded inside [start, end)

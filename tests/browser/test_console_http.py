@@ -213,6 +213,16 @@ def test_the_contract_page_shows_the_reports_own_figures(site: Site) -> None:
     assert any(i["id"] == "inc-1" for i in report["incidents"]) and "inc-1" in page
 
 
+def test_the_contract_page_flags_a_back_dated_window(site: Site) -> None:
+    code, _ = cli("collector", "maintenance", "--config", str(site.config), "add", "--site", "p1",
+                  "--asset", "line3-plc", "--by", "integrator", "--start", "2026-01-10T10:00", "--end",
+                  "2026-01-10T12:00", "--announced-at", "2026-01-10T09:00", "--admin", "--backdate-reason",
+                  "agreed by phone", "--id", "mw-phoned", "--no-publish")  # fmt: skip
+    assert code == 0
+    page = login(site, "pro").get("/contracts/plc-support", params={"period": "2026-01"}).text
+    assert "window mw-phoned (back-dated)," in page  # 1 h notice: listed as short notice, and flagged
+
+
 def test_a_window_may_select_a_line_and_must_cover_something(site: Site) -> None:
     pia, ivy = login(site, "pia"), login(site, "ivy")
     form = {"site": "p1", "start": "2031-06-01T10:00", "end": "2031-06-01T12:00", "reason": "line work"}

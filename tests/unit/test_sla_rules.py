@@ -86,7 +86,7 @@ def test_recurrence_needs_a_restored_previous_incident() -> None:
 
 
 def test_rca_deadline_in_business_days_or_duration() -> None:
-    inc = Incident("i", "a", Severity.S1, "r", 0, restored_at_ms=H, rca_received_at_ms=49 * H)
+    inc = Incident("i", "a", Severity.S1, "r", 0, notified_at_ms=0, restored_at_ms=H, rca_received_at_ms=49 * H)
     cal = Calendar.always("UTC")
     on_time = rca_result(inc, RcaPolicy(severities=[Severity.S1], due=BusinessDays(days=2)), cal, 10**12)
     assert on_time is not None and on_time.status == "on_time"
