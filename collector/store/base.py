@@ -68,6 +68,10 @@ class Sql(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as tuples in the order of the SELECT list: the reports' bulk reads (no dict per row)."""
+        ...
+
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
@@ -626,6 +630,11 @@ class Store(ABC):
     @abstractmethod
     def _read(self) -> AbstractContextManager[Sql]: ...
 
+    def _read_consistent(self) -> AbstractContextManager[Sql]:
+        """A read whose statements all see the database as of one moment (a read-only transaction), for reads
+        that join their statements' rows; inside a transaction already, that transaction."""
+        return self._read()
+
     def reader(self) -> AbstractContextManager[Sql]:
         """A read on the store's connection, for components that keep tables of their own (ticketing, audit)."""
         return self._read()
@@ -713,20 +722,26 @@ class Store(ABC):
 
     def registry(self) -> list[TargetRow]:
         with self._read() as sql:
-            return [TargetRow(**r) for r in sql.query("SELECT * FROM targets ORDER BY site, agent, target")]
+            return [
+                TargetRow(*r)
+                for r in sql.tuples(
+                    "SELECT site, agent, target, kind, asset, criticality, first_seen, last_seen FROM targets"
+                    " ORDER BY site, agent, target"
+                )
+            ]
 
     def state_changes(self, start: int, end: int) -> list[StateChangeRow]:
         """Per target, the last change before `start` (its state entering the period), then all in [start, end)."""
         cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at, s.cause"
         with self._read() as sql:
-            before = sql.query(
+            before = sql.tuples(
                 f"SELECT {cols} FROM state_changes s JOIN (SELECT site, agent, target, MAX(at) AS at"
                 " FROM state_changes WHERE at < ? GROUP BY site, agent, target) p"
                 " ON s.site = p.site AND s.agent = p.agent AND s.target = p.target AND s.at = p.at",
                 (start,),
             )
-            inside = sql.query(f"SELECT {cols} FROM state_changes s WHERE s.at >= ? AND s.at < ?", (start, end))
-        rows = [StateChangeRow(**r) for r in before + inside]
+            inside = sql.tuples(f"SELECT {cols} FROM state_changes s WHERE s.at >= ? AND s.at < ?", (start, end))
+        rows = [StateChangeRow(*r) for r in before + inside]
         return sorted(rows, key=lambda r: (r.site, r.agent, r.target, r.at))
 
     def gaps(self, start: int, end: int) -> list[GapRow]:
@@ -758,51 +773,57 @@ class Store(ABC):
 
     def changes(self, start: int, end: int) -> list[ChangeRow]:
         with self._read() as sql:
-            rows = sql.query(
+            rows = sql.tuples(
                 "SELECT site, agent, target, asset, what, old_value, new_value, at FROM changes"
                 " WHERE at >= ? AND at < ? ORDER BY at",
                 (start, end),
             )
-            return [ChangeRow(**r) for r in rows]
+            return [ChangeRow(*r) for r in rows]
 
     def incidents(self, start: int, end: int) -> list[IncidentRow]:
-        """Incidents open at any time in [start, end), with severity history and ticket records."""
-        with self._read() as sql:
-            rows = sql.query(
-                "SELECT * FROM incidents WHERE (opened_at IS NULL OR opened_at < ?)"
-                " AND (resolved_at IS NULL OR resolved_at >= ?) ORDER BY opened_at, id",
+        """Incidents open at any time in [start, end), with severity history and ticket records.
+
+        Three set-based reads (the incidents, then the steps and records of the incidents the same condition
+        selects): no list of ids as parameters, so no limit on their number, and one round trip each."""
+        chosen = "(i.opened_at IS NULL OR i.opened_at < ?) AND (i.resolved_at IS NULL OR i.resolved_at >= ?)"
+        with self._read_consistent() as sql:  # the three statements select the same incidents
+            rows = sql.tuples(
+                "SELECT i.id, i.site, i.agent, i.kind, i.target, i.asset, i.criticality, i.severity, i.reason,"
+                f" i.opened_at, i.resolved_at, i.resolve_reason, i.targets, i.cause FROM incidents i WHERE {chosen}"
+                " ORDER BY i.opened_at, i.id",
                 (end, start),
             )
-            ids = [r["id"] for r in rows]
-            steps: dict[str, list[SeverityStep]] = {i: [] for i in ids}
-            tickets: dict[str, list[TicketRecordRow]] = {i: [] for i in ids}
-            # In chunks: SQLite allows at most 32,766 parameters in one statement.
-            for chunk in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)):
-                marks = ", ".join("?" for _ in chunk)
-                for s in sql.query(f"SELECT * FROM incident_updates WHERE incident IN ({marks}) ORDER BY at", chunk):
-                    steps[s["incident"]].append(
-                        SeverityStep(s["at"], s["severity"], s["state"], s["reason"], _bool(s["in_production"]))
-                    )
-                for t in sql.query(f"SELECT * FROM ticket_records WHERE incident IN ({marks}) ORDER BY at", chunk):
-                    tickets[t["incident"]].append(TicketRecordRow(**{**t, "details": json.loads(t["details"])}))
+            steps: dict[str, list[SeverityStep]] = {r[0]: [] for r in rows}
+            tickets: dict[str, list[TicketRecordRow]] = {r[0]: [] for r in rows}
+            for incident, at, severity, state, reason, in_production in sql.tuples(
+                "SELECT u.incident, u.at, u.severity, u.state, u.reason, u.in_production FROM incident_updates u"
+                f" WHERE u.incident IN (SELECT i.id FROM incidents i WHERE {chosen})"
+                " ORDER BY u.at, u.incident, u.severity, u.state",
+                (end, start),
+            ):
+                if (found := steps.get(incident)) is not None:  # an incident stored since the first read: not ours
+                    found.append(SeverityStep(at, severity, state, reason, _bool(in_production)))
+            parsed: dict[str, dict[str, Any]] = {}
+            for incident, contract, kind, at, actor, details, source in sql.tuples(
+                "SELECT t.incident, t.contract, t.kind, t.at, t.actor, t.details, t.source FROM ticket_records t"
+                f" WHERE t.incident IN (SELECT i.id FROM incidents i WHERE {chosen})"
+                " ORDER BY t.at, t.incident, t.contract, t.kind",
+                (end, start),
+            ):
+                if (records := tickets.get(incident)) is None:
+                    continue
+                # Many records carry the same details (`{}`, one contract's id): each text is parsed once, and
+                # every record gets its own copy.
+                known = parsed.get(details)
+                if known is None:
+                    known = parsed[details] = json.loads(details)
+                records.append(TicketRecordRow(incident, contract, kind, at, actor, dict(known), source))
+        targets = {text: tuple(json.loads(text)) for text in {r[12] for r in rows}}  # one asset's are all alike
         return [
             IncidentRow(
-                id=r["id"],
-                site=r["site"],
-                agent=r["agent"],
-                kind=r["kind"],
-                target=r["target"],
-                asset=r["asset"],
-                criticality=r["criticality"],
-                severity=r["severity"],
-                reason=r["reason"],
-                cause=r["cause"],
-                opened_at=r["opened_at"],
-                resolved_at=r["resolved_at"],
-                resolve_reason=r["resolve_reason"],
-                targets=tuple(json.loads(r["targets"])),
-                severity_history=tuple(steps[r["id"]]),
-                tickets=tuple(tickets[r["id"]]),
+                id=r[0], site=r[1], agent=r[2], kind=r[3], target=r[4], asset=r[5], criticality=r[6], severity=r[7],
+                reason=r[8], opened_at=r[9], resolved_at=r[10], resolve_reason=r[11], targets=targets[r[12]],
+                severity_history=tuple(steps[r[0]]), tickets=tuple(tickets[r[0]]), cause=r[13],
             )
             for r in rows
         ]

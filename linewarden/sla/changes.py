@@ -30,7 +30,10 @@ def in_force(window: MaintenanceWindow, as_of_ms: int) -> MaintenanceWindow | No
 
 
 def window_names(window: MaintenanceWindow, asset: str, services_of: Mapping[str, frozenset[str]]) -> bool:
-    return asset in window.assets or bool(services_of.get(asset, frozenset()) & set(window.services))
+    if asset in window.assets:
+        return True
+    services = services_of.get(asset)
+    return services is not None and not services.isdisjoint(window.services)
 
 
 def is_approved(
