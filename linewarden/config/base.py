@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ class StrictModel(BaseModel):
 # No duration in a config is longer: later arithmetic on times must never overflow.
 MAX_DURATION = timedelta(days=36_525)  # 100 years
 MAX_ZONE_NAME = 64  # the longest IANA name is 32 characters
+MAX_SECRET_BYTES = 64 * 1024  # a password, token or database URL; more is not a secret file
 
 
 def _to_duration(value: Any) -> timedelta:
@@ -98,9 +100,18 @@ class Secret(StrictModel):
             return value
         assert self.file is not None
         try:
-            return self.file.read_text(encoding="utf-8").strip()
+            if not stat.S_ISREG(self.file.stat().st_mode):  # a device (/dev/zero) never ends, a FIFO blocks
+                raise ValueError(f"secret file {self.file}: not a regular file")
+            with self.file.open("rb") as f:
+                raw = f.read(MAX_SECRET_BYTES + 1)
         except OSError as exc:
             raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+        if len(raw) > MAX_SECRET_BYTES:
+            raise ValueError(f"secret file {self.file}: larger than {MAX_SECRET_BYTES} bytes")
+        try:
+            return raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"secret file {self.file}: not UTF-8 text") from None
 
     def __repr__(self) -> str:
         return f"Secret(env={self.env!r})" if self.env else f"Secret(file={str(self.file)!r})"
