@@ -129,8 +129,10 @@ def test_junk_with_nul_bytes_is_kept_as_a_dead_letter(ingest, any_store):
 
 def test_nul_in_a_birth_is_stored_replaced_and_acked(ingest, any_store):
     """A birth is no event batch (nothing splits it): a NUL the store cannot hold must not reach the store."""
-    doc = {**json.loads(encode(birth(SITE, AGENT, boot="b2"))), "version": "1.0\u0000x", "outbox_fault": "disk\u0000full"}
+    doc = json.loads(encode(birth(SITE, AGENT, boot="b2")))
+    doc.update(version="1.0\u0000x", outbox_fault="disk\u0000full")
     [ack] = ingest.handle(birth_topic(SITE, AGENT), json.dumps(doc).encode(), T0)
+    assert json.loads(ack.payload)["boot"] == "b2"
     [row] = any_store.table_rows("agents")
     assert (row["boot"], row["version"], row["outbox_fault"]) == ("b2", "1.0\ufffdx", "disk\ufffdfull")
 
