@@ -186,7 +186,8 @@ def _edited(config_copy: Path, example: str, old: str, new: str) -> Path:
          "escalation[0].after: at most 1000% of the response target"),
     ],
     ids=["zone-directory", "zone-300-chars", "zone-escape", "duration-overflow", "duration-100y", "nul-in-path",
-         "device-file", "huge-fee", "heartbeat-beyond-the-wire", "escalation-overflow", "escalation-100y", "escalation-share"],
+         "device-file", "huge-fee", "heartbeat-beyond-the-wire", "escalation-overflow", "escalation-100y",
+         "escalation-share"],
 )
 def test_hostile_values_get_the_one_line_config_error(
     config_copy: Path, example: str, old: str, new: str, message: str
