@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -11,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from linewarden.files import read_small
 from linewarden.timeutil import format_duration, parse_duration
 from linewarden.wire import ID_PATTERN
 
@@ -100,14 +100,11 @@ class Secret(StrictModel):
             return value
         assert self.file is not None
         try:
-            if not stat.S_ISREG(self.file.stat().st_mode):  # a device (/dev/zero) never ends, a FIFO blocks
-                raise ValueError(f"secret file {self.file}: not a regular file")
-            with self.file.open("rb") as f:
-                raw = f.read(MAX_SECRET_BYTES + 1)
+            raw = read_small(self.file, MAX_SECRET_BYTES)
         except OSError as exc:
             raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
-        if len(raw) > MAX_SECRET_BYTES:
-            raise ValueError(f"secret file {self.file}: larger than {MAX_SECRET_BYTES} bytes")
+        except ValueError as exc:
+            raise ValueError(f"secret file {self.file}: {exc}") from None
         try:
             return raw.decode("utf-8").strip()
         except UnicodeDecodeError:
