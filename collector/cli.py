@@ -13,6 +13,7 @@ import contextlib
 import logging
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Callable, Sequence
 from datetime import timedelta
@@ -94,6 +95,9 @@ def _import_args(p: argparse.ArgumentParser) -> None:
 def _import(args: argparse.Namespace) -> int:
     config = load(CollectorConfig, args.config)
     try:
+        if not stat.S_ISREG(args.file.stat().st_mode):  # a FIFO blocks when opened, /dev/zero never ends
+            print(f"error: cannot read {args.file}: not a regular file", file=sys.stderr)
+            return EXIT_RUNTIME
         archive = is_archive(args.file)
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
