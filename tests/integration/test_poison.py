@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from collector.importer import import_lines
 from collector.ingest import Ingest
 from collector.store.base import Store
 from linewarden.config.collector import LivenessConfig
@@ -188,3 +189,18 @@ def test_no_text_an_agent_sends_reaches_a_store_with_a_nul(model: type[WireModel
         except WireError:
             continue
         assert "\\u0000" not in encode(kept).decode(), f"{model.__name__} {'.'.join(map(str, path))} keeps a NUL"
+
+
+def test_nul_in_an_imported_record_is_stored_replaced(any_store):
+    """The collector's own records in a history import are no wire messages, but the same rule holds."""
+    lines = [
+        {"record": "ticket_raised", "incident": "inc-1", "at": T0, "actor": "a\u0000b",
+         "details": {"contract": "c\u0000", "note\u0000": ["x\u0000"]}},
+        {"record": "monitoring_gap", "site": SITE, "agent": AGENT, "start": T0, "end": T0 + 5, "reason": "r\u0000"},
+    ]
+    result = import_lines(any_store, [json.dumps(line).encode() for line in lines], T0)
+    assert (result.imported, result.bad) == (2, [])
+    [record] = any_store.table_rows("ticket_records")
+    assert (record["actor"], record["contract"]) == ("a\ufffdb", "c\ufffd")
+    assert json.loads(record["details"])["note\ufffd"] == ["x\ufffd"]
+    assert [g["reason"] for g in any_store.table_rows("gaps")] == ["r\ufffd"]
