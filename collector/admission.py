@@ -8,8 +8,8 @@ Rules (docs/threat-model.md, boundaries "agent data" and "sequence numbers"):
 - A `state_change`, `change_detected` or `version_observed` must name a target in its agent's registry (the
   targets its births and imported target lists declared). Its asset is the registry's: an asset the event names
   is ignored, so an agent can only ever touch the assets of its own targets. An `incident_opened` of kind
-  "target" must name a registered target (its asset, too, is the registry's); one of kind "site_link" may list
-  only registered targets and name no asset other than theirs.
+  "target" or "configuration" must name a registered target (its asset, too, is the registry's); one of kind
+  "site_link" may list only registered targets and name no asset other than theirs.
 - A `gap` may declare lost only seqs below its own (`from_seq <= to_seq < seq`).
 - Live only: a seq more than `max_ahead` beyond the epoch's ack is implausible. It is dead-lettered but its seq
   stays free, so a forged far-future event never makes the real one look like a duplicate later.
@@ -114,8 +114,8 @@ def _refusal(
 
 
 def _unowned_targets(o: IncidentOpenedBody, me: tuple[str, str], registry: dict[str, str]) -> str | None:
-    if o.kind == "target" and o.target is None:
-        return "an incident of kind target names no target"
+    if o.kind != "site_link" and o.target is None:
+        return f"an incident of kind {o.kind} names no target"
     for t in ([o.target] if o.target else []) + list(o.targets):
         if t not in registry:
             return _unregistered(t, me)

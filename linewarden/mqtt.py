@@ -58,6 +58,7 @@ from linewarden.certs import DAY_MS, CertError, CertInfo, Role, expiring, inspec
 from linewarden.config.base import BrokerConfig, TlsConfig
 from linewarden.errors import BrokerError, ConnectionLost
 from linewarden.failover import NodeRotation
+from linewarden.files import read_small
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,8 @@ MAX_QUEUED = 1000
 # With a cluster: the wait before asking again for a subscription the node refused.
 SUBSCRIBE_RETRY_S = 0.5
 SHARE_PREFIX = "$share/"
+# Largest certificate file read for its expiry (a system CA bundle is a few hundred KiB).
+MAX_PEM_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -609,8 +612,8 @@ def local_certificates(tls: TlsConfig) -> list[CertInfo]:
         if path is None:
             continue
         try:
-            certs = inspect_pem(path.read_bytes(), role)
-        except (OSError, CertError) as exc:
+            certs = inspect_pem(read_small(path, MAX_PEM_BYTES), role)
+        except (OSError, ValueError, CertError) as exc:
             raise BrokerError(f"{role.value} certificate {path}: {exc}") from None
         found += certs[:1] if role is Role.OWN else certs
     return found

@@ -51,7 +51,7 @@ from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.remote_access.records import sessions as remote_sessions
 from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
-from collector.store.base import Store
+from collector.store.base import DataRejected, Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.ticketing.readback import vendor_view
 from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefused, authenticate
@@ -292,6 +292,13 @@ def create_app(
         log.warning("%s %s: %s", request.method, request.url.path, exc)
         return JSONResponse({"detail": "the collector's store is unavailable; retry later"}, status_code=503,
                             headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+    @app.exception_handler(DataRejected)
+    async def data_rejected(request: Request, exc: Exception) -> Response:
+        """A value of the request the database cannot hold (PostgreSQL: a NUL in text): the request is bad."""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"a value of this request cannot be stored or looked up: {exc}"},
+                            status_code=422)
 
     contracts = book if book is not None else ContractBook({}, {})
     evidence_dir = rca_dir.parent / "evidence"
