@@ -146,7 +146,7 @@ def _kpis(pdf: _Review, r: ContractReport) -> None:
          + (f" ({sc.uptime_lines_undecided} n/a)" if sc.uptime_lines_undecided else "")),
         ("MTTA", duration(sc.mtta_ms)),
         ("MTTR", duration(sc.mttr_ms)),
-        ("Recurrence rate", f"{sc.recurrence_rate_pct} % ({sc.recurring} of {sc.incidents})"),
+        ("Recurrence rate", f"{sc.recurrence_rate_pct} % ({sc.recurring} of {sc.incidents - sc.planned_stops})"),
         ("RCA on time", f"{sc.rca_on_time} of {rca_total}" + (f", {sc.rca_pending} pending" if sc.rca_pending else "")),
         ("Credits owed", f"{r.credits.total:.2f} {r.currency}"),
         ("Disputes open", str(sum(1 for d in r.disputes if d.state == "open"))),
