@@ -14,6 +14,8 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from itertools import compress
+from operator import attrgetter
 from typing import Any, Protocol
 
 from collector.store.migrations import Migration, all_migrations, statements
@@ -93,6 +95,8 @@ class Snapshot(Protocol):
 
 
 _IN_CHUNK = 1000
+_seq = attrgetter("seq")
+_type = attrgetter("type")
 _EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
 _EVENT_KEY = ("site", "agent", "epoch", "seq")
 
@@ -219,7 +223,7 @@ class Writer:
         """
         if not events:
             return []
-        seqs = [e.seq for e in events]
+        seqs = list(map(_seq, events))
         known = {
             r["seq"]
             for r in self.sql.query(
@@ -229,6 +233,8 @@ class Writer:
                 (site, agent, epoch, min(seqs), max(seqs)) * 2,
             )
         }
+        if not known and len(set(seqs)) == len(seqs):  # the usual case: every event is new
+            return self._insert_or_split(site, agent, epoch, boot, events, received_at)
         new: list[Event] = []
         for e in events:
             if e.seq not in known:
@@ -267,18 +273,17 @@ class Writer:
     def _insert_new(
         self, site: str, agent: str, epoch: str, boot: str, new: Sequence[Event], received_at: int
     ) -> None:
-        # One pass: each event's row (its body's wire JSON, serialised by pydantic-core without model_dump_json's
-        # Python layer) and, for the few that derive rows, what they derive. Metrics derive nothing.
-        rows = []
+        # Each event's row holds its body's wire JSON, serialised by pydantic-core without model_dump_json's
+        # Python layer. Metrics, most of the events, derive nothing.
+        rows = [
+            (site, agent, epoch, e.seq, boot, e.ts, e.type,
+             e.body.__pydantic_serializer__.to_json(e.body, by_alias=True).decode(), received_at)
+            for e in new
+        ]  # fmt: skip
         changes: list[StateChangeEvent] = []
         others: list[Event] = []
         beat: int | None = None
-        for e in new:
-            body = e.body
-            json_body = body.__pydantic_serializer__.to_json(body, by_alias=True).decode()
-            rows.append((site, agent, epoch, e.seq, boot, e.ts, e.type, json_body, received_at))
-            if e.type == "metrics":
-                continue
+        for e in compress(new, map("metrics".__ne__, map(_type, new))):
             if isinstance(e, HeartbeatEvent):
                 beat = e.ts if beat is None else max(beat, e.ts)
             elif isinstance(e, StateChangeEvent):
