@@ -75,6 +75,7 @@ MAX_QUEUED = 1000
 # With a cluster: the wait before asking again for a subscription the node refused.
 SUBSCRIBE_RETRY_S = 0.5
 SHARE_PREFIX = "$share/"
+ROUTES_KEPT = 10_000  # topics whose matching handlers are remembered (one per agent and message kind)
 
 
 @dataclass(frozen=True)
@@ -101,6 +102,7 @@ class MqttClient:
         self._session = 0  # counts connections; a message is acked only on the connection that brought it
         self._loop_session = 0  # the session the event loop has processed the connect of
         self._subscriptions: dict[str, MessageHandler] = {}
+        self._routes: dict[str, list[MessageHandler]] = {}  # topic -> the handlers whose filters match it
         self.on_connect: Hook | None = None
         self.on_disconnect: Hook | None = None
         self.tls_reloads = 0  # times the client reconnected with changed certificate files
@@ -319,6 +321,7 @@ class MqttClient:
     def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
         """Call `handler(topic, payload)` on the event loop for each message; kept across reconnects."""
         self._subscriptions[topic_filter] = handler
+        self._routes.clear()
         if self._paho is not None and self._connected:
             self._paho.subscribe(topic_filter, qos=1)
 
@@ -532,15 +535,14 @@ class MqttClient:
 
     def _message_on_loop(self, topic: str, payload: bytes, mid: int, qos: int, session: int) -> None:
         deferred: list[asyncio.Future[None]] = []
-        for topic_filter, handler in list(self._subscriptions.items()):
-            if paho.topic_matches_sub(_unshared(topic_filter), topic):
-                try:
-                    later = handler(topic, payload)
-                except Exception:
-                    log.exception("error handling MQTT message on %s", topic)
-                    continue
-                if isinstance(later, asyncio.Future):
-                    deferred.append(later)
+        for handler in self._handlers_of(topic):
+            try:
+                later = handler(topic, payload)
+            except Exception:
+                log.exception("error handling MQTT message on %s", topic)
+                continue
+            if isinstance(later, asyncio.Future):
+                deferred.append(later)
         if qos == 0:
             return
         if not deferred:
@@ -555,6 +557,17 @@ class MqttClient:
 
         for future in deferred:
             future.add_done_callback(done)
+
+    def _handlers_of(self, topic: str) -> list[MessageHandler]:
+        """The handlers of the filters that match `topic`, remembered per topic (matching costs more than the
+        rest of a message's hand-over), for at most ROUTES_KEPT topics."""
+        handlers = self._routes.get(topic)
+        if handlers is None:
+            handlers = [h for f, h in self._subscriptions.items() if paho.topic_matches_sub(_unshared(f), topic)]
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+            self._routes[topic] = handlers
+        return handlers
 
     def _ack(self, mid: int, qos: int, session: int) -> None:
         # PUBACK only once the handlers are done (the collector has committed): the broker's in-flight window
