@@ -210,7 +210,7 @@ class Ingest:
         first = run[0]
         site, agent, epoch, received_at = first.batch.site, first.batch.agent, first.batch.epoch, first.received_at
         topic = first.topic
-        tx.lock_ack(site, agent, epoch, create=True)  # the agent's batches commit one after another
+        acked = tx.lock_ack(site, agent, epoch, create=True)  # the agent's batches commit one after another
         events = first.batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
         verdict = admission.screen(tx, site, agent, epoch, events, strict=True, max_ahead=self.max_seq_ahead)
         if verdict.implausible and len(run) > 1:
@@ -230,7 +230,7 @@ class Ingest:
         new = tx.insert_events(site, agent, epoch, first.batch.boot, verdict.admitted, received_at)
         self.events_stored += len(new)
         self.incident_events += sum(map(_INCIDENT_TYPES.__contains__, map(_type, new)))
-        through = tx.advance_ack(site, agent, epoch)
+        through = tx.advance_ack(site, agent, epoch, acked=acked)
         known = tx.agent(site, agent)
         if known is not None:
             tx.touch(site, agent, received_at)

@@ -293,12 +293,13 @@ class Writer:
         self.sql.insert_new("events", _EVENT_COLUMNS, _EVENT_KEY, rows)
         # Derived rows, batched: state changes in one statement, heartbeats as one update (the latest wins).
         if changes:
+            registry = self.registry_of(site, agent)  # one look-up for all, as asset_of would do for each
             self.sql.execute_many(
                 "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
                 " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (site, agent, epoch, e.seq, e.body.target, self.asset_of(site, agent, e.body.target, e.body.asset),
-                     e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
+                    (site, agent, epoch, e.seq, e.body.target, registry.get(e.body.target) or e.body.asset
+                     or e.body.target, e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
                     for e in changes
                 ],
             )  # fmt: skip
@@ -415,22 +416,24 @@ class Writer:
 
     # ------------------------------------------------------------ acks
 
-    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> None:
+    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> int | None:
         """Hold the epoch's ack row until the transaction ends, before anything of the agent is read: a second
         collector storing a batch of the same agent then waits for this one's commit and computes its ack over
         both (under READ COMMITTED each later statement sees what committed meanwhile). `create`: insert the row
-        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized."""
+        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized. Returns the
+        epoch's ack (None: no row)."""
         key = (site, agent, epoch)
         if create:
-            self.sql.execute(
+            rows = self.sql.query(
                 "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, 0)"
-                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through",
+                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through RETURNING through",
                 key,
             )
         else:
-            self.sql.query(
+            rows = self.sql.query(
                 "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?" + self.sql.for_update(), key
             )
+        return int(rows[0]["through"]) if rows else None
 
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         acked = self.ack_of(site, agent, epoch)
@@ -443,12 +446,13 @@ class Writer:
         )
         return int(rows[0]["through"]) if rows else None
 
-    def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0) -> int:
+    def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0, acked: int | None = None) -> int:
         """Raise the stored contiguous seq over what is now stored (or reported lost); return it.
 
-        `floor`: a seq the agent says was acked before (its outbox no longer holds those events).
+        `floor`: a seq the agent says was acked before (its outbox no longer holds those events). `acked`: the ack
+        as this transaction holds it (`lock_ack`'s answer, nothing having moved it since), else it is read.
         """
-        start = max(self.acked_through(site, agent, epoch), floor)
+        start = max(self.acked_through(site, agent, epoch) if acked is None else acked, floor)
         key = (site, agent, epoch)
         # Received seqs: stored, or refused (dead-lettered) by admission.
         received = (
