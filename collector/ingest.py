@@ -231,9 +231,8 @@ class Ingest:
         self.events_stored += len(new)
         self.incident_events += sum(map(_INCIDENT_TYPES.__contains__, map(_type, new)))
         through = tx.advance_ack(site, agent, epoch, acked=acked)
-        known = tx.agent(site, agent)
+        known = tx.seen(site, agent, received_at)
         if known is not None:
-            tx.touch(site, agent, received_at)
             self._settle_gaps(tx, known, run, new)
             self._check_future(tx, known, run, verdict.admitted)
         for b in run:

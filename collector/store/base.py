@@ -126,6 +126,7 @@ class Writer:
 
     def __init__(self, sql: Sql) -> None:
         self.sql = sql
+        self._registries: dict[tuple[str, str], dict[str, str]] = {}  # registry_of, read once per transaction
 
     # ------------------------------------------------------------ agents
 
@@ -170,6 +171,7 @@ class Writer:
         not overwrite what a later list said.
         """
         guard = " WHERE targets.last_seen < excluded.last_seen" if newer_only else ""
+        self._registries.pop((site, agent), None)
         changed = 0
         for t in targets:
             changed += self.sql.execute(
@@ -183,8 +185,11 @@ class Writer:
 
     def registry_of(self, site: str, agent: str) -> dict[str, str]:
         """The agent's registered targets (from its births and imported target lists) and their assets."""
-        rows = self.sql.query("SELECT target, asset FROM targets WHERE site = ? AND agent = ?", (site, agent))
-        return {str(r["target"]): str(r["asset"]) for r in rows}
+        known = self._registries.get((site, agent))
+        if known is None:
+            rows = self.sql.query("SELECT target, asset FROM targets WHERE site = ? AND agent = ?", (site, agent))
+            known = self._registries[(site, agent)] = {str(r["target"]): str(r["asset"]) for r in rows}
+        return dict(known)
 
     def last_event_at(self, site: str, agent: str, boot: str, since: int) -> int | None:
         """Measured time of the latest event at or after `since` stored from batches of `boot`."""
@@ -200,11 +205,14 @@ class Writer:
             (at, reason, received_at, site, agent),
         )
 
-    def touch(self, site: str, agent: str, received_at: int) -> None:
-        self.sql.execute(
-            "UPDATE agents SET last_seen = ? WHERE site = ? AND agent = ? AND last_seen < ?",
-            (received_at, site, agent, received_at),
+    def seen(self, site: str, agent: str, received_at: int) -> AgentRow | None:
+        """Move the agent's last_seen up to `received_at`; its row (None: no birth yet), in one statement."""
+        rows = self.sql.query(
+            "UPDATE agents SET last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END"
+            " WHERE site = ? AND agent = ? RETURNING *",
+            (received_at, received_at, site, agent),
         )
+        return _agent_row(rows[0]) if rows else None
 
     def set_skew(self, site: str, agent: str, skew_ms: int, flagged: bool) -> None:
         self.sql.execute(
