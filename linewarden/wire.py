@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
 
 from linewarden.domain import Criticality, ProbeKind, Severity, State
 from linewarden.errors import WireError
@@ -178,9 +178,14 @@ class CertExpiry(WireModel):
     not_after: Ms
 
 
+# A heartbeat's states in JSON as they are (State members are str), not each through Enum.value: that is a Python
+# call per target per heartbeat, most of the time the collector spends on heartbeats.
+_StatesAsText = PlainSerializer(lambda states: states, return_type=dict[str, str], when_used="json")
+
+
 class HeartbeatBody(WireModel):
     interval_s: IntervalS
-    states: Annotated[dict[Id, State], Field(max_length=MAX_TARGETS)]
+    states: Annotated[dict[Id, State], Field(max_length=MAX_TARGETS), _StatesAsText]
     # Present only while a certificate expires soon: a collector older than this field refuses the key.
     certificates: Annotated[list[CertExpiry], Field(max_length=32)] | None = Field(
         default=None, exclude_if=lambda v: v is None

@@ -14,6 +14,8 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from itertools import compress
+from operator import attrgetter
 from typing import Any, Protocol
 
 from collector.store.migrations import Migration, all_migrations, statements
@@ -97,6 +99,8 @@ class Snapshot(Protocol):
 
 
 _IN_CHUNK = 1000
+_seq = attrgetter("seq")
+_type = attrgetter("type")
 _EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
 _EVENT_KEY = ("site", "agent", "epoch", "seq")
 
@@ -126,6 +130,7 @@ class Writer:
 
     def __init__(self, sql: Sql) -> None:
         self.sql = sql
+        self._registries: dict[tuple[str, str], dict[str, str]] = {}  # registry_of, read once per transaction
 
     # ------------------------------------------------------------ agents
 
@@ -170,6 +175,7 @@ class Writer:
         not overwrite what a later list said.
         """
         guard = " WHERE targets.last_seen < excluded.last_seen" if newer_only else ""
+        self._registries.pop((site, agent), None)
         changed = 0
         for t in targets:
             changed += self.sql.execute(
@@ -183,8 +189,11 @@ class Writer:
 
     def registry_of(self, site: str, agent: str) -> dict[str, str]:
         """The agent's registered targets (from its births and imported target lists) and their assets."""
-        rows = self.sql.query("SELECT target, asset FROM targets WHERE site = ? AND agent = ?", (site, agent))
-        return {str(r["target"]): str(r["asset"]) for r in rows}
+        known = self._registries.get((site, agent))
+        if known is None:
+            rows = self.sql.query("SELECT target, asset FROM targets WHERE site = ? AND agent = ?", (site, agent))
+            known = self._registries[(site, agent)] = {str(r["target"]): str(r["asset"]) for r in rows}
+        return dict(known)
 
     def last_event_at(self, site: str, agent: str, boot: str, since: int) -> int | None:
         """Measured time of the latest event at or after `since` stored from batches of `boot`."""
@@ -200,11 +209,14 @@ class Writer:
             (at, reason, received_at, site, agent),
         )
 
-    def touch(self, site: str, agent: str, received_at: int) -> None:
-        self.sql.execute(
-            "UPDATE agents SET last_seen = ? WHERE site = ? AND agent = ? AND last_seen < ?",
-            (received_at, site, agent, received_at),
+    def seen(self, site: str, agent: str, received_at: int) -> AgentRow | None:
+        """Move the agent's last_seen up to `received_at`; its row (None: no birth yet), in one statement."""
+        rows = self.sql.query(
+            "UPDATE agents SET last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END"
+            " WHERE site = ? AND agent = ? RETURNING *",
+            (received_at, received_at, site, agent),
         )
+        return _agent_row(rows[0]) if rows else None
 
     def set_skew(self, site: str, agent: str, skew_ms: int, flagged: bool) -> None:
         self.sql.execute(
@@ -223,7 +235,7 @@ class Writer:
         """
         if not events:
             return []
-        seqs = [e.seq for e in events]
+        seqs = list(map(_seq, events))
         known = {
             r["seq"]
             for r in self.sql.query(
@@ -233,6 +245,8 @@ class Writer:
                 (site, agent, epoch, min(seqs), max(seqs)) * 2,
             )
         }
+        if not known and len(set(seqs)) == len(seqs):  # the usual case: every event is new
+            return self._insert_or_split(site, agent, epoch, boot, events, received_at)
         new: list[Event] = []
         for e in events:
             if e.seq not in known:
@@ -271,18 +285,17 @@ class Writer:
     def _insert_new(
         self, site: str, agent: str, epoch: str, boot: str, new: Sequence[Event], received_at: int
     ) -> None:
-        # One pass: each event's row (its body's wire JSON, serialised by pydantic-core without model_dump_json's
-        # Python layer) and, for the few that derive rows, what they derive. Metrics derive nothing.
-        rows = []
+        # Each event's row holds its body's wire JSON, serialised by pydantic-core without model_dump_json's
+        # Python layer. Metrics, most of the events, derive nothing.
+        rows = [
+            (site, agent, epoch, e.seq, boot, e.ts, e.type,
+             e.body.__pydantic_serializer__.to_json(e.body, by_alias=True).decode(), received_at)
+            for e in new
+        ]  # fmt: skip
         changes: list[StateChangeEvent] = []
         others: list[Event] = []
         beat: int | None = None
-        for e in new:
-            body = e.body
-            json_body = body.__pydantic_serializer__.to_json(body, by_alias=True).decode()
-            rows.append((site, agent, epoch, e.seq, boot, e.ts, e.type, json_body, received_at))
-            if e.type == "metrics":
-                continue
+        for e in compress(new, map("metrics".__ne__, map(_type, new))):
             if isinstance(e, HeartbeatEvent):
                 beat = e.ts if beat is None else max(beat, e.ts)
             elif isinstance(e, StateChangeEvent):
@@ -292,12 +305,13 @@ class Writer:
         self.sql.insert_new("events", _EVENT_COLUMNS, _EVENT_KEY, rows)
         # Derived rows, batched: state changes in one statement, heartbeats as one update (the latest wins).
         if changes:
+            registry = self.registry_of(site, agent)  # one look-up for all, as asset_of would do for each
             self.sql.execute_many(
                 "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
                 " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (site, agent, epoch, e.seq, e.body.target, self.asset_of(site, agent, e.body.target, e.body.asset),
-                     e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
+                    (site, agent, epoch, e.seq, e.body.target, registry.get(e.body.target) or e.body.asset
+                     or e.body.target, e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
                     for e in changes
                 ],
             )  # fmt: skip
@@ -414,22 +428,24 @@ class Writer:
 
     # ------------------------------------------------------------ acks
 
-    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> None:
+    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> int | None:
         """Hold the epoch's ack row until the transaction ends, before anything of the agent is read: a second
         collector storing a batch of the same agent then waits for this one's commit and computes its ack over
         both (under READ COMMITTED each later statement sees what committed meanwhile). `create`: insert the row
-        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized."""
+        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized. Returns the
+        epoch's ack (None: no row)."""
         key = (site, agent, epoch)
         if create:
-            self.sql.execute(
+            rows = self.sql.query(
                 "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, 0)"
-                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through",
+                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through RETURNING through",
                 key,
             )
         else:
-            self.sql.query(
+            rows = self.sql.query(
                 "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?" + self.sql.for_update(), key
             )
+        return int(rows[0]["through"]) if rows else None
 
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         acked = self.ack_of(site, agent, epoch)
@@ -442,12 +458,13 @@ class Writer:
         )
         return int(rows[0]["through"]) if rows else None
 
-    def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0) -> int:
+    def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0, acked: int | None = None) -> int:
         """Raise the stored contiguous seq over what is now stored (or reported lost); return it.
 
-        `floor`: a seq the agent says was acked before (its outbox no longer holds those events).
+        `floor`: a seq the agent says was acked before (its outbox no longer holds those events). `acked`: the ack
+        as this transaction holds it (`lock_ack`'s answer, nothing having moved it since), else it is read.
         """
-        start = max(self.acked_through(site, agent, epoch), floor)
+        start = max(self.acked_through(site, agent, epoch) if acked is None else acked, floor)
         key = (site, agent, epoch)
         # Received seqs: stored, or refused (dead-lettered) by admission.
         received = (

@@ -83,10 +83,11 @@ class _PgSql:
             with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # Both in one round trip (a query without parameters may hold several statements).
             cur.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT ({', '.join(key)}) DO NOTHING"
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT ({', '.join(key)}) DO NOTHING;"
+                f" DELETE FROM {stage}"
             )
-            cur.execute(f"DELETE FROM {stage}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors(), self._conn.cursor() as cur:
