@@ -45,9 +45,9 @@ def main() -> None:
         reports(store, book, month, "bench", None, now)  # warm the caches as a running collector has them
         _, one_s = timed(reports, store, book, month, "bench", None, now)
         trend, twelve_s = timed(lambda: [reports(store, book, m, "bench", None, now)[0] for m in trend_months(month)])
-        _, render_s = timed(render, trend[-1], trend, now)
-        pdf, pdf_s = timed(monthly_review_pdf, store, book, month, "bench", None, now)
-        tables, csv_s = timed(report_csv_tables, store, book, month, "bench", None, now)
+        _, render_s = timed(render, trend[-1], trend, now, None)
+        pdf, pdf_s = timed(lambda: monthly_review_pdf(store, book, month, "bench", None, now, checkpoint=None))
+        tables, csv_s = timed(lambda: report_csv_tables(store, book, month, "bench", None, now, checkpoint=None))
         print(f"export bench: {args.assets:,} assets, {args.days} days from {START}; load {load_s:.1f} s (not timed)")
         print(f"{month}: bare report {one_s:.2f} s; the trend's 12 reports {twelve_s:.2f} s")
         print(f"review PDF {pdf_s:.2f} s ({len(pdf) / 1024:.0f} KiB), of which the layout alone {render_s:.2f} s")

@@ -95,7 +95,7 @@ def create_console(
     `site` is recorded or cancelled (to publish the site's windows). `app.state.hub.stop()` ends the live
     streams; `app.state.warm(stop_event)` computes the contracts' trend months ahead (blocking: run it in a
     thread). `evidence_dir` is the disputes' evidence directory (the API's, under the data directory);
-    `audit_checkpoint` gives the audit log's latest signed checkpoint for the JSON export (as the API's)."""
+    `audit_checkpoint` gives the audit log's latest signed checkpoint for the exports (as the API's)."""
     app = FastAPI(title="linewarden console", docs_url=None, redoc_url=None, openapi_url=None)
     deps = Deps(store, book, clock, timezone, config, on_maintenance, clock(), missed_heartbeats, evidence_dir)
     hub = Hub(store, live_every_s)
@@ -374,7 +374,8 @@ def create_console(
     def review_pdf(request: Request, contract_id: str, period: str) -> Response:
         _, user = who(request)
         name = f"review-{contract_id}-{period}.pdf"
-        return Response(reviews.review_pdf(deps, user, contract_id, period), media_type="application/pdf",
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        return Response(reviews.review_pdf(deps, user, contract_id, period, checkpoint), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/contracts/{contract_id}/reports/{period}.json")
@@ -389,7 +390,9 @@ def create_console(
     def table_csv(request: Request, contract_id: str, period: str, table: str) -> Response:
         _, user = who(request)
         name = f"{contract_id}-{period}-{table}.csv"
-        return Response(reviews.table_csv(deps, user, contract_id, period, table), media_type="text/csv; charset=utf-8",
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        return Response(reviews.table_csv(deps, user, contract_id, period, table, checkpoint),
+                        media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/renewals")
