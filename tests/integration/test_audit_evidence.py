@@ -346,10 +346,11 @@ async def test_the_api_attaches_the_checkpoint_and_audits_failed_logins(config: 
             found = await http.get("/reports/2026-09", headers={"Authorization": f"Bearer {vendor}"})
             assert found.status_code == 200
             assert found.json()[0]["audit_checkpoint"]["signature"] == latest_checkpoint(cfg.checkpoint_file).signature  # type: ignore[union-attr]
+            latest = latest_checkpoint(cfg.checkpoint_file)
+            assert latest is not None
             for export in ("/reports/2026-09.pdf", "/reports/2026-09/audit_checkpoint.csv"):
                 sent = await http.get(export, headers={"Authorization": f"Bearer {vendor}"})
-                assert sent.status_code == 200
-                assert latest_checkpoint(cfg.checkpoint_file).head.encode() in sent.content  # type: ignore[union-attr]
+                assert sent.status_code == 200 and latest.head.encode() in sent.content
             wrong = f"lw_{info.id}_not-the-secret"
             for _ in range(8):
                 assert (await http.get("/tickets", headers={"Authorization": f"Bearer {wrong}"})).status_code == 401
