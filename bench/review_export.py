@@ -57,9 +57,9 @@ def main() -> None:
         trend, twelve_s = cpu_timed(
             lambda: [reports(store, book, m, "bench", None, now)[0] for m in trend_months(month)]
         )
-        _, render_s = cpu_timed(render, trend[-1], trend, now)
-        pdf, pdf_s = cpu_timed(monthly_review_pdf, store, book, month, "bench", None, now)
-        tables, csv_s = cpu_timed(report_csv_tables, store, book, month, "bench", None, now)
+        _, render_s = cpu_timed(render, trend[-1], trend, now, None)
+        pdf, pdf_s = cpu_timed(lambda: monthly_review_pdf(store, book, month, "bench", None, now, checkpoint=None))
+        tables, csv_s = cpu_timed(lambda: report_csv_tables(store, book, month, "bench", None, now, checkpoint=None))
         print(f"export bench: {args.assets:,} assets, {args.days} days from {START}; load {load_s:.1f} s (not timed)")
         print(f"{month}: bare report {one_s}; the trend's 12 reports {twelve_s}")
         print(f"review PDF {pdf_s} ({len(pdf) / 1024:.0f} KiB), of which the layout alone {render_s}")

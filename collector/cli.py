@@ -26,6 +26,7 @@ from collector.cli_changes import change, change_args, remote_access, remote_acc
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
 from collector.console.cli import user, user_args
+from collector.console.totp_vault import TotpVault, open_vault
 from collector.exporter import export_archive
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
@@ -65,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     store = open_store(config)
     try:
         book = load_book(config, args.config)
-        asyncio.run(_serve(config, store, book))
+        vault = open_vault(store, config.totp_key_file, str(args.config)) if config.console.enabled else None
+        asyncio.run(_serve(config, store, book, vault))
     except SupervisorGaveUp as exc:  # logged with its tracebacks; exit for the service manager to restart us
         log.critical("collector stopping: %s", exc)
         return EXIT_RUNTIME
@@ -74,14 +76,14 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(config: CollectorConfig, store: Store, book: ContractBook) -> None:
+async def _serve(config: CollectorConfig, store: Store, book: ContractBook, vault: TotpVault | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
     log.info("collector %s starting; broker %s", config.collector.id, config.broker.shown())
-    await CollectorService(config, store, book=book, serve_api=True).run(stop)
+    await CollectorService(config, store, book=book, serve_api=True, totp_vault=vault).run(stop)
 
 
 # ---------------------------------------------------------------- import

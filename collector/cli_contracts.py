@@ -101,7 +101,7 @@ def report(args: argparse.Namespace) -> int:
         print(json.dumps([with_checkpoint(r, checkpoint) for r in found], indent=2, ensure_ascii=False))
         return EXIT_OK
     if args.table is not None:
-        sys.stdout.write(csv_tables(found)[args.table])
+        sys.stdout.write(csv_tables(found, checkpoint)[args.table])
         return EXIT_OK
     for report_ in found:
 

@@ -47,6 +47,7 @@ from collector.api.server import ApiServer
 from collector.audit import AuditLog
 from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
 from collector.console.app import create_console
+from collector.console.totp_vault import TotpVault, open_vault
 from collector.contracts import record_contracts
 from collector.escalation.notifier import EscalationNotifier
 from collector.ingest import Ingest, Publication
@@ -115,7 +116,9 @@ class CollectorService:
         dispatch_policy: RetryPolicy | None = None,
         ticket_poll_s: float = 1.0,
         serve_api: bool = False,
+        totp_vault: TotpVault | None = None,
     ) -> None:
+        """`totp_vault` encrypts the console users' TOTP secrets (default: opened from the config's key file)."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -155,7 +158,9 @@ class CollectorService:
                 self.console = create_console(store, self.book, clock, config.console, config.collector.timezone,
                                               self._maintenance_changed, config.liveness.missed_heartbeats,
                                               evidence_dir=config.collector.data_dir / "evidence",
-                                              audit_checkpoint=lambda: latest_checkpoint(config.checkpoint_file))
+                                              audit_checkpoint=lambda: latest_checkpoint(config.checkpoint_file),
+                                              totp_vault=totp_vault if totp_vault is not None else open_vault(
+                                                  store, config.totp_key_file, "collector config"))
                 app.mount(config.console.prefix, self.console)
             self.api = ApiServer(app, config.api.host, config.api.port, config.api.tls_cert_file,
                                  config.api.tls_key_file, config.api.trusted_proxies)
