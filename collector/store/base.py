@@ -272,7 +272,7 @@ class Writer:
         rows = []
         changes: list[StateChangeEvent] = []
         others: list[Event] = []
-        beat: int | None = None
+        beat: HeartbeatEvent | None = None
         for e in new:
             body = e.body
             json_body = body.__pydantic_serializer__.to_json(body, by_alias=True).decode()
@@ -280,7 +280,7 @@ class Writer:
             if e.type == "metrics":
                 continue
             if isinstance(e, HeartbeatEvent):
-                beat = e.ts if beat is None else max(beat, e.ts)
+                beat = e if beat is None or e.ts > beat.ts else beat
             elif isinstance(e, StateChangeEvent):
                 changes.append(e)
             else:
@@ -299,9 +299,10 @@ class Writer:
             )  # fmt: skip
         if beat is not None:
             self.sql.execute(
-                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?"
+                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?, outbox_depth = ?,"
+                " oldest_unacked_at = ?"
                 " WHERE site = ? AND agent = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)",
-                (beat, received_at, site, agent, beat),
+                (beat.ts, received_at, beat.body.outbox_depth, beat.body.oldest_unacked_at, site, agent, beat.ts),
             )
         for e in others:
             self._derive(site, agent, epoch, e)
