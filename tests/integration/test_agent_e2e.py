@@ -25,7 +25,14 @@ from linewarden.cli import main
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.output import iso_time
-from linewarden.wire import Event, IncidentOpenedEvent, IncidentResolvedEvent, StateChangeEvent, ack_topic
+from linewarden.wire import (
+    Event,
+    HeartbeatEvent,
+    IncidentOpenedEvent,
+    IncidentResolvedEvent,
+    StateChangeEvent,
+    ack_topic,
+)
 from simulators.broker import Mosquitto
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
@@ -376,3 +383,19 @@ async def test_outbox_figures_reach_the_collector_while_its_acks_are_held(
     finally:
         await svc.stop()
         store.close()
+
+
+async def test_outbox_figures_left_out_for_a_collector_older_than_them(
+    acker: Acker, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with MesServer("mes") as mes:
+        toml = agent_toml(tmp_path / "data", mosquitto.port, mes=mes, agent_id="obx-off", heartbeat="1s")
+        toml = toml.replace('heartbeat_interval = "1s"', 'heartbeat_interval = "1s"\noutbox_figures = false', 1)
+        async with running_agent(tmp_path, toml):
+
+            def beats() -> list[HeartbeatEvent]:
+                return [e for (agent, _), per_seq in acker.bodies.items() if agent == "obx-off"
+                        for e in per_seq.values() if isinstance(e, HeartbeatEvent)]  # fmt: skip
+
+            await async_wait_until(lambda: len(beats()) >= 2, WAIT_S, what="two heartbeats")
+    assert all(b.body.outbox_depth is None and b.body.oldest_unacked_at is None for b in beats())
