@@ -113,20 +113,24 @@ def site_assets(sql: Sql, site: str) -> list[SiteAsset]:
 
 
 def period_assets(data: PeriodData) -> list[SiteAsset]:
-    """The same as `site_assets`, from what a report reads of the store."""
-    return (
-        [SiteAsset(t.site, t.agent, t.asset, t.criticality) for t in data.targets]
-        + [SiteAsset(c.site, c.agent, c.asset, None) for c in data.state_changes]
-        + [SiteAsset(i.site, i.agent, i.asset, i.criticality) for i in data.incidents if i.asset is not None]
+    """The same as `site_assets`, from what a report reads of the store (each asset once per site, agent and
+    class: a period holds thousands of state changes of the same few assets)."""
+    found: dict[tuple[str, str, str, str | None], None] = {}
+    found.update(dict.fromkeys((t.site, t.agent, t.asset, t.criticality) for t in data.targets))
+    found.update(dict.fromkeys((c.site, c.agent, c.asset, None) for c in data.state_changes))
+    found.update(
+        dict.fromkeys((i.site, i.agent, i.asset, i.criticality) for i in data.incidents if i.asset is not None)
     )
+    return [SiteAsset(*key) for key in found]
 
 
 def selected_assets(w: Scoped, site: str, known: Iterable[SiteAsset]) -> tuple[str, ...]:
     """The assets a window covers by name or selector (services stay services: a contract says what they hold)."""
     out = set(w.assets)
-    for a in known:
-        if a.site == site and (w.whole_site or a.agent in w.lines or a.criticality in w.asset_classes):
-            out.add(a.asset)
+    if w.whole_site or w.lines or w.asset_classes:  # without a selector, the names are all there is
+        for a in known:
+            if a.site == site and (w.whole_site or a.agent in w.lines or a.criticality in w.asset_classes):
+                out.add(a.asset)
     return tuple(sorted(out))
 
 

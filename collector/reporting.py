@@ -50,11 +50,17 @@ from linewarden.sla.report import ContractReport, build_report
 from linewarden.timeutil import dt_to_ms
 
 LOOKBACK_MS = int(timedelta(days=31).total_seconds() * 1000)
+_SEVERITIES = frozenset(s.value for s in Severity)
 
 
-def _first(records: list[TicketRecordRow], kind: str) -> int | None:
-    times = [t.at for t in records if t.kind == kind]
-    return min(times) if times else None
+def _firsts(records: list[TicketRecordRow]) -> dict[str, int]:
+    """The earliest time of each kind of record, in one pass."""
+    first: dict[str, int] = {}
+    for t in records:
+        at = first.get(t.kind)
+        if at is None or t.at < at:
+            first[t.kind] = t.at
+    return first
 
 
 def _records_for(row: IncidentRow, contract_id: str | None, as_of_ms: int | None) -> list[TicketRecordRow]:
@@ -93,7 +99,7 @@ def _severity(row: IncidentRow, as_of_ms: int | None) -> Severity | None:
 def _vendor_severity(records: list[TicketRecordRow]) -> Severity | None:
     triaged = sorted((t.at, t.details.get("severity")) for t in records if t.kind == "ticket_triaged")
     value = triaged[-1][1] if triaged else None
-    return Severity(str(value)) if value in {s.value for s in Severity} else None
+    return Severity(str(value)) if value in _SEVERITIES else None
 
 
 def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: int | None = None) -> Incident | None:
@@ -103,6 +109,7 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
     if row.kind != "target" or row.asset is None or row.opened_at is None or severity is None:
         return None
     records = _records_for(row, contract_id, as_of_ms)
+    first = _firsts(records)
     return Incident(
         id=row.id,
         asset=row.asset,
@@ -110,13 +117,13 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
         reason=row.reason or "",
         cause=row.cause or "",
         opened_at_ms=row.opened_at,
-        notified_at_ms=_first(records, "ticket_raised"),
-        acknowledged_at_ms=_first(records, "ticket_acknowledged"),
+        notified_at_ms=first.get("ticket_raised"),
+        acknowledged_at_ms=first.get("ticket_acknowledged"),
         pauses=_pauses(records),
         restored_at_ms=row.resolved_at,
-        workaround_accepted_at_ms=_first(records, "workaround_accepted"),
-        resolution_claimed_at_ms=_first(records, "resolution_claimed"),
-        rca_received_at_ms=_first(records, "rca_received"),
+        workaround_accepted_at_ms=first.get("workaround_accepted"),
+        resolution_claimed_at_ms=first.get("resolution_claimed"),
+        rca_received_at_ms=first.get("rca_received"),
         vendor_severity=_vendor_severity(records),
     )
 

@@ -171,7 +171,6 @@ def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
             " (SELECT COUNT(*) FROM incidents WHERE opened_at >= ? AND opened_at < ?) AS i,"
             " (SELECT COUNT(*) FROM incidents WHERE resolved_at >= ? AND resolved_at < ?) AS r,"
             " (SELECT COUNT(*) FROM changes WHERE at >= ? AND at < ?) AS c,"
-            " (SELECT COUNT(*) FROM targets) AS tg,"
             " (SELECT COUNT(*) FROM gaps WHERE start_at < ? AND (end_at IS NULL OR end_at > ?)) AS g,"
             " (SELECT SUM(COALESCE(end_at, 0) - start_at) FROM gaps WHERE start_at < ?"
             " AND (end_at IS NULL OR end_at > ?)) AS gl,"
@@ -182,4 +181,7 @@ def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
             " (SELECT COUNT(*) FROM disputes) AS d, (SELECT COUNT(*) FROM disputes WHERE outcome IS NOT NULL) AS ds",
             (start, end) * 6 + (end, start) * 4,
         )[0]
-    return (*row.values(), *conduct.fingerprint(store))
+        # a birth may move a target to another asset or class, which no count shows
+        registry = hash(tuple(sql.tuples("SELECT site, agent, target, asset, criticality FROM targets"
+                                         " ORDER BY site, agent, target")))
+    return (*row.values(), registry, *conduct.fingerprint(store))

@@ -101,20 +101,23 @@ def _checked_period(deps: Deps, user: User, contract_id: str, period: str) -> No
         raise ConsoleError(f"period {period!r}: give a month (YYYY-MM) that has begun")
 
 
-def review_pdf(deps: Deps, user: User, contract_id: str, period: str) -> bytes:
+def review_pdf(deps: Deps, user: User, contract_id: str, period: str, checkpoint: Checkpoint | None) -> bytes:
     _checked_period(deps, user, contract_id, period)
     try:
-        return monthly_review_pdf(deps.store, deps.book, period, contract_id, None, deps.clock())
+        return monthly_review_pdf(deps.store, deps.book, period, contract_id, None, deps.clock(),
+                                  checkpoint=checkpoint)
     except (ValueError, LinewardenError) as exc:
         raise ConsoleError(f"period {period!r}: {exc}") from None
 
 
-def table_csv(deps: Deps, user: User, contract_id: str, period: str, table: str) -> str:
+def table_csv(deps: Deps, user: User, contract_id: str, period: str, table: str,
+              checkpoint: Checkpoint | None) -> str:
     if table not in TABLES:
         raise NotFound(f"no table {table!r}: one of {', '.join(TABLES)}")
     _checked_period(deps, user, contract_id, period)
     try:
-        return report_csv_tables(deps.store, deps.book, period, contract_id, None, deps.clock())[table]
+        return report_csv_tables(deps.store, deps.book, period, contract_id, None, deps.clock(),
+                                 checkpoint=checkpoint)[table]
     except (ValueError, LinewardenError) as exc:
         raise ConsoleError(f"period {period!r}: {exc}") from None
 

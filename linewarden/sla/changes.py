@@ -30,16 +30,26 @@ def in_force(window: MaintenanceWindow, as_of_ms: int) -> MaintenanceWindow | No
 
 
 def window_names(window: MaintenanceWindow, asset: str, services_of: Mapping[str, frozenset[str]]) -> bool:
-    return asset in window.assets or bool(services_of.get(asset, frozenset()) & set(window.services))
+    if asset in window.assets:
+        return True
+    services = services_of.get(asset)
+    return services is not None and not services.isdisjoint(window.services)
 
 
 def is_approved(
     change: ChangeDetection, windows: Iterable[MaintenanceWindow], services_of: Mapping[str, frozenset[str]]
 ) -> bool:
+    return in_window(change.asset, change.at_ms, windows, services_of)
+
+
+def in_window(
+    asset: str, at_ms: int, windows: Iterable[MaintenanceWindow], services_of: Mapping[str, frozenset[str]]
+) -> bool:
+    """Whether a window announced by `at_ms` and not cancelled covers `asset` at `at_ms`."""
     return any(
         not w.cancelled
-        and w.start_ms <= change.at_ms < w.end_ms
-        and w.announced_at_ms <= change.at_ms
-        and window_names(w, change.asset, services_of)
+        and w.start_ms <= at_ms < w.end_ms
+        and w.announced_at_ms <= at_ms
+        and window_names(w, asset, services_of)
         for w in windows
     )

@@ -35,9 +35,10 @@ An uptime line is {scope, kind, assets, coverage, target_pct, degraded_weight, m
 covered_ms, maintenance_ms, gap_ms, excluded_ms, down_ms, degraded_ms, downtime_ms, observed_ms,
 observed_pct, uptime_pct, met, status}. An incident is {id, asset,
 reason, severity, vendor_severity, opened_ms, notified_ms, acknowledged_ms, restored_ms,
-workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca, disputed}, where
+workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca, disputed, planned}, where
 response and resolution are {elapsed_ms, target_ms, stopped, met, left_ms} or null, rca {incident_id,
-due_ms, received_ms, status} or null and disputed the ids of its disputes not settled as of the report.
+due_ms, received_ms, status} or null, disputed the ids of its disputes not settled as of the report and
+planned true for a planned stop (opened inside a timely window, never raised: left out of recurrence).
 A dispute is a DisputeNote (results.py). Field names and meanings are those of the dataclasses below and in results.py,
 scorecard.py and credits.py.
 """
@@ -58,7 +59,7 @@ from linewarden.config.contract import ContractConfig, ServiceDef, UptimeTarget
 from linewarden.domain import Criticality, State
 from linewarden.errors import ConfigError
 from linewarden.intervals import Interval, clip, intersect, normalize, subtract, total, union
-from linewarden.sla.changes import in_force, is_approved, window_names
+from linewarden.sla.changes import in_force, in_window, is_approved, window_names
 from linewarden.sla.clocks import resolution_stop, run_clock
 from linewarden.sla.coverage import CoverageCalendar
 from linewarden.sla.credits import Breach, CreditSummary, UptimeOutcome, credit_summary
@@ -333,7 +334,7 @@ def _known(at_ms: int | None, as_of_ms: int) -> int | None:
     return at_ms if at_ms is not None and at_ms <= as_of_ms else None
 
 
-def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int) -> IncidentResult:
+def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int, planned: bool) -> IncidentResult:
     support = ctx.contract.support
     calendar = ctx.calendar(support.coverage, "support.coverage")
     target = support.targets.for_severity(incident.severity)
@@ -362,6 +363,7 @@ def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int)
         resolution=resolution,
         recurring=recurring,
         rca=rca_result(incident, ctx.contract.rca, calendar, as_of_ms),
+        planned=planned,
     )
 
 
@@ -394,9 +396,16 @@ def build_report(
         short.extend(sn)
 
     scoped = [i for i in inputs.incidents if i.asset in ctx.in_scope]
-    recurring = recurring_ids(scoped, as_of)
+    # as the router decides: opened inside a timely window, so never raised
+    timely = [w for w in ctx.live_windows if ctx.timely(w)]
+    planned = {
+        i.id
+        for i in scoped
+        if _known(i.notified_at_ms, as_of) is None and in_window(i.asset, i.opened_at_ms, timely, ctx.services_of)
+    }
+    recurring = recurring_ids(scoped, as_of, planned)
     incidents = [
-        _incident(ctx, i, i.id in recurring, as_of)
+        _incident(ctx, i, i.id in recurring, as_of, i.id in planned)
         for i in sorted(scoped, key=lambda i: (i.notified_at_ms or i.opened_at_ms, i.id))
         if _in_period(i, period, as_of)
     ]

@@ -55,6 +55,7 @@ class IncidentResult:
     recurring: bool
     rca: RcaResult | None
     disputed: tuple[str, ...] = ()  # ids of the disputes about this incident not settled as of the report
+    planned: bool = False  # opened inside an approved window and never raised: no fault, not in recurrence
 
 
 @dataclass(frozen=True)

@@ -3,11 +3,14 @@ the security headers, and the API's vendor tokens scoped by the same rule."""
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 
 import httpx
 
 from collector.audit import AuditLog
+from collector.audit_evidence import append_checkpoint, generate_key, load_private_key, sign
 from collector.store import open_store
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
@@ -300,6 +303,20 @@ def test_exports_follow_the_viewers_scope(site: Site) -> None:
     assert pro.get(f"/contracts/plc-support/reports/{period}/nope.csv").status_code == 404
     assert pro.get("/contracts/plc-support/reports/2999-01.pdf").status_code == 400
     assert pro.get("/contracts/plc-support/reports/x%27.pdf").status_code == 400
+
+
+def test_exports_carry_the_latest_signed_checkpoint(site: Site) -> None:
+    key = site.folder / "keys" / "audit.key"
+    generate_key(key)
+    cp = sign(load_private_key(key), 3, "ab" * 32, int(time.time() * 1000), "collector")
+    append_checkpoint(load(CollectorConfig, site.config).checkpoint_file, cp)  # as `collector audit checkpoint`
+    ivy, period = login(site, "ivy"), outage_month()
+    table = ivy.get(f"/contracts/plc-support/reports/{period}/audit_checkpoint.csv")
+    assert table.status_code == 200
+    [row] = list(csv.DictReader(io.StringIO(table.text, newline="")))
+    assert (row["head"], row["key_id"]) == (cp.head, cp.key_id)
+    pdf = ivy.get(f"/contracts/plc-support/reports/{period}.pdf")
+    assert pdf.status_code == 200 and cp.head.encode() in pdf.content  # in its attachment, audit-checkpoint.json
 
 
 def test_a_forged_forwarded_for_from_an_unlisted_address_is_ignored(site: Site) -> None:

@@ -1,5 +1,6 @@
-"""The second factor in Debian's Firefox ESR over Marionette: an admin enrols (key read off the page, code
-computed here), keeps a recovery code, and logs in again with password and that code, then with an app code."""
+"""Logging in from Debian's Firefox ESR over Marionette. The second factor: an admin enrols (key read off the
+page, code computed here), keeps a recovery code, and logs in again with password and that code, then with an
+app code. Single sign-on: through the local OpenID provider's login page and back, as the mapped role."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ from typing import Any
 import pytest
 
 from simulators.broker import Mosquitto
+from tests.browser.oidc_site import oidc_site
 from tests.browser.site import PASSWORD, Site, prepare, running, totp
 from tests.browser.test_console_firefox import FIREFOX, _logout, _wait_for, firefox
+from tests.fakes.oidc import FakeOidc
 
 __all__ = ["firefox"]  # the module's Firefox fixture
 
@@ -20,6 +23,12 @@ pytestmark = pytest.mark.skipif(FIREFOX is None, reason="Debian's firefox-esr is
 @pytest.fixture(scope="module")
 def site(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[Site]:
     with running(prepare(tmp_path_factory.mktemp("mfa-firefox"), mosquitto.port)) as up:
+        yield up
+
+
+@pytest.fixture(scope="module")
+def sso(tmp_path_factory: pytest.TempPathFactory, mosquitto: Mosquitto) -> Iterator[tuple[Site, FakeOidc]]:
+    with oidc_site(tmp_path_factory.mktemp("oidc-firefox"), mosquitto.port) as up:
         yield up
 
 
@@ -64,4 +73,20 @@ def test_an_admin_enrols_then_logs_in_with_a_recovery_code_and_with_a_code(firef
     Wait(firefox, timeout=20).until(lambda c: c.find_elements(By.CSS_SELECTOR, "p.error"))
     _code(firefox, totp(secret, 1))  # the enrolment used this step's code
     _wait_for(firefox, "header nav")
+    _logout(firefox)
+
+
+def test_a_user_logs_in_through_the_identity_provider(firefox: Any, sso: tuple[Site, FakeOidc]) -> None:
+    from marionette_driver import By, Wait
+
+    site, idp = sso
+    firefox.navigate(site.url + "/")
+    _wait_for(firefox, "#sso").click()
+    Wait(firefox, timeout=20).until(lambda c: c.get_url().startswith(idp.issuer + "/authorize?"))
+    firefox.find_element(By.ID, "username").send_keys("olga")
+    firefox.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    Wait(firefox, timeout=20).until(lambda c: [h.text for h in c.find_elements(By.CSS_SELECTOR, "h1")] == ["Overview"])
+    assert "olga (plant_it)" in firefox.find_element(By.CSS_SELECTOR, "form.who").text
+    assert firefox.get_url() == site.url + "/"
+    assert idp.refused == []
     _logout(firefox)
