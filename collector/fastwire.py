@@ -143,7 +143,7 @@ _encode = msgspec.json.Encoder().encode
 _ID = re.compile(_whole(ID_PATTERN))
 # Ids seen to match the pattern. Bounded: a sender of ever new ids only empties it.
 _valid_ids: set[str] = set()
-_MAX_VALID_IDS = 50_000
+_MAX_VALID_IDS = 20_000
 
 
 def decode_batch(payload: bytes) -> FastBatch | None:
