@@ -175,9 +175,12 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
     }
     certificates = _certificates(cfg, link.get("certificates", []))
     summary["certificates_expiring"] = sum(1 for c in certificates if c["expiring"])
+    announced: dict[str, Any] = link.get("maintenance") or {}
+    summary["maintenance_announced_at"] = iso_time(announced.get("ts"))
+    windows = [_window(w) for w in announced.get("windows", [])]
     if fmt == "json":
         print(json.dumps({"summary": summary, "targets": targets, "open_incidents": open_incidents,
-                          "certificates": certificates}, indent=2))  # fmt: skip
+                          "certificates": certificates, "maintenance_windows": windows}, indent=2))  # fmt: skip
         return EXIT_OK
     print(render([summary], fmt))  # type: ignore[arg-type]
     print()
@@ -187,7 +190,19 @@ def _status(cfg: AgentConfig, fmt: str) -> int:
     if certificates:
         print()
         print(render(certificates, fmt, ["role", "subject", "not_after", "days_left", "expiring"]))  # type: ignore[arg-type]
+    if windows:
+        print()
+        print(render(windows, fmt, ["window", "kind", "start", "end", "covers", "reason"]))  # type: ignore[arg-type]
     return EXIT_OK
+
+
+def _window(w: dict[str, Any]) -> dict[str, Any]:
+    """One window of the site's announcement (wire form) as `agent status` shows it."""
+    covers = (["whole site"] if w.get("whole_site") else []) + [f"line {x}" for x in w.get("lines", [])]
+    covers += [f"class {x}" for x in w.get("asset_classes", [])] + list(w.get("assets", []))
+    covers += [f"service {x}" for x in w.get("services", [])]
+    return {"window": w["id"], "kind": w["kind"], "start": iso_time(w["start"]), "end": iso_time(w["end"]),
+            "covers": ", ".join(covers), "reason": w.get("reason", "")}  # fmt: skip
 
 
 def _certificates(cfg: AgentConfig, seen: list[dict[str, Any]]) -> list[dict[str, Any]]:

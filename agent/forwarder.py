@@ -42,7 +42,9 @@ from linewarden.wire import (
     Birth,
     CollectorState,
     Death,
+    MaintenanceAnnouncement,
     ack_topic,
+    agent_maintenance_topic,
     birth_topic,
     death_topic,
     decode,
@@ -117,6 +119,7 @@ class Forwarder:
         self._rejected_seen: set[tuple[str, int]] = set()
         self._unsaved_sent_logged = False
         self.connects = 0  # broker connections made (the first, then each reconnect)
+        self.maintenance: MaintenanceAnnouncement | None = None  # the site's windows, as last announced
 
     def _head(self) -> str:
         """The batch JSON up to its events, for the outbox's current epoch."""
@@ -159,6 +162,9 @@ class Forwarder:
             self._client.set_will(Will(death_topic(self._site, self._agent), self._death("connection lost")))
             self._client.subscribe(ack_topic(self._site, self._agent), self._on_ack)
             self._client.subscribe(COLLECTOR_STATE_TOPIC, self._on_collector_state)
+            # Optional: a broker with an ACL from before the agent's own maintenance topic refuses it.
+            maintenance = agent_maintenance_topic(self._site, self._agent)
+            self._client.subscribe(maintenance, self._on_maintenance, required=False)
             self._running = True
             await self._client.start()
         self._looping = True
@@ -340,6 +346,17 @@ class Forwarder:
         self._rejected_seen.add(key)
         more = " (further rejected acks are only counted)" if len(self._rejected_seen) > REJECTED_LOG_LIMIT else ""
         log.warning("ack through %d of epoch %s ignored: %s%s", ack.through, ack.epoch, why, more)
+
+    def _on_maintenance(self, topic: str, payload: bytes) -> None:
+        try:
+            ann = decode(MaintenanceAnnouncement, payload) if payload else None
+        except WireError as exc:
+            log.warning("bad maintenance announcement on %s ignored: %s", topic, exc)
+            return
+        if ann is not None and ann.site != self._site:
+            log.warning("maintenance announcement for site %s on %s ignored", ann.site, topic)
+            return
+        self.maintenance = ann
 
     def _on_collector_state(self, topic: str, payload: bytes) -> None:
         try:

@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from agent.probes.base import ProbeResult
+from linewarden.cert_metrics import CertificateFigures
 from linewarden.domain import State
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ class AgentMetrics:
         self.latency = Histogram("linewarden_agent_probe_latency_seconds", "probe latency, by target kind", ["kind"],
                                  buckets=_BUCKETS, registry=self.registry)  # fmt: skip
         self.registry.register(_LinkFigures(agent, clock_ms))
+        self.registry.register(CertificateFigures("linewarden_agent", agent.forwarder.certificates))
         agent.on_result = self.observe
 
     def observe(self, kind: str, result: ProbeResult) -> None:

@@ -274,7 +274,9 @@ class Agent:
                 "rejected_acks": status.rejected_acks,
                 "task_crashes": dict(self.supervisor.crashes),
             }
-            now_saved = (status.connected, status.broker, status.collector_online, *map(str, health.values()))
+            announced = self.forwarder.maintenance
+            now_saved = (status.connected, status.broker, status.collector_online, announced,
+                         *map(str, health.values()))  # fmt: skip
             if now_saved != saved or now_ms - saved_ms >= LINK_REFRESH_MS:
                 link = {
                     "connected": status.connected,
@@ -282,6 +284,7 @@ class Agent:
                     "collector_online": status.collector_online,
                     "at_ms": now_ms,
                     "certificates": [c.as_dict() for c in self.forwarder.certificates()],
+                    "maintenance": None if announced is None else announced.model_dump(mode="json"),
                 }
                 try:
                     self.outbox.append_many([], state={"link": link, "health": health})

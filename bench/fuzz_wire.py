@@ -1,6 +1,6 @@
 """Wire fuzz: generated agent messages, mutated, through the collector's real ingest path; does anything crash?
 
-    .venv/bin/python bench/fuzz_wire.py [--payloads 10000] [--seed 1] [--mqtt]
+    .venv/bin/python bench/fuzz_wire.py [--payloads 10000] [--seed 1] [--mqtt | --postgres URL]
 
 Payloads: hypothesis strategies derived from the wire models' JSON Schemas (linewarden/wire.py: `EventBatch`
 with every event type, `Birth`, `Death`), mostly for the agent the topic names so they get past the sender
@@ -8,7 +8,8 @@ check. Each document goes out as is and with 4 different mutations of: bit flip,
 value replaced by one of another JSON type), huge int (±2^63, 2^64, 10^30 in place of an int), NUL characters
 in a string, deep nesting (a value wrapped in 2,000 lists or objects), or an oversized string (1 MB).
 
-Path: `Ingest.handle` with a real SQLite store (the collector's own migrations) in a temp dir; with `--mqtt`,
+Path: `Ingest.handle` with a real SQLite store (the collector's own migrations) in a temp dir (`--postgres URL`:
+a PostgreSQL store in a schema of its own, which refuses what SQLite takes, such as a NUL in text); with `--mqtt`,
 over a real Mosquitto to a `CollectorService` in this process instead, after which a valid birth and batch
 must still be acked (ingest not stalled). A crash is an exception out of `Ingest.handle` (direct) or an error
 the MQTT adapter logged for a message handler (`--mqtt`). Prints per mutation: sent, accepted, dead-lettered,
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -28,7 +30,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,12 +257,37 @@ def dead_letters(store: Any) -> tuple[int, Counter[str]]:
 # ---------------------------------------------------------------- direct: Ingest.handle
 
 
-def run_direct(payloads: Sequence[Payload], directory: Path) -> Results:
+@contextlib.contextmanager
+def _store(directory: Path, postgres: str | None) -> Iterator[Any]:
+    """A migrated store: SQLite in `directory`, or a schema of its own on PostgreSQL at `postgres` (dropped after)."""
+    if postgres is None:
+        from collector.store.sqlite import SqliteStore
+
+        yield SqliteStore(directory / "collector.db")
+        return
+    import uuid
+
+    import psycopg
+
+    from collector.store.postgres import PostgresStore
+
+    schema = f"lw_fuzz_{uuid.uuid4().hex[:12]}"
+    try:
+        yield PostgresStore(postgres, schema=schema)
+    finally:
+        with psycopg.connect(postgres, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+
+
+def run_direct(payloads: Sequence[Payload], directory: Path, postgres: str | None = None) -> Results:
+    with _store(directory, postgres) as store:
+        return _run_direct(payloads, store)
+
+
+def _run_direct(payloads: Sequence[Payload], store: Any) -> Results:
     from collector.ingest import Ingest
-    from collector.store.sqlite import SqliteStore
     from linewarden.config.collector import LivenessConfig
 
-    store = SqliteStore(directory / "collector.db")
     store.migrate()
     ingest = Ingest(store, LivenessConfig(), watching_since=0)
     results = Results()
@@ -377,10 +404,10 @@ async def _until(check: Callable[[], object], timeout: float, what: str) -> None
 # ---------------------------------------------------------------- report
 
 
-def report(results: Results, payloads: Sequence[Payload], command: str, mqtt: bool) -> None:
+def report(results: Results, payloads: Sequence[Payload], command: str, mqtt: bool, postgres: bool) -> None:
     print(f"\n{command}")
-    print(f"{len(payloads)} payloads in {results.seconds:.1f} s through "
-          f"{'MQTT to a CollectorService' if mqtt else 'Ingest.handle (SQLite store)'}")
+    path = "MQTT to a CollectorService" if mqtt else f"Ingest.handle ({'PostgreSQL' if postgres else 'SQLite'} store)"
+    print(f"{len(payloads)} payloads in {results.seconds:.1f} s through {path}")
     print(f"{'mutation':<14} {'sent':>6} {'dead-lettered':>14} {'crashed':>8}")
     for m in MUTATIONS:
         print(f"{m:<14} {results.sent[m]:>6} {results.dead[m] if not mqtt else '-':>14} "
@@ -407,7 +434,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--payloads", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--mqtt", action="store_true", help="over a real Mosquitto to a CollectorService")
+    parser.add_argument("--postgres", metavar="URL", help="direct mode on PostgreSQL (a schema of its own, dropped)")
     args = parser.parse_args(argv)
+    if args.mqtt and args.postgres:
+        parser.error("--postgres is for the direct mode (without --mqtt)")
     screen = logging.StreamHandler()
     screen.setLevel(logging.CRITICAL)  # dead letters log a warning each, crashes an error: the counts say enough
     logging.basicConfig(level=logging.ERROR, handlers=[screen])
@@ -415,9 +445,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     payloads = generate(args.payloads, args.seed)
     print(f"generated {len(payloads)} payloads in {time.monotonic() - started:.1f} s", flush=True)
     with tempfile.TemporaryDirectory(prefix="lw-fuzz-") as tmp:
-        results = asyncio.run(_run_mqtt(payloads, Path(tmp))) if args.mqtt else run_direct(payloads, Path(tmp))
+        if args.mqtt:
+            results = asyncio.run(_run_mqtt(payloads, Path(tmp)))
+        else:
+            results = run_direct(payloads, Path(tmp), args.postgres)
     command = " ".join([".venv/bin/python bench/fuzz_wire.py", *(argv if argv is not None else sys.argv[1:])])
-    report(results, payloads, command, args.mqtt)
+    report(results, payloads, command, args.mqtt, args.postgres is not None)
     ok = not results.crashed and results.still_acking is not False
     return 0 if ok else 1
 

@@ -8,8 +8,8 @@ Rules (docs/threat-model.md, boundaries "agent data" and "sequence numbers"):
 - A `state_change`, `change_detected` or `version_observed` must name a target in its agent's registry (the
   targets its births and imported target lists declared). Its asset is the registry's: an asset the event names
   is ignored, so an agent can only ever touch the assets of its own targets. An `incident_opened` of kind
-  "target" must name a registered target (its asset, too, is the registry's); one of kind "site_link" may list
-  only registered targets and name no asset other than theirs.
+  "target" or "configuration" must name a registered target (its asset, too, is the registry's); one of kind
+  "site_link" may list only registered targets and name no asset other than theirs.
 - A `gap` may declare lost only seqs below its own (`from_seq <= to_seq < seq`).
 - Live only: a seq more than `max_ahead` beyond the epoch's ack is implausible. It is dead-lettered but its seq
   stays free, so a forged far-future event never makes the real one look like a duplicate later.
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from collector.store.base import Writer
 from linewarden.wire import (
@@ -42,6 +43,8 @@ _INCIDENT = (IncidentOpenedEvent, IncidentUpdatedEvent, IncidentResolvedEvent)
 _TARGETED = (StateChangeEvent, ChangeDetectedEvent, VersionObservedEvent)
 _NAMING_TARGETS = frozenset({"incident_opened", "state_change", "change_detected", "version_observed"})
 _SCREENED_TYPES = _NAMING_TARGETS | {"incident_updated", "incident_resolved", "gap"}
+_seq = attrgetter("seq")
+_type = attrgetter("type")
 
 
 @dataclass
@@ -60,8 +63,11 @@ def screen(
     could lie beyond the plausible range at all.
     """
     verdict = Verdict()
-    top = max(e.seq for e in events) if events else 0
+    top = max(map(_seq, events), default=0)
     acked = tx.acked_through(site, agent, epoch) if max_ahead is not None and top > max_ahead else 0
+    if _SCREENED_TYPES.isdisjoint(map(_type, events)) and (max_ahead is None or top <= acked + max_ahead):
+        verdict.admitted = list(events)  # heartbeats and metrics, all plausible: nothing to look at one by one
+        return verdict
     screened = [e for e in events if e.type in _SCREENED_TYPES]
     refused_before: set[int] = set()
     registry: dict[str, str] = {}
@@ -114,8 +120,8 @@ def _refusal(
 
 
 def _unowned_targets(o: IncidentOpenedBody, me: tuple[str, str], registry: dict[str, str]) -> str | None:
-    if o.kind == "target" and o.target is None:
-        return "an incident of kind target names no target"
+    if o.kind != "site_link" and o.target is None:
+        return f"an incident of kind {o.kind} names no target"
     for t in ([o.target] if o.target else []) + list(o.targets):
         if t not in registry:
             return _unregistered(t, me)

@@ -12,6 +12,7 @@ Nothing here opens a database or reads a config: an exported log verifies with t
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import json
 import logging
@@ -33,6 +34,8 @@ from linewarden.files import DIR_MODE, FILE_MODE
 from linewarden.timeutil import ms_to_dt
 
 SCHEMA = "linewarden.audit-checkpoint/1"
+CSV_COLUMNS = ("schema", "count", "head", "at", "at_ms", "collector", "key_id", "signature")
+"""The columns of a checkpoint as a CSV table (the report tables' `audit_checkpoint.csv`)."""
 
 
 class EvidenceError(LinewardenError):
@@ -264,14 +267,24 @@ def entry_dicts(lines: Iterable[str]) -> tuple[list[dict[str, Any]], list[Checkp
 
 
 def read_anchors(path: Path) -> list[Checkpoint]:
-    """Checkpoints a party kept: SLA reports as JSON (their `audit_checkpoint`), one checkpoint as JSON, or
-    JSON Lines of checkpoints (the collector's checkpoint file). Raises EvidenceError."""
-    text = _read(path).decode("utf-8", "replace")
+    """Checkpoints a party kept: SLA reports as JSON (their `audit_checkpoint`), one checkpoint as JSON,
+    JSON Lines of checkpoints (the collector's checkpoint file), or the reports' `audit_checkpoint.csv`.
+    Raises EvidenceError."""
+    text = _read(path).decode("utf-8-sig", "replace")
+    if text.startswith(",".join(CSV_COLUMNS[:3])):
+        return [Checkpoint.from_dict({k: _uncell(v) for k, v in row.items()})
+                for row in csv.DictReader(text.splitlines())]
     try:
         whole = json.loads(text)
     except ValueError:
         return [cp for line in text.splitlines() if line.strip() for cp in _anchor(_json_line(line))]
     return [cp for item in (whole if isinstance(whole, list) else [whole]) for cp in _anchor(item)]
+
+
+def _uncell(value: str) -> str:
+    """A CSV cell as written: the report tables put an apostrophe before a leading = + - @ (a base64
+    signature may start with +) so that no spreadsheet takes it for a formula."""
+    return value[1:] if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@") else value
 
 
 def _json_line(line: str) -> Any:

@@ -13,8 +13,10 @@ import contextlib
 import logging
 import signal
 import socket
+import stat
 import sys
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 
 from collector import certificates, liveness, retention
@@ -24,6 +26,7 @@ from collector.cli_changes import change, change_args, remote_access, remote_acc
 from collector.cli_contracts import contract, contract_args, maintenance, maintenance_args, report, report_args
 from collector.cli_disputes import dispute, dispute_args, review, review_args
 from collector.console.cli import user, user_args
+from collector.console.totp_vault import TotpVault, open_vault
 from collector.exporter import export_archive
 from collector.importer import import_file
 from collector.service import CollectorService, wall_clock_ms
@@ -31,6 +34,7 @@ from collector.store import Store, open_store
 from collector.tokens import ROLES, SCOPES, create_token, list_tokens, revoke_token, rotate_token
 from linewarden.book import ContractBook, load_book
 from linewarden.cli_options import resolve, share
+from linewarden.config.base import MAX_DURATION
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError, LinewardenError, StoreError
@@ -62,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     store = open_store(config)
     try:
         book = load_book(config, args.config)
-        asyncio.run(_serve(config, store, book))
+        vault = open_vault(store, config.totp_key_file, str(args.config)) if config.console.enabled else None
+        asyncio.run(_serve(config, store, book, vault))
     except SupervisorGaveUp as exc:  # logged with its tracebacks; exit for the service manager to restart us
         log.critical("collector stopping: %s", exc)
         return EXIT_RUNTIME
@@ -71,14 +76,14 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _serve(config: CollectorConfig, store: Store, book: ContractBook) -> None:
+async def _serve(config: CollectorConfig, store: Store, book: ContractBook, vault: TotpVault | None) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
     log.info("collector %s starting; broker %s", config.collector.id, config.broker.shown())
-    await CollectorService(config, store, book=book, serve_api=True).run(stop)
+    await CollectorService(config, store, book=book, serve_api=True, totp_vault=vault).run(stop)
 
 
 # ---------------------------------------------------------------- import
@@ -92,6 +97,9 @@ def _import_args(p: argparse.ArgumentParser) -> None:
 def _import(args: argparse.Namespace) -> int:
     config = load(CollectorConfig, args.config)
     try:
+        if not stat.S_ISREG(args.file.stat().st_mode):  # a FIFO blocks when opened, /dev/zero never ends
+            print(f"error: cannot read {args.file}: not a regular file", file=sys.stderr)
+            return EXIT_RUNTIME
         archive = is_archive(args.file)
     except OSError as exc:
         print(f"error: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
@@ -211,13 +219,21 @@ _AGENT_COLUMNS = (
 # ---------------------------------------------------------------- token
 
 
+def _lifetime(text: str) -> timedelta:
+    """A token's lifetime: a duration longer than zero and at most 100 years (its expiry must be a date)."""
+    found = parse_duration(text)
+    if not timedelta(0) < found <= MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r}: give a lifetime longer than zero and at most 100 years")
+    return found
+
+
 def _token_args(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="action", required=True, metavar="ACTION")
     create = sub.add_parser("create", help="create a token; it is printed once")
     create.add_argument("--role", choices=ROLES, required=True, help="vendor, plant or admin")
     create.add_argument("--vendor", help="the vendor a vendor token is for")
     create.add_argument("--label", default="", help="who or what uses it")
-    create.add_argument("--expires-in", type=parse_duration, help="lifetime, e.g. 90d (default: none)")
+    create.add_argument("--expires-in", type=_lifetime, help="lifetime, e.g. 90d (default: none)")
     create.add_argument("--scope", action="append", choices=SCOPES, default=[],
                         help="limit the token to this scope (repeatable; default: all its role allows)")
     lst = sub.add_parser("list", help="list tokens (ids, never the tokens)")

@@ -22,7 +22,14 @@ from collector.cli_lifecycle import ACTIONS as LIFECYCLE_ACTIONS
 from collector.cli_lifecycle import lifecycle, lifecycle_args
 from collector.contracts import record_contracts
 from collector.exports import TABLES, csv_tables
-from collector.maintenance import FAR_FUTURE_MS, announcement, publish_announcement, record_window, stamp
+from collector.maintenance import (
+    FAR_FUTURE_MS,
+    announcement,
+    announcement_topics,
+    publish_announcement,
+    record_window,
+    stamp,
+)
 from collector.reporting import iter_sections, parse_as_of, period_note, reports, with_checkpoint
 from collector.store import open_store
 from collector.store.rows import MaintenanceWindowRow
@@ -34,7 +41,7 @@ from linewarden.errors import ConfigError, LinewardenError, MaintenanceRefused
 from linewarden.output import FORMATS, iso_time, render
 from linewarden.sla.report import ContractReport
 from linewarden.timeutil import dt_to_ms
-from linewarden.wire import MaintenanceWindowWire, is_valid_id
+from linewarden.wire import MAX_MS, MaintenanceWindowWire, is_valid_id
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -94,7 +101,7 @@ def report(args: argparse.Namespace) -> int:
         print(json.dumps([with_checkpoint(r, checkpoint) for r in found], indent=2, ensure_ascii=False))
         return EXIT_OK
     if args.table is not None:
-        sys.stdout.write(csv_tables(found)[args.table])
+        sys.stdout.write(csv_tables(found, checkpoint)[args.table])
         return EXIT_OK
     for report_ in found:
 
@@ -186,7 +193,10 @@ def _time(text: str, tz: str) -> int:
         raise ConfigError("command line", "time", f"not an ISO 8601 time: {text!r}") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=ZoneInfo(tz))
-    return dt_to_ms(dt)
+    ms = dt_to_ms(dt)
+    if not 0 <= ms <= MAX_MS:  # what the wire carries
+        raise ConfigError("command line", "time", f"{text!r} is outside 1970 to 9999 (UTC)")
+    return ms
 
 
 def maintenance_args(p: argparse.ArgumentParser) -> None:
@@ -254,7 +264,11 @@ def maintenance(args: argparse.Namespace) -> int:
                 actor, origin = local_actor()
                 unmatched = record_window(store, load_book(config, args.config), site, window, now,
                                           backdate_reason, actor, origin)  # fmt: skip
-            except (MaintenanceRefused, ValidationError) as exc:
+            except ValidationError as exc:
+                why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
+                print(f"error: window not recorded: {why}", file=sys.stderr)
+                return EXIT_USAGE
+            except MaintenanceRefused as exc:
                 print(f"error: window not recorded: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             for name in unmatched:
@@ -276,14 +290,15 @@ def maintenance(args: argparse.Namespace) -> int:
         if args.no_publish:
             return EXIT_OK
         ann = announcement(store, site, now)
+        topics = announcement_topics(store, site)
     finally:
         store.close()
     try:
-        asyncio.run(publish_announcement(config.broker, ann))
+        asyncio.run(publish_announcement(config.broker, ann, topics))
     except LinewardenError as exc:
         print(f"warning: recorded, but not published: {exc}", file=sys.stderr)
         return EXIT_RUNTIME
-    print(f"published {len(ann.windows)} window(s) on the {site} maintenance topic")
+    print(f"published {len(ann.windows)} window(s) on the {site} maintenance topic and to {len(topics) - 1} agent(s)")
     return EXIT_OK
 
 

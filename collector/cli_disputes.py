@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from collector.audit import local_actor
+from collector.audit_evidence import latest_checkpoint
 from collector.disputes import DisputeError, DisputeRefused, evidence_path, get_dispute, list_disputes, settle_dispute
 from collector.exports import TABLES, monthly_review_pdf, report_csv_tables, tables_zip
 from collector.reporting import parse_as_of
@@ -136,10 +137,11 @@ def review(args: argparse.Namespace) -> int:
     try:
         now = wall_clock_ms()
         try:
+            checkpoint = latest_checkpoint(config.checkpoint_file)
             if args.format == "pdf":
-                data = monthly_review_pdf(store, book, args.period, contract, as_of_ms, now)
+                data = monthly_review_pdf(store, book, args.period, contract, as_of_ms, now, checkpoint=checkpoint)
             else:
-                tables = report_csv_tables(store, book, args.period, contract, as_of_ms, now)
+                tables = report_csv_tables(store, book, args.period, contract, as_of_ms, now, checkpoint=checkpoint)
                 data = tables[args.table].encode("utf-8") if args.format == "csv" else tables_zip(tables)
         except ValueError as exc:
             print(f"error: {exc}", file=sys.stderr)

@@ -4,9 +4,9 @@ A bad line is reported with its number and reason and skipped; the good lines go
 database fails, not at all. Importing the same file twice adds nothing the second time.
 
 Maintenance windows go in after the file's other records, so a window may name assets the same file
-introduces; a window that covers nothing is a bad line. An imported window keeps its announcement time:
-when that is before the import, the window is back-dated (reason "imported history"), audit-logged and
-flagged as such in reports.
+introduces; a window that covers nothing, or announced after the import, is a bad line. An imported window
+keeps its announcement time: when that is before the import, the window is back-dated (reason "imported
+history"), audit-logged and flagged as such in reports.
 
 Imported events pass the same admission rules as live ones (`collector.admission`) but for the registry: an
 old tool never sent a birth, so an event may name a target no target list declared (its asset is then the one
@@ -79,6 +79,8 @@ def _apply_window(
 ) -> bool:
     """Record one imported window (MaintenanceRefused when it covers nothing); False when it is there already.
     `known` caches each site's assets for the windows of one import."""
+    if record.announced_at > received_at:
+        raise MaintenanceRefused("an announcement cannot be dated after the collector received it (the import)")
     back_dated = record.announced_at < received_at
     window = MaintenanceWindowWire(
         **record.model_dump(exclude={"record", "site", "cancelled_at"}), back_dated=back_dated

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 
 from collector import admission, liveness
 from collector.store.base import Store, Writer
@@ -37,6 +38,9 @@ from linewarden.wire import (
 
 log = logging.getLogger(__name__)
 
+_INCIDENT_TYPES = frozenset({"incident_opened", "incident_updated", "incident_resolved"})
+_ts = attrgetter("ts")
+_type = attrgetter("type")
 # Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
 OVERSIZE_KEPT_BYTES = 1024
 
@@ -69,6 +73,7 @@ class Ingest:
         self.events_stored = 0
         self.on_dead_letter: Callable[[str], None] = lambda reason: None  # metrics: called with each reason
         self.next_liveness_check: int | None = None  # set by check_liveness
+        self.on_new_agent: Callable[[str, str], None] = lambda site, agent: None  # (site, agent) first born
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
         """One message, one transaction; what to publish once it is committed."""
@@ -76,7 +81,10 @@ class Ingest:
 
     def handle_many(self, messages: Sequence[tuple[str, bytes, int]]) -> list[list[Publication]]:
         """Messages (topic, payload, received_at) in one transaction, one commit for all: per message, what to
-        publish once committed. Any failure rolls back all of them (the caller may then try them one by one)."""
+        publish once committed. Any failure rolls back all of them (the caller may then try them one by one).
+
+        One agent's consecutive event batches (same epoch and boot) are stored as one run (`_store_run`), with one
+        ack for the run: it is published with the run's last message, the others publish none."""
         counts = self.incident_events, self.events_stored
         try:
             # Stored agent by agent (each agent's messages in their order), so that collectors sharing the ingest
@@ -84,15 +92,27 @@ class Ingest:
             order = sorted(range(len(messages)), key=lambda i: _agent_of(messages[i][0]))
             done: dict[int, list[Publication]] = {}
             with self.store.transaction() as tx:
+                run: list[_Batch] = []
                 for i in order:
                     topic, payload, received_at = messages[i]
-                    done[i] = self._one(tx, topic, payload, received_at)
+                    out = self._one(tx, topic, payload, received_at)
+                    if run and not (isinstance(out, EventBatch) and run[-1].continued_by(out, received_at)):
+                        self._store_run(tx, run, done)
+                        run = []
+                    if isinstance(out, EventBatch):
+                        run.append(_Batch(i, topic, out, received_at))
+                    else:
+                        done[i] = out
+                if run:
+                    self._store_run(tx, run, done)
             return [done[i] for i in range(len(messages))]
         except BaseException:
             self.incident_events, self.events_stored = counts
             raise
 
-    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication]:
+    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | EventBatch:
+        """Handle a birth, death or bad message; an event batch whose sender checks out is returned, to be stored
+        with the run it belongs to."""
         site: str | None = None
         agent: str | None = None
         try:
@@ -107,7 +127,9 @@ class Ingest:
                 self._death(tx, decode(Death, payload), site, agent, received_at)
                 return []
             if kind == "events":
-                return self._events(tx, topic, decode(EventBatch, payload), site, agent, received_at)
+                batch = decode(EventBatch, payload)
+                self._check_sender(site, agent, batch)
+                return batch
             raise WireError(f"not a topic the collector ingests: {kind!r}")
         except WireError as exc:
             self._dead_letter(tx, topic, payload, str(exc), received_at, site, agent)
@@ -133,7 +155,9 @@ class Ingest:
         self._check_sender(site, agent, birth)
         tx.lock_ack(site, agent, birth.epoch, create=False)  # a new epoch's row is the birth's to create
         before = tx.agent(site, agent)
-        if before is not None and before.boot != birth.boot:
+        if before is None:
+            self.on_new_agent(site, agent)
+        elif before.boot != birth.boot:
             self._restarted(tx, before, birth)
         tx.record_birth(birth, received_at)
         through = tx.advance_ack(site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at))
@@ -181,44 +205,65 @@ class Ingest:
             tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
         log.info("agent %s/%s stopped: %s", site, agent, death.reason)
 
-    def _events(
-        self, tx: Writer, topic: str, batch: EventBatch, site: str, agent: str, received_at: int
-    ) -> list[Publication]:
-        self._check_sender(site, agent, batch)
-        tx.lock_ack(site, agent, batch.epoch, create=True)  # the agent's batches commit one after another
-        verdict = admission.screen(
-            tx, site, agent, batch.epoch, batch.events, strict=True, max_ahead=self.max_seq_ahead
-        )
+    def _store_run(self, tx: Writer, run: list[_Batch], done: dict[int, list[Publication]]) -> None:
+        """Store one agent's consecutive batches of one epoch and boot as one: one screening, one insert, one ack.
+
+        The outcome is that of storing them one after another. Where it could differ, they are: a seq that is
+        implausible against the ack before the run may be plausible against the ack after the batches before it
+        (the run is stored batch by batch), and a monitoring gap is settled batch by batch (`_settle_gaps`)."""
+        first = run[0]
+        site, agent, epoch, received_at = first.batch.site, first.batch.agent, first.batch.epoch, first.received_at
+        topic = first.topic
+        acked = tx.lock_ack(site, agent, epoch, create=True)  # the agent's batches commit one after another
+        events = first.batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
+        verdict = admission.screen(tx, site, agent, epoch, events, strict=True, max_ahead=self.max_seq_ahead)
+        if verdict.implausible and len(run) > 1:
+            for b in run:
+                self._store_run(tx, [b], done)
+            return
         for event, why in verdict.refused:
             reason = f"event seq {event.seq} ({event.type}): {why}"
             log.warning("refused from %s/%s: %s", site, agent, reason)
-            tx.refuse_event(topic, site, agent, batch.epoch, event, reason, received_at)
+            tx.refuse_event(topic, site, agent, epoch, event, reason, received_at)
         for event, why in verdict.implausible:
             reason = f"event seq {event.seq} ({event.type}): {why}"
             log.warning("dead letter from %s/%s: %s", site, agent, reason)
             body = event.model_dump_json(by_alias=True).encode()
             tx.add_dead_letter(topic, body, reason, received_at, site, agent)
             self.on_dead_letter(reason)
-        new = tx.insert_events(site, agent, batch.epoch, batch.boot, verdict.admitted, received_at)
+        new = tx.insert_events(site, agent, epoch, first.batch.boot, verdict.admitted, received_at)
         self.events_stored += len(new)
-        self.incident_events += sum(1 for e in new if e.type.startswith("incident_"))
-        through = tx.advance_ack(site, agent, batch.epoch)
-        known = tx.agent(site, agent)
+        self.incident_events += sum(map(_INCIDENT_TYPES.__contains__, map(_type, new)))
+        through = tx.advance_ack(site, agent, epoch, acked=acked)
+        known = tx.seen(site, agent, received_at)
         if known is not None:
-            tx.touch(site, agent, received_at)
-            self._settle_gaps(tx, known, batch, new)
-            # Replayed batches are old; only a batch from the future proves a clock ahead.
-            future = max((e.ts for e in verdict.admitted), default=received_at) - received_at
-            if future > self.skew_threshold_ms:
-                self._measure_skew(tx, site, agent, future, known, from_birth=False)
-        return [_ack(site, agent, batch.epoch, through)]
+            self._settle_gaps(tx, known, run, new)
+            self._check_future(tx, known, run, verdict.admitted)
+        for b in run:
+            done[b.index] = []
+        done[run[-1].index] = [_ack(site, agent, epoch, through)]
 
-    def _settle_gaps(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
+    def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[Event]) -> None:
+        """Settle the agent's monitoring gaps over the events a run stored, batch by batch, each batch with the
+        events it stored first (as if each had come alone): which event is a gap's first evidence depends on it."""
+        if not new:
+            return
+        if len(run) == 1:
+            self._settle_batch(tx, known, run[0].batch, new)
+            return
+        # None of the batches' own look-ups could find a gap when this one, over the whole run, finds none.
+        if not tx.gaps_of(known.site, known.agent, ending_after=min(map(_ts, new))):
+            return
+        stored = {id(e) for e in new}
+        for b in run:
+            self._settle_batch(tx, known, b.batch, [e for e in b.batch.events if id(e) in stored])
+
+    def _settle_batch(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
         if not new:
             return
         tolerance = liveness.tolerance_ms(known, self.missed)
         boot = batch.boot
-        for gap in tx.gaps_of(known.site, known.agent, ending_after=min(e.ts for e in new)):
+        for gap in tx.gaps_of(known.site, known.agent, ending_after=min(map(_ts, new))):
             event_times = [e.ts for e in new if liveness.watched_by(gap.boot, boot, batch.epoch, known, e.seq)]
             if not event_times:
                 continue
@@ -236,6 +281,21 @@ class Ingest:
                 tx.drop_gap(gap)
             elif (start, end) != (gap.start_at, gap.end_at):
                 tx.set_gap(gap, start, end)
+
+    def _check_future(self, tx: Writer, known: AgentRow, run: list[_Batch], admitted: list[Event]) -> None:
+        """Replayed batches are old; only a batch from the future proves a clock ahead. Of a run's batches from the
+        future, the last one's measure is kept (as when each is stored alone: each one sets it)."""
+        received_at = run[0].received_at
+        if max(map(_ts, admitted), default=received_at) - received_at <= self.skew_threshold_ms:
+            return
+        ids = {id(e) for e in admitted}
+        future = None
+        for b in run:
+            ahead = max((e.ts for e in b.batch.events if id(e) in ids), default=received_at) - received_at
+            if ahead > self.skew_threshold_ms:
+                future = ahead
+        if future is not None:
+            self._measure_skew(tx, known.site, known.agent, future, known, from_birth=False)
 
     def _measure_skew(
         self, tx: Writer, site: str, agent: str, skew_ms: int, before: AgentRow | None, from_birth: bool
@@ -274,6 +334,23 @@ class Ingest:
                     log.warning("agent %s/%s silent: monitoring gap from %d", a.site, a.agent, start)
                     opened.append(GapRow(a.site, a.agent, start, None, liveness.REASON_MISSED, a.boot))
         return opened
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """An event batch whose sender checked out (its site and agent are the topic's), to be stored in its run."""
+
+    index: int  # the message's place in its group
+    topic: str
+    batch: EventBatch
+    received_at: int
+
+    def continued_by(self, other: EventBatch, received_at: int) -> bool:
+        """Whether `other` joins this batch's run: the same agent, epoch and boot, received at the same time."""
+        mine = self.batch
+        return (mine.site, mine.agent, mine.epoch, mine.boot, self.received_at) == (
+            other.site, other.agent, other.epoch, other.boot, received_at
+        )
 
 
 def _agent_of(topic: str) -> tuple[str, str]:

@@ -27,7 +27,13 @@ from linewarden.config.base import BrokerConfig
 from linewarden.domain import Criticality
 from linewarden.errors import BackdateForbidden, LinewardenError, MaintenanceRefused
 from linewarden.mqtt import MqttClient
-from linewarden.wire import MaintenanceAnnouncement, MaintenanceWindowWire, encode, maintenance_topic
+from linewarden.wire import (
+    MaintenanceAnnouncement,
+    MaintenanceWindowWire,
+    agent_maintenance_topic,
+    encode,
+    maintenance_topic,
+)
 
 IMPORTED = "imported history"
 FAR_FUTURE_MS = 2**62
@@ -107,20 +113,24 @@ def site_assets(sql: Sql, site: str) -> list[SiteAsset]:
 
 
 def period_assets(data: PeriodData) -> list[SiteAsset]:
-    """The same as `site_assets`, from what a report reads of the store."""
-    return (
-        [SiteAsset(t.site, t.agent, t.asset, t.criticality) for t in data.targets]
-        + [SiteAsset(c.site, c.agent, c.asset, None) for c in data.state_changes]
-        + [SiteAsset(i.site, i.agent, i.asset, i.criticality) for i in data.incidents if i.asset is not None]
+    """The same as `site_assets`, from what a report reads of the store (each asset once per site, agent and
+    class: a period holds thousands of state changes of the same few assets)."""
+    found: dict[tuple[str, str, str, str | None], None] = {}
+    found.update(dict.fromkeys((t.site, t.agent, t.asset, t.criticality) for t in data.targets))
+    found.update(dict.fromkeys((c.site, c.agent, c.asset, None) for c in data.state_changes))
+    found.update(
+        dict.fromkeys((i.site, i.agent, i.asset, i.criticality) for i in data.incidents if i.asset is not None)
     )
+    return [SiteAsset(*key) for key in found]
 
 
 def selected_assets(w: Scoped, site: str, known: Iterable[SiteAsset]) -> tuple[str, ...]:
     """The assets a window covers by name or selector (services stay services: a contract says what they hold)."""
     out = set(w.assets)
-    for a in known:
-        if a.site == site and (w.whole_site or a.agent in w.lines or a.criticality in w.asset_classes):
-            out.add(a.asset)
+    if w.whole_site or w.lines or w.asset_classes:  # without a selector, the names are all there is
+        for a in known:
+            if a.site == site and (w.whole_site or a.agent in w.lines or a.criticality in w.asset_classes):
+                out.add(a.asset)
     return tuple(sorted(out))
 
 
@@ -195,8 +205,18 @@ def announcement(store: Store, site: str, now_ms: int) -> MaintenanceAnnouncemen
     )
 
 
-async def publish_announcement(broker: BrokerConfig, ann: MaintenanceAnnouncement, timeout_s: float = 5.0) -> None:
-    """Publish one site's windows, retained. Raises LinewardenError when the broker does not take it in time."""
+def announcement_topics(store: Store, site: str) -> list[str]:
+    """Where a site's windows are published (retained): the site's topic, and the topic of each agent the
+    collector knows at the site, since the shipped broker ACL lets an agent read its own topics only."""
+    agents = [a.agent for a in store.agents() if a.site == site]
+    return [maintenance_topic(site), *(agent_maintenance_topic(site, agent) for agent in agents)]
+
+
+async def publish_announcement(
+    broker: BrokerConfig, ann: MaintenanceAnnouncement, topics: Sequence[str], timeout_s: float = 5.0
+) -> None:
+    """Publish one site's windows on `topics`, retained. Raises LinewardenError when the broker does not take
+    them in time."""
     client = MqttClient(broker, client_id=f"lw-maintenance-{ann.site}")
     connected = asyncio.Event()
     client.on_connect = connected.set
@@ -204,7 +224,8 @@ async def publish_announcement(broker: BrokerConfig, ann: MaintenanceAnnouncemen
     try:
         async with asyncio.timeout(timeout_s):
             await connected.wait()
-            await client.publish(maintenance_topic(ann.site), encode(ann), qos=1, retain=True)
+            payload = encode(ann)
+            await asyncio.gather(*(client.publish(topic, payload, qos=1, retain=True) for topic in topics))
     except TimeoutError:
         raise LinewardenError(
             f"broker {broker.shown()} did not take the maintenance announcement within {timeout_s:g} s"

@@ -20,6 +20,8 @@ from prometheus_client.registry import Collector
 
 from collector.store.base import Store
 from collector.ticketing.base import Ticket, TicketSink, VendorRef
+from linewarden.cert_metrics import CertificateFigures
+from linewarden.certs import CertInfo
 from linewarden.errors import TicketRejected
 
 Clock = Callable[[], int]
@@ -41,7 +43,10 @@ def dead_letter_reason(text: str) -> str:
 
 
 class CollectorMetrics:
-    def __init__(self, store: Store, clock: Clock, broker_connected: Callable[[], bool]) -> None:
+    def __init__(
+        self, store: Store, clock: Clock, broker_connected: Callable[[], bool],
+        certificates: Callable[[], list[CertInfo]] = list,
+    ) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
         self.messages = Counter("linewarden_collector_messages", "MQTT messages handled, by topic kind", ["kind"],
@@ -60,6 +65,7 @@ class CollectorMetrics:
                                    ["sink", "action", "kind"], registry=r)  # fmt: skip
         self._state = _StoreFigures(store, clock, broker_connected)
         r.register(self._state)
+        r.register(CertificateFigures("linewarden_collector", certificates))
 
     def observe_message(self, topic: str, seconds: float, stored: int, failed: bool) -> None:
         self.messages.labels(kind=topic.rsplit("/", 1)[-1]).inc()
@@ -202,3 +208,4 @@ def _store_ok(store: Store) -> bool:
     except Exception:
         return False
     return True
+

@@ -12,7 +12,8 @@ collector's own records, told apart by its `record` field:
 - `targets`: an agent's target list as of `at` (what its birth says live): `site`, `agent`, `at`, `targets`
   (each `id`, `kind`, `asset`, `criticality`).
 
-Times are integers, milliseconds since the Unix epoch, UTC. Unknown fields are an error.
+Times are integers, milliseconds since the Unix epoch, UTC. Unknown fields are an error. A NUL character in any
+text becomes U+FFFD, as on the wire (docs/limits.md).
 """
 
 from __future__ import annotations
@@ -27,8 +28,25 @@ from linewarden.errors import WireError
 from linewarden.wire import Event, Id, Ms, TargetInfo, parse_event
 
 
+def _without_nul(node: Any) -> Any:
+    """`node` with NUL in every string (keys too) replaced by U+FFFD, as on the wire: PostgreSQL text cannot
+    hold a NUL, and one would fail the whole import there."""
+    if isinstance(node, str):
+        return node.replace("\x00", "\ufffd")
+    if isinstance(node, dict):
+        return {_without_nul(k): _without_nul(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_without_nul(v) for v in node]
+    return node
+
+
 class Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        return _without_nul(data)
 
 
 class TicketStep(Record):

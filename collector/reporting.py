@@ -1,7 +1,8 @@
 """From the store to SLA reports: one period's measurements and ticket records as SLA engine inputs.
 
 Mapping (documented for people checking figures by hand):
-- each target's state changes become that asset's timeline (several targets of one asset: worst wins);
+- each target's state changes become that asset's timeline (several targets of one asset: worst wins); a
+  change to UNKNOWN with a `config.*` cause, up to the target's next change, is a configuration fault;
 - an agent's monitoring gap covers every asset that agent's targets belong to: those of its target registry
   (births, imported target lists) and those its own state changes and incidents name (imported history of an
   agent that never sent a birth);
@@ -27,7 +28,7 @@ from collector.conduct import add_conduct
 from collector.dispute_records import contract_notes
 from collector.maintenance import period_assets, selected_assets
 from collector.store import Store
-from collector.store.rows import IncidentRow, PeriodData, TicketRecordRow
+from collector.store.rows import IncidentRow, PeriodData, StateChangeRow, TicketRecordRow
 from linewarden.book import ContractBook
 from linewarden.domain import Criticality, Severity, State
 from linewarden.sla.clocks import Clock
@@ -35,6 +36,7 @@ from linewarden.sla.disputes import apply_settlements, mark_report, period_incid
 from linewarden.sla.models import (
     AssetTimeline,
     ChangeDetection,
+    ConfigurationFault,
     Incident,
     MaintenanceWindow,
     MonitoringGap,
@@ -48,11 +50,17 @@ from linewarden.sla.report import ContractReport, build_report
 from linewarden.timeutil import dt_to_ms
 
 LOOKBACK_MS = int(timedelta(days=31).total_seconds() * 1000)
+_SEVERITIES = frozenset(s.value for s in Severity)
 
 
-def _first(records: list[TicketRecordRow], kind: str) -> int | None:
-    times = [t.at for t in records if t.kind == kind]
-    return min(times) if times else None
+def _firsts(records: list[TicketRecordRow]) -> dict[str, int]:
+    """The earliest time of each kind of record, in one pass."""
+    first: dict[str, int] = {}
+    for t in records:
+        at = first.get(t.kind)
+        if at is None or t.at < at:
+            first[t.kind] = t.at
+    return first
 
 
 def _records_for(row: IncidentRow, contract_id: str | None, as_of_ms: int | None) -> list[TicketRecordRow]:
@@ -91,7 +99,7 @@ def _severity(row: IncidentRow, as_of_ms: int | None) -> Severity | None:
 def _vendor_severity(records: list[TicketRecordRow]) -> Severity | None:
     triaged = sorted((t.at, t.details.get("severity")) for t in records if t.kind == "ticket_triaged")
     value = triaged[-1][1] if triaged else None
-    return Severity(str(value)) if value in {s.value for s in Severity} else None
+    return Severity(str(value)) if value in _SEVERITIES else None
 
 
 def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: int | None = None) -> Incident | None:
@@ -101,6 +109,7 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
     if row.kind != "target" or row.asset is None or row.opened_at is None or severity is None:
         return None
     records = _records_for(row, contract_id, as_of_ms)
+    first = _firsts(records)
     return Incident(
         id=row.id,
         asset=row.asset,
@@ -108,15 +117,31 @@ def incident_input(row: IncidentRow, contract_id: str | None = None, as_of_ms: i
         reason=row.reason or "",
         cause=row.cause or "",
         opened_at_ms=row.opened_at,
-        notified_at_ms=_first(records, "ticket_raised"),
-        acknowledged_at_ms=_first(records, "ticket_acknowledged"),
+        notified_at_ms=first.get("ticket_raised"),
+        acknowledged_at_ms=first.get("ticket_acknowledged"),
         pauses=_pauses(records),
         restored_at_ms=row.resolved_at,
-        workaround_accepted_at_ms=_first(records, "workaround_accepted"),
-        resolution_claimed_at_ms=_first(records, "resolution_claimed"),
-        rca_received_at_ms=_first(records, "rca_received"),
+        workaround_accepted_at_ms=first.get("workaround_accepted"),
+        resolution_claimed_at_ms=first.get("resolution_claimed"),
+        rca_received_at_ms=first.get("rca_received"),
         vendor_severity=_vendor_severity(records),
     )
+
+
+def configuration_faults(data: PeriodData) -> tuple[ConfigurationFault, ...]:
+    """Each target's time in a configuration UNKNOWN (a change to UNKNOWN with a `config.*` cause), up to its
+    next state change: never the vendor's, whatever the contract's monitoring-gap policy."""
+    by_target: dict[tuple[str, str, str], list[StateChangeRow]] = {}
+    for change in data.state_changes:
+        by_target.setdefault((change.site, change.agent, change.target), []).append(change)
+    out: list[ConfigurationFault] = []
+    for changes in by_target.values():
+        ordered = sorted(changes, key=lambda c: c.at)
+        for change, end in zip(ordered, [c.at for c in ordered[1:]] + [data.end], strict=True):
+            cause = change.cause or ""
+            if change.to_state == State.UNKNOWN.value and cause.startswith("config.") and end > change.at:
+                out.append(ConfigurationFault(change.asset, change.at, end, cause))
+    return tuple(out)
 
 
 def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int | None = None) -> SlaInputs:
@@ -164,6 +189,7 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
             services=w.services,
             kind="change" if w.kind == "change" else "maintenance",
             cancelled=w.cancelled_at is not None,
+            cancelled_at_ms=w.cancelled_at,
             reason=w.reason,
             back_dated=w.back_dated,
         )
@@ -173,7 +199,7 @@ def sla_inputs(data: PeriodData, contract_id: str | None = None, as_of_ms: int |
         i for i in (incident_input(r, contract_id, as_of_ms) for r in data.incidents) if i is not None
     )
     changes = tuple(ChangeDetection(c.asset, c.at, c.what) for c in data.changes)
-    return SlaInputs(timelines, gaps, windows, incidents, changes, criticality)
+    return SlaInputs(timelines, gaps, windows, incidents, changes, criticality, configuration_faults(data))
 
 
 def reports(
@@ -402,7 +428,8 @@ def scorecard_row(report: ContractReport) -> dict[str, Any]:
         "mtta_s": _s(sc.mtta_ms),
         "mttr_s": _s(sc.mttr_ms),
         "recurrence_pct": str(sc.recurrence_rate_pct),
-        "rca_on_time": f"{sc.rca_on_time}/{sc.rca_on_time + sc.rca_late + sc.rca_pending}",
+        "rca_on_time": f"{sc.rca_on_time}/{sc.rca_on_time + sc.rca_late}"
+        + (f" ({sc.rca_pending} pending)" if sc.rca_pending else ""),
         "unapproved_changes": sc.unapproved_changes,
         "credits": f"{sc.credits_owed:.2f} {report.currency}",
         "score": str(sc.score),

@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import gc
 import logging
 import socket
 import threading
@@ -51,10 +52,11 @@ from collector.api.server import ApiServer
 from collector.audit import AuditLog
 from collector.audit_evidence import Checkpointer, EvidenceError, checkpointer_for, latest_checkpoint
 from collector.console.app import create_console
+from collector.console.totp_vault import TotpVault, open_vault
 from collector.contracts import record_contracts
 from collector.escalation.notifier import EscalationNotifier
 from collector.ingest import Ingest, Publication
-from collector.maintenance import FAR_FUTURE_MS, announcement
+from collector.maintenance import FAR_FUTURE_MS, announcement, announcement_topics
 from collector.metrics import CollectorMetrics, add_ops_routes
 from collector.remote_access.listener import SyslogListener
 from collector.store.base import Store
@@ -77,9 +79,9 @@ from linewarden.wire import (
     COLLECTOR_STATE_TOPIC,
     TOPIC_ROOT,
     CollectorState,
+    agent_maintenance_topic,
     decode,
     encode,
-    maintenance_topic,
 )
 
 log = logging.getLogger(__name__)
@@ -96,6 +98,11 @@ HELD_RETRY_MAX_S = 10.0
 STOP_WAIT_S = 10.0  # for the ticketing loops to finish their round at stop
 # The liveness watch checks at the next agent's deadline, and at least this often (its safety poll).
 LIVENESS_POLL_S = 60.0
+# The cyclic garbage collector's first threshold (Python's default: 700). Ingest holds a run's decoded events,
+# thousands of objects, at once: at 700 each run set off collections that scanned them and promoted them to the
+# older generations, whose collections scan the whole heap: a quarter of ingest's CPU time. They are freed by
+# reference counting; the collector only ever has cycles to find.
+GC_FIRST_THRESHOLD = 10_000
 
 
 def wall_clock_ms() -> int:
@@ -117,7 +124,9 @@ class CollectorService:
         dispatch_policy: RetryPolicy | None = None,
         ticket_poll_s: float = SAFETY_POLL_S,
         serve_api: bool = False,
+        totp_vault: TotpVault | None = None,
     ) -> None:
+        """`totp_vault` encrypts the console users' TOTP secrets (default: opened from the config's key file)."""
         self.config = config
         self.store = store
         self.clock = clock
@@ -125,7 +134,7 @@ class CollectorService:
         self.book = book if book is not None else ContractBook({}, {})
         self.ticket_poll_s = ticket_poll_s
         origin = socket.gethostname()
-        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected)
+        self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected, lambda: self.mqtt.certificates())
         self.sinks = {cid: self.metrics.metered(sink) for cid, sink in self._sinks().items()}
         self.lifecycle = Lifecycle(store, self.book, clock, origin, on_change=self._work_written)
         self.dispatcher = Dispatcher(
@@ -156,7 +165,10 @@ class CollectorService:
             if config.console.enabled:
                 self.console = create_console(store, self.book, clock, config.console, config.collector.timezone,
                                               self._maintenance_changed, config.liveness.missed_heartbeats,
-                                              evidence_dir=config.collector.data_dir / "evidence")
+                                              evidence_dir=config.collector.data_dir / "evidence",
+                                              audit_checkpoint=lambda: latest_checkpoint(config.checkpoint_file),
+                                              totp_vault=totp_vault if totp_vault is not None else open_vault(
+                                                  store, config.totp_key_file, "collector config"))
                 app.mount(config.console.prefix, self.console)
             self.api = ApiServer(app, config.api.host, config.api.port, config.api.tls_cert_file,
                                  config.api.tls_key_file, config.api.trusted_proxies)
@@ -167,6 +179,7 @@ class CollectorService:
             store, config.liveness, watching_since=clock(), max_payload_bytes=config.ingest.max_payload_bytes
         )
         self.ingest.on_dead_letter = self.metrics.dead_letter
+        self.ingest.on_new_agent = self._agent_born
         self.mqtt = MqttClient(
             config.broker,
             client_id=f"linewarden-collector-{config.collector.id}",
@@ -190,6 +203,7 @@ class CollectorService:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        gc.set_threshold(GC_FIRST_THRESHOLD, *gc.get_threshold()[1:])
         self._stopping = False
         group = self.config.ingest.share_group
         for topic_filter in AGENT_SUBSCRIPTIONS:
@@ -378,9 +392,17 @@ class CollectorService:
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._publish_maintenance, site)
 
-    def _publish_maintenance(self, site: str) -> None:
-        ann = announcement(self.store, site, self.clock())
-        self._publish([Publication(maintenance_topic(site), encode(ann), retain=True)])
+    def _publish_maintenance(self, site: str, topics: list[str] | None = None) -> None:
+        """The site's windows on `topics`, by default the site's and each of its known agents'."""
+        payload = encode(announcement(self.store, site, self.clock()))
+        topics = announcement_topics(self.store, site) if topics is None else topics
+        self._publish([Publication(topic, payload, retain=True) for topic in topics])
+
+    def _agent_born(self, site: str, agent: str) -> None:
+        """Called by ingest for an agent's first birth (inside its transaction): once committed, the agent's own
+        maintenance topic gets its site's windows."""
+        if self._loop is not None:
+            self._loop.call_soon(self._publish_maintenance, site, [agent_maintenance_topic(site, agent)])
 
     @property
     def held_messages(self) -> int:

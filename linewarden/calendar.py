@@ -72,6 +72,10 @@ class Calendar:
         self._holiday_dates = frozenset(holidays.dates) if holidays else frozenset()
         self._exceptions = {e.date: e for e in exceptions}
         self._holidays_by_year: dict[int, frozenset[date]] = {}
+        # Per local date: the open spans starting on it and, for a day closed whole, that day (both in ms).
+        # A calendar does not change once built, so each date is worked out once (reports ask for the same
+        # days for every incident and uptime line).
+        self._days_ms: dict[date, tuple[list[Interval], Interval | None]] = {}
 
     @classmethod
     def from_config(cls, section: CalendarSection) -> Calendar:
@@ -108,10 +112,10 @@ class Calendar:
         day = self.local_date(start_ms) - _DAY
         last = self.local_date(end_ms - 1)
         while day <= last:
-            spans, closed_all_day = self._day(day)
-            opened.extend(self._span_ms(day, span) for span in spans)
-            if closed_all_day:
-                closed.append((self.local_ms(day, time(0)), self.local_ms(day + _DAY, time(0))))
+            spans, closed_all_day = self._day_ms(day)
+            opened.extend(spans)
+            if closed_all_day is not None:
+                closed.append(closed_all_day)
             day += _DAY
         return clip(subtract(normalize(opened), closed), start_ms, end_ms)
 
@@ -191,6 +195,15 @@ class Calendar:
         if self._is_holiday(day):
             return [], True
         return self._weekly[day.weekday()], False
+
+    def _day_ms(self, day: date) -> tuple[list[Interval], Interval | None]:
+        """`_day` in ms: (open spans starting on `day`, the whole day when it is closed), worked out once."""
+        found = self._days_ms.get(day)
+        if found is None:
+            spans, closed_all_day = self._day(day)
+            whole = (self.local_ms(day, time(0)), self.local_ms(day + _DAY, time(0))) if closed_all_day else None
+            found = self._days_ms[day] = ([self._span_ms(day, span) for span in spans], whole)
+        return found
 
     def _span_ms(self, day: date, span: _Span) -> Interval:
         start, end = span

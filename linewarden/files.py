@@ -1,4 +1,5 @@
-"""Files only their owner may read: databases, outboxes, RCA documents, keys (0600, in 0700 folders).
+"""Files only their owner may read: databases, outboxes, RCA documents, keys (0600, in 0700 folders); and the
+small files a config names (secrets, certificates), read only when regular and within a size.
 
 On Windows the mode bits mean little; the installer gives the data folder to SYSTEM and Administrators.
 """
@@ -6,6 +7,7 @@ On Windows the mode bits mean little; the installer gives the data folder to SYS
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 FILE_MODE, DIR_MODE = 0o600, 0o700
@@ -33,3 +35,15 @@ def write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
+
+
+def read_small(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes. Raises OSError, or ValueError for anything else: a
+    device (/dev/zero never ends), a FIFO (opening it blocks), a directory, or a larger file."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise ValueError("not a regular file")
+    with path.open("rb") as f:
+        raw = f.read(limit + 1)
+    if len(raw) > limit:
+        raise ValueError(f"larger than {limit} bytes")
+    return raw

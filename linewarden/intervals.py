@@ -13,7 +13,9 @@ Interval = tuple[int, int]
 
 def normalize(intervals: Iterable[Interval]) -> list[Interval]:
     out: list[Interval] = []
-    for start, end in sorted(i for i in intervals if i[1] > i[0]):
+    for start, end in sorted(intervals):  # empty ones are skipped here: sorting first keeps the same order
+        if end <= start:
+            continue
         if out and start <= out[-1][1]:
             if end > out[-1][1]:
                 out[-1] = (out[-1][0], end)

@@ -58,6 +58,7 @@ from linewarden.certs import DAY_MS, CertError, CertInfo, Role, expiring, inspec
 from linewarden.config.base import BrokerConfig, TlsConfig
 from linewarden.errors import BrokerError, ConnectionLost
 from linewarden.failover import NodeRotation
+from linewarden.files import read_small
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,9 @@ MAX_QUEUED = 1000
 # With a cluster: the wait before asking again for a subscription the node refused.
 SUBSCRIBE_RETRY_S = 0.5
 SHARE_PREFIX = "$share/"
+# Largest certificate file read for its expiry (a system CA bundle is a few hundred KiB).
+MAX_PEM_BYTES = 4 * 1024 * 1024
+ROUTES_KEPT = 10_000  # topics whose matching handlers are remembered (one per agent and message kind)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ class MqttClient:
         self._session = 0  # counts connections; a message is acked only on the connection that brought it
         self._loop_session = 0  # the session the event loop has processed the connect of
         self._subscriptions: dict[str, MessageHandler] = {}
+        self._optional: set[str] = set()  # subscriptions a broker may refuse without the node counting as failed
+        self._routes: dict[str, list[MessageHandler]] = {}  # topic -> the handlers whose filters match it
         self.on_connect: Hook | None = None
         self.on_disconnect: Hook | None = None
         self.tls_reloads = 0  # times the client reconnected with changed certificate files
@@ -316,9 +322,13 @@ class MqttClient:
             self._pending[info.mid] = future
         return future
 
-    def subscribe(self, topic_filter: str, handler: MessageHandler) -> None:
-        """Call `handler(topic, payload)` on the event loop for each message; kept across reconnects."""
+    def subscribe(self, topic_filter: str, handler: MessageHandler, required: bool = True) -> None:
+        """Call `handler(topic, payload)` on the event loop for each message; kept across reconnects. A cluster's
+        node that refuses a `required` subscription is a failed node; refusing another one is only logged."""
         self._subscriptions[topic_filter] = handler
+        if not required:
+            self._optional.add(topic_filter)
+        self._routes.clear()
         if self._paho is not None and self._connected:
             self._paho.subscribe(topic_filter, qos=1)
 
@@ -348,7 +358,7 @@ class MqttClient:
             mids = {}
             for topic_filter in list(self._subscriptions):
                 mid = client.subscribe(topic_filter, qos=1)[1]
-                if mid is not None:
+                if mid is not None and topic_filter not in self._optional:
                     mids[mid] = topic_filter
             if self._rotation is not None:
                 self._call_on_loop(self._subscribing_on_loop, client, mids)
@@ -426,7 +436,11 @@ class MqttClient:
 
     def _subacked_on_loop(self, client: paho.Client, mid: int, refused: str | None) -> None:
         topic_filter = self._suback_due.pop(mid, None) if client is self._paho else None
-        if topic_filter is None or refused is None or self._loop is None:
+        if refused is None or self._loop is None:
+            return
+        if topic_filter is None:
+            if client is self._paho:  # a subscription the node may refuse
+                log.warning("MQTT broker %s refused a subscription: %s", self.broker, refused)
             return
         if self._loop.time() >= self._suback_deadline:
             self._node_failed(client, f"refused the subscription to {topic_filter} ({refused})")
@@ -532,15 +546,14 @@ class MqttClient:
 
     def _message_on_loop(self, topic: str, payload: bytes, mid: int, qos: int, session: int) -> None:
         deferred: list[asyncio.Future[None]] = []
-        for topic_filter, handler in list(self._subscriptions.items()):
-            if paho.topic_matches_sub(_unshared(topic_filter), topic):
-                try:
-                    later = handler(topic, payload)
-                except Exception:
-                    log.exception("error handling MQTT message on %s", topic)
-                    continue
-                if isinstance(later, asyncio.Future):
-                    deferred.append(later)
+        for handler in self._handlers_of(topic):
+            try:
+                later = handler(topic, payload)
+            except Exception:
+                log.exception("error handling MQTT message on %s", topic)
+                continue
+            if isinstance(later, asyncio.Future):
+                deferred.append(later)
         if qos == 0:
             return
         if not deferred:
@@ -555,6 +568,17 @@ class MqttClient:
 
         for future in deferred:
             future.add_done_callback(done)
+
+    def _handlers_of(self, topic: str) -> list[MessageHandler]:
+        """The handlers of the filters that match `topic`, remembered per topic (matching costs more than the
+        rest of a message's hand-over), for at most ROUTES_KEPT topics."""
+        handlers = self._routes.get(topic)
+        if handlers is None:
+            handlers = [h for f, h in self._subscriptions.items() if paho.topic_matches_sub(_unshared(f), topic)]
+            if len(self._routes) >= ROUTES_KEPT:
+                self._routes.clear()
+            self._routes[topic] = handlers
+        return handlers
 
     def _ack(self, mid: int, qos: int, session: int) -> None:
         # PUBACK only once the handlers are done (the collector has committed): the broker's in-flight window
@@ -601,8 +625,8 @@ def local_certificates(tls: TlsConfig) -> list[CertInfo]:
         if path is None:
             continue
         try:
-            certs = inspect_pem(path.read_bytes(), role)
-        except (OSError, CertError) as exc:
+            certs = inspect_pem(read_small(path, MAX_PEM_BYTES), role)
+        except (OSError, ValueError, CertError) as exc:
             raise BrokerError(f"{role.value} certificate {path}: {exc}") from None
         found += certs[:1] if role is Role.OWN else certs
     return found

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, TypeAdapter, ValidationError
 
 from linewarden.domain import Criticality, ProbeKind, Severity, State
 from linewarden.errors import WireError
@@ -27,6 +27,8 @@ MAX_MS = 253_402_300_799_999
 TRUNCATED = "…[truncated]"
 MAX_TEXT = 1000  # reasons, changed values
 MAX_SHORT_TEXT = 200  # versions, hashes, names
+MAX_FAULT_TEXT = 500  # a birth's outbox_fault
+MAX_SUBJECT_TEXT = 256  # a certificate's subject in a heartbeat
 MAX_TARGETS = 2000  # targets of one agent (birth, heartbeat, incident)
 MAX_WINDOWS = 1000  # maintenance windows in one announcement, assets or services in one window
 MAX_BATCH_EVENTS = 10_000  # events in one batch
@@ -79,7 +81,13 @@ def ack_topic(site: str, agent: str) -> str:
 
 
 def maintenance_topic(site: str) -> str:
+    """A site's windows for the collector's own tools and whatever the plant's ACL grants it to."""
     return f"{TOPIC_ROOT}/{site}/maintenance"
+
+
+def agent_maintenance_topic(site: str, agent: str) -> str:
+    """The same windows again for one agent of the site: the one maintenance topic the shipped ACL lets it read."""
+    return f"{TOPIC_ROOT}/{site}/{agent}/maintenance"
 
 
 COLLECTOR_STATE_TOPIC = f"{TOPIC_ROOT}/collector/state"
@@ -134,7 +142,7 @@ class Birth(WireModel):
     # before it (a restart's monitoring gap). Optional: births from before it validate without it.
     boot_seq: Seq | None = None
     # Set while the agent's outbox cannot be written (disk full): what is wrong and what waits in memory.
-    outbox_fault: Annotated[str, Field(max_length=500)] | None = None
+    outbox_fault: Annotated[str, _clipper(MAX_FAULT_TEXT)] | None = None
 
 
 class Death(WireModel):
@@ -166,13 +174,18 @@ class CertExpiry(WireModel):
     """A certificate of the agent's broker link that expires soon (or has expired)."""
 
     role: Literal["own", "ca", "peer"]
-    subject: Annotated[str, Field(max_length=256)]
+    subject: Annotated[str, _clipper(MAX_SUBJECT_TEXT)]
     not_after: Ms
+
+
+# A heartbeat's states in JSON as they are (State members are str), not each through Enum.value: that is a Python
+# call per target per heartbeat, most of the time the collector spends on heartbeats.
+_StatesAsText = PlainSerializer(lambda states: states, return_type=dict[str, str], when_used="json")
 
 
 class HeartbeatBody(WireModel):
     interval_s: IntervalS
-    states: Annotated[dict[Id, State], Field(max_length=MAX_TARGETS)]
+    states: Annotated[dict[Id, State], Field(max_length=MAX_TARGETS), _StatesAsText]
     # Present only while a certificate expires soon: a collector older than this field refuses the key.
     certificates: Annotated[list[CertExpiry], Field(max_length=32)] | None = Field(
         default=None, exclude_if=lambda v: v is None

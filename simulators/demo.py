@@ -31,7 +31,7 @@ from zoneinfo import ZoneInfo
 
 from agent.runtime import Agent
 from collector.console.demo import serve_console
-from collector.maintenance import announcement, publish_announcement
+from collector.maintenance import announcement, announcement_topics, publish_announcement
 from collector.reporting import reports
 from collector.service import CollectorService, wall_clock_ms
 from collector.store import Store, open_store
@@ -280,7 +280,7 @@ async def _record_windows(store: Store, broker: BrokerConfig, say: Say) -> None:
     say("maintenance windows recorded: line1-plc announced 4 days ahead (approved), line2-plc announced only "
         "1 h ahead (short notice: counts as downtime)")
     try:
-        await publish_announcement(broker, announcement(store, SITE, now))
+        await publish_announcement(broker, announcement(store, SITE, now), announcement_topics(store, SITE))
     except LinewardenError as exc:
         say(f"(the windows were not published to the site: {exc})")
 

@@ -51,7 +51,7 @@ from collector.maintenance import FAR_FUTURE_MS, record_window, stamp
 from collector.remote_access.records import sessions as remote_sessions
 from collector.reporting import parse_as_of, reports, with_checkpoint
 from collector.scoping import Viewer, sees_vendor
-from collector.store.base import Store
+from collector.store.base import DataRejected, Store
 from collector.ticketing.lifecycle import Lifecycle, TicketView, get_ticket, list_tickets
 from collector.ticketing.readback import vendor_view
 from collector.tokens import FailedAuthAudit, FailedTokenLimit, Scope, TokenRefused, authenticate
@@ -293,8 +293,19 @@ def create_app(
         return JSONResponse({"detail": "the collector's store is unavailable; retry later"}, status_code=503,
                             headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
 
+    @app.exception_handler(DataRejected)
+    async def data_rejected(request: Request, exc: Exception) -> Response:
+        """A value of the request the database cannot hold (PostgreSQL: a NUL in text): the request is bad."""
+        log.warning("%s %s: %s", request.method, request.url.path, exc)
+        return JSONResponse({"detail": f"a value of this request cannot be stored or looked up: {exc}"},
+                            status_code=422)
+
     contracts = book if book is not None else ContractBook({}, {})
     evidence_dir = rca_dir.parent / "evidence"
+
+    def checkpoint() -> Checkpoint | None:
+        """The audit log's latest signed checkpoint, for every report and export."""
+        return audit_checkpoint() if audit_checkpoint is not None else None
 
     def visible_reports(
         caller: Principal, period: str, contract: str | None, as_of: str | None
@@ -328,7 +339,7 @@ def create_app(
         chosen = contract or shown[0].contract_id
         as_of_ms = None if as_of is None else shown[0].as_of_ms
         try:
-            pdf = monthly_review_pdf(store, contracts, period, chosen, as_of_ms, clock())
+            pdf = monthly_review_pdf(store, contracts, period, chosen, as_of_ms, clock(), checkpoint=checkpoint())
         except (ValueError, ConfigError) as exc:
             raise HTTPException(422, str(exc)) from None
         name = f"review-{chosen}-{period}.pdf"
@@ -338,7 +349,7 @@ def create_app(
     @app.get("/reports/{period}.zip", response_class=Response)
     def report_zip(caller: Caller, period: str, contract: str | None = None, as_of: str | None = None) -> Response:
         """Every report table as its own CSV (<table>.csv), in one zip."""
-        data = tables_zip(csv_tables(visible_reports(caller, period, contract, as_of)))
+        data = tables_zip(csv_tables(visible_reports(caller, period, contract, as_of), checkpoint()))
         return Response(data, media_type="application/zip",
                         headers={"Content-Disposition": f'attachment; filename="report-{period}.zip"'})  # fmt: skip
 
@@ -349,7 +360,7 @@ def create_app(
         """One report table (period, uptime, incidents, exclusions, credits, scorecard, disputes) as one CSV."""
         if table not in TABLES:
             raise HTTPException(404, f"no table {table!r}: one of {', '.join(TABLES)}")
-        data = csv_tables(visible_reports(caller, period, contract, as_of))[table]
+        data = csv_tables(visible_reports(caller, period, contract, as_of), checkpoint())[table]
         return Response(data, media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{table}-{period}.csv"'})  # fmt: skip
 
@@ -440,8 +451,8 @@ def create_app(
             done = reports(store, contracts, period, contract, as_of_ms=as_of_ms, now_ms=clock())
         except ValueError as exc:
             raise HTTPException(422, str(exc)) from None
-        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
-        return [with_checkpoint(r, checkpoint) for r in done if sees_vendor(caller.viewer, r.vendor)]
+        latest = checkpoint()
+        return [with_checkpoint(r, latest) for r in done if sees_vendor(caller.viewer, r.vendor)]
 
     @app.get("/contracts/renewals")
     def renewals(caller: Caller, days: Annotated[int, Query(ge=0, le=3650)] = 90) -> list[dict[str, Any]]:

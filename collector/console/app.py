@@ -7,6 +7,7 @@ Content-Security-Policy: scripts, styles and images from this server only, no in
 
 from __future__ import annotations
 
+import json
 import secrets
 import uuid
 from collections.abc import Awaitable, Callable
@@ -21,11 +22,14 @@ from zoneinfo import ZoneInfo
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 
 from collector.audit import append_entry
+from collector.audit_evidence import Checkpoint
 from collector.console import changes, mfa, oidc, pages, reviews, totp
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.live import Hub, stream
+from collector.console.queries import live_version
 from collector.console.sessions import (
     COOKIE,
     Session,
@@ -37,6 +41,8 @@ from collector.console.sessions import (
     set_state,
     start_session,
 )
+from collector.console.shared import Shared
+from collector.console.totp_vault import TotpVault
 from collector.console.users import User, check_password, upsert_external
 from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
 from collector.disputes import get_dispute
@@ -55,6 +61,8 @@ CSP = (
 PRE_LOGIN = "lw_login"
 SSO_STATE = "lw_sso"
 MAX_FORM = 64 * 1024
+LIVE_SHARE_MS = 1000
+"""How long the overview's live parts, once made, serve every console of the same scope (same live version)."""
 _STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                  ".png": "image/png", ".svg": "image/svg+xml"}
 
@@ -82,13 +90,18 @@ class Deps:
 def create_console(
     store: Store, book: ContractBook, clock: Callable[[], int], config: ConsoleConfig, timezone: str = "UTC",
     on_maintenance: Callable[[str], None] | None = None, missed_heartbeats: int = 3, live_every_s: float = 0.5,
-    evidence_dir: Path = Path("evidence"),
+    evidence_dir: Path = Path("evidence"), audit_checkpoint: Callable[[], Checkpoint | None] | None = None,
+    totp_vault: TotpVault | None = None,
 ) -> FastAPI:
     """The console app, to mount at `config.prefix`. `on_maintenance(site)` is called after a window of
     `site` is recorded or cancelled (to publish the site's windows). `app.state.hub.stop()` ends the live
     streams; `app.state.warm(stop_event)` computes the contracts' trend months ahead (blocking: run it in a
-    thread). `evidence_dir` is the disputes' evidence directory (the API's, under the data directory)."""
+    thread). `evidence_dir` is the disputes' evidence directory (the API's, under the data directory);
+    `audit_checkpoint` gives the audit log's latest signed checkpoint for the exports (as the API's);
+    `totp_vault` encrypts the users' TOTP secrets (`totp_vault.open_vault`; none: a key for this process
+    alone, as tests and the demo use)."""
     app = FastAPI(title="linewarden console", docs_url=None, redoc_url=None, openapi_url=None)
+    vault = totp_vault if totp_vault is not None else TotpVault.ephemeral()
     deps = Deps(store, book, clock, timezone, config, on_maintenance, clock(), missed_heartbeats, evidence_dir)
     hub = Hub(store, live_every_s)
     app.state.hub = hub
@@ -289,7 +302,7 @@ def create_console(
         if locked(user.username, request):
             return render(request, "login_code.html", {**ctx, "error": "Too many failed logins: try again later."},
                           429)
-        if not mfa.check_code(store, session, data.get("code", ""), clock(), origin(request)):
+        if not mfa.check_code(store, vault, session, data.get("code", ""), clock(), origin(request)):
             record_failure(store, user.username, origin(request), clock(), "totp")
             return render(request, "login_code.html", {**ctx, "error": "Wrong or used code."}, 401)
         set_state(store, session, "full")
@@ -302,7 +315,7 @@ def create_console(
         return found
 
     def _enrol_page(request: Request, session: Session, user: User, next_: str, error: str, status: int) -> Response:
-        secret = mfa.offer_secret(store, session)
+        secret = mfa.offer_secret(store, vault, session)
         return render(request, "enrol.html", {"user": None, "csrf": session.csrf, "next": next_, "error": error,
                                               "secret": secret, "uri": totp.otpauth_uri(secret, user.username)},
                       status)
@@ -318,7 +331,7 @@ def create_console(
         data = await form(request)
         if not csrf_ok(session, data.get("csrf", "")):
             raise NotAllowed("the form's CSRF token does not match your session: reload the page and try again")
-        codes = mfa.finish_enrolment(store, session, data.get("code", ""), clock(), origin(request))
+        codes = mfa.finish_enrolment(store, vault, session, data.get("code", ""), clock(), origin(request))
         if codes is None:
             return _enrol_page(request, session, user, data.get("next", ""),
                                "That code does not match: check the app's clock and try the next code.", 400)
@@ -336,10 +349,16 @@ def create_console(
 
     # ------------------------------------------------------------ pages
 
+    # Consoles of one scope fetch the overview again together after each change: its live parts are made once.
+    overview_parts: Shared[Markup] = Shared(clock, LIVE_SHARE_MS)
+
     @app.get("/")
     def overview(request: Request) -> Response:
         session, user = who(request)
-        return render(request, "overview.html", pages.overview(deps, user, session))
+        key = (base(request), user.viewer, live_version(store))
+        live = overview_parts.get(key, lambda: Markup(env.get_template("_overview_live.html").render(
+            base=base(request), **pages.overview_live(deps, user))))
+        return render(request, "overview.html", {**pages.common(deps, user, session, "overview"), "live": live})
 
     @app.get("/assets/{site}/{asset}")
     def asset(request: Request, site: str, asset: str, days: int = 7) -> Response:
@@ -360,14 +379,25 @@ def create_console(
     def review_pdf(request: Request, contract_id: str, period: str) -> Response:
         _, user = who(request)
         name = f"review-{contract_id}-{period}.pdf"
-        return Response(reviews.review_pdf(deps, user, contract_id, period), media_type="application/pdf",
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        return Response(reviews.review_pdf(deps, user, contract_id, period, checkpoint), media_type="application/pdf",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+    @app.get("/contracts/{contract_id}/reports/{period}.json")
+    def report_json(request: Request, contract_id: str, period: str) -> Response:
+        _, user = who(request)
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        body = json.dumps(reviews.report_json(deps, user, contract_id, period, checkpoint), indent=1)
+        return Response(body, media_type="application/json", headers={
+            "Content-Disposition": f'attachment; filename="report-{contract_id}-{period}.json"'})
 
     @app.get("/contracts/{contract_id}/reports/{period}/{table}.csv")
     def table_csv(request: Request, contract_id: str, period: str, table: str) -> Response:
         _, user = who(request)
         name = f"{contract_id}-{period}-{table}.csv"
-        return Response(reviews.table_csv(deps, user, contract_id, period, table), media_type="text/csv; charset=utf-8",
+        checkpoint = audit_checkpoint() if audit_checkpoint is not None else None
+        return Response(reviews.table_csv(deps, user, contract_id, period, table, checkpoint),
+                        media_type="text/csv; charset=utf-8",
                         headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
     @app.get("/renewals")

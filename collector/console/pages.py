@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 
 from markupsafe import Markup
 
-from collector import liveness
+from collector import certificates, liveness
 from collector.audit import AuditLog
 from collector.console import queries, svg
 from collector.console.clocks import ContractClocks, contracts_of, incident_clocks
@@ -23,12 +23,14 @@ from collector.console.sessions import Session
 from collector.console.users import User
 from collector.console.windows import covered_assets, notices, window_visible
 from collector.disputes import list_disputes
+from collector.escalation.records import notifications
 from collector.esign import evidence_of
 from collector.exports import TABLES
 from collector.lifecycle_view import life, renewals_due
 from collector.reporting import LOOKBACK_MS, reports
 from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets, visible_contracts
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
+from collector.ticketing.readback import vendor_view
 from linewarden.config.contract import ContractConfig
 from linewarden.errors import LinewardenError
 from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS
@@ -43,6 +45,8 @@ if TYPE_CHECKING:
 
 DAY_MS = 86_400_000
 CURRENT_REUSE_MS = 15_000
+PROBE_FIGURES_MS = 15 * 60_000
+"""The asset page's probe figures: each target's latest minute reported within this long."""
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 STATE_CSS = {"UP": "up", "DOWN": "down", "DEGRADED": "degraded", "UNKNOWN": "unknown"}
 MAINTENANCE_ROLES = ("plant_it", "admin", "vendor")
@@ -133,6 +137,9 @@ def _agent_rows(deps: Deps, user: User) -> list[dict[str, Any]]:
             "gaps_30d": len(mine), "gap_ms_30d": sum(min(g.end_at or now, now) - max(g.start_at, now - 30 * DAY_MS)
                                                      for g in mine),
             "dead_letters": dead.get((a.site, a.agent), 0),
+            "certificates": certificates.summary(
+                certificates.agent_expiring(deps.store, a.site, a.agent, a.epoch), now
+            ),
         })
     return out
 
@@ -146,7 +153,8 @@ def live_filter(deps: Deps, user: User) -> Callable[[queries.AssetNow], bool] | 
     return lambda a: sees_site(viewer, a.site) and (allowed is None or a.asset in allowed)
 
 
-def overview(deps: Deps, user: User, session: Session) -> dict[str, Any]:
+def overview_live(deps: Deps, user: User) -> dict[str, Any]:
+    """The overview's live parts (assets, open incidents, agents): the same for every user of one scope."""
     crit = criticality(deps)
     allowed = vendor_assets(user.viewer, deps.book, crit)
     tree: dict[str, dict[str, list[queries.AssetNow]]] = {}
@@ -159,8 +167,8 @@ def overview(deps: Deps, user: User, session: Session) -> dict[str, Any]:
             for a in assets:
                 counts[a.state] = counts.get(a.state, 0) + 1
     return {
-        **common(deps, user, session, "overview"), "tree": tree, "counts": counts, "css": STATE_CSS,
-        "incidents": open_incidents(deps, user),
+        "tree": tree, "counts": counts, "css": STATE_CSS, "incidents": open_incidents(deps, user),
+        "show_agents": not user.viewer.is_vendor,
         "agents": _agent_rows(deps, user) if not user.viewer.is_vendor else [],
     }
 
@@ -208,8 +216,13 @@ def asset(deps: Deps, user: User, session: Session, site: str, asset_id: str, da
                                         f"incident {i.id} {i.severity}: {i.reason}") for i in incidents]),
     ]
     picture = svg.timeline(f"{asset_id}: states over the last {days} days", start, end, lanes, _tick(deps), now)
+    targets = {(a.agent, t) for a in known for t in a.targets}
+    figures = queries.latest_probe_figures(deps.store, site, targets, now - PROBE_FIGURES_MS)
+    probes = [{"agent": agent, "target": target, "m": figures.get((agent, target))}
+              for agent, target in sorted(targets)]
     return {
         **common(deps, user, session, "overview"), "site": site, "asset_id": asset_id, "now_rows": known,
+        "probes": probes,
         "days": days, "svg": picture, "changes": changes, "windows": window_rows, "gaps": gaps,
         "incidents": incidents, "versions": queries.asset_versions(deps.store, asset_id), "css": STATE_CSS,
         "contracts": [c for c in deps.book.covering(asset_id) if sees_vendor(user.viewer, c.contract.vendor)],
@@ -314,6 +327,7 @@ def _export_links(contract_id: str, period: str) -> list[dict[str, str]]:
     """The contract page's downloads for the period shown (paths below the console's root)."""
     root = f"/contracts/{contract_id}/reports/{period}"
     return [{"href": f"{root}.pdf", "label": "Download monthly review (PDF)", "id": "review-pdf"},
+            {"href": f"{root}.json", "label": "The report (JSON, as the API's GET /reports)", "id": "report-json"},
             *({"href": f"{root}/{t}.csv", "label": f"Table {t} (CSV)", "id": f"csv-{t}"} for t in TABLES)]
 
 
@@ -374,6 +388,20 @@ def incident(deps: Deps, user: User, session: Session, incident_id: str) -> dict
                           "detail": ", ".join(map(str, contacts))})
     tickets = [t for t in queries.tickets_of(deps.store, incident_id)
                if t["contract_id"] in allowed_contracts or not user.viewer.is_vendor]
+    readback: dict[str, dict[str, Any]] = {}
+    notices: list[dict[str, Any]] = []
+    with deps.store.reader() as sql:
+        for tk in tickets:
+            readback[tk["contract_id"]] = vendor_view(sql, incident_id, tk["contract_id"])
+            notices += [{**n, "contract_id": tk["contract_id"]}
+                        for n in notifications(sql, tk["contract_id"], incident_id)]
+    for n in notices:
+        if n["sent_at"] is not None:
+            steps.append({"at": n["sent_at"], "what": f"escalation level {n['level']} notice sent ({n['channel']})",
+                          "who": "collector", "detail": n["contact_name"] or n["entry"]})
+        if n["acknowledged_at"] is not None:
+            steps.append({"at": n["acknowledged_at"], "what": f"escalation level {n['level']} notice acknowledged",
+                          "who": n["acknowledged_by"] or "", "detail": n["contact_name"]})
     for tk in tickets:
         if tk.get("closed_at"):
             steps.append({"at": tk["closed_at"], "what": f"ticket closed ({tk['contract_id']})", "who": "collector",
@@ -397,7 +425,8 @@ def incident(deps: Deps, user: User, session: Session, incident_id: str) -> dict
     for d in disputes:
         audit += queries.audit_about(deps.store, f"dispute/{d.id}")
     return {**common(deps, user, session, "overview"), "row": row, "steps": steps, "clocks": pictures,
-            "timers": timers, "tickets": tickets, "audit": sorted(audit, key=lambda a: a["id"]),
+            "timers": timers, "tickets": tickets, "readback": readback, "notices": notices,
+            "audit": sorted(audit, key=lambda a: a["id"]),
             "disputes": disputes, "disputed": frozenset(d.incident_id for d in disputes if d.outcome is None),
             "dispute_under": may_dispute(user, deps, allowed_contracts), "may_settle": user.role in SETTLE_ROLES,
             "fields": FIELDS, "outcomes": OUTCOMES, "timing": TIMING_FIELDS}

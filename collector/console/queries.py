@@ -83,6 +83,21 @@ def asset_versions(store: Store, asset: str, limit: int = 100) -> list[ChangeRow
     return [ChangeRow(**r) for r in rows]
 
 
+def latest_probe_figures(store: Store, site: str, targets: set[tuple[str, str]], since: int) -> dict[
+        tuple[str, str], dict[str, Any]]:
+    """The latest minute of probe figures (the agents' metrics events) of each (agent, target) since `since`."""
+    with store.reader() as sql:
+        rows = sql.query("SELECT agent, ts, body FROM events WHERE ts >= ? AND site = ? AND type = 'metrics'",
+                         (since, site))
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in rows:
+        body = json.loads(r["body"])
+        key = (r["agent"], str(body.get("target")))
+        if key in targets and (key not in out or body["minute"] > out[key]["minute"]):
+            out[key] = body
+    return out
+
+
 def agent_gaps(store: Store, site: str, agent: str, start: int, end: int) -> list[GapRow]:
     return [g for g in store.gaps(start, end) if g.site == site and g.agent == agent]
 
@@ -156,7 +171,6 @@ def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
             " (SELECT COUNT(*) FROM incidents WHERE opened_at >= ? AND opened_at < ?) AS i,"
             " (SELECT COUNT(*) FROM incidents WHERE resolved_at >= ? AND resolved_at < ?) AS r,"
             " (SELECT COUNT(*) FROM changes WHERE at >= ? AND at < ?) AS c,"
-            " (SELECT COUNT(*) FROM targets) AS tg,"
             " (SELECT COUNT(*) FROM gaps WHERE start_at < ? AND (end_at IS NULL OR end_at > ?)) AS g,"
             " (SELECT SUM(COALESCE(end_at, 0) - start_at) FROM gaps WHERE start_at < ?"
             " AND (end_at IS NULL OR end_at > ?)) AS gl,"
@@ -167,4 +181,7 @@ def period_fingerprint(store: Store, start: int, end: int) -> tuple[Any, ...]:
             " (SELECT COUNT(*) FROM disputes) AS d, (SELECT COUNT(*) FROM disputes WHERE outcome IS NOT NULL) AS ds",
             (start, end) * 6 + (end, start) * 4,
         )[0]
-    return (*row.values(), *conduct.fingerprint(store))
+        # a birth may move a target to another asset or class, which no count shows
+        registry = hash(tuple(sql.tuples("SELECT site, agent, target, asset, criticality FROM targets"
+                                         " ORDER BY site, agent, target")))
+    return (*row.values(), registry, *conduct.fingerprint(store))

@@ -9,8 +9,9 @@ console's forms are URL-encoded, so evidence files are uploaded through the API.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from collector.audit_evidence import Checkpoint
 from collector.console.errors import ConsoleError, NotAllowed
 from collector.console.pages import SETTLE_ROLES, NotFound, local_ms, may_dispute
 from collector.console.users import User
@@ -23,6 +24,7 @@ from collector.disputes import (
     settle_dispute,
 )
 from collector.exports import TABLES, monthly_review_pdf, report_csv_tables
+from collector.reporting import reports, with_checkpoint
 from collector.scoping import sees_vendor
 from linewarden.errors import LinewardenError
 from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS
@@ -99,19 +101,34 @@ def _checked_period(deps: Deps, user: User, contract_id: str, period: str) -> No
         raise ConsoleError(f"period {period!r}: give a month (YYYY-MM) that has begun")
 
 
-def review_pdf(deps: Deps, user: User, contract_id: str, period: str) -> bytes:
+def review_pdf(deps: Deps, user: User, contract_id: str, period: str, checkpoint: Checkpoint | None) -> bytes:
     _checked_period(deps, user, contract_id, period)
     try:
-        return monthly_review_pdf(deps.store, deps.book, period, contract_id, None, deps.clock())
+        return monthly_review_pdf(deps.store, deps.book, period, contract_id, None, deps.clock(),
+                                  checkpoint=checkpoint)
     except (ValueError, LinewardenError) as exc:
         raise ConsoleError(f"period {period!r}: {exc}") from None
 
 
-def table_csv(deps: Deps, user: User, contract_id: str, period: str, table: str) -> str:
+def table_csv(deps: Deps, user: User, contract_id: str, period: str, table: str,
+              checkpoint: Checkpoint | None) -> str:
     if table not in TABLES:
         raise NotFound(f"no table {table!r}: one of {', '.join(TABLES)}")
     _checked_period(deps, user, contract_id, period)
     try:
-        return report_csv_tables(deps.store, deps.book, period, contract_id, None, deps.clock())[table]
+        return report_csv_tables(deps.store, deps.book, period, contract_id, None, deps.clock(),
+                                 checkpoint=checkpoint)[table]
     except (ValueError, LinewardenError) as exc:
         raise ConsoleError(f"period {period!r}: {exc}") from None
+
+
+def report_json(
+    deps: Deps, user: User, contract_id: str, period: str, checkpoint: Checkpoint | None
+) -> list[dict[str, Any]]:
+    """The contract's report as the API's `GET /reports/<month>?contract=<id>` gives it (a list of one)."""
+    _checked_period(deps, user, contract_id, period)
+    try:
+        done = reports(deps.store, deps.book, period, contract_id, now_ms=deps.clock())
+    except (ValueError, LinewardenError) as exc:
+        raise ConsoleError(f"period {period!r}: {exc}") from None
+    return [with_checkpoint(r, checkpoint) for r in done]

@@ -4,8 +4,10 @@ with its accents dropped, or as "?").
 Sections: the KPIs (score, uptime lines met, MTTA, MTTR, recurrence, RCA timeliness, credits, incidents,
 disputes open), SLA compliance per uptime line with its observed share, response and resolution
 compliance per severity, incidents (disputed ones marked), credits with their arithmetic, disputes and
-their outcomes, and the twelve-month trend (charts of each uptime line and of credits, and a table).
-Every figure is the one the JSON report of the same period and as-of time holds.
+their outcomes, the twelve-month trend (charts of each uptime line and of credits, and a table), and the
+audit evidence: the audit log's latest signed checkpoint, printed and attached as `audit-checkpoint.json`,
+with the commands that verify it. Every figure is the one the JSON report of the same period and as-of
+time holds.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 from fpdf import FPDF
 from fpdf.fonts import FontFace
 
+from collector.audit import canonical_json
+from collector.audit_evidence import Checkpoint
 from collector.exports.charts import BLUE, GREEN, GREY, RED, Bar, bar_chart
 from collector.exports.tables import local_time
 from collector.reporting import period_note
@@ -146,7 +150,7 @@ def _kpis(pdf: _Review, r: ContractReport) -> None:
          + (f" ({sc.uptime_lines_undecided} n/a)" if sc.uptime_lines_undecided else "")),
         ("MTTA", duration(sc.mtta_ms)),
         ("MTTR", duration(sc.mttr_ms)),
-        ("Recurrence rate", f"{sc.recurrence_rate_pct} % ({sc.recurring} of {sc.incidents})"),
+        ("Recurrence rate", f"{sc.recurrence_rate_pct} % ({sc.recurring} of {sc.incidents - sc.planned_stops})"),
         ("RCA on time", f"{sc.rca_on_time} of {rca_total}" + (f", {sc.rca_pending} pending" if sc.rca_pending else "")),
         ("Credits owed", f"{r.credits.total:.2f} {r.currency}"),
         ("Disputes open", str(sum(1 for d in r.disputes if d.state == "open"))),
@@ -226,8 +230,61 @@ def _severity_chart(pdf: _Review, r: ContractReport) -> None:
     pdf.set_xy(pdf.l_margin, y + 42)
 
 
-def render(report: ContractReport, trend: Sequence[ContractReport], now_ms: int) -> bytes:
-    """The review of `report`; `trend` holds the twelve monthly reports ending with it, oldest first."""
+CHECKPOINT_ATTACHMENT = "audit-checkpoint.json"
+_VERIFY = (
+    "linewarden audit verify-export audit.jsonl --public-key audit.key.pub --anchors " + CHECKPOINT_ATTACHMENT,
+    "linewarden collector audit verify --config collector.toml --checkpoints " + CHECKPOINT_ATTACHMENT
+    + " --public-key audit.key.pub",
+)
+
+
+def _evidence(pdf: _Review, cp: Checkpoint | None, fmt: Any, timezone: str) -> None:
+    pdf.section("Audit evidence", room=80)
+    pdf.set_font("Helvetica", "", 8.5)
+    if cp is None:
+        pdf.multi_cell(0, 4.5, "No signed checkpoint of the collector's audit log was written yet (no [audit] "
+                       "signing_key in its configuration): this review carries no anchor of the audit log.",
+                       new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+        return
+    pdf.multi_cell(0, 4.5, text(
+        "The collector's audit log as this review went out, signed with its Ed25519 key. Keep this review: a log "
+        "rewritten later, even by whoever holds the key, contradicts this checkpoint."
+    ), new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    pdf.ln(1)
+    rows = [
+        ("Entries", str(cp.count)),
+        (f"Head hash (entry {cp.count})", cp.head),
+        ("Signed at", f"{cp.to_dict()['at']} ({fmt(cp.at_ms)} {timezone})"),
+        ("Collector", cp.collector),
+        ("Key id", f"{cp.key_id} (SHA-256 of the raw public key, first 16 hex digits)"),
+        ("Signature (Ed25519, base64)", cp.signature),
+    ]
+    for label, value in rows:
+        pdf.set_font("Helvetica", "B", 7.5)
+        pdf.cell(44, 4.2, text(label))
+        pdf.set_font("Courier", "", 7)
+        pdf.multi_cell(0, 4.2, text(value), new_x="LMARGIN", new_y="NEXT")
+    pdf.ln(1)
+    pdf.set_font("Helvetica", "", 8.5)
+    pdf.multi_cell(0, 4.5, text(
+        f"The checkpoint is attached to this PDF as {CHECKPOINT_ATTACHMENT} (the reader's attachments, or "
+        "`pdfdetach -saveall`). To verify it offline, with the collector's public key (audit.key.pub) and an "
+        "export of the audit log from the plant (`linewarden collector audit export --config collector.toml "
+        "--out audit.jsonl`), run the first command; at the collector, the second:"
+    ), new_x="LMARGIN", new_y="NEXT")  # fmt: skip
+    pdf.set_font("Courier", "", 7)
+    for command in _VERIFY:
+        pdf.multi_cell(0, 4.2, command, new_x="LMARGIN", new_y="NEXT")
+    pdf.embed_file(bytes=(canonical_json(cp.to_dict()) + "\n").encode("utf-8"), basename=CHECKPOINT_ATTACHMENT,
+                   desc="the audit log's latest signed checkpoint", mime_type="application/json",
+                   modification_date=ms_to_dt(cp.at_ms))  # fmt: skip
+
+
+def render(
+    report: ContractReport, trend: Sequence[ContractReport], now_ms: int, checkpoint: Checkpoint | None
+) -> bytes:
+    """The review of `report`; `trend` holds the twelve monthly reports ending with it, oldest first;
+    `checkpoint` is the audit log's latest signed checkpoint."""
     r = report
     fmt = local_time(r.timezone)
     title = f"Monthly vendor review: {r.vendor}, contract {r.contract_id}, {r.period.label}"
@@ -310,4 +367,5 @@ def render(report: ContractReport, trend: Sequence[ContractReport], now_ms: int)
           f"{t.credits.total:.2f}", str(t.scorecard.score)] for t in trend],
         (20, *[18] * len(r.uptime[:4]), 12, 14, 14, 16, 12),
     )  # fmt: skip
+    _evidence(pdf, checkpoint, fmt, r.timezone)
     return bytes(pdf.output())

@@ -1,7 +1,9 @@
 """Report tables as CSV: one table per file, one header row and one row per record, that a spreadsheet
 opens as it is (RFC 4180, comma, CRLF line ends, UTF-8). Every row names its contract, so the tables of
 several contracts stack into one file. Times are local to each contract's time zone, as in the table
-output of `linewarden collector report`.
+output of `linewarden collector report`. The one table of no contract is `audit_checkpoint`: the audit
+log's latest signed checkpoint as the reports went out (no row when none was written yet), in the columns
+`linewarden audit verify-export --anchors` reads back.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from collector.audit_evidence import CSV_COLUMNS, Checkpoint
 from collector.reporting import iter_sections
 from linewarden.sla.report import ContractReport
 from linewarden.timeutil import ms_to_dt
@@ -36,6 +39,7 @@ TABLES: dict[str, tuple[str, ...]] = {
                       "staging_since", "staged", "required", "window", "change_ref"),
     "remote_sessions": ("contract", "gateway", "session", "user", "from", "asset", "start", "end", "ticket",
                         "windows", "uncovered", "flag"),
+    "audit_checkpoint": CSV_COLUMNS,
 }  # fmt: skip
 
 
@@ -48,12 +52,14 @@ def local_time(timezone: str) -> Callable[[int | None], str | None]:
     return fmt
 
 
-def table_rows(reports: Sequence[ContractReport]) -> dict[str, list[dict[str, Any]]]:
+def table_rows(reports: Sequence[ContractReport], checkpoint: Checkpoint | None) -> dict[str, list[dict[str, Any]]]:
     """Every table's rows over `reports`, by table name (the names of TABLES)."""
     out: dict[str, list[dict[str, Any]]] = {name: [] for name in TABLES}
     for report in reports:
         for name, rows in iter_sections(report, local_time(report.timezone)):
             out.setdefault(name, []).extend(rows)
+    if checkpoint is not None:
+        out["audit_checkpoint"] = [{k: checkpoint.to_dict()[k] for k in CSV_COLUMNS}]
     return out
 
 
@@ -83,9 +89,10 @@ def _number(text: str) -> bool:
     return True
 
 
-def csv_tables(reports: Sequence[ContractReport]) -> dict[str, str]:
-    """Each table of `reports` as one CSV document, by table name."""
-    return {name: _csv(name, rows) for name, rows in table_rows(reports).items()}
+def csv_tables(reports: Sequence[ContractReport], checkpoint: Checkpoint | None) -> dict[str, str]:
+    """Each table of `reports` as one CSV document, by table name; `checkpoint` is the audit log's latest
+    signed checkpoint, sent with every report."""
+    return {name: _csv(name, rows) for name, rows in table_rows(reports, checkpoint).items()}
 
 
 def tables_zip(tables: dict[str, str]) -> bytes:

@@ -14,6 +14,8 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
+from itertools import compress
+from operator import attrgetter
 from typing import Any, Protocol
 
 from collector.store.migrations import Migration, all_migrations, statements
@@ -68,6 +70,10 @@ class Sql(Protocol):
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Rows as tuples in the order of the SELECT list: the reports' bulk reads (no dict per row)."""
+        ...
+
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
@@ -93,6 +99,8 @@ class Snapshot(Protocol):
 
 
 _IN_CHUNK = 1000
+_seq = attrgetter("seq")
+_type = attrgetter("type")
 _EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
 _EVENT_KEY = ("site", "agent", "epoch", "seq")
 
@@ -122,6 +130,7 @@ class Writer:
 
     def __init__(self, sql: Sql) -> None:
         self.sql = sql
+        self._registries: dict[tuple[str, str], dict[str, str]] = {}  # registry_of, read once per transaction
 
     # ------------------------------------------------------------ agents
 
@@ -166,6 +175,7 @@ class Writer:
         not overwrite what a later list said.
         """
         guard = " WHERE targets.last_seen < excluded.last_seen" if newer_only else ""
+        self._registries.pop((site, agent), None)
         changed = 0
         for t in targets:
             changed += self.sql.execute(
@@ -179,8 +189,11 @@ class Writer:
 
     def registry_of(self, site: str, agent: str) -> dict[str, str]:
         """The agent's registered targets (from its births and imported target lists) and their assets."""
-        rows = self.sql.query("SELECT target, asset FROM targets WHERE site = ? AND agent = ?", (site, agent))
-        return {str(r["target"]): str(r["asset"]) for r in rows}
+        known = self._registries.get((site, agent))
+        if known is None:
+            rows = self.sql.query("SELECT target, asset FROM targets WHERE site = ? AND agent = ?", (site, agent))
+            known = self._registries[(site, agent)] = {str(r["target"]): str(r["asset"]) for r in rows}
+        return dict(known)
 
     def last_event_at(self, site: str, agent: str, boot: str, since: int) -> int | None:
         """Measured time of the latest event at or after `since` stored from batches of `boot`."""
@@ -196,11 +209,14 @@ class Writer:
             (at, reason, received_at, site, agent),
         )
 
-    def touch(self, site: str, agent: str, received_at: int) -> None:
-        self.sql.execute(
-            "UPDATE agents SET last_seen = ? WHERE site = ? AND agent = ? AND last_seen < ?",
-            (received_at, site, agent, received_at),
+    def seen(self, site: str, agent: str, received_at: int) -> AgentRow | None:
+        """Move the agent's last_seen up to `received_at`; its row (None: no birth yet), in one statement."""
+        rows = self.sql.query(
+            "UPDATE agents SET last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END"
+            " WHERE site = ? AND agent = ? RETURNING *",
+            (received_at, received_at, site, agent),
         )
+        return _agent_row(rows[0]) if rows else None
 
     def set_skew(self, site: str, agent: str, skew_ms: int, flagged: bool) -> None:
         self.sql.execute(
@@ -219,7 +235,7 @@ class Writer:
         """
         if not events:
             return []
-        seqs = [e.seq for e in events]
+        seqs = list(map(_seq, events))
         known = {
             r["seq"]
             for r in self.sql.query(
@@ -229,6 +245,8 @@ class Writer:
                 (site, agent, epoch, min(seqs), max(seqs)) * 2,
             )
         }
+        if not known and len(set(seqs)) == len(seqs):  # the usual case: every event is new
+            return self._insert_or_split(site, agent, epoch, boot, events, received_at)
         new: list[Event] = []
         for e in events:
             if e.seq not in known:
@@ -267,18 +285,17 @@ class Writer:
     def _insert_new(
         self, site: str, agent: str, epoch: str, boot: str, new: Sequence[Event], received_at: int
     ) -> None:
-        # One pass: each event's row (its body's wire JSON, serialised by pydantic-core without model_dump_json's
-        # Python layer) and, for the few that derive rows, what they derive. Metrics derive nothing.
-        rows = []
+        # Each event's row holds its body's wire JSON, serialised by pydantic-core without model_dump_json's
+        # Python layer. Metrics, most of the events, derive nothing.
+        rows = [
+            (site, agent, epoch, e.seq, boot, e.ts, e.type,
+             e.body.__pydantic_serializer__.to_json(e.body, by_alias=True).decode(), received_at)
+            for e in new
+        ]  # fmt: skip
         changes: list[StateChangeEvent] = []
         others: list[Event] = []
         beat: int | None = None
-        for e in new:
-            body = e.body
-            json_body = body.__pydantic_serializer__.to_json(body, by_alias=True).decode()
-            rows.append((site, agent, epoch, e.seq, boot, e.ts, e.type, json_body, received_at))
-            if e.type == "metrics":
-                continue
+        for e in compress(new, map("metrics".__ne__, map(_type, new))):
             if isinstance(e, HeartbeatEvent):
                 beat = e.ts if beat is None else max(beat, e.ts)
             elif isinstance(e, StateChangeEvent):
@@ -288,12 +305,13 @@ class Writer:
         self.sql.insert_new("events", _EVENT_COLUMNS, _EVENT_KEY, rows)
         # Derived rows, batched: state changes in one statement, heartbeats as one update (the latest wins).
         if changes:
+            registry = self.registry_of(site, agent)  # one look-up for all, as asset_of would do for each
             self.sql.execute_many(
                 "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
                 " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [
-                    (site, agent, epoch, e.seq, e.body.target, self.asset_of(site, agent, e.body.target, e.body.asset),
-                     e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
+                    (site, agent, epoch, e.seq, e.body.target, registry.get(e.body.target) or e.body.asset
+                     or e.body.target, e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
                     for e in changes
                 ],
             )  # fmt: skip
@@ -410,22 +428,24 @@ class Writer:
 
     # ------------------------------------------------------------ acks
 
-    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> None:
+    def lock_ack(self, site: str, agent: str, epoch: str, create: bool) -> int | None:
         """Hold the epoch's ack row until the transaction ends, before anything of the agent is read: a second
         collector storing a batch of the same agent then waits for this one's commit and computes its ack over
         both (under READ COMMITTED each later statement sees what committed meanwhile). `create`: insert the row
-        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized."""
+        (at 0, as advance_ack would) when missing, so even an epoch's first batches are serialized. Returns the
+        epoch's ack (None: no row)."""
         key = (site, agent, epoch)
         if create:
-            self.sql.execute(
+            rows = self.sql.query(
                 "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, 0)"
-                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through",
+                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through RETURNING through",
                 key,
             )
         else:
-            self.sql.query(
+            rows = self.sql.query(
                 "SELECT through FROM acks WHERE site = ? AND agent = ? AND epoch = ?" + self.sql.for_update(), key
             )
+        return int(rows[0]["through"]) if rows else None
 
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         acked = self.ack_of(site, agent, epoch)
@@ -438,12 +458,13 @@ class Writer:
         )
         return int(rows[0]["through"]) if rows else None
 
-    def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0) -> int:
+    def advance_ack(self, site: str, agent: str, epoch: str, floor: int = 0, acked: int | None = None) -> int:
         """Raise the stored contiguous seq over what is now stored (or reported lost); return it.
 
-        `floor`: a seq the agent says was acked before (its outbox no longer holds those events).
+        `floor`: a seq the agent says was acked before (its outbox no longer holds those events). `acked`: the ack
+        as this transaction holds it (`lock_ack`'s answer, nothing having moved it since), else it is read.
         """
-        start = max(self.acked_through(site, agent, epoch), floor)
+        start = max(self.acked_through(site, agent, epoch) if acked is None else acked, floor)
         key = (site, agent, epoch)
         # Received seqs: stored, or refused (dead-lettered) by admission.
         received = (
@@ -626,6 +647,11 @@ class Store(ABC):
     @abstractmethod
     def _read(self) -> AbstractContextManager[Sql]: ...
 
+    def _read_consistent(self) -> AbstractContextManager[Sql]:
+        """A read whose statements all see the database as of one moment (a read-only transaction), for reads
+        that join their statements' rows; inside a transaction already, that transaction."""
+        return self._read()
+
     def reader(self) -> AbstractContextManager[Sql]:
         """A read on the store's connection, for components that keep tables of their own (ticketing, audit)."""
         return self._read()
@@ -713,20 +739,26 @@ class Store(ABC):
 
     def registry(self) -> list[TargetRow]:
         with self._read() as sql:
-            return [TargetRow(**r) for r in sql.query("SELECT * FROM targets ORDER BY site, agent, target")]
+            return [
+                TargetRow(*r)
+                for r in sql.tuples(
+                    "SELECT site, agent, target, kind, asset, criticality, first_seen, last_seen FROM targets"
+                    " ORDER BY site, agent, target"
+                )
+            ]
 
     def state_changes(self, start: int, end: int) -> list[StateChangeRow]:
         """Per target, the last change before `start` (its state entering the period), then all in [start, end)."""
         cols = "s.site, s.agent, s.target, s.asset, s.from_state, s.to_state, s.reason, s.at, s.cause"
         with self._read() as sql:
-            before = sql.query(
+            before = sql.tuples(
                 f"SELECT {cols} FROM state_changes s JOIN (SELECT site, agent, target, MAX(at) AS at"
                 " FROM state_changes WHERE at < ? GROUP BY site, agent, target) p"
                 " ON s.site = p.site AND s.agent = p.agent AND s.target = p.target AND s.at = p.at",
                 (start,),
             )
-            inside = sql.query(f"SELECT {cols} FROM state_changes s WHERE s.at >= ? AND s.at < ?", (start, end))
-        rows = [StateChangeRow(**r) for r in before + inside]
+            inside = sql.tuples(f"SELECT {cols} FROM state_changes s WHERE s.at >= ? AND s.at < ?", (start, end))
+        rows = [StateChangeRow(*r) for r in before + inside]
         return sorted(rows, key=lambda r: (r.site, r.agent, r.target, r.at))
 
     def gaps(self, start: int, end: int) -> list[GapRow]:
@@ -758,51 +790,57 @@ class Store(ABC):
 
     def changes(self, start: int, end: int) -> list[ChangeRow]:
         with self._read() as sql:
-            rows = sql.query(
+            rows = sql.tuples(
                 "SELECT site, agent, target, asset, what, old_value, new_value, at FROM changes"
                 " WHERE at >= ? AND at < ? ORDER BY at",
                 (start, end),
             )
-            return [ChangeRow(**r) for r in rows]
+            return [ChangeRow(*r) for r in rows]
 
     def incidents(self, start: int, end: int) -> list[IncidentRow]:
-        """Incidents open at any time in [start, end), with severity history and ticket records."""
-        with self._read() as sql:
-            rows = sql.query(
-                "SELECT * FROM incidents WHERE (opened_at IS NULL OR opened_at < ?)"
-                " AND (resolved_at IS NULL OR resolved_at >= ?) ORDER BY opened_at, id",
+        """Incidents open at any time in [start, end), with severity history and ticket records.
+
+        Three set-based reads (the incidents, then the steps and records of the incidents the same condition
+        selects): no list of ids as parameters, so no limit on their number, and one round trip each."""
+        chosen = "(i.opened_at IS NULL OR i.opened_at < ?) AND (i.resolved_at IS NULL OR i.resolved_at >= ?)"
+        with self._read_consistent() as sql:  # the three statements select the same incidents
+            rows = sql.tuples(
+                "SELECT i.id, i.site, i.agent, i.kind, i.target, i.asset, i.criticality, i.severity, i.reason,"
+                f" i.opened_at, i.resolved_at, i.resolve_reason, i.targets, i.cause FROM incidents i WHERE {chosen}"
+                " ORDER BY i.opened_at, i.id",
                 (end, start),
             )
-            ids = [r["id"] for r in rows]
-            steps: dict[str, list[SeverityStep]] = {i: [] for i in ids}
-            tickets: dict[str, list[TicketRecordRow]] = {i: [] for i in ids}
-            # In chunks: SQLite allows at most 32,766 parameters in one statement.
-            for chunk in (ids[i : i + _IN_CHUNK] for i in range(0, len(ids), _IN_CHUNK)):
-                marks = ", ".join("?" for _ in chunk)
-                for s in sql.query(f"SELECT * FROM incident_updates WHERE incident IN ({marks}) ORDER BY at", chunk):
-                    steps[s["incident"]].append(
-                        SeverityStep(s["at"], s["severity"], s["state"], s["reason"], _bool(s["in_production"]))
-                    )
-                for t in sql.query(f"SELECT * FROM ticket_records WHERE incident IN ({marks}) ORDER BY at", chunk):
-                    tickets[t["incident"]].append(TicketRecordRow(**{**t, "details": json.loads(t["details"])}))
+            steps: dict[str, list[SeverityStep]] = {r[0]: [] for r in rows}
+            tickets: dict[str, list[TicketRecordRow]] = {r[0]: [] for r in rows}
+            for incident, at, severity, state, reason, in_production in sql.tuples(
+                "SELECT u.incident, u.at, u.severity, u.state, u.reason, u.in_production FROM incident_updates u"
+                f" WHERE u.incident IN (SELECT i.id FROM incidents i WHERE {chosen})"
+                " ORDER BY u.at, u.incident, u.severity, u.state",
+                (end, start),
+            ):
+                if (found := steps.get(incident)) is not None:  # an incident stored since the first read: not ours
+                    found.append(SeverityStep(at, severity, state, reason, _bool(in_production)))
+            parsed: dict[str, dict[str, Any]] = {}
+            for incident, contract, kind, at, actor, details, source in sql.tuples(
+                "SELECT t.incident, t.contract, t.kind, t.at, t.actor, t.details, t.source FROM ticket_records t"
+                f" WHERE t.incident IN (SELECT i.id FROM incidents i WHERE {chosen})"
+                " ORDER BY t.at, t.incident, t.contract, t.kind",
+                (end, start),
+            ):
+                if (records := tickets.get(incident)) is None:
+                    continue
+                # Many records carry the same details (`{}`, one contract's id): each text is parsed once, and
+                # every record gets its own copy.
+                known = parsed.get(details)
+                if known is None:
+                    known = parsed[details] = json.loads(details)
+                records.append(TicketRecordRow(incident, contract, kind, at, actor, dict(known), source))
+        targets = {text: tuple(json.loads(text)) for text in {r[12] for r in rows}}  # one asset's are all alike
         return [
             IncidentRow(
-                id=r["id"],
-                site=r["site"],
-                agent=r["agent"],
-                kind=r["kind"],
-                target=r["target"],
-                asset=r["asset"],
-                criticality=r["criticality"],
-                severity=r["severity"],
-                reason=r["reason"],
-                cause=r["cause"],
-                opened_at=r["opened_at"],
-                resolved_at=r["resolved_at"],
-                resolve_reason=r["resolve_reason"],
-                targets=tuple(json.loads(r["targets"])),
-                severity_history=tuple(steps[r["id"]]),
-                tickets=tuple(tickets[r["id"]]),
+                id=r[0], site=r[1], agent=r[2], kind=r[3], target=r[4], asset=r[5], criticality=r[6], severity=r[7],
+                reason=r[8], opened_at=r[9], resolved_at=r[10], resolve_reason=r[11], targets=targets[r[12]],
+                severity_history=tuple(steps[r[0]]), tickets=tuple(tickets[r[0]]), cause=r[13],
             )
             for r in rows
         ]

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from collector.store.base import DataRejected, Row, Store, Writer
 from collector.store.migrations import Migration
@@ -83,15 +83,21 @@ class _PgSql:
             with cur.copy(f"COPY {stage} ({names}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
+            # Both in one round trip (a query without parameters may hold several statements).
             cur.execute(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT ({', '.join(key)}) DO NOTHING"
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM {stage} ON CONFLICT ({', '.join(key)}) DO NOTHING;"
+                f" DELETE FROM {stage}"
             )
-            cur.execute(f"DELETE FROM {stage}")
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors(), self._conn.cursor() as cur:
             cur.execute(_pg(sql), tuple(params))
             return list(cur.fetchall())
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with _data_errors(), self._conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(_pg(sql), tuple(params))
+            return cur.fetchall()
 
 
 class _PgSnapshot:
@@ -209,6 +215,16 @@ class PostgresStore(Store):
                 yield self._usable()
         except _LINK_ERRORS as exc:
             raise StoreUnavailable(f"PostgreSQL connection lost: {_first_line(exc)}") from exc
+
+    @contextmanager
+    def _read_consistent(self) -> Iterator[_PgSql]:
+        with self._read() as sql:
+            if self._conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                yield sql  # inside a transaction of this connection already: its view
+                return
+            with self._conn.transaction():
+                sql.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                yield sql
 
     def table_names(self) -> list[str]:
         with self._read() as sql:

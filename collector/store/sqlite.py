@@ -57,6 +57,10 @@ class _SqliteSql:
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with _data_errors():
+            return self._conn.execute(sql, tuple(params)).fetchall()
+
 
 class _SqliteSnapshot:
     def __init__(self, conn: sqlite3.Connection, tables: list[str]) -> None:
@@ -122,6 +126,18 @@ class SqliteStore(Store):
     def _read(self) -> Iterator[_SqliteSql]:
         with self._lock:
             yield self._sql
+
+    @contextmanager
+    def _read_consistent(self) -> Iterator[_SqliteSql]:
+        with self._lock:
+            if self._conn.in_transaction:
+                yield self._sql
+                return
+            self._conn.execute("BEGIN")  # deferred: a read transaction, one WAL snapshot for its statements
+            try:
+                yield self._sql
+            finally:
+                self._conn.execute("ROLLBACK")
 
     def table_names(self) -> list[str]:
         with self._read() as sql:

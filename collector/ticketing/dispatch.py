@@ -15,7 +15,9 @@ and once the lease has passed any collector claims the step again. Several colle
 with `FOR UPDATE SKIP LOCKED` (a row another collector is claiming is passed over, not waited for); an outcome
 is recorded only by the claim's current holder.
 Steps of one ticket run in request order; a run that fails is retried later with capped backoff, and the row
-fails for good after `RetryPolicy.runs` runs or when the vendor rejects it.
+fails for good after `RetryPolicy.runs` runs or when the vendor rejects it. A vendor's answer the store cannot
+record (full, or unreachable) is recorded again with backoff while the claim lasts, so it lands once space
+returns rather than when the lease runs out.
 Between rounds the dispatcher sleeps until woken (`wake`: a step was requested in this process), until the
 next step is due or a lease ends (read from the store), or the safety poll (collector/wakeup.py).
 """
@@ -44,7 +46,7 @@ from collector.store.base import Row, Sql, Store
 from collector.ticketing.base import Ticket, TicketSink, VendorRef
 from collector.wakeup import SAFETY_POLL_S, Wakeup, sleep_s
 from linewarden.domain import Severity
-from linewarden.errors import TicketError, TicketRejected
+from linewarden.errors import StorageFull, StoreUnavailable, TicketError, TicketRejected
 
 log = logging.getLogger(__name__)
 
@@ -154,6 +156,10 @@ def _retryable(exc: BaseException) -> bool:
 
 class Dispatcher:
     """Sends the outbox's ticket steps through each contract's sink (`sinks` maps contract id to sink)."""
+
+    # Waits between attempts to record a vendor's answer while the store is full or unreachable.
+    RECORD_RETRY_FIRST_S = 0.5
+    RECORD_RETRY_MAX_S = 10.0
 
     def __init__(
         self,
@@ -325,6 +331,7 @@ class Dispatcher:
         return claimed
 
     async def _process(self, row: Dispatch) -> None:
+        claimed_until = self._clock() + self._policy.lease_ms
         try:
             ref = await self._send(row)
         except TicketRejected as exc:
@@ -333,7 +340,23 @@ class Dispatcher:
         except Exception as exc:  # TicketError, a timeout, or a sink's bug: the next run may do better
             self._defer(row, f"{type(exc).__name__}: {exc}")
             return
-        self._record(row, ref)
+        await self._record_when_writable(row, ref, claimed_until)
+
+    async def _record_when_writable(self, row: Dispatch, ref: VendorRef | None, claimed_until: int) -> None:
+        """Record the vendor's answer. While the store is full or away, try again with backoff for as long as the
+        claim is ours: left to the lease, the record (and the ticket's raise time) would wait minutes."""
+        wait = self.RECORD_RETRY_FIRST_S
+        while True:
+            try:
+                self._record(row, ref)
+                return
+            except (StorageFull, StoreUnavailable) as exc:
+                if self._clock() + int(wait * 1000) >= claimed_until:
+                    raise
+                log.warning("ticket %s %s: answer not recorded yet (%s); retrying in %.1fs",
+                            _object(row), row.action, exc, wait)  # fmt: skip
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, self.RECORD_RETRY_MAX_S)
 
     async def _send(self, row: Dispatch) -> VendorRef | None:
         """Call the vendor for one step; None means there was nothing to send."""

@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, model_validator
 
+from linewarden.files import read_small
 from linewarden.timeutil import format_duration, parse_duration
 from linewarden.wire import ID_PATTERN
 
@@ -23,6 +24,7 @@ class StrictModel(BaseModel):
 # No duration in a config is longer: later arithmetic on times must never overflow.
 MAX_DURATION = timedelta(days=36_525)  # 100 years
 MAX_ZONE_NAME = 64  # the longest IANA name is 32 characters
+MAX_SECRET_BYTES = 64 * 1024  # a password, token or database URL; more is not a secret file
 
 
 def _to_duration(value: Any) -> timedelta:
@@ -98,9 +100,15 @@ class Secret(StrictModel):
             return value
         assert self.file is not None
         try:
-            return self.file.read_text(encoding="utf-8").strip()
+            raw = read_small(self.file, MAX_SECRET_BYTES)
         except OSError as exc:
             raise ValueError(f"cannot read secret file {self.file}: {exc.strerror}") from None
+        except ValueError as exc:
+            raise ValueError(f"secret file {self.file}: {exc}") from None
+        try:
+            return raw.decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise ValueError(f"secret file {self.file}: not UTF-8 text") from None
 
     def __repr__(self) -> str:
         return f"Secret(env={self.env!r})" if self.env else f"Secret(file={str(self.file)!r})"

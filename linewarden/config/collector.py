@@ -144,6 +144,10 @@ class ConsoleConfig(StrictModel):
         default="auto", description="auto: Secure cookies when the request came over HTTPS"
     )
     oidc: OidcConfig | None = None
+    totp_key_file: Path | None = Field(
+        default=None, description="the key the users' TOTP secrets are encrypted with (made 0600 on first start); "
+        "default: console-totp.key beside [audit] signing_key, else in data_dir",
+    )
 
 
 class PlantItConfig(StrictModel):
@@ -235,3 +239,10 @@ class CollectorConfig(StrictModel):
     @property
     def checkpoint_file(self) -> Path:
         return self.audit.checkpoint_file or self.collector.data_dir / "audit-checkpoints.jsonl"
+
+    @property
+    def totp_key_file(self) -> Path:
+        if self.console.totp_key_file is not None:
+            return self.console.totp_key_file
+        beside = self.audit.signing_key.parent if self.audit.signing_key is not None else self.collector.data_dir
+        return beside / "console-totp.key"

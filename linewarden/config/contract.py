@@ -9,7 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BeforeValidator, Field, field_validator, model_validator
+from pydantic import BeforeValidator, Field, TypeAdapter, field_validator, model_validator
 
 from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
 from linewarden.config.change_policy import ChangePolicy
@@ -191,6 +191,10 @@ class Credits(StrictModel):
         return bands
 
 
+MAX_ESCALATION_PCT = 1000  # ten times the response target
+_DURATION: TypeAdapter[timedelta] = TypeAdapter(Duration)
+
+
 class EscalationLevel(StrictModel):
     """Fires when `after` elapses on an open ticket: 'response_target', 'resolution_target',
     a duration ('2h'), or a fraction of the response target ('50%')."""
@@ -199,6 +203,17 @@ class EscalationLevel(StrictModel):
     severities: list[Severity] = Field(min_length=1)
     notify: list[str] = Field(min_length=1)
     notify_outside_coverage: list[str] = Field(default_factory=list)
+
+    @field_validator("after")
+    @classmethod
+    def _bounded(cls, after: str) -> str:
+        """Checked here, not when a ticket is raised: the deadline is computed inside the vendor's record step."""
+        if after.endswith("%"):
+            if float(after[:-1]) > MAX_ESCALATION_PCT:
+                raise ValueError(f"at most {MAX_ESCALATION_PCT}% of the response target")
+        elif after not in ("response_target", "resolution_target"):
+            _DURATION.validate_python(after)
+        return after
 
 
 class Reminders(StrictModel):

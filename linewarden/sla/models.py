@@ -57,6 +57,18 @@ class MonitoringGap:
 
 
 @dataclass(frozen=True)
+class ConfigurationFault:
+    """A target of `asset` could not be measured during [start_ms, end_ms) because of how the agent is
+    configured (a `config.*` cause while it had never been seen working). Where the asset's state is UNKNOWN
+    then, that time is never the vendor's: it is excluded whatever the monitoring-gap policy."""
+
+    asset: str
+    start_ms: int
+    end_ms: int
+    cause: str = ""
+
+
+@dataclass(frozen=True)
 class MaintenanceWindow:
     """An approved maintenance or change window for the named assets and services."""
 
@@ -71,6 +83,7 @@ class MaintenanceWindow:
     cancelled: bool = False
     reason: str = ""
     back_dated: bool = False  # announced earlier than the collector received it (admin or import)
+    cancelled_at_ms: int | None = None  # when it was cancelled (None with `cancelled`: before it started)
 
 
 @dataclass(frozen=True)
@@ -125,3 +138,4 @@ class SlaInputs:
     incidents: tuple[Incident, ...] = ()
     changes: tuple[ChangeDetection, ...] = ()
     criticality: Mapping[str, Criticality] = field(default_factory=dict)
+    configuration: tuple[ConfigurationFault, ...] = ()

@@ -1,6 +1,8 @@
 """Root-cause reports: which incidents need one, when it is due and whether it came on time.
 
-An incident needs an RCA when its edge severity is listed in the contract's `rca.severities`. It is due
+An incident needs an RCA when its edge severity is listed in the contract's `rca.severities` and its ticket
+was raised by `as_of`: a vendor never told of an outage (one inside an approved maintenance window, or
+one whose ticket was never recorded) owes no report on it. It is due
 `rca.due` after the measured restoration: business days of the support coverage calendar
 (`add_business_days`), or a plain elapsed duration. Status: "on_time" (received ≤ due), "late"
 (received after due, or not received and already due at `as_of`), "pending" (not yet due), or
@@ -28,7 +30,8 @@ class RcaResult:
 
 
 def rca_result(incident: Incident, policy: RcaPolicy, calendar: CoverageCalendar, as_of_ms: int) -> RcaResult | None:
-    if incident.severity not in policy.severities:
+    notified = incident.notified_at_ms
+    if incident.severity not in policy.severities or notified is None or notified > as_of_ms:
         return None
     received = incident.rca_received_at_ms
     if received is not None and received > as_of_ms:

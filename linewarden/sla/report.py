@@ -7,12 +7,13 @@ does not change a service's rule). An uptime line's `scope` names a service of t
 criticality (an asset class: the line adds up asset-time over every asset of that class in scope),
 else an asset.
 
-Windows. A non-cancelled window applies to an asset when it names the asset or a service it belongs to,
+Windows. A window in force (changes.in_force: announced by `as_of`, a cancellation cutting it short only
+from the moment it was made) applies to an asset when it names the asset or a service it belongs to,
 and to a service line when it names the service or any of its components. It is excluded when announced
 at least `maintenance.notice` before its start, else listed under `short_notice`.
 
 Incidents. An incident belongs to the period in which it was notified (ticket raised), or opened when
-never notified.
+not notified by `as_of`. Only a notified incident has clocks and can owe an RCA (rca.py).
 
 As of. Nothing after `as_of_ms` (default: the period's end) is known: uptime is measured over the
 period's part before it (the period is `partial` when `as_of_ms` is before its end), windows announced
@@ -34,9 +35,10 @@ An uptime line is {scope, kind, assets, coverage, target_pct, degraded_weight, m
 covered_ms, maintenance_ms, gap_ms, excluded_ms, down_ms, degraded_ms, downtime_ms, observed_ms,
 observed_pct, uptime_pct, met, status}. An incident is {id, asset,
 reason, severity, vendor_severity, opened_ms, notified_ms, acknowledged_ms, restored_ms,
-workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca, disputed}, where
+workaround_accepted_ms, resolution_claimed_ms, response, resolution, recurring, rca, disputed, planned}, where
 response and resolution are {elapsed_ms, target_ms, stopped, met, left_ms} or null, rca {incident_id,
-due_ms, received_ms, status} or null and disputed the ids of its disputes not settled as of the report.
+due_ms, received_ms, status} or null, disputed the ids of its disputes not settled as of the report and
+planned true for a planned stop (opened inside a timely window, never raised: left out of recurrence).
 A dispute is a DisputeNote (results.py). Field names and meanings are those of the dataclasses below and in results.py,
 scorecard.py and credits.py.
 """
@@ -56,8 +58,8 @@ from linewarden.calendar import ALWAYS_ID, Calendar
 from linewarden.config.contract import ContractConfig, ServiceDef, UptimeTarget
 from linewarden.domain import Criticality, State
 from linewarden.errors import ConfigError
-from linewarden.intervals import clip, intersect, normalize, subtract, total, union
-from linewarden.sla.changes import is_approved, window_names
+from linewarden.intervals import Interval, clip, intersect, normalize, subtract, total, union
+from linewarden.sla.changes import in_force, in_window, is_approved, window_names
 from linewarden.sla.clocks import resolution_stop, run_clock
 from linewarden.sla.coverage import CoverageCalendar
 from linewarden.sla.credits import Breach, CreditSummary, UptimeOutcome, credit_summary
@@ -70,6 +72,7 @@ from linewarden.sla.remote_sessions import JudgedSession
 from linewarden.sla.results import (
     DisputeNote,
     Exclusion,
+    ExclusionReason,
     IncidentResult,
     LineKind,
     ShortNotice,
@@ -178,7 +181,7 @@ class _Context:
         for t in inputs.timelines:
             timelines.setdefault(t.asset, []).append(t)
         self.timelines = {a: AssetTimeline(a, tuple(s for t in ts for s in t.segments)) for a, ts in timelines.items()}
-        self.live_windows = [w for w in inputs.windows if not w.cancelled and w.announced_at_ms <= as_of_ms]
+        self.live_windows = [w for w in (in_force(w, as_of_ms) for w in inputs.windows) if w is not None]
         self.notice_ms = int(contract.maintenance.notice.total_seconds() * 1000)
 
     def calendar(self, name: str, key: str) -> CoverageCalendar:
@@ -188,6 +191,16 @@ class _Context:
             return Calendar.always(self.contract.contract.timezone)
         known = ", ".join(sorted(self.calendars)) or "none"
         raise ConfigError(f"contract {self.contract.contract.id}", key, f"no calendar {name!r} (known: {known})")
+
+    def excused(self, assets: tuple[str, ...] | list[str]) -> list[Interval]:
+        """Where these assets' targets could not be measured because of the agent's configuration, less
+        recorded monitoring gaps (an agent that was not watching is a gap, whatever its config)."""
+        out: list[Interval] = []
+        for asset in set(assets):
+            faults = normalize((f.start_ms, f.end_ms) for f in self.inputs.configuration if f.asset == asset)
+            if faults:
+                out += subtract(faults, gap_intervals(asset, self.inputs.gaps))
+        return clip(normalize(out), self.period.start_ms, self.end_ms)
 
     def asset_states(self, asset: str) -> StateMap:
         gaps = gap_intervals(asset, self.inputs.gaps)
@@ -219,22 +232,23 @@ class _Part:
     asset: str | None
     states: StateMap
     windows: list[MaintenanceWindow]
+    excused: list[Interval]  # configuration faults (see uptime.measure)
 
 
 def _line_parts(ctx: _Context, target: UptimeTarget) -> tuple[LineKind, tuple[str, ...], list[_Part]]:
     if target.scope in ctx.services:
         service = ctx.services[target.scope]
-        return (
-            "service",
-            tuple(service.components),
-            [_Part(None, ctx.service_states(service), ctx.windows_for_service(service))],
-        )
+        states, windows = ctx.service_states(service), ctx.windows_for_service(service)
+        part = _Part(None, states, windows, ctx.excused(service.components))
+        return "service", tuple(service.components), [part]
     if target.scope in _CLASSES:
         assets = tuple(
             sorted(a for a, c in ctx.inputs.criticality.items() if c.value == target.scope and a in ctx.in_scope)
         )
-        return "asset_class", assets, [_Part(a, ctx.asset_states(a), ctx.windows_for_asset(a)) for a in assets]
-    return "asset", (target.scope,), [_Part(None, ctx.asset_states(target.scope), ctx.windows_for_asset(target.scope))]
+        parts = [_Part(a, ctx.asset_states(a), ctx.windows_for_asset(a), ctx.excused([a])) for a in assets]
+        return "asset_class", assets, parts
+    scope = target.scope
+    return "asset", (scope,), [_Part(None, ctx.asset_states(scope), ctx.windows_for_asset(scope), ctx.excused([scope]))]
 
 
 def _uptime_line(
@@ -251,24 +265,30 @@ def _uptime_line(
     for part in parts:
         timely = [w for w in part.windows if ctx.timely(w)]
         timely_ivs = union((w.start_ms, w.end_ms) for w in timely)
-        total_measure = total_measure + measure(part.states, covered, timely_ivs, policy, weight)
+        total_measure = total_measure + measure(part.states, covered, timely_ivs, policy, weight, part.excused)
         for s, e in clip(timely_ivs, start, end):
             ms = total(intersect(covered, [(s, e)]))
             if ms:
                 used = [w for w in timely if w.start_ms < e and w.end_ms > s]
                 ids, late = tuple(w.id for w in used), tuple(w.id for w in used if w.back_dated)
                 exclusions.append(Exclusion(target.scope, part.asset, "maintenance", s, e, ms, ids, late))
-        if policy == "exclude":
-            counted = subtract(covered, timely_ivs)
-            for s, e in part.states[State.UNKNOWN]:
+        counted = subtract(covered, timely_ivs)
+        configuration = intersect(part.states[State.UNKNOWN], part.excused)
+        gaps = subtract(part.states[State.UNKNOWN], configuration) if policy == "exclude" else []
+        kinds: tuple[tuple[ExclusionReason, list[Interval]], ...] = (
+            ("configuration", configuration),
+            ("monitoring_gap", gaps),
+        )
+        for reason, ivs in kinds:
+            for s, e in ivs:
                 ms = total(intersect(counted, [(s, e)]))
                 if ms:
-                    exclusions.append(Exclusion(target.scope, part.asset, "monitoring_gap", s, e, ms, ()))
+                    exclusions.append(Exclusion(target.scope, part.asset, reason, s, e, ms, ()))
         for w in part.windows:
             if ctx.timely(w) or w.end_ms <= start or w.start_ms >= end:
                 continue
             inside = intersect(covered, [(w.start_ms, w.end_ms)])
-            down = measure(part.states, inside, timely_ivs, policy, weight).downtime_ms
+            down = measure(part.states, inside, timely_ivs, policy, weight, part.excused).downtime_ms
             short.append(
                 ShortNotice(
                     target.scope,
@@ -314,16 +334,17 @@ def _known(at_ms: int | None, as_of_ms: int) -> int | None:
     return at_ms if at_ms is not None and at_ms <= as_of_ms else None
 
 
-def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int) -> IncidentResult:
+def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int, planned: bool) -> IncidentResult:
     support = ctx.contract.support
     calendar = ctx.calendar(support.coverage, "support.coverage")
     target = support.targets.for_severity(incident.severity)
     pauses = incident.pauses if support.pause_allowed else ()
     response = resolution = None
-    if incident.notified_at_ms is not None:
+    notified = _known(incident.notified_at_ms, as_of_ms)
+    if notified is not None:
         response_target = None if target is None else int(target.response.total_seconds() * 1000)
         resolution_target = None if target is None else int(target.resolution.total_seconds() * 1000)
-        start = incident.notified_at_ms
+        start = notified
         response = run_clock(calendar, start, incident.acknowledged_at_ms, pauses, as_of_ms, response_target)
         resolution = run_clock(calendar, start, resolution_stop(incident), pauses, as_of_ms, resolution_target)
     return IncidentResult(
@@ -333,7 +354,7 @@ def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int)
         severity=incident.severity,
         vendor_severity=incident.vendor_severity,
         opened_ms=incident.opened_at_ms,
-        notified_ms=incident.notified_at_ms,
+        notified_ms=notified,
         acknowledged_ms=_known(incident.acknowledged_at_ms, as_of_ms),
         restored_ms=_known(incident.restored_at_ms, as_of_ms),
         workaround_accepted_ms=_known(incident.workaround_accepted_at_ms, as_of_ms),
@@ -342,11 +363,14 @@ def _incident(ctx: _Context, incident: Incident, recurring: bool, as_of_ms: int)
         resolution=resolution,
         recurring=recurring,
         rca=rca_result(incident, ctx.contract.rca, calendar, as_of_ms),
+        planned=planned,
     )
 
 
 def _in_period(incident: Incident, period: Period, as_of_ms: int) -> bool:
-    at = incident.notified_at_ms if incident.notified_at_ms is not None else incident.opened_at_ms
+    """Raised in the period, or opened in it when not raised by `as_of_ms`; known by `as_of_ms` either way."""
+    notified = _known(incident.notified_at_ms, as_of_ms)
+    at = notified if notified is not None else incident.opened_at_ms
     return period.start_ms <= at < period.end_ms and at <= as_of_ms
 
 
@@ -372,9 +396,16 @@ def build_report(
         short.extend(sn)
 
     scoped = [i for i in inputs.incidents if i.asset in ctx.in_scope]
-    recurring = recurring_ids(scoped, as_of)
+    # as the router decides: opened inside a timely window, so never raised
+    timely = [w for w in ctx.live_windows if ctx.timely(w)]
+    planned = {
+        i.id
+        for i in scoped
+        if _known(i.notified_at_ms, as_of) is None and in_window(i.asset, i.opened_at_ms, timely, ctx.services_of)
+    }
+    recurring = recurring_ids(scoped, as_of, planned)
     incidents = [
-        _incident(ctx, i, i.id in recurring, as_of)
+        _incident(ctx, i, i.id in recurring, as_of, i.id in planned)
         for i in sorted(scoped, key=lambda i: (i.notified_at_ms or i.opened_at_ms, i.id))
         if _in_period(i, period, as_of)
     ]

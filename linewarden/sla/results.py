@@ -55,6 +55,7 @@ class IncidentResult:
     recurring: bool
     rca: RcaResult | None
     disputed: tuple[str, ...] = ()  # ids of the disputes about this incident not settled as of the report
+    planned: bool = False  # opened inside an approved window and never raised: no fault, not in recurrence
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,14 @@ class DisputeNote:
     settled_ms: int | None
 
 
+ExclusionReason = Literal["maintenance", "monitoring_gap", "configuration"]
+
+
 @dataclass(frozen=True)
 class Exclusion:
     scope: str
     asset: str | None  # the asset, for asset-class lines
-    reason: Literal["maintenance", "monitoring_gap"]
+    reason: ExclusionReason
     start_ms: int
     end_ms: int
     ms: int  # covered time excluded inside [start, end)

@@ -8,7 +8,7 @@ Score = uptime (40) + response and resolution (30) + recurrence (10) + RCA (10) 
   not observed, insufficient data) count neither way. No decided lines: full marks.
 - response and resolution: 30 × met / decided, over both clocks of every incident in the period
   (undecided clocks do not count). Nothing decided: full marks.
-- recurrence: 10 × (1 − recurring / incidents). No incidents: full marks.
+- recurrence: 10 × (1 − recurring / incidents, planned stops left out). No incidents: full marks.
 - RCA: 10 × on time / (on time + late). None on time or late: full marks.
 - changes: 10 − 5 per unapproved change, not below 0.
 The patch policy's and remote access's counts (untested patches, version changes outside an approved change
@@ -77,6 +77,7 @@ class Scorecard:
     unapproved_version_changes: int = 0
     rollbacks: int = 0
     flagged_remote_sessions: int = 0
+    planned_stops: int = 0  # incidents opened inside a timely window, never raised: not in the recurrence rate
 
 
 def _ratio(num: int, den: int) -> Fraction | None:
@@ -132,6 +133,7 @@ def build_scorecard(
     ]
     met, breached = _compliance([c for i in incidents for c in (i.response, i.resolution)])
     recurring = sum(1 for i in incidents if i.recurring)
+    faults = sum(1 for i in incidents if not i.planned)  # recurrence's base: planned stops are no fault
     rcas = [i.rca for i in incidents if i.rca is not None]
     on_time = sum(1 for r in rcas if r.status == "on_time")
     late = sum(1 for r in rcas if r.status == "late")
@@ -139,7 +141,7 @@ def build_scorecard(
     decided = [line for line in lines if line.met is not None]
     uptime_share = sum((_attainment(x) for x in decided), Fraction(0)) / len(decided) if decided else Fraction(1)
     clock_share = _ratio(met, met + breached)
-    recurrence_share = 1 - (_ratio(recurring, len(incidents)) or Fraction(0))
+    recurrence_share = 1 - (_ratio(recurring, faults) or Fraction(0))
     rca_share = _ratio(on_time, on_time + late)
     parts = (
         40 * uptime_share,
@@ -158,7 +160,7 @@ def build_scorecard(
         mttr_ms=mean_ms(stopped_resolution),
         incidents=len(incidents),
         recurring=recurring,
-        recurrence_rate_pct=pct(_ratio(recurring * 100, len(incidents)) or Fraction(0)),
+        recurrence_rate_pct=pct(_ratio(recurring * 100, faults) or Fraction(0)),
         rca_on_time=on_time,
         rca_late=late,
         rca_pending=sum(1 for r in rcas if r.status in ("pending", "not_due")),
@@ -167,4 +169,5 @@ def build_scorecard(
         credits_owed=credits_owed,
         score=pct(sum(parts, Fraction(0))),
         score_parts=ScoreParts(*(pct(p) for p in parts)),
+        planned_stops=len(incidents) - faults,
     )

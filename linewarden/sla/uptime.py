@@ -7,7 +7,8 @@ Within the period, all figures are taken inside the line's *covered* time (its c
    excluded: what was down inside them is downtime.
 2. gaps: the rest of the covered time in which the line's state is UNKNOWN (no data, agent dead,
    explicit monitoring gaps, a service whose state cannot be decided). Policy "exclude" excludes it,
-   "up" counts it as up, "down" counts it as downtime.
+   "up" counts it as up, "down" counts it as downtime. Gap time inside `excused` (a target unmeasurable
+   because of the agent's configuration) is excluded whatever the policy: it is never the vendor's.
 3. downtime: DOWN time (plus gap time under policy "down") + DEGRADED time × degraded_weight,
    outside the excluded time.
 
@@ -76,20 +77,27 @@ class Measure:
 
 
 def measure(
-    states: StateMap, covered: list[Interval], timely_windows: list[Interval], policy: GapPolicy, weight: Decimal
+    states: StateMap,
+    covered: list[Interval],
+    timely_windows: list[Interval],
+    policy: GapPolicy,
+    weight: Decimal,
+    excused: list[Interval] | None = None,
 ) -> Measure:
     maintenance = intersect(covered, timely_windows)
     counted = subtract(covered, maintenance)
     gaps = intersect(counted, states[State.UNKNOWN])
-    net = subtract(counted, gaps) if policy == "exclude" else counted
-    down = total(intersect(net, states[State.DOWN])) + (total(gaps) if policy == "down" else 0)
+    excused_gaps = intersect(gaps, excused or [])
+    excluded_gaps = gaps if policy == "exclude" else excused_gaps
+    net = subtract(counted, excluded_gaps)
+    down = total(intersect(net, states[State.DOWN])) + (total(subtract(gaps, excused_gaps)) if policy == "down" else 0)
     degraded = total(intersect(net, states[State.DEGRADED]))
     gap_ms = total(gaps)
     return Measure(
         covered_ms=total(covered),
         maintenance_ms=total(maintenance),
         gap_ms=gap_ms,
-        excluded_ms=total(maintenance) + (gap_ms if policy == "exclude" else 0),
+        excluded_ms=total(maintenance) + total(excluded_gaps),
         down_ms=down,
         degraded_ms=degraded,
         downtime_ms=down + degraded * weight,

@@ -1,17 +1,23 @@
-"""Publishing as an agent would: a birth and one state change, over the real broker."""
+"""Publishing as an agent would: a birth and one state change, or one minute's probe figures, over the real
+broker."""
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from linewarden.config.base import BrokerConfig
 from linewarden.domain import Criticality, ProbeKind, State
 from linewarden.mqtt import MqttClient
 from linewarden.wire import (
     Birth,
+    Event,
     EventBatch,
+    MetricsBody,
+    MetricsEvent,
     StateChangeBody,
     StateChangeEvent,
     TargetInfo,
@@ -21,15 +27,11 @@ from linewarden.wire import (
 )
 
 
-async def _publish(port: int, to: State, reason: str) -> None:
+async def _publish(port: int, epoch: str, targets: list[TargetInfo], event: Event) -> None:
     now = int(time.time() * 1000)
-    birth = Birth(agent="a1", site="p1", epoch="live", boot="b1", ts=now, version="0.1.0", config_hash="live",
-                  targets=[TargetInfo(id="plc", kind=ProbeKind.OPCUA, asset="line3-plc",
-                                      criticality=Criticality.CRITICAL)])
-    body = StateChangeBody.model_validate({"target": "plc", "asset": "line3-plc", "from": "UP", "to": to,
-                                           "reason": reason, "at": now + 1})
-    batch = EventBatch(agent="a1", site="p1", epoch="live", boot="b1",
-                       events=[StateChangeEvent(seq=1, ts=now + 1, body=body)])
+    birth = Birth(agent="a1", site="p1", epoch=epoch, boot="b1", ts=now, version="0.1.0", config_hash="live",
+                  targets=targets)
+    batch = EventBatch(agent="a1", site="p1", epoch=epoch, boot="b1", events=[event])
     client = MqttClient(BrokerConfig(host="127.0.0.1", port=port), client_id="console-test-agent")
     connected = asyncio.Event()
     client.on_connect = connected.set
@@ -42,7 +44,24 @@ async def _publish(port: int, to: State, reason: str) -> None:
         await client.stop()
 
 
-def publish_state(port: int, to: State, reason: str) -> None:
+def _run(publishing: Coroutine[Any, Any, None]) -> None:
     """In a thread of its own: the caller (Playwright's sync API) may be running an event loop."""
     with ThreadPoolExecutor(1) as pool:
-        pool.submit(asyncio.run, _publish(port, to, reason)).result(30)
+        pool.submit(asyncio.run, publishing).result(30)
+
+
+def publish_state(port: int, to: State, reason: str) -> None:
+    now = int(time.time() * 1000) + 1
+    body = StateChangeBody.model_validate({"target": "plc", "asset": "line3-plc", "from": "UP", "to": to,
+                                           "reason": reason, "at": now})
+    plc = TargetInfo(id="plc", kind=ProbeKind.OPCUA, asset="line3-plc", criticality=Criticality.CRITICAL)
+    _run(_publish(port, "live", [plc], StateChangeEvent(seq=1, ts=now, body=body)))
+
+
+def publish_probe_figures(port: int, minute: int, probes: int, failures: int, p95_ms: float) -> None:
+    """One minute of the plc target's probe figures (an epoch of its own, so a module may also publish a state)."""
+    targets = [TargetInfo(id="plc", kind=ProbeKind.OPCUA, asset="line3-plc", criticality=Criticality.CRITICAL),
+               TargetInfo(id="scada", kind=ProbeKind.OPCUA, asset="scada-srv", criticality=Criticality.CRITICAL)]
+    body = MetricsBody(target="plc", minute=minute, probes=probes, failures=failures, latency_p50_ms=p95_ms / 2,
+                       latency_p95_ms=p95_ms, latency_max_ms=p95_ms * 2)
+    _run(_publish(port, "live-figures", targets, MetricsEvent(seq=1, ts=minute + 60_000, body=body)))

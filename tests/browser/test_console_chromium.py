@@ -1,9 +1,14 @@
-"""The console in Debian's Chromium, driven by Playwright (never a downloaded browser): every role's view,
-a maintenance window added and shown, a live state change arriving by server-sent events, screenshots of
-every page, and axe-core's accessibility rules on each page."""
+"""The console in Debian's Chromium, driven by Playwright (never a downloaded browser): every role's view
+and what it may not open or do, maintenance windows added (by plant IT and by a vendor over its own scope)
+and cancelled, a change window approved, a live state change arriving by server-sent events, the review PDF,
+a CSV table and the JSON report downloaded, screenshots of every page, and axe-core's accessibility rules
+on each page."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -13,6 +18,7 @@ from typing import Any
 import pytest
 
 from linewarden.domain import State
+from tests.browser import expected
 from tests.browser.artefacts import artefacts_dir
 from tests.browser.live import publish_state
 from tests.browser.site import PASSWORD, Site, outage_month
@@ -22,7 +28,7 @@ ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--d
         "--disable-sync", "--no-first-run"]
 PAGES = {"overview": "/", "asset": "/assets/p1/line3-plc", "contracts": "/contracts",
          "contract": "/contracts/plc-support", "incident": "/incidents/inc-2", "maintenance": "/maintenance",
-         "audit": "/audit", "agents": "/agents"}
+         "changes": "/changes", "renewals": "/renewals", "audit": "/audit", "agents": "/agents"}
 
 pytestmark = pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian's chromium is not installed (apt-get install "
                                                               "chromium; .ci/run installs it)")
@@ -74,8 +80,33 @@ def test_every_page_as_admin_with_screenshots_and_no_script_errors(browser: Any,
     for name, path in PAGES.items():
         page.goto(site.url + path)
         assert page.locator("h1").count() == 1
+        text = page.locator("main").inner_text()
+        assert [p for p in expected.parts(path) if p not in text] == [], name
+        assert page.locator("main svg").count() >= (1 if expected.draws(path) else 0), name
         page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+    page.goto(site.url + "/audit")
+    page.fill("#f-action", "console.login")
+    page.click("form.inline button")
+    page.wait_for_url("**/audit?*action=console.login*")
+    actions = page.locator("main tbody tr td:nth-child(5)").all_inner_texts()
+    assert actions and set(actions) == {"console.login"}
     assert page.errors == []  # no CSP violation or script error on any page
+    page.context.close()
+
+
+def test_every_page_is_readable_without_javascript(browser: Any, site: Site) -> None:
+    page = browser.new_context(java_script_enabled=False).new_page()
+    page.goto(site.url + "/")
+    page.fill("#username", "ada")
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")  # a plain form post
+    page.wait_for_selector("h1:text('Overview')")
+    for name, path in PAGES.items():
+        page.goto(site.url + path)
+        assert page.locator("h1").count() == 1 and len(page.locator("main").inner_text()) > 60, name
+        assert page.locator("h1").inner_text() not in ("Not found", "Not allowed", "Not done"), name
+    page.goto(site.url + "/")
+    assert page.locator('[data-asset="p1/a1/line3-plc"]').inner_text() in ("UP", "DOWN")  # states without a script
     page.context.close()
 
 
@@ -90,6 +121,10 @@ def test_a_vendor_sees_its_own_contract_and_not_the_others(browser: Any, site: S
     assert page.locator("text=scada-srv").count() == 0
     assert page.locator("nav >> text=Audit").count() == 0
     page.screenshot(path=str(shots / "vendor-overview.png"), full_page=True)
+    for path, answer in {"/incidents/inc-2": "Not found", "/assets/p1/scada-srv": "Not found",
+                         "/changes": "Not allowed", "/audit": "Not allowed", "/agents": "Not allowed"}.items():
+        page.goto(site.url + path)
+        assert page.locator("h1").inner_text() == answer, path
     page.context.close()
 
 
@@ -101,21 +136,69 @@ def test_procurement_sees_contracts_but_cannot_add_maintenance(browser: Any, sit
     assert page.locator("#check-window").count() == 0
     assert page.locator("text=may look at windows but not announce").count() == 1
     page.screenshot(path=str(shots / "procurement-maintenance.png"), full_page=True)
+    # The form is not offered; sent anyway from this browser's session, with its CSRF token, it is refused.
+    token = page.locator("form.who input[name=csrf]").get_attribute("value")
+    window = {"csrf": token, "site": "p1", "assets": "line3-plc", "start": "2031-01-01T10:00",
+              "end": "2031-01-01T12:00", "reason": "procurement tries"}
+    assert page.request.post(site.url + "/maintenance/preview", form=window).status == 403
+    assert page.request.post(site.url + "/maintenance/add", form=window).status == 403
     page.context.close()
 
 
-def test_plant_it_adds_a_window_seeing_the_notice_first(browser: Any, site: Site, shots: Path) -> None:
-    page = _login(browser, site, "pia")
+def _announce(page: Any, site: Site, assets: str, reason: str, kind: str = "maintenance") -> None:
+    """Fill in the maintenance form (4 days ahead by default) and check its notice."""
     page.goto(site.url + "/maintenance")
-    page.fill("#assets", "line3-plc")
-    page.fill("#reason", "firmware update from the browser test")
+    page.select_option("#kind", kind)
+    page.fill("#assets", assets)
+    page.fill("#reason", reason)
     page.click("#check-window")
+
+
+def test_plant_it_adds_a_window_seeing_the_notice_first_and_cancels_it(browser: Any, site: Site, shots: Path) -> None:
+    page = _login(browser, site, "pia")
+    _announce(page, site, "line3-plc", "firmware update from the browser test")
     preview = page.locator(".preview")
     assert "plc-support" in preview.inner_text() and "in time" in preview.inner_text()  # 4 days ahead, 72 h needed
+    assert "given" in preview.inner_text() and "required" in preview.inner_text()  # before saving
     page.screenshot(path=str(shots / "maintenance-preview.png"), full_page=True)
     page.click("#save-window")
-    page.wait_for_selector("#upcoming >> text=firmware update from the browser test")
-    assert "console:pia" in page.locator("#upcoming").inner_text()
+    row = page.locator("#upcoming tr:has-text('firmware update from the browser test')")
+    row.wait_for()
+    assert "console:pia" in row.inner_text() and "cancelled" not in row.inner_text()
+    row.locator("button:text('Cancel')").click()
+    page.wait_for_selector("#upcoming tr:has-text('firmware update from the browser test') >> text=cancelled")
+    page.screenshot(path=str(shots / "maintenance-cancelled.png"), full_page=True)
+    assert page.errors == []
+    page.context.close()
+
+
+def test_a_vendor_announces_over_its_own_scope_only(browser: Any, site: Site, shots: Path) -> None:
+    page = _login(browser, site, "ivy")
+    _announce(page, site, "line3-plc", "vendor window from chromium")
+    preview = page.locator(".preview").inner_text()
+    assert "plc-support" in preview and "scada-support" not in preview and "required" in preview
+    page.click("#save-window")
+    page.wait_for_selector("#upcoming tr:has-text('vendor window from chromium') >> text=console:ivy")
+    page.screenshot(path=str(shots / "vendor-maintenance.png"), full_page=True)
+    _announce(page, site, "scada-srv", "another vendor's asset")
+    assert page.locator("h1").inner_text() == "Not allowed"
+    page.context.close()
+
+
+def test_plant_it_approves_a_change_window(browser: Any, site: Site, shots: Path) -> None:
+    page = _login(browser, site, "pia")
+    _announce(page, site, "line3-plc", "change from chromium", kind="change")
+    page.click("#save-window")
+    row = page.locator("#upcoming tr:has-text('change from chromium')")
+    row.wait_for()
+    window = (row.get_attribute("id") or "").removeprefix("window-")
+    page.goto(site.url + "/changes")
+    assert "not approved" in page.locator(f"#change-window-{window}").inner_text()
+    page.fill(f"#ref-{window}", "CAB-CR-1")
+    page.click(f"#change-window-{window} button")
+    page.wait_for_selector(f"#change-window-{window} >> text=CAB-CR-1 by console:pia")
+    page.screenshot(path=str(shots / "changes-approved.png"), full_page=True)
+    assert page.errors == []
     page.context.close()
 
 
@@ -184,8 +267,17 @@ def test_the_review_pdf_downloads_and_is_scoped(browser: Any, site: Site, shots:
     assert pdf.read_bytes().startswith(b"%PDF")
     text = subprocess.run(["pdftotext", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
     assert "plc-support" in text
-    theirs = page.request.get(site.url + f"/contracts/scada-support/reports/{period}.pdf")
-    assert theirs.status == 404  # another vendor's review
+    with page.expect_download() as started:
+        page.click("#csv-incidents")
+    rows = list(csv.DictReader(io.StringIO(Path(started.value.path()).read_text())))
+    assert "inc-1" in {r["incident"] for r in rows}
+    with page.expect_download() as started:
+        page.click("#report-json")
+    [report] = json.loads(Path(started.value.path()).read_text())
+    assert report["contract_id"] == "plc-support" and report["period"]["label"] == period
+    for export in (f"{period}.pdf", f"{period}.json", f"{period}/incidents.csv"):
+        theirs = page.request.get(site.url + f"/contracts/scada-support/reports/{export}")
+        assert theirs.status == 404, export  # another vendor's review
     page.context.close()
 
 

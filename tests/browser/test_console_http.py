@@ -3,9 +3,14 @@ the security headers, and the API's vendor tokens scoped by the same rule."""
 
 from __future__ import annotations
 
+import csv
+import io
+import time
+
 import httpx
 
 from collector.audit import AuditLog
+from collector.audit_evidence import append_checkpoint, generate_key, load_private_key, sign
 from collector.store import open_store
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
@@ -213,6 +218,16 @@ def test_the_contract_page_shows_the_reports_own_figures(site: Site) -> None:
     assert any(i["id"] == "inc-1" for i in report["incidents"]) and "inc-1" in page
 
 
+def test_the_contract_page_flags_a_back_dated_window(site: Site) -> None:
+    code, _ = cli("collector", "maintenance", "--config", str(site.config), "add", "--site", "p1",
+                  "--asset", "line3-plc", "--by", "integrator", "--start", "2026-01-10T10:00", "--end",
+                  "2026-01-10T12:00", "--announced-at", "2026-01-10T09:00", "--admin", "--backdate-reason",
+                  "agreed by phone", "--id", "mw-phoned", "--no-publish")  # fmt: skip
+    assert code == 0
+    page = login(site, "pro").get("/contracts/plc-support", params={"period": "2026-01"}).text
+    assert "window mw-phoned (back-dated)," in page  # 1 h notice: listed as short notice, and flagged
+
+
 def test_a_window_may_select_a_line_and_must_cover_something(site: Site) -> None:
     pia, ivy = login(site, "pia"), login(site, "ivy")
     form = {"site": "p1", "start": "2031-06-01T10:00", "end": "2031-06-01T12:00", "reason": "line work"}
@@ -279,11 +294,29 @@ def test_exports_follow_the_viewers_scope(site: Site) -> None:
     assert table.status_code == 200 and table.headers["content-type"].startswith("text/csv")
     assert "inc-1" in table.text
     assert ivy.get(f"/contracts/scada-support/reports/{period}.pdf").status_code == 404
+    report = ivy.get(f"/contracts/plc-support/reports/{period}.json")
+    assert report.status_code == 200 and report.headers["content-type"] == "application/json"
+    assert [r["contract_id"] for r in report.json()] == ["plc-support"] and "audit_checkpoint" in report.json()[0]
+    assert ivy.get(f"/contracts/scada-support/reports/{period}.json").status_code == 404
     assert ivy.get(f"/contracts/scada-support/reports/{period}/incidents.csv").status_code == 404
     assert pro.get(f"/contracts/scada-support/reports/{period}.pdf").status_code == 200
     assert pro.get(f"/contracts/plc-support/reports/{period}/nope.csv").status_code == 404
     assert pro.get("/contracts/plc-support/reports/2999-01.pdf").status_code == 400
     assert pro.get("/contracts/plc-support/reports/x%27.pdf").status_code == 400
+
+
+def test_exports_carry_the_latest_signed_checkpoint(site: Site) -> None:
+    key = site.folder / "keys" / "audit.key"
+    generate_key(key)
+    cp = sign(load_private_key(key), 3, "ab" * 32, int(time.time() * 1000), "collector")
+    append_checkpoint(load(CollectorConfig, site.config).checkpoint_file, cp)  # as `collector audit checkpoint`
+    ivy, period = login(site, "ivy"), outage_month()
+    table = ivy.get(f"/contracts/plc-support/reports/{period}/audit_checkpoint.csv")
+    assert table.status_code == 200
+    [row] = list(csv.DictReader(io.StringIO(table.text, newline="")))
+    assert (row["head"], row["key_id"]) == (cp.head, cp.key_id)
+    pdf = ivy.get(f"/contracts/plc-support/reports/{period}.pdf")
+    assert pdf.status_code == 200 and cp.head.encode() in pdf.content  # in its attachment, audit-checkpoint.json
 
 
 def test_a_forged_forwarded_for_from_an_unlisted_address_is_ignored(site: Site) -> None:
@@ -296,3 +329,54 @@ def test_a_forged_forwarded_for_from_an_unlisted_address_is_ignored(site: Site) 
     finally:
         store.close()
     assert failed[-1].origin == "127.0.0.1"  # no proxy is listed: the header is not believed
+
+
+def test_the_incident_page_shows_the_vendors_tool_and_escalation_notices(site: Site) -> None:
+    now = int(time.time() * 1000)
+    store = open_store(load(CollectorConfig, site.config))
+    try:
+        with store.transaction() as tx:  # as the read-back and the escalation notifier leave them
+            tx.sql.execute(
+                "INSERT INTO tickets (incident_id, contract_id, vendor, sink, vendor_id, vendor_display, severity,"
+                " state, opened_at, raised_at, updated_at, vendor_status, vendor_assignee, vendor_first_response_at,"
+                " read_back_at) VALUES ('inc-2', 'scada-support', 'scada', 'jira', '10042', 'SCADA-42', 'S1', 'open',"
+                " ?, ?, ?, 'In Progress', 'joe.vendor', ?, ?)", (now - 600_000, now - 540_000, now, now - 300_000, now))
+            tx.sql.execute(
+                "INSERT INTO ticket_vendor_comments (incident_id, contract_id, comment_id, author, ours, body,"
+                " created_at, read_at) VALUES ('inc-2', 'scada-support', 'c1', 'joe.vendor', ?, 'looking at the"
+                " historian', ?, ?)", (False, now - 200_000, now))
+            tx.sql.execute(
+                "INSERT INTO escalation_notifications (id, timer_id, incident_id, contract_id, level, entry,"
+                " contact_id, contact_name, channel, address, state, attempts, next_attempt_at, created_at, sent_at,"
+                " acknowledged_at, acknowledged_by) VALUES (1, 1, 'inc-2', 'scada-support', 1, 'on-call:vendor:1',"
+                " 'eve', 'Eve On-call', 'email', 'eve@scada.test', 'sent', 1, ?, ?, ?, ?, 'eve')",
+                (now, now - 120_000, now - 120_000, now - 60_000))
+    finally:
+        store.close()
+    for user in ("ada", "sam"):  # plant side and the ticket's own vendor
+        page = login(site, user).get("/incidents/inc-2")
+        assert page.status_code == 200
+        readback = page.text.split('id="readback"', 1)[1].split("</table>", 1)[0]
+        assert "In Progress" in readback and "joe.vendor" in readback and "looking at the historian" in readback
+        notices = page.text.split('id="notices"', 1)[1].split("</table>", 1)[0]
+        assert "Eve On-call" in notices and "eve@scada.test" in notices and "by eve" in notices
+        assert "escalation level 1 notice sent (email)" in page.text  # on the timeline too
+    assert login(site, "ivy").get("/incidents/inc-2").status_code == 404
+
+
+def test_the_asset_page_shows_its_targets_latest_probe_figures(site: Site) -> None:
+    from tests.browser.live import publish_probe_figures
+    from tests.waiting import wait_until
+
+    pia = login(site, "pia")
+
+    def figures() -> str:
+        return pia.get("/assets/p1/line3-plc").text.split('id="probes"', 1)[1].split("</table>", 1)[0]
+
+    assert "none reported in the last 15 minutes" in figures()
+    minute = int(time.time() * 1000) // 60_000 * 60_000 - 60_000
+    publish_probe_figures(site.broker_port, minute, probes=12, failures=3, p95_ms=42.0)
+    wait_until(lambda: "42.0 ms" in figures(), timeout=20, what="the probe figures")
+    shown = figures()
+    assert "<td>12</td><td>3</td>" in shown and "21.0 ms" in shown and "84.0 ms" in shown
+    assert login(site, "sam").get("/assets/p1/line3-plc").status_code == 404  # another vendor's asset

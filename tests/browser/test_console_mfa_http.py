@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from collector.audit import AuditLog
+from collector.console.totp_vault import open_vault, user_owner
 from collector.store import open_store
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
@@ -54,9 +55,24 @@ def _csrf(html: str) -> str:
     return html.split('name="csrf" value="', 1)[1].split('"', 1)[0]
 
 
-def _enrolled_secret(site: Site) -> str:
-    rows = _sql(site, "SELECT totp_secret FROM console_users WHERE username = 'ada'")
-    return str(rows[0]["totp_secret"])
+def _enrolled_secret(site: Site, user: str = "ada") -> str:
+    """The user's secret as the collector reads it: decrypted with the key file (the database has no other)."""
+    config = load(CollectorConfig, site.config)
+    store = open_store(config)
+    try:
+        rows = _sql(site, "SELECT totp_secret FROM console_users WHERE username = ?", (user,))
+        secret = open_vault(store, config.totp_key_file, str(site.config)).open(str(rows[0]["totp_secret"]),
+                                                                                user_owner(user))
+    finally:
+        store.close()
+    assert secret is not None
+    return secret
+
+
+def _no_secret_in_the_clear(site: Site, secret: str) -> None:
+    stored = [str(v) for r in _sql(site, "SELECT totp_secret, pending_totp FROM console_users JOIN console_sessions "
+                                        "USING (username)") for v in r.values() if v is not None]  # fmt: skip
+    assert stored and not any(secret in v or re.search(r"[A-Z2-7]{32}", v) for v in stored)
 
 
 def test_an_admin_enrols_after_the_password_and_gets_recovery_codes_once(site: Site) -> None:
@@ -66,6 +82,7 @@ def test_an_admin_enrols_after_the_password_and_gets_recovery_codes_once(site: S
     page = ada.get("/mfa/enrol")
     secret = page.text.split('id="totp-secret">', 1)[1].split("<", 1)[0]
     assert re.fullmatch(r"[A-Z2-7]{32}", secret)
+    _no_secret_in_the_clear(site, secret)  # the secret offered, kept on the session until a code is given
     assert f"otpauth://totp/linewarden%3Aada?secret={secret}&amp;issuer=linewarden" in page.text
     wrong = ada.post("/mfa/enrol", data={"csrf": _csrf(page.text), "code": "000000" if totp(secret) != "000000"
                                          else "111111"})
@@ -78,6 +95,8 @@ def test_an_admin_enrols_after_the_password_and_gets_recovery_codes_once(site: S
     stored = {str(r["code_sha256"]) for r in _sql(site, "SELECT code_sha256 FROM console_recovery_codes")}
     assert len(stored) == 10 and not any(c in s for c in codes for s in stored)
     assert "console.mfa_enrolled" in _actions(site)
+    _no_secret_in_the_clear(site, secret)
+    assert _enrolled_secret(site) == secret
 
 
 def test_an_enrolled_admin_logs_in_with_password_then_code_and_a_code_counts_once(site: Site) -> None:
@@ -109,6 +128,19 @@ def test_a_recovery_code_logs_in_once(site: Site) -> None:
                                              "code": "0123abcd-4567ef89"})
     assert reused.status_code == 401
     assert "console.recovery_code_used" in _actions(site)
+
+
+def test_a_secret_copied_into_another_users_row_accepts_no_code(site: Site) -> None:
+    secret = _enrolled_secret(site)
+    _sql(site, "UPDATE console_users SET totp_secret = (SELECT totp_secret FROM console_users WHERE username = "
+         "'ada') WHERE username = 'sam'")  # fmt: skip
+    try:
+        sam, done = _password(site, "sam")
+        assert done.status_code == 303 and "/console/login/code" in done.headers["location"]
+        refused = sam.post("/login/code", data={"csrf": _csrf(sam.get("/login/code").text), "code": totp(secret)})
+        assert refused.status_code == 401 and sam.get("/").status_code == 303
+    finally:
+        _sql(site, "UPDATE console_users SET totp_secret = NULL WHERE username = 'sam'")
 
 
 def test_roles_not_listed_log_in_with_the_password_alone(site: Site) -> None:

@@ -1,4 +1,5 @@
-"""The API in-process (ASGI) on a real SQLite store: body limits answered 413 while streaming, bad times 4xx."""
+"""The API in-process (ASGI) on a real SQLite store: body limits answered 413 while streaming, bad times 4xx; and on
+both stores, a value the database cannot hold 4xx."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from collector.api.app import create_app
+from collector.store.base import Store
 from collector.store.sqlite import SqliteStore
 from collector.ticketing.lifecycle import Lifecycle
 from collector.tokens import create_token
@@ -20,6 +22,7 @@ from linewarden.book import ContractBook, load_book
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from tests.integration.collector_helpers import T0
+from tests.integration.store_params import STORES, open_store_param
 
 REPO = Path(__file__).resolve().parents[2]
 KIB = 1024
@@ -30,10 +33,7 @@ def _clock() -> int:
     return T0
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[SqliteStore]:
-    s = SqliteStore(tmp_path / "c.db")
-    s.migrate()
+def _with_a_ticket(s: Store) -> None:
     with s.transaction() as tx:
         tx.sql.execute(
             "INSERT INTO tickets (incident_id, contract_id, vendor, sink, vendor_id, vendor_display, severity, state,"
@@ -41,8 +41,22 @@ def store(tmp_path: Path) -> Iterator[SqliteStore]:
             " 'open', ?, ?, ?)",
             (T0, T0, T0),
         )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(tmp_path / "c.db")
+    s.migrate()
+    _with_a_ticket(s)
     yield s
     s.close()
+
+
+@pytest.fixture(params=STORES)
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    for s in open_store_param(request, tmp_path):
+        _with_a_ticket(s)
+        yield s
 
 
 @pytest.fixture
@@ -53,7 +67,7 @@ def app(store: SqliteStore, tmp_path: Path) -> FastAPI:
     )
 
 
-def _token(store: SqliteStore, role: str, vendor: str | None = None) -> dict[str, str]:
+def _token(store: Store, role: str, vendor: str | None = None) -> dict[str, str]:
     token, _ = create_token(store, role, vendor, role, T0, "test", "here")  # type: ignore[arg-type]
     return {"Authorization": f"Bearer {token}"}
 
@@ -159,3 +173,17 @@ async def test_a_report_of_a_month_outside_the_wire_range_is_422(store, tmp_path
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://api") as client:
         r = await client.get(f"/reports/{period}?as_of=0", headers=_token(store, "admin"))
     assert r.status_code == 422 and "from 1970-01 to 9998-12" in r.json()["detail"], r.text
+
+
+# ---------------------------------------------------------------- values the database cannot hold
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_nul_the_database_cannot_hold_is_4xx_not_500(any_store: Store, tmp_path: Path, method: str) -> None:
+    """PostgreSQL refuses a NUL in any text, looked up or stored; SQLite takes it. Neither may answer 500."""
+    app = create_app(any_store, Lifecycle(any_store, ContractBook({}, {}), _clock, "here"), _clock, tmp_path / "rca")
+    path = "/tickets/acme-2026/inc%00-1" + ("/acknowledge" if method == "POST" else "")
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://api") as client:
+        r = await client.request(method, path, headers=_token(any_store, "admin"))
+    assert 400 <= r.status_code < 500 and r.json()["detail"], r.text

@@ -126,6 +126,19 @@ def test_the_cli_creates_an_expiring_scoped_token_and_rotates_it(
     assert main([*base, "rotate", first, "--config", str(config)]) != 0  # revoked: nothing to rotate
 
 
+@pytest.mark.parametrize("lifetime", ["999999999d", "36526d", "0s", "99999999999999999999d"])
+def test_a_token_lifetime_beyond_100_years_or_none_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], lifetime: str
+) -> None:
+    """Such a token used to be created, and `token list` then failed on its expiry beyond year 9999."""
+    config = tmp_path / "collector.toml"
+    config.write_text(f'[collector]\ndata_dir = "{tmp_path / "data"}"\n')
+    base = ["collector", "token"]
+    assert main([*base, "create", "--role", "plant", "--expires-in", lifetime, "--config", str(config)]) == 2
+    assert "argument --expires-in" in capsys.readouterr().err
+    assert main([*base, "list", "--config", str(config)]) == 0
+
+
 async def test_an_address_giving_twenty_bad_tokens_is_locked_out_for_a_while(store: SqliteStore, app: FastAPI) -> None:
     good, _ = create_token(store, "plant", None, "mes", T0, "test", "here")
     async with _client(app, "lw_000000000000_guess") as guesser:

@@ -3,10 +3,15 @@ may write it at will (and re-chain every hash) but does not hold the signing key
 
 from __future__ import annotations
 
+import csv
+import io
 import json
+import shutil
 import socket
 import sqlite3
 import stat
+import subprocess
+import zipfile
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -18,14 +23,19 @@ from collector.api.app import create_app
 from collector.api.server import ApiServer
 from collector.audit import AuditLog, entry_hash
 from collector.audit_evidence import (
+    Checkpoint,
     Checkpointer,
     generate_key,
     latest_checkpoint,
     load_private_key,
+    load_public_key,
+    read_anchors,
     read_checkpoints,
     sign,
+    signature_holds,
     verify_log,
 )
+from collector.exports import csv_tables
 from collector.service import CollectorService
 from collector.store import open_store
 from collector.store.sqlite import SqliteStore
@@ -250,6 +260,76 @@ def test_the_latest_checkpoint_goes_out_with_every_report(
     assert "-- audit_checkpoint" in (out := capsys.readouterr().out) and cp.signature in out
 
 
+needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None or shutil.which("pdfdetach") is None,
+                                   reason="needs poppler-utils (.ci/run installs it)")
+
+
+def _holds_against_the_store(config: Path, cp: Checkpoint) -> list[str]:
+    """What `verify_log` finds wrong with the store's log against `cp`, checked with the public key alone."""
+    public = load_public_key(config.parent / "keys" / "audit.key.pub")
+    assert signature_holds(cp, public)
+    store = open_store(load(CollectorConfig, config))
+    try:
+        return verify_log(AuditLog(store), [cp], public)
+    finally:
+        store.close()
+
+
+@needs_poppler
+def test_the_review_pdf_carries_the_checkpoint_printed_and_attached(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["collector", "audit", "checkpoint", "--config", str(config)]) == 0
+    cp = latest_checkpoint(config.parent / "data" / "audit-checkpoints.jsonl")
+    assert cp is not None
+    pdf = tmp_path / "review.pdf"
+    assert main(["collector", "review", "--config", str(config), "--period", "2026-09", "--output", str(pdf)]) == 0
+    words = subprocess.run(["pdftotext", "-raw", str(pdf), "-"], check=True, capture_output=True, text=True).stdout
+    assert "Audit evidence" in words and cp.head in words.split() and cp.signature in words.split()
+    assert "verify-export audit.jsonl --public-key audit.key.pub --anchors audit-checkpoint.json" in words
+    subprocess.run(["pdfdetach", "-saveall", "-o", str(tmp_path), str(pdf)], check=True, capture_output=True)
+    attached = tmp_path / "audit-checkpoint.json"
+    assert read_anchors(attached) == [cp]
+    assert _holds_against_the_store(config, cp) == []
+    capsys.readouterr()
+    public = str(config.parent / "keys" / "audit.key.pub")
+    assert main(["collector", "audit", "verify", "--config", str(config), "--checkpoints", str(attached),
+                 "--public-key", public]) == 0  # fmt: skip
+    db = config.parent / "data" / "collector.db"
+    rows = _entries(db)
+    _rewrite(db, [{**rows[0], "at_ms": int(str(rows[0]["at_ms"])) - DAY_MS}, *rows[1:]])  # re-chained later
+    assert _holds_against_the_store(config, cp) != []
+    assert main(["collector", "audit", "verify", "--config", str(config), "--checkpoints", str(attached),
+                 "--public-key", public]) == 1  # fmt: skip
+
+
+def test_the_csv_tables_carry_the_checkpoint_as_a_table_of_their_own(
+    config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["collector", "audit", "checkpoint", "--config", str(config)]) == 0
+    cp = latest_checkpoint(config.parent / "data" / "audit-checkpoints.jsonl")
+    assert cp is not None
+    out = tmp_path / "tables.zip"
+    assert main(["collector", "review", "--config", str(config), "--period", "2026-09", "--format", "zip",
+                 "--output", str(out)]) == 0  # fmt: skip
+    with zipfile.ZipFile(out) as z:
+        table = z.read("audit_checkpoint.csv").decode("utf-8")
+    [row] = list(csv.DictReader(io.StringIO(table, newline="")))
+    assert (row["count"], row["head"], row["signature"]) == (str(cp.count), cp.head, cp.signature)
+    (tmp_path / "audit_checkpoint.csv").write_text(table)
+    assert read_anchors(tmp_path / "audit_checkpoint.csv") == [cp]
+    assert _holds_against_the_store(config, cp) == []
+    capsys.readouterr()
+    assert main(["collector", "report", "--config", str(config), "--period", "2026-09", "--format", "csv",
+                 "--table", "audit_checkpoint"]) == 0  # fmt: skip
+    assert capsys.readouterr().out == table
+    # A signature may begin with "+": the cell is defused for spreadsheets and read back as signed.
+    plus = Checkpoint(cp.count, cp.head, cp.at_ms, cp.collector, cp.key_id, "+" + cp.signature[1:])
+    (tmp_path / "plus.csv").write_text(csv_tables([], plus)["audit_checkpoint"])
+    assert "'+" in (tmp_path / "plus.csv").read_text()
+    assert read_anchors(tmp_path / "plus.csv") == [plus]
+
+
 async def test_the_api_attaches_the_checkpoint_and_audits_failed_logins(config: Path, tmp_path: Path) -> None:
     assert main(["collector", "audit", "checkpoint", "--config", str(config)]) == 0
     cfg = load(CollectorConfig, config)
@@ -266,6 +346,11 @@ async def test_the_api_attaches_the_checkpoint_and_audits_failed_logins(config: 
             found = await http.get("/reports/2026-09", headers={"Authorization": f"Bearer {vendor}"})
             assert found.status_code == 200
             assert found.json()[0]["audit_checkpoint"]["signature"] == latest_checkpoint(cfg.checkpoint_file).signature  # type: ignore[union-attr]
+            latest = latest_checkpoint(cfg.checkpoint_file)
+            assert latest is not None
+            for export in ("/reports/2026-09.pdf", "/reports/2026-09/audit_checkpoint.csv"):
+                sent = await http.get(export, headers={"Authorization": f"Bearer {vendor}"})
+                assert sent.status_code == 200 and latest.head.encode() in sent.content
             wrong = f"lw_{info.id}_not-the-secret"
             for _ in range(8):
                 assert (await http.get("/tickets", headers={"Authorization": f"Bearer {wrong}"})).status_code == 401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -11,7 +12,15 @@ import pytest
 from linewarden.config.base import BrokerConfig
 from linewarden.errors import BrokerError
 from linewarden.mqtt import MqttClient, Will
-from linewarden.wire import COLLECTOR_STATE_TOPIC, ack_topic, birth_topic, death_topic, events_topic, maintenance_topic
+from linewarden.wire import (
+    COLLECTOR_STATE_TOPIC,
+    ack_topic,
+    agent_maintenance_topic,
+    birth_topic,
+    death_topic,
+    events_topic,
+    maintenance_topic,
+)
 from tests.integration.secure_broker import ShippedBroker
 from tests.waiting import async_wait_until
 
@@ -86,26 +95,52 @@ async def test_an_agent_cannot_publish_under_another_site_or_agent(broker: Shipp
         await agent.stop()
 
 
-async def test_an_agent_reads_its_ack_the_collector_state_and_maintenance_but_not_other_acks(
+async def test_an_agent_reads_its_ack_the_collector_state_and_its_sites_maintenance_only(
     broker: ShippedBroker, sink: Sink
 ):
     got: list[str] = []
     agent = MqttClient(broker.config("s1/a1"), "test")
     agent.subscribe("lw/v1/#", lambda topic, _p: got.append(topic))
-    await sink.client.publish(ack_topic("s1", "a2"), b"other agent's ack", retain=True)
-    await sink.client.publish(ack_topic("s1", "a1"), b"own ack", retain=True)
-    await sink.client.publish(maintenance_topic("s1"), b"windows", retain=True)
-    await sink.client.publish(COLLECTOR_STATE_TOPIC, b"online", retain=True)
+    mine = (ack_topic("s1", "a1"), agent_maintenance_topic("s1", "a1"), COLLECTOR_STATE_TOPIC)
+    others = (ack_topic("s1", "a2"), agent_maintenance_topic("s1", "a2"), agent_maintenance_topic("s2", "a1"),
+              maintenance_topic("s1"), maintenance_topic("s2"))  # fmt: skip
+    for topic in (*others, *mine):
+        await sink.client.publish(topic, b"retained", retain=True)
     await agent.start()
     try:
-        await async_wait_until(lambda: len(got) >= 3, what="retained messages the agent may read")
+        await async_wait_until(lambda: len(got) >= len(mine), what="retained messages the agent may read")
         # the broker sends retained messages of one subscription in one go, so nothing else is on its way
         await sink.client.publish(COLLECTOR_STATE_TOPIC, b"online again", retain=True)
         await async_wait_until(lambda: got.count(COLLECTOR_STATE_TOPIC) == 2, what="live collector state")
-        assert sorted(set(got)) == sorted({ack_topic("s1", "a1"), maintenance_topic("s1"), COLLECTOR_STATE_TOPIC})
+        assert sorted(set(got)) == sorted(mine)
     finally:
         await agent.stop()
-        for topic in (ack_topic("s1", "a2"), ack_topic("s1", "a1"), maintenance_topic("s1"), COLLECTOR_STATE_TOPIC):
+        for topic in (*others, *mine):
+            await sink.client.publish(topic, b"", retain=True)
+
+
+async def test_an_agent_never_receives_another_sites_maintenance(
+    broker: ShippedBroker, sink: Sink
+):
+    """Mosquitto grants the subscription but delivers nothing of it, retained or not (the ACL is checked on
+    delivery). Subscribed before its own topic: once its own retained windows arrive, the broker has both."""
+    got: list[tuple[str, bytes]] = []
+    theirs, mine = agent_maintenance_topic("s2", "a1"), agent_maintenance_topic("s1", "a1")
+    await sink.client.publish(theirs, b"site 2's windows", retain=True)
+    await sink.client.publish(mine, b"site 1's windows", retain=True)
+    agent = MqttClient(_v5(broker.config("s1/a1")), "test")
+    for topic in (theirs, mine):
+        agent.subscribe(topic, lambda topic, payload: got.append((topic, payload)))
+    await agent.start()
+    try:
+        await async_wait_until(lambda: (mine, b"site 1's windows") in got, what="the agent's own windows")
+        await sink.client.publish(theirs, b"site 2's windows changed")
+        await sink.client.publish(mine, b"site 1's windows changed")
+        await async_wait_until(lambda: (mine, b"site 1's windows changed") in got, what="the agent's own change")
+        assert [t for t, _ in got] == [mine, mine]
+    finally:
+        await agent.stop()
+        for topic in (theirs, mine):
             await sink.client.publish(topic, b"", retain=True)
 
 
@@ -198,3 +233,53 @@ async def test_the_collector_and_its_command_line_tools_connect_at_once(broker: 
     finally:
         await sink.client.publish(maintenance_topic("s1"), b"", retain=True)
         await tool.stop()
+
+
+@pytest.mark.postgres
+async def test_collectors_sharing_the_ingest_each_take_a_share_through_the_shipped_acl(
+    broker: ShippedBroker, postgres_url: str, tmp_path
+):
+    """`[ingest] share_group`: $share/<group>/lw/v1/... subscriptions of the collector's user are admitted, and
+    the broker splits the agent's messages between the two collectors."""
+    import psycopg
+
+    from collector.service import CollectorService
+    from collector.store.postgres import PostgresStore
+    from linewarden.config.collector import CollectorConfig, CollectorSection, IngestConfig
+    from linewarden.wire import encode
+    from tests.integration.collector_helpers import birth, heartbeats
+
+    schema = f"lw_share_{uuid.uuid4().hex[:12]}"
+    services: list[CollectorService] = []
+    for name in ("c1", "c2"):
+        config = CollectorConfig(
+            collector=CollectorSection(id=name, data_dir=tmp_path / name, database_url=postgres_url),
+            broker=broker.config("collector", port=broker.collector_port, mtls=True),
+            ingest=IngestConfig(share_group="collectors"),
+        )
+        store = PostgresStore(postgres_url, schema=schema)
+        store.migrate()
+        services.append(CollectorService(config, store))
+    agent = await _connected(broker.config("s1/a1"))
+    try:
+        for svc in services:
+            await svc.start()
+        await async_wait_until(lambda: all(svc.mqtt.connected for svc in services), what="collectors connected")
+        await agent.publish(birth_topic("s1", "a1"), encode(birth("s1", "a1")))
+        born = services[0].store.agents
+        await async_wait_until(lambda: any(a.agent == "a1" for a in born()), what="the birth stored")
+        for seq in range(1, 9):
+            await agent.publish(events_topic("s1", "a1"), heartbeats("s1", "a1", [seq]))
+
+        def stored() -> list[int]:
+            return [svc.ingest.events_stored for svc in services]
+
+        await async_wait_until(lambda: sum(stored()) == 8, what="every batch stored once")
+        assert all(stored()), f"each collector takes a share: {stored()}"
+    finally:
+        await agent.stop()
+        for svc in services:
+            await svc.stop()
+            svc.store.close()
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -249,3 +249,23 @@ def test_each_contract_sees_only_its_own_ticket(
     # unnamed ones (raised 08:02, acknowledged 08:12): 10 min.
     assert by["plc-support"]["elapsed_ms"] == 90 * 60_000
     assert by["scada-support"]["elapsed_ms"] == 10 * 60_000
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--start", "0001-01-01T00:00-14:00", "--end", "0001-01-01T01:00-14:00"], "outside 1970 to 9999"),
+        (["--start", "9999-12-31T20:00+00:00", "--end", "9999-12-31T23:00-14:00"], "outside 1970 to 9999"),
+        (["--start", "2030-01-05T06:00", "--end", "2030-01-05T10:00", "--asset", "Line 3"], "assets.0: String"),
+    ],
+    ids=["before-1970", "after-9999", "bad-asset-id"],
+)
+def test_a_maintenance_window_the_wire_cannot_carry_is_one_line_and_exit_2(
+    collector_config: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    capsys.readouterr()
+    args = ["collector", "maintenance", "--config", str(collector_config), "add", "--site", "p1", "--by", "me",
+            "--no-publish", *extra]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1 and message in err, err

@@ -14,6 +14,8 @@ from collector.console.queries import audit_entries, current_assets, live_versio
 from collector.console.sessions import Session, SessionState, csrf_ok, end_session, lookup, start_session
 from collector.console.users import User, add_user, check_password, disable_user, set_password
 from collector.store.base import Store
+from linewarden.domain import Criticality, ProbeKind
+from linewarden.wire import TargetInfo
 from tests.integration.collector_helpers import T0, state_change
 from tests.integration.store_params import STORES, open_store_param
 
@@ -95,6 +97,12 @@ def test_the_pages_queries_read_both_stores(store: Store) -> None:
     assert live_version(store) != before
     assert period_fingerprint(store, T0 - 1000, T0 + 1000) != month  # late data changes its month
     assert period_fingerprint(store, T0 + 1000, T0 + 9000) == later  # and no other
+    for at, criticality in ((T0 + 2000, Criticality.CRITICAL), (T0 + 3000, Criticality.LOW)):
+        with store.transaction() as tx:  # a later birth moves the target to another class: any month may change
+            target = TargetInfo(id="plc-1", kind=ProbeKind.OPCUA, asset="line3-plc", criticality=criticality)
+            tx.register_targets("p1", "a1", [target], at)
+        assert period_fingerprint(store, T0 + 1000, T0 + 9000) != later
+        later = period_fingerprint(store, T0 + 1000, T0 + 9000)
     [asset] = current_assets(store)
     assert (asset.site, asset.agent, asset.asset, asset.state) == ("p1", "a1", "line3-plc", "DOWN")
     add_user(store, "pia", PW, "plant_it", None, (), 0, "t", "t")

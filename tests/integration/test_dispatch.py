@@ -15,6 +15,7 @@ from collector.ticketing.dispatch import Dispatch, Dispatcher, RetryPolicy
 from collector.ticketing.registry import make_sink
 from linewarden.config.contract import JiraSink, PagerDutySink, ServiceNowSink, WebhookSink
 from linewarden.domain import Severity
+from linewarden.errors import StorageFull
 from simulators.broker import free_port
 from tests.fakes.jira import FakeJira
 from tests.fakes.pagerduty import FakePagerDuty
@@ -134,6 +135,31 @@ async def test_a_crash_between_the_vendor_and_our_record_still_gives_one_ticket(
     await vendor.sink.aclose()
     assert vendor.tickets() == 1
     assert [x.state for x in restarted.dispatches("inc-7f3a", CONTRACT)] == ["done"]
+
+
+class FullWhenRecording(Dispatcher):
+    """The store is full (or away) the first two times the vendor's answer is to be recorded."""
+
+    RECORD_RETRY_FIRST_S = 0.01
+    refusals = 2
+
+    def _record(self, row: Dispatch, ref: VendorRef | None) -> None:
+        if self.refusals:
+            self.refusals -= 1
+            raise StorageFull("database or disk is full")
+        super()._record(row, ref)
+
+
+async def test_an_answer_the_full_store_could_not_record_is_recorded_once_space_returns(tmp_path, jira):
+    """Not left to the claim's lease (two minutes by default, and the ticket's raise time with it)."""
+    clock = Clock()
+    d = _dispatcher(tmp_path / "c.db", jira, clock, FullWhenRecording)
+    d.request_create(ticket())
+    assert await d.run_once() == 1
+    await jira.sink.aclose()
+    assert [x.state for x in d.dispatches("inc-7f3a", CONTRACT)] == ["done"]
+    record = d.ticket("inc-7f3a", CONTRACT)
+    assert record is not None and jira.tickets() == 1
 
 
 async def test_steps_of_a_ticket_run_in_order_and_land_in_the_audit_log(tmp_path, jira):

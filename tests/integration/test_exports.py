@@ -184,7 +184,7 @@ def test_long_vendor_texts_fit_the_page(config: Path, tmp_path: Path) -> None:
     try:
         open_dispute(store, book, tmp_path, "plc-support", "inc-1", "integrator", "cause", "x " * 250,
                      "word " * 399, [], [], "vendor:integrator", "here", wall_clock_ms())  # fmt: skip
-        pdf = monthly_review_pdf(store, book, "2026-09", "plc-support", None, wall_clock_ms())
+        pdf = monthly_review_pdf(store, book, "2026-09", "plc-support", None, wall_clock_ms(), checkpoint=None)
     finally:
         store.close()
     (tmp_path / "long.pdf").write_bytes(pdf)

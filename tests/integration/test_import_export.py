@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -80,6 +81,15 @@ def test_bad_lines_are_reported_by_number_and_skipped(tmp_path, config, capsys):
     assert len(_rows(tmp_path, "events")) == 1
     assert len(_rows(tmp_path, "maintenance_windows")) == 1
     assert _rows(tmp_path, "ticket_records") == []
+
+
+@pytest.mark.timeout(30)  # before the check, /dev/zero was hashed without end
+def test_a_device_or_fifo_is_refused_unread(tmp_path, config, capsys):
+    fifo = tmp_path / "history.jsonl"
+    os.mkfifo(fifo)  # opening it would block until a writer came
+    for path in ("/dev/zero", str(fifo)):
+        assert main(["import", "--config", str(config), path]) == 1
+        assert capsys.readouterr().err == f"error: cannot read {path}: not a regular file\n"
 
 
 def test_export_writes_every_table_with_a_self_describing_header_and_csv(tmp_path, config):

@@ -17,8 +17,20 @@ from collector.service import CollectorService
 from collector.store.base import Writer
 from collector.store.sqlite import SqliteStore
 from linewarden.config.collector import CollectorConfig, CollectorSection, LivenessConfig
-from linewarden.wire import Ack, birth_topic, decode, encode, events_topic
-from tests.integration.collector_helpers import T0, birth, heartbeats
+from linewarden.domain import State
+from linewarden.wire import (
+    Ack,
+    Event,
+    GapBody,
+    GapEvent,
+    StateChangeBody,
+    StateChangeEvent,
+    birth_topic,
+    decode,
+    encode,
+    events_topic,
+)
+from tests.integration.collector_helpers import T0, batch, birth, heartbeat, heartbeats, incident_opened, state_change
 
 SITE = "plant1"
 
@@ -57,13 +69,14 @@ def _messages(*agents: str) -> list[tuple[str, bytes, int]]:
     return out
 
 
-def test_messages_handled_together_are_one_commit_with_each_ones_acks(store: CountingStore) -> None:
+def test_messages_handled_together_are_one_commit_with_one_ack_per_agent_run(store: CountingStore) -> None:
     ingest = Ingest(store, LivenessConfig(clock_skew_threshold=timedelta(seconds=30)), T0)
     messages = _messages("a1", "a2")
     junk = (events_topic(SITE, "a1"), b"{not json", T0)
     outs = ingest.handle_many([*messages[:3], junk, *messages[3:]])
     assert store.commits == 1
-    assert [[decode(Ack, p.payload).through for p in out] for out in outs] == [[0], [2], [3], [], [0], [2], [3]]
+    # Each birth is acked; an agent's consecutive batches are acked once, with the run's last one.
+    assert [[decode(Ack, p.payload).through for p in out] for out in outs] == [[0], [], [3], [], [0], [], [3]]
     assert _events(store, "a1") == _events(store, "a2") == [1, 2, 3]
     assert store.dead_letter_total() == 1
     assert ingest.events_stored == 6
@@ -107,3 +120,76 @@ async def test_the_service_commits_a_group_then_pubacks_and_leaves_out_only_the_
     assert [a.agent for a in store.agents()] == ["a1", "a2"]
     assert store.commits == 4
     assert service.held_messages == 0
+
+
+MINUTE = 60_000
+RECEIVED = T0 + 20 * MINUTE
+LIVENESS = LivenessConfig(clock_skew_threshold=timedelta(seconds=30))
+
+
+def _ghost_change(seq: int) -> StateChangeEvent:
+    body = StateChangeBody.model_validate(
+        {"target": "ghost", "asset": "elsewhere", "from": State.UP, "to": State.DOWN, "reason": "forged", "at": T0}
+    )
+    return StateChangeEvent(seq=seq, ts=T0, body=body)
+
+
+def _batches(*events: list[Event]) -> list[tuple[str, bytes, int]]:
+    return [(events_topic(SITE, "a1"), encode(batch(SITE, "a1", list(e))), RECEIVED) for e in events]
+
+
+def _tables(store: SqliteStore) -> dict[str, list[tuple[Any, ...]]]:
+    """Every table's rows without auto-numbered ids, in a fixed order."""
+    out = {}
+    for table in store.table_names():
+        rows = [tuple(sorted((k, v) for k, v in r.items() if k != "id")) for r in store.table_rows(table)]
+        out[table] = sorted(rows, key=repr)
+    return out
+
+
+def _alone_and_together(
+    tmp_path: Path, config: LivenessConfig, group: list[tuple[str, bytes, int]], silent_until: int | None = None
+) -> tuple[SqliteStore, SqliteStore]:
+    """The same group stored message by message, and as one group (its batches one run), on fresh stores."""
+    stores = []
+    for name, together in (("alone", False), ("together", True)):
+        store = SqliteStore(tmp_path / f"{name}.db")
+        store.migrate()
+        ingest = Ingest(store, config, T0)
+        ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
+        if silent_until is not None:
+            assert ingest.check_liveness(silent_until)  # a monitoring gap, open since the birth
+        if together:
+            ingest.handle_many(group)
+        else:
+            for message in group:
+                ingest.handle(*message)
+        stores.append(store)
+    return stores[0], stores[1]
+
+
+def test_a_run_of_batches_stores_what_its_batches_store_one_by_one(tmp_path: Path) -> None:
+    # A replay after a silence, out of measured order (the second batch's heartbeat is the gap's first evidence
+    # one by one, not when taken together), with what admission refuses, a resend, and clocks ahead.
+    group = _batches(
+        [heartbeat(1, T0 + 10 * MINUTE)],
+        [heartbeat(2, T0 + MINUTE), _ghost_change(3)],
+        [heartbeat(1, T0 + 10 * MINUTE), _ghost_change(3), incident_opened(4, T0 + 2 * MINUTE),
+         GapEvent(seq=5, ts=T0, body=GapBody(from_seq=1, to_seq=9, count=3, reason="forged")),
+         heartbeat(6, RECEIVED + 10 * MINUTE)],
+        [state_change(7, T0 + 3 * MINUTE), heartbeat(8, RECEIVED + 5 * MINUTE)],
+    )  # fmt: skip
+    alone, together = _alone_and_together(tmp_path, LIVENESS, group, silent_until=T0 + 15 * MINUTE)
+    assert _tables(together) == _tables(alone)
+    gaps = together.table_rows("gaps")
+    assert [(g["start_at"], g["end_at"]) for g in gaps] == [(T0 + 3 * MINUTE + 5_000, T0 + 10 * MINUTE)]
+    assert [a.skew_ms for a in together.agents()] == [5 * MINUTE]  # the last batch from the future
+    assert {r["seq"] for r in together.table_rows("refused_events")} == {3, 5}
+
+
+def test_a_run_judges_each_batch_plausible_against_the_ack_before_it(tmp_path: Path) -> None:
+    config = LIVENESS.model_copy(update={"max_seq_ahead": 3})
+    group = _batches([heartbeat(s, T0 + s) for s in (1, 2, 3)], [heartbeat(s, T0 + s) for s in (4, 5, 6)])
+    alone, together = _alone_and_together(tmp_path, config, group)
+    assert _tables(together) == _tables(alone)
+    assert _events(together, "a1") == [1, 2, 3, 4, 5, 6] and together.dead_letter_total() == 0

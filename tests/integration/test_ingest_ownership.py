@@ -200,6 +200,19 @@ def test_incidents_must_name_registered_targets(ingest, store):
     assert "target plc-7 is not in the registry" in reasons[1] and "names asset line9-plc" in reasons[0]
 
 
+def test_a_configuration_incident_must_name_a_registered_target(ingest, store):
+    """The agent opens a configuration incident for one of its targets; one naming only an asset could name any."""
+    _born(ingest, SITE, "a1")
+    body = incident_opened(1, T0).body.model_copy(update={"kind": "configuration", "severity": Severity.S3})
+    alien = body.model_copy(update={"incident": "i1", "target": None, "asset": "line9-plc"})
+    own = body.model_copy(update={"incident": "i2", "asset": "line9-plc"})
+    events = [IncidentOpenedEvent(seq=1, ts=T0, body=alien), IncidentOpenedEvent(seq=2, ts=T0, body=own)]
+    assert _send(ingest, SITE, "a1", events).through == 2
+    assert [(r["id"], r["asset"]) for r in store.table_rows("incidents")] == [("i2", "line3-plc")]
+    [reason] = _reasons(store)
+    assert "seq 1" in reason and "names no target" in reason
+
+
 def test_a_refused_event_sent_again_is_counted_once(ingest, store):
     _born(ingest, SITE, "a1")
     foreign = state_change(1, T0)

@@ -184,6 +184,15 @@ def test_an_import_refuses_a_window_that_covers_nothing_and_flags_back_dated_one
         store.close()
 
 
+def test_an_import_refuses_a_window_announced_after_the_import(config, capsys):
+    later = {"record": "maintenance_window", "site": "p1", "id": "mw-future", "start": ms("2026-09-10T07:00"),
+             "end": ms("2026-09-10T12:00"), "assets": ["line3-plc"], "announced_by": "old tool",
+             "announced_at": int(time.time() * 1000) + 7 * DAY}  # fmt: skip
+    assert _import(config, [*HISTORY, later]) == 1
+    assert ":5: skipped: maintenance_window mw-future: an announcement cannot be dated after" in capsys.readouterr().err
+    assert _report(config, capsys)["short_notice"] == []
+
+
 @pytest.fixture
 async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, dict[str, str]]]]:
     store = SqliteStore(tmp_path / "collector.db")

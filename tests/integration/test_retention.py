@@ -179,8 +179,9 @@ async def test_collector_run_prunes_on_its_schedule(tmp_path: Path) -> None:
             tx.add_dead_letter("lw/v1/p1/a1/events", b"junk", "not JSON", ms(OLD), "p1", "a1")
         pruning = asyncio.create_task(service._prune_forever())
         archive = retention.archive_dir(config)
-        await async_wait_until(lambda: list(archive.glob("prune-*.jsonl.gz")), timeout=30, what="a scheduled prune")
-        assert store.table_rows("dead_letters") == []
+        # The archive is written before the delete commits: wait for the delete, then check the archive.
+        await async_wait_until(lambda: store.table_rows("dead_letters") == [], timeout=30, what="a scheduled prune")
+        assert list(archive.glob("prune-*.jsonl.gz"))
         pruning.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await pruning

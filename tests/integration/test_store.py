@@ -113,3 +113,44 @@ def test_two_contracts_tickets_record_the_same_step_in_the_same_millisecond(stor
         assert tx.add_ticket_record("inc-1", "ticket_raised", T0, "collector", {"contract": "b"}, "collector")
         assert not tx.add_ticket_record("inc-1", "ticket_raised", T0, "collector", {"contract": "b"}, "collector")
     assert sorted(r["contract"] for r in store.table_rows("ticket_records")) == ["a", "b"]
+
+
+def test_incidents_of_a_period_carry_their_own_steps_and_records_whatever_their_number(store):
+    # More incidents than the 1,000 ids a statement used to take, plus one outside the period whose records
+    # must not be read; every record's details are its own (the store parses equal texts once).
+    n = 1_500
+    with store.transaction() as tx:
+        tx.sql.execute_many(
+            "INSERT INTO incidents (id, site, agent, kind, asset, severity, targets, opened_at, resolved_at)"
+            " VALUES (?, 'p1', 'a1', 'target', ?, 'S3', '[\"plc-1\"]', ?, ?)",
+            [(f"inc-{i:04d}", f"asset-{i % 7}", T0 + i, T0 + DAY) for i in range(n)] + [("old", "x", 0, 1)],
+        )
+        tx.sql.execute_many(
+            "INSERT INTO incident_updates (incident, at, severity, state, reason, in_production)"
+            " VALUES (?, ?, 'S2', 'DOWN', 'worse', 1)",
+            [(f"inc-{i:04d}", T0 + n + i) for i in range(0, n, 3)] + [("old", 1)],
+        )
+        for i in [*range(n), -1]:
+            incident = "old" if i < 0 else f"inc-{i:04d}"
+            tx.add_ticket_record(incident, "ticket_acknowledged", T0 + 2 * n - i, "vendor", {}, "sink")
+            tx.add_ticket_record(incident, "ticket_raised", T0 + i, "collector", {"contract": "c1"}, "sink")
+    found = store.incidents(T0, T0 + DAY)
+    assert [r.id for r in found] == [f"inc-{i:04d}" for i in range(n)]
+    for i, r in enumerate(found):
+        assert [t.kind for t in r.tickets] == ["ticket_raised", "ticket_acknowledged"], r.id
+        assert [t.at for t in r.tickets] == [T0 + i, T0 + 2 * n - i]
+        assert [(s.at, s.severity, s.in_production) for s in r.severity_history] == (
+            [(T0 + n + i, "S2", True)] if i % 3 == 0 else []
+        )
+    found[0].tickets[0].details["contract"] = "changed"
+    assert found[1].tickets[0].details == {"contract": "c1"}
+
+
+def test_incidents_read_inside_a_transaction_see_its_writes(store):
+    with store.transaction() as tx:
+        tx.insert_event("p1", "a1", "e1", "b1", incident_opened(1, T0), T0)
+        tx.add_ticket_record("inc-1", "ticket_raised", T0 + 1, "collector", {}, "sink")
+        [row] = store.incidents(T0, T0 + 1)
+        assert [t.kind for t in row.tickets] == ["ticket_raised"]
+    [row] = store.incidents(T0, T0 + 1)  # and after it, in a read transaction of its own
+    assert [t.kind for t in row.tickets] == ["ticket_raised"]

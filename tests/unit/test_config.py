@@ -9,7 +9,7 @@ import pytest
 
 from linewarden.cli import main
 from linewarden.config.agent import AgentConfig
-from linewarden.config.base import Secret
+from linewarden.config.base import MAX_SECRET_BYTES, Secret
 from linewarden.config.contract import BusinessDays, ContractConfig
 from linewarden.config.load import load
 from linewarden.errors import ConfigError
@@ -134,6 +134,18 @@ def test_secrets_are_read_from_env_and_never_shown(monkeypatch: pytest.MonkeyPat
     monkeypatch.delenv("LW_TEST_SECRET")
     with pytest.raises(ValueError, match="LW_TEST_SECRET is not set"):
         secret.reveal()
+
+
+def test_a_secret_file_is_read_only_when_it_is_a_small_regular_file(tmp_path: Path) -> None:
+    small = tmp_path / "secret"
+    small.write_text("hunter2\n")
+    assert Secret(file=small).reveal() == "hunter2"
+    big = tmp_path / "big"
+    big.write_text("x" * (MAX_SECRET_BYTES + 1))
+    with pytest.raises(ValueError, match=f"secret file {big}: larger than {MAX_SECRET_BYTES} bytes"):
+        Secret(file=big).reveal()
+    with pytest.raises(ValueError, match="secret file /dev/zero: not a regular file"):  # read, it never ends
+        Secret(file=Path("/dev/zero")).reveal()
 
 
 @pytest.mark.parametrize("kind", ["agent", "collector", "contract", "calendar"])

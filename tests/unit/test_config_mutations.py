@@ -178,9 +178,16 @@ def _edited(config_copy: Path, example: str, old: str, new: str) -> Path:
          "agent.production_calendar: /dev/zero: not a regular file"),
         ("contracts/acme-mes.toml", "fee_per_period = ", "fee_per_period = 1e30 #", "a number below"),
         ("agent.toml", 'heartbeat_interval = "60s"', 'heartbeat_interval = "2d"', "agent.heartbeat_interval: at most"),
+        ("contracts/acme-mes.toml", 'after = "response_target"', 'after = "99999999999999999999d"',
+         "escalation[0].after: duration too long"),
+        ("contracts/acme-mes.toml", 'after = "response_target"', 'after = "36526d"',
+         "escalation[0].after: longer than 100 years"),
+        ("contracts/acme-mes.toml", 'after = "response_target"', 'after = "99999999999999999999%"',
+         "escalation[0].after: at most 1000% of the response target"),
     ],
     ids=["zone-directory", "zone-300-chars", "zone-escape", "duration-overflow", "duration-100y", "nul-in-path",
-         "device-file", "huge-fee", "heartbeat-beyond-the-wire"],
+         "device-file", "huge-fee", "heartbeat-beyond-the-wire", "escalation-overflow", "escalation-100y",
+         "escalation-share"],
 )
 def test_hostile_values_get_the_one_line_config_error(
     config_copy: Path, example: str, old: str, new: str, message: str

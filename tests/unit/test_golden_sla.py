@@ -26,6 +26,7 @@ from linewarden.sla.coverage import CoverageCalendar
 from linewarden.sla.models import (
     AssetTimeline,
     ChangeDetection,
+    ConfigurationFault,
     Incident,
     MaintenanceWindow,
     MonitoringGap,
@@ -69,7 +70,9 @@ def inputs_from(data: dict[str, Any]) -> SlaInputs:
                 assets=tuple(w.get("assets", ())),
                 services=tuple(w.get("services", ())),
                 kind=w.get("kind", "maintenance"),
-                cancelled=w.get("cancelled", False),
+                cancelled=w.get("cancelled", False) or "cancelled_at" in w,
+                cancelled_at_ms=ms(w.get("cancelled_at")),
+                back_dated=w.get("back_dated", False),
             )
             for w in data.get("windows", [])
         ),
@@ -88,11 +91,16 @@ def inputs_from(data: dict[str, Any]) -> SlaInputs:
                 workaround_accepted_at_ms=ms(i.get("workaround_accepted_at")),
                 resolution_claimed_at_ms=ms(i.get("resolution_claimed_at")),
                 rca_received_at_ms=ms(i.get("rca_received_at")),
+                cause=i.get("cause", ""),
             )
             for i in data.get("incidents", [])
         ),
         changes=tuple(ChangeDetection(c["asset"], must_ms(c["at"]), c["what"]) for c in data.get("changes", [])),
         criticality={a: Criticality(c) for a, c in data.get("criticality", {}).items()},
+        configuration=tuple(
+            ConfigurationFault(f["asset"], must_ms(f["start"]), must_ms(f["end"]), f.get("cause", ""))
+            for f in data.get("configuration", [])
+        ),
     )
 
 

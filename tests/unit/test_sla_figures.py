@@ -8,15 +8,23 @@ from pathlib import Path
 
 import pytest
 
-from collector.reporting import incident_input, parse_as_of
-from collector.store.rows import IncidentRow, SeverityStep, TicketRecordRow
+from collector.reporting import configuration_faults, incident_input, parse_as_of, scorecard_row
+from collector.store.rows import IncidentRow, PeriodData, SeverityStep, StateChangeRow, TicketRecordRow
 from linewarden.calendar import Calendar
 from linewarden.config.contract import ContractConfig
 from linewarden.config.load import load
 from linewarden.domain import Severity, State
 from linewarden.errors import ConfigError
 from linewarden.sla.clocks import run_clock
-from linewarden.sla.models import AssetTimeline, Incident, MaintenanceWindow, Segment, SlaInputs
+from linewarden.sla.models import (
+    AssetTimeline,
+    ConfigurationFault,
+    Incident,
+    MaintenanceWindow,
+    MonitoringGap,
+    Segment,
+    SlaInputs,
+)
 from linewarden.sla.periods import Period, report_as_of
 from linewarden.sla.report import ContractReport, build_report
 
@@ -109,6 +117,46 @@ def test_a_line_never_observed_has_no_uptime_and_no_credit_whatever_the_gap_poli
     assert r.scorecard.score_parts.uptime == 40
 
 
+@pytest.mark.parametrize("policy", ["exclude", "up", "down"])
+def test_time_a_target_was_unmeasurable_by_its_configuration_is_never_the_vendors(tmp_path: Path, policy: str) -> None:
+    # configuration: UNKNOWN for the first 12 h (config.unknown_node), then UP; an agent silent 20 d → 20 d + 12 h
+    fault = ConfigurationFault("a", 0, 12 * H, "config.unknown_node")
+    silent = MonitoringGap(20 * DAY, 20 * DAY + 12 * H, ("a",))
+    inputs = SlaInputs(timelines=timeline((12 * H, 30 * DAY, State.UP)), gaps=(silent,), configuration=(fault,))
+    r = report(contract(tmp_path, policy), inputs)
+    [line] = r.uptime
+    assert line.measure.gap_ms == 24 * H and line.observed_pct == Decimal("96.66")
+    assert line.measure.excluded_ms == (24 if policy == "exclude" else 12) * H
+    assert line.measure.down_ms == (12 * H if policy == "down" else 0)
+    kinds = [(x.reason, x.start_ms, x.ms) for x in r.exclusions]
+    assert kinds[0] == ("configuration", 0, 12 * H) and len(kinds) == (2 if policy == "exclude" else 1)
+
+
+def test_a_service_undecidable_by_a_components_configuration_is_not_the_vendors(tmp_path: Path) -> None:
+    text = CONTRACT.replace("POLICY", "down").replace("MIN_OBSERVED", "").replace("FEE_99", "25")
+    text = text.replace('scope = "a"\n', 'scope = "line"\n').replace('assets = ["a"]', 'services = ["line"]')
+    path = tmp_path / "service.toml"
+    path.write_text(text + '\n[[services]]\nid = "line"\ncomponents = ["a", "b"]\nrule = "all"\n')
+    both_up = (AssetTimeline("a", (Segment(12 * H, 30 * DAY, State.UP),)),
+               AssetTimeline("b", (Segment(0, 30 * DAY, State.UP),)))  # fmt: skip
+    fault = ConfigurationFault("a", 0, 12 * H, "config.unknown_namespace")
+    [line] = report(load(ContractConfig, path), SlaInputs(timelines=both_up, configuration=(fault,))).uptime
+    assert (line.kind, line.measure.gap_ms, line.measure.down_ms, line.met) == ("service", 12 * H, 0, True)
+
+
+def test_a_change_to_unknown_with_a_configuration_cause_is_a_fault_until_the_next_change() -> None:
+    def change(at: int, to: str, cause: str | None = None, target: str = "t") -> StateChangeRow:
+        return StateChangeRow("s", "g", target, "a", "UNKNOWN", to, "r", at, cause)
+
+    data = PeriodData(0, 30 * DAY, (change(0, "UNKNOWN", "config.illegal_address"), change(H, "UP"),
+                                    change(2 * H, "UNKNOWN", "probe.hung"),
+                                    change(3 * H, "UNKNOWN", "config.unknown_node", "u")), (), (), (), ())  # fmt: skip
+    assert configuration_faults(data) == (
+        ConfigurationFault("a", 0, H, "config.illegal_address"),
+        ConfigurationFault("a", 3 * H, 30 * DAY, "config.unknown_node"),
+    )
+
+
 def test_a_line_all_inside_timely_maintenance_is_not_observed(tmp_path: Path) -> None:
     window = MaintenanceWindow("w", 0, 30 * DAY, announced_at_ms=-4 * DAY, announced_by="v", assets=("a",))
     r = report(contract(tmp_path), SlaInputs(timelines=timeline((0, 30 * DAY, State.DOWN)), windows=(window,)))
@@ -167,6 +215,27 @@ def test_a_partial_period_measures_only_the_time_before_as_of(tmp_path: Path) ->
     assert incident.resolution is not None and incident.resolution.met is True
 
 
+@pytest.mark.parametrize(
+    ("cancelled_at", "as_of", "excluded"),
+    [
+        (10 * DAY, None, 4 * H),  # cancelled after it ran: it stays whole
+        (5 * DAY + H, None, H),  # cancelled while it ran: it ends there
+        (4 * DAY, None, 0),  # cancelled before it started: it never was
+        (10 * DAY, 6 * DAY, 4 * H),  # a report as of before the cancellation does not know it
+        (5 * DAY + H, 5 * DAY + H // 2, H // 2),  # nor one as of half an hour into the window
+    ],
+)
+def test_a_cancellation_takes_effect_when_it_is_made(
+    tmp_path: Path, cancelled_at: int, as_of: int | None, excluded: int
+) -> None:
+    window = MaintenanceWindow("w", 5 * DAY, 5 * DAY + 4 * H, announced_at_ms=0, announced_by="v", assets=("a",),
+                               cancelled=True, cancelled_at_ms=cancelled_at)  # fmt: skip
+    down = (5 * DAY, 5 * DAY + 4 * H, State.DOWN)
+    segments = timeline((0, 5 * DAY, State.UP), down, (5 * DAY + 4 * H, 30 * DAY, State.UP))
+    [line] = report(contract(tmp_path), SlaInputs(timelines=segments, windows=(window,)), as_of).uptime
+    assert line.measure.maintenance_ms == excluded
+
+
 def test_an_as_of_after_the_period_lets_its_clocks_finish(tmp_path: Path) -> None:
     restored_after_the_end = Incident(
         "i", "a", Severity.S1, "x", 30 * DAY - H, notified_at_ms=30 * DAY - H,
@@ -180,6 +249,31 @@ def test_an_as_of_after_the_period_lets_its_clocks_finish(tmp_path: Path) -> Non
     assert not later.partial and later.uptime[0].measure.covered_ms == 30 * DAY
     resolution = later.incidents[0].resolution
     assert resolution is not None and resolution.stopped and resolution.elapsed_ms == 2 * H and resolution.met
+
+
+def test_an_incident_raised_after_as_of_is_listed_as_not_raised_yet(tmp_path: Path) -> None:
+    raised_later = Incident("i", "a", Severity.S1, "x", 2 * DAY, notified_at_ms=2 * DAY + H,
+                            restored_at_ms=2 * DAY + H // 2)  # fmt: skip
+    inputs = SlaInputs(timelines=timeline((0, 30 * DAY, State.UP)), incidents=(raised_later,))
+    [incident] = report(contract(tmp_path), inputs, 2 * DAY + H // 2).incidents
+    assert (incident.notified_ms, incident.response, incident.resolution, incident.rca) == (None, None, None, None)
+
+
+def test_an_incident_never_raised_to_the_vendor_owes_no_rca(tmp_path: Path) -> None:
+    inside_a_window = Incident("quiet", "a", Severity.S1, "planned stop", 2 * DAY, restored_at_ms=2 * DAY + H)
+    raised = Incident("raised", "a", Severity.S1, "x", 3 * DAY, notified_at_ms=3 * DAY, restored_at_ms=3 * DAY + H)
+    inputs = SlaInputs(timelines=timeline((0, 30 * DAY, State.UP)), incidents=(inside_a_window, raised))
+    r = report(contract(tmp_path), inputs)
+    rcas = {i.id: None if i.rca is None else i.rca.status for i in r.incidents}
+    assert rcas == {"quiet": None, "raised": "late"}  # 5 business days after 4 June, unreceived by 30 June
+    assert (r.scorecard.rca_on_time, r.scorecard.rca_late, r.scorecard.rca_pending) == (0, 1, 0)
+
+
+def test_the_scorecard_row_counts_pending_rcas_apart_from_those_decided(tmp_path: Path) -> None:
+    restored = Incident("i", "a", Severity.S1, "x", 2 * DAY, notified_at_ms=2 * DAY, restored_at_ms=2 * DAY + H)
+    inputs = SlaInputs(timelines=timeline((0, 30 * DAY, State.UP)), incidents=(restored,))
+    assert scorecard_row(report(contract(tmp_path), inputs, 3 * DAY))["rca_on_time"] == "0/0 (1 pending)"
+    assert scorecard_row(report(contract(tmp_path), inputs))["rca_on_time"] == "0/1"  # late by the month's end
 
 
 def test_default_as_of_is_now_for_a_period_not_over_else_its_end() -> None:

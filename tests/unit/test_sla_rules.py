@@ -85,8 +85,14 @@ def test_recurrence_needs_a_restored_previous_incident() -> None:
     assert got == {"2"}
 
 
+def test_a_planned_stop_neither_recurs_nor_makes_a_later_fault_recur() -> None:
+    history = [incident("planned", 0, H), incident("fault", 2 * H, 3 * H), incident("again", 4 * H, None)]
+    assert recurring_ids(history, 10**12) == {"fault", "again"}
+    assert recurring_ids(history, 10**12, planned={"planned"}) == {"again"}
+
+
 def test_rca_deadline_in_business_days_or_duration() -> None:
-    inc = Incident("i", "a", Severity.S1, "r", 0, restored_at_ms=H, rca_received_at_ms=49 * H)
+    inc = Incident("i", "a", Severity.S1, "r", 0, notified_at_ms=0, restored_at_ms=H, rca_received_at_ms=49 * H)
     cal = Calendar.always("UTC")
     on_time = rca_result(inc, RcaPolicy(severities=[Severity.S1], due=BusinessDays(days=2)), cal, 10**12)
     assert on_time is not None and on_time.status == "on_time"

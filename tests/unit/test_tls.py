@@ -10,6 +10,9 @@ import pytest
 from linewarden import certs
 from linewarden.certs import DAY_MS, Role
 from linewarden.cli import main
+from linewarden.config.base import TlsConfig
+from linewarden.errors import BrokerError
+from linewarden.mqtt import MAX_PEM_BYTES, local_certificates
 from linewarden.wire import CertExpiry, HeartbeatBody
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -73,3 +76,12 @@ def test_heartbeat_carries_certificates_only_when_some_expire():
     soon = HeartbeatBody(interval_s=60, states={}, certificates=expiring)
     assert HeartbeatBody.model_validate_json(soon.model_dump_json()) == soon
     assert HeartbeatBody.model_validate_json('{"interval_s": 60, "states": {}}').certificates is None
+
+
+def test_a_certificate_file_that_is_a_device_or_huge_is_an_error_not_read(tmp_path):
+    huge = tmp_path / "huge.pem"
+    huge.write_bytes(b"\n" * (MAX_PEM_BYTES + 1))
+    with pytest.raises(BrokerError, match=f"{huge}: larger than {MAX_PEM_BYTES} bytes"):
+        local_certificates(TlsConfig(ca_file=huge))
+    with pytest.raises(BrokerError, match="/dev/zero: not a regular file"):  # read, it never ends
+        local_certificates(TlsConfig(ca_file=Path("/dev/zero")))
