@@ -296,8 +296,13 @@ class Agent:
             if now_ms - last_heartbeat >= heartbeat_ms:
                 last_heartbeat = now_ms
                 states = {t: s.debouncer.state for t, s in self.slots.items()}
+                depth = oldest = None
+                if self.cfg.agent.outbox_figures:  # a counter and one primary-key read (bench/outbox_figures.py)
+                    outbox = self.outbox.stats()
+                    depth, oldest = outbox.depth, outbox.oldest_ts
                 events.append(("heartbeat", HeartbeatBody(
-                    interval_s=max(1, heartbeat_ms // 1000), states=states, certificates=self._expiring(now_ms)
+                    interval_s=max(1, heartbeat_ms // 1000), states=states, certificates=self._expiring(now_ms),
+                    outbox_depth=depth, oldest_unacked_at=oldest,
                 )))  # fmt: skip
                 if self.recorder.fault is not None:
                     # The heartbeat waits in memory: a birth naming the fault tells the collector we are alive.

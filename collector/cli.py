@@ -173,6 +173,7 @@ def _agents(args: argparse.Namespace) -> int:
             state = liveness.status(a, gap, now, config.liveness.missed_heartbeats, watching_since=0)
             # Alive but unable to keep what it measures: its events wait in its memory.
             shown = "degraded" if state == liveness.Liveness.ALIVE and a.outbox_fault else state.value
+            age = liveness.oldest_unacked_age_ms(a)
             rows.append(
                 {
                     "site": a.site,
@@ -187,6 +188,9 @@ def _agents(args: argparse.Namespace) -> int:
                     "skew_flagged": a.skew_flagged,
                     "dead_letters": dead.get((a.site, a.agent), 0),
                     "outbox_fault": a.outbox_fault,
+                    "outbox_depth": a.outbox_depth,
+                    "oldest_unacked_at": iso_time(a.oldest_unacked_at),
+                    "oldest_unacked_age_s": None if age is None else age // 1000,
                     "cert_expiring": certificates.summary(
                         certificates.agent_expiring(store, a.site, a.agent, a.epoch), now
                     ),
@@ -213,6 +217,9 @@ _AGENT_COLUMNS = (
     "skew_flagged",
     "dead_letters",
     "outbox_fault",
+    "outbox_depth",
+    "oldest_unacked_at",
+    "oldest_unacked_age_s",
     "cert_expiring",
 )
 
@@ -304,7 +311,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Calla
     "run": ("run the collector: ingest from agents over MQTT", _run_args, _run),
     "import": ("import history from a JSON Lines file (idempotent)", _import_args, _import),
     "export": ("export everything into one archive that `import` reads back", _export_args, _export),
-    "agents": ("list agents: last seen, liveness, clock skew, dead letters", _agents_args, _agents),
+    "agents": ("list agents: last seen, liveness, clock skew, dead letters, outbox", _agents_args, _agents),
     "report": ("SLA report per contract for a month: uptime, incidents, credits, scorecard", report_args, report),
     "contract": ("list contracts; verify a signed document against its SHA-256", contract_args, contract),
     "maintenance": ("record, list and cancel maintenance windows (published to the site)", maintenance_args,

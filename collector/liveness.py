@@ -105,3 +105,15 @@ def trimmed_start(start: int, end: int, event_times: Iterable[int], tolerance: i
 def continuous(start: int, evidence: int, tolerance: int) -> bool:
     """The evidence comes soon enough after the last heartbeat that the agent never stopped watching."""
     return evidence - start <= tolerance
+
+
+def oldest_unacked_age_ms(agent: AgentRow) -> int | None:
+    """How old the agent's oldest unacknowledged event was when its latest heartbeat was made (both times the
+    agent's own clock, so its skew does not count); None while the outbox was empty or the heartbeat did not say."""
+    return unacked_age_ms(agent.last_heartbeat, agent.oldest_unacked_at)
+
+
+def unacked_age_ms(last_heartbeat: int | None, oldest_unacked_at: int | None) -> int | None:
+    if oldest_unacked_at is None or last_heartbeat is None:
+        return None
+    return max(0, last_heartbeat - oldest_unacked_at)

@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from collector import liveness
 from collector.store.base import Store
 from collector.ticketing.base import Ticket, TicketSink, VendorRef
 from linewarden.cert_metrics import CertificateFigures
@@ -95,7 +96,8 @@ class _StoreFigures(Collector):
         now = self.clock()
         with self.store.reader() as sql:
             agents = sql.query(
-                "SELECT a.site, a.agent, a.last_seen, COALESCE(k.through, 0) AS through,"
+                "SELECT a.site, a.agent, a.last_seen, a.last_heartbeat, a.outbox_depth, a.oldest_unacked_at,"
+                " COALESCE(k.through, 0) AS through,"
                 " (SELECT MAX(e.seq) FROM events e WHERE e.site = a.site AND e.agent = a.agent"
                 "  AND e.epoch = a.epoch) AS top"
                 " FROM agents a LEFT JOIN acks k ON k.site = a.site AND k.agent = a.agent AND k.epoch = a.epoch"
@@ -111,11 +113,23 @@ class _StoreFigures(Collector):
                                  labels=["site", "agent"])  # fmt: skip
         lag = GaugeMetricFamily("linewarden_agent_ack_lag_events", "events stored for the agent's epoch beyond the ack",
                                 labels=["site", "agent"])  # fmt: skip
+        depth = GaugeMetricFamily("linewarden_agent_reported_outbox_depth",
+                                  "events the agent's outbox had not got acknowledged, as its latest heartbeat said",
+                                  labels=["site", "agent"])  # fmt: skip
+        oldest = GaugeMetricFamily("linewarden_agent_reported_outbox_oldest_age_seconds",
+                                   "age of the oldest of them at that heartbeat (0: none)",
+                                   labels=["site", "agent"])  # fmt: skip
         for a in agents:
             seen.add_metric([a["site"], a["agent"]], a["last_seen"] / 1000)
             lag.add_metric([a["site"], a["agent"]], max(0, (a["top"] or 0) - a["through"]))
+            if a["outbox_depth"] is not None:  # agents older than the heartbeat's outbox figures: no series
+                age = liveness.unacked_age_ms(a["last_heartbeat"], a["oldest_unacked_at"]) or 0
+                depth.add_metric([a["site"], a["agent"]], a["outbox_depth"])
+                oldest.add_metric([a["site"], a["agent"]], age / 1000)
         yield seen
         yield lag
+        yield depth
+        yield oldest
         states = GaugeMetricFamily("linewarden_collector_dispatches", "ticket dispatch outbox rows by state",
                                    labels=["state"])  # fmt: skip
         counts = {row["state"]: row["n"] for row in dispatches}

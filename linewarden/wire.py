@@ -190,6 +190,11 @@ class HeartbeatBody(WireModel):
     certificates: Annotated[list[CertExpiry], Field(max_length=32)] | None = Field(
         default=None, exclude_if=lambda v: v is None
     )
+    # The agent's outbox as the heartbeat was made: events not yet acknowledged (the heartbeat itself not
+    # counted) and the `ts` of the oldest of them (absent while the outbox is empty). Absent from agents older
+    # than these fields; a collector older than them refuses the keys (README, "Wire protocol": upgrade order).
+    outbox_depth: Count | None = Field(default=None, exclude_if=lambda v: v is None)
+    oldest_unacked_at: Ms | None = Field(default=None, exclude_if=lambda v: v is None)
 
 
 class MetricsBody(WireModel):

@@ -136,7 +136,7 @@ def _agent_rows(deps: Deps, user: User) -> list[dict[str, Any]]:
             "agent": a, "status": status.value, "open_gap": gaps.get((a.site, a.agent)),
             "gaps_30d": len(mine), "gap_ms_30d": sum(min(g.end_at or now, now) - max(g.start_at, now - 30 * DAY_MS)
                                                      for g in mine),
-            "dead_letters": dead.get((a.site, a.agent), 0),
+            "dead_letters": dead.get((a.site, a.agent), 0), "oldest_age_ms": liveness.oldest_unacked_age_ms(a),
             "certificates": certificates.summary(
                 certificates.agent_expiring(deps.store, a.site, a.agent, a.epoch), now
             ),

@@ -294,10 +294,10 @@ class Writer:
         ]  # fmt: skip
         changes: list[StateChangeEvent] = []
         others: list[Event] = []
-        beat: int | None = None
+        beat: HeartbeatEvent | None = None
         for e in compress(new, map("metrics".__ne__, map(_type, new))):
             if isinstance(e, HeartbeatEvent):
-                beat = e.ts if beat is None else max(beat, e.ts)
+                beat = e if beat is None or e.ts > beat.ts else beat
             elif isinstance(e, StateChangeEvent):
                 changes.append(e)
             else:
@@ -317,9 +317,10 @@ class Writer:
             )  # fmt: skip
         if beat is not None:
             self.sql.execute(
-                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?"
+                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?, outbox_depth = ?,"
+                " oldest_unacked_at = ?"
                 " WHERE site = ? AND agent = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)",
-                (beat, received_at, site, agent, beat),
+                (beat.ts, received_at, beat.body.outbox_depth, beat.body.oldest_unacked_at, site, agent, beat.ts),
             )
         for e in others:
             self._derive(site, agent, epoch, e)

@@ -269,6 +269,14 @@ ALTER TABLE maintenance_windows ADD COLUMN recorded_at BIGINT;
 ALTER TABLE maintenance_windows ADD COLUMN backdate_reason TEXT NOT NULL DEFAULT ''
 """
 
+# v14: the agent's outbox as its latest heartbeat reported it: events not yet acknowledged and the time of the
+# oldest of them (both NULL: the heartbeat did not say, from an agent older than these fields; the time alone
+# NULL: the outbox was empty).
+_CORE_V14 = """
+ALTER TABLE agents ADD COLUMN outbox_depth BIGINT;
+ALTER TABLE agents ADD COLUMN oldest_unacked_at BIGINT
+"""
+
 CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
@@ -277,6 +285,7 @@ CORE: list[Migration] = [
     Migration("core", 6, _CORE_V6),
     Migration("core", 7, _CORE_V7),
     Migration("core", 8, _CORE_V8),
+    Migration("core", 14, _CORE_V14),
 ]
 
 

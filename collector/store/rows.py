@@ -25,6 +25,9 @@ class AgentRow:
     skew_flagged: bool
     boot_seq: int | None = None
     outbox_fault: str | None = None  # the agent's outbox cannot be written (its latest birth says why)
+    # What the latest heartbeat said of the agent's outbox (None: not said; oldest None with a depth: empty).
+    outbox_depth: int | None = None
+    oldest_unacked_at: int | None = None
 
 
 @dataclass(frozen=True)

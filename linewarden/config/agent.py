@@ -24,6 +24,11 @@ class AgentSection(StrictModel):
     )
     heartbeat_interval: PositiveDuration = timedelta(seconds=60)
     metrics: bool = True
+    outbox_figures: bool = Field(
+        default=True,
+        description="heartbeats carry the outbox depth and oldest unacknowledged time; false only while the"
+        " collector is older than these fields (it refuses them)",
+    )
     log_level: str = Field(default="info", pattern=r"^(debug|info|warning|error)$")
     log_format: Literal["text", "json"] = "text"
     metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(

@@ -1,5 +1,5 @@
-"""Publishing as an agent would: a birth and one state change, or one minute's probe figures, over the real
-broker."""
+"""Publishing as an agent would: a birth and one state change, one minute's probe figures, or a heartbeat with
+its outbox figures, over the real broker."""
 
 from __future__ import annotations
 
@@ -16,6 +16,8 @@ from linewarden.wire import (
     Birth,
     Event,
     EventBatch,
+    HeartbeatBody,
+    HeartbeatEvent,
     MetricsBody,
     MetricsEvent,
     StateChangeBody,
@@ -65,3 +67,12 @@ def publish_probe_figures(port: int, minute: int, probes: int, failures: int, p9
     body = MetricsBody(target="plc", minute=minute, probes=probes, failures=failures, latency_p50_ms=p95_ms / 2,
                        latency_p95_ms=p95_ms, latency_max_ms=p95_ms * 2)
     _run(_publish(port, "live-figures", targets, MetricsEvent(seq=1, ts=minute + 60_000, body=body)))
+
+
+def publish_heartbeat(port: int, ts: int, outbox_depth: int, oldest_unacked_at: int) -> None:
+    """A heartbeat of agent a1 saying what its outbox holds (an epoch of its own, like the probe figures')."""
+    targets = [TargetInfo(id="plc", kind=ProbeKind.OPCUA, asset="line3-plc", criticality=Criticality.CRITICAL),
+               TargetInfo(id="scada", kind=ProbeKind.OPCUA, asset="scada-srv", criticality=Criticality.CRITICAL)]
+    body = HeartbeatBody(interval_s=60, states={"plc": State.UP, "scada": State.DOWN}, outbox_depth=outbox_depth,
+                         oldest_unacked_at=oldest_unacked_at)
+    _run(_publish(port, "live-outbox", targets, HeartbeatEvent(seq=1, ts=ts, body=body)))

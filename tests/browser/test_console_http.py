@@ -157,6 +157,8 @@ def test_hostile_requests_get_an_answer_never_a_500(site: Site) -> None:
         ada.post("/maintenance/nope/cancel", data={"csrf": token}),
         ada.post("/maintenance/add", content=b"\xff\xfe" * 40_000,
                  headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        ada.get("/incidents/inc%00-1"),
+        ada.get("/audit", params={"actor": "a\x00b"}),  # a NUL, which PostgreSQL cannot hold: refused on every store
     ]
     codes = [a.status_code for a in answers]
     assert codes[5] == 200  # a filter is only a filter
@@ -380,3 +382,22 @@ def test_the_asset_page_shows_its_targets_latest_probe_figures(site: Site) -> No
     shown = figures()
     assert "<td>12</td><td>3</td>" in shown and "21.0 ms" in shown and "84.0 ms" in shown
     assert login(site, "sam").get("/assets/p1/line3-plc").status_code == 404  # another vendor's asset
+
+
+def test_agent_health_shows_the_outbox_figures_of_the_latest_heartbeat(site: Site) -> None:
+    from tests.browser.live import publish_heartbeat
+    from tests.waiting import wait_until
+
+    pia = login(site, "pia")
+
+    def outbox_cell(path: str) -> str:
+        table = pia.get(path).text.split('id="agents"', 1)[1].split("</table>", 1)[0]
+        row = next(r for r in table.split("<tr>") if "<td>a1</td>" in r)
+        return row.split("</td>")[8]  # the Outbox column
+
+    now = int(time.time() * 1000)
+    publish_heartbeat(site.broker_port, now, outbox_depth=42, oldest_unacked_at=now - 125_000)
+    wait_until(lambda: "42 unacknowledged" in outbox_cell("/agents"), timeout=20, what="the outbox figures")
+    for path in ("/agents", "/"):  # the agents page and the overview's agent health
+        shown = outbox_cell(path)
+        assert "42 unacknowledged, oldest 2m 5s old" in shown, (path, shown)

@@ -3,17 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import redirect_stdout
 from pathlib import Path
 
 import pytest
 
-from linewarden.wire import Event, IncidentOpenedEvent, IncidentResolvedEvent, StateChangeEvent
+from collector import liveness
+from collector.ingest import Publication
+from collector.service import CollectorService
+from collector.store import open_store
+from collector.store.rows import AgentRow
+from linewarden.cli import main
+from linewarden.config.collector import CollectorConfig
+from linewarden.config.load import load
+from linewarden.output import iso_time
+from linewarden.wire import (
+    Event,
+    HeartbeatEvent,
+    IncidentOpenedEvent,
+    IncidentResolvedEvent,
+    StateChangeEvent,
+    ack_topic,
+)
 from simulators.broker import Mosquitto
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
@@ -300,3 +319,83 @@ async def test_everything_down_at_once_is_one_site_link_incident(
                 WAIT_S + 10,
                 what="the site link incident resolved",
             )
+
+
+async def test_outbox_figures_reach_the_collector_while_its_acks_are_held(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real agent and collector; the collector stores everything but its acks are held back, so the agent's
+    outbox grows and its heartbeats say so: the store, `collector agents` and /metrics show the depth and the
+    age of the oldest unacknowledged event, and once acks flow again the backlog is gone."""
+    config_path = tmp_path / "collector.toml"
+    config_path.write_text(f'[collector]\ndata_dir = "{tmp_path / "c"}"\n[broker]\nhost = "127.0.0.1"\n'
+                           f"port = {mosquitto.port}\n[console]\nenabled = false\n")
+    store = open_store(load(CollectorConfig, config_path))
+    svc = CollectorService(load(CollectorConfig, config_path), store)
+    held = asyncio.Event()
+    our_acks = ack_topic("plant-e2e", "obx-agent")
+    publish = svc._publish
+
+    def holding(publications: list[Publication]) -> None:
+        publish([p for p in publications if not (held.is_set() and p.topic == our_acks)])
+
+    monkeypatch.setattr(svc, "_publish", holding)
+
+    def row() -> AgentRow | None:
+        return next((a for a in store.agents() if a.agent == "obx-agent"), None)
+
+    await svc.start()
+    try:
+        async with MesServer("mes") as mes:
+            toml = agent_toml(tmp_path / "data", mosquitto.port, mes=mes, agent_id="obx-agent", heartbeat="1s")
+            async with running_agent(tmp_path, toml) as agent:
+                await async_wait_until(lambda: (r := row()) is not None and r.outbox_depth is not None, WAIT_S,
+                                       what="a heartbeat with outbox figures stored")  # fmt: skip
+                held.set()
+
+                def backlog_reported() -> bool:
+                    r = row()
+                    age = None if r is None else liveness.oldest_unacked_age_ms(r)
+                    oldest_now = agent.outbox.stats().oldest_ts
+                    return r is not None and r.oldest_unacked_at == oldest_now and age is not None and age >= 2000
+
+                await async_wait_until(backlog_reported, WAIT_S, what="two seconds of backlog reported")
+                reported, oldest = row(), agent.outbox.stats().oldest_ts
+                assert reported is not None and reported.outbox_depth is not None and oldest is not None
+                assert 0 < reported.outbox_depth <= agent.outbox.stats().depth  # as of the heartbeat: no more since
+                out = io.StringIO()
+                with redirect_stdout(out):
+                    assert main(["collector", "agents", "--config", str(config_path), "--format", "json"]) == 0
+                [shown] = [a for a in json.loads(out.getvalue()) if a["agent"] == "obx-agent"]
+                assert shown["outbox_depth"] > 0 and shown["oldest_unacked_age_s"] >= 2
+                assert shown["oldest_unacked_at"] == iso_time(reported.oldest_unacked_at)
+                gauges = dict(line.rsplit(" ", 1) for line in svc.metrics.exposition().decode().splitlines()
+                              if line.startswith("linewarden_agent_reported_outbox"))  # fmt: skip
+                labels = '{agent="obx-agent",site="plant-e2e"}'
+                assert float(gauges[f"linewarden_agent_reported_outbox_depth{labels}"]) > 0
+                assert float(gauges[f"linewarden_agent_reported_outbox_oldest_age_seconds{labels}"]) >= 2
+
+                held.clear()
+                await async_wait_until(
+                    lambda: (r := row()) is not None and (r.oldest_unacked_at or oldest + 1) > oldest, WAIT_S,
+                    what="the backlog acknowledged and a heartbeat saying so",
+                )  # fmt: skip
+    finally:
+        await svc.stop()
+        store.close()
+
+
+async def test_outbox_figures_left_out_for_a_collector_older_than_them(
+    acker: Acker, mosquitto: Mosquitto, tmp_path: Path
+) -> None:
+    async with MesServer("mes") as mes:
+        toml = agent_toml(tmp_path / "data", mosquitto.port, mes=mes, agent_id="obx-off", heartbeat="1s")
+        toml = toml.replace('heartbeat_interval = "1s"', 'heartbeat_interval = "1s"\noutbox_figures = false', 1)
+        async with running_agent(tmp_path, toml):
+
+            def beats() -> list[HeartbeatEvent]:
+                return [e for (agent, _), per_seq in acker.bodies.items() if agent == "obx-off"
+                        for e in per_seq.values() if isinstance(e, HeartbeatEvent)]  # fmt: skip
+
+            await async_wait_until(lambda: len(beats()) >= 2, WAIT_S, what="two heartbeats")
+    assert all(b.body.outbox_depth is None and b.body.oldest_unacked_at is None for b in beats())

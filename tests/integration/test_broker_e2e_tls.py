@@ -96,8 +96,9 @@ async def _collector(broker: ShippedBroker, tmp_path: Path, serve_api: bool = Fa
         broker=broker.config("collector", port=broker.collector_port, mtls=True),
         api=ApiConfig(host="127.0.0.1", port=0),
     )
-    svc = CollectorService(config, SqliteStore(tmp_path / "collector.db"), serve_api=serve_api)
-    svc.store.migrate()
+    store = SqliteStore(tmp_path / "collector.db")
+    store.migrate()
+    svc = CollectorService(config, store, serve_api=serve_api)
     await svc.start()
     await async_wait_until(lambda: svc.mqtt.connected, what="collector connected")
     return svc

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from collector.store.base import DataRejected
 from collector.store.migrations import CORE, Migration
 from collector.store.sqlite import SqliteStore
 from linewarden.domain import State
-from linewarden.wire import MaintenanceWindowWire
+from linewarden.wire import HeartbeatBody, HeartbeatEvent, MaintenanceWindowWire
 from tests.integration.collector_helpers import T0, birth, incident_opened, state_change
 from tests.integration.store_params import STORES, open_store_param
 
@@ -33,6 +34,15 @@ def test_a_failed_transaction_leaves_nothing(store):
         raise RuntimeError("boom")
     assert store.table_rows("events") == []
     assert store.table_rows("state_changes") == []
+
+
+def test_a_nul_in_a_text_is_refused_by_both_stores(store):
+    """PostgreSQL cannot hold a NUL; SQLite refuses it too, so an archive of either imports into the other."""
+    with pytest.raises(DataRejected), store.transaction() as tx:
+        tx.sql.execute("INSERT INTO counters (name, value) VALUES (?, 1)", ("a\x00b",))
+    with pytest.raises(DataRejected), store.reader() as sql:
+        sql.query("SELECT id FROM audit_log WHERE actor = ?", ("a\x00",))
+    assert [r for r in store.table_rows("counters") if r["name"].startswith("a")] == []
 
 
 def test_writes_survive_reopening(tmp_path):
@@ -105,6 +115,32 @@ def test_a_state_change_without_asset_takes_it_from_the_birth_registry(store):
             update={"asset": None})}), T0)  # fmt: skip
     [row] = store.table_rows("state_changes")
     assert (row["target"], row["asset"]) == ("plc-1", "line3-plc")
+
+
+def test_the_latest_heartbeat_gives_the_agents_outbox_figures(store):
+    def beat(seq: int, ts: int, **figures: int) -> HeartbeatEvent:
+        return HeartbeatEvent(seq=seq, ts=ts, body=HeartbeatBody(interval_s=60, states={}, **figures))
+
+    def figures() -> tuple[int | None, int | None]:
+        [a] = store.agents()
+        return a.outbox_depth, a.oldest_unacked_at
+
+    with store.transaction() as tx:
+        tx.record_birth(birth("p1", "a1"), T0)
+    assert figures() == (None, None)  # not reported yet
+    with store.transaction() as tx:  # in one batch the latest wins, whatever the order
+        tx.insert_events("p1", "a1", "e1", "b1", [beat(2, T0 + 2000, outbox_depth=7, oldest_unacked_at=T0),
+                                                  beat(1, T0 + 1000, outbox_depth=3, oldest_unacked_at=T0)], T0)
+    assert figures() == (7, T0)
+    with store.transaction() as tx:  # an older heartbeat arriving late changes nothing
+        tx.insert_events("p1", "a1", "e1", "b1", [beat(5, T0, outbox_depth=1, oldest_unacked_at=T0)], T0)
+    assert figures() == (7, T0)
+    with store.transaction() as tx:  # an empty outbox has no oldest event
+        tx.insert_events("p1", "a1", "e1", "b1", [beat(3, T0 + 3000, outbox_depth=0)], T0)
+    assert figures() == (0, None)
+    with store.transaction() as tx:  # an agent from before the figures (a downgrade): not reported again
+        tx.insert_events("p1", "a1", "e1", "b1", [beat(4, T0 + 4000)], T0)
+    assert figures() == (None, None)
 
 
 def test_two_contracts_tickets_record_the_same_step_in_the_same_millisecond(store):
