@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -28,22 +28,16 @@ from linewarden.wire import birth_topic, encode
 from tests.fakes.tickets import open_db, ticket
 from tests.fakes.webhook import FakeWebhookReceiver
 from tests.integration.collector_helpers import birth
-from tests.integration.ticketing_helpers import SECRET, SECRET_ENV, book, contract, sink_config
+from tests.integration.ticketing_helpers import book, contract, hook, sink_config
 from tests.waiting import async_wait_until
+
+__all__ = ["hook"]  # the shared webhook-receiver fixture (ticketing_helpers)
 
 HOUR_S = 3600.0  # the safety poll: never reached in these tests
 CONTRACT = "acme-mes-2026"
 # Lease = 0.2 + 0.2 + 0.01 s + 1 s: a dead collector's claim runs out within the test.
 SHORT = RetryPolicy(attempt_timeout_s=0.2, attempts=1, run_budget_s=0.2, wait_max_s=0.01)
 _names = itertools.count(1)
-
-
-@pytest.fixture
-def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWebhookReceiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    receiver = FakeWebhookReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 @pytest.fixture
