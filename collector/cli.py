@@ -63,7 +63,6 @@ def _run_args(p: argparse.ArgumentParser) -> None:
 def _run(args: argparse.Namespace) -> int:
     config = load(CollectorConfig, args.config)
     setup_logging(args.log_level or config.collector.log_level, args.log_format or config.collector.log_format)
-    log.info("collector %s starting; broker %s", config.collector.id, config.broker.shown())
     store = open_store(config)
     try:
         book = load_book(config, args.config)
@@ -83,6 +82,7 @@ async def _serve(config: CollectorConfig, store: Store, book: ContractBook, vaul
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):  # Windows: Ctrl+C arrives as KeyboardInterrupt
             loop.add_signal_handler(sig, stop.set)
+    log.info("collector %s starting; broker %s", config.collector.id, config.broker.shown())
     await CollectorService(config, store, book=book, serve_api=True, totp_vault=vault).run(stop)
 
 

@@ -75,6 +75,7 @@ class Ingest:
         self.incident_events = 0  # incident events stored so far: the router runs only when this moves
         self.events_stored = 0
         self.on_dead_letter: Callable[[str], None] = lambda reason: None  # metrics: called with each reason
+        self.next_liveness_check: int | None = None  # set by check_liveness
         self.on_new_agent: Callable[[str, str], None] = lambda site, agent: None  # (site, agent) first born
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
@@ -317,14 +318,18 @@ class Ingest:
     # ------------------------------------------------------------ liveness
 
     def check_liveness(self, now: int) -> list[GapRow]:
-        """Open a monitoring gap for every agent whose heartbeats are overdue; return the gaps opened."""
+        """Open a monitoring gap for every agent whose heartbeats are overdue; return the gaps opened. Sets
+        `next_liveness_check`: when to check again (liveness.next_check_at)."""
         opened = []
         open_agents = {(g.site, g.agent) for g in self.store.open_gaps()}
+        agents = self.store.agents()
         late = [
             a
-            for a in self.store.agents()
+            for a in agents
             if (a.site, a.agent) not in open_agents and liveness.overdue(a, now, self.missed, self.watching_since)
         ]
+        silent = open_agents | {(a.site, a.agent) for a in late}
+        self.next_liveness_check = liveness.next_check_at(agents, silent, now, self.missed, self.watching_since)
         if not late:
             return []
         with self.store.transaction() as tx:

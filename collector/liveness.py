@@ -13,7 +13,7 @@ restart. A birth without `boot_seq` (an agent from before) lets only the old boo
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from enum import StrEnum
 
 from collector.store.rows import AgentRow, GapRow
@@ -53,10 +53,30 @@ def overdue(agent: AgentRow, now: int, missed_heartbeats: int, watching_since: i
 
     `watching_since` is when the collector started: an agent cannot be late while nobody listened.
     """
+    return now >= overdue_at(agent, missed_heartbeats, watching_since)
+
+
+def overdue_at(agent: AgentRow, missed_heartbeats: int, watching_since: int) -> int:
+    """The first moment the agent is overdue if nothing more is received from it."""
     last = agent.birth_received_at
     if agent.last_heartbeat_received_at is not None:
         last = max(last, agent.last_heartbeat_received_at)
-    return now - max(last, watching_since) > tolerance_ms(agent, missed_heartbeats)
+    return max(last, watching_since) + tolerance_ms(agent, missed_heartbeats) + 1
+
+
+def next_check_at(
+    agents: Iterable[AgentRow], silent: Container[tuple[str, str]], now: int, missed_heartbeats: int,
+    watching_since: int,
+) -> int | None:
+    """When the liveness watch must look again: the first moment an agent not yet `silent` (by site, agent)
+    becomes overdue, and no later than the shortest tolerance from `now`, because an agent silent now that
+    comes back in the meantime is overdue at the earliest that long after it came back. None: no agents."""
+    due: int | None = None
+    for agent in agents:
+        shortest = now + tolerance_ms(agent, missed_heartbeats)
+        at = shortest if (agent.site, agent.agent) in silent else overdue_at(agent, missed_heartbeats, watching_since)
+        due = min(at, shortest) if due is None else min(due, at, shortest)
+    return due
 
 
 def status(agent: AgentRow, open_gap: GapRow | None, now: int, missed_heartbeats: int, watching_since: int) -> Liveness:

@@ -21,6 +21,11 @@ Several collectors may share one PostgreSQL (docs/scale-out.md): with `ingest.sh
 as one MQTT shared-subscription group, so the broker hands each agent message to one of them, and each says the
 collector state `online` again when another one's Last Will says `offline`.
 
+The loops sleep while there is nothing to do (collector/wakeup.py): work written in this process (a ticket step,
+a timer, a ticket's state, an agent's birth) wakes the loop that does it; otherwise each sleeps until the next
+due time it read from the store, at most a safety poll (`ticket_poll_s`, `liveness_every_s`) for work another
+collector process wrote and left undone (docs/scale-out.md, "Idle cost").
+
 The dispatch, timer, liveness and retry loops run under one supervisor (linewarden/supervise.py): a crash is
 logged with its traceback, counted and restarted with backoff; repeated crashes end `run()` with
 SupervisorGaveUp and `linewarden collector run` exits 1, for the service manager to restart it.
@@ -63,6 +68,7 @@ from collector.ticketing.readback import TicketReadback, VendorReader
 from collector.ticketing.registry import make_reader, make_sink
 from collector.ticketing.router import Router
 from collector.ticketing.timers import Timers
+from collector.wakeup import SAFETY_POLL_S, Wakeup, sleep_s
 from linewarden.book import ContractBook
 from linewarden.config.collector import CollectorConfig
 from linewarden.errors import BrokerError, StorageFull, StoreError, StoreUnavailable, TicketRejected, WireError
@@ -90,6 +96,8 @@ PRUNE_MIN_WAIT_S = 1.0
 HELD_RETRY_FIRST_S = 0.5
 HELD_RETRY_MAX_S = 10.0
 STOP_WAIT_S = 10.0  # for the ticketing loops to finish their round at stop
+# The liveness watch checks at the next agent's deadline, and at least this often (its safety poll).
+LIVENESS_POLL_S = 60.0
 # The cyclic garbage collector's first threshold (Python's default: 700). Ingest holds a run's decoded events,
 # thousands of objects, at once: at 700 each run set off collections that scanned them and promoted them to the
 # older generations, whose collections scan the whole heap: a quarter of ingest's CPU time. They are freed by
@@ -111,10 +119,10 @@ class CollectorService:
         config: CollectorConfig,
         store: Store,
         clock: Clock = wall_clock_ms,
-        liveness_every_s: float = 5.0,
+        liveness_every_s: float = LIVENESS_POLL_S,
         book: ContractBook | None = None,
         dispatch_policy: RetryPolicy | None = None,
-        ticket_poll_s: float = 1.0,
+        ticket_poll_s: float = SAFETY_POLL_S,
         serve_api: bool = False,
         totp_vault: TotpVault | None = None,
     ) -> None:
@@ -128,7 +136,7 @@ class CollectorService:
         origin = socket.gethostname()
         self.metrics = CollectorMetrics(store, clock, lambda: self.mqtt.connected, lambda: self.mqtt.certificates())
         self.sinks = {cid: self.metrics.metered(sink) for cid, sink in self._sinks().items()}
-        self.lifecycle = Lifecycle(store, self.book, clock, origin)
+        self.lifecycle = Lifecycle(store, self.book, clock, origin, on_change=self._work_written)
         self.dispatcher = Dispatcher(
             store, self.sinks, clock=clock, policy=dispatch_policy or RetryPolicy(), origin=origin,
             on_recorded=self.lifecycle.on_recorded, worker=config.collector.id,
@@ -136,7 +144,7 @@ class CollectorService:
         self.router = Router(
             store, self.book, self.lifecycle, clock, origin, plant_it_webhook=PLANT_IT in self.sinks
         )
-        self.timers = Timers(store, self.book, clock, origin, on_fired=self.dispatcher.wake)
+        self.timers = Timers(store, self.book, clock, origin, on_fired=self._work_written)
         self.readback = TicketReadback(store, self.lifecycle, self._readers(), clock, origin)
         directory = self.book.contacts
         self.escalation = None if directory is None else EscalationNotifier(
@@ -178,6 +186,7 @@ class CollectorService:
             will=Will(COLLECTOR_STATE_TOPIC, _state(False, self.ingest.watching_since), qos=1, retain=True),
         )
         self._watch: asyncio.Task[None] | None = None
+        self._liveness_wake = Wakeup()
         self.checkpointer = checkpointer_for(config)
         self._checkpoints: asyncio.Task[None] | None = None
         self._pruning: asyncio.Task[None] | None = None
@@ -288,10 +297,18 @@ class CollectorService:
 
     def _route(self) -> None:
         try:
-            if self.router.route_pending():
-                self.dispatcher.wake()
+            self.router.route_pending()
         except Exception:
             log.exception("routing incidents failed; they are routed after the next batch or restart")
+        # Routes, severity raises and restorations write steps and timers (or nothing, which costs a round).
+        self._work_written()
+
+    def _work_written(self) -> None:
+        """Work for the ticketing loops was written in this process (called from any thread): they look now."""
+        self.dispatcher.wake()
+        self.timers.wake()
+        if self.escalation is not None:
+            self.escalation.wake()
 
     async def stop(self) -> None:
         self._stopping = True
@@ -453,6 +470,8 @@ class CollectorService:
         share = (time.perf_counter() - started) / len(messages)
         for i, (topic, _) in enumerate(messages):
             self.metrics.observe_message(topic, share, self.ingest.events_stored - stored if i == 0 else 0, False)
+            if topic.endswith("/birth"):
+                self._liveness_wake.set()  # a new agent (or boot) has a deadline of its own
         for out in outs:
             self._publish(out)
         if self.ingest.incident_events != seen:
@@ -489,13 +508,21 @@ class CollectorService:
             future.add_done_callback(_log_failure)
 
     async def _watch_liveness(self) -> None:
+        """Open a gap for each agent whose heartbeats are overdue: checked at the next agent's deadline, on a
+        birth, at most `liveness_every_s` apart."""
         while True:
-            await asyncio.sleep(self.liveness_every_s)
+            started = self.clock()
+            due: int | None = started
             try:
-                for gap in self.ingest.check_liveness(self.clock()):
+                gaps = self.ingest.check_liveness(started)
+                for gap in gaps:
                     self.router.agent_silent(gap)
+                if gaps:
+                    self._work_written()
+                due = self.ingest.next_liveness_check
             except Exception:
                 log.exception("liveness check failed")
+            await self._liveness_wake.wait(sleep_s(started, self.clock(), due, self.liveness_every_s))
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:

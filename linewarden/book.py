@@ -7,16 +7,19 @@ from __future__ import annotations
 import glob
 import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from linewarden.calendar import ALWAYS_ID, Calendar
 from linewarden.config.calendar import CalendarConfig
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.contacts import ContactsConfig
-from linewarden.config.contract import ContractConfig
+from linewarden.config.contract import BusinessDays, ContractConfig
 from linewarden.config.load import load
-from linewarden.errors import ConfigError
+from linewarden.domain import Severity
+from linewarden.errors import ConfigError, LinewardenError
 from linewarden.rota import Directory, coverage_problems, entry_problem
 from linewarden.sla.coverage import CoverageCalendar
 from linewarden.timeutil import ms_to_dt
@@ -103,6 +106,41 @@ def config_files(config: CollectorConfig, config_path: Path) -> dict[str, list[P
     return {"contracts": _files(config.contracts, base), "calendars": _files(config.calendars, base)}
 
 
+def _check_reachable(
+    contract: ContractConfig, calendars: dict[str, CoverageCalendar], path: str, now: int
+) -> None:
+    """Every deadline the contract's timers compute must fall within the support calendar's search horizon:
+    checked here, so a target of more open time than the calendar has is refused at config check, not when a
+    ticket is recorded."""
+    name = contract.support.coverage
+    calendar = calendars.get(name) or Calendar.always(contract.contract.timezone)
+    needs: list[tuple[str, int]] = []
+    for severity in Severity:
+        target = contract.support.targets.for_severity(severity)
+        if target is None:
+            continue
+        response, resolution = _ms(target.response), _ms(target.resolution)
+        needs += [(f"support.targets.{severity.value}.response", response),
+                  (f"support.targets.{severity.value}.resolution", resolution)]
+        for i, level in enumerate(contract.escalation):
+            after = level.after.strip()
+            if severity in level.severities and after.endswith("%"):
+                needs.append((f"escalation[{i}].after", int(response * float(after[:-1]) / 100)))
+    due = contract.rca.due
+    checks: list[tuple[str, Callable[[int, int], int], int]] = [(k, calendar.add_open_time, ms) for k, ms in needs]
+    if isinstance(due, BusinessDays):
+        checks.append(("rca.due", calendar.add_business_days, due.days))
+    for key, add, amount in checks:
+        try:
+            add(now, amount)
+        except LinewardenError as exc:
+            raise ConfigError(path, key, str(exc)) from None
+
+
+def _ms(delta: timedelta) -> int:
+    return int(delta.total_seconds() * 1000)
+
+
 def load_book(config: CollectorConfig, config_path: Path, now_ms: int | None = None) -> ContractBook:
     base = config_path.parent
     calendars: dict[str, CoverageCalendar] = {}
@@ -137,5 +175,7 @@ def load_book(config: CollectorConfig, config_path: Path, now_ms: int | None = N
         contracts[cid] = contract
         files[cid] = (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
     now = now_ms if now_ms is not None else time.time_ns() // 1_000_000
+    for cid, contract in contracts.items():
+        _check_reachable(contract, calendars, files[cid][0], now)
     directory = load_directory(config, config_path, calendars, contracts, files, now)
     return ContractBook(contracts, calendars, files, directory)

@@ -47,7 +47,7 @@ from collector.console.users import User, check_password, upsert_external
 from collector.console.windows import cancel_window, covered_assets, vendor_may_cover
 from collector.disputes import get_dispute
 from collector.maintenance import check_covers, record_window, site_assets
-from collector.store.base import Store
+from collector.store.base import DataRejected, Store
 from linewarden.book import ContractBook
 from linewarden.config.collector import ConsoleConfig
 from linewarden.errors import MaintenanceRefused
@@ -181,6 +181,11 @@ def create_console(
     @app.exception_handler(ConsoleError)
     async def refused(request: Request, exc: ConsoleError) -> Response:
         return render(request, "error.html", {"user": None, "title": "Not done", "message": str(exc)}, 400)
+
+    @app.exception_handler(DataRejected)
+    async def cannot_hold(request: Request, exc: DataRejected) -> Response:
+        message = f"a value of this request cannot be stored or looked up: {exc}"
+        return render(request, "error.html", {"user": None, "title": "Not done", "message": message}, 422)
 
     @app.exception_handler(pages.NotFound)
     async def not_found(request: Request, exc: pages.NotFound) -> Response:

@@ -10,12 +10,13 @@ Delivery: each pending row is sent as its own "ticket" through the e-mail, webho
 idempotency key of its own (`<incident>-esc-<row id>`), so a retry after a lost answer is deduplicated by the
 receiver; a failure waits `retry_wait` (doubling) and the row fails for good after `attempts`.
 Acknowledgement: `acknowledge` (API: POST /tickets/{contract}/{incident}/escalations/{id}/acknowledge).
+Between rounds the notifier sleeps until a level fires in this process (`wake`), until the next notice is due,
+at most the safety poll (collector/wakeup.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -28,6 +29,7 @@ from collector.escalation.records import ticket_object
 from collector.store.base import Row, Sql, Store
 from collector.ticketing import timers
 from collector.ticketing.base import Ticket
+from collector.wakeup import SAFETY_POLL_S, Wakeup, sleep_s
 from linewarden.book import ContractBook
 from linewarden.config.collector import EscalationConfig
 from linewarden.errors import TicketRejected
@@ -50,15 +52,30 @@ class EscalationNotifier:
         self._config = config
         self._clock = clock
         self._origin = origin
+        self._wake = Wakeup()
 
-    async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+    def wake(self) -> None:
+        """An escalation level fired in this process: plan and send its notices now; from any thread."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event, poll_s: float = SAFETY_POLL_S) -> None:
+        """Plan and send until `stop` is set; between rounds, sleep until woken or the next notice is due, at
+        most `poll_s` (the safety poll)."""
         while not stop.is_set():
+            started = self._clock()
+            due: int | None = started
             try:
                 await self.run_once()
+                due = self.next_due()
             except Exception:
                 log.exception("escalation round failed; pending notifications are tried again next round")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_s)
+            await self._wake.wait(sleep_s(started, self._clock(), due, poll_s), stop)
+
+    def next_due(self) -> int | None:
+        """When the next pending notice is due (a retry, or a lease after a crash mid-send); None: none is."""
+        with self._store.reader() as sql:
+            rows = sql.query("SELECT MIN(next_attempt_at) AS due FROM escalation_notifications WHERE state = 'pending'")
+        return None if not rows or rows[0]["due"] is None else int(rows[0]["due"])
 
     async def run_once(self) -> int:
         """Plan the newly fired levels, send what is due; return how many notifications were sent."""

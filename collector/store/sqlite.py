@@ -22,6 +22,16 @@ SNAPSHOT_BATCH = 1000
 _DATA_ERRORS = (OverflowError, UnicodeEncodeError, sqlite3.DataError, sqlite3.IntegrityError, sqlite3.InterfaceError)
 
 
+def _no_nul(params: Sequence[Any]) -> tuple[Any, ...]:
+    """PostgreSQL cannot hold a NUL in text; SQLite can, but refuses it here too, so both stores take the same
+    values and an archive exported from SQLite imports into PostgreSQL. (Wire and import texts have theirs
+    replaced before they reach a store; bulk `execute_many` rows come only from those.)"""
+    values = tuple(params)
+    if any(type(v) is str and "\x00" in v for v in values):
+        raise DataRejected("a text holds a NUL character (U+0000), which the store does not keep")
+    return values
+
+
 @contextmanager
 def _data_errors() -> Iterator[None]:
     try:
@@ -36,7 +46,7 @@ class _SqliteSql:
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         with _data_errors():
-            return self._conn.execute(sql, tuple(params)).rowcount
+            return self._conn.execute(sql, _no_nul(params)).rowcount
 
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with _data_errors():
@@ -53,13 +63,13 @@ class _SqliteSql:
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         with _data_errors():
-            cur = self._conn.execute(sql, tuple(params))
+            cur = self._conn.execute(sql, _no_nul(params))
             names = [d[0] for d in cur.description]
             return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
 
     def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with _data_errors():
-            return self._conn.execute(sql, tuple(params)).fetchall()
+            return self._conn.execute(sql, _no_nul(params)).fetchall()
 
 
 class _SqliteSnapshot:

@@ -18,12 +18,13 @@ Steps of one ticket run in request order; a run that fails is retried later with
 fails for good after `RetryPolicy.runs` runs or when the vendor rejects it. A vendor's answer the store cannot
 record (full, or unreachable) is recorded again with backoff while the claim lasts, so it lands once space
 returns rather than when the lease runs out.
+Between rounds the dispatcher sleeps until woken (`wake`: a step was requested in this process), until the
+next step is due or a lease ends (read from the store), or the safety poll (collector/wakeup.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import socket
 import time
@@ -43,6 +44,7 @@ from tenacity import (
 from collector.audit import append_entry, lock_chain
 from collector.store.base import Row, Sql, Store
 from collector.ticketing.base import Ticket, TicketSink, VendorRef
+from collector.wakeup import SAFETY_POLL_S, Wakeup, sleep_s
 from linewarden.domain import Severity
 from linewarden.errors import StorageFull, StoreUnavailable, TicketError, TicketRejected
 
@@ -179,12 +181,12 @@ class Dispatcher:
         self._actor = actor
         self._origin = origin if origin is not None else socket.gethostname()
         self._on_recorded = on_recorded
-        self._wake = asyncio.Event()
+        self._wake = Wakeup()
         self._worker = worker if worker is not None else self._origin
         self._boot = uuid.uuid4().hex
 
     def wake(self) -> None:
-        """Look for due steps now instead of at the next poll (a new S1 ticket is not kept waiting)."""
+        """Look for due steps now (a new S1 ticket is not kept waiting); from any thread."""
         self._wake.set()
 
     # ------------------------------------------------------------ requests
@@ -210,9 +212,12 @@ class Dispatcher:
         self, action: Action, dedup: str, ticket: Ticket, note: str, actor: str | None, origin: str | None
     ) -> bool:
         with self._store.transaction() as tx:
-            return request_step(
+            added = request_step(
                 tx.sql, action, dedup, ticket, note, actor or self._actor, origin or self._origin, self._clock()
             )
+        if added:
+            self.wake()
+        return added
 
     # ------------------------------------------------------------ queries
 
@@ -264,22 +269,37 @@ class Dispatcher:
             log.warning("took back %d ticket step(s) claimed by this collector before it stopped", len(rows))
         return len(rows)
 
-    async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
-        """Process due steps until `stop` is set; a failing database round is logged and tried again."""
+    async def run(self, stop: asyncio.Event, poll_s: float = SAFETY_POLL_S) -> None:
+        """Process due steps until `stop` is set; a failing database round is logged and tried again. Between
+        rounds, sleep until woken, until the next due step or lease end, at most `poll_s` (the safety poll)."""
         try:
             self.reclaim_abandoned()
         except Exception:
             log.exception("could not take back this collector's earlier claims; they wait out their lease")
         while not stop.is_set():
+            started = self._clock()
+            due: int | None = started
             try:
                 busy = await self.run_once()
+                if not busy:
+                    due = self.next_due()
             except Exception:
                 log.exception("ticket dispatch round failed; claimed steps are retried when their lease ends")
                 busy = 0
             if not busy:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(_first_of(stop, self._wake), poll_s)
-                self._wake.clear()
+                await self._wake.wait(sleep_s(started, self._clock(), due, poll_s), stop)
+
+    def next_due(self) -> int | None:
+        """When a step can be claimed next: the earliest retry time or lease end among the steps that are not
+        waiting behind an earlier step of their ticket (the claim's own order); None when there is none."""
+        with self._store.reader() as sql:
+            rows = sql.query(
+                "SELECT MIN(d.next_attempt_at) AS due FROM ticket_dispatches d"
+                " WHERE d.state IN ('pending', 'in_flight')"
+                " AND NOT EXISTS (SELECT 1 FROM ticket_dispatches e WHERE e.incident_id = d.incident_id"
+                "   AND e.contract_id = d.contract_id AND e.id < d.id AND e.state IN ('pending', 'in_flight'))"
+            )
+        return None if not rows or rows[0]["due"] is None else int(rows[0]["due"])
 
     async def run_once(self, limit: int = 16) -> int:
         """Claim up to `limit` due steps (at most one per ticket), send them concurrently; return how many."""
@@ -480,15 +500,6 @@ async def _find_or_create(sink: TicketSink, ticket: Ticket) -> VendorRef:
 
 def _object(row: Dispatch) -> str:
     return f"ticket/{row.contract_id}/{row.incident_id}"
-
-
-async def _first_of(*events: asyncio.Event) -> None:
-    waits = [asyncio.ensure_future(e.wait()) for e in events]
-    try:
-        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
 
 
 def _dispatch(row: Row) -> Dispatch:

@@ -98,11 +98,18 @@ def measured_state(sql: Sql, site: str, asset: str) -> State | None:
 
 
 class Lifecycle:
-    def __init__(self, store: Store, book: ContractBook, clock: Callable[[], int], origin: str) -> None:
+    """`on_change` is called (from the caller's thread) after each change that may give the ticketing loops work:
+    a vendor step requested, timers scheduled, moved or made due again (the collector wakes its loops)."""
+
+    def __init__(
+        self, store: Store, book: ContractBook, clock: Callable[[], int], origin: str,
+        on_change: Callable[[], None] = lambda: None,
+    ) -> None:
         self._store = store
         self._book = book
         self._clock = clock
         self._origin = origin
+        self._on_change = on_change
 
     @property
     def book(self) -> ContractBook:
@@ -134,6 +141,7 @@ class Lifecycle:
                 timers.schedule_escalations(
                     sql, contract, calendar, row.incident_id, severity, int(raised[0]["raised_at"])
                 )
+        self._on_change()
 
     # ------------------------------------------------------------ from the router
 
@@ -174,6 +182,7 @@ class Lifecycle:
                      {"restored_at": restored_at}, now)
         if rows[0]["phase"] == REOPENED:
             self._close(sql, incident, contract_id, "collector", self._origin, now, "restored after a refused claim")
+        self._on_change()
 
     # ------------------------------------------------------------ vendor steps
 
@@ -311,6 +320,7 @@ class Lifecycle:
             after = tx.sql.query(
                 "SELECT * FROM tickets WHERE incident_id = ? AND contract_id = ?", (incident, contract_id)
             )
+        self._on_change()
         return _view(after[0])
 
     def _record(

@@ -28,6 +28,7 @@ from typing import ClassVar
 from collector.audit import append_entry
 from collector.store.base import Sql, Store
 from collector.ticketing.lifecycle import CLOSED, Lifecycle
+from collector.wakeup import SAFETY_POLL_S, sleep_s
 from linewarden.config.contract import Readback
 from linewarden.errors import LinewardenError, TicketError
 
@@ -127,7 +128,9 @@ class TicketReadback:
         """The contracts read back, by id."""
         return sorted(self._readers)
 
-    async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+    async def run(self, stop: asyncio.Event, poll_s: float = SAFETY_POLL_S) -> None:
+        """A round for each contract whose `every` has passed; in between, sleep until the next one is due, at
+        most `poll_s`."""
         while not stop.is_set():
             now = self._clock()
             for cid in self._readers:
@@ -137,8 +140,9 @@ class TicketReadback:
                         await self.round(cid)
                     except Exception:
                         log.exception("read-back of contract %s failed; tried again next round", cid)
+            due = min(self._next.values(), default=None)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_s)
+                await asyncio.wait_for(stop.wait(), sleep_s(now, self._clock(), due, poll_s))
 
     async def aclose(self) -> None:
         for reader in self._readers.values():

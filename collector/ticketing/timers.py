@@ -14,12 +14,13 @@ When a level fires (docs/figures.md, contract `[[escalation]]`):
 Reminders fire every `reminders.every` (wall clock) while the ticket is not closed. The RCA deadline runs
 from the measured restoration (linewarden/sla/rca.py) for the severities `rca.severities` lists.
 While a ticket is paused nothing fires; on resume the pending deadlines move by the paused time.
+The timer loop sleeps until the earliest pending timer is due, or until woken (a timer or a ticket state was
+written in this process), at most the safety poll (collector/wakeup.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 from collections.abc import Callable
@@ -30,6 +31,7 @@ from collector.audit import append_entry, canonical_json, lock_chain
 from collector.store.base import Row, Sql, Store
 from collector.ticketing.base import Ticket
 from collector.ticketing.dispatch import request_step
+from collector.wakeup import SAFETY_POLL_S, Wakeup, sleep_s
 from linewarden.book import ContractBook
 from linewarden.calendar import ALWAYS_ID, Calendar
 from linewarden.config.contract import BusinessDays, ContractConfig, EscalationLevel
@@ -212,6 +214,7 @@ class Timers:
         self._clock = clock
         self._origin = origin
         self._on_fired = on_fired
+        self._wake = Wakeup()
 
     def due(self, now_ms: int) -> list[Timer]:
         """Pending timers due at `now_ms`, of tickets not paused, earliest first."""
@@ -284,11 +287,29 @@ class Timers:
         now = self._clock()
         return sum(self.fire(t, now) for t in self.due(now))
 
-    async def run(self, stop: asyncio.Event, poll_s: float = 1.0) -> None:
+    def next_due(self) -> int | None:
+        """When the next pending timer of a ticket not paused is due; None when there is none."""
+        with self._store.reader() as sql:
+            rows = sql.query(
+                "SELECT MIN(t.due_at) AS due FROM ticket_timers t JOIN tickets k ON k.incident_id = t.incident_id"
+                " AND k.contract_id = t.contract_id WHERE t.fired_at IS NULL AND t.cancelled_at IS NULL"
+                " AND k.paused_since IS NULL"
+            )
+        return None if not rows or rows[0]["due"] is None else int(rows[0]["due"])
+
+    def wake(self) -> None:
+        """A timer or a ticket's pause was written in this process: look at the timers now; from any thread."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event, poll_s: float = SAFETY_POLL_S) -> None:
+        """Fire due timers until `stop` is set; between rounds, sleep until woken or the next timer is due, at
+        most `poll_s` (the safety poll)."""
         while not stop.is_set():
+            started = self._clock()
+            due: int | None = started
             try:
                 self.run_once()
+                due = self.next_due()
             except Exception:
                 log.exception("timer round failed; due timers are tried again next round")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), poll_s)
+            await self._wake.wait(sleep_s(started, self._clock(), due, poll_s), stop)

@@ -157,6 +157,8 @@ def test_hostile_requests_get_an_answer_never_a_500(site: Site) -> None:
         ada.post("/maintenance/nope/cancel", data={"csrf": token}),
         ada.post("/maintenance/add", content=b"\xff\xfe" * 40_000,
                  headers={"Content-Type": "application/x-www-form-urlencoded"}),
+        ada.get("/incidents/inc%00-1"),
+        ada.get("/audit", params={"actor": "a\x00b"}),  # a NUL, which PostgreSQL cannot hold: refused on every store
     ]
     codes = [a.status_code for a in answers]
     assert codes[5] == 200  # a filter is only a filter

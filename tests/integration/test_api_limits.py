@@ -180,7 +180,7 @@ async def test_a_report_of_a_month_outside_the_wire_range_is_422(store, tmp_path
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 async def test_a_nul_the_database_cannot_hold_is_4xx_not_500(any_store: Store, tmp_path: Path, method: str) -> None:
-    """PostgreSQL refuses a NUL in any text, looked up or stored; SQLite takes it. Neither may answer 500."""
+    """A NUL in any text, looked up or stored, is refused by both stores (PostgreSQL cannot hold one): never 500."""
     app = create_app(any_store, Lifecycle(any_store, ContractBook({}, {}), _clock, "here"), _clock, tmp_path / "rca")
     path = "/tickets/acme-2026/inc%00-1" + ("/acknowledge" if method == "POST" else "")
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)

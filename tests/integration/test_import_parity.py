@@ -9,11 +9,8 @@ one JSON Lines import. The two stores give the same report, figure by figure.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from collector.importer import import_lines
 from collector.ingest import Ingest
@@ -57,7 +54,9 @@ from linewarden.wire import (
 from tests.fakes.tickets import ticket
 from tests.fakes.webhook import FakeWebhookReceiver
 from tests.integration.collector_helpers import T0, batch
-from tests.integration.ticketing_helpers import FAST, SECRET, SECRET_ENV, book, contract, sink_config
+from tests.integration.ticketing_helpers import FAST, book, contract, hook, sink_config
+
+__all__ = ["hook"]  # the shared webhook-receiver fixture (ticketing_helpers)
 
 SITE, AGENT, EPOCH, BOOT = "plant1", "a1", "e1", "b1"
 CONTRACT = "acme-mes-2026"
@@ -133,14 +132,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture
-def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWebhookReceiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    receiver = FakeWebhookReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 def _book(hook: FakeWebhookReceiver) -> ContractBook:

@@ -47,7 +47,6 @@ from linewarden.wire import (
     events_topic,
 )
 from tests.fakes.tickets import ticket
-from tests.fakes.webhook import FakeWebhookReceiver
 from tests.integration.collector_helpers import (
     T0,
     batch,
@@ -58,8 +57,10 @@ from tests.integration.collector_helpers import (
     state_change,
 )
 from tests.integration.store_params import STORES, open_store_param
-from tests.integration.ticketing_helpers import FAST, SECRET, SECRET_ENV, book, contract, sink_config
+from tests.integration.ticketing_helpers import FAST, book, contract, hook, sink_config
 from tests.waiting import async_wait_until
+
+__all__ = ["hook"]  # the shared webhook-receiver fixture (ticketing_helpers)
 
 SITE = "plant1"
 _names = itertools.count(1)
@@ -326,14 +327,6 @@ async def test_over_the_broker_a_forged_resolution_is_refused_and_both_agents_go
 
 
 # ---------------------------------------------------------------- resolution verification at the asset's own site
-
-
-@pytest.fixture
-def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWebhookReceiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    receiver = FakeWebhookReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 async def test_a_resolution_claim_is_verified_against_the_assets_own_site(ingest, store, hook):

@@ -32,7 +32,10 @@ from linewarden.wire import Ack, EventBatch, birth_topic, decode, encode, events
 from tests.fakes.tickets import T0, ticket
 from tests.fakes.webhook import FakeWebhookReceiver
 from tests.integration.collector_helpers import batch, birth, heartbeats, state_change
+from tests.integration.ticketing_helpers import hook
 from tests.waiting import wait_until
+
+__all__ = ["hook"]  # the shared webhook-receiver fixture (ticketing_helpers)
 
 pytestmark = pytest.mark.postgres
 
@@ -180,14 +183,6 @@ class KilledBeforeRecord(Dispatcher):
     def _record(self, row: Dispatch, ref: VendorRef | None) -> None:
         self.late = (row, ref)
         raise Killed
-
-
-@pytest.fixture
-def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWebhookReceiver]:
-    monkeypatch.setenv("LW_TEST_SECRET", SECRET)
-    receiver = FakeWebhookReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 def _dispatcher(store: PostgresStore, hook: FakeWebhookReceiver, clock: Clock, worker: str,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from collector.store.base import DataRejected
 from collector.store.migrations import CORE, Migration
 from collector.store.sqlite import SqliteStore
 from linewarden.domain import State
@@ -33,6 +34,15 @@ def test_a_failed_transaction_leaves_nothing(store):
         raise RuntimeError("boom")
     assert store.table_rows("events") == []
     assert store.table_rows("state_changes") == []
+
+
+def test_a_nul_in_a_text_is_refused_by_both_stores(store):
+    """PostgreSQL cannot hold a NUL; SQLite refuses it too, so an archive of either imports into the other."""
+    with pytest.raises(DataRejected), store.transaction() as tx:
+        tx.sql.execute("INSERT INTO counters (name, value) VALUES (?, 1)", ("a\x00b",))
+    with pytest.raises(DataRejected), store.reader() as sql:
+        sql.query("SELECT id FROM audit_log WHERE actor = ?", ("a\x00",))
+    assert [r for r in store.table_rows("counters") if r["name"].startswith("a")] == []
 
 
 def test_writes_survive_reopening(tmp_path):

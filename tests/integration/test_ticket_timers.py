@@ -3,11 +3,8 @@ told through the dispatch outbox (a fake webhook receiver)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from zoneinfo import ZoneInfo
-
-import pytest
 
 from collector.audit import AuditLog
 from collector.ticketing.dispatch import Dispatcher
@@ -17,8 +14,9 @@ from collector.ticketing.timers import Timers
 from linewarden.config.contract import WebhookSink
 from linewarden.domain import Severity
 from tests.fakes.tickets import open_db, ticket
-from tests.fakes.webhook import FakeWebhookReceiver
-from tests.integration.ticketing_helpers import FAST, SECRET, SECRET_ENV, book, contract, sink_config
+from tests.integration.ticketing_helpers import FAST, book, contract, hook, sink_config
+
+__all__ = ["hook"]  # the shared webhook-receiver fixture (ticketing_helpers)
 
 BERLIN = ZoneInfo("Europe/Berlin")
 CONTRACT = "acme-mes-2026"
@@ -34,14 +32,6 @@ class Clock:
 
     def __call__(self) -> int:
         return self.now
-
-
-@pytest.fixture
-def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWebhookReceiver]:
-    monkeypatch.setenv(SECRET_ENV, SECRET)
-    receiver = FakeWebhookReceiver(SECRET).start()
-    yield receiver
-    receiver.stop()
 
 
 async def test_escalations_count_business_hours_across_a_weekend_and_reminders_every_48h(tmp_path, hook):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+import pytest
 
 from collector.ticketing.dispatch import RetryPolicy
 from linewarden.book import ContractBook
@@ -13,11 +16,23 @@ from linewarden.config.base import BrokerConfig
 from linewarden.config.calendar import CalendarSection
 from linewarden.config.collector import ApiConfig, CollectorConfig, CollectorSection
 from linewarden.config.contract import ContractConfig
+from tests.fakes.webhook import FakeWebhookReceiver
 
 SECRET = "0123456789abcdef0123456789abcdef"
 SECRET_ENV = "LW_TEST_SECRET"
 SMTP_USER = "linewarden"
 FAST = RetryPolicy(attempt_timeout_s=2, attempts=2, run_budget_s=5, wait_multiplier_s=0.01, wait_max_s=0.05, runs=3)
+
+
+
+@pytest.fixture
+def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWebhookReceiver]:
+    """A signed-webhook vendor receiver, its secret in the environment the sink configs name."""
+    monkeypatch.setenv(SECRET_ENV, SECRET)
+    receiver = FakeWebhookReceiver(SECRET).start()
+    yield receiver
+    receiver.stop()
+
 
 BUSINESS_HOURS = Calendar.from_config(
     CalendarSection.model_validate(

@@ -179,6 +179,27 @@ def test_check_follows_a_collectors_contracts(tmp_path: Path, capsys: pytest.Cap
     assert "plc.toml: support.coverage: no calendar with id 'business-hours-de'" in err
 
 
+def test_a_target_beyond_what_the_support_calendar_can_reach_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Business hours hold ~2,000 h a year: 9,000 days of them are not found within the calendar's search
+    horizon, which used to fail only when a ticket was recorded."""
+    for folder in ("contracts", "calendars"):
+        (tmp_path / folder).mkdir()
+    for name in ("business-hours-de", "production-plant-a"):
+        source = ROOT / "config" / "calendars" / f"{name}.toml"
+        (tmp_path / "calendars" / f"{name}.toml").write_text(source.read_text())
+    contract = (ROOT / "config" / "contracts" / "plc-programs.toml").read_text()
+    s1 = 'S1 = { response = "2h", resolution = "8h" }'
+    assert s1 in contract
+    (tmp_path / "contracts" / "plc.toml").write_text(contract.replace(s1, s1.replace('"8h"', '"9000d"')))
+    path = _write(tmp_path, '[collector]\nid = "c"\nproduction_calendar = "production-plant-a"\n', "collector.toml")
+    assert main(["config", "check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "plc.toml: support.targets.S1.resolution: calendar 'business-hours-de' is not open long enough" in err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_the_readmes_config_examples_validate() -> None:
     import re
     import tomllib

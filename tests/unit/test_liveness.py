@@ -15,7 +15,9 @@ from collector.liveness import (
     continuous,
     first_evidence,
     last_watched,
+    next_check_at,
     overdue,
+    overdue_at,
     status,
     trimmed_start,
 )
@@ -55,6 +57,25 @@ AGENT = AgentRow(
 def test_overdue(last_hb_received, now, since, expected):
     agent = replace(AGENT, last_heartbeat_received_at=last_hb_received)
     assert overdue(agent, now, missed_heartbeats=3, watching_since=since) is expected
+
+
+@given(st.one_of(st.none(), st.integers(T0, T0 + 10**6)), st.integers(0, T0 + 10**6), st.integers(1, 10))
+def test_overdue_at_is_the_first_moment_overdue(last_hb_received, since, missed):
+    agent = replace(AGENT, last_heartbeat_received_at=last_hb_received)
+    at = overdue_at(agent, missed, since)
+    assert not overdue(agent, at - 1, missed, since)
+    assert overdue(agent, at, missed, since)
+
+
+def test_the_next_check_is_the_first_deadline_and_at_most_the_shortest_tolerance_away():
+    slow = replace(AGENT, agent="slow", heartbeat_interval_s=60, last_heartbeat_received_at=T0 + 100_000)
+    quiet = replace(AGENT, agent="quiet")  # 3 × 10 s after its birth at T0, unless it has gone silent
+    now = T0 + 110_000
+    assert next_check_at([], set(), now, 3, 0) is None
+    assert next_check_at([slow], set(), now, 3, 0) == T0 + 100_000 + 180_000 + 1
+    assert next_check_at([slow, quiet], set(), T0 + 1000, 3, 0) == T0 + 30_001
+    # Silent already: no deadline of its own, but if it comes back it is due again 30 s after that, at the earliest.
+    assert next_check_at([slow, quiet], {("p1", "quiet")}, now, 3, 0) == now + 30_000
 
 
 def test_last_watched_is_the_measured_heartbeat_else_birth():
