@@ -13,6 +13,7 @@ which then gives the event batch, or the dead letter and its reason. It does not
 - a value pydantic coerces: "12" or 12.0 or true for an integer, a string for a float, `true` for `v`;
 - a float of 1e16 or more (pydantic writes 1e+16, msgspec 1e16);
 - a field spelled by its Python name (`from_`), which pydantic also accepts;
+- a key given twice whose first value is bad (pydantic keeps the last one only);
 - JSON that msgspec refuses to parse (pydantic may still accept some of it, or refuse it with its own reason).
 """
 
