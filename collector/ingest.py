@@ -19,7 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from collector import admission, liveness
+from collector import admission, fastwire, liveness
+from collector.fastwire import AnyEvent, FastBatch
 from collector.store.base import Store, Writer
 from collector.store.rows import AgentRow, GapRow
 from linewarden.config.collector import MIB, LivenessConfig
@@ -28,7 +29,6 @@ from linewarden.wire import (
     Ack,
     Birth,
     Death,
-    Event,
     EventBatch,
     ack_topic,
     decode,
@@ -43,6 +43,9 @@ _ts = attrgetter("ts")
 _type = attrgetter("type")
 # Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
 OVERSIZE_KEPT_BYTES = 1024
+# An event batch as decoded: by msgspec (`collector.fastwire`), or by pydantic when msgspec does not take it.
+Batch = EventBatch | FastBatch
+_BATCHES = (EventBatch, FastBatch)
 
 
 @dataclass(frozen=True)
@@ -96,10 +99,10 @@ class Ingest:
                 for i in order:
                     topic, payload, received_at = messages[i]
                     out = self._one(tx, topic, payload, received_at)
-                    if run and not (isinstance(out, EventBatch) and run[-1].continued_by(out, received_at)):
+                    if run and not (isinstance(out, _BATCHES) and run[-1].continued_by(out, received_at)):
                         self._store_run(tx, run, done)
                         run = []
-                    if isinstance(out, EventBatch):
+                    if isinstance(out, _BATCHES):
                         run.append(_Batch(i, topic, out, received_at))
                     else:
                         done[i] = out
@@ -110,7 +113,7 @@ class Ingest:
             self.incident_events, self.events_stored = counts
             raise
 
-    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | EventBatch:
+    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | Batch:
         """Handle a birth, death or bad message; an event batch whose sender checks out is returned, to be stored
         with the run it belongs to."""
         site: str | None = None
@@ -127,7 +130,10 @@ class Ingest:
                 self._death(tx, decode(Death, payload), site, agent, received_at)
                 return []
             if kind == "events":
-                batch = decode(EventBatch, payload)
+                # Most batches: msgspec; what it does not take, pydantic (the definition), which may dead-letter it.
+                batch: Batch | None = fastwire.decode_batch(payload)
+                if batch is None:
+                    batch = decode(EventBatch, payload)
                 self._check_sender(site, agent, batch)
                 return batch
             raise WireError(f"not a topic the collector ingests: {kind!r}")
@@ -143,7 +149,7 @@ class Ingest:
         self.on_dead_letter(reason)
 
     @staticmethod
-    def _check_sender(site: str, agent: str, msg: Birth | Death | EventBatch) -> None:
+    def _check_sender(site: str, agent: str, msg: Birth | Death | Batch) -> None:
         if (msg.site, msg.agent) != (site, agent):
             raise WireError(f"payload names {msg.site}/{msg.agent}, topic names {site}/{agent}")
 
@@ -228,8 +234,7 @@ class Ingest:
         for event, why in verdict.implausible:
             reason = f"event seq {event.seq} ({event.type}): {why}"
             log.warning("dead letter from %s/%s: %s", site, agent, reason)
-            body = event.model_dump_json(by_alias=True).encode()
-            tx.add_dead_letter(topic, body, reason, received_at, site, agent)
+            tx.add_dead_letter(topic, fastwire.event_json(event), reason, received_at, site, agent)
             self.on_dead_letter(reason)
         new = tx.insert_events(site, agent, epoch, first.batch.boot, verdict.admitted, received_at)
         self.events_stored += len(new)
@@ -243,7 +248,7 @@ class Ingest:
             done[b.index] = []
         done[run[-1].index] = [_ack(site, agent, epoch, through)]
 
-    def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[Event]) -> None:
+    def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[AnyEvent]) -> None:
         """Settle the agent's monitoring gaps over the events a run stored, batch by batch, each batch with the
         events it stored first (as if each had come alone): which event is a gap's first evidence depends on it."""
         if not new:
@@ -258,7 +263,7 @@ class Ingest:
         for b in run:
             self._settle_batch(tx, known, b.batch, [e for e in b.batch.events if id(e) in stored])
 
-    def _settle_batch(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
+    def _settle_batch(self, tx: Writer, known: AgentRow, batch: Batch, new: list[AnyEvent]) -> None:
         if not new:
             return
         tolerance = liveness.tolerance_ms(known, self.missed)
@@ -282,7 +287,7 @@ class Ingest:
             elif (start, end) != (gap.start_at, gap.end_at):
                 tx.set_gap(gap, start, end)
 
-    def _check_future(self, tx: Writer, known: AgentRow, run: list[_Batch], admitted: list[Event]) -> None:
+    def _check_future(self, tx: Writer, known: AgentRow, run: list[_Batch], admitted: list[AnyEvent]) -> None:
         """Replayed batches are old; only a batch from the future proves a clock ahead. Of a run's batches from the
         future, the last one's measure is kept (as when each is stored alone: each one sets it)."""
         received_at = run[0].received_at
@@ -342,10 +347,10 @@ class _Batch:
 
     index: int  # the message's place in its group
     topic: str
-    batch: EventBatch
+    batch: Batch
     received_at: int
 
-    def continued_by(self, other: EventBatch, received_at: int) -> bool:
+    def continued_by(self, other: Batch, received_at: int) -> bool:
         """Whether `other` joins this batch's run: the same agent, epoch and boot, received at the same time."""
         mine = self.batch
         return (mine.site, mine.agent, mine.epoch, mine.boot, self.received_at) == (

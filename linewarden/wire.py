@@ -33,6 +33,7 @@ MAX_TARGETS = 2000  # targets of one agent (birth, heartbeat, incident)
 MAX_WINDOWS = 1000  # maintenance windows in one announcement, assets or services in one window
 MAX_BATCH_EVENTS = 10_000  # events in one batch
 MAX_INTERVAL_S = 86_400  # a heartbeat interval
+MAX_CERTIFICATES = 32  # expiring certificates in one heartbeat
 
 
 def clip(text: str, limit: int) -> str:
@@ -54,7 +55,9 @@ ShortText = Annotated[str, _clipper(MAX_SHORT_TEXT)]
 IntervalS = Annotated[int, Field(ge=1, le=MAX_INTERVAL_S)]
 # A stable cause code beside a human reason: dotted, lower case (`modbus.exception.4`, `http.timeout`).
 # Optional on the wire: events from before cause codes validate without it.
-Cause = Annotated[str, Field(pattern=r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$", max_length=128)]
+CAUSE_PATTERN = r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*$"
+MAX_CAUSE = 128
+Cause = Annotated[str, Field(pattern=CAUSE_PATTERN, max_length=MAX_CAUSE)]
 
 
 def is_valid_id(value: str) -> bool:
@@ -187,7 +190,7 @@ class HeartbeatBody(WireModel):
     interval_s: IntervalS
     states: Annotated[dict[Id, State], Field(max_length=MAX_TARGETS), _StatesAsText]
     # Present only while a certificate expires soon: a collector older than this field refuses the key.
-    certificates: Annotated[list[CertExpiry], Field(max_length=32)] | None = Field(
+    certificates: Annotated[list[CertExpiry], Field(max_length=MAX_CERTIFICATES)] | None = Field(
         default=None, exclude_if=lambda v: v is None
     )
     # The agent's outbox as the heartbeat was made: events not yet acknowledged (the heartbeat itself not

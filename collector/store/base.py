@@ -18,6 +18,7 @@ from itertools import compress
 from operator import attrgetter
 from typing import Any, Protocol
 
+from collector.fastwire import AnyEvent, FastHeartbeatEvent, FastStateChangeEvent, body_texts, event_json
 from collector.store.migrations import Migration, all_migrations, statements
 from collector.store.rows import (
     AgentRow,
@@ -227,8 +228,8 @@ class Writer:
     # ------------------------------------------------------------ events
 
     def insert_events(
-        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[Event], received_at: int
-    ) -> list[Event]:
+        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[AnyEvent], received_at: int
+    ) -> list[AnyEvent]:
         """Store a batch of events and what derives from them; return those not stored before.
 
         One look-up of the batch's seq range and one multi-row insert: the ingest hot path.
@@ -247,7 +248,7 @@ class Writer:
         }
         if not known and len(set(seqs)) == len(seqs):  # the usual case: every event is new
             return self._insert_or_split(site, agent, epoch, boot, events, received_at)
-        new: list[Event] = []
+        new: list[AnyEvent] = []
         for e in events:
             if e.seq not in known:
                 known.add(e.seq)
@@ -255,8 +256,8 @@ class Writer:
         return self._insert_or_split(site, agent, epoch, boot, new, received_at)
 
     def _insert_or_split(
-        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[Event], received_at: int
-    ) -> list[Event]:
+        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[AnyEvent], received_at: int
+    ) -> list[AnyEvent]:
         """Insert `events` in one go; when the database refuses the data of one, bisect the batch until each
         refused event stands alone, and dead-letter those (`_reject`). Return the events stored."""
         if not events:
@@ -278,27 +279,25 @@ class Writer:
         self.sql.execute("RELEASE SAVEPOINT insert_events")
         return list(events)
 
-    def _reject(self, site: str, agent: str, epoch: str, event: Event, problem: str, received_at: int) -> None:
+    def _reject(self, site: str, agent: str, epoch: str, event: AnyEvent, problem: str, received_at: int) -> None:
         reason = clip(f"seq {event.seq}: the store refused the event: {problem}", 1000)
         self.refuse_event(events_topic(site, agent), site, agent, epoch, event, reason, received_at)
 
     def _insert_new(
-        self, site: str, agent: str, epoch: str, boot: str, new: Sequence[Event], received_at: int
+        self, site: str, agent: str, epoch: str, boot: str, new: Sequence[AnyEvent], received_at: int
     ) -> None:
-        # Each event's row holds its body's wire JSON, serialised by pydantic-core without model_dump_json's
-        # Python layer. Metrics, most of the events, derive nothing.
+        # Each event's row holds its body's wire JSON. Metrics, most of the events, derive nothing.
         rows = [
-            (site, agent, epoch, e.seq, boot, e.ts, e.type,
-             e.body.__pydantic_serializer__.to_json(e.body, by_alias=True).decode(), received_at)
-            for e in new
+            (site, agent, epoch, e.seq, boot, e.ts, e.type, body, received_at)
+            for e, body in zip(new, body_texts(new), strict=True)
         ]  # fmt: skip
-        changes: list[StateChangeEvent] = []
-        others: list[Event] = []
-        beat: HeartbeatEvent | None = None
+        changes: list[StateChangeEvent | FastStateChangeEvent] = []
+        others: list[AnyEvent] = []
+        beat: HeartbeatEvent | FastHeartbeatEvent | None = None
         for e in compress(new, map("metrics".__ne__, map(_type, new))):
-            if isinstance(e, HeartbeatEvent):
+            if isinstance(e, HeartbeatEvent | FastHeartbeatEvent):
                 beat = e if beat is None or e.ts > beat.ts else beat
-            elif isinstance(e, StateChangeEvent):
+            elif isinstance(e, StateChangeEvent | FastStateChangeEvent):
                 changes.append(e)
             else:
                 others.append(e)
@@ -337,7 +336,7 @@ class Writer:
         """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
         return bool(self.insert_events(site, agent, epoch, boot, [event], received_at))
 
-    def _derive(self, site: str, agent: str, epoch: str, event: Event) -> None:
+    def _derive(self, site: str, agent: str, epoch: str, event: AnyEvent) -> None:
         """The normalized rows one newly stored event adds (incidents, changes, lost ranges)."""
         if isinstance(event, ChangeDetectedEvent):
             c = event.body
@@ -566,10 +565,10 @@ class Writer:
         )
 
     def refuse_event(
-        self, topic: str, site: str, agent: str, epoch: str, event: Event, reason: str, received_at: int
+        self, topic: str, site: str, agent: str, epoch: str, event: AnyEvent, reason: str, received_at: int
     ) -> None:
         """Dead-letter one received event with the reason and remember its seq as received, for the ack."""
-        self.add_dead_letter(topic, event.model_dump_json(by_alias=True).encode(), reason, received_at, site, agent)
+        self.add_dead_letter(topic, event_json(event), reason, received_at, site, agent)
         self.sql.execute(
             "INSERT INTO refused_events (site, agent, epoch, seq, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
