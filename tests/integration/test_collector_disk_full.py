@@ -49,10 +49,10 @@ def fill_filesystem(svc: CollectorService) -> Callable[[], None]:
     store = svc.store
     assert isinstance(store, SqliteStore)
     filler = store.path.parent / "filler"
-    with filler.open("wb") as f, contextlib.suppress(OSError):
+    # unbuffered, and the suppress outermost: a buffered file's close would retry the last partial write
+    with contextlib.suppress(OSError), filler.open("wb", buffering=0) as f:
         while True:
             f.write(b"\0" * 65536)
-            f.flush()
     return filler.unlink
 
 
