@@ -9,7 +9,6 @@ default up to 8 per core), `trim()` gives free pages back (`malloc_trim`). Elsew
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import platform
 from typing import Any
@@ -30,7 +29,7 @@ def _glibc() -> Any:
         _looked_up = True
         if platform.system() == "Linux" and platform.libc_ver()[0] == "glibc":
             try:
-                _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+                _libc = ctypes.CDLL(None)  # the process's own symbols, glibc's among them (not ctypes.util: +0.5 MB)
                 _libc.malloc_trim.argtypes = [ctypes.c_size_t]
                 _libc.mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
             except (OSError, AttributeError) as exc:
