@@ -77,7 +77,7 @@ class InterfaceProbe(Probe[InterfaceTarget]):
         if target.endpoint is not None:
             self._opcua = _OpcUaInterface(target, context, self.timeout_s, self.interval_s)
         else:
-            self._client = context.http_client(target.verify_tls, target.ca_file)
+            self._client = context.http_client(target.verify_tls, target.ca_file, [target.url or ""])
 
     async def poll(self, now: float) -> ProbeResult:
         if self._opcua is not None:
