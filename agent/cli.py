@@ -64,8 +64,11 @@ def main(argv: Sequence[str]) -> int:
 
 
 def _run(cfg: AgentConfig, path: Path) -> int:
+    from agent import heap
     from agent.clock import wall_clock
     from agent.runtime import Agent
+
+    heap.limit_arenas()  # before paho's thread starts
 
     async def main_task() -> None:
         agent = Agent(cfg, path, clock_ms=wall_clock())

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from agent import heap
 from agent.forwarder import Forwarder
 from agent.metrics import MetricsAggregator
 from agent.outbox import Outbox, wall_ms
@@ -264,6 +265,7 @@ class Agent:
         heartbeat_ms = _ms(self.cfg.agent.heartbeat_interval.total_seconds())
         saved: tuple[object, ...] | None = None
         saved_ms = 0
+        trimmed_at = time.monotonic()
         while True:
             now_ms = self._clock_ms()
             self.recorder.retry()
@@ -309,6 +311,9 @@ class Agent:
                     self.forwarder.announce()
             if events:
                 self._commit(now_ms, events)
+            if time.monotonic() - trimmed_at >= heap.TRIM_EVERY_S:
+                trimmed_at = time.monotonic()
+                heap.trim()
             await asyncio.sleep(HOUSEKEEPING_S)
 
     def _expiring(self, now_ms: int) -> list[CertExpiry] | None:

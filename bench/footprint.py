@@ -501,7 +501,8 @@ steps = [("interpreter", rss())]
 for module in sys.argv[3:]:
     importlib.import_module(module)
     steps.append((module, rss()))
-heavy = ("cryptography", "asyncua", "httpx", "psutil", "holidays", "importlib.metadata")
+heavy = ("cryptography", "asyncua", "asyncua.server", "httpx", "psutil", "holidays", "importlib.metadata",
+         "http.client")
 loaded = [name for name in heavy if name in sys.modules]
 packages = {}
 if traced:
@@ -518,10 +519,11 @@ print(json.dumps({"steps": steps, "packages": packages, "loaded": loaded}))
 
 
 # What the agent's core loads, in the order its imports pull it in: the event loop (asyncio brings ssl, so
-# OpenSSL's libraries), SQLite, pydantic, the wire models (the first models built: pydantic then also looks up
-# plugins through importlib.metadata), the configuration models, MQTT (paho), then the rest of the agent.
-AGENT_IMPORTS = ("asyncio", "sqlite3", "pydantic", "linewarden.wire", "linewarden.config.agent", "linewarden.mqtt",
-                 "agent.runtime")
+# OpenSSL's libraries), SQLite, the `agent` package (which first keeps pydantic's plugin look-up and paho's proxy
+# helpers out: agent/lean_imports.py), pydantic, the wire models (the first models built), the configuration
+# models, MQTT (paho), then the rest of the agent.
+AGENT_IMPORTS = ("asyncio", "sqlite3", "agent", "pydantic", "linewarden.wire", "linewarden.config.agent",
+                 "linewarden.mqtt", "agent.runtime")
 
 
 def print_imports(layout: Layout) -> None:
@@ -541,7 +543,8 @@ def print_imports(layout: Layout) -> None:
     for module, rss in runs[0]["steps"]:
         print(f"  {rss / 1e6:6.1f} MB  {(rss - before) / 1e6:+6.1f} MB  {module}")
         before = rss
-    print(f"  of cryptography, asyncua, httpx, psutil, holidays, importlib.metadata these loaded: "
+    print(f"  of cryptography, asyncua, asyncua.server, httpx, psutil, holidays, importlib.metadata, http.client "
+          f"these loaded: "
           f"{', '.join(runs[0].get('loaded', [])) or 'none'}")
     packages = sorted(runs[1]["packages"].items(), key=lambda kv: -kv[1])
     total = sum(size for _, size in packages)

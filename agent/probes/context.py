@@ -5,7 +5,7 @@ agent loads only the libraries its configured probe kinds need."""
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from agent.probes.opcua_session import OpcUaSession
 
 DEFAULT_BACKOFF = BackoffPolicy()
-HttpKey = tuple[bool, Path | None]
+HttpKey = tuple[bool, Path | None] | tuple[str]  # a TLS setting, or ("http",): plain http:// only
 ServiceStatus = Callable[[str], str | None]
 """Looks up a Windows service by name: its psutil status ('running', 'stopped', ...), None when there is none."""
 
@@ -92,15 +92,20 @@ class ProbeContext:
         session.backoff.limit_to(interval)
         return session
 
-    def http_client(self, verify_tls: bool, ca_file: Path | None) -> httpx.AsyncClient:
+    def http_client(self, verify_tls: bool, ca_file: Path | None, urls: Iterable[str] = ()) -> httpx.AsyncClient:
         """The shared client for one TLS setting: its connection pool keeps connections to each server alive
-        across polls, and one SSL context serves every target (each costs ~1 MB)."""
+        across polls, and one SSL context serves every target (each costs ~1 MB). Targets whose `urls` are all
+        plain http:// share a client whose SSL context trusts no certificate: it is never used (the agent
+        follows no redirects), and it spares loading the system's CA certificates (~1.3 MB)."""
         import httpx
 
-        key = (verify_tls, ca_file)
+        plain = bool(urls) and all(url[:7].lower() == "http://" for url in urls)
+        key: HttpKey = ("http",) if plain else (verify_tls, ca_file)
         if key not in self.http_clients:
             verify: ssl.SSLContext | bool = verify_tls
-            if verify_tls and ca_file is not None:
+            if plain:
+                verify = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with nothing to trust
+            elif verify_tls and ca_file is not None:
                 verify = ssl.create_default_context(cafile=str(ca_file))
             self.http_clients[key] = httpx.AsyncClient(verify=verify)
         return self.http_clients[key]

@@ -55,7 +55,8 @@ class HttpProbe(Probe[HttpTarget]):
 
     def __init__(self, target: HttpTarget, timeout: timedelta, context: ProbeContext, interval: timedelta) -> None:
         super().__init__(target, timeout, context, interval)
-        self._client = context.http_client(target.verify_tls, target.ca_file)
+        urls = [target.url] if target.version_url is None else [target.url, target.version_url]
+        self._client = context.http_client(target.verify_tls, target.ca_file, urls)
         self._checker = ConditionChecker()
         self._version_due = 0.0
 

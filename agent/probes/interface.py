@@ -77,7 +77,7 @@ class InterfaceProbe(Probe[InterfaceTarget]):
         if target.endpoint is not None:
             self._opcua = _OpcUaInterface(target, context, self.timeout_s, self.interval_s)
         else:
-            self._client = context.http_client(target.verify_tls, target.ca_file)
+            self._client = context.http_client(target.verify_tls, target.ca_file, [target.url or ""])
 
     async def poll(self, now: float) -> ProbeResult:
         if self._opcua is not None:
@@ -146,8 +146,7 @@ class _OpcUaInterface:
         self._described: tuple[str | None, str | None] = (None, None)  # data type name, engineering units
 
     async def poll(self, now: float) -> ProbeResult:
-        from asyncua import ua
-
+        from agent.probes.asyncua_client import ua
         from agent.probes.opcua_session import OpcUaFailure
 
         started = time.perf_counter()
@@ -201,9 +200,7 @@ class _OpcUaInterface:
         """The node's DataType browse name and EngineeringUnits display name (None when it has none)."""
         import asyncio
 
-        from asyncua import ua
-        from asyncua.ua.uaerrors import UaStatusCodeError
-
+        from agent.probes.asyncua_client import UaStatusCodeError, ua
         from agent.probes.opcua_session import OpcUaFailure
 
         node = client.get_node(self._node_id)

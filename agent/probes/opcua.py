@@ -19,12 +19,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from asyncua import ua
-from asyncua.common.subscription import DataChangeNotif, Subscription
-from asyncua.ua.object_ids import ObjectIds
-from asyncua.ua.status_codes import StatusCodes
-
 from agent.conditions import ConditionChecker, Failure, worst
+from agent.probes.asyncua_client import DataChangeNotif, ObjectIds, StatusCodes, Subscription, ua
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.opcua_alarms import AlarmBook, alarm_failures
 from agent.probes.opcua_session import OpcUaFailure, standard_node

@@ -13,14 +13,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from asyncua import ua
-from asyncua.client.client import Client
-from asyncua.crypto.security_policies import SecurityPolicyBasic256Sha256
-from asyncua.ua.attribute_ids import AttributeIds
-from asyncua.ua.object_ids import ObjectIds
-from asyncua.ua.uaerrors import UaStatusCodeError
-from cryptography import x509
-
+from agent.probes.asyncua_client import (
+    AttributeIds,
+    Client,
+    ObjectIds,
+    SecurityPolicyBasic256Sha256,
+    UaStatusCodeError,
+    load_cryptography,
+    ua,
+)
 from agent.probes.backoff import Backoff
 from agent.probes.opcua_trust import TrustList, fingerprint, first_certificate
 from linewarden.config.targets import OpcUaTarget
@@ -150,6 +151,8 @@ class OpcUaSession:
 
     async def _open(self, client: Client) -> None:
         settings = self.settings
+        if settings.security_policy != "None" or settings.user_certificate is not None:
+            load_cryptography()
         if settings.security_policy == "Basic256Sha256":
             assert settings.certificate is not None and settings.private_key is not None
             client.application_uri = _certificate_uri(settings.certificate) or client.application_uri
@@ -190,6 +193,7 @@ class OpcUaSession:
 
 async def fetch_server_certificate(settings: OpcUaTarget, timeout_s: float) -> bytes:
     """The certificate the server offers for the target's policy and mode (over an unsecured GetEndpoints)."""
+    load_cryptography()
     client = Client(settings.endpoint, timeout=timeout_s)
     endpoints = await client.connect_and_get_server_endpoints()
     found = Client.find_endpoint(endpoints, _MODES[settings.security_mode], SecurityPolicyBasic256Sha256.URI)
@@ -198,6 +202,8 @@ async def fetch_server_certificate(settings: OpcUaTarget, timeout_s: float) -> b
 
 def _certificate_uri(path: Path) -> str | None:
     """The application URI in the certificate's subjectAltName; servers check it against the session's."""
+    from cryptography import x509
+
     data = Path(path).read_bytes()
     cert = x509.load_pem_x509_certificate(data) if b"-----BEGIN" in data else x509.load_der_x509_certificate(data)
     with contextlib.suppress(x509.ExtensionNotFound):

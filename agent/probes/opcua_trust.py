@@ -15,11 +15,11 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.serialization import Encoding
+if TYPE_CHECKING:
+    from cryptography import x509
 
 CERT_SUFFIXES = frozenset({".der", ".pem", ".crt", ".cer"})
 
@@ -38,6 +38,8 @@ def first_certificate(der: bytes) -> bytes:
 
 
 def _load_all(path: Path) -> list[x509.Certificate]:
+    from cryptography import x509  # only when a secure session checks a certificate (docs/footprint.md)
+
     data = path.read_bytes()
     if b"-----BEGIN CERTIFICATE" in data:
         return x509.load_pem_x509_certificates(data)
@@ -74,6 +76,9 @@ class TrustList:
 
     def check(self, endpoint: str, der: bytes, now: datetime | None = None) -> Verdict:
         """Whether `der` may be the server at `endpoint`; with tofu, pins it when the endpoint has no pin yet."""
+        from cryptography import x509
+        from cryptography.hazmat.primitives.serialization import Encoding
+
         cert = x509.load_der_x509_certificate(der)
         when = now or datetime.now(UTC)
         pin = self.directory / pin_name(endpoint) if self.directory is not None else None
@@ -102,6 +107,8 @@ class TrustList:
 
 
 def _issued_by(cert: x509.Certificate, ca: x509.Certificate, now: datetime) -> bool:
+    from cryptography.exceptions import InvalidSignature
+
     if cert.issuer != ca.subject or cert == ca:
         return False
     try:

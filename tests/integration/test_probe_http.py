@@ -7,6 +7,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -140,3 +141,23 @@ async def test_a_kept_alive_mes_is_polled_over_one_connection(context: ProbeCont
             assert mes.connections == 2
         finally:
             await p.close()
+
+
+async def test_plain_http_targets_share_a_client_that_trusts_no_certificate() -> None:
+    context = ProbeContext()
+    try:
+        plain = context.http_client(True, None, ["http://127.0.0.1:1/health"])
+        assert context.http_client(False, None, ["http://127.0.0.1:2/health", "HTTP://127.0.0.1:2/v"]) is plain
+        verified = context.http_client(True, None, ["http://127.0.0.1:3/health", "https://127.0.0.1:3/v"])
+        assert verified is not plain
+        tls, other = (_ssl_context(c) for c in (plain, verified))
+        assert (tls.verify_mode, tls.cert_store_stats()["x509_ca"]) == (ssl.CERT_REQUIRED, 0)
+        assert other.cert_store_stats()["x509_ca"] > 0
+    finally:
+        await context.close()
+
+
+def _ssl_context(client: object) -> ssl.SSLContext:
+    pool: Any = client._transport._pool  # type: ignore[attr-defined]  # httpx's connection pool
+    context: ssl.SSLContext = pool._ssl_context
+    return context
