@@ -44,6 +44,7 @@ _INCIDENT_TYPES = frozenset({"incident_opened", "incident_updated", "incident_re
 # that other agents' events may touch (incidents and their owners).
 _GROUPED_TYPES = frozenset({"heartbeat", "metrics", "state_change"})
 _ts = attrgetter("ts")
+_seq = attrgetter("seq")
 _type = attrgetter("type")
 # Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
 OVERSIZE_KEPT_BYTES = 1024
@@ -98,27 +99,23 @@ class Ingest:
             # take the agents' ack rows in one order and never deadlock on them.
             order = sorted(range(len(messages)), key=lambda i: _agent_of(messages[i][0]))
             done: dict[int, list[Publication]] = {}
-            pending: dict[tuple[str, str], _Pending] = {}
             with self.store.transaction() as tx:
+                runs: list[list[_Batch]] = []  # the runs since the last birth or death
                 run: list[_Batch] = []
                 for i in order:
                     topic, payload, received_at = messages[i]
                     if not _is_events(topic):  # a birth or death comes after what its agent sent before it
-                        if run:
-                            self._store_run(tx, run, done, pending)
-                            run = []
-                        self._flush(tx, pending, done)
+                        self._store_runs(tx, [*runs, run] if run else runs, done)
+                        runs, run = [], []
                     out = self._one(tx, topic, payload, received_at)
                     if run and not (isinstance(out, _BATCHES) and run[-1].continued_by(out, received_at)):
-                        self._store_run(tx, run, done, pending)
+                        runs.append(run)
                         run = []
                     if isinstance(out, _BATCHES):
                         run.append(_Batch(i, topic, out, received_at))
                     else:
                         done[i] = out
-                if run:
-                    self._store_run(tx, run, done, pending)
-                self._flush(tx, pending, done)
+                self._store_runs(tx, [*runs, run] if run else runs, done)
             return [done[i] for i in range(len(messages))]
         except BaseException:
             self.incident_events, self.events_stored = counts
@@ -222,32 +219,59 @@ class Ingest:
             tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
         log.info("agent %s/%s stopped: %s", site, agent, death.reason)
 
+    def _store_runs(self, tx: Writer, runs: list[list[_Batch]], done: dict[int, list[Publication]]) -> None:
+        """Store runs of different agents, or of one agent's epochs and boots, in agent order, in stretches of
+        distinct agents. For each stretch: each agent's ack row and then its agent row are taken, in agent order,
+        as when each run is stored alone; then what admission reads is read for all its runs at once."""
+        start = 0
+        while start < len(runs):
+            agents = {runs[start][0].agent}
+            end = start + 1
+            while end < len(runs) and runs[end][0].agent not in agents:
+                agents.add(runs[end][0].agent)
+                end += 1
+            held = []
+            for run in runs[start:end]:
+                (site, agent), epoch, received_at = run[0].agent, run[0].batch.epoch, run[0].received_at
+                # The agent's batches commit one after another (`lock_ack`); 0: the row was created at 0.
+                acked = tx.lock_ack(site, agent, epoch, create=True) or 0
+                held.append((run, acked, tx.seen(site, agent, received_at)))
+            tx.prefetch_screening([
+                (*r[0].agent, r[0].batch.epoch, min(map(_seq, events)), max(map(_seq, events)))
+                for r, events in ((r, _events_of(r)) for r, _, _ in held) if admission.reads_store(events)
+            ])  # fmt: skip
+            pending: dict[tuple[str, str], _Pending] = {}
+            for run, acked, known in held:
+                self._store_run(tx, run, acked, known, done, pending)
+            self._flush(tx, pending, done)
+            start = end
+
     def _store_run(
         self,
         tx: Writer,
         run: list[_Batch],
+        acked: int,
+        known: AgentRow | None,
         done: dict[int, list[Publication]],
         pending: dict[tuple[str, str], _Pending],
     ) -> None:
         """Store one agent's consecutive batches of one epoch and boot as one: one screening, one insert, one ack.
+        `acked`: the epoch's ack, its row locked; `known`: the agent's row, its last_seen moved (None: no birth).
 
         The outcome is that of storing them one after another. Where it could differ, they are: a seq that is
         implausible against the ack before the run may be plausible against the ack after the batches before it
         (the run is stored batch by batch), and a monitoring gap is settled batch by batch (`_settle_gaps`).
 
         A run of heartbeats, metrics and state changes is screened here and left in `pending`, to be stored with
-        the other such runs of the group (`_flush`): their rows touch only their own agent's."""
+        the other such runs of its stretch (`_flush`): what they store and read is their own agent's."""
         first = run[0]
         site, agent, epoch, received_at = first.batch.site, first.batch.agent, first.batch.epoch, first.received_at
         topic = first.topic
-        if (site, agent) in pending:  # what the agent sent before is stored before this run is screened
-            self._flush(tx, pending, done)
-        acked = tx.lock_ack(site, agent, epoch, create=True)  # the agent's batches commit one after another
-        events = first.batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
+        events = _events_of(run)
         verdict = admission.screen(tx, site, agent, epoch, events, strict=True, max_ahead=self.max_seq_ahead)
         if verdict.implausible and len(run) > 1:
-            for b in run:
-                self._store_run(tx, [b], done, pending)
+            for b in run:  # each against the ack after the batches before it
+                self._store_run(tx, [b], tx.lock_ack(site, agent, epoch, create=True) or 0, known, done, pending)
                 self._flush(tx, pending, done)
             return
         for event, why in verdict.refused:
@@ -260,15 +284,12 @@ class Ingest:
             tx.add_dead_letter(topic, fastwire.event_json(event), reason, received_at, site, agent)
             self.on_dead_letter(reason)
         if _GROUPED_TYPES.issuperset(map(_type, verdict.admitted)):
-            # The agent row is taken here, right after the agent's ack row, as when the run is stored alone: every
-            # transaction takes an agent's rows in agent order.
-            pending[(site, agent)] = _Pending(run, acked or 0, tx.seen(site, agent, received_at), verdict.admitted)
+            pending[(site, agent)] = _Pending(run, acked, known, verdict.admitted)
             return
         self._flush(tx, pending, done)
         new = tx.insert_events(site, agent, epoch, first.batch.boot, verdict.admitted, received_at)
         self._count(new)
         through = tx.advance_ack(site, agent, epoch, acked=acked)
-        known = tx.seen(site, agent, received_at)
         if known is not None:
             self._settle_gaps(tx, known, run, new)
             self._check_future(tx, known, run, verdict.admitted)
@@ -408,6 +429,10 @@ class _Batch:
     batch: Batch
     received_at: int
 
+    @property
+    def agent(self) -> tuple[str, str]:
+        return (self.batch.site, self.batch.agent)
+
     def continued_by(self, other: Batch, received_at: int) -> bool:
         """Whether `other` joins this batch's run: the same agent, epoch and boot, received at the same time."""
         mine = self.batch
@@ -422,7 +447,7 @@ class _Pending:
     birth yet) and the events admission admitted."""
 
     run: list[_Batch]
-    acked: int  # 0: the row was created at 0
+    acked: int
     known: AgentRow | None
     admitted: list[AnyEvent]
 
@@ -434,6 +459,10 @@ class _Pending:
     @property
     def received_at(self) -> int:
         return self.run[0].received_at
+
+
+def _events_of(run: list[_Batch]) -> Sequence[AnyEvent]:
+    return run[0].batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
 
 
 def _is_events(topic: str) -> bool:

@@ -140,6 +140,8 @@ class Writer:
     def __init__(self, sql: Sql) -> None:
         self.sql = sql
         self._registries: dict[tuple[str, str], dict[str, str]] = {}  # registry_of, read once per transaction
+        # refused_seqs read ahead (`prefetch_screening`): per epoch, the seq range read and the refused seqs in it
+        self._refused: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {}
 
     # ------------------------------------------------------------ agents
 
@@ -656,13 +658,45 @@ class Writer:
     ) -> None:
         """Dead-letter one received event with the reason and remember its seq as received, for the ack."""
         self.add_dead_letter(topic, event_json(event), reason, received_at, site, agent)
+        if (read := self._refused.get((site, agent, epoch))) is not None:
+            read[2].add(event.seq)
         self.sql.execute(
             "INSERT INTO refused_events (site, agent, epoch, seq, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
             (site, agent, epoch, event.seq, reason, received_at),
         )
 
+    def prefetch_screening(self, ranges: Sequence[tuple[str, str, str, int, int]]) -> None:
+        """Read what admission reads of these epochs' agents, for all of them at once: their registries and their
+        refused seqs in [lo, hi] (site, agent, epoch, lo, hi). Call it only with the epochs' ack rows locked
+        (`lock_ack`): only the holder of that lock refuses an agent's events, and `refuse_event` keeps what was
+        read up to date."""
+        if not ranges:
+            return
+        agents = sorted({(site, agent) for site, agent, *_ in ranges} - self._registries.keys())
+        if agents:
+            registries: dict[tuple[str, str], dict[str, str]] = {a: {} for a in agents}
+            for site, agent, target, asset in self.sql.tuples(
+                f"WITH v (site, agent) AS (VALUES {_marks(2, len(agents))}) SELECT t.site, t.agent, t.target,"
+                " t.asset FROM v CROSS JOIN targets t WHERE t.site = v.site AND t.agent = v.agent",
+                [value for a in agents for value in a],
+            ):
+                registries[(site, agent)][str(target)] = str(asset)
+            self._registries.update(registries)
+        refused: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {r[:3]: (r[3], r[4], set()) for r in ranges}
+        for site, agent, epoch, seq in self.sql.tuples(
+            f"WITH v (site, agent, epoch, lo, hi) AS (VALUES {_marks(5, len(ranges))})"
+            " SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN refused_events x WHERE x.site = v.site"
+            " AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq >= v.lo AND x.seq <= v.hi",
+            [value for r in ranges for value in r],
+        ):
+            refused[(site, agent, epoch)][2].add(int(seq))
+        self._refused.update(refused)
+
     def refused_seqs(self, site: str, agent: str, epoch: str, lo: int, hi: int) -> set[int]:
+        read = self._refused.get((site, agent, epoch))
+        if read is not None and read[0] <= lo and hi <= read[1]:
+            return {seq for seq in read[2] if lo <= seq <= hi}
         rows = self.sql.query(
             "SELECT seq FROM refused_events WHERE site = ? AND agent = ? AND epoch = ? AND seq >= ? AND seq <= ?",
             (site, agent, epoch, lo, hi),

@@ -277,6 +277,7 @@ def _many_agents_group() -> list[tuple[str, bytes, int]]:
         _many("a9", hb(1, T0 + 17 * MINUTE)),
         (death_topic(SITE, "a9"), encode(death(SITE, "a9", ts=T0 + 18 * MINUTE)), RECEIVED),
         *[_many(f"b{n}", hb(1, T0 + 17 * MINUTE), state_change(2, T0 + 17 * MINUTE)) for n in range(6)],
+        _many("b0", _ghost_change(3)),  # refused before the group: dropped without a second dead letter
     ]
 
 
@@ -293,6 +294,7 @@ def test_a_group_of_many_agents_runs_stores_what_its_messages_store_one_by_one(
         assert ingest.check_liveness(T0 + 15 * MINUTE)  # gaps open for the silent ones
         for n in range(6):  # born after the gaps: none to settle
             ingest.handle(birth_topic(SITE, f"b{n}"), encode(birth(SITE, f"b{n}", ts=T0 + 16 * MINUTE)), RECEIVED)
+        ingest.handle(*_many("b0", _ghost_change(3)))
         group = _many_agents_group()
         if grouped:  # one ack per run: a1's two runs (split by its bad message) have one each
             outs = ingest.handle_many(group)
@@ -303,7 +305,8 @@ def test_a_group_of_many_agents_runs_stores_what_its_messages_store_one_by_one(
                 ingest.handle(*message)
     alone, together = two_stores
     assert _tables(together) == _tables(alone)
-    assert {(r["agent"], r["seq"]) for r in together.table_rows("refused_events")} == {("a2", 2)}
+    assert {(r["agent"], r["seq"]) for r in together.table_rows("refused_events")} == {("a2", 2), ("b0", 3)}
+    assert together.dead_letter_total() == 4  # a2's change, a1's bad JSON, a8's seq 900, b0's change once
     assert {a.agent: a.skew_flagged for a in together.agents()}["a5"]
     assert [a.boot for a in together.agents() if a.agent == "a7"] == ["b2"]
     assert {(g["agent"], g["end_at"]) for g in together.table_rows("gaps") if g["agent"] == "a6"} == {
