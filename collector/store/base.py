@@ -544,18 +544,20 @@ class Writer:
         read and one write for all epochs with no hole after their ack (the usual case); return the acks."""
         if not acks:
             return []
+        # Per epoch, of its received seqs after the ack (stored, or refused by admission): how many, and the last.
+        # Correlated aggregates, each over its index range: a join grouped by epoch sorts every row it finds.
         match = "x.site = v.site AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq > v.acked"
-        stats: dict[tuple[str, str, str], tuple[int, int]] = {}
-        for site, agent, epoch, n, top in self.sql.tuples(
-            f"WITH v (site, agent, epoch, acked) AS (VALUES {_marks(4, len(acks))})"
-            f" SELECT v.site, v.agent, v.epoch, COUNT(*), MAX(x.seq) FROM v CROSS JOIN events x WHERE {match}"
-            " GROUP BY v.site, v.agent, v.epoch"
-            f" UNION ALL SELECT v.site, v.agent, v.epoch, COUNT(*), MAX(x.seq) FROM v CROSS JOIN refused_events x"
-            f" WHERE {match} GROUP BY v.site, v.agent, v.epoch",
-            [value for a in acks for value in a],
-        ):
-            had = stats.get((site, agent, epoch), (0, 0))
-            stats[(site, agent, epoch)] = (had[0] + int(n), max(had[1], int(top)))
+        stats = {
+            (site, agent, epoch): (int(n) + int(refused), max(int(top or 0), int(refused_top or 0)))
+            for site, agent, epoch, n, top, refused, refused_top in self.sql.tuples(
+                f"WITH v (site, agent, epoch, acked) AS (VALUES {_marks(4, len(acks))})"
+                f" SELECT v.site, v.agent, v.epoch, (SELECT COUNT(*) FROM events x WHERE {match}),"
+                f" (SELECT MAX(x.seq) FROM events x WHERE {match}),"
+                f" (SELECT COUNT(*) FROM refused_events x WHERE {match}),"
+                f" (SELECT MAX(x.seq) FROM refused_events x WHERE {match}) FROM v",
+                [value for a in acks for value in a],
+            )
+        }
         throughs, contiguous = [], []
         for site, agent, epoch, acked in acks:
             n, top = stats.get((site, agent, epoch), (0, 0))
