@@ -54,6 +54,12 @@ class Verdict:
     implausible: list[tuple[AnyEvent, str]] = field(default_factory=list)  # dead-lettered; their seqs stay free
 
 
+def reads_store(events: Sequence[AnyEvent]) -> bool:
+    """Whether screening these events reads the store (the registry, refused seqs, incident owners), beyond the
+    epoch's ack."""
+    return not _SCREENED_TYPES.isdisjoint(map(_type, events))
+
+
 def screen(
     tx: Writer, site: str, agent: str, epoch: str, events: Sequence[AnyEvent], strict: bool, max_ahead: int | None
 ) -> Verdict:

@@ -39,7 +39,12 @@ from linewarden.wire import (
 log = logging.getLogger(__name__)
 
 _INCIDENT_TYPES = frozenset({"incident_opened", "incident_updated", "incident_resolved"})
+# Runs of only these event types are stored together with the group's other such runs: what they store and read
+# is their own agent's (events, state changes, the agent row, acks, gaps), where other types read or write rows
+# that other agents' events may touch (incidents and their owners).
+_GROUPED_TYPES = frozenset({"heartbeat", "metrics", "state_change"})
 _ts = attrgetter("ts")
+_seq = attrgetter("seq")
 _type = attrgetter("type")
 # Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
 OVERSIZE_KEPT_BYTES = 1024
@@ -95,19 +100,22 @@ class Ingest:
             order = sorted(range(len(messages)), key=lambda i: _agent_of(messages[i][0]))
             done: dict[int, list[Publication]] = {}
             with self.store.transaction() as tx:
+                runs: list[list[_Batch]] = []  # the runs since the last birth or death
                 run: list[_Batch] = []
                 for i in order:
                     topic, payload, received_at = messages[i]
+                    if not _is_events(topic):  # a birth or death comes after what its agent sent before it
+                        self._store_runs(tx, [*runs, run] if run else runs, done)
+                        runs, run = [], []
                     out = self._one(tx, topic, payload, received_at)
                     if run and not (isinstance(out, _BATCHES) and run[-1].continued_by(out, received_at)):
-                        self._store_run(tx, run, done)
+                        runs.append(run)
                         run = []
                     if isinstance(out, _BATCHES):
                         run.append(_Batch(i, topic, out, received_at))
                     else:
                         done[i] = out
-                if run:
-                    self._store_run(tx, run, done)
+                self._store_runs(tx, [*runs, run] if run else runs, done)
             return [done[i] for i in range(len(messages))]
         except BaseException:
             self.incident_events, self.events_stored = counts
@@ -211,21 +219,60 @@ class Ingest:
             tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
         log.info("agent %s/%s stopped: %s", site, agent, death.reason)
 
-    def _store_run(self, tx: Writer, run: list[_Batch], done: dict[int, list[Publication]]) -> None:
+    def _store_runs(self, tx: Writer, runs: list[list[_Batch]], done: dict[int, list[Publication]]) -> None:
+        """Store runs of different agents, or of one agent's epochs and boots, in agent order, in stretches of
+        distinct agents. For each stretch: each agent's ack row and then its agent row are taken, in agent order,
+        as when each run is stored alone; then what admission reads is read for all its runs at once."""
+        start = 0
+        while start < len(runs):
+            agents = {runs[start][0].agent}
+            end = start + 1
+            while end < len(runs) and runs[end][0].agent not in agents:
+                agents.add(runs[end][0].agent)
+                end += 1
+            held = []
+            for run in runs[start:end]:
+                (site, agent), epoch, received_at = run[0].agent, run[0].batch.epoch, run[0].received_at
+                # The agent's batches commit one after another (`lock_ack`); 0: the row was created at 0.
+                acked = tx.lock_ack(site, agent, epoch, create=True) or 0
+                held.append((run, acked, tx.seen(site, agent, received_at)))
+            tx.prefetch_screening([
+                (*r[0].agent, r[0].batch.epoch, min(map(_seq, events)), max(map(_seq, events)))
+                for r, events in ((r, _events_of(r)) for r, _, _ in held) if admission.reads_store(events)
+            ])  # fmt: skip
+            pending: dict[tuple[str, str], _Pending] = {}
+            for run, acked, known in held:
+                self._store_run(tx, run, acked, known, done, pending)
+            self._flush(tx, pending, done)
+            start = end
+
+    def _store_run(
+        self,
+        tx: Writer,
+        run: list[_Batch],
+        acked: int,
+        known: AgentRow | None,
+        done: dict[int, list[Publication]],
+        pending: dict[tuple[str, str], _Pending],
+    ) -> None:
         """Store one agent's consecutive batches of one epoch and boot as one: one screening, one insert, one ack.
+        `acked`: the epoch's ack, its row locked; `known`: the agent's row, its last_seen moved (None: no birth).
 
         The outcome is that of storing them one after another. Where it could differ, they are: a seq that is
         implausible against the ack before the run may be plausible against the ack after the batches before it
-        (the run is stored batch by batch), and a monitoring gap is settled batch by batch (`_settle_gaps`)."""
+        (the run is stored batch by batch), and a monitoring gap is settled batch by batch (`_settle_gaps`).
+
+        A run of heartbeats, metrics and state changes is screened here and left in `pending`, to be stored with
+        the other such runs of its stretch (`_flush`): what they store and read is their own agent's."""
         first = run[0]
         site, agent, epoch, received_at = first.batch.site, first.batch.agent, first.batch.epoch, first.received_at
         topic = first.topic
-        acked = tx.lock_ack(site, agent, epoch, create=True)  # the agent's batches commit one after another
-        events = first.batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
+        events = _events_of(run)
         verdict = admission.screen(tx, site, agent, epoch, events, strict=True, max_ahead=self.max_seq_ahead)
         if verdict.implausible and len(run) > 1:
-            for b in run:
-                self._store_run(tx, [b], done)
+            for b in run:  # each against the ack after the batches before it
+                self._store_run(tx, [b], tx.lock_ack(site, agent, epoch, create=True) or 0, known, done, pending)
+                self._flush(tx, pending, done)
             return
         for event, why in verdict.refused:
             reason = f"event seq {event.seq} ({event.type}): {why}"
@@ -236,17 +283,49 @@ class Ingest:
             log.warning("dead letter from %s/%s: %s", site, agent, reason)
             tx.add_dead_letter(topic, fastwire.event_json(event), reason, received_at, site, agent)
             self.on_dead_letter(reason)
+        if _GROUPED_TYPES.issuperset(map(_type, verdict.admitted)):
+            pending[(site, agent)] = _Pending(run, acked, known, verdict.admitted)
+            return
+        self._flush(tx, pending, done)
         new = tx.insert_events(site, agent, epoch, first.batch.boot, verdict.admitted, received_at)
-        self.events_stored += len(new)
-        self.incident_events += sum(map(_INCIDENT_TYPES.__contains__, map(_type, new)))
+        self._count(new)
         through = tx.advance_ack(site, agent, epoch, acked=acked)
-        known = tx.seen(site, agent, received_at)
         if known is not None:
             self._settle_gaps(tx, known, run, new)
             self._check_future(tx, known, run, verdict.admitted)
+        self._acked(run, through, done)
+
+    def _flush(self, tx: Writer, pending: dict[tuple[str, str], _Pending], done: dict[int, list[Publication]]) -> None:
+        """Store the pending runs (screened, their agents' ack and agent rows taken), each kind of statement once
+        for all of them: the known seqs, the insert, the acks, the look-up of monitoring gaps."""
+        if not pending:
+            return
+        runs = list(pending.values())
+        pending.clear()
+        news = tx.insert_runs([(*p.key, p.admitted, p.received_at) for p in runs])
+        throughs = tx.advance_acks([(*p.key[:3], p.acked) for p in runs])
+        gapped = tx.agents_with_gaps(
+            [(*p.key[:2], min(map(_ts, new))) for p, new in zip(runs, news, strict=True) if new and p.known]
+        )
+        for p, new, through in zip(runs, news, throughs, strict=True):
+            self._count(new)
+            if p.known is not None:
+                if p.key[:2] in gapped:
+                    self._settle_gaps(tx, p.known, p.run, new)
+                self._check_future(tx, p.known, p.run, p.admitted)
+            self._acked(p.run, through, done)
+
+    def _count(self, new: list[AnyEvent]) -> None:
+        self.events_stored += len(new)
+        self.incident_events += sum(map(_INCIDENT_TYPES.__contains__, map(_type, new)))
+
+    @staticmethod
+    def _acked(run: list[_Batch], through: int, done: dict[int, list[Publication]]) -> None:
+        """The run's ack goes with its last message; the others publish none."""
         for b in run:
             done[b.index] = []
-        done[run[-1].index] = [_ack(site, agent, epoch, through)]
+        last = run[-1].batch
+        done[run[-1].index] = [_ack(last.site, last.agent, last.epoch, through)]
 
     def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[AnyEvent]) -> None:
         """Settle the agent's monitoring gaps over the events a run stored, batch by batch, each batch with the
@@ -350,12 +429,47 @@ class _Batch:
     batch: Batch
     received_at: int
 
+    @property
+    def agent(self) -> tuple[str, str]:
+        return (self.batch.site, self.batch.agent)
+
     def continued_by(self, other: Batch, received_at: int) -> bool:
         """Whether `other` joins this batch's run: the same agent, epoch and boot, received at the same time."""
         mine = self.batch
         return (mine.site, mine.agent, mine.epoch, mine.boot, self.received_at) == (
             other.site, other.agent, other.epoch, other.boot, received_at
         )
+
+
+@dataclass(frozen=True)
+class _Pending:
+    """A screened run waiting to be stored with the group's others: its ack as locked, its agent row (None: no
+    birth yet) and the events admission admitted."""
+
+    run: list[_Batch]
+    acked: int
+    known: AgentRow | None
+    admitted: list[AnyEvent]
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        b = self.run[0].batch
+        return (b.site, b.agent, b.epoch, b.boot)
+
+    @property
+    def received_at(self) -> int:
+        return self.run[0].received_at
+
+
+def _events_of(run: list[_Batch]) -> Sequence[AnyEvent]:
+    return run[0].batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
+
+
+def _is_events(topic: str) -> bool:
+    try:
+        return parse_agent_topic(topic)[2] == "events"
+    except WireError:
+        return False
 
 
 def _agent_of(topic: str) -> tuple[str, str]:

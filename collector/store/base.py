@@ -104,6 +104,14 @@ _seq = attrgetter("seq")
 _type = attrgetter("type")
 _EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
 _EVENT_KEY = ("site", "agent", "epoch", "seq")
+# One agent's run of events to store: site, agent, epoch, boot, events, received_at.
+EventRun = tuple[str, str, str, str, Sequence[AnyEvent], int]
+
+
+def _marks(columns: int, rows: int) -> str:
+    """The placeholders of a VALUES list of `rows` rows."""
+    row = "(" + ", ".join("?" * columns) + ")"
+    return ", ".join([row] * rows)
 
 
 def _flag(value: bool | None) -> int | None:
@@ -132,6 +140,8 @@ class Writer:
     def __init__(self, sql: Sql) -> None:
         self.sql = sql
         self._registries: dict[tuple[str, str], dict[str, str]] = {}  # registry_of, read once per transaction
+        # refused_seqs read ahead (`prefetch_screening`): per epoch, the seq range read and the refused seqs in it
+        self._refused: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {}
 
     # ------------------------------------------------------------ agents
 
@@ -230,30 +240,56 @@ class Writer:
     def insert_events(
         self, site: str, agent: str, epoch: str, boot: str, events: Sequence[AnyEvent], received_at: int
     ) -> list[AnyEvent]:
-        """Store a batch of events and what derives from them; return those not stored before.
+        """Store a batch of events and what derives from them; return those not stored before."""
+        return self.insert_runs([(site, agent, epoch, boot, events, received_at)])[0]
 
-        One look-up of the batch's seq range and one multi-row insert: the ingest hot path.
-        """
-        if not events:
-            return []
-        seqs = list(map(_seq, events))
-        known = {
-            r["seq"]
-            for r in self.sql.query(
-                "SELECT seq FROM events WHERE site = ? AND agent = ? AND epoch = ? AND seq >= ? AND seq <= ?"
-                " UNION ALL SELECT seq FROM refused_events WHERE site = ? AND agent = ? AND epoch = ?"
-                " AND seq >= ? AND seq <= ?",
-                (site, agent, epoch, min(seqs), max(seqs)) * 2,
-            )
-        }
-        if not known and len(set(seqs)) == len(seqs):  # the usual case: every event is new
-            return self._insert_or_split(site, agent, epoch, boot, events, received_at)
-        new: list[AnyEvent] = []
-        for e in events:
-            if e.seq not in known:
-                known.add(e.seq)
-                new.append(e)
-        return self._insert_or_split(site, agent, epoch, boot, new, received_at)
+    def insert_runs(self, runs: Sequence[EventRun]) -> list[list[AnyEvent]]:
+        """Store several runs of events (site, agent, epoch, boot, events, received_at), at most one per agent, and
+        what derives from them; per run, the events not stored before. The ingest hot path: one look-up of the
+        known seqs and one insert for all runs. When the database refuses the data of one event, each run is
+        stored on its own (`_insert_or_split`), as if it had come alone."""
+        news = self._unknown(runs)
+        items = [(*run[:4], new, run[5]) for run, new in zip(runs, news, strict=True) if new]
+        if len(items) <= 1:
+            return [self._insert_or_split(*run[:4], new, run[5]) for run, new in zip(runs, news, strict=True)]
+        self.sql.execute("SAVEPOINT insert_runs")
+        try:
+            self._insert_new(items)
+        except DataRejected:
+            self.sql.execute("ROLLBACK TO SAVEPOINT insert_runs")
+            self.sql.execute("RELEASE SAVEPOINT insert_runs")
+            return [self._insert_or_split(*run[:4], new, run[5]) for run, new in zip(runs, news, strict=True)]
+        self.sql.execute("RELEASE SAVEPOINT insert_runs")
+        return news
+
+    def _unknown(self, runs: Sequence[EventRun]) -> list[list[AnyEvent]]:
+        """Per run, its events whose seq is neither stored nor refused yet, each seq once (its first event)."""
+        ranges = [(*run[:3], min(map(_seq, run[4])), max(map(_seq, run[4]))) for run in runs if run[4]]
+        known: dict[tuple[str, str, str], set[int]] = {}
+        if ranges:
+            match = "x.site = v.site AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq >= v.lo AND x.seq <= v.hi"
+            for site, agent, epoch, seq in self.sql.tuples(
+                f"WITH v (site, agent, epoch, lo, hi) AS (VALUES {_marks(5, len(ranges))})"
+                f" SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN events x WHERE {match}"
+                f" UNION ALL SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN refused_events x WHERE {match}",
+                [value for r in ranges for value in r],
+            ):
+                known.setdefault((site, agent, epoch), set()).add(int(seq))
+        news: list[list[AnyEvent]] = []
+        for site, agent, epoch, _, events, _ in runs:
+            seen = known.get((site, agent, epoch))
+            seqs = list(map(_seq, events))
+            if not seen and len(set(seqs)) == len(seqs):  # the usual case: every event is new
+                news.append(list(events))
+                continue
+            seen = set() if seen is None else seen
+            new: list[AnyEvent] = []
+            for e in events:
+                if e.seq not in seen:
+                    seen.add(e.seq)
+                    new.append(e)
+            news.append(new)
+        return news
 
     def _insert_or_split(
         self, site: str, agent: str, epoch: str, boot: str, events: Sequence[AnyEvent], received_at: int
@@ -264,7 +300,7 @@ class Writer:
             return []
         self.sql.execute("SAVEPOINT insert_events")
         try:
-            self._insert_new(site, agent, epoch, boot, events, received_at)
+            self._insert_new([(site, agent, epoch, boot, events, received_at)])
         except DataRejected as exc:
             self.sql.execute("ROLLBACK TO SAVEPOINT insert_events")
             self.sql.execute("RELEASE SAVEPOINT insert_events")
@@ -283,45 +319,53 @@ class Writer:
         reason = clip(f"seq {event.seq}: the store refused the event: {problem}", 1000)
         self.refuse_event(events_topic(site, agent), site, agent, epoch, event, reason, received_at)
 
-    def _insert_new(
-        self, site: str, agent: str, epoch: str, boot: str, new: Sequence[AnyEvent], received_at: int
-    ) -> None:
+    def _insert_new(self, runs: Sequence[EventRun]) -> None:
+        """Insert runs of new events (at most one run per agent) and their derived rows, each kind in one
+        statement for all runs."""
         # Each event's row holds its body's wire JSON. Metrics, most of the events, derive nothing.
         rows = [
             (site, agent, epoch, e.seq, boot, e.ts, e.type, body, received_at)
+            for site, agent, epoch, boot, new, received_at in runs
             for e, body in zip(new, body_texts(new), strict=True)
         ]  # fmt: skip
-        changes: list[StateChangeEvent | FastStateChangeEvent] = []
-        others: list[AnyEvent] = []
-        beat: HeartbeatEvent | FastHeartbeatEvent | None = None
-        for e in compress(new, map("metrics".__ne__, map(_type, new))):
-            if isinstance(e, HeartbeatEvent | FastHeartbeatEvent):
-                beat = e if beat is None or e.ts > beat.ts else beat
-            elif isinstance(e, StateChangeEvent | FastStateChangeEvent):
-                changes.append(e)
-            else:
-                others.append(e)
+        changes: list[tuple[Any, ...]] = []
+        beats: list[tuple[Any, ...]] = []
+        others: list[tuple[str, str, str, AnyEvent]] = []
+        for site, agent, epoch, _, new, received_at in runs:
+            beat: HeartbeatEvent | FastHeartbeatEvent | None = None
+            registry: dict[str, str] | None = None
+            for e in compress(new, map("metrics".__ne__, map(_type, new))):
+                if isinstance(e, HeartbeatEvent | FastHeartbeatEvent):
+                    beat = e if beat is None or e.ts > beat.ts else beat
+                elif isinstance(e, StateChangeEvent | FastStateChangeEvent):
+                    if registry is None:
+                        registry = self.registry_of(site, agent)  # one look-up for all, as asset_of would do
+                    c = e.body
+                    changes.append((site, agent, epoch, e.seq, c.target, registry.get(c.target) or c.asset
+                                    or c.target, c.from_.value, c.to.value, c.reason, c.at, c.cause))  # fmt: skip
+                else:
+                    others.append((site, agent, epoch, e))
+            if beat is not None:
+                h = beat.body
+                beats.append((site, agent, beat.ts, received_at, h.outbox_depth, h.oldest_unacked_at))
         self.sql.insert_new("events", _EVENT_COLUMNS, _EVENT_KEY, rows)
-        # Derived rows, batched: state changes in one statement, heartbeats as one update (the latest wins).
+        # Derived rows, batched: state changes in one statement, heartbeats as one update (each agent's latest).
         if changes:
-            registry = self.registry_of(site, agent)  # one look-up for all, as asset_of would do for each
             self.sql.execute_many(
                 "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
                 " reason, at, cause) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    (site, agent, epoch, e.seq, e.body.target, registry.get(e.body.target) or e.body.asset
-                     or e.body.target, e.body.from_.value, e.body.to.value, e.body.reason, e.body.at, e.body.cause)
-                    for e in changes
-                ],
-            )  # fmt: skip
-        if beat is not None:
-            self.sql.execute(
-                "UPDATE agents SET last_heartbeat = ?, last_heartbeat_received_at = ?, outbox_depth = ?,"
-                " oldest_unacked_at = ?"
-                " WHERE site = ? AND agent = ? AND (last_heartbeat IS NULL OR last_heartbeat < ?)",
-                (beat.ts, received_at, beat.body.outbox_depth, beat.body.oldest_unacked_at, site, agent, beat.ts),
+                changes,
             )
-        for e in others:
+        if beats:
+            self.sql.execute(
+                f"WITH v (site, agent, ts, received_at, depth, oldest) AS (VALUES {_marks(6, len(beats))})"
+                " UPDATE agents SET last_heartbeat = v.ts, last_heartbeat_received_at = v.received_at,"
+                " outbox_depth = CAST(v.depth AS BIGINT), oldest_unacked_at = CAST(v.oldest AS BIGINT) FROM v"
+                " WHERE agents.site = v.site AND agents.agent = v.agent"
+                " AND (agents.last_heartbeat IS NULL OR agents.last_heartbeat < v.ts)",
+                [value for beat_row in beats for value in beat_row],
+            )
+        for site, agent, epoch, e in others:
             self._derive(site, agent, epoch, e)
 
     def asset_of(self, site: str, agent: str, target: str, named: str | None = None) -> str:
@@ -495,6 +539,41 @@ class Writer:
             through = max(covering)
         return self._set_ack(key, through)
 
+    def advance_acks(self, acks: Sequence[tuple[str, str, str, int]]) -> list[int]:
+        """`advance_ack` for several epochs (site, agent, epoch, acked), acked as this transaction holds them: one
+        read and one write for all epochs with no hole after their ack (the usual case); return the acks."""
+        if not acks:
+            return []
+        # Per epoch, of its received seqs after the ack (stored, or refused by admission): how many, and the last.
+        # Correlated aggregates, each over its index range: a join grouped by epoch sorts every row it finds.
+        match = "x.site = v.site AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq > v.acked"
+        stats = {
+            (site, agent, epoch): (int(n) + int(refused), max(int(top or 0), int(refused_top or 0)))
+            for site, agent, epoch, n, top, refused, refused_top in self.sql.tuples(
+                f"WITH v (site, agent, epoch, acked) AS (VALUES {_marks(4, len(acks))})"
+                f" SELECT v.site, v.agent, v.epoch, (SELECT COUNT(*) FROM events x WHERE {match}),"
+                f" (SELECT MAX(x.seq) FROM events x WHERE {match}),"
+                f" (SELECT COUNT(*) FROM refused_events x WHERE {match}),"
+                f" (SELECT MAX(x.seq) FROM refused_events x WHERE {match}) FROM v",
+                [value for a in acks for value in a],
+            )
+        }
+        throughs, contiguous = [], []
+        for site, agent, epoch, acked in acks:
+            n, top = stats.get((site, agent, epoch), (0, 0))
+            if n and top - acked == n:
+                contiguous.append((site, agent, epoch, top))
+                throughs.append(top)
+            else:
+                throughs.append(self.advance_ack(site, agent, epoch, acked=acked))
+        if contiguous:
+            self.sql.execute(
+                f"INSERT INTO acks (site, agent, epoch, through) VALUES {_marks(4, len(contiguous))}"
+                " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = excluded.through",
+                [value for a in contiguous for value in a],
+            )
+        return throughs
+
     def _set_ack(self, key: tuple[str, str, str], through: int) -> int:
         self.sql.execute(
             "INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, ?)"
@@ -512,6 +591,18 @@ class Writer:
             (site, agent, ending_after),
         )
         return [_gap_row(r) for r in rows]
+
+    def agents_with_gaps(self, agents: Sequence[tuple[str, str, int]]) -> set[tuple[str, str]]:
+        """Of these (site, agent, ending_after), the agents that have a gap still open or ending after that time."""
+        if not agents:
+            return set()
+        rows = self.sql.tuples(
+            f"WITH v (site, agent, after) AS (VALUES {_marks(3, len(agents))})"
+            " SELECT DISTINCT g.site, g.agent FROM v CROSS JOIN gaps g WHERE g.site = v.site AND g.agent = v.agent"
+            " AND (g.end_at IS NULL OR g.end_at > v.after)",
+            [value for a in agents for value in a],
+        )
+        return {(str(site), str(agent)) for site, agent in rows}
 
     def open_gap_of(self, site: str, agent: str) -> GapRow | None:
         rows = self.sql.query("SELECT * FROM gaps WHERE site = ? AND agent = ? AND end_at IS NULL", (site, agent))
@@ -569,13 +660,45 @@ class Writer:
     ) -> None:
         """Dead-letter one received event with the reason and remember its seq as received, for the ack."""
         self.add_dead_letter(topic, event_json(event), reason, received_at, site, agent)
+        if (read := self._refused.get((site, agent, epoch))) is not None:
+            read[2].add(event.seq)
         self.sql.execute(
             "INSERT INTO refused_events (site, agent, epoch, seq, reason, received_at) VALUES (?, ?, ?, ?, ?, ?)"
             " ON CONFLICT (site, agent, epoch, seq) DO NOTHING",
             (site, agent, epoch, event.seq, reason, received_at),
         )
 
+    def prefetch_screening(self, ranges: Sequence[tuple[str, str, str, int, int]]) -> None:
+        """Read what admission reads of these epochs' agents, for all of them at once: their registries and their
+        refused seqs in [lo, hi] (site, agent, epoch, lo, hi). Call it only with the epochs' ack rows locked
+        (`lock_ack`): only the holder of that lock refuses an agent's events, and `refuse_event` keeps what was
+        read up to date."""
+        if not ranges:
+            return
+        agents = sorted({(site, agent) for site, agent, *_ in ranges} - self._registries.keys())
+        if agents:
+            registries: dict[tuple[str, str], dict[str, str]] = {a: {} for a in agents}
+            for site, agent, target, asset in self.sql.tuples(
+                f"WITH v (site, agent) AS (VALUES {_marks(2, len(agents))}) SELECT t.site, t.agent, t.target,"
+                " t.asset FROM v CROSS JOIN targets t WHERE t.site = v.site AND t.agent = v.agent",
+                [value for a in agents for value in a],
+            ):
+                registries[(site, agent)][str(target)] = str(asset)
+            self._registries.update(registries)
+        refused: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {r[:3]: (r[3], r[4], set()) for r in ranges}
+        for site, agent, epoch, seq in self.sql.tuples(
+            f"WITH v (site, agent, epoch, lo, hi) AS (VALUES {_marks(5, len(ranges))})"
+            " SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN refused_events x WHERE x.site = v.site"
+            " AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq >= v.lo AND x.seq <= v.hi",
+            [value for r in ranges for value in r],
+        ):
+            refused[(site, agent, epoch)][2].add(int(seq))
+        self._refused.update(refused)
+
     def refused_seqs(self, site: str, agent: str, epoch: str, lo: int, hi: int) -> set[int]:
+        read = self._refused.get((site, agent, epoch))
+        if read is not None and read[0] <= lo and hi <= read[1]:
+            return {seq for seq in read[2] if lo <= seq <= hi}
         rows = self.sql.query(
             "SELECT seq FROM refused_events WHERE site = ? AND agent = ? AND epoch = ? AND seq >= ? AND seq <= ?",
             (site, agent, epoch, lo, hi),

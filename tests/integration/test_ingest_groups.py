@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +14,7 @@ import pytest
 from collector import admission
 from collector.ingest import Ingest
 from collector.service import CollectorService
-from collector.store.base import Writer
+from collector.store.base import Sql, Store, Writer
 from collector.store.sqlite import SqliteStore
 from linewarden.config.collector import CollectorConfig, CollectorSection, LivenessConfig
 from linewarden.domain import State
@@ -26,11 +26,22 @@ from linewarden.wire import (
     StateChangeBody,
     StateChangeEvent,
     birth_topic,
+    death_topic,
     decode,
     encode,
     events_topic,
 )
-from tests.integration.collector_helpers import T0, batch, birth, heartbeat, heartbeats, incident_opened, state_change
+from tests.integration.collector_helpers import (
+    T0,
+    batch,
+    birth,
+    death,
+    heartbeat,
+    heartbeats,
+    incident_opened,
+    state_change,
+)
+from tests.integration.store_params import STORES, open_store_param
 
 SITE = "plant1"
 
@@ -138,7 +149,7 @@ def _batches(*events: list[Event]) -> list[tuple[str, bytes, int]]:
     return [(events_topic(SITE, "a1"), encode(batch(SITE, "a1", list(e))), RECEIVED) for e in events]
 
 
-def _tables(store: SqliteStore) -> dict[str, list[tuple[Any, ...]]]:
+def _tables(store: Store) -> dict[str, list[tuple[Any, ...]]]:
     """Every table's rows without auto-numbered ids, in a fixed order."""
     out = {}
     for table in store.table_names():
@@ -193,3 +204,126 @@ def test_a_run_judges_each_batch_plausible_against_the_ack_before_it(tmp_path: P
     alone, together = _alone_and_together(tmp_path, config, group)
     assert _tables(together) == _tables(alone)
     assert _events(together, "a1") == [1, 2, 3, 4, 5, 6] and together.dead_letter_total() == 0
+
+
+# ---------------------------------------------------------------- many agents' runs in one group
+
+
+class CountingSql:
+    """A store's connection that counts the statements sent through it (a bulk insert counts as one)."""
+
+    def __init__(self, sql: Sql) -> None:
+        self.sql, self.statements = sql, 0
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.statements += 1
+        return self.sql.execute(sql, params)
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        self.statements += 1
+        return self.sql.query(sql, params)
+
+    def tuples(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        self.statements += 1
+        return self.sql.tuples(sql, params)
+
+    def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        self.statements += 1
+        self.sql.execute_many(sql, rows)
+
+    def for_update(self, skip_locked: bool = False) -> str:
+        return self.sql.for_update(skip_locked)
+
+    def insert_new(self, table: str, columns: Sequence[str], key: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+        self.statements += 1
+        self.sql.insert_new(table, columns, key, rows)
+
+
+@pytest.fixture(params=STORES)
+def two_stores(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Store, Store]]:
+    """Two fresh stores of one kind: one for message by message, one for the group."""
+    opened = [open_store_param(request, tmp_path / name) for name in ("alone", "together")]
+    for name in ("alone", "together"):
+        (tmp_path / name).mkdir()
+    stores = [next(o) for o in opened]
+    yield stores[0], stores[1]
+    for o in opened:
+        next(o, None)
+
+
+def _many(agent: str, *events: Event, boot: str = "b1") -> tuple[str, bytes, int]:
+    return (events_topic(SITE, agent), encode(batch(SITE, agent, list(events), boot=boot)), RECEIVED)
+
+
+def _many_agents_group() -> list[tuple[str, bytes, int]]:
+    """Single-batch runs of many agents, interleaved as a shared subscription hands them to one collector, with
+    every case a run's storing has: refusals, resends, a gap to settle, a clock ahead, an implausible seq, an
+    incident (stored on its own), two runs of one agent, a restart and a death inside the group, bad JSON."""
+    hb = heartbeat
+    return [
+        _many("a1", hb(1, T0 + 16 * MINUTE), state_change(2, T0 + 16 * MINUTE)),
+        _many("a2", hb(1, T0 + 16 * MINUTE), _ghost_change(2)),
+        _many("a3", hb(1, T0 + 16 * MINUTE), incident_opened(2, T0 + 16 * MINUTE)),
+        _many("a4", hb(1, T0 + MINUTE), hb(2, T0 + 2 * MINUTE), hb(3, T0 + 3 * MINUTE)),  # 1 and 2: resent
+        _many("a5", hb(1, RECEIVED + 10 * MINUTE)),  # from the future
+        _many("a6", hb(1, T0 + 17 * MINUTE)),
+        (events_topic(SITE, "a1"), b"{not json", RECEIVED),
+        _many("a7", hb(1, T0 + 17 * MINUTE)),
+        (birth_topic(SITE, "a7"), encode(birth(SITE, "a7", boot="b2", ts=T0 + 18 * MINUTE)), RECEIVED),
+        _many("a7", hb(2, T0 + 19 * MINUTE), boot="b2"),
+        _many("a8", hb(1, T0 + 17 * MINUTE), hb(900, T0 + 17 * MINUTE)),  # 900: implausible
+        _many("a1", hb(3, T0 + 17 * MINUTE)),
+        _many("a6", hb(2, T0 + 18 * MINUTE)),
+        _many("a9", hb(1, T0 + 17 * MINUTE)),
+        (death_topic(SITE, "a9"), encode(death(SITE, "a9", ts=T0 + 18 * MINUTE)), RECEIVED),
+        *[_many(f"b{n}", hb(1, T0 + 17 * MINUTE), state_change(2, T0 + 17 * MINUTE)) for n in range(6)],
+        _many("b0", _ghost_change(3)),  # refused before the group: dropped without a second dead letter
+    ]
+
+
+def test_a_group_of_many_agents_runs_stores_what_its_messages_store_one_by_one(
+    two_stores: tuple[Store, Store],
+) -> None:
+    config = LIVENESS.model_copy(update={"max_seq_ahead": 500})
+    agents = [f"a{n}" for n in range(1, 10)]
+    for store, grouped in zip(two_stores, (False, True), strict=True):
+        ingest = Ingest(store, config, T0)
+        for agent in agents:
+            ingest.handle(birth_topic(SITE, agent), encode(birth(SITE, agent)), T0)
+        ingest.handle(*_many("a4", heartbeat(1, T0 + MINUTE), heartbeat(2, T0 + 2 * MINUTE)))
+        assert ingest.check_liveness(T0 + 15 * MINUTE)  # gaps open for the silent ones
+        for n in range(6):  # born after the gaps: none to settle
+            ingest.handle(birth_topic(SITE, f"b{n}"), encode(birth(SITE, f"b{n}", ts=T0 + 16 * MINUTE)), RECEIVED)
+        ingest.handle(*_many("b0", _ghost_change(3)))
+        group = _many_agents_group()
+        if grouped:  # one ack per run: a1's two runs (split by its bad message) have one each
+            outs = ingest.handle_many(group)
+            assert [[decode(Ack, p.payload).through for p in out] for out in outs][:7] == [[2], [2], [2], [3], [1],
+                                                                                          [], []]  # fmt: skip
+        else:
+            for message in group:
+                ingest.handle(*message)
+    alone, together = two_stores
+    assert _tables(together) == _tables(alone)
+    assert {(r["agent"], r["seq"]) for r in together.table_rows("refused_events")} == {("a2", 2), ("b0", 3)}
+    assert together.dead_letter_total() == 4  # a2's change, a1's bad JSON, a8's seq 900, b0's change once
+    assert {a.agent: a.skew_flagged for a in together.agents()}["a5"]
+    assert [a.boot for a in together.agents() if a.agent == "a7"] == ["b2"]
+    assert {(g["agent"], g["end_at"]) for g in together.table_rows("gaps") if g["agent"] == "a6"} == {
+        ("a6", T0 + 17 * MINUTE)
+    }
+
+
+def test_a_group_of_single_batch_runs_shares_its_statements(two_stores: tuple[Store, Store]) -> None:
+    _, store = two_stores
+    ingest = Ingest(store, LIVENESS, T0)
+    agents = [f"a{n:02}" for n in range(20)]
+    for agent in agents:
+        ingest.handle(birth_topic(SITE, agent), encode(birth(SITE, agent)), T0)
+    counting = CountingSql(store._sql)  # type: ignore[attr-defined]
+    store._sql = counting  # type: ignore[attr-defined]
+    outs = ingest.handle_many([_many(a, heartbeat(1, T0 + 1000), heartbeat(2, T0 + 2000)) for a in agents])
+    assert [[decode(Ack, p.payload).through for p in out] for out in outs] == [[2]] * 20
+    # Per run: its ack row and its agent row; the known seqs, the insert, the heartbeats, the acks and the gap
+    # look-up once for the group (each run on its own took about ten statements).
+    assert counting.statements <= 2 * len(agents) + 10
