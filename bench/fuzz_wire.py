@@ -121,14 +121,14 @@ def for_our_agent(message: dict[str, Any], keep_sender: bool) -> dict[str, Any]:
 # ---------------------------------------------------------------- mutations
 
 
-def _paths(value: Json, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Json]]:
+def json_paths(value: Json, path: tuple[Any, ...] = ()) -> list[tuple[tuple[Any, ...], Json]]:
     found = [(path, value)]
     if isinstance(value, dict):
         for k, v in value.items():
-            found += _paths(v, (*path, k))
+            found += json_paths(v, (*path, k))
     elif isinstance(value, list):
         for i, v in enumerate(value):
-            found += _paths(v, (*path, i))
+            found += json_paths(v, (*path, i))
     return found
 
 
@@ -144,7 +144,7 @@ def _replace(doc: Json, path: tuple[Any, ...], new: Json) -> Json:
 
 def mutate(doc: Json, kind: str, rnd: random.Random) -> bytes:
     if kind in ("type_swap", "huge_int", "nul", "deep_nesting", "big_string"):
-        paths = _paths(doc)
+        paths = json_paths(doc)
         if kind == "huge_int":
             ints = [p for p, v in paths if isinstance(v, int) and not isinstance(v, bool)]
             if ints:

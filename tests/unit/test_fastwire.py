@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 from pydantic_core import PydanticUndefined
 
-from bench.fuzz_wire import MUTATIONS, from_schema, mutate
+from bench.fuzz_wire import MUTATIONS, from_schema, json_paths, mutate
 from collector import fastwire
 from collector.fastwire import (
     FastBatch,
@@ -98,17 +98,6 @@ HEAD = st.fixed_dictionaries(
 BATCHES = st.builds(lambda head, events: {**head, "events": events}, HEAD, st.lists(EVENTS, min_size=1, max_size=4))
 
 
-def _paths(value: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    found = [path]
-    if isinstance(value, dict):
-        for k, v in value.items():
-            found += _paths(v, (*path, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            found += _paths(v, (*path, i))
-    return found
-
-
 def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
     for key in path[:-1]:
         doc = doc[key]
@@ -117,7 +106,7 @@ def _set(doc: Any, path: tuple[Any, ...], value: Any) -> None:
 
 def _tweak(doc: dict[str, Any], rnd: random.Random, number: str) -> bytes:
     """One of the changes pydantic and msgspec could take differently."""
-    paths = _paths(doc)[1:]
+    paths = [path for path, _ in json_paths(doc)][1:]
     objects = [p for p in [(), *paths] if isinstance(_get(doc, p), dict) and _get(doc, p)]
     how = rnd.choice(("value", "value", "number", "rename", "unknown", "duplicate"))
     if how == "value":
