@@ -252,8 +252,8 @@ class Agent:
                     extra += [("version_observed", v) for v in self._versions.observe(
                         target_id, slot.cfg.asset, result.versions, now_ms
                     )]
-            if self.cfg.agent.metrics:
-                extra += [("metrics", m) for m in self._metrics.add(target_id, result.state, result.latency_ms, now_ms)]
+            if self.cfg.agent.metrics:  # the minute's bodies go out from housekeeping, all in one commit
+                self._metrics.add(target_id, result.state, result.latency_ms, now_ms)
         # Without a transition there is nothing for the tracker; housekeeping ticks it every second.
         emitted = self._tracker.process(now_ms, transitions, self._pending_fail()) if transitions else []
         events = emitted + extra
