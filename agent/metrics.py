@@ -25,31 +25,38 @@ def _quantile(sorted_values: list[float], q: float) -> float:
 
 
 class MetricsAggregator:
-    """Feed every probe result; `flush(now_ms)` returns the bodies of every minute that has ended."""
+    """Feed every probe result; `flush(now_ms)` returns the bodies of every minute that has ended.
+
+    Bodies are only ever returned by `flush`, never by `add`: the agent's housekeeping flushes every second,
+    so the minute's bodies of all targets go out in one commit, not one commit per target (each with the whole
+    state snapshot) on the first poll of the next minute.
+    """
 
     def __init__(self) -> None:
         self._buckets: dict[str, _Bucket] = {}
+        self._ended: list[tuple[str, _Bucket]] = []  # closed by a result of a later minute, not flushed yet
 
-    def add(self, target: str, state: State, latency_ms: float | None, at_ms: int) -> list[MetricsBody]:
+    def add(self, target: str, state: State, latency_ms: float | None, at_ms: int) -> None:
         minute = at_ms - at_ms % MINUTE_MS
-        out: list[MetricsBody] = []
         bucket = self._buckets.get(target)
-        if bucket is not None and bucket.minute != minute:
-            out.append(self._body(target, bucket))
-            bucket = None
-        if bucket is None:
+        if bucket is None or bucket.minute != minute:
+            if bucket is not None:
+                self._ended.append((target, bucket))
             bucket = self._buckets[target] = _Bucket(minute)
         bucket.probes += 1
         if state != State.UP:
             bucket.failures += 1
         if latency_ms is not None:
             bucket.latencies.append(latency_ms)
-        return out
 
     def flush(self, now_ms: int) -> list[MetricsBody]:
         minute = now_ms - now_ms % MINUTE_MS
-        done = [t for t, b in self._buckets.items() if b.minute < minute]
-        return [self._body(t, self._buckets.pop(t)) for t in done]
+        ended, self._ended = self._ended, []
+        ended += [(t, b) for t, b in self._buckets.items() if b.minute < minute]
+        for target, bucket in ended:
+            if self._buckets.get(target) is bucket:
+                del self._buckets[target]
+        return [self._body(t, b) for t, b in ended]
 
     @staticmethod
     def _body(target: str, bucket: _Bucket) -> MetricsBody:

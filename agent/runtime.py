@@ -32,7 +32,7 @@ from agent.metrics import MetricsAggregator
 from agent.outbox import Outbox, wall_ms
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext
-from agent.probes.registry import make_probe, safe_poll
+from agent.probes.registry import hung, make_probe, polled
 from agent.recorder import Recorder
 from linewarden import __version__
 from linewarden.certs import expiring
@@ -196,8 +196,14 @@ class Agent:
         """One timer for all targets of one interval. Each tick starts a poll of every target whose previous poll
         has finished; each result is folded in as soon as it arrives, so a target that hangs until its timeout
         delays only itself, never the others of its tick. A poll that raised (a bug, not a probe failure: those
-        are results) ends the loop with its exception at the next tick, so the supervisor logs and counts it."""
+        are results) ends the loop with its exception at the next tick, so the supervisor logs and counts it.
+
+        The poll budget (`registry.safe_poll`'s rule) is kept by this loop rather than by a timer per poll: it
+        wakes at the earliest deadline of the polls running, if that comes before its next tick, and cancels
+        each poll past its deadline, which then reports "no result within" its budget."""
         running: dict[str, asyncio.Task[None]] = {}
+        deadlines: dict[str, float] = {}  # monotonic, of the polls running
+        expired: set[str] = set()  # polls cancelled for their budget
         failed: list[Exception] = []
         next_at = time.monotonic()
         try:
@@ -205,13 +211,29 @@ class Agent:
                 if failed:
                     raise failed[0]
                 now_ms = self._clock_ms()
+                started = time.monotonic()
                 for slot in slots:
-                    if slot.cfg.id not in running:
-                        running[slot.cfg.id] = asyncio.create_task(self._poll(slot, now_ms, running, failed))
+                    target_id = slot.cfg.id
+                    if target_id not in running:
+                        budget = slot.probe.poll_budget()
+                        deadlines[target_id] = started + budget
+                        running[target_id] = asyncio.create_task(
+                            self._poll(slot, now_ms, budget, running, deadlines, expired, failed)
+                        )
                 next_at += interval_s
-                delay = next_at - time.monotonic()
+                while True:
+                    now = time.monotonic()
+                    for target_id in [t for t, at in deadlines.items() if at <= now]:
+                        del deadlines[target_id]
+                        expired.add(target_id)
+                        running[target_id].cancel()
+                    wake = min(next_at, *deadlines.values()) if deadlines else next_at
+                    if wake >= next_at:
+                        break
+                    await asyncio.sleep(wake - now)
+                delay = next_at - now
                 if delay < 0:  # the loop fell behind (a busy host): skip the missed ticks instead of bursting
-                    next_at = time.monotonic()
+                    next_at = now
                     delay = 0
                 await asyncio.sleep(delay)
         finally:
@@ -220,15 +242,32 @@ class Agent:
             await asyncio.gather(*running.values(), return_exceptions=True)
 
     async def _poll(
-        self, slot: TargetSlot, now_ms: int, running: dict[str, asyncio.Task[None]], failed: list[Exception]
+        self,
+        slot: TargetSlot,
+        now_ms: int,
+        budget: float,
+        running: dict[str, asyncio.Task[None]],
+        deadlines: dict[str, float],
+        expired: set[str],
+        failed: list[Exception],
     ) -> None:
+        target_id = slot.cfg.id
         try:
-            result = await safe_poll(slot.probe, now_ms / 1000)
-            self.process_round(now_ms, [(slot.cfg.id, result)])
+            try:
+                result = await polled(slot.probe, now_ms / 1000)
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if target_id not in expired or task is None or task.cancelling() != 1:
+                    raise  # the loop is stopping
+                task.uncancel()
+                result = hung(budget)
+            self.process_round(now_ms, [(target_id, result)])
         except Exception as exc:
             failed.append(exc)
         finally:
-            running.pop(slot.cfg.id, None)
+            running.pop(target_id, None)
+            deadlines.pop(target_id, None)
+            expired.discard(target_id)
 
     def process_round(self, now_ms: int, results: Iterable[tuple[str, ProbeResult]]) -> None:
         """Fold results (one target's, or several) into states, incidents and events; commit them in one transaction."""
@@ -252,8 +291,8 @@ class Agent:
                     extra += [("version_observed", v) for v in self._versions.observe(
                         target_id, slot.cfg.asset, result.versions, now_ms
                     )]
-            if self.cfg.agent.metrics:
-                extra += [("metrics", m) for m in self._metrics.add(target_id, result.state, result.latency_ms, now_ms)]
+            if self.cfg.agent.metrics:  # the minute's bodies go out from housekeeping, all in one commit
+                self._metrics.add(target_id, result.state, result.latency_ms, now_ms)
         # Without a transition there is nothing for the tracker; housekeeping ticks it every second.
         emitted = self._tracker.process(now_ms, transitions, self._pending_fail()) if transitions else []
         events = emitted + extra

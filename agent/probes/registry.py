@@ -44,8 +44,22 @@ async def safe_poll(probe: Probe[Any], now: float) -> ProbeResult:
     budget = probe.poll_budget()
     try:
         async with asyncio.timeout(budget):  # no extra task per poll, unlike wait_for
-            return await probe.poll(now)
+            return await polled(probe, now)
     except TimeoutError:
-        return ProbeResult(State.UNKNOWN, f"probe error: no result within {budget:g} s", cause="probe.hung")
+        return hung(budget)
+
+
+async def polled(probe: Probe[Any], now: float) -> ProbeResult:
+    """Poll without raising, except for cancellation: an exception becomes UNKNOWN with the reason. The caller
+    bounds it by the probe's poll budget (`safe_poll`, or the agent's poll loop), giving `hung(budget)`."""
+    try:
+        return await probe.poll(now)
+    except TimeoutError:  # as when the budget's timer fires, so both callers say the same
+        return hung(probe.poll_budget())
     except Exception as exc:
         return ProbeResult(State.UNKNOWN, f"probe error: {exc!r}", cause="probe.error")
+
+
+def hung(budget: float) -> ProbeResult:
+    """The result of a poll that gave no result within its budget."""
+    return ProbeResult(State.UNKNOWN, f"probe error: no result within {budget:g} s", cause="probe.hung")

@@ -24,6 +24,7 @@ from collector.store.rows import AgentRow
 from linewarden.cli import main
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
+from linewarden.domain import State
 from linewarden.output import iso_time
 from linewarden.wire import (
     Event,
@@ -285,6 +286,51 @@ timeout = "30s"
 
                 await async_wait_until(polled_on, 10, interval=0.02, what="five Modbus polls during the hang")
                 assert agent.slots["hung-mes"].last is None, "the hanging poll is still open"
+    finally:
+        for writer in hung:
+            writer.close()
+        server.close()
+
+
+async def test_a_poll_past_its_budget_is_unknown_and_polled_again(
+    mosquitto: Mosquitto, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The poll loop ends a poll that outlives its budget with UNKNOWN (`probe.hung`), starts the target's next
+    poll at a later tick, and keeps polling the other targets; stopping the agent cancels a poll under way."""
+    from agent.probes.http import HttpProbe
+
+    hung: list[asyncio.StreamWriter] = []
+
+    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        hung.append(writer)
+
+    monkeypatch.setattr(HttpProbe, "poll_budget", lambda self: 0.3)
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with ModbusPlc("gw", heartbeat_period=0.1) as plc:
+            toml = agent_toml(tmp_path / "data", mosquitto.port, modbus=plc) + f"""
+[[targets]]
+id = "hung-mes"
+type = "http"
+asset = "mes-app"
+url = "http://127.0.0.1:{port}/health"
+timeout = "30s"
+"""
+            async with running_agent(tmp_path, toml) as agent:
+                slot = agent.slots["hung-mes"]
+                results: set[int] = set()
+
+                def hung_twice() -> bool:
+                    if slot.last is not None and slot.last_at_ms is not None:
+                        assert (slot.last.state, slot.last.cause) == (State.UNKNOWN, "probe.hung")
+                        assert slot.last.reason == "probe error: no result within 0.3 s"
+                        results.add(slot.last_at_ms)
+                    return len(results) >= 2 and len(hung) >= 2
+
+                await async_wait_until(hung_twice, 15, interval=0.02, what="two polls ended by their budget")
+                assert agent.slots["plc-2-modbus"].last is not None
+                assert agent.slots["plc-2-modbus"].last.state == State.UP
     finally:
         for writer in hung:
             writer.close()
