@@ -151,10 +151,8 @@ max_age = "1s"
 
 
 @asynccontextmanager
-async def running_agent(tmp_path: Path, toml: str) -> AsyncIterator[Agent]:
-    """A real agent on the config `toml` (written to tmp_path/agent.toml), running until the block ends."""
-    path = tmp_path / "agent.toml"
-    path.write_text(toml)
+async def agent_from(path: Path) -> AsyncIterator[Agent]:
+    """A real agent on the config file at `path`, running until the block ends."""
     agent = Agent(load(AgentConfig, path), path)
     task = asyncio.create_task(agent.run())
     try:
@@ -162,3 +160,12 @@ async def running_agent(tmp_path: Path, toml: str) -> AsyncIterator[Agent]:
     finally:
         await agent.stop()
         await asyncio.wait_for(task, 15)
+
+
+@asynccontextmanager
+async def running_agent(tmp_path: Path, toml: str) -> AsyncIterator[Agent]:
+    """A real agent on the config `toml` (written to tmp_path/agent.toml), running until the block ends."""
+    path = tmp_path / "agent.toml"
+    path.write_text(toml)
+    async with agent_from(path) as agent:
+        yield agent

@@ -4,14 +4,12 @@ heartbeats go on, and the collector is told while it lasts."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
 import subprocess
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -38,7 +36,7 @@ from linewarden.wire import (
 from simulators.broker import Mosquitto
 from simulators.mes import MesServer
 from tests.ackers import Acker
-from tests.integration.agent_helpers import agent_toml
+from tests.integration.agent_helpers import agent_from, agent_toml
 from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.broker
@@ -73,17 +71,6 @@ def fill_outbox(cfg: AgentConfig) -> int:
         box.close()
 
 
-@asynccontextmanager
-async def running(path: Path) -> AsyncIterator[Agent]:
-    agent = Agent(load(AgentConfig, path), path)
-    task = asyncio.create_task(agent.run())
-    try:
-        yield agent
-    finally:
-        await agent.stop()
-        await asyncio.wait_for(task, 15)
-
-
 @pytest.fixture
 async def acker(mosquitto: Mosquitto) -> AsyncIterator[Acker]:
     a = Acker(mosquitto.host, mosquitto.port, client_id=f"acker-diskfull-{time.monotonic_ns()}")
@@ -116,7 +103,7 @@ async def test_full_outbox_during_an_outage_keeps_the_incident_and_heartbeats(
     async with MesServer("mes") as mes:
         path = capped_toml(tmp_path, mosquitto.port, mes)
         filler = fill_outbox(load(AgentConfig, path))
-        async with running(path) as agent:
+        async with agent_from(path) as agent:
             slot = agent.slots["mes-health"]
             await async_wait_until(lambda: any(b.outbox_fault for b in births), what="the collector told")
             await async_wait_until(lambda: slot.debouncer.state == State.UP, what="mes-health UP (in memory)")

@@ -3,10 +3,8 @@ one with a client certificate (mutual TLS), the collector with its certificate a
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +20,9 @@ from collector.store import open_store
 from collector.store.sqlite import SqliteStore
 from collector.tokens import create_token
 from linewarden.cli import main
-from linewarden.config.agent import AgentConfig
 from linewarden.config.collector import ApiConfig, CollectorConfig, CollectorSection
 from linewarden.config.load import load
+from tests.integration.agent_helpers import agent_from
 from tests.integration.secure_broker import BROKER_DAYS, ShippedBroker
 from tests.waiting import async_wait_until
 
@@ -79,17 +77,6 @@ port = {broker.port}
     return path
 
 
-@asynccontextmanager
-async def _agent(path: Path) -> AsyncIterator[Agent]:
-    agent = Agent(load(AgentConfig, path), path)
-    task = asyncio.create_task(agent.run())
-    try:
-        yield agent
-    finally:
-        await agent.stop()
-        await asyncio.wait_for(task, 15)
-
-
 async def _collector(broker: ShippedBroker, tmp_path: Path, serve_api: bool = False) -> CollectorService:
     config = CollectorConfig(
         collector=CollectorSection(id="c1", data_dir=tmp_path / "collector"),
@@ -123,8 +110,8 @@ def _recorded_past(agent: Agent, seq: int) -> Callable[[], bool]:
 async def test_agents_reach_the_collector_and_hold_while_it_is_offline(broker: ShippedBroker, tmp_path: Path) -> None:
     svc = await _collector(broker, tmp_path)
     async with (
-        _agent(_agent_toml(broker, tmp_path, "s1/a1", mtls=False)) as a1,
-        _agent(_agent_toml(broker, tmp_path, "s1/a2", mtls=True)) as a2,
+        agent_from(_agent_toml(broker, tmp_path, "s1/a1", mtls=False)) as a1,
+        agent_from(_agent_toml(broker, tmp_path, "s1/a2", mtls=True)) as a2,
     ):
         agents = {"a1": a1, "a2": a2}
         try:
@@ -173,7 +160,7 @@ async def test_agent_status_lists_its_certificates_and_the_brokers(
     broker: ShippedBroker, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = _agent_toml(broker, tmp_path, "s1/a2", mtls=True)
-    async with _agent(path) as agent:
+    async with agent_from(path) as agent:
         await async_wait_until(lambda: agent.forwarder.status().connected, what="agent connected")
 
         def peer_seen() -> bool:
@@ -225,7 +212,7 @@ mfa_required_roles = []
     svc = CollectorService(config, open_store(config), serve_api=True)
     await svc.start()
     try:
-        async with _agent(_agent_toml(broker, tmp_path, "s1/a2", mtls=True)) as agent:
+        async with agent_from(_agent_toml(broker, tmp_path, "s1/a2", mtls=True)) as agent:
             epoch = agent.outbox.epoch
 
             def reported() -> bool:
@@ -260,7 +247,7 @@ async def test_an_agent_hears_its_sites_maintenance_windows_on_its_own_topic(
     svc = await _collector(broker, tmp_path, serve_api=True)
     path = _agent_toml(broker, tmp_path, "s1/a1", mtls=False)
     try:
-        async with _agent(path) as agent:
+        async with agent_from(path) as agent:
             await async_wait_until(lambda: agent.forwarder.maintenance is not None, what="windows at the first birth")
             assert agent.forwarder.maintenance is not None and agent.forwarder.maintenance.windows == []
             token, _ = create_token(svc.store, "plant", None, "plant-it", svc.clock(), "test", "here")
