@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import redirect_stdout
+from contextlib import asynccontextmanager, redirect_stdout
 from pathlib import Path
 
 import pytest
@@ -253,9 +253,10 @@ async def test_kill_9_mid_forwarding_loses_and_duplicates_nothing(
     assert len(opened) == 1, "the restart did not open the incident a second time"
 
 
-async def test_a_hanging_target_delays_only_itself(mosquitto: Mosquitto, tmp_path: Path) -> None:
-    """A server that accepts and never answers keeps its poll open for 30 s; the Modbus target of the same
-    interval goes on being polled every tick meanwhile."""
+@asynccontextmanager
+async def never_answering_http() -> AsyncIterator[tuple[str, list[asyncio.StreamWriter]]]:
+    """A server that accepts and never answers, and the agent TOML of an HTTP target polling it (timeout 30 s);
+    the list holds one writer per connection it took."""
     hung: list[asyncio.StreamWriter] = []
 
     async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -263,9 +264,7 @@ async def test_a_hanging_target_delays_only_itself(mosquitto: Mosquitto, tmp_pat
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
-    try:
-        async with ModbusPlc("gw", heartbeat_period=0.1) as plc:
-            toml = agent_toml(tmp_path / "data", mosquitto.port, modbus=plc) + f"""
+    target = f"""
 [[targets]]
 id = "hung-mes"
 type = "http"
@@ -273,23 +272,32 @@ asset = "mes-app"
 url = "http://127.0.0.1:{port}/health"
 timeout = "30s"
 """
-            async with running_agent(tmp_path, toml) as agent:
-                await async_wait_until(lambda: hung, 10, what="the hanging poll under way")
-                modbus = agent.slots["plc-2-modbus"]
-                start = modbus.last_at_ms or 0
-                seen: set[int] = set()
-
-                def polled_on() -> bool:
-                    if modbus.last_at_ms is not None and modbus.last_at_ms > start:
-                        seen.add(modbus.last_at_ms)
-                    return len(seen) >= 5
-
-                await async_wait_until(polled_on, 10, interval=0.02, what="five Modbus polls during the hang")
-                assert agent.slots["hung-mes"].last is None, "the hanging poll is still open"
+    try:
+        yield target, hung
     finally:
         for writer in hung:
             writer.close()
         server.close()
+
+
+async def test_a_hanging_target_delays_only_itself(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    """A server that accepts and never answers keeps its poll open for 30 s; the Modbus target of the same
+    interval goes on being polled every tick meanwhile."""
+    async with never_answering_http() as (target, hung), ModbusPlc("gw", heartbeat_period=0.1) as plc:
+        toml = agent_toml(tmp_path / "data", mosquitto.port, modbus=plc) + target
+        async with running_agent(tmp_path, toml) as agent:
+            await async_wait_until(lambda: hung, 10, what="the hanging poll under way")
+            modbus = agent.slots["plc-2-modbus"]
+            start = modbus.last_at_ms or 0
+            seen: set[int] = set()
+
+            def polled_on() -> bool:
+                if modbus.last_at_ms is not None and modbus.last_at_ms > start:
+                    seen.add(modbus.last_at_ms)
+                return len(seen) >= 5
+
+            await async_wait_until(polled_on, 10, interval=0.02, what="five Modbus polls during the hang")
+            assert agent.slots["hung-mes"].last is None, "the hanging poll is still open"
 
 
 async def test_a_poll_past_its_budget_is_unknown_and_polled_again(
@@ -299,42 +307,23 @@ async def test_a_poll_past_its_budget_is_unknown_and_polled_again(
     poll at a later tick, and keeps polling the other targets; stopping the agent cancels a poll under way."""
     from agent.probes.http import HttpProbe
 
-    hung: list[asyncio.StreamWriter] = []
-
-    async def never_answer(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        hung.append(writer)
-
     monkeypatch.setattr(HttpProbe, "poll_budget", lambda self: 0.3)
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with ModbusPlc("gw", heartbeat_period=0.1) as plc:
-            toml = agent_toml(tmp_path / "data", mosquitto.port, modbus=plc) + f"""
-[[targets]]
-id = "hung-mes"
-type = "http"
-asset = "mes-app"
-url = "http://127.0.0.1:{port}/health"
-timeout = "30s"
-"""
-            async with running_agent(tmp_path, toml) as agent:
-                slot = agent.slots["hung-mes"]
-                results: set[int] = set()
+    async with never_answering_http() as (target, hung), ModbusPlc("gw", heartbeat_period=0.1) as plc:
+        toml = agent_toml(tmp_path / "data", mosquitto.port, modbus=plc) + target
+        async with running_agent(tmp_path, toml) as agent:
+            slot = agent.slots["hung-mes"]
+            results: set[int] = set()
 
-                def hung_twice() -> bool:
-                    if slot.last is not None and slot.last_at_ms is not None:
-                        assert (slot.last.state, slot.last.cause) == (State.UNKNOWN, "probe.hung")
-                        assert slot.last.reason == "probe error: no result within 0.3 s"
-                        results.add(slot.last_at_ms)
-                    return len(results) >= 2 and len(hung) >= 2
+            def hung_twice() -> bool:
+                if slot.last is not None and slot.last_at_ms is not None:
+                    assert (slot.last.state, slot.last.cause) == (State.UNKNOWN, "probe.hung")
+                    assert slot.last.reason == "probe error: no result within 0.3 s"
+                    results.add(slot.last_at_ms)
+                return len(results) >= 2 and len(hung) >= 2
 
-                await async_wait_until(hung_twice, 15, interval=0.02, what="two polls ended by their budget")
-                assert agent.slots["plc-2-modbus"].last is not None
-                assert agent.slots["plc-2-modbus"].last.state == State.UP
-    finally:
-        for writer in hung:
-            writer.close()
-        server.close()
+            await async_wait_until(hung_twice, 15, interval=0.02, what="two polls ended by their budget")
+            assert agent.slots["plc-2-modbus"].last is not None
+            assert agent.slots["plc-2-modbus"].last.state == State.UP
 
 
 async def test_everything_down_at_once_is_one_site_link_incident(
