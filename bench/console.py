@@ -29,6 +29,7 @@ from collector.console import pages, queries
 from collector.console.app import Deps, create_console
 from collector.console.users import User, add_user, get_user
 from collector.reporting import reports
+from collector.store.base import Store
 from collector.store.sqlite import SqliteStore
 from linewarden.book import ContractBook
 from linewarden.config.collector import ConsoleConfig
@@ -76,6 +77,16 @@ def served(client: TestClient, path: str) -> None:
     assert r.status_code == 200 and "<h1>" in r.text and "Not " not in r.text.split("<h1>", 1)[1][:12], r.text[:300]
 
 
+def add_state_change(store: Store, seq: int, at: int) -> None:
+    """A state change at `at`, as live ingest would add: the store's live version moves on."""
+    with store.transaction() as tx:
+        tx.sql.execute(
+            "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
+            " reason, at) VALUES ('s', 'a', 'bench', ?, 't', 'x', 'UP', 'DOWN', 'bench', ?)",
+            (seq, at),
+        )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     p.add_argument("--assets", type=int, default=1000)
@@ -96,12 +107,7 @@ def main() -> None:
 
         def change() -> None:  # a state change now: the store's live version moves on
             seq[0] += 1
-            with store.transaction() as tx:
-                tx.sql.execute(
-                    "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
-                    " reason, at) VALUES ('s', 'a', 'bench', ?, 't', 'x', 'UP', 'DOWN', 'bench', ?)",
-                    (seq[0], end),
-                )
+            add_state_change(store, seq[0], end)
 
         def first_after_change() -> None:
             change()
@@ -128,12 +134,7 @@ def main() -> None:
 
         def after_new_data() -> None:  # live ingest: a state change now; whole months stay, this month's is new
             seq[0] += 1
-            with store.transaction() as tx:
-                tx.sql.execute(
-                    "INSERT INTO state_changes (site, agent, epoch, seq, target, asset, from_state, to_state,"
-                    " reason, at) VALUES ('s', 'a', 'bench', ?, 't', 'x', 'UP', 'DOWN', 'bench', ?)",
-                    (seq[0], end),
-                )
+            add_state_change(store, seq[0], end)
             served(client, page)
 
         after = fmt(ms(after_new_data, args.repeat))
