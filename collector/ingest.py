@@ -19,8 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from collector import admission, fastwire, liveness
-from collector.fastwire import AnyEvent, FastBatch
+from collector import admission, liveness
 from collector.store.base import Store, Writer
 from collector.store.rows import AgentRow, GapRow
 from linewarden.config.collector import MIB, LivenessConfig
@@ -29,6 +28,7 @@ from linewarden.wire import (
     Ack,
     Birth,
     Death,
+    Event,
     EventBatch,
     ack_topic,
     decode,
@@ -48,9 +48,6 @@ _seq = attrgetter("seq")
 _type = attrgetter("type")
 # Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
 OVERSIZE_KEPT_BYTES = 1024
-# An event batch as decoded: by msgspec (`collector.fastwire`), or by pydantic when msgspec does not take it.
-Batch = EventBatch | FastBatch
-_BATCHES = (EventBatch, FastBatch)
 
 
 @dataclass(frozen=True)
@@ -108,10 +105,10 @@ class Ingest:
                         self._store_runs(tx, [*runs, run] if run else runs, done)
                         runs, run = [], []
                     out = self._one(tx, topic, payload, received_at)
-                    if run and not (isinstance(out, _BATCHES) and run[-1].continued_by(out, received_at)):
+                    if run and not (isinstance(out, EventBatch) and run[-1].continued_by(out, received_at)):
                         runs.append(run)
                         run = []
-                    if isinstance(out, _BATCHES):
+                    if isinstance(out, EventBatch):
                         run.append(_Batch(i, topic, out, received_at))
                     else:
                         done[i] = out
@@ -121,7 +118,7 @@ class Ingest:
             self.incident_events, self.events_stored = counts
             raise
 
-    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | Batch:
+    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | EventBatch:
         """Handle a birth, death or bad message; an event batch whose sender checks out is returned, to be stored
         with the run it belongs to."""
         site: str | None = None
@@ -138,10 +135,7 @@ class Ingest:
                 self._death(tx, decode(Death, payload), site, agent, received_at)
                 return []
             if kind == "events":
-                # Most batches: msgspec; what it does not take, pydantic (the definition), which may dead-letter it.
-                batch: Batch | None = fastwire.decode_batch(payload)
-                if batch is None:
-                    batch = decode(EventBatch, payload)
+                batch = decode(EventBatch, payload)
                 self._check_sender(site, agent, batch)
                 return batch
             raise WireError(f"not a topic the collector ingests: {kind!r}")
@@ -157,7 +151,7 @@ class Ingest:
         self.on_dead_letter(reason)
 
     @staticmethod
-    def _check_sender(site: str, agent: str, msg: Birth | Death | Batch) -> None:
+    def _check_sender(site: str, agent: str, msg: Birth | Death | EventBatch) -> None:
         if (msg.site, msg.agent) != (site, agent):
             raise WireError(f"payload names {msg.site}/{msg.agent}, topic names {site}/{agent}")
 
@@ -281,7 +275,7 @@ class Ingest:
         for event, why in verdict.implausible:
             reason = f"event seq {event.seq} ({event.type}): {why}"
             log.warning("dead letter from %s/%s: %s", site, agent, reason)
-            tx.add_dead_letter(topic, fastwire.event_json(event), reason, received_at, site, agent)
+            tx.add_dead_letter(topic, encode(event), reason, received_at, site, agent)
             self.on_dead_letter(reason)
         if _GROUPED_TYPES.issuperset(map(_type, verdict.admitted)):
             pending[(site, agent)] = _Pending(run, acked, known, verdict.admitted)
@@ -315,7 +309,7 @@ class Ingest:
                 self._check_future(tx, p.known, p.run, p.admitted)
             self._acked(p.run, through, done)
 
-    def _count(self, new: list[AnyEvent]) -> None:
+    def _count(self, new: list[Event]) -> None:
         self.events_stored += len(new)
         self.incident_events += sum(map(_INCIDENT_TYPES.__contains__, map(_type, new)))
 
@@ -327,7 +321,7 @@ class Ingest:
         last = run[-1].batch
         done[run[-1].index] = [_ack(last.site, last.agent, last.epoch, through)]
 
-    def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[AnyEvent]) -> None:
+    def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[Event]) -> None:
         """Settle the agent's monitoring gaps over the events a run stored, batch by batch, each batch with the
         events it stored first (as if each had come alone): which event is a gap's first evidence depends on it."""
         if not new:
@@ -342,7 +336,7 @@ class Ingest:
         for b in run:
             self._settle_batch(tx, known, b.batch, [e for e in b.batch.events if id(e) in stored])
 
-    def _settle_batch(self, tx: Writer, known: AgentRow, batch: Batch, new: list[AnyEvent]) -> None:
+    def _settle_batch(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
         if not new:
             return
         tolerance = liveness.tolerance_ms(known, self.missed)
@@ -366,7 +360,7 @@ class Ingest:
             elif (start, end) != (gap.start_at, gap.end_at):
                 tx.set_gap(gap, start, end)
 
-    def _check_future(self, tx: Writer, known: AgentRow, run: list[_Batch], admitted: list[AnyEvent]) -> None:
+    def _check_future(self, tx: Writer, known: AgentRow, run: list[_Batch], admitted: list[Event]) -> None:
         """Replayed batches are old; only a batch from the future proves a clock ahead. Of a run's batches from the
         future, the last one's measure is kept (as when each is stored alone: each one sets it)."""
         received_at = run[0].received_at
@@ -426,14 +420,14 @@ class _Batch:
 
     index: int  # the message's place in its group
     topic: str
-    batch: Batch
+    batch: EventBatch
     received_at: int
 
     @property
     def agent(self) -> tuple[str, str]:
         return (self.batch.site, self.batch.agent)
 
-    def continued_by(self, other: Batch, received_at: int) -> bool:
+    def continued_by(self, other: EventBatch, received_at: int) -> bool:
         """Whether `other` joins this batch's run: the same agent, epoch and boot, received at the same time."""
         mine = self.batch
         return (mine.site, mine.agent, mine.epoch, mine.boot, self.received_at) == (
@@ -449,7 +443,7 @@ class _Pending:
     run: list[_Batch]
     acked: int
     known: AgentRow | None
-    admitted: list[AnyEvent]
+    admitted: list[Event]
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -461,7 +455,7 @@ class _Pending:
         return self.run[0].received_at
 
 
-def _events_of(run: list[_Batch]) -> Sequence[AnyEvent]:
+def _events_of(run: list[_Batch]) -> Sequence[Event]:
     return run[0].batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
 
 
