@@ -443,9 +443,21 @@ _decoders: dict[type[Any], msgspec.json.Decoder[Any]] = {}
 _encoder = msgspec.json.Encoder()
 
 
+_PATTERN_NAMES = {
+    f"regex {whole(ID_PATTERN)!r}": f"an id {ID_PATTERN}",
+    f"regex {whole(CAUSE_PATTERN)!r}": "a cause code",
+}
+
+
 def _reason(exc: msgspec.MsgspecError | RecursionError) -> str:
-    """msgspec's message (`Expected `int`, got `str` - at `$.events[0].seq``): short enough for a dead letter."""
-    return "JSON nested too deeply" if isinstance(exc, RecursionError) else str(exc)
+    """msgspec's message, the first thing wrong (`Expected `int`, got `str` - at `$.events[0].seq``), with an id's
+    pattern named: short enough for a dead letter."""
+    if isinstance(exc, RecursionError):
+        return "JSON nested too deeply"
+    text = str(exc)
+    for pattern, name in _PATTERN_NAMES.items():
+        text = text.replace(pattern, name)
+    return text
 
 
 def decode(model: type[M], payload: bytes) -> M:
