@@ -473,3 +473,20 @@ def test_build_checks_values_from_outside_as_decode_does() -> None:
     with pytest.raises(WireError, match=r"\$\.assets\[0\]"):
         build(MaintenanceWindowWire, {"id": "w", "start": 0, "end": 1, "assets": ["Line 3"], "announced_at": 0,
                                       "announced_by": "me"})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("model", "payload"),
+    [
+        (HeartbeatBody, b'{"interval_s":60,"states":{"plc-1":"UP","Plc-2":"UP"}}'),
+        (MetricsBody, b'{"target":"t00\\n","minute":0,"probes":1,"failures":0}'),
+        (MetricsEvent, b'{"seq":1,"ts":0,"type":"metrics","body":{"target":"-x","minute":0,"probes":1,"failures":0}}'),
+    ],
+)
+def test_the_ids_checked_after_msgspec_are_checked_in_every_message_that_holds_them(
+    model: type[WireModel], payload: bytes
+) -> None:
+    with pytest.raises(WireError, match=r"an id .* - at "):
+        decode(model, payload)
+    with pytest.raises(WireError, match=r"an id .* - at "):
+        build(model, json.loads(payload))
