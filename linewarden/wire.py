@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar, Literal, TypeVar
 
 import msgspec
@@ -469,30 +469,39 @@ _valid_ids: set[str] = set()
 _MAX_VALID_IDS = 20_000
 
 
-def _bulk_ids(value: object, at: str) -> Iterator[tuple[str, str]]:
-    """(id, where) for each BulkId in `value`."""
+def _bodies(value: object) -> list[object]:
+    """The bodies in `value` that may hold bulk ids (of metrics and heartbeats), or `value` itself."""
     if isinstance(value, EventBatch):
-        for i, event in enumerate(value.events):
-            if isinstance(event, MetricsEvent | HeartbeatEvent):
-                yield from _bulk_ids(event.body, f"{at}.events[{i}].body")
-    elif isinstance(value, MetricsEvent | HeartbeatEvent):
-        yield from _bulk_ids(value.body, f"{at}.body")
-    elif isinstance(value, MetricsBody):
-        yield value.target, f"{at}.target"
-    elif isinstance(value, HeartbeatBody):
-        for target in value.states:
-            yield target, f"key in `{at}.states"
+        return [e.body for e in value.events]
+    return [value.body] if isinstance(value, MetricsEvent | HeartbeatEvent) else [value]
+
+
+def _where(value: object, bad: str) -> str:
+    """Where in `value` the bulk id `bad` is, as msgspec names a place."""
+    prefix = (
+        "$.events[{}].body" if isinstance(value, EventBatch) else "$.body" if isinstance(value, _EventBase) else "$"
+    )
+    for i, body in enumerate(_bodies(value)):
+        if isinstance(body, MetricsBody) and body.target == bad:
+            return f"`{prefix.format(i)}.target`"
+        if isinstance(body, HeartbeatBody) and bad in body.states:
+            return f"key in `{prefix.format(i)}.states`"
+    return "`$`"
 
 
 def _check_bulk_ids(value: object) -> None:
     """Raise WireError for a BulkId that does not match the id pattern (checked once per distinct id)."""
-    found = dict(_bulk_ids(value, "$"))
-    new = found.keys() - _valid_ids
+    ids: set[str] = set()
+    for body in _bodies(value):
+        if type(body) is MetricsBody:
+            ids.add(body.target)
+        elif type(body) is HeartbeatBody:
+            ids.update(body.states)
+    new = ids - _valid_ids
     if not new:
         return
     for bad in (i for i in new if not _ID_RE.match(i)):
-        where = found[bad]
-        raise WireError(f"Expected `str` matching an id {ID_PATTERN} - at {where if where[0] == 'k' else f'`{where}'}`")
+        raise WireError(f"Expected `str` matching an id {ID_PATTERN} - at {_where(value, bad)}")
     if len(_valid_ids) + len(new) > _MAX_VALID_IDS:
         _valid_ids.clear()
     _valid_ids.update(new)
