@@ -89,6 +89,7 @@ class Ingest:
         self.store = store
         self.max_payload_bytes = max_payload_bytes
         self.birth_wait_ms = birth_wait_ms
+        self.held_per_agent, self.held_in_all = HELD_PER_AGENT, HELD_IN_ALL
         self.missed = config.missed_heartbeats
         self.skew_threshold_ms = int(config.clock_skew_threshold.total_seconds() * 1000)
         self.max_seq_ahead = config.max_seq_ahead
@@ -282,7 +283,7 @@ class Ingest:
             batch = b.batch
             key = (batch.site, batch.agent, batch.epoch, batch.boot)
             seqs = (min(map(_seq, batch.events)), max(map(_seq, batch.events)))
-            if tx.hold_batch(key, seqs, b.payload, b.received_at, HELD_PER_AGENT, HELD_IN_ALL):
+            if tx.hold_batch(key, seqs, b.payload, b.received_at, self.held_per_agent, self.held_in_all):
                 log.info("batch %d-%d of %s/%s boot %s held for its birth", *seqs, *key[:2], batch.boot)
                 done[b.index] = []
                 self.batches_held += 1
@@ -290,7 +291,7 @@ class Ingest:
             else:
                 log.warning(
                     "batch %d-%d of %s/%s boot %s not held (over %d of its agent or %d in all): stored without"
-                    " its birth", *seqs, *key[:2], batch.boot, HELD_PER_AGENT, HELD_IN_ALL,
+                    " its birth", *seqs, *key[:2], batch.boot, self.held_per_agent, self.held_in_all,
                 )  # fmt: skip
                 self.on_held("over_limit")
                 left.append(b)
