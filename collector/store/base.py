@@ -909,6 +909,12 @@ class Store(ABC):
             )
             return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
 
+    def held_counts(self) -> dict[tuple[str, str], int]:
+        """Batches held for a birth, per (site, agent)."""
+        with self._read() as sql:
+            rows = sql.tuples("SELECT site, agent, COUNT(*) FROM held_batches GROUP BY site, agent")
+            return {(str(site), str(agent)): int(n) for site, agent, n in rows}
+
     def oldest_held(self) -> int | None:
         """When the batch held longest was received (None: none is held)."""
         with self._read() as sql:

@@ -59,6 +59,7 @@ def test_a_batch_before_its_birth_is_held_then_stored_with_its_state_change(inge
     assert ingest.handle(topic, later, T0 + 2) == []  # the same batch again: held once
     assert len(store.table_rows("held_batches")) == 2
     assert store.table_rows("events") == [] and store.dead_letter_total() == 0
+    assert store.held_counts() == {(SITE, "a1"): 2}
     ack = decode(Ack, ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0 + 3)[0].payload)
     assert (ack.through, ack.boot) == (1, "b1")  # seq 2 is still to come
     assert _stored(store, "a1") == [1, 3, 4]
