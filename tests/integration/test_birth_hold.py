@@ -142,7 +142,7 @@ def _held_metrics(svc: CollectorService) -> dict[str, float]:
 
 @pytest.mark.broker
 async def test_over_the_broker_the_birth_releases_the_held_batch_and_the_ack_moves(mosquitto, tmp_path) -> None:
-    agent = FakeAgent(mosquitto, f"agent-{next(_names)}")
+    agent = FakeAgent(mosquitto, f"unborn-{next(_names)}")
     await agent.start()
     svc = await _collector(mosquitto, tmp_path)
     try:
@@ -161,7 +161,7 @@ async def test_over_the_broker_the_birth_releases_the_held_batch_and_the_ack_mov
 
 @pytest.mark.broker
 async def test_over_the_broker_a_never_born_agent_changes_no_state_after_the_wait(mosquitto, tmp_path) -> None:
-    agent = FakeAgent(mosquitto, f"agent-{next(_names)}")
+    agent = FakeAgent(mosquitto, f"unborn-{next(_names)}")
     await agent.start()
     svc = await _collector(mosquitto, tmp_path, birth_wait=timedelta(seconds=1))
     try:
