@@ -25,6 +25,7 @@ from collector.store.rows import (
     ChangeRow,
     DeadLetterRow,
     GapRow,
+    HeldBatch,
     IncidentRow,
     MaintenanceWindowRow,
     PeriodData,
@@ -175,7 +176,21 @@ class Writer:
                 birth.outbox_fault,
             ),
         )
+        self.sql.execute(
+            "INSERT INTO births (site, agent, epoch, boot, received_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (site, agent, epoch, boot) DO NOTHING",
+            (birth.site, birth.agent, birth.epoch, birth.boot, received_at),
+        )
         self.register_targets(birth.site, birth.agent, birth.targets, birth.ts)
+
+    def born(self, site: str, agent: str, epoch: str, boot: str) -> bool:
+        """Whether a birth of this epoch and boot was ever stored."""
+        return bool(
+            self.sql.query(
+                "SELECT 1 AS one FROM births WHERE site = ? AND agent = ? AND epoch = ? AND boot = ?",
+                (site, agent, epoch, boot),
+            )
+        )
 
     def register_targets(
         self, site: str, agent: str, targets: Sequence[TargetInfo], at: int, newer_only: bool = False
@@ -705,6 +720,50 @@ class Writer:
         )
         return {int(r["seq"]) for r in rows}
 
+    # ------------------------------------------------------------ batches held for their boot's birth
+
+    def hold_batch(
+        self,
+        key: tuple[str, str, str, str],
+        seqs: tuple[int, int],
+        payload: bytes,
+        received_at: int,
+        per_agent: int,
+        in_all: int,
+    ) -> bool:
+        """Hold a batch of `key` (site, agent, epoch, boot) with seqs (first, last) for its boot's birth, unless
+        that would hold more than `per_agent` batches of its agent or `in_all` in all; False when it is not held.
+        The same batch held again is held once (True)."""
+        site, agent = key[:2]
+        [row] = self.sql.query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN site = ? AND agent = ? THEN 1 ELSE 0 END), 0) AS mine,"
+            " COALESCE(MAX(CASE WHEN site = ? AND agent = ? AND epoch = ? AND boot = ? AND first_seq = ?"
+            " AND last_seq = ? THEN 1 ELSE 0 END), 0) AS again FROM held_batches",
+            (site, agent, *key, *seqs),
+        )
+        if row["again"]:
+            return True
+        if row["mine"] >= per_agent or row["n"] >= in_all:
+            return False
+        self.sql.execute(
+            "INSERT INTO held_batches (site, agent, epoch, boot, first_seq, last_seq, payload, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*key, *seqs, payload.decode(), received_at),
+        )
+        return True
+
+    def take_held(self, key: tuple[str, str, str, str], received_before: int | None = None) -> list[HeldBatch]:
+        """Remove and return the batches held for `key` (site, agent, epoch, boot), in seq order; only those
+        received before `received_before` when given. Call it with the epoch's ack row locked (`lock_ack`)."""
+        older = "" if received_before is None else " AND received_at < ?"
+        rows = self.sql.tuples(
+            "DELETE FROM held_batches WHERE site = ? AND agent = ? AND epoch = ? AND boot = ?"
+            + older
+            + " RETURNING first_seq, last_seq, payload, received_at",
+            (*key, *([] if received_before is None else [received_before])),
+        )
+        return [HeldBatch(str(p).encode(), int(at)) for _, _, p, at in sorted(rows, key=lambda r: (r[0], r[1]))]
+
     # ------------------------------------------------------------ collector-side records
 
     def add_ticket_record(
@@ -839,6 +898,28 @@ class Store(ABC):
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         with self._read() as sql:
             return Writer(sql).acked_through(site, agent, epoch)
+
+    def held_boots(self, received_before: int) -> list[tuple[str, str, str, str]]:
+        """The (site, agent, epoch, boot) of batches held since before `received_before`, in agent order."""
+        with self._read() as sql:
+            rows = sql.tuples(
+                "SELECT DISTINCT site, agent, epoch, boot FROM held_batches WHERE received_at < ?"
+                " ORDER BY site, agent, epoch, boot",
+                (received_before,),
+            )
+            return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+    def held_counts(self) -> dict[tuple[str, str], int]:
+        """Batches held for a birth, per (site, agent)."""
+        with self._read() as sql:
+            rows = sql.tuples("SELECT site, agent, COUNT(*) FROM held_batches GROUP BY site, agent")
+            return {(str(site), str(agent)): int(n) for site, agent, n in rows}
+
+    def oldest_held(self) -> int | None:
+        """When the batch held longest was received (None: none is held)."""
+        with self._read() as sql:
+            [row] = sql.query("SELECT MIN(received_at) AS at FROM held_batches")
+            return None if row["at"] is None else int(row["at"])
 
     def dead_letter_total(self) -> int:
         with self._read() as sql:

@@ -60,6 +60,10 @@ class IngestConfig(StrictModel):
         description="several collectors on one PostgreSQL: the MQTT shared-subscription group they split the "
         "agents' messages in ($share/<group>/...); none: this collector receives every message",
     )
+    birth_wait: PositiveDuration = Field(
+        default=timedelta(minutes=10),
+        description="an event batch that arrives before its boot's birth is held this long for it",
+    )
 
 
 class ApiConfig(StrictModel):
