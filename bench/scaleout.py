@@ -87,6 +87,9 @@ class Result:
     lock_waits: int
     idle_cpu_s: float  # of cpu_s, what the collectors spend idle over as long (polling loops)
     idle_ms_per_s: float  # one collector's CPU while idle, ms per second (the mean of the processes)
+    batches: int
+    groups: int  # transactions that stored events, all collectors together
+    runs: int  # an agent's batches stored in one group
 
     @property
     def per_cpu_s(self) -> float:
@@ -311,12 +314,14 @@ def run_one(count: int, agents: int, batches: int, size: int, profile: Path | No
         waits.join()
         with psycopg.connect(POSTGRES, autocommit=True) as conn:
             conn.execute(f"SET search_path TO {schema}")
-            row = conn.execute("SELECT COUNT(*) FROM events").fetchone()
-            stored = int(row[0]) if row else 0
+            # Each group commits in one transaction, so the events' xmin tells the groups, and (xmin, agent) the runs.
+            row = conn.execute("SELECT COUNT(*), COUNT(DISTINCT xmin::text),"
+                               " COUNT(DISTINCT (xmin::text, agent)) FROM events").fetchone()
+            stored, groups, runs = (int(row[0]), int(row[1]), int(row[2])) if row else (0, 0, 0)
         if stored != load.total:
             raise SystemExit(f"{count} collector(s): {stored} of {load.total} events stored")
         return Result(count, stored, wall, sum(used.values()), tick_cpu_s, loop_s, mqtt_s, len(waits.seen),
-                      idle_rate * wall, 1000 * idle_rate / count)
+                      idle_rate * wall, 1000 * idle_rate / count, stored // size, groups, runs)
     finally:
         if load is not None:
             load.close()
@@ -390,12 +395,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{r.collectors:>10} {r.wall_s:>7.1f} {r.cpu_s:>6.2f} {r.idle_cpu_s:>10.2f} {r.idle_ms_per_s:>14.2f}"
               f" {r.per_cpu_s:>12.0f}"
               f" {ratio:>6.2f} {r.per_busy_cpu_s:>17.0f} {busy_ratio:>6.2f} {r.waits_per_1000:>13.2f}")
-    print("CPU per event, µs, by thread (every round; schedstat), and the total from psutil's ticks:")
-    print(f"{'collectors':>10} {'event loop':>10} {'MQTT net':>9} {'other':>6} {'total':>6} {'ticks':>6}")
+    print("Every round: CPU per event in µs by thread (schedstat), the total from psutil's ticks; batches per group")
+    print("(one transaction) and per run (an agent's batches stored as one, with one ack):")
+    print(f"{'collectors':>10} {'event loop':>10} {'MQTT net':>9} {'other':>6} {'total':>6} {'ticks':>6}"
+          f" {'events/CPU-s':>12} {'batches/group':>13} {'batches/run':>11}")
     for r in (r for round_ in rounds for r in round_):
         print(f"{r.collectors:>10} {r.us_per_event(r.loop_s):>10.2f} {r.us_per_event(r.mqtt_s):>9.2f}"
               f" {r.us_per_event(r.cpu_s - r.loop_s - r.mqtt_s):>6.2f} {r.us_per_event(r.cpu_s):>6.2f}"
-              f" {r.us_per_event(r.tick_cpu_s):>6.2f}")
+              f" {r.us_per_event(r.tick_cpu_s):>6.2f} {r.per_cpu_s:>12.0f} {r.batches / max(r.groups, 1):>13.1f}"
+              f" {r.batches / max(r.runs, 1):>11.2f}")
     if args.profile is not None:
         for n in (1, 2, 3):
             print(f"profile, {n} collector(s), the event loop's thread under cProfile (all rounds):")
