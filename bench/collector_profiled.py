@@ -2,8 +2,9 @@
 
     python bench/collector_profiled.py OUT.prof collector run --config FILE
 
-SIGUSR1 switches cProfile on (counting the thread's CPU time), SIGUSR2 switches it off and writes OUT.prof: the profile then holds the load and
-not the start-up. Python runs signal handlers on the main thread, which is the collector's event loop.
+SIGUSR1 switches cProfile on (counting the thread's CPU time), SIGUSR2 switches it off and writes OUT.prof: the
+profile then holds the load and not the start-up. Python runs signal handlers on the main thread, which is the
+collector's event loop.
 """
 
 from __future__ import annotations

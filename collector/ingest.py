@@ -233,9 +233,8 @@ class Ingest:
             held = []
             for run in runs[start:end]:
                 (site, agent), epoch, received_at = run[0].agent, run[0].batch.epoch, run[0].received_at
-                # The agent's batches commit one after another (`lock_ack`); 0: the row was created at 0.
-                acked = tx.lock_ack(site, agent, epoch, create=True) or 0
-                held.append((run, acked, tx.seen(site, agent, received_at)))
+                # The agent's batches commit one after another (`lock_ack`), and its last_seen moves (`seen`).
+                held.append((run, *tx.take_run(site, agent, epoch, received_at)))
             tx.prefetch_screening([
                 (*r[0].agent, r[0].batch.epoch, min(map(_seq, events)), max(map(_seq, events)))
                 for r, events in ((r, _events_of(r)) for r, _, _ in held) if admission.reads_store(events)
