@@ -259,9 +259,8 @@ class Ingest:
             locked = []
             for run in runs[start:end]:
                 (site, agent), epoch, received_at = run[0].agent, run[0].batch.epoch, run[0].received_at
-                # The agent's batches commit one after another (`lock_ack`); 0: the row was created at 0.
-                acked = tx.lock_ack(site, agent, epoch, create=True) or 0
-                known = tx.seen(site, agent, received_at)
+                # The agent's batches commit one after another (`lock_ack`), and its last_seen moves (`seen`).
+                acked, known = tx.take_run(site, agent, epoch, received_at)
                 if hold and not _born(tx, run[0].batch, known) and not (run := self._hold(tx, run, done)):
                     continue
                 locked.append((run, acked, known))

@@ -80,6 +80,16 @@ class Sql(Protocol):
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
 
+    # Whether a WITH clause may hold INSERT or UPDATE (PostgreSQL; SQLite's may not).
+    writing_ctes: bool
+
+    def values(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """A row source of `rows` for a WITH clause, and its parameters; `types`: each column's SQL type. SQLite:
+        `VALUES (?, ...), ...` with every value a parameter. PostgreSQL: one array parameter per column, unnested,
+        so the statement's text does not grow with the rows: the driver parses it once (it parses a long text
+        with many parameters again at every call, the most client CPU of a group's statements)."""
+        ...
+
     def for_update(self, skip_locked: bool = False) -> str:
         """The clause that row-locks what a SELECT read until the transaction ends (` FOR UPDATE`, with
         ` SKIP LOCKED`: rows another transaction holds are left out); '' where one writer at a time is all there
@@ -105,14 +115,11 @@ _seq = attrgetter("seq")
 _type = attrgetter("type")
 _EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
 _EVENT_KEY = ("site", "agent", "epoch", "seq")
+# Column types of the row sources (`Sql.values`): an epoch's seq range (site, agent, epoch, lo, hi), an epoch's seq.
+_EPOCH_RANGE = ("TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT")
+_EPOCH_SEQ = ("TEXT", "TEXT", "TEXT", "BIGINT")
 # One agent's run of events to store: site, agent, epoch, boot, events, received_at.
 EventRun = tuple[str, str, str, str, Sequence[AnyEvent], int]
-
-
-def _marks(columns: int, rows: int) -> str:
-    """The placeholders of a VALUES list of `rows` rows."""
-    row = "(" + ", ".join("?" * columns) + ")"
-    return ", ".join([row] * rows)
 
 
 def _flag(value: bool | None) -> int | None:
@@ -283,11 +290,12 @@ class Writer:
         known: dict[tuple[str, str, str], set[int]] = {}
         if ranges:
             match = "x.site = v.site AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq >= v.lo AND x.seq <= v.hi"
+            source, params = self.sql.values(_EPOCH_RANGE, ranges)
             for site, agent, epoch, seq in self.sql.tuples(
-                f"WITH v (site, agent, epoch, lo, hi) AS (VALUES {_marks(5, len(ranges))})"
+                f"WITH v (site, agent, epoch, lo, hi) AS ({source})"
                 f" SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN events x WHERE {match}"
                 f" UNION ALL SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN refused_events x WHERE {match}",
-                [value for r in ranges for value in r],
+                params,
             ):
                 known.setdefault((site, agent, epoch), set()).add(int(seq))
         news: list[list[AnyEvent]] = []
@@ -372,13 +380,14 @@ class Writer:
                 changes,
             )
         if beats:
+            source, params = self.sql.values(("TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"), beats)
             self.sql.execute(
-                f"WITH v (site, agent, ts, received_at, depth, oldest) AS (VALUES {_marks(6, len(beats))})"
+                f"WITH v (site, agent, ts, received_at, depth, oldest) AS ({source})"
                 " UPDATE agents SET last_heartbeat = v.ts, last_heartbeat_received_at = v.received_at,"
                 " outbox_depth = CAST(v.depth AS BIGINT), oldest_unacked_at = CAST(v.oldest AS BIGINT) FROM v"
                 " WHERE agents.site = v.site AND agents.agent = v.agent"
                 " AND (agents.last_heartbeat IS NULL OR agents.last_heartbeat < v.ts)",
-                [value for beat_row in beats for value in beat_row],
+                params,
             )
         for site, agent, epoch, e in others:
             self._derive(site, agent, epoch, e)
@@ -506,6 +515,25 @@ class Writer:
             )
         return int(rows[0]["through"]) if rows else None
 
+    def take_run(self, site: str, agent: str, epoch: str, received_at: int) -> tuple[int, AgentRow | None]:
+        """Before a run of the agent's batches is stored: `lock_ack` (creating the row at 0) and then `seen`, the
+        ack row first as always. Returns the epoch's ack and the agent's row (None: no birth yet). Where the
+        dialect allows it (`Sql.writing_ctes`), both in one statement: the agent row's update waits for the ack's
+        upsert (a one-time filter on it), so the rows are locked in the same order as by two statements."""
+        if not self.sql.writing_ctes:
+            acked = self.lock_ack(site, agent, epoch, create=True)
+            return 0 if acked is None else acked, self.seen(site, agent, received_at)
+        [row] = self.sql.query(
+            "WITH a AS (INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, 0)"
+            " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through RETURNING through),"
+            " s AS (UPDATE agents SET last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END"
+            " WHERE site = ? AND agent = ? AND EXISTS (SELECT 1 FROM a) RETURNING *)"
+            " SELECT a.through AS lw_acked, s.* FROM a LEFT JOIN s ON TRUE",
+            (site, agent, epoch, received_at, received_at, site, agent),
+        )
+        acked = int(row.pop("lw_acked"))
+        return acked, None if row["site"] is None else _agent_row(row)
+
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         acked = self.ack_of(site, agent, epoch)
         return 0 if acked is None else acked
@@ -562,15 +590,16 @@ class Writer:
         # Per epoch, of its received seqs after the ack (stored, or refused by admission): how many, and the last.
         # Correlated aggregates, each over its index range: a join grouped by epoch sorts every row it finds.
         match = "x.site = v.site AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq > v.acked"
+        source, params = self.sql.values(_EPOCH_SEQ, acks)
         stats = {
             (site, agent, epoch): (int(n) + int(refused), max(int(top or 0), int(refused_top or 0)))
             for site, agent, epoch, n, top, refused, refused_top in self.sql.tuples(
-                f"WITH v (site, agent, epoch, acked) AS (VALUES {_marks(4, len(acks))})"
+                f"WITH v (site, agent, epoch, acked) AS ({source})"
                 f" SELECT v.site, v.agent, v.epoch, (SELECT COUNT(*) FROM events x WHERE {match}),"
                 f" (SELECT MAX(x.seq) FROM events x WHERE {match}),"
                 f" (SELECT COUNT(*) FROM refused_events x WHERE {match}),"
                 f" (SELECT MAX(x.seq) FROM refused_events x WHERE {match}) FROM v",
-                [value for a in acks for value in a],
+                params,
             )
         }
         throughs, contiguous = [], []
@@ -582,10 +611,13 @@ class Writer:
             else:
                 throughs.append(self.advance_ack(site, agent, epoch, acked=acked))
         if contiguous:
+            source, params = self.sql.values(_EPOCH_SEQ, contiguous)
+            # WHERE TRUE: without it, SQLite would read ON CONFLICT as a join's ON.
             self.sql.execute(
-                f"INSERT INTO acks (site, agent, epoch, through) VALUES {_marks(4, len(contiguous))}"
+                f"WITH v (site, agent, epoch, through) AS ({source}) INSERT INTO acks (site, agent, epoch, through)"
+                " SELECT site, agent, epoch, through FROM v WHERE TRUE"
                 " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = excluded.through",
-                [value for a in contiguous for value in a],
+                params,
             )
         return throughs
 
@@ -611,11 +643,12 @@ class Writer:
         """Of these (site, agent, ending_after), the agents that have a gap still open or ending after that time."""
         if not agents:
             return set()
+        source, params = self.sql.values(("TEXT", "TEXT", "BIGINT"), agents)
         rows = self.sql.tuples(
-            f"WITH v (site, agent, after) AS (VALUES {_marks(3, len(agents))})"
+            f"WITH v (site, agent, after) AS ({source})"
             " SELECT DISTINCT g.site, g.agent FROM v CROSS JOIN gaps g WHERE g.site = v.site AND g.agent = v.agent"
             " AND (g.end_at IS NULL OR g.end_at > v.after)",
-            [value for a in agents for value in a],
+            params,
         )
         return {(str(site), str(agent)) for site, agent in rows}
 
@@ -693,19 +726,21 @@ class Writer:
         agents = sorted({(site, agent) for site, agent, *_ in ranges} - self._registries.keys())
         if agents:
             registries: dict[tuple[str, str], dict[str, str]] = {a: {} for a in agents}
+            source, params = self.sql.values(("TEXT", "TEXT"), agents)
             for site, agent, target, asset in self.sql.tuples(
-                f"WITH v (site, agent) AS (VALUES {_marks(2, len(agents))}) SELECT t.site, t.agent, t.target,"
+                f"WITH v (site, agent) AS ({source}) SELECT t.site, t.agent, t.target,"
                 " t.asset FROM v CROSS JOIN targets t WHERE t.site = v.site AND t.agent = v.agent",
-                [value for a in agents for value in a],
+                params,
             ):
                 registries[(site, agent)][str(target)] = str(asset)
             self._registries.update(registries)
         refused: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {r[:3]: (r[3], r[4], set()) for r in ranges}
+        source, params = self.sql.values(_EPOCH_RANGE, ranges)
         for site, agent, epoch, seq in self.sql.tuples(
-            f"WITH v (site, agent, epoch, lo, hi) AS (VALUES {_marks(5, len(ranges))})"
+            f"WITH v (site, agent, epoch, lo, hi) AS ({source})"
             " SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN refused_events x WHERE x.site = v.site"
             " AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq >= v.lo AND x.seq <= v.hi",
-            [value for r in ranges for value in r],
+            params,
         ):
             refused[(site, agent, epoch)][2].add(int(seq))
         self._refused.update(refused)

@@ -180,6 +180,32 @@ def test_a_birth_on_a_second_collector_stores_the_batch_the_first_is_holding(sha
     assert len(first.state_changes(T0 - 1, T0 + 2000)) == 2 and first.table_rows("held_batches") == []
 
 
+def test_a_run_takes_its_ack_row_before_its_agent_row(shared: Shared) -> None:
+    """On PostgreSQL `take_run` is one statement; it must still lock the ack row first, as every collector does,
+    or two collectors could deadlock over an agent's two rows."""
+    first, second = shared.open(), shared.open()
+    first.migrate()
+    Ingest(first, LivenessConfig(), T0).handle(birth_topic(SITE, AGENT), encode(birth(SITE, AGENT)), T0)
+    taken: list[tuple[int, Any]] = []
+
+    def take() -> None:
+        with second.transaction() as tx:
+            taken.append(tx.take_run(SITE, AGENT, "e1", T0 + 5))
+
+    with first.transaction() as tx:
+        tx.seen(SITE, AGENT, T0 + 1)  # collector 1 holds the agent row, not its ack row
+        thread = threading.Thread(target=take)
+        thread.start()
+        _blocked(shared, thread)  # collector 2 waits for the agent row, holding the ack row already:
+        with psycopg.connect(shared.url, autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {shared.schema}")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                conn.execute("SELECT 1 FROM acks WHERE site = %s AND agent = %s FOR UPDATE NOWAIT", (SITE, AGENT))
+    thread.join(WAIT_S)
+    [(acked, known)] = taken
+    assert acked == 0 and known is not None and known.last_seen == T0 + 5
+
+
 def decode_events(payload: bytes) -> list[Any]:
     return list(decode(EventBatch, payload).events)
 
