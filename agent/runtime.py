@@ -1,7 +1,8 @@
 """The running agent: scheduled probe rounds → debounce → incidents → outbox → forwarder.
 
 Targets that share a poll interval share one timer, and each tick polls them concurrently, so 200 targets at
-1 s cost one wake-up per second, not 200; a slow target delays only itself. Everything a result produces
+1 s cost one wake-up per second, not 200; a slow target delays only itself (and the targets on its Modbus line,
+which are polled one after another). Everything a result produces
 (events and the state snapshots that decide what the next result emits) is written in one outbox
 transaction: after a kill -9 the agent resumes exactly where its last commit left it, without repeating or
 losing an incident. A commit the outbox cannot take (disk full) waits in memory (agent/recorder.py); one
