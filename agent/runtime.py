@@ -2,11 +2,11 @@
 
 Targets that share a poll interval share one timer, and each tick polls them concurrently, so 200 targets at
 1 s cost one wake-up per second, not 200; a slow target delays only itself (and the targets on its Modbus line,
-which are polled one after another). Everything a result produces
-(events and the state snapshots that decide what the next result emits) is written in one outbox
-transaction: after a kill -9 the agent resumes exactly where its last commit left it, without repeating or
-losing an incident. A commit the outbox cannot take (disk full) waits in memory (agent/recorder.py); one
-that cannot be kept at all rolls the state machine back to the last commit kept.
+which are polled one after another). Everything a result produces (events and the state snapshots that decide
+what the next result emits) is written in one outbox transaction: after a kill -9 the agent resumes exactly
+where its last commit left it, without repeating or losing an incident. A commit the outbox cannot take (disk
+full) waits in memory (agent/recorder.py); one that cannot be kept at all rolls the state machine back to the
+last commit kept.
 
 The forwarder, each poll loop and the housekeeping loop run under one supervisor (linewarden/supervise.py):
 a crash is logged with its traceback, counted and restarted with backoff; repeated crashes end `run()` with
@@ -224,8 +224,8 @@ class Agent:
     # ------------------------------------------------------------ rounds
 
     async def _poll_loop(self, interval_s: float, slots: list[TargetSlot]) -> None:
-        """One timer for all targets of one interval. Each tick queues a poll of every target whose previous poll
-        has finished on the target's lane (`Probe.line()`): the targets on one Modbus line, whatever their
+        """One timer for all targets of one interval. Each tick queues, on the target's lane (`Probe.line()`), a
+        poll of every target whose previous poll has finished: the targets on one Modbus line, whatever their
         interval, share one lane; every other target has its own. One task per lane runs its queue, one poll
         after another, and folds in each result as soon as it arrives: the targets on a line take turns without
         queueing on the line's lock, and a target that hangs until its budget delays only the targets on its own
@@ -305,7 +305,7 @@ class Agent:
                 except asyncio.CancelledError:
                     task = asyncio.current_task()
                     if not (poll.expired or poll.abandoned) or task is None or task.cancelling() != 1:
-                        raise  # the agent is stopping
+                        raise  # not ours: the event loop is closing
                     task.uncancel()
                     result = hung(poll.budget)
                 finally:
