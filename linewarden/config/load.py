@@ -1,7 +1,8 @@
 """Read a TOML config file and validate it; the one module of the core that touches files.
 
 Every failure becomes a ConfigError whose message names the file, the key path and what is wrong
-(and the line, when TOML itself is malformed).
+(and the line, when TOML itself is malformed). The agent's models are msgspec Structs (`convert`); the
+collector's own are pydantic models, and pydantic is imported only when one of those is validated.
 """
 
 from __future__ import annotations
@@ -9,15 +10,25 @@ from __future__ import annotations
 import re
 import stat
 import tomllib
+from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from pydantic import BaseModel, ValidationError
+import msgspec
 
+from linewarden.config.base import DURATION_EXAMPLES, FieldProblem, dec_hook, schema_hook
 from linewarden.errors import ConfigError
+from linewarden.timeutil import format_duration
 
-T = TypeVar("T", bound=BaseModel)
+if TYPE_CHECKING:
+    from pydantic import ValidationError
+
+T = TypeVar("T")
 _LINE = re.compile(r"at line (\d+)")
+# msgspec's message: "Expected `int` <= 65535 - at `$.targets[3].port`"
+_AT = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
+_PART = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\d+)\]|\[\.\.\.\]")
+_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<key>[^`]*)`$")
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -72,7 +83,7 @@ def _nul_at(node: Any, loc: tuple[int | str, ...] = ()) -> tuple[int | str, ...]
 
 
 def key_path(loc: tuple[int | str, ...], data: Any) -> str:
-    """Render a pydantic error location as a TOML key path: `targets[2].port`.
+    """Render an error location as a TOML key path: `targets[2].port`.
 
     Discriminated unions add the tag to the location (`targets.2.modbus.port`); drop it.
     """
@@ -92,27 +103,101 @@ def key_path(loc: tuple[int | str, ...], data: Any) -> str:
     return out
 
 
+def _parts(path: str) -> tuple[int | str, ...]:
+    """`.targets[3].port` as ("targets", 3, "port"); a dict key msgspec does not name (`[...]`) is dropped."""
+    parts: list[int | str] = []
+    for m in _PART.finditer(path):
+        if m["key"] is not None:
+            parts.append(m["key"])
+        elif m["index"] is not None:
+            parts.append(int(m["index"]))
+    return tuple(parts)
+
+
+def convert(model: type[T], data: Any) -> T:
+    """Build a Struct config model from TOML values. Raises msgspec.ValidationError; `validate` words it."""
+    return msgspec.convert(data, model, dec_hook=dec_hook)
+
+
+def struct_problem(exc: msgspec.ValidationError) -> tuple[tuple[int | str, ...], str]:
+    """(key location, what is wrong) of a msgspec ValidationError."""
+    m = _AT.match(str(exc))
+    assert m is not None  # the pattern matches any text
+    loc = _parts(m["path"] or "")
+    problem = m["problem"]
+    cause = exc.__cause__
+    if isinstance(cause, FieldProblem):
+        loc += _parts(f".{cause.key}")
+    field = _FIELD.match(problem)
+    if field is not None:
+        loc += (field["key"],)
+        unknown = field["what"] == "contains unknown"
+        problem = (
+            "unknown key (check its spelling; see `linewarden config schema`)" if unknown else "required key is missing"
+        )
+    return loc, problem
+
+
+def _pydantic_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
+    err = exc.errors()[0]
+    loc = tuple(err["loc"])
+    msg = err["msg"]
+    if err["type"] == "extra_forbidden":
+        msg = "unknown key (check its spelling; see `linewarden config schema`)"
+    elif err["type"] == "missing":
+        msg = "required key is missing"
+    elif msg.startswith("Value error, "):
+        msg = msg[len("Value error, ") :]
+        # A Struct inside a pydantic model (pydantic_base.BrokerField, SecretField) reports msgspec's own path.
+        inner = _AT.match(msg)
+        if inner is not None and inner["path"] is not None:
+            loc += _parts(inner["path"])
+            msg = inner["problem"]
+    more = exc.error_count() - 1
+    if more:
+        msg += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return loc, msg
+
+
 def validate(model: type[T], data: dict[str, Any], source: str) -> T:
     # No config value may hold NUL: file systems, zone names and databases all refuse it.
     nul = _nul_at(data)
     if nul is not None:
         raise ConfigError(source, _shown(key_path(nul, data)), "contains a NUL character")
+    if issubclass(model, msgspec.Struct):
+        try:
+            return convert(model, data)
+        except msgspec.ValidationError as exc:
+            loc, problem = struct_problem(exc)
+            raise ConfigError(source, _shown(key_path(loc, data)), problem) from None
+    from pydantic import BaseModel, ValidationError
+
     try:
-        return model.model_validate(data)
+        return cast(T, cast(type[BaseModel], model).model_validate(data))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        key = _shown(key_path(tuple(err["loc"]), data))
-        msg = err["msg"]
-        if err["type"] == "extra_forbidden":
-            msg = "unknown key (check its spelling; see `linewarden config schema`)"
-        elif err["type"] == "missing":
-            msg = "required key is missing"
-        elif msg.startswith("Value error, "):
-            msg = msg[len("Value error, ") :]
-        more = exc.error_count() - 1
-        if more:
-            msg += f" (and {more} more problem{'s' if more > 1 else ''})"
-        raise ConfigError(source, key, msg) from None
+        loc, problem = _pydantic_problem(exc)
+        raise ConfigError(source, _shown(key_path(loc, data)), problem) from None
+
+
+def readable_defaults(node: Any) -> Any:
+    """msgspec writes a duration's default in ISO 8601 ("PT5S"); the schema shows it as a file spells it."""
+    if isinstance(node, list):
+        return [readable_defaults(v) for v in node]
+    if not isinstance(node, dict):
+        return node
+    out = {k: readable_defaults(v) for k, v in node.items()}
+    if out.get("examples") == DURATION_EXAMPLES and isinstance(out.get("default"), str):
+        out["default"] = format_duration(msgspec.convert(out["default"], timedelta))
+    return out
+
+
+def json_schema(model: type[Any]) -> dict[str, Any]:
+    """The JSON Schema of a config model, Struct or pydantic."""
+    if issubclass(model, msgspec.Struct):
+        return readable_defaults(msgspec.json.schema(model, schema_hook=schema_hook))
+    from pydantic import BaseModel
+
+    return cast(type[BaseModel], model).model_json_schema(mode="validation")
 
 
 def load(model: type[T], path: Path | str) -> T:
