@@ -24,7 +24,7 @@ from linewarden.limits import MAX_BATCH_EVENTS, MAX_INTERVAL_S, MAX_TARGETS
 Threshold = Annotated[int, Meta(ge=1, le=100)]
 
 
-class AgentSection(StrictStruct):
+class AgentSection(StrictStruct, frozen=True):
     id: ConfigId
     site: ConfigId
     # A path default is a factory: msgspec writes plain defaults into the JSON schema and cannot write a Path.
@@ -51,21 +51,21 @@ class AgentSection(StrictStruct):
             )
 
 
-class Defaults(StrictStruct):
+class Defaults(StrictStruct, frozen=True):
     interval: PositiveDuration = timedelta(seconds=5)
     timeout: PositiveDuration = timedelta(seconds=2)
     fail_threshold: Threshold = 3
     recover_threshold: Threshold = 2
 
 
-class FlapConfig(StrictStruct):
+class FlapConfig(StrictStruct, frozen=True):
     """More than `max_changes` state changes within `window` keeps one incident open instead of many."""
 
     max_changes: Annotated[int, Meta(ge=2)] = 4
     window: PositiveDuration = timedelta(minutes=10)
 
 
-class OutboxConfig(StrictStruct):
+class OutboxConfig(StrictStruct, frozen=True):
     max_events: Annotated[int, Meta(ge=100)] = 1_000_000
     max_age: PositiveDuration = timedelta(days=30)
     batch_max_events: Annotated[int, Meta(ge=1, le=MAX_BATCH_EVENTS)] = 500
@@ -79,14 +79,14 @@ class OutboxConfig(StrictStruct):
     memory_buffer_events: Annotated[int, Meta(ge=10)] = 10_000
 
 
-class SeverityRow(StrictStruct):
+class SeverityRow(StrictStruct, frozen=True):
     down_in_production: Severity
     down_off_production: Severity
     degraded_in_production: Severity
     degraded_off_production: Severity
 
 
-class SeverityMatrix(StrictStruct):
+class SeverityMatrix(StrictStruct, frozen=True):
     """Criticality × state × production calendar → severity (the default table in docs/figures.md)."""
 
     critical: SeverityRow = SeverityRow(
@@ -119,20 +119,20 @@ class SeverityMatrix(StrictStruct):
         return row
 
 
-class OpcUaSection(StrictStruct):
+class OpcUaSection(StrictStruct, frozen=True):
     """Which OPC UA server certificates the agent trusts, for targets that do not say."""
 
     trust_dir: Path | None = None  # trusted server certificates and CAs; default: opcua-trust in data_dir
     trust: OpcUaTrustMode = "list"  # 'list': only the trust_dir's; 'tofu': pin the first one seen
 
 
-class Asset(StrictStruct):
+class Asset(StrictStruct, frozen=True):
     id: ConfigId
     criticality: Criticality
     name: str = ""
 
 
-class AgentConfig(StrictStruct, kw_only=True):
+class AgentConfig(StrictStruct, frozen=True, kw_only=True):
     agent: AgentSection
     broker: BrokerConfig = BrokerConfig()
     outbox: OutboxConfig = OutboxConfig()

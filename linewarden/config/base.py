@@ -156,7 +156,7 @@ ConfigId = Annotated[str, msgspec.Meta(pattern=ID_PATTERN, max_length=64)]
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 
 
-class Secret(StrictStruct):
+class Secret(StrictStruct, frozen=True):
     """A secret named by where it lives, never its value: `env = "VAR"` or `file = "/path"`."""
 
     env: str | None = None
@@ -189,7 +189,7 @@ class Secret(StrictStruct):
         return f"Secret(env={self.env!r})" if self.env else f"Secret(file={str(self.file)!r})"
 
 
-class TlsConfig(StrictStruct):
+class TlsConfig(StrictStruct, frozen=True):
     """TLS to the broker. The broker's certificate chain is always verified (against `ca_file`, or the system's
     trust store without it); `cert_file` + `key_file` present a client certificate (mutual TLS)."""
 
@@ -250,7 +250,7 @@ def split_node(value: str, default_port: int) -> tuple[str, int | None]:
     return host, int(port_text) if port_text.isascii() and port_text.isdigit() else None
 
 
-class BrokerConfig(StrictStruct):
+class BrokerConfig(StrictStruct, frozen=True):
     """How to reach the MQTT broker: one (`host`, `port`) or the nodes of a cluster (`nodes`), tried in turn."""
 
     host: str = unset()  # default 127.0.0.1

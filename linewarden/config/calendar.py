@@ -48,7 +48,7 @@ else:
             return cls(t.hour, t.minute, t.second, t.microsecond, t.tzinfo, fold=t.fold)
 
 
-class WeeklyHours(StrictStruct):
+class WeeklyHours(StrictStruct, frozen=True):
     """Open from `start` to `end` on each of `days`. `end` ≤ `start` runs past midnight into the next day."""
 
     days: Annotated[list[Weekday], Meta(min_length=1)]
@@ -60,7 +60,7 @@ class WeeklyHours(StrictStruct):
             raise ValueError("start and end are equal: use 00:00:00 to 00:00:00 for a whole day")
 
 
-class Holidays(StrictStruct):
+class Holidays(StrictStruct, frozen=True):
     country: Annotated[str, Meta(pattern=r"^[A-Z]{2}$", description="ISO 3166-1 code, e.g. 'DE'")] | None = None
     subdivision: str | None = None  # region code, e.g. 'BY' for Bavaria
     dates: list[date] = field(default_factory=list)
@@ -80,7 +80,7 @@ class Holidays(StrictStruct):
             raise ValueError(str(exc)) from None
 
 
-class CalendarException(StrictStruct):
+class CalendarException(StrictStruct, frozen=True):
     """One date that differs from the weekly pattern: closed, or open during the given hours only."""
 
     date: date
@@ -97,7 +97,7 @@ class CalendarException(StrictStruct):
             raise ValueError("give closed = true, or both start and end")
 
 
-class CalendarSection(StrictStruct):
+class CalendarSection(StrictStruct, frozen=True):
     id: ConfigId
     timezone: str  # an IANA name such as 'Europe/Berlin'
     description: str = ""
@@ -114,5 +114,5 @@ class CalendarSection(StrictStruct):
             raise ValueError("give weekly 'hours', or 'always = true' for 24x7")
 
 
-class CalendarConfig(StrictStruct):
+class CalendarConfig(StrictStruct, frozen=True):
     calendar: CalendarSection

@@ -218,7 +218,7 @@ class EscalationConfig(StrictModel):
 
 class CollectorConfig(StrictModel):
     collector: CollectorSection = CollectorSection()
-    broker: BrokerField = BrokerConfig()
+    broker: BrokerField = Field(default_factory=BrokerConfig)
     contracts: list[str] = Field(
         default_factory=lambda: ["contracts/*.toml"], description="globs, relative to this file"
     )

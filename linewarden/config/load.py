@@ -12,11 +12,12 @@ import stat
 import tomllib
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 import msgspec
 
-from linewarden.config.base import DURATION_EXAMPLES, FieldProblem, dec_hook, schema_hook
+from linewarden.config.base import DURATION_EXAMPLES, dec_hook, schema_hook
+from linewarden.config.struct_errors import parts, struct_problem
 from linewarden.errors import ConfigError
 from linewarden.timeutil import format_duration
 
@@ -26,9 +27,8 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 _LINE = re.compile(r"at line (\d+)")
 # msgspec's message: "Expected `int` <= 65535 - at `$.targets[3].port`"
-_AT = re.compile(r"^(?P<problem>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.DOTALL)
-_PART = re.compile(r"\.(?P<key>[^.\[]+)|\[(?P<index>\d+)\]|\[\.\.\.\]")
-_FIELD = re.compile(r"^Object (?P<what>contains unknown|missing required) field `(?P<key>[^`]*)`$")
+# A Struct inside a pydantic model (pydantic_base.BrokerField, SecretField) ends its message with its path.
+_AT = re.compile(r"^(?P<problem>.*?) - at `\$(?P<path>[^`]*)`$", re.DOTALL)
 MAX_CONFIG_BYTES = 1024 * 1024
 
 
@@ -103,39 +103,15 @@ def key_path(loc: tuple[int | str, ...], data: Any) -> str:
     return out
 
 
-def _parts(path: str) -> tuple[int | str, ...]:
-    """`.targets[3].port` as ("targets", 3, "port"); a dict key msgspec does not name (`[...]`) is dropped."""
-    parts: list[int | str] = []
-    for m in _PART.finditer(path):
-        if m["key"] is not None:
-            parts.append(m["key"])
-        elif m["index"] is not None:
-            parts.append(int(m["index"]))
-    return tuple(parts)
+@overload
+def convert(model: type[T], data: Any) -> T: ...
+@overload
+def convert(model: Any, data: Any) -> Any: ...  # a union of Structs, e.g. TargetConfig
 
 
-def convert(model: type[T], data: Any) -> T:
+def convert(model: Any, data: Any) -> Any:
     """Build a Struct config model from TOML values. Raises msgspec.ValidationError; `validate` words it."""
     return msgspec.convert(data, model, dec_hook=dec_hook)
-
-
-def struct_problem(exc: msgspec.ValidationError) -> tuple[tuple[int | str, ...], str]:
-    """(key location, what is wrong) of a msgspec ValidationError."""
-    m = _AT.match(str(exc))
-    assert m is not None  # the pattern matches any text
-    loc = _parts(m["path"] or "")
-    problem = m["problem"]
-    cause = exc.__cause__
-    if isinstance(cause, FieldProblem):
-        loc += _parts(f".{cause.key}")
-    field = _FIELD.match(problem)
-    if field is not None:
-        loc += (field["key"],)
-        unknown = field["what"] == "contains unknown"
-        problem = (
-            "unknown key (check its spelling; see `linewarden config schema`)" if unknown else "required key is missing"
-        )
-    return loc, problem
 
 
 def _pydantic_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]:
@@ -148,10 +124,9 @@ def _pydantic_problem(exc: ValidationError) -> tuple[tuple[int | str, ...], str]
         msg = "required key is missing"
     elif msg.startswith("Value error, "):
         msg = msg[len("Value error, ") :]
-        # A Struct inside a pydantic model (pydantic_base.BrokerField, SecretField) reports msgspec's own path.
         inner = _AT.match(msg)
-        if inner is not None and inner["path"] is not None:
-            loc += _parts(inner["path"])
+        if inner is not None:
+            loc += parts(inner["path"])
             msg = inner["problem"]
     more = exc.error_count() - 1
     if more:
@@ -168,7 +143,7 @@ def validate(model: type[T], data: dict[str, Any], source: str) -> T:
         try:
             return convert(model, data)
         except msgspec.ValidationError as exc:
-            loc, problem = struct_problem(exc)
+            loc, problem = struct_problem(exc, model, data)
             raise ConfigError(source, _shown(key_path(loc, data)), problem) from None
     from pydantic import BaseModel, ValidationError
 
@@ -194,7 +169,11 @@ def readable_defaults(node: Any) -> Any:
 def json_schema(model: type[Any]) -> dict[str, Any]:
     """The JSON Schema of a config model, Struct or pydantic."""
     if issubclass(model, msgspec.Struct):
-        return readable_defaults(msgspec.json.schema(model, schema_hook=schema_hook))
+        # The model itself at the root (msgspec puts a $ref there), the models it uses under $defs.
+        _, defs = msgspec.json.schema_components([model], schema_hook=schema_hook)
+        root = defs.pop(model.__name__)
+        schema: dict[str, Any] = readable_defaults({**root, "$defs": defs})
+        return schema
     from pydantic import BaseModel
 
     return cast(type[BaseModel], model).model_json_schema(mode="validation")

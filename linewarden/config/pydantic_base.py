@@ -13,7 +13,8 @@ import msgspec
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, PlainValidator, WithJsonSchema
 
 from linewarden.config import base
-from linewarden.config.load import convert, readable_defaults, struct_problem
+from linewarden.config.load import convert, readable_defaults
+from linewarden.config.struct_errors import struct_problem
 from linewarden.limits import ID_PATTERN
 from linewarden.timeutil import format_duration
 

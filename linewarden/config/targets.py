@@ -29,10 +29,10 @@ OpcUaEndpoint = Annotated[str, Meta(pattern=r"^opc\.tcp://.+")]
 
 def _check_fail_state(key: str, state: State) -> None:
     if state not in (State.DEGRADED, State.DOWN):
-        raise FieldProblem(key, f"{state.value!r}: a failing condition sets 'degraded' or 'down'")
+        raise FieldProblem(key, f"{state.value!r}: a failing condition sets 'DEGRADED' or 'DOWN'")
 
 
-class Condition(StrictStruct):
+class Condition(StrictStruct, frozen=True):
     """A health condition on one value. When it fails the target takes `fail_state`.
 
     `equals`, `min`/`max` and `must_change_within` may be combined; all must hold.
@@ -59,7 +59,7 @@ class Condition(StrictStruct):
         )
 
 
-class TargetBase(StrictStruct, tag_field="type"):
+class TargetBase(StrictStruct, frozen=True, tag_field="type"):
     type: ClassVar[str]  # the kind of probe, the tag of the target's table
     id: ConfigId
     asset: ConfigId
@@ -75,7 +75,7 @@ class TargetBase(StrictStruct, tag_field="type"):
 # ---------------------------------------------------------------- OPC UA
 
 
-class OpcUaNode(StrictStruct):
+class OpcUaNode(StrictStruct, frozen=True):
     name: ConfigId
     namespace_uri: Annotated[str, Meta(min_length=1, description="Namespace URI (not index: indexes change)")]
     identifier: NodeId
@@ -83,14 +83,14 @@ class OpcUaNode(StrictStruct):
     subscribe: bool = False
 
 
-class AlarmSource(StrictStruct):
+class AlarmSource(StrictStruct, frozen=True):
     """A node whose alarms are watched (an object with EventNotifier set), named like OpcUaNode."""
 
     namespace_uri: NonEmpty
     identifier: NodeId
 
 
-class AlarmRule(StrictStruct):
+class AlarmRule(StrictStruct, frozen=True):
     """Alarms that put the target into `state`: all the rule's conditions must hold. `acknowledged` unset
     matches both; `active = false` matches an alarm whose cause is gone but that no one acknowledged yet."""
 
@@ -104,7 +104,7 @@ class AlarmRule(StrictStruct):
         _check_fail_state("state", self.state)
 
 
-class OpcUaAlarms(StrictStruct):
+class OpcUaAlarms(StrictStruct, frozen=True):
     """Subscribe to the server's Alarms & Conditions; each alarm a rule matches sets the target's state, with
     the alarm's own message as the reason (the worst one when several match)."""
 
@@ -116,7 +116,7 @@ class OpcUaAlarms(StrictStruct):
 OpcUaTrustMode = Literal["list", "tofu"]
 
 
-class VersionNode(StrictStruct):
+class VersionNode(StrictStruct, frozen=True):
     """A node holding a version as text, e.g. the DI model's SoftwareRevision or FirmwareRevision."""
 
     what: ConfigId  # the version's name, e.g. 'software_revision'
@@ -124,7 +124,7 @@ class VersionNode(StrictStruct):
     identifier: NodeId
 
 
-class OpcUaTarget(TargetBase, tag="opcua", kw_only=True):
+class OpcUaTarget(TargetBase, frozen=True, tag="opcua", kw_only=True):
     type: ClassVar[str] = "opcua"
     endpoint: OpcUaEndpoint
     security_policy: Literal["None", "Basic256Sha256"] = "None"
@@ -166,7 +166,7 @@ ModbusType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
 Order = Literal["big", "little"]
 
 
-class ModbusPoint(StrictStruct, kw_only=True):
+class ModbusPoint(StrictStruct, frozen=True, kw_only=True):
     name: ConfigId
     unit: Annotated[int, Meta(ge=0, le=255)] | None = None
     table: ModbusTable = "holding"
@@ -185,7 +185,7 @@ class ModbusPoint(StrictStruct, kw_only=True):
             raise ValueError(f"{self.table} registers hold words: datatype must not be 'bool'")
 
 
-class VersionRegisters(StrictStruct, kw_only=True):
+class VersionRegisters(StrictStruct, frozen=True, kw_only=True):
     """A register block holding a version as ASCII text, two characters a register, high byte first."""
 
     what: ConfigId  # the version's name, e.g. 'firmware'
@@ -200,7 +200,7 @@ Baudrate = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
 _LINE_SETTINGS = ("baudrate", "parity", "stopbits")
 
 
-class ModbusTarget(TargetBase, tag="modbus", kw_only=True):
+class ModbusTarget(TargetBase, frozen=True, tag="modbus", kw_only=True):
     """Modbus TCP to `host`:`port` (transport "tcp"), RTU frames over TCP to a serial device server
     ("rtu_over_tcp"), or RTU on a local serial port ("serial"). The RTU transports pace requests by the serial
     line's settings (`baudrate`, `parity`, `stopbits`; 8 data bits, as RTU requires)."""
@@ -264,7 +264,7 @@ class ModbusTarget(TargetBase, tag="modbus", kw_only=True):
 # ---------------------------------------------------------------- HTTP, TCP
 
 
-class HttpTarget(TargetBase, tag="http", kw_only=True):
+class HttpTarget(TargetBase, frozen=True, tag="http", kw_only=True):
     type: ClassVar[str] = "http"
     url: Url
     method: Literal["GET", "HEAD", "POST"] = "GET"
@@ -281,7 +281,7 @@ class HttpTarget(TargetBase, tag="http", kw_only=True):
     version_json_path: str | None = None
 
 
-class TcpTarget(TargetBase, tag="tcp", kw_only=True):
+class TcpTarget(TargetBase, frozen=True, tag="tcp", kw_only=True):
     type: ClassVar[str] = "tcp"
     host: str
     port: Port
@@ -291,7 +291,7 @@ class TcpTarget(TargetBase, tag="tcp", kw_only=True):
 # ---------------------------------------------------------------- process, host, file age
 
 
-class ProcessTarget(TargetBase, tag="process", kw_only=True):
+class ProcessTarget(TargetBase, frozen=True, tag="process", kw_only=True):
     type: ClassVar[str] = "process"
     name: str | None = None
     cmdline_contains: str | None = None
@@ -303,19 +303,19 @@ class ProcessTarget(TargetBase, tag="process", kw_only=True):
             raise ValueError("give 'name', 'cmdline_contains' or 'service'")
 
 
-class DiskCheck(StrictStruct):
+class DiskCheck(StrictStruct, frozen=True):
     path: Path
     max_used_pct: Annotated[float, Meta(gt=0, le=100)] = 90.0
 
 
-class HostTarget(TargetBase, tag="host", kw_only=True):
+class HostTarget(TargetBase, frozen=True, tag="host", kw_only=True):
     type: ClassVar[str] = "host"
     max_cpu_pct: Annotated[float, Meta(gt=0, le=100)] = 95.0
     max_memory_pct: Annotated[float, Meta(gt=0, le=100)] = 95.0
     disks: list[DiskCheck] = field(default_factory=list)
 
 
-class FileAgeTarget(TargetBase, tag="file_age", kw_only=True):
+class FileAgeTarget(TargetBase, frozen=True, tag="file_age", kw_only=True):
     type: ClassVar[str] = "file_age"
     pattern: Annotated[str, Meta(min_length=1, description="glob, e.g. 'D:/backup/*.bak'")]
     max_age: PositiveDuration
@@ -327,12 +327,12 @@ class FileAgeTarget(TargetBase, tag="file_age", kw_only=True):
 JsonPointer = Annotated[str, Meta(pattern=r"^(/[^/]*)+$", description="RFC 6901, e.g. '/interface/schema_version'")]
 
 
-class InterfaceNode(StrictStruct):
+class InterfaceNode(StrictStruct, frozen=True):
     namespace_uri: NonEmpty
     identifier: NodeId
 
 
-class InterfaceTarget(TargetBase, tag="interface", kw_only=True):
+class InterfaceTarget(TargetBase, frozen=True, tag="interface", kw_only=True):
     """An interface between systems (MES↔ERP↔PLC) checked against what the contract pins: the version an HTTP
     endpoint advertises (`url` + `version_pointer`), or an OPC UA node's DataType and EngineeringUnits
     (`endpoint` + `node`); and that values keep flowing: the last exchange (`last_exchange_pointer`, or the
