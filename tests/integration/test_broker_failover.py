@@ -36,8 +36,9 @@ async def silent_node() -> AsyncIterator[int]:
 
 
 def _nodes(*ports: int, connect_timeout: str = "10s") -> BrokerConfig:
-    return convert(BrokerConfig,
-        {"nodes": [f"127.0.0.1:{p}" for p in ports], "connect_timeout": connect_timeout, "round_wait_max": "1s"}
+    return convert(
+        BrokerConfig,
+        {"nodes": [f"127.0.0.1:{p}" for p in ports], "connect_timeout": connect_timeout, "round_wait_max": "1s"},
     )
 
 

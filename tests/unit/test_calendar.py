@@ -22,8 +22,10 @@ WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 
 
 def cal(tz: str = "Europe/Berlin", hours: list[dict[str, Any]] | None = None, **extra: Any) -> Calendar:
-    section = convert(CalendarSection,
-        {"id": "test", "timezone": tz, "hours": hours or [{"days": WEEKDAYS, "start": "08:00", "end": "18:00"}]} | extra
+    section = convert(
+        CalendarSection,
+        {"id": "test", "timezone": tz, "hours": hours or [{"days": WEEKDAYS, "start": "08:00", "end": "18:00"}]}
+        | extra,
     )
     return Calendar.from_config(section)
 

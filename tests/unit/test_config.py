@@ -74,7 +74,10 @@ def test_the_wire_bounds_the_config_checks_are_the_wires() -> None:
     from linewarden import limits, wire
 
     assert (limits.ID_PATTERN, limits.MAX_TARGETS, limits.MAX_BATCH_EVENTS, limits.MAX_INTERVAL_S) == (
-        wire.ID_PATTERN, wire.MAX_TARGETS, wire.MAX_BATCH_EVENTS, wire.MAX_INTERVAL_S
+        wire.ID_PATTERN,
+        wire.MAX_TARGETS,
+        wire.MAX_BATCH_EVENTS,
+        wire.MAX_INTERVAL_S,
     )
 
 
