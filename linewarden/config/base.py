@@ -301,12 +301,28 @@ class BrokerConfig(StrictStruct, frozen=True):
         return found
 
 
-def enc_hook(value: Any) -> Any:
-    """Write the custom types back as TOML would spell them (msgspec.to_builtins)."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, timedelta):
-        return format_duration(value)
-    if isinstance(value, time):
-        return value.isoformat()
-    raise NotImplementedError(type(value))
+def to_builtins(struct: msgspec.Struct) -> Any:
+    """A Struct as the values a config file gives: durations as '5s', paths and times of day as strings."""
+
+    def spelled(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: spelled(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [spelled(v) for v in value]
+        if isinstance(value, timedelta):
+            return format_duration(value)
+        if isinstance(value, Path | time):
+            return str(value)
+        return value
+
+    def plain(value: Any) -> Any:
+        """A parsed Duration or TimeOfDay as the plain timedelta or time that a default is."""
+        if isinstance(value, timedelta):
+            return timedelta(value.days, value.seconds, value.microseconds)
+        if isinstance(value, time):
+            return time(value.hour, value.minute, value.second, value.microsecond, value.tzinfo, fold=value.fold)
+        if isinstance(value, Path):
+            return str(value)
+        raise NotImplementedError(type(value))
+
+    return spelled(msgspec.to_builtins(struct, builtin_types=(timedelta, time), enc_hook=plain))

@@ -68,7 +68,7 @@ def _schema(kind: type[msgspec.Struct]) -> WithJsonSchema:
     return WithJsonSchema(readable_defaults(inline(root)))
 
 
-_BUILTINS = PlainSerializer(lambda v: msgspec.to_builtins(v, enc_hook=base.enc_hook))
+_BUILTINS = PlainSerializer(base.to_builtins)
 
 BrokerField = Annotated[base.BrokerConfig, _validator(base.BrokerConfig), _BUILTINS, _schema(base.BrokerConfig)]
 SecretField = Annotated[base.Secret, _validator(base.Secret), _BUILTINS, _schema(base.Secret)]
