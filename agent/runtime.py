@@ -1,11 +1,12 @@
 """The running agent: scheduled probe rounds → debounce → incidents → outbox → forwarder.
 
 Targets that share a poll interval share one timer, and each tick polls them concurrently, so 200 targets at
-1 s cost one wake-up per second, not 200; a slow target delays only itself. Everything a result produces
-(events and the state snapshots that decide what the next result emits) is written in one outbox
-transaction: after a kill -9 the agent resumes exactly where its last commit left it, without repeating or
-losing an incident. A commit the outbox cannot take (disk full) waits in memory (agent/recorder.py); one
-that cannot be kept at all rolls the state machine back to the last commit kept.
+1 s cost one wake-up per second, not 200; a slow target delays only itself (and the targets on its Modbus line,
+which are polled one after another). Everything a result produces (events and the state snapshots that decide
+what the next result emits) is written in one outbox transaction: after a kill -9 the agent resumes exactly
+where its last commit left it, without repeating or losing an incident. A commit the outbox cannot take (disk
+full) waits in memory (agent/recorder.py); one that cannot be kept at all rolls the state machine back to the
+last commit kept.
 
 The forwarder, each poll loop and the housekeeping loop run under one supervisor (linewarden/supervise.py):
 a crash is logged with its traceback, counted and restarted with backoff; repeated crashes end `run()` with
@@ -21,8 +22,9 @@ import logging
 import secrets
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -79,6 +81,32 @@ class TargetSlot:
     last_at_ms: int | None = None
 
 
+@dataclass
+class _Lane:
+    """Polls that take turns, run one after another by one task: of the targets on one Modbus line, or of one
+    target."""
+
+    queue: deque[_Poll] = field(default_factory=deque)
+    task: asyncio.Task[None] | None = None  # while the queue is run
+    polling: _Poll | None = None  # the poll under way
+
+
+@dataclass(eq=False, slots=True)
+class _Poll:
+    """One poll queued on its lane by a poll loop: the tick that queued it, its budget and deadline (monotonic),
+    and its loop's polls under way (`running`, which it leaves when done) and exceptions (`failed`)."""
+
+    slot: TargetSlot
+    lane: _Lane
+    at_ms: int
+    budget: float
+    deadline: float
+    running: dict[str, _Poll]
+    failed: list[Exception]
+    expired: bool = False  # ended for its budget
+    abandoned: bool = False  # its loop stopped: no result
+
+
 class Agent:
     """One agent process. `await run()` until `await stop()` (or cancellation)."""
 
@@ -132,6 +160,7 @@ class Agent:
             on_fault=self.forwarder.announce,
         )
         self.supervisor = Supervisor(RESTART_POLICY)
+        self._lanes: dict[object, _Lane] = {}  # by Probe.line()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -171,6 +200,8 @@ class Agent:
             for task in [stopping, failed, *tasks[1:]]:
                 task.cancel()
             await asyncio.gather(stopping, failed, *tasks[1:], return_exceptions=True)
+            lanes = [lane.task for lane in self._lanes.values() if lane.task is not None]
+            await asyncio.gather(*lanes, return_exceptions=True)  # cancelled with the poll loops' polls
             await self.forwarder.stop(self._stop_reason)
             tasks[0].cancel()  # done by now, or waiting out a restart backoff that is moot
             await asyncio.gather(tasks[0], return_exceptions=True)
@@ -195,17 +226,20 @@ class Agent:
     # ------------------------------------------------------------ rounds
 
     async def _poll_loop(self, interval_s: float, slots: list[TargetSlot]) -> None:
-        """One timer for all targets of one interval. Each tick starts a poll of every target whose previous poll
-        has finished; each result is folded in as soon as it arrives, so a target that hangs until its timeout
-        delays only itself, never the others of its tick. A poll that raised (a bug, not a probe failure: those
-        are results) ends the loop with its exception at the next tick, so the supervisor logs and counts it.
+        """One timer for all targets of one interval. Each tick queues, on the target's lane (`Probe.line()`), a
+        poll of every target whose previous poll has finished: the targets on one Modbus line, whatever their
+        interval, share one lane; every other target has its own. One task per lane runs its queue, one poll
+        after another, and folds in each result as soon as it arrives: the targets on a line take turns without
+        queueing on the line's lock, and a target that hangs until its budget delays only the targets on its own
+        line, never the others. A poll that raised (a bug, not a probe failure: those are results) ends the loop
+        with its exception at the next tick, so the supervisor logs and counts it.
 
-        The poll budget (`registry.safe_poll`'s rule) is kept by this loop rather than by a timer per poll: it
-        wakes at the earliest deadline of the polls running, if that comes before its next tick, and cancels
-        each poll past its deadline, which then reports "no result within" its budget."""
-        running: dict[str, asyncio.Task[None]] = {}
-        deadlines: dict[str, float] = {}  # monotonic, of the polls running
-        expired: set[str] = set()  # polls cancelled for their budget
+        The poll budget (`registry.safe_poll`'s rule) counts from the tick that queued the poll and is kept by
+        this loop rather than by a timer per poll: it wakes at the earliest deadline of its polls queued or under
+        way, if that comes before its next tick, and ends each one past its deadline (a poll under way is
+        cancelled, a queued one taken off its lane), which then reports "no result within" its budget."""
+        lanes = [self._lanes.setdefault(slot.probe.line(), _Lane()) for slot in slots]
+        running: dict[str, _Poll] = {}  # this loop's polls, queued or under way, by target
         failed: list[Exception] = []
         next_at = time.monotonic()
         try:
@@ -214,22 +248,25 @@ class Agent:
                     raise failed[0]
                 now_ms = self._clock_ms()
                 started = time.monotonic()
-                for slot in slots:
-                    target_id = slot.cfg.id
-                    if target_id not in running:
+                for slot, lane in zip(slots, lanes, strict=True):
+                    if slot.cfg.id not in running:
                         budget = slot.probe.poll_budget()
-                        deadlines[target_id] = started + budget
-                        running[target_id] = asyncio.create_task(
-                            self._poll(slot, now_ms, budget, running, deadlines, expired, failed)
-                        )
+                        poll = _Poll(slot, lane, now_ms, budget, started + budget, running, failed)
+                        running[slot.cfg.id] = poll
+                        lane.queue.append(poll)
+                        if lane.task is None:
+                            lane.task = asyncio.create_task(self._serve(lane))
                 next_at += interval_s
                 while True:
                     now = time.monotonic()
-                    for target_id in [t for t, at in deadlines.items() if at <= now]:
-                        del deadlines[target_id]
-                        expired.add(target_id)
-                        running[target_id].cancel()
-                    wake = min(next_at, *deadlines.values()) if deadlines else next_at
+                    wake = next_at
+                    for poll in list(running.values()):
+                        if poll.expired:
+                            continue
+                        if poll.deadline <= now:
+                            self._expire(poll)
+                        elif poll.deadline < wake:
+                            wake = poll.deadline
                     if wake >= next_at:
                         break
                     await asyncio.sleep(wake - now)
@@ -239,37 +276,51 @@ class Agent:
                     delay = 0
                 await asyncio.sleep(delay)
         finally:
-            for task in running.values():
-                task.cancel()
-            await asyncio.gather(*running.values(), return_exceptions=True)
+            for poll in running.values():  # the loop is stopping: its polls end without a result
+                poll.abandoned = True
+                if poll.lane.polling is not poll:
+                    poll.lane.queue.remove(poll)
+                elif not poll.expired:
+                    assert poll.lane.task is not None
+                    poll.lane.task.cancel()
 
-    async def _poll(
-        self,
-        slot: TargetSlot,
-        now_ms: int,
-        budget: float,
-        running: dict[str, asyncio.Task[None]],
-        deadlines: dict[str, float],
-        expired: set[str],
-        failed: list[Exception],
-    ) -> None:
-        target_id = slot.cfg.id
+    def _expire(self, poll: _Poll) -> None:
+        """End a poll past its budget: cancel it if under way, else take it off its lane."""
+        poll.expired = True
+        lane = poll.lane
+        if lane.polling is poll:
+            assert lane.task is not None
+            lane.task.cancel()
+            return
+        lane.queue.remove(poll)
+        del poll.running[poll.slot.cfg.id]
+        self.process_round(poll.at_ms, [(poll.slot.cfg.id, hung(poll.budget))])
+
+    async def _serve(self, lane: _Lane) -> None:
+        """Run the lane's queue, one poll after another, until it is empty."""
         try:
-            try:
-                result = await polled(slot.probe, now_ms / 1000)
-            except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if target_id not in expired or task is None or task.cancelling() != 1:
-                    raise  # the loop is stopping
-                task.uncancel()
-                result = hung(budget)
-            self.process_round(now_ms, [(target_id, result)])
-        except Exception as exc:
-            failed.append(exc)
+            while lane.queue:
+                poll = lane.polling = lane.queue.popleft()
+                target_id = poll.slot.cfg.id
+                try:
+                    result = await polled(poll.slot.probe, poll.at_ms / 1000)
+                except asyncio.CancelledError:
+                    task = asyncio.current_task()
+                    if not (poll.expired or poll.abandoned) or task is None or task.cancelling() != 1:
+                        raise  # not ours: the event loop is closing
+                    task.uncancel()
+                    result = hung(poll.budget)
+                finally:
+                    lane.polling = None
+                if poll.abandoned:
+                    continue
+                del poll.running[target_id]
+                try:
+                    self.process_round(poll.at_ms, [(target_id, result)])
+                except Exception as exc:
+                    poll.failed.append(exc)
         finally:
-            running.pop(target_id, None)
-            deadlines.pop(target_id, None)
-            expired.discard(target_id)
+            lane.task = None
 
     def process_round(self, now_ms: int, results: Iterable[tuple[str, ProbeResult]]) -> None:
         """Fold results (one target's, or several) into states, incidents and events; commit them in one transaction."""

@@ -34,6 +34,7 @@ from paho.mqtt.enums import CallbackAPIVersion  # noqa: E402
 from agent.forwarder import Forwarder  # noqa: E402
 from agent.outbox import Outbox  # noqa: E402
 from linewarden.config.agent import AgentConfig  # noqa: E402
+from linewarden.config.load import convert  # noqa: E402
 from linewarden.mqtt import MqttClient  # noqa: E402
 from linewarden.wire import COLLECTOR_STATE_TOPIC, Birth, MetricsBody  # noqa: E402
 from simulators.broker import Mosquitto  # noqa: E402
@@ -50,7 +51,7 @@ def body(i: int) -> MetricsBody:
 
 
 def config(port: int) -> AgentConfig:
-    return AgentConfig.model_validate(
+    return convert(AgentConfig,
         {
             "agent": {"id": "bench", "site": "plant-1"},
             "broker": {"port": port},

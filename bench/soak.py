@@ -50,6 +50,7 @@ FAULT_EVERY_S = 20.0
 FAULT_S = 10.0
 BASELINE_MIN = 2.0
 SETTLE_S = 90.0
+CONTROL_TRIES, CONTROL_RETRY_S = 5, 1.0
 FLAP_WINDOW = "30s"
 GOAL_MB_PER_H = 1.0
 
@@ -116,6 +117,21 @@ def incidents(acker: Acker) -> tuple[set[str], set[str]]:
     return opened, resolved
 
 
+async def _control(control: ControlClient, device: str, spec: FaultSpec, what: str, log: list[str]) -> bool:
+    """One call to the plant's control API, tried again on a busy box: a fault left uncleared would keep its
+    targets down, and the run would count their incidents as unresolved."""
+    for attempt in range(1, CONTROL_TRIES + 1):
+        try:
+            await control.apply(device, spec)
+            return True
+        except SimulatorError as exc:
+            if attempt == CONTROL_TRIES:
+                log.append(f"{what} on {device} failed {CONTROL_TRIES} times: {exc!s:.200}")
+            else:
+                await asyncio.sleep(CONTROL_RETRY_S)
+    return False
+
+
 async def inject_faults(control: ControlClient, layout: Layout, until: float, log: list[str]) -> None:
     """One fault every FAULT_EVERY_S on a rotating device, the last one over (or cleared) before `until`."""
     devices = {"gw": len(layout.gateways), "plc": len(layout.opcua_servers), "mes": len(layout.mes_servers)}
@@ -126,13 +142,10 @@ async def inject_faults(control: ControlClient, layout: Layout, until: float, lo
         count = devices[fault.device_prefix]
         if count:
             device = f"{fault.device_prefix}{(step // len(FAULTS)) % count}"
-            try:
-                await control.apply(device, fault.spec)
+            if await _control(control, device, fault.spec, f"fault {fault.label}", log):
                 await asyncio.sleep(FAULT_S)
                 if fault.cleared:
-                    await control.apply(device, FaultSpec(fault="clear"))
-            except SimulatorError as exc:
-                log.append(f"fault {fault.label} on {device} failed: {exc}")
+                    await _control(control, device, FaultSpec(fault="clear"), f"clearing {fault.label}", log)
         step += 1
         await asyncio.sleep(max(0.0, started + FAULT_EVERY_S - time.monotonic()))
     log.append(f"{step} faults injected")

@@ -167,6 +167,7 @@ def _agents(args: argparse.Namespace) -> int:
         now = wall_clock_ms()
         open_gaps = {(g.site, g.agent): g for g in store.open_gaps()}
         dead = store.dead_letter_counts()
+        held = store.held_counts()
         rows = []
         for a in store.agents():
             gap = open_gaps.get((a.site, a.agent))
@@ -187,6 +188,7 @@ def _agents(args: argparse.Namespace) -> int:
                     "skew_ms": a.skew_ms,
                     "skew_flagged": a.skew_flagged,
                     "dead_letters": dead.get((a.site, a.agent), 0),
+                    "held_batches": held.get((a.site, a.agent), 0),  # of a boot not yet born
                     "outbox_fault": a.outbox_fault,
                     "outbox_depth": a.outbox_depth,
                     "oldest_unacked_at": iso_time(a.oldest_unacked_at),

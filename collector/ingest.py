@@ -10,6 +10,11 @@ nothing is acked, so the agent sends again.
 The ack is computed in the transaction that stores, from what the store holds, never from this process's
 memory: with several collectors sharing the ingest, one agent's batches land on different collectors, and each
 first takes the agent's ack row lock (`Writer.lock_ack`), so the later one sees the earlier one's commit.
+
+A batch of an epoch and boot whose birth was never stored (it took another route through a broker cluster) is
+held in the store for that birth, within bounds, and stored in the birth's transaction; one held past the
+birth wait is stored as any batch of an agent with no birth (docs/ingest.md, "Batches that come before their
+birth"). The birth and the hold both take the epoch's ack row first, so neither misses the other.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from linewarden.wire import (
     ack_topic,
     decode,
     encode,
+    events_topic,
     parse_agent_topic,
 )
 
@@ -48,6 +54,10 @@ _seq = attrgetter("seq")
 _type = attrgetter("type")
 # Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
 OVERSIZE_KEPT_BYTES = 1024
+# Batches held for their boot's birth (docs/limits.md): at most this many of one agent, and in all.
+HELD_PER_AGENT = 20
+HELD_IN_ALL = 1000
+BIRTH_WAIT_MS = 10 * 60_000  # the default of `[ingest] birth_wait`
 
 
 @dataclass(frozen=True)
@@ -66,10 +76,17 @@ class Ingest:
     """Handles agent messages for one collector. `watching_since`: when this collector started listening."""
 
     def __init__(
-        self, store: Store, config: LivenessConfig, watching_since: int, max_payload_bytes: int = MIB
+        self,
+        store: Store,
+        config: LivenessConfig,
+        watching_since: int,
+        max_payload_bytes: int = MIB,
+        birth_wait_ms: int = BIRTH_WAIT_MS,
     ) -> None:
         self.store = store
         self.max_payload_bytes = max_payload_bytes
+        self.birth_wait_ms = birth_wait_ms
+        self.held_per_agent, self.held_in_all = HELD_PER_AGENT, HELD_IN_ALL
         self.missed = config.missed_heartbeats
         self.skew_threshold_ms = int(config.clock_skew_threshold.total_seconds() * 1000)
         self.max_seq_ahead = config.max_seq_ahead
@@ -79,6 +96,10 @@ class Ingest:
         self.on_dead_letter: Callable[[str], None] = lambda reason: None  # metrics: called with each reason
         self.next_liveness_check: int | None = None  # set by check_liveness
         self.on_new_agent: Callable[[str, str], None] = lambda site, agent: None  # (site, agent) first born
+        # metrics: called per batch with "held", "released" (its birth came), "expired" or "over_limit"
+        self.on_held: Callable[[str], None] = lambda outcome: None
+        self.batches_held = 0  # batches held so far: the service then looks for the next expiry
+        self.next_hold_check: int | None = None  # set by release_expired
 
     def handle(self, topic: str, payload: bytes, received_at: int) -> list[Publication]:
         """One message, one transaction; what to publish once it is committed."""
@@ -90,7 +111,7 @@ class Ingest:
 
         One agent's consecutive event batches (same epoch and boot) are stored as one run (`_store_run`), with one
         ack for the run: it is published with the run's last message, the others publish none."""
-        counts = self.incident_events, self.events_stored
+        counts = self.incident_events, self.events_stored, self.batches_held
         try:
             # Stored agent by agent (each agent's messages in their order), so that collectors sharing the ingest
             # take the agents' ack rows in one order and never deadlock on them.
@@ -109,13 +130,13 @@ class Ingest:
                         runs.append(run)
                         run = []
                     if isinstance(out, EventBatch):
-                        run.append(_Batch(i, topic, out, received_at))
+                        run.append(_Batch(i, topic, out, received_at, payload))
                     else:
                         done[i] = out
                 self._store_runs(tx, [*runs, run] if run else runs, done)
             return [done[i] for i in range(len(messages))]
         except BaseException:
-            self.incident_events, self.events_stored = counts
+            self.incident_events, self.events_stored, self.batches_held = counts
             raise
 
     def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | EventBatch:
@@ -161,21 +182,26 @@ class Ingest:
         self, tx: Writer, topic: str, payload: bytes, birth: Birth, site: str, agent: str, received_at: int
     ) -> list[Publication]:
         self._check_sender(site, agent, birth)
-        tx.lock_ack(site, agent, birth.epoch, create=False)  # a new epoch's row is the birth's to create
+        acked = tx.lock_ack(site, agent, birth.epoch, create=False)
+        if acked is None:  # created now (at 0), so a batch of the epoch held meanwhile is seen once committed
+            tx.lock_ack(site, agent, birth.epoch, create=True)
         before = tx.agent(site, agent)
         if before is None:
             self.on_new_agent(site, agent)
         elif before.boot != birth.boot:
             self._restarted(tx, before, birth)
         tx.record_birth(birth, received_at)
-        through = tx.advance_ack(site, agent, birth.epoch, floor=self._floor(tx, topic, payload, birth, received_at))
+        floor = self._floor(tx, topic, payload, birth, received_at, acked)
+        through = tx.advance_ack(site, agent, birth.epoch, floor=floor)
         self._measure_skew(tx, site, agent, birth.ts - received_at, before, from_birth=True)
+        if self._release(tx, (site, agent, birth.epoch, birth.boot), "released"):
+            through = tx.acked_through(site, agent, birth.epoch)
         return [_ack(site, agent, birth.epoch, through, boot=birth.boot)]
 
-    def _floor(self, tx: Writer, topic: str, payload: bytes, birth: Birth, received_at: int) -> int:
-        """The birth's acked_through, unless it lies implausibly far beyond the epoch's ack (dead-lettered, the
-        birth applied without it). A new epoch's floor may be anything: a restored outbox keeps its seqs."""
-        acked = tx.ack_of(birth.site, birth.agent, birth.epoch)
+    def _floor(self, tx: Writer, topic: str, payload: bytes, birth: Birth, received_at: int, acked: int | None) -> int:
+        """The birth's acked_through, unless it lies implausibly far beyond the epoch's ack `acked`
+        (dead-lettered, the birth applied without it). A new epoch's (`acked` None) floor may be anything: a
+        restored outbox keeps its seqs."""
         if acked is None or birth.acked_through <= acked + self.max_seq_ahead:
             return birth.acked_through
         reason = f"birth acked_through {birth.acked_through}: more than {self.max_seq_ahead} beyond the epoch's ack"
@@ -213,10 +239,13 @@ class Ingest:
             tx.open_gap(site, agent, liveness.last_watched(known, last), reason, death.boot)
         log.info("agent %s/%s stopped: %s", site, agent, death.reason)
 
-    def _store_runs(self, tx: Writer, runs: list[list[_Batch]], done: dict[int, list[Publication]]) -> None:
+    def _store_runs(
+        self, tx: Writer, runs: list[list[_Batch]], done: dict[int, list[Publication]], hold: bool = True
+    ) -> None:
         """Store runs of different agents, or of one agent's epochs and boots, in agent order, in stretches of
         distinct agents. For each stretch: each agent's ack row and then its agent row are taken, in agent order,
-        as when each run is stored alone; then what admission reads is read for all its runs at once."""
+        as when each run is stored alone; then what admission reads is read for all its runs at once. With `hold`,
+        a run whose epoch and boot were never born is held for that birth instead (`_hold`)."""
         start = 0
         while start < len(runs):
             agents = {runs[start][0].agent}
@@ -224,21 +253,91 @@ class Ingest:
             while end < len(runs) and runs[end][0].agent not in agents:
                 agents.add(runs[end][0].agent)
                 end += 1
-            held = []
+            locked = []
             for run in runs[start:end]:
                 (site, agent), epoch, received_at = run[0].agent, run[0].batch.epoch, run[0].received_at
-                # The agent's batches commit one after another (`lock_ack`); 0: the row was created at 0.
-                acked = tx.lock_ack(site, agent, epoch, create=True) or 0
-                held.append((run, acked, tx.seen(site, agent, received_at)))
+                # The agent's batches commit one after another (`lock_ack`), and its last_seen moves (`seen`).
+                acked, known = tx.take_run(site, agent, epoch, received_at)
+                if hold and not _born(tx, run[0].batch, known) and not (run := self._hold(tx, run, done)):
+                    continue
+                locked.append((run, acked, known))
             tx.prefetch_screening([
                 (*r[0].agent, r[0].batch.epoch, min(map(_seq, events)), max(map(_seq, events)))
-                for r, events in ((r, _events_of(r)) for r, _, _ in held) if admission.reads_store(events)
+                for r, events in ((r, _events_of(r)) for r, _, _ in locked) if admission.reads_store(events)
             ])  # fmt: skip
             pending: dict[tuple[str, str], _Pending] = {}
-            for run, acked, known in held:
+            for run, acked, known in locked:
                 self._store_run(tx, run, acked, known, done, pending)
             self._flush(tx, pending, done)
             start = end
+
+    def _hold(self, tx: Writer, run: list[_Batch], done: dict[int, list[Publication]]) -> list[_Batch]:
+        """Hold a run's batches for their boot's birth: PUBACKed once committed, not acked. Returns those over the
+        bounds, to be stored as any batch of an agent with no birth."""
+        left = []
+        for b in run:
+            batch = b.batch
+            key = (batch.site, batch.agent, batch.epoch, batch.boot)
+            seqs = (min(map(_seq, batch.events)), max(map(_seq, batch.events)))
+            if tx.hold_batch(key, seqs, b.payload, b.received_at, self.held_per_agent, self.held_in_all):
+                log.info("batch %d-%d of %s/%s boot %s held for its birth", *seqs, *key[:2], batch.boot)
+                done[b.index] = []
+                self.batches_held += 1
+                self.on_held("held")
+            else:
+                log.warning(
+                    "batch %d-%d of %s/%s boot %s not held (over %d of its agent or %d in all): stored without"
+                    " its birth", *seqs, *key[:2], batch.boot, self.held_per_agent, self.held_in_all,
+                )  # fmt: skip
+                self.on_held("over_limit")
+                left.append(b)
+        return left
+
+    def _release(
+        self, tx: Writer, key: tuple[str, str, str, str], outcome: str, received_before: int | None = None
+    ) -> bool:
+        """Store the batches held for `key` (site, agent, epoch, boot; only those received before
+        `received_before` when given) as if they came now, in seq order, each with the time it was received.
+        The epoch's ack row must be locked. False when none was held."""
+        held = tx.take_held(key, received_before)
+        runs: list[list[_Batch]] = []
+        topic = events_topic(*key[:2])
+        for i, h in enumerate(held):
+            try:
+                b = _Batch(i, topic, decode(EventBatch, h.payload), h.received_at, h.payload)
+            except WireError as exc:  # held by a collector whose wire models accepted it
+                self._dead_letter(tx, topic, h.payload, str(exc), h.received_at, *key[:2])
+                continue
+            if runs and runs[-1][-1].continued_by(b.batch, h.received_at):
+                runs[-1].append(b)
+            else:
+                runs.append([b])
+            self.on_held(outcome)
+        self._store_runs(tx, runs, {}, hold=False)
+        return bool(held)
+
+    def release_expired(self, now: int) -> list[Publication]:
+        """Store the batches held longer than the birth wait as any batch of an agent with no birth (a state
+        change naming a target its registry lacks is refused), in one transaction; the acks to publish once it
+        is committed. Sets `next_hold_check`: when the batch held longest has waited long enough."""
+        cutoff = now - self.birth_wait_ms
+        acks: list[Publication] = []
+        keys = self.store.held_boots(received_before=cutoff)
+        if keys:
+            counts = self.incident_events, self.events_stored
+            try:
+                with self.store.transaction() as tx:
+                    for site, agent, epoch, boot in keys:
+                        tx.lock_ack(site, agent, epoch, create=True)
+                        if self._release(tx, (site, agent, epoch, boot), "expired", received_before=cutoff):
+                            log.warning("%s/%s boot %s: no birth within the birth wait", site, agent, boot)
+                            acks.append(_ack(site, agent, epoch, tx.acked_through(site, agent, epoch)))
+            except BaseException:
+                self.incident_events, self.events_stored = counts
+                raise
+        oldest = self.store.oldest_held()
+        self.next_hold_check = None if oldest is None else oldest + self.birth_wait_ms + 1
+        return acks
 
     def _store_run(
         self,
@@ -422,6 +521,7 @@ class _Batch:
     topic: str
     batch: EventBatch
     received_at: int
+    payload: bytes  # as received: what is held when its boot was never born
 
     @property
     def agent(self) -> tuple[str, str]:
@@ -453,6 +553,13 @@ class _Pending:
     @property
     def received_at(self) -> int:
         return self.run[0].received_at
+
+
+def _born(tx: Writer, batch: EventBatch, known: AgentRow | None) -> bool:
+    """Whether the batch's epoch and boot were born: most batches are of the agent's latest birth."""
+    if known is not None and (known.epoch, known.boot) == (batch.epoch, batch.boot):
+        return True
+    return tx.born(batch.site, batch.agent, batch.epoch, batch.boot)
 
 
 def _events_of(run: list[_Batch]) -> Sequence[Event]:

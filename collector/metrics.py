@@ -58,6 +58,13 @@ class CollectorMetrics:
         )
         self.dead_letters = Counter("linewarden_collector_dead_letters", "messages dead-lettered, by reason",
                                     ["reason"], registry=r)  # fmt: skip
+        self.held_batches = Counter(
+            "linewarden_collector_held_batches",
+            "event batches that came before their boot's birth, by outcome: held, released (the birth came),"
+            " expired (no birth within the birth wait), over_limit (not held)",
+            ["outcome"],
+            registry=r,
+        )
         self.store_seconds = Histogram("linewarden_collector_store_seconds", "time to store one message",
                                        buckets=_LATENCY_BUCKETS, registry=r)  # fmt: skip
         self.sink_seconds = Histogram("linewarden_collector_sink_request_seconds", "vendor ticket API calls",
@@ -77,6 +84,9 @@ class CollectorMetrics:
 
     def dead_letter(self, reason: str) -> None:
         self.dead_letters.labels(reason=dead_letter_reason(reason)).inc()
+
+    def held_batch(self, outcome: str) -> None:
+        self.held_batches.labels(outcome=outcome).inc()
 
     def metered(self, sink: TicketSink) -> TicketSink:
         return MeteredSink(sink, self)
@@ -107,6 +117,7 @@ class _StoreFigures(Collector):
                 "SELECT MIN(due_at) AS due FROM ticket_timers WHERE fired_at IS NULL AND cancelled_at IS NULL"
             )
             dead = sql.query("SELECT COUNT(*) AS n FROM dead_letters")
+            held = sql.query("SELECT COUNT(*) AS n FROM held_batches")
         read_s = time.perf_counter() - started
 
         seen = GaugeMetricFamily("linewarden_agent_last_seen_timestamp_seconds", "when the agent was last heard",
@@ -142,6 +153,9 @@ class _StoreFigures(Collector):
                                 "how far the oldest unfired timer is past due", value=timer_lag)  # fmt: skip
         yield GaugeMetricFamily("linewarden_collector_dead_letters_stored", "dead letters in the store",
                                 value=dead[0]["n"])  # fmt: skip
+        yield GaugeMetricFamily("linewarden_collector_held_batches_stored",
+                                "event batches held in the store for their boot's birth",
+                                value=held[0]["n"])  # fmt: skip
         yield GaugeMetricFamily("linewarden_collector_broker_connected", "1 while connected to the broker",
                                 value=1.0 if self.broker_connected() else 0.0)  # fmt: skip
         yield GaugeMetricFamily("linewarden_collector_store_read_seconds", "time this scrape's store reads took",

@@ -176,9 +176,14 @@ class CollectorService:
         self._stop_ticketing = asyncio.Event()
         self._ticketing: list[asyncio.Task[None]] = []
         self.ingest = Ingest(
-            store, config.liveness, watching_since=clock(), max_payload_bytes=config.ingest.max_payload_bytes
+            store,
+            config.liveness,
+            watching_since=clock(),
+            max_payload_bytes=config.ingest.max_payload_bytes,
+            birth_wait_ms=int(config.ingest.birth_wait.total_seconds() * 1000),
         )
         self.ingest.on_dead_letter = self.metrics.dead_letter
+        self.ingest.on_held = self.metrics.held_batch
         self.ingest.on_new_agent = self._agent_born
         self.mqtt = MqttClient(
             config.broker,
@@ -451,6 +456,7 @@ class CollectorService:
         (nothing was committed), None when it failed otherwise. `alone` (one message): a message the store fails
         on otherwise is logged and left to its agent's resend (True: PUBACKed, not acked)."""
         seen, stored, started = self.ingest.incident_events, self.ingest.events_stored, time.perf_counter()
+        held = self.ingest.batches_held
         now = self.clock()
         try:
             outs = self.ingest.handle_many([(topic, payload, now) for topic, payload in messages])
@@ -472,6 +478,8 @@ class CollectorService:
             self.metrics.observe_message(topic, share, self.ingest.events_stored - stored if i == 0 else 0, False)
             if topic.endswith("/birth"):
                 self._liveness_wake.set()  # a new agent (or boot) has a deadline of its own
+        if self.ingest.batches_held != held:
+            self._liveness_wake.set()  # a held batch has a birth wait of its own
         for out in outs:
             self._publish(out)
         if self.ingest.incident_events != seen:
@@ -508,18 +516,26 @@ class CollectorService:
             future.add_done_callback(_log_failure)
 
     async def _watch_liveness(self) -> None:
-        """Open a gap for each agent whose heartbeats are overdue: checked at the next agent's deadline, on a
-        birth, at most `liveness_every_s` apart."""
+        """Open a gap for each agent whose heartbeats are overdue, and store the batches held past their birth
+        wait: checked at the next agent's deadline or birth wait's end, on a birth or a hold, at most
+        `liveness_every_s` apart."""
         while True:
             started = self.clock()
             due: int | None = started
             try:
+                seen = self.ingest.incident_events
+                self._publish(self.ingest.release_expired(started))
+                if self.ingest.incident_events != seen:
+                    self._route()
                 gaps = self.ingest.check_liveness(started)
                 for gap in gaps:
                     self.router.agent_silent(gap)
                 if gaps:
                     self._work_written()
-                due = self.ingest.next_liveness_check
+                due = min(
+                    (t for t in (self.ingest.next_liveness_check, self.ingest.next_hold_check) if t is not None),
+                    default=None,
+                )
             except Exception:
                 log.exception("liveness check failed")
             await self._liveness_wake.wait(sleep_s(started, self.clock(), due, self.liveness_every_s))

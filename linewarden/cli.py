@@ -49,6 +49,7 @@ def config_parser() -> argparse.ArgumentParser:
 
 def _config_main(argv: Sequence[str]) -> int:
     from linewarden.config.kinds import KINDS
+    from linewarden.config.load import json_schema
 
     args = config_parser().parse_args(argv)
 
@@ -59,7 +60,7 @@ def _config_main(argv: Sequence[str]) -> int:
             model = SIM_KINDS[args.kind]
         else:
             model = KINDS[args.kind]
-        print(json.dumps(model.model_json_schema(mode="validation"), indent=2))
+        print(json.dumps(json_schema(model), indent=2))
         return EXIT_OK
 
     failed = 0

@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, model_validator
 
-from linewarden.config.base import ConfigId, Duration, PositiveDuration, StrictModel
 from linewarden.config.load import load, read_toml, validate
+from linewarden.config.pydantic_base import ConfigId, Duration, PositiveDuration, StrictModel
 from linewarden.errors import ConfigError
 from simulators.fault_spec import FaultSpec
 

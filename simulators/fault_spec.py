@@ -11,7 +11,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from linewarden.config.base import StrictModel
+from linewarden.config.pydantic_base import StrictModel
 from linewarden.errors import SimulatorError
 
 FaultName = Literal[

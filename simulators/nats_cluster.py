@@ -17,9 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
-import paho.mqtt.client as mqtt
-from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
-
 from linewarden.errors import SimulatorError
 from simulators.broker import free_port, wait_port
 
@@ -106,40 +103,6 @@ class NatsCluster:
                 if time.monotonic() > deadline:
                     raise SimulatorError(f"nats-server {node.name}: JetStream not ready; see {self.log(i)}")
                 time.sleep(0.1)
-        # Healthy is not yet serving MQTT sessions: a fresh cluster still creates its MQTT streams, and may drop
-        # or reorder the first clients' messages meanwhile. Ready once a QoS 1 message crosses every route.
-        while not self._routes_messages():
-            if time.monotonic() > deadline:
-                raise SimulatorError(f"nats-server cluster: MQTT messages do not cross the routes; see {self._dir}")
-            time.sleep(0.5)
-
-    def _routes_messages(self) -> bool:
-        """One QoS 1 message from each node reached a persistent-session subscriber on every node."""
-        got: set[tuple[int, int]] = set()
-        clients: list[mqtt.Client] = []
-        try:
-            for j, node in enumerate(self.nodes):
-                client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"warmup-{j}", clean_session=True)
-                client.on_message = lambda _c, _u, m, j=j: got.add((int(m.payload), j))
-                client.connect(HOST, node.mqtt_port, keepalive=10)
-                client.loop_start()
-                clients.append(client)
-                if client.subscribe("lw-warmup/routes", qos=1)[0] != MQTTErrorCode.MQTT_ERR_SUCCESS:
-                    return False
-            time.sleep(0.5)  # let the subscriptions reach the other nodes' interest tables
-            for i, client in enumerate(clients):
-                client.publish("lw-warmup/routes", str(i).encode(), qos=1)
-            wanted = {(i, j) for i in range(len(clients)) for j in range(len(clients))}
-            until = time.monotonic() + 5
-            while got != wanted and time.monotonic() < until:
-                time.sleep(0.05)
-            return got == wanted
-        except OSError:
-            return False
-        finally:
-            for client in clients:
-                client.loop_stop()
-                client.disconnect()
 
     @staticmethod
     def _healthy(node: NatsNode) -> bool:

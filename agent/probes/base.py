@@ -85,6 +85,12 @@ class Probe(ABC, Generic[T]):
         """Seconds a poll may take before the caller gives up on it as hung (see registry.safe_poll)."""
         return 3 * self.timeout_s + 1.0
 
+    def line(self) -> object:
+        """What this probe's polls take turns on: the agent polls the targets of one line one after another (one
+        Modbus gateway or serial line carries one request at a time). The probe itself by default: polled on
+        its own, beside every other target."""
+        return self
+
     @abstractmethod
     async def poll(self, now: float) -> ProbeResult:
         """Observe the target once. `now` is wall-clock seconds since the epoch (for change-within checks).

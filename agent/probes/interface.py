@@ -139,7 +139,7 @@ class _OpcUaInterface:
         self.target = target
         self.node = target.node
         self.timeout_s = timeout_s
-        settings = OpcUaTarget(type="opcua", id=target.id, asset=target.asset, endpoint=target.endpoint)
+        settings = OpcUaTarget(id=target.id, asset=target.asset, endpoint=target.endpoint)
         self.session = context.opcua_session(settings, timeout_s, interval_s)
         self._generation = -1
         self._node_id: Any = None

@@ -82,6 +82,9 @@ class ModbusProbe(Probe[ModbusTarget]):
         pause = self.target.pause_between_requests.total_seconds()
         return self._link.planned_requests * self._link.request_cost_s(pause) + self.timeout_s + 1.0
 
+    def line(self) -> object:
+        return self._link
+
     async def poll(self, now: float) -> ProbeResult:
         started = time.perf_counter()
         pause = self.target.pause_between_requests.total_seconds()

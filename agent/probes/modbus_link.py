@@ -2,9 +2,11 @@
 (host:port, Modbus TCP or RTU framed over TCP) or a serial port (RTU on RS-485/RS-232).
 
 Requests are serialised by a lock (gateways often allow one or two TCP sessions and answer one request at a
-time; a serial line carries one frame at a time). The lock is first come, first served: a target waiting for
-the line gets it before another target's next request, so targets take turns and one slow unit delays each of
-the others by at most one timeout. Requests are paced by `pause_between_requests` and, on RTU lines, by the
+time; a serial line carries one frame at a time). The agent's poll loop polls a line's targets one after
+another (agent/runtime.py: one lane per line), so there the lock is never waited for; it serialises polls made
+side by side (`agent check`). It is first come, first served: a target waiting for the line gets it before
+another target's next request. Either way targets take turns, and one slow unit delays each of the others by at
+most one timeout. Requests are paced by `pause_between_requests` and, on RTU lines, by the
 line's 3.5-character gap (linewarden.modbus_timing), with a longer quiet time after a unit failed to answer.
 
 Failures are sorted into three kinds with distinct reasons and cause codes: the device answered with an
@@ -12,9 +14,10 @@ exception (`modbus.exception.<code>`), nobody answered in time (`modbus.timeout`
 be made or broke (`modbus.refused`, `modbus.connection_lost`, `modbus.serial_unavailable`, ...). Exception 2
 (illegal data address) is marked as a possible configuration mistake.
 
-A timeout closes a Modbus TCP connection (a late answer would be taken for the next request's). RTU lines keep
-theirs (pymodbus drops an answer from another unit, and a late one arrives during the quiet time); reopening
-a serial port would not bring a silent unit back.
+A timeout, or a poll ended by its budget while a request waited for its answer, closes a Modbus TCP connection
+(a late answer would be taken for the next request's). RTU lines keep theirs and stay quiet instead (pymodbus
+drops an answer from another unit, and a late one arrives during the quiet time); reopening a serial port
+would not bring a silent unit back.
 """
 
 from __future__ import annotations
@@ -118,25 +121,34 @@ class ModbusLink:
                 # budget (registry.safe_poll) bounds everything else, so no timer of our own per request
                 return await self._execute(client, request)
             except (TimeoutError, ModbusIOException):
-                lost = not client.connected
-                if lost or not self.rtu:
-                    await self._drop()
-                else:
-                    self._quiet_until = time.monotonic() + self.late_answer_guard
+                lost = self._unanswered(client)
                 if lost:
                     raise ModbusFailure("connection lost", "connection", "modbus.connection_lost") from None
                 raise ModbusFailure(
                     f"no answer within {self.timeout:g} s from unit {request.unit}", "timeout", "modbus.timeout"
                 ) from None
             except (ConnectionException, OSError):
-                await self._drop()
+                self._drop()
                 raise ModbusFailure("connection lost", "connection", "modbus.connection_lost") from None
+            except asyncio.CancelledError:  # the poll's budget ran out (or the agent stops) before the answer
+                self._unanswered(client)
+                raise
             finally:
                 self._last_request_end = time.monotonic()
 
     async def close(self) -> None:
         async with self._lock:
-            await self._drop()
+            self._drop()
+
+    def _unanswered(self, client: Client) -> bool:
+        """After a request got no answer, keep a late one from meeting the next request: a new TCP connection;
+        on an RTU line, the quiet time. True when the connection was lost."""
+        lost = not client.connected
+        if lost or not self.rtu:
+            self._drop()
+        else:
+            self._quiet_until = time.monotonic() + self.late_answer_guard
+        return lost
 
     async def _execute(self, client: Client, request: ReadRequest) -> list[int] | list[bool]:
         response = await getattr(client, _READERS[request.table])(
@@ -169,7 +181,7 @@ class ModbusLink:
     async def _connected(self) -> Client:
         if self._client is not None and self._client.connected:
             return self._client
-        await self._drop()
+        self._drop()
         if not self.backoff.begin():
             raise ModbusFailure(self._connect_failure[0], "connection", self._connect_failure[1])
         client = self._new_client()
@@ -220,7 +232,7 @@ class ModbusLink:
             await writer.wait_closed()
         return "connection lost", "modbus.connection_lost"
 
-    async def _drop(self) -> None:
+    def _drop(self) -> None:
         client, self._client = self._client, None
         if client is not None:
             client.close()

@@ -1,4 +1,4 @@
-"""`linewarden collector user add|list|disable|passwd`: the console's local users."""
+"""`linewarden collector user add|list|disable|passwd|reset-mfa`: the console's local users."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import socket
 import sys
 
 from collector.console.errors import ConsoleError
-from collector.console.users import ROLES, add_user, disable_user, list_users, set_password
+from collector.console.users import ROLES, add_user, disable_user, list_users, reset_second_factor, set_password
 from collector.service import wall_clock_ms
 from collector.store import open_store
 from linewarden.config.collector import CollectorConfig
@@ -20,13 +20,15 @@ EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 
 
 def user_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=("add", "list", "disable", "passwd"))
-    p.add_argument("username", nargs="?", help="add, disable, passwd: the user")
+    p.add_argument("action", choices=("add", "list", "disable", "passwd", "reset-mfa"))
+    p.add_argument("username", nargs="?", help="add, disable, passwd, reset-mfa: the user")
     p.add_argument("--role", choices=ROLES, help="add: plant_it, procurement, vendor or admin")
     p.add_argument("--vendor", help="add: the vendor a vendor user speaks for")
     p.add_argument("--site", action="append", default=[], help="add: limit the user to this site (repeatable)")
     p.add_argument("--password-stdin", action="store_true",
                    help="add, passwd: read the password from the first line of stdin instead of prompting")
+    p.add_argument("--all", action="store_true",
+                   help="reset-mfa: every user (after the TOTP key file was lost: its secrets cannot be read)")
     p.add_argument("--format", choices=FORMATS, default="table")
 
 
@@ -40,9 +42,11 @@ def _password(args: argparse.Namespace) -> str:
 
 
 def user(args: argparse.Namespace) -> int:
-    if (args.action == "list") == (args.username is not None) or (args.action == "add") != (args.role is not None):
-        print("error: add takes a user name and --role; disable and passwd a user name; list nothing",
-              file=sys.stderr)
+    takes_user = args.action != "list" and not (args.action == "reset-mfa" and args.all)
+    if (takes_user != (args.username is not None) or (args.action == "add") != (args.role is not None)
+            or (args.all and args.action != "reset-mfa")):
+        print("error: add takes a user name and --role; disable and passwd a user name; reset-mfa a user name or "
+              "--all; list nothing", file=sys.stderr)
         return EXIT_USAGE
     store = open_store(load(CollectorConfig, args.config))
     actor, origin, now = f"cli:{getpass.getuser()}", f"cli@{socket.gethostname()}", wall_clock_ms()
@@ -64,6 +68,10 @@ def user(args: argparse.Namespace) -> int:
         elif args.action == "disable":
             disable_user(store, args.username, now, actor, origin)
             print(f"user {args.username} disabled; its sessions ended")
+        elif args.action == "reset-mfa":
+            cleared = reset_second_factor(store, None if args.all else (args.username,), now, actor, origin)
+            print(f"second factor cleared for {', '.join(cleared) or 'nobody (none was set)'}; they enrol again "
+                  "at their next login, and their sessions ended")
         else:
             set_password(store, args.username, _password(args), now, actor, origin)
             print(f"password of {args.username} changed; its sessions ended")

@@ -1,5 +1,6 @@
 """Local console users: a name, an argon2id password hash, a role, and a scope (sites; a vendor for a
-vendor user). Adding, disabling and changing a password are audit-logged with who did it."""
+vendor user). Adding, disabling, changing a password and resetting a second factor are audit-logged with who
+did it."""
 
 from __future__ import annotations
 
@@ -113,6 +114,37 @@ def set_password(store: Store, username: str, password: str, now: int, actor: st
         tx.sql.execute("UPDATE console_sessions SET ended_at = ? WHERE username = ? AND ended_at IS NULL",
                        (now, username))
         append_entry(tx.sql, actor, origin, "console.password_changed", f"user/{username}", {}, now)
+
+
+def reset_second_factor(
+    store: Store, usernames: tuple[str, ...] | None, now: int, actor: str, origin: str
+) -> list[str]:
+    """Clear the TOTP secret and recovery codes of these users (None: of every user), so that each enrols again
+    at the next login, and end their sessions (with any enrolment in progress). For a lost phone, or a lost
+    `console.totp_key_file` (then every secret is unreadable). Returns the users whose factor was cleared."""
+    with store.transaction() as tx:
+        known = [str(r["username"]) for r in tx.sql.query("SELECT username FROM console_users ORDER BY username")]
+        chosen = known if usernames is None else list(usernames)
+        missing = [u for u in chosen if u not in known]
+        if missing:
+            raise ConsoleError(f"no user {missing[0]!r}")
+        cleared: list[str] = []
+        for username in chosen:
+            had = tx.sql.query(
+                "SELECT 1 FROM console_users WHERE username = ? AND totp_secret IS NOT NULL UNION ALL"
+                " SELECT 1 FROM console_recovery_codes WHERE username = ?", (username, username))
+            tx.sql.execute("UPDATE console_users SET totp_secret = NULL, totp_last_step = 0, updated_at = ?"
+                           " WHERE username = ?", (now, username))
+            tx.sql.execute("DELETE FROM console_recovery_codes WHERE username = ?", (username,))
+            tx.sql.execute("UPDATE console_sessions SET pending_totp = NULL, ended_at = COALESCE(ended_at, ?)"
+                           " WHERE username = ? AND (ended_at IS NULL OR pending_totp IS NOT NULL)", (now, username))
+            if had:
+                cleared.append(username)
+                append_entry(tx.sql, actor, origin, "console.mfa_reset", f"user/{username}", {}, now)
+        if usernames is None:  # a lost key file: no secret it sealed may stay behind, in any session either
+            tx.sql.execute("UPDATE console_sessions SET pending_totp = NULL, ended_at = COALESCE(ended_at, ?)"
+                           " WHERE pending_totp IS NOT NULL", (now,))
+    return cleared
 
 
 # Stored as an SSO user's password hash: not an argon2 hash, so no password ever matches it.

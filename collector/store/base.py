@@ -24,6 +24,7 @@ from collector.store.rows import (
     ChangeRow,
     DeadLetterRow,
     GapRow,
+    HeldBatch,
     IncidentRow,
     MaintenanceWindowRow,
     PeriodData,
@@ -79,6 +80,16 @@ class Sql(Protocol):
         """Run one statement for each parameter row (one round trip where the driver allows)."""
         ...
 
+    # Whether a WITH clause may hold INSERT or UPDATE (PostgreSQL; SQLite's may not).
+    writing_ctes: bool
+
+    def values(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        """A row source of `rows` for a WITH clause, and its parameters; `types`: each column's SQL type. SQLite:
+        `VALUES (?, ...), ...` with every value a parameter. PostgreSQL: one array parameter per column, unnested,
+        so the statement's text does not grow with the rows: the driver parses it once (it parses a long text
+        with many parameters again at every call, the most client CPU of a group's statements)."""
+        ...
+
     def for_update(self, skip_locked: bool = False) -> str:
         """The clause that row-locks what a SELECT read until the transaction ends (` FOR UPDATE`, with
         ` SKIP LOCKED`: rows another transaction holds are left out); '' where one writer at a time is all there
@@ -104,14 +115,11 @@ _seq = attrgetter("seq")
 _type = attrgetter("type")
 _EVENT_COLUMNS = ("site", "agent", "epoch", "seq", "boot", "ts", "type", "body", "received_at")
 _EVENT_KEY = ("site", "agent", "epoch", "seq")
+# Column types of the row sources (`Sql.values`): an epoch's seq range (site, agent, epoch, lo, hi), an epoch's seq.
+_EPOCH_RANGE = ("TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT")
+_EPOCH_SEQ = ("TEXT", "TEXT", "TEXT", "BIGINT")
 # One agent's run of events to store: site, agent, epoch, boot, events, received_at.
 EventRun = tuple[str, str, str, str, Sequence[Event], int]
-
-
-def _marks(columns: int, rows: int) -> str:
-    """The placeholders of a VALUES list of `rows` rows."""
-    row = "(" + ", ".join("?" * columns) + ")"
-    return ", ".join([row] * rows)
 
 
 def _flag(value: bool | None) -> int | None:
@@ -175,7 +183,21 @@ class Writer:
                 birth.outbox_fault,
             ),
         )
+        self.sql.execute(
+            "INSERT INTO births (site, agent, epoch, boot, received_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (site, agent, epoch, boot) DO NOTHING",
+            (birth.site, birth.agent, birth.epoch, birth.boot, received_at),
+        )
         self.register_targets(birth.site, birth.agent, birth.targets, birth.ts)
+
+    def born(self, site: str, agent: str, epoch: str, boot: str) -> bool:
+        """Whether a birth of this epoch and boot was ever stored."""
+        return bool(
+            self.sql.query(
+                "SELECT 1 AS one FROM births WHERE site = ? AND agent = ? AND epoch = ? AND boot = ?",
+                (site, agent, epoch, boot),
+            )
+        )
 
     def register_targets(
         self, site: str, agent: str, targets: Sequence[TargetInfo], at: int, newer_only: bool = False
@@ -268,11 +290,12 @@ class Writer:
         known: dict[tuple[str, str, str], set[int]] = {}
         if ranges:
             match = "x.site = v.site AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq >= v.lo AND x.seq <= v.hi"
+            source, params = self.sql.values(_EPOCH_RANGE, ranges)
             for site, agent, epoch, seq in self.sql.tuples(
-                f"WITH v (site, agent, epoch, lo, hi) AS (VALUES {_marks(5, len(ranges))})"
+                f"WITH v (site, agent, epoch, lo, hi) AS ({source})"
                 f" SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN events x WHERE {match}"
                 f" UNION ALL SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN refused_events x WHERE {match}",
-                [value for r in ranges for value in r],
+                params,
             ):
                 known.setdefault((site, agent, epoch), set()).add(int(seq))
         news: list[list[Event]] = []
@@ -357,13 +380,14 @@ class Writer:
                 changes,
             )
         if beats:
+            source, params = self.sql.values(("TEXT", "TEXT", "BIGINT", "BIGINT", "BIGINT", "BIGINT"), beats)
             self.sql.execute(
-                f"WITH v (site, agent, ts, received_at, depth, oldest) AS (VALUES {_marks(6, len(beats))})"
+                f"WITH v (site, agent, ts, received_at, depth, oldest) AS ({source})"
                 " UPDATE agents SET last_heartbeat = v.ts, last_heartbeat_received_at = v.received_at,"
                 " outbox_depth = CAST(v.depth AS BIGINT), oldest_unacked_at = CAST(v.oldest AS BIGINT) FROM v"
                 " WHERE agents.site = v.site AND agents.agent = v.agent"
                 " AND (agents.last_heartbeat IS NULL OR agents.last_heartbeat < v.ts)",
-                [value for beat_row in beats for value in beat_row],
+                params,
             )
         for site, agent, epoch, e in others:
             self._derive(site, agent, epoch, e)
@@ -491,6 +515,25 @@ class Writer:
             )
         return int(rows[0]["through"]) if rows else None
 
+    def take_run(self, site: str, agent: str, epoch: str, received_at: int) -> tuple[int, AgentRow | None]:
+        """Before a run of the agent's batches is stored: `lock_ack` (creating the row at 0) and then `seen`, the
+        ack row first as always. Returns the epoch's ack and the agent's row (None: no birth yet). Where the
+        dialect allows it (`Sql.writing_ctes`), both in one statement: the agent row's update waits for the ack's
+        upsert (a one-time filter on it), so the rows are locked in the same order as by two statements."""
+        if not self.sql.writing_ctes:
+            acked = self.lock_ack(site, agent, epoch, create=True)
+            return 0 if acked is None else acked, self.seen(site, agent, received_at)
+        [row] = self.sql.query(
+            "WITH a AS (INSERT INTO acks (site, agent, epoch, through) VALUES (?, ?, ?, 0)"
+            " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = acks.through RETURNING through),"
+            " s AS (UPDATE agents SET last_seen = CASE WHEN last_seen < ? THEN ? ELSE last_seen END"
+            " WHERE site = ? AND agent = ? AND EXISTS (SELECT 1 FROM a) RETURNING *)"
+            " SELECT a.through AS lw_acked, s.* FROM a LEFT JOIN s ON TRUE",
+            (site, agent, epoch, received_at, received_at, site, agent),
+        )
+        acked = int(row.pop("lw_acked"))
+        return acked, None if row["site"] is None else _agent_row(row)
+
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         acked = self.ack_of(site, agent, epoch)
         return 0 if acked is None else acked
@@ -547,15 +590,16 @@ class Writer:
         # Per epoch, of its received seqs after the ack (stored, or refused by admission): how many, and the last.
         # Correlated aggregates, each over its index range: a join grouped by epoch sorts every row it finds.
         match = "x.site = v.site AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq > v.acked"
+        source, params = self.sql.values(_EPOCH_SEQ, acks)
         stats = {
             (site, agent, epoch): (int(n) + int(refused), max(int(top or 0), int(refused_top or 0)))
             for site, agent, epoch, n, top, refused, refused_top in self.sql.tuples(
-                f"WITH v (site, agent, epoch, acked) AS (VALUES {_marks(4, len(acks))})"
+                f"WITH v (site, agent, epoch, acked) AS ({source})"
                 f" SELECT v.site, v.agent, v.epoch, (SELECT COUNT(*) FROM events x WHERE {match}),"
                 f" (SELECT MAX(x.seq) FROM events x WHERE {match}),"
                 f" (SELECT COUNT(*) FROM refused_events x WHERE {match}),"
                 f" (SELECT MAX(x.seq) FROM refused_events x WHERE {match}) FROM v",
-                [value for a in acks for value in a],
+                params,
             )
         }
         throughs, contiguous = [], []
@@ -567,10 +611,13 @@ class Writer:
             else:
                 throughs.append(self.advance_ack(site, agent, epoch, acked=acked))
         if contiguous:
+            source, params = self.sql.values(_EPOCH_SEQ, contiguous)
+            # WHERE TRUE: without it, SQLite would read ON CONFLICT as a join's ON.
             self.sql.execute(
-                f"INSERT INTO acks (site, agent, epoch, through) VALUES {_marks(4, len(contiguous))}"
+                f"WITH v (site, agent, epoch, through) AS ({source}) INSERT INTO acks (site, agent, epoch, through)"
+                " SELECT site, agent, epoch, through FROM v WHERE TRUE"
                 " ON CONFLICT (site, agent, epoch) DO UPDATE SET through = excluded.through",
-                [value for a in contiguous for value in a],
+                params,
             )
         return throughs
 
@@ -596,11 +643,12 @@ class Writer:
         """Of these (site, agent, ending_after), the agents that have a gap still open or ending after that time."""
         if not agents:
             return set()
+        source, params = self.sql.values(("TEXT", "TEXT", "BIGINT"), agents)
         rows = self.sql.tuples(
-            f"WITH v (site, agent, after) AS (VALUES {_marks(3, len(agents))})"
+            f"WITH v (site, agent, after) AS ({source})"
             " SELECT DISTINCT g.site, g.agent FROM v CROSS JOIN gaps g WHERE g.site = v.site AND g.agent = v.agent"
             " AND (g.end_at IS NULL OR g.end_at > v.after)",
-            [value for a in agents for value in a],
+            params,
         )
         return {(str(site), str(agent)) for site, agent in rows}
 
@@ -678,19 +726,21 @@ class Writer:
         agents = sorted({(site, agent) for site, agent, *_ in ranges} - self._registries.keys())
         if agents:
             registries: dict[tuple[str, str], dict[str, str]] = {a: {} for a in agents}
+            source, params = self.sql.values(("TEXT", "TEXT"), agents)
             for site, agent, target, asset in self.sql.tuples(
-                f"WITH v (site, agent) AS (VALUES {_marks(2, len(agents))}) SELECT t.site, t.agent, t.target,"
+                f"WITH v (site, agent) AS ({source}) SELECT t.site, t.agent, t.target,"
                 " t.asset FROM v CROSS JOIN targets t WHERE t.site = v.site AND t.agent = v.agent",
-                [value for a in agents for value in a],
+                params,
             ):
                 registries[(site, agent)][str(target)] = str(asset)
             self._registries.update(registries)
         refused: dict[tuple[str, str, str], tuple[int, int, set[int]]] = {r[:3]: (r[3], r[4], set()) for r in ranges}
+        source, params = self.sql.values(_EPOCH_RANGE, ranges)
         for site, agent, epoch, seq in self.sql.tuples(
-            f"WITH v (site, agent, epoch, lo, hi) AS (VALUES {_marks(5, len(ranges))})"
+            f"WITH v (site, agent, epoch, lo, hi) AS ({source})"
             " SELECT x.site, x.agent, x.epoch, x.seq FROM v CROSS JOIN refused_events x WHERE x.site = v.site"
             " AND x.agent = v.agent AND x.epoch = v.epoch AND x.seq >= v.lo AND x.seq <= v.hi",
-            [value for r in ranges for value in r],
+            params,
         ):
             refused[(site, agent, epoch)][2].add(int(seq))
         self._refused.update(refused)
@@ -704,6 +754,50 @@ class Writer:
             (site, agent, epoch, lo, hi),
         )
         return {int(r["seq"]) for r in rows}
+
+    # ------------------------------------------------------------ batches held for their boot's birth
+
+    def hold_batch(
+        self,
+        key: tuple[str, str, str, str],
+        seqs: tuple[int, int],
+        payload: bytes,
+        received_at: int,
+        per_agent: int,
+        in_all: int,
+    ) -> bool:
+        """Hold a batch of `key` (site, agent, epoch, boot) with seqs (first, last) for its boot's birth, unless
+        that would hold more than `per_agent` batches of its agent or `in_all` in all; False when it is not held.
+        The same batch held again is held once (True)."""
+        site, agent = key[:2]
+        [row] = self.sql.query(
+            "SELECT COUNT(*) AS n, COALESCE(SUM(CASE WHEN site = ? AND agent = ? THEN 1 ELSE 0 END), 0) AS mine,"
+            " COALESCE(MAX(CASE WHEN site = ? AND agent = ? AND epoch = ? AND boot = ? AND first_seq = ?"
+            " AND last_seq = ? THEN 1 ELSE 0 END), 0) AS again FROM held_batches",
+            (site, agent, *key, *seqs),
+        )
+        if row["again"]:
+            return True
+        if row["mine"] >= per_agent or row["n"] >= in_all:
+            return False
+        self.sql.execute(
+            "INSERT INTO held_batches (site, agent, epoch, boot, first_seq, last_seq, payload, received_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*key, *seqs, payload.decode(), received_at),
+        )
+        return True
+
+    def take_held(self, key: tuple[str, str, str, str], received_before: int | None = None) -> list[HeldBatch]:
+        """Remove and return the batches held for `key` (site, agent, epoch, boot), in seq order; only those
+        received before `received_before` when given. Call it with the epoch's ack row locked (`lock_ack`)."""
+        older = "" if received_before is None else " AND received_at < ?"
+        rows = self.sql.tuples(
+            "DELETE FROM held_batches WHERE site = ? AND agent = ? AND epoch = ? AND boot = ?"
+            + older
+            + " RETURNING first_seq, last_seq, payload, received_at",
+            (*key, *([] if received_before is None else [received_before])),
+        )
+        return [HeldBatch(str(p).encode(), int(at)) for _, _, p, at in sorted(rows, key=lambda r: (r[0], r[1]))]
 
     # ------------------------------------------------------------ collector-side records
 
@@ -839,6 +933,28 @@ class Store(ABC):
     def acked_through(self, site: str, agent: str, epoch: str) -> int:
         with self._read() as sql:
             return Writer(sql).acked_through(site, agent, epoch)
+
+    def held_boots(self, received_before: int) -> list[tuple[str, str, str, str]]:
+        """The (site, agent, epoch, boot) of batches held since before `received_before`, in agent order."""
+        with self._read() as sql:
+            rows = sql.tuples(
+                "SELECT DISTINCT site, agent, epoch, boot FROM held_batches WHERE received_at < ?"
+                " ORDER BY site, agent, epoch, boot",
+                (received_before,),
+            )
+            return [(str(a), str(b), str(c), str(d)) for a, b, c, d in rows]
+
+    def held_counts(self) -> dict[tuple[str, str], int]:
+        """Batches held for a birth, per (site, agent)."""
+        with self._read() as sql:
+            rows = sql.tuples("SELECT site, agent, COUNT(*) FROM held_batches GROUP BY site, agent")
+            return {(str(site), str(agent)): int(n) for site, agent, n in rows}
+
+    def oldest_held(self) -> int | None:
+        """When the batch held longest was received (None: none is held)."""
+        with self._read() as sql:
+            [row] = sql.query("SELECT MIN(received_at) AS at FROM held_batches")
+            return None if row["at"] is None else int(row["at"])
 
     def dead_letter_total(self) -> int:
         with self._read() as sql:

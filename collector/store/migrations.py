@@ -277,6 +277,33 @@ ALTER TABLE agents ADD COLUMN outbox_depth BIGINT;
 ALTER TABLE agents ADD COLUMN oldest_unacked_at BIGINT
 """
 
+# v15: every boot an agent announced (a birth), and the event batches that arrived before their boot's birth, held
+# for it (docs/ingest.md, "Batches that come before their birth"); the boots born before v15 are the agents' latest.
+_CORE_V15 = """
+CREATE TABLE births (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, boot)
+);
+INSERT INTO births (site, agent, epoch, boot, received_at)
+    SELECT site, agent, epoch, boot, birth_received_at FROM agents;
+CREATE TABLE held_batches (
+    site TEXT NOT NULL,
+    agent TEXT NOT NULL,
+    epoch TEXT NOT NULL,
+    boot TEXT NOT NULL,
+    first_seq BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    payload TEXT NOT NULL,
+    received_at BIGINT NOT NULL,
+    PRIMARY KEY (site, agent, epoch, boot, first_seq, last_seq)
+);
+CREATE INDEX held_batches_received ON held_batches (received_at)
+"""
+
 CORE: list[Migration] = [
     Migration("core", 1, _CORE_V1),
     Migration("core", 2, _CORE_V2),
@@ -286,6 +313,7 @@ CORE: list[Migration] = [
     Migration("core", 7, _CORE_V7),
     Migration("core", 8, _CORE_V8),
     Migration("core", 14, _CORE_V14),
+    Migration("core", 15, _CORE_V15),
 ]
 
 

@@ -57,6 +57,8 @@ def _pg(sql: str) -> str:
 
 
 class _PgSql:
+    writing_ctes = True
+
     def __init__(self, conn: psycopg.Connection[Row]) -> None:
         self._conn = conn
 
@@ -69,6 +71,10 @@ class _PgSql:
         if rows:
             with _data_errors(), self._conn.cursor() as cur:
                 cur.executemany(_pg(sql), [tuple(r) for r in rows])
+
+    def values(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        columns = ", ".join(f"?::{t}[]" for t in types)
+        return f"SELECT * FROM unnest({columns})", [list(column) for column in zip(*rows, strict=True)]
 
     def for_update(self, skip_locked: bool = False) -> str:
         return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"

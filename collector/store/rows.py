@@ -31,6 +31,14 @@ class AgentRow:
 
 
 @dataclass(frozen=True)
+class HeldBatch:
+    """An event batch held until its boot's birth arrives: its payload as received, and when."""
+
+    payload: bytes
+    received_at: int
+
+
+@dataclass(frozen=True)
 class TargetRow:
     """One probed target as the agent's latest birth described it: the asset/target registry."""
 

@@ -41,6 +41,8 @@ def _data_errors() -> Iterator[None]:
 
 
 class _SqliteSql:
+    writing_ctes = False
+
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
 
@@ -51,6 +53,10 @@ class _SqliteSql:
     def execute_many(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
         with _data_errors():
             self._conn.executemany(sql, rows)
+
+    def values(self, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> tuple[str, list[Any]]:
+        row = "(" + ", ".join("?" * len(types)) + ")"
+        return "VALUES " + ", ".join([row] * len(rows)), [value for r in rows for value in r]
 
     def for_update(self, skip_locked: bool = False) -> str:
         return ""  # BEGIN IMMEDIATE: one writer at a time, nothing to lock row by row

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from pydantic import Field, model_validator
 
-from linewarden.config.base import ConfigId, PositiveDuration, StrictModel
+from linewarden.config.pydantic_base import ConfigId, PositiveDuration, StrictModel
 
 
 class StagingPair(StrictModel):

@@ -10,14 +10,22 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from linewarden.config.base import BrokerConfig, ConfigId, PositiveDuration, Secret, StrictModel, TimeZoneName
+from linewarden.config.base import BrokerConfig, Secret
+from linewarden.config.pydantic_base import (
+    BrokerField,
+    ConfigId,
+    PositiveDuration,
+    SecretField,
+    StrictModel,
+    TimeZoneName,
+)
 from linewarden.config.remote_access import RemoteAccessConfig
 
 
 class CollectorSection(StrictModel):
     id: ConfigId = "collector"
     data_dir: Path = Path("linewarden-collector-data")
-    database_url: str | Secret | None = Field(
+    database_url: str | SecretField | None = Field(
         default=None,
         description="postgresql://… for the scale-out store (with a password: { env = … } or { file = … }); "
         "default: SQLite in data_dir",
@@ -59,6 +67,10 @@ class IngestConfig(StrictModel):
         default=None,
         description="several collectors on one PostgreSQL: the MQTT shared-subscription group they split the "
         "agents' messages in ($share/<group>/...); none: this collector receives every message",
+    )
+    birth_wait: PositiveDuration = Field(
+        default=timedelta(minutes=10),
+        description="an event batch that arrives before its boot's birth is held this long for it",
     )
 
 
@@ -105,7 +117,7 @@ class OidcConfig(StrictModel):
 
     issuer: str = Field(pattern=r"^https?://.+", description="the provider's issuer URL (discovery under it)")
     client_id: str = Field(min_length=1)
-    client_secret: Secret
+    client_secret: SecretField
     redirect_path: str = Field(default="/login/oidc/callback", pattern=r"^/[A-Za-z0-9/_-]+$",
                                description="under the console's prefix; register prefix+path at the provider")
     scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
@@ -190,7 +202,7 @@ class EscalationEmail(StrictModel):
     starttls: bool = True
     ca_file: Path | None = None
     username: str | None = None
-    password: Secret | None = None
+    password: SecretField | None = None
     sender: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
 
 
@@ -210,7 +222,7 @@ class EscalationConfig(StrictModel):
 
 class CollectorConfig(StrictModel):
     collector: CollectorSection = CollectorSection()
-    broker: BrokerConfig = BrokerConfig()
+    broker: BrokerField = Field(default_factory=BrokerConfig)
     contracts: list[str] = Field(
         default_factory=lambda: ["contracts/*.toml"], description="globs, relative to this file"
     )

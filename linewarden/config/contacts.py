@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
-from linewarden.config.base import ConfigId, PositiveDuration, Secret, StrictModel
+from linewarden.config.pydantic_base import ConfigId, PositiveDuration, SecretField, StrictModel
 
 Channel = Literal["email", "webhook", "pagerduty"]
 PARTY = r"^(vendor|plant):[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -28,8 +28,8 @@ class Contact(StrictModel):
     party: str = Field(pattern=PARTY, description="'vendor:<vendor id>' or 'plant:<site>'")
     email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+$")
     webhook_url: str | None = Field(default=None, pattern=r"^https?://.+")
-    webhook_secret: Secret | None = None
-    pagerduty_routing_key: Secret | None = Field(default=None, description="the contact's PagerDuty service key")
+    webhook_secret: SecretField | None = None
+    pagerduty_routing_key: SecretField | None = Field(default=None, description="the contact's PagerDuty service key")
     channels: list[Channel] = Field(min_length=1, description="every listed channel is notified")
 
     @model_validator(mode="after")

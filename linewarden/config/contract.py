@@ -11,9 +11,9 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, TypeAdapter, field_validator, model_validator
 
-from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel, TimeZoneName
 from linewarden.config.change_policy import ChangePolicy
 from linewarden.config.lifecycle import EscrowItem, Term, Termination
+from linewarden.config.pydantic_base import ConfigId, Duration, PositiveDuration, SecretField, StrictModel, TimeZoneName
 from linewarden.domain import Criticality, Severity
 
 # Larger amounts or percentages are typing mistakes, and would overflow decimal arithmetic (28 digits).
@@ -230,7 +230,7 @@ class WebhookSink(StrictModel):
 
     kind: Literal["webhook"]
     url: str = Field(pattern=r"^https?://.+")
-    secret: Secret
+    secret: SecretField
 
 
 class EmailSink(StrictModel):
@@ -242,7 +242,7 @@ class EmailSink(StrictModel):
     starttls: bool = True
     ca_file: Path | None = None
     username: str | None = None
-    password: Secret | None = None
+    password: SecretField | None = None
     sender: str
     to: list[str] = Field(min_length=1)
 
@@ -289,7 +289,7 @@ class JiraSink(StrictModel):
     kind: Literal["jira"]
     base_url: str = Field(pattern=r"^https?://.+")
     user: str
-    api_token: Secret
+    api_token: SecretField
     project_key: str
     issue_type: str = "Incident"
     service_desk_id: str | None = None
@@ -311,7 +311,7 @@ class ServiceNowSink(StrictModel):
     kind: Literal["servicenow"]
     instance_url: str = Field(pattern=r"^https?://.+")
     user: str
-    password: Secret
+    password: SecretField
     assignment_group: str | None = None
     close_code: str = "Solution provided"
     readback: Readback | None = None
@@ -320,7 +320,7 @@ class ServiceNowSink(StrictModel):
 class PagerDutySink(StrictModel):
     kind: Literal["pagerduty"]
     events_url: str = Field(default="https://events.pagerduty.com/v2/enqueue", pattern=r"^https?://.+")
-    routing_key: Secret
+    routing_key: SecretField
 
 
 SinkConfig = Annotated[

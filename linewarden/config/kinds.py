@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
 from linewarden.book import load_book
 from linewarden.config.agent import AgentConfig
 from linewarden.config.calendar import CalendarConfig
@@ -17,7 +15,8 @@ from linewarden.config.load import read_toml, validate
 from linewarden.errors import ConfigError
 from linewarden.production import load_production_calendar
 
-KINDS: dict[str, type[BaseModel]] = {
+# Struct models (agent, calendar) and pydantic ones (the collector's).
+KINDS: dict[str, type[Any]] = {
     "agent": AgentConfig,
     "collector": CollectorConfig,
     "contract": ContractConfig,

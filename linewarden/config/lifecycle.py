@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import BeforeValidator, Field, PlainSerializer, WithJsonSchema, model_validator
 
-from linewarden.config.base import StrictModel
+from linewarden.config.pydantic_base import StrictModel
 
 _SPAN = re.compile(r"^\s*(\d{1,4})\s*(d|days?|w|weeks?|months?|y|years?)\s*$")
 _UNITS: dict[str, Literal["days", "months"]] = {"d": "days", "w": "days", "m": "months", "y": "months"}

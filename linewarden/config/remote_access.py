@@ -7,7 +7,7 @@ from typing import Annotated
 
 from pydantic import AfterValidator, Field
 
-from linewarden.config.base import StrictModel
+from linewarden.config.pydantic_base import StrictModel
 
 
 def _port_in_range(value: str) -> str:

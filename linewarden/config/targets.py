@@ -1,20 +1,38 @@
-"""Target (probe) configuration: one model per probe kind, selected by `type`."""
+"""Target (probe) configuration: one Struct per probe kind, selected by its tag `type`."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import Field, model_validator
+from msgspec import Meta, field
 
-from linewarden.config.base import ConfigId, Duration, PositiveDuration, Secret, StrictModel
+from linewarden.config.base import (
+    ConfigId,
+    Duration,
+    FieldProblem,
+    Port,
+    PositiveDuration,
+    Secret,
+    StrictStruct,
+    fill_defaults,
+    unset,
+)
 from linewarden.domain import State
 
-Port = Annotated[int, Field(ge=1, le=65535)]
+NodeId = Annotated[str, Meta(pattern=r"^(i|s|g|b)=.+$", description="e.g. 's=Heartbeat' or 'i=1001'")]
+NonEmpty = Annotated[str, Meta(min_length=1)]
+Url = Annotated[str, Meta(pattern=r"^https?://.+")]
+OpcUaEndpoint = Annotated[str, Meta(pattern=r"^opc\.tcp://.+")]
 
 
-class Condition(StrictModel):
+def _check_fail_state(key: str, state: State) -> None:
+    if state not in (State.DEGRADED, State.DOWN):
+        raise FieldProblem(key, f"{state.value!r}: a failing condition sets 'DEGRADED' or 'DOWN'")
+
+
+class Condition(StrictStruct, frozen=True):
     """A health condition on one value. When it fails the target takes `fail_state`.
 
     `equals`, `min`/`max` and `must_change_within` may be combined; all must hold.
@@ -25,7 +43,10 @@ class Condition(StrictModel):
     min: float | None = None
     max: float | None = None
     must_change_within: PositiveDuration | None = None
-    fail_state: Literal[State.DEGRADED, State.DOWN] = State.DEGRADED
+    fail_state: State = State.DEGRADED  # degraded or down
+
+    def __post_init__(self) -> None:
+        _check_fail_state("fail_state", self.fail_state)
 
     @property
     def is_empty(self) -> bool:
@@ -38,96 +59,93 @@ class Condition(StrictModel):
         )
 
 
-class TargetBase(StrictModel):
+class TargetBase(StrictStruct, frozen=True, tag_field="type"):
+    type: ClassVar[str]  # the kind of probe, the tag of the target's table
     id: ConfigId
     asset: ConfigId
     description: str = ""
     interval: PositiveDuration | None = None
     timeout: PositiveDuration | None = None
-    fail_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
-    recover_threshold: Annotated[int, Field(ge=1, le=100)] | None = None
-    report_versions: bool = Field(
-        default=False, description="send the versions it reads as version_observed events (the patch policy)"
-    )
+    fail_threshold: Annotated[int, Meta(ge=1, le=100)] | None = None
+    recover_threshold: Annotated[int, Meta(ge=1, le=100)] | None = None
+    # send the versions it reads as version_observed events (the patch policy)
+    report_versions: bool = False
 
 
 # ---------------------------------------------------------------- OPC UA
 
 
-class OpcUaNode(StrictModel):
+class OpcUaNode(StrictStruct, frozen=True):
     name: ConfigId
-    namespace_uri: str = Field(min_length=1, description="Namespace URI (not index: indexes change)")
-    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$", description="e.g. 's=Heartbeat' or 'i=1001'")
+    namespace_uri: Annotated[str, Meta(min_length=1, description="Namespace URI (not index: indexes change)")]
+    identifier: NodeId
     condition: Condition = Condition()
     subscribe: bool = False
 
 
-class AlarmSource(StrictModel):
+class AlarmSource(StrictStruct, frozen=True):
     """A node whose alarms are watched (an object with EventNotifier set), named like OpcUaNode."""
 
-    namespace_uri: str = Field(min_length=1)
-    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+    namespace_uri: NonEmpty
+    identifier: NodeId
 
 
-class AlarmRule(StrictModel):
+class AlarmRule(StrictStruct, frozen=True):
     """Alarms that put the target into `state`: all the rule's conditions must hold. `acknowledged` unset
     matches both; `active = false` matches an alarm whose cause is gone but that no one acknowledged yet."""
 
-    state: Literal[State.DEGRADED, State.DOWN]
-    min_severity: Annotated[int, Field(ge=1, le=1000)] = 1
+    state: State  # degraded or down
+    min_severity: Annotated[int, Meta(ge=1, le=1000)] = 1
     active: bool = True
     acknowledged: bool | None = None
-    condition_name: str | None = Field(default=None, min_length=1, description="only alarms of this name")
+    condition_name: NonEmpty | None = None  # only alarms of this name
+
+    def __post_init__(self) -> None:
+        _check_fail_state("state", self.state)
 
 
-class OpcUaAlarms(StrictModel):
+class OpcUaAlarms(StrictStruct, frozen=True):
     """Subscribe to the server's Alarms & Conditions; each alarm a rule matches sets the target's state, with
     the alarm's own message as the reason (the worst one when several match)."""
 
-    sources: list[AlarmSource] = Field(
-        default_factory=list, description="nodes to watch; none = the Server object (all alarms of the server)"
-    )
-    rules: list[AlarmRule] = Field(min_length=1)
+    rules: Annotated[list[AlarmRule], Meta(min_length=1)]
+    # nodes to watch; none = the Server object (all alarms of the server)
+    sources: list[AlarmSource] = field(default_factory=list)
 
 
 OpcUaTrustMode = Literal["list", "tofu"]
 
 
-class VersionNode(StrictModel):
+class VersionNode(StrictStruct, frozen=True):
     """A node holding a version as text, e.g. the DI model's SoftwareRevision or FirmwareRevision."""
 
-    what: ConfigId = Field(description="the version's name, e.g. 'software_revision'")
-    namespace_uri: str = Field(min_length=1)
-    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+    what: ConfigId  # the version's name, e.g. 'software_revision'
+    namespace_uri: NonEmpty
+    identifier: NodeId
 
 
-class OpcUaTarget(TargetBase):
-    type: Literal["opcua"]
-    endpoint: str = Field(pattern=r"^opc\.tcp://.+")
+class OpcUaTarget(TargetBase, frozen=True, tag="opcua", kw_only=True):
+    type: ClassVar[str] = "opcua"
+    endpoint: OpcUaEndpoint
     security_policy: Literal["None", "Basic256Sha256"] = "None"
     security_mode: Literal["None", "Sign", "SignAndEncrypt"] = "None"
     certificate: Path | None = None
     private_key: Path | None = None
-    server_certificate: Path | None = Field(default=None, description="the one certificate to accept (a pin)")
-    trust_dir: Path | None = Field(
-        default=None, description="trusted server certificates and CAs; default: [opcua] trust_dir"
-    )
-    trust: OpcUaTrustMode | None = Field(
-        default=None, description="'tofu': pin the first certificate seen into trust_dir; default: [opcua] trust"
-    )
+    server_certificate: Path | None = None  # the one certificate to accept (a pin)
+    trust_dir: Path | None = None  # trusted server certificates and CAs; default: [opcua] trust_dir
+    trust: OpcUaTrustMode | None = None  # 'tofu': pin the first certificate seen into trust_dir; default: [opcua] trust
     username: str | None = None
     password: Secret | None = None
-    user_certificate: Path | None = Field(default=None, description="X.509 user token: certificate file")
-    user_private_key: Path | None = Field(default=None, description="X.509 user token: its private key (PEM)")
+    user_certificate: Path | None = None  # X.509 user token: certificate file
+    user_private_key: Path | None = None  # X.509 user token: its private key (PEM)
     check_server_state: bool = True
-    min_service_level: Annotated[int, Field(ge=0, le=255)] | None = 200
+    min_service_level: Annotated[int, Meta(ge=0, le=255)] | None = 200
     build_info: bool = True
-    nodes: list[OpcUaNode] = Field(default_factory=list)
-    version_nodes: list[VersionNode] = Field(default_factory=list, max_length=16)
+    nodes: list[OpcUaNode] = field(default_factory=list)
+    version_nodes: Annotated[list[VersionNode], Meta(max_length=16)] = field(default_factory=list)
     alarms: OpcUaAlarms | None = None
 
-    @model_validator(mode="after")
-    def _security(self) -> OpcUaTarget:
+    def __post_init__(self) -> None:
         if self.security_policy == "None" and self.security_mode != "None":
             raise ValueError("security_mode needs a security_policy other than 'None'")
         if self.security_policy != "None":
@@ -139,7 +157,6 @@ class OpcUaTarget(TargetBase):
             raise ValueError("an X.509 user token needs both 'user_certificate' and 'user_private_key'")
         if self.user_certificate is not None and self.username is not None:
             raise ValueError("log in with 'username' or with 'user_certificate', not both")
-        return self
 
 
 # ---------------------------------------------------------------- Modbus
@@ -149,35 +166,33 @@ ModbusType = Literal["bool", "int16", "uint16", "int32", "uint32", "float32"]
 Order = Literal["big", "little"]
 
 
-class ModbusPoint(StrictModel):
+class ModbusPoint(StrictStruct, frozen=True, kw_only=True):
     name: ConfigId
-    unit: Annotated[int, Field(ge=0, le=255)] | None = None
+    unit: Annotated[int, Meta(ge=0, le=255)] | None = None
     table: ModbusTable = "holding"
-    address: Annotated[int, Field(ge=0, le=65535)]
+    address: Annotated[int, Meta(ge=0, le=65535)]
     datatype: ModbusType = "uint16"
     byte_order: Order = "big"
     word_order: Order = "big"
     scale: float = 1.0
     condition: Condition = Condition()
 
-    @model_validator(mode="after")
-    def _bits(self) -> ModbusPoint:
+    def __post_init__(self) -> None:
         bit_table = self.table in ("coil", "discrete")
         if bit_table and self.datatype != "bool":
             raise ValueError(f"{self.table} points hold bits: datatype must be 'bool'")
         if not bit_table and self.datatype == "bool":
             raise ValueError(f"{self.table} registers hold words: datatype must not be 'bool'")
-        return self
 
 
-class VersionRegisters(StrictModel):
+class VersionRegisters(StrictStruct, frozen=True, kw_only=True):
     """A register block holding a version as ASCII text, two characters a register, high byte first."""
 
-    what: ConfigId = Field(description="the version's name, e.g. 'firmware'")
-    unit: Annotated[int, Field(ge=0, le=255)] | None = None
+    what: ConfigId  # the version's name, e.g. 'firmware'
+    unit: Annotated[int, Meta(ge=0, le=255)] | None = None
     table: Literal["holding", "input"] = "holding"
-    address: Annotated[int, Field(ge=0, le=65535)]
-    count: Annotated[int, Field(ge=1, le=100)]
+    address: Annotated[int, Meta(ge=0, le=65535)]
+    count: Annotated[int, Meta(ge=1, le=100)]
 
 
 ModbusTransport = Literal["tcp", "rtu_over_tcp", "serial"]
@@ -185,44 +200,51 @@ Baudrate = Literal[1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200]
 _LINE_SETTINGS = ("baudrate", "parity", "stopbits")
 
 
-class ModbusTarget(TargetBase):
+class ModbusTarget(TargetBase, frozen=True, tag="modbus", kw_only=True):
     """Modbus TCP to `host`:`port` (transport "tcp"), RTU frames over TCP to a serial device server
     ("rtu_over_tcp"), or RTU on a local serial port ("serial"). The RTU transports pace requests by the serial
     line's settings (`baudrate`, `parity`, `stopbits`; 8 data bits, as RTU requires)."""
 
-    type: Literal["modbus"]
+    type: ClassVar[str] = "modbus"
     transport: ModbusTransport = "tcp"
-    host: str | None = Field(default=None, min_length=1)
-    port: Port = 502
-    serial_port: str | None = Field(default=None, min_length=1, description="e.g. '/dev/ttyUSB0' or 'COM3'")
-    baudrate: Baudrate = 19200
-    parity: Literal["N", "E", "O"] = Field(default="E", description="the Modbus serial line default is even")
-    stopbits: Literal[1, 2] = 1
-    unit: Annotated[int, Field(ge=0, le=255)] = 1
-    max_registers_per_request: Annotated[int, Field(ge=1, le=125)] = 125
-    max_bits_per_request: Annotated[int, Field(ge=1, le=2000)] = 2000
-    max_gap: Annotated[int, Field(ge=0, le=125)] = 10
+    host: NonEmpty | None = None
+    port: Port = unset()  # default 502
+    serial_port: NonEmpty | None = None  # e.g. '/dev/ttyUSB0' or 'COM3'
+    baudrate: Baudrate = unset()  # default 19200
+    parity: Literal["N", "E", "O"] = unset()  # default E: the Modbus serial line default is even
+    stopbits: Literal[1, 2] = unset()  # default 1
+    unit: Annotated[int, Meta(ge=0, le=255)] = 1
+    max_registers_per_request: Annotated[int, Meta(ge=1, le=125)] = 125
+    max_bits_per_request: Annotated[int, Meta(ge=1, le=2000)] = 2000
+    max_gap: Annotated[int, Meta(ge=0, le=125)] = 10
     pause_between_requests: Duration = timedelta(0)
-    points: list[ModbusPoint] = Field(min_length=1)
-    version_registers: list[VersionRegisters] = Field(default_factory=list, max_length=16)
-    version_interval: PositiveDuration = Field(default=timedelta(minutes=5), description="how often to read them")
+    points: Annotated[list[ModbusPoint], Meta(min_length=1)]
+    version_registers: Annotated[list[VersionRegisters], Meta(max_length=16)] = field(default_factory=list)
+    version_interval: PositiveDuration = timedelta(minutes=5)  # how often to read them
 
-    @model_validator(mode="after")
-    def _transport(self) -> ModbusTarget:
+    def __post_init__(self) -> None:
+        given = fill_defaults(self, port=502, baudrate=19200, parity="E", stopbits=1)
+        self._check_transport(given)
+        wide = [p.name for p in self.points if p.datatype in ("int32", "uint32", "float32")]
+        if wide and self.max_registers_per_request < 2:
+            raise ValueError(f"32-bit points ({', '.join(wide)}) need max_registers_per_request >= 2")
+
+    def _check_transport(self, given: set[str]) -> None:
         if self.transport == "serial":
             if self.serial_port is None:
                 raise ValueError("transport 'serial' needs 'serial_port' (e.g. '/dev/ttyUSB0' or 'COM3')")
-            if self.host is not None or "port" in self.model_fields_set:
+            if self.host is not None or "port" in given:
                 raise ValueError("transport 'serial' takes 'serial_port', not 'host' and 'port'")
-            return self
+            return
         if self.host is None:
             raise ValueError(f"transport '{self.transport}' needs 'host'")
         if self.serial_port is not None:
             raise ValueError(f"'serial_port' needs transport 'serial', not '{self.transport}'")
-        given = [k for k in _LINE_SETTINGS if k in self.model_fields_set]
-        if self.transport == "tcp" and given:
-            raise ValueError(f"{', '.join(given)}: serial line settings need transport 'rtu_over_tcp' or 'serial'")
-        return self
+        line_settings = [k for k in _LINE_SETTINGS if k in given]
+        if self.transport == "tcp" and line_settings:
+            raise ValueError(
+                f"{', '.join(line_settings)}: serial line settings need transport 'rtu_over_tcp' or 'serial'"
+            )
 
     @property
     def line(self) -> str:
@@ -238,36 +260,29 @@ class ModbusTarget(TargetBase):
             return "tcp"
         return f"{self.transport} {self.baudrate} 8{self.parity}{self.stopbits}"
 
-    @model_validator(mode="after")
-    def _fits_in_a_request(self) -> ModbusTarget:
-        wide = [p.name for p in self.points if p.datatype in ("int32", "uint32", "float32")]
-        if wide and self.max_registers_per_request < 2:
-            raise ValueError(f"32-bit points ({', '.join(wide)}) need max_registers_per_request >= 2")
-        return self
-
 
 # ---------------------------------------------------------------- HTTP, TCP
 
 
-class HttpTarget(TargetBase):
-    type: Literal["http"]
-    url: str = Field(pattern=r"^https?://.+")
+class HttpTarget(TargetBase, frozen=True, tag="http", kw_only=True):
+    type: ClassVar[str] = "http"
+    url: Url
     method: Literal["GET", "HEAD", "POST"] = "GET"
-    expected_status: list[Annotated[int, Field(ge=100, le=599)]] = Field(default_factory=lambda: [200])
-    headers: dict[str, str | Secret] = Field(
-        default_factory=dict, description="values that are secrets (tokens): { env = … } or { file = … }"
-    )
-    json_path: str | None = Field(default=None, description="dotted path into the JSON body, e.g. 'status'")
+    expected_status: list[Annotated[int, Meta(ge=100, le=599)]] = field(default_factory=lambda: [200])
+    headers: dict[str, str | Secret] = field(
+        default_factory=dict
+    )  # values that are secrets (tokens): { env = … } or { file = … }
+    json_path: str | None = None  # dotted path into the JSON body, e.g. 'status'
     condition: Condition = Condition()
     degraded_latency: PositiveDuration | None = None
     verify_tls: bool = True
     ca_file: Path | None = None
-    version_url: str | None = Field(default=None, pattern=r"^https?://.+")
+    version_url: Url | None = None
     version_json_path: str | None = None
 
 
-class TcpTarget(TargetBase):
-    type: Literal["tcp"]
+class TcpTarget(TargetBase, frozen=True, tag="tcp", kw_only=True):
+    type: ClassVar[str] = "tcp"
     host: str
     port: Port
     degraded_latency: PositiveDuration | None = None
@@ -276,73 +291,68 @@ class TcpTarget(TargetBase):
 # ---------------------------------------------------------------- process, host, file age
 
 
-class ProcessTarget(TargetBase):
-    type: Literal["process"]
+class ProcessTarget(TargetBase, frozen=True, tag="process", kw_only=True):
+    type: ClassVar[str] = "process"
     name: str | None = None
     cmdline_contains: str | None = None
-    service: str | None = Field(default=None, description="Windows service name (checked with psutil)")
-    min_count: Annotated[int, Field(ge=1)] = 1
+    service: str | None = None  # Windows service name (checked with psutil)
+    min_count: Annotated[int, Meta(ge=1)] = 1
 
-    @model_validator(mode="after")
-    def _something(self) -> ProcessTarget:
+    def __post_init__(self) -> None:
         if self.name is None and self.cmdline_contains is None and self.service is None:
             raise ValueError("give 'name', 'cmdline_contains' or 'service'")
-        return self
 
 
-class DiskCheck(StrictModel):
+class DiskCheck(StrictStruct, frozen=True):
     path: Path
-    max_used_pct: Annotated[float, Field(gt=0, le=100)] = 90.0
+    max_used_pct: Annotated[float, Meta(gt=0, le=100)] = 90.0
 
 
-class HostTarget(TargetBase):
-    type: Literal["host"]
-    max_cpu_pct: Annotated[float, Field(gt=0, le=100)] = 95.0
-    max_memory_pct: Annotated[float, Field(gt=0, le=100)] = 95.0
-    disks: list[DiskCheck] = Field(default_factory=list)
+class HostTarget(TargetBase, frozen=True, tag="host", kw_only=True):
+    type: ClassVar[str] = "host"
+    max_cpu_pct: Annotated[float, Meta(gt=0, le=100)] = 95.0
+    max_memory_pct: Annotated[float, Meta(gt=0, le=100)] = 95.0
+    disks: list[DiskCheck] = field(default_factory=list)
 
 
-class FileAgeTarget(TargetBase):
-    type: Literal["file_age"]
-    pattern: str = Field(min_length=1, description="glob, e.g. 'D:/backup/*.bak'")
+class FileAgeTarget(TargetBase, frozen=True, tag="file_age", kw_only=True):
+    type: ClassVar[str] = "file_age"
+    pattern: Annotated[str, Meta(min_length=1, description="glob, e.g. 'D:/backup/*.bak'")]
     max_age: PositiveDuration
     hash: bool = False
 
 
 # ---------------------------------------------------------------- interface checks
 
-JsonPointer = Annotated[str, Field(pattern=r"^(/[^/]*)+$", description="RFC 6901, e.g. '/interface/schema_version'")]
+JsonPointer = Annotated[str, Meta(pattern=r"^(/[^/]*)+$", description="RFC 6901, e.g. '/interface/schema_version'")]
 
 
-class InterfaceNode(StrictModel):
-    namespace_uri: str = Field(min_length=1)
-    identifier: str = Field(pattern=r"^(i|s|g|b)=.+$")
+class InterfaceNode(StrictStruct, frozen=True):
+    namespace_uri: NonEmpty
+    identifier: NodeId
 
 
-class InterfaceTarget(TargetBase):
+class InterfaceTarget(TargetBase, frozen=True, tag="interface", kw_only=True):
     """An interface between systems (MES↔ERP↔PLC) checked against what the contract pins: the version an HTTP
     endpoint advertises (`url` + `version_pointer`), or an OPC UA node's DataType and EngineeringUnits
     (`endpoint` + `node`); and that values keep flowing: the last exchange (`last_exchange_pointer`, or the
     node's source timestamp) no older than `max_age`. A mismatch or a stall is DEGRADED with the reason."""
 
-    type: Literal["interface"]
-    url: str | None = Field(default=None, pattern=r"^https?://.+")
-    headers: dict[str, str | Secret] = Field(default_factory=dict)
+    type: ClassVar[str] = "interface"
+    url: Url | None = None
+    headers: dict[str, str | Secret] = field(default_factory=dict)
     verify_tls: bool = True
     ca_file: Path | None = None
     version_pointer: JsonPointer | None = None
-    expected_version: str | None = Field(default=None, min_length=1)
-    last_exchange_pointer: JsonPointer | None = Field(
-        default=None, description="an ISO 8601 time, or seconds since the epoch"
-    )
-    endpoint: str | None = Field(default=None, pattern=r"^opc\.tcp://.+", description="unsecured session only")
+    expected_version: NonEmpty | None = None
+    last_exchange_pointer: JsonPointer | None = None  # an ISO 8601 time, or seconds since the epoch
+    endpoint: OpcUaEndpoint | None = None  # unsecured session only
     node: InterfaceNode | None = None
-    expected_datatype: str | None = Field(default=None, min_length=1, description="e.g. 'Double'")
-    expected_engineering_units: str | None = Field(default=None, min_length=1, description="e.g. 'bar'")
+    expected_datatype: NonEmpty | None = None  # e.g. 'Double'
+    expected_engineering_units: NonEmpty | None = None  # e.g. 'bar'
     max_age: PositiveDuration | None = None
 
-    @model_validator(mode="after")
-    def _one_kind(self) -> InterfaceTarget:
+    def __post_init__(self) -> None:
         if (self.url is None) == (self.endpoint is None):
             raise ValueError("give 'url' (an HTTP interface) or 'endpoint' (an OPC UA one), not both or neither")
         if self.url is not None:
@@ -354,18 +364,16 @@ class InterfaceTarget(TargetBase):
                 raise ValueError("'max_age' and 'last_exchange_pointer' go together")
             if self.version_pointer is None and self.max_age is None:
                 raise ValueError("check something: 'version_pointer' or 'last_exchange_pointer'")
-            return self
+            return
         if self.node is None:
             raise ValueError("an OPC UA interface needs 'node'")
         if self.version_pointer or self.expected_version or self.last_exchange_pointer or self.headers:
             raise ValueError("'version_pointer', 'expected_version', 'last_exchange_pointer' and 'headers' need 'url'")
         if self.expected_datatype is None and self.expected_engineering_units is None and self.max_age is None:
             raise ValueError("check something: 'expected_datatype', 'expected_engineering_units' or 'max_age'")
-        return self
 
 
-TargetConfig = Annotated[
-    OpcUaTarget | ModbusTarget | HttpTarget | TcpTarget | ProcessTarget | HostTarget | FileAgeTarget
-    | InterfaceTarget,
-    Field(discriminator="type"),
-]
+# msgspec picks the model by the `type` key (the Structs' tag).
+TargetConfig = (
+    OpcUaTarget | ModbusTarget | HttpTarget | TcpTarget | ProcessTarget | HostTarget | FileAgeTarget | InterfaceTarget
+)

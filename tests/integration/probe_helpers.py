@@ -7,25 +7,24 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import TypeAdapter
-
 from agent.probes.backoff import BackoffPolicy
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext
 from agent.probes.registry import make_probe
 from linewarden.config.agent import Defaults
+from linewarden.config.load import convert
 from linewarden.config.targets import TargetConfig
 from linewarden.domain import State
 
-TARGETS: TypeAdapter[TargetConfig] = TypeAdapter(TargetConfig)
-FAST = Defaults(timeout="500ms")
+FAST = convert(Defaults, {"timeout": "500ms"})
 # For a poll that must succeed where the work itself is slow on a busy machine (a signed and encrypted OPC UA
 # handshake, reading every process's command line): FAST is for tests that watch a timeout fire.
-UNHURRIED = Defaults(timeout="10s")
+UNHURRIED = convert(Defaults, {"timeout": "10s"})
 
 
 def target(**fields: Any) -> TargetConfig:
-    return TARGETS.validate_python({"id": "t1", "asset": "a1", **fields})
+    made: TargetConfig = convert(TargetConfig, {"id": "t1", "asset": "a1", **fields})
+    return made
 
 
 def fast_context(**kwargs: Any) -> ProbeContext:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from linewarden import certs
 from linewarden.config.base import BrokerConfig, Secret, TlsConfig
+from linewarden.config.load import convert
 from simulators.broker import Mosquitto, free_port
 
 SHIPPED = Path(__file__).resolve().parents[2] / "packaging" / "mosquitto"
@@ -72,7 +73,7 @@ class ShippedBroker(Mosquitto):
         """A client's broker section: user name and password, plus the client certificate with `mtls`."""
         ident = self.identities[who]
         client_cert = {"cert_file": ident.cert, "key_file": ident.key} if mtls else {}
-        tls_config = TlsConfig.model_validate({"ca_file": self.ca_file, **client_cert, **tls})
+        tls_config = convert(TlsConfig, {"ca_file": self.ca_file, **client_cert, **tls})
         if port == self.mtls_port:
             return BrokerConfig(host=host, port=port, tls=tls_config)
         return BrokerConfig(host=host, port=port or self.port, username=who,

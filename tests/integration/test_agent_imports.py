@@ -46,9 +46,49 @@ def test_an_opcua_probe_loads_asyncuas_client_half_without_its_server_or_cryptog
     assert _loaded(opcua, "asyncua", "asyncua.server", "cryptography", "importlib.metadata") == ["asyncua"]
 
 
-def test_no_agent_loads_pydantics_plugin_look_up_or_pahos_proxy_helpers() -> None:
+def test_no_agent_loads_pydantic_or_pahos_proxy_helpers() -> None:
     modbus = {"type": "modbus", "host": "127.0.0.1", "port": 1502, "points": [{"name": "p", "address": 0}]}
-    assert _loaded(modbus, "pydantic", "importlib.metadata", "http.client", "email") == ["pydantic"]
+    assert _loaded(modbus, "pydantic", "importlib.metadata", "http.client", "email") == []
+
+
+LOAD_CONFIG = """
+import json, sys
+from linewarden.config.agent import AgentConfig
+from linewarden.config.load import load
+config = load(AgentConfig, sys.argv[1])
+print(json.dumps({"targets": [t.type for t in config.targets], "pydantic": "pydantic" in sys.modules}))
+"""
+MODBUS_AGENT = """
+[agent]
+id = "a1"
+site = "s1"
+heartbeat_interval = "30s"
+
+[broker]
+host = "127.0.0.1"
+tls = { verify_hostname = false }
+
+[[assets]]
+id = "line1"
+criticality = "high"
+
+[[targets]]
+id = "plc1"
+asset = "line1"
+type = "modbus"
+host = "127.0.0.1"
+interval = "1s"
+points = [{ name = "status", address = 0, condition = { equals = 1, fail_state = "DOWN" } }]
+"""
+
+
+def test_loading_a_modbus_only_agent_config_imports_no_pydantic(tmp_path: Path) -> None:
+    path = tmp_path / "agent.toml"
+    path.write_text(MODBUS_AGENT)
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", LOAD_CONFIG, str(path)], check=True, capture_output=True, text=True,
+                         env=env, cwd=REPO, timeout=60)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"targets": ["modbus"], "pydantic": False}
 
 
 CRYPTOGRAPHY_LATER = """

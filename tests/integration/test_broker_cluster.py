@@ -17,7 +17,7 @@ from collector.store.sqlite import SqliteStore
 from linewarden.config.agent import AgentConfig
 from linewarden.config.base import BrokerConfig
 from linewarden.config.collector import ApiConfig, CollectorConfig, CollectorSection
-from linewarden.config.load import load
+from linewarden.config.load import convert, load
 from simulators.modbus_plc import ModbusPlc
 from simulators.nats_cluster import NatsCluster, nats_binary
 from tests.integration.agent_helpers import agent_toml
@@ -63,7 +63,7 @@ async def test_the_agent_fails_over_when_its_node_is_killed_and_nothing_is_lost(
     store.migrate()
     collector_cfg = CollectorConfig(
         collector=CollectorSection(id="cluster-collector", data_dir=db.parent),
-        broker=BrokerConfig.model_validate({"nodes": [n2, n3, n1], "connect_timeout": "10s", "round_wait_max": "2s"}),
+        broker=convert(BrokerConfig, {"nodes": [n2, n3, n1], "connect_timeout": "10s", "round_wait_max": "2s"}),
         api=ApiConfig(host="127.0.0.1", port=0),
     )
     collector = CollectorService(collector_cfg, store, ticket_poll_s=0.05)

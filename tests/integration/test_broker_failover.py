@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from linewarden.config.base import BrokerConfig
+from linewarden.config.load import convert
 from linewarden.mqtt import MqttClient
 from simulators.broker import Mosquitto, free_port
 from tests.waiting import async_wait_until
@@ -35,8 +36,9 @@ async def silent_node() -> AsyncIterator[int]:
 
 
 def _nodes(*ports: int, connect_timeout: str = "10s") -> BrokerConfig:
-    return BrokerConfig.model_validate(
-        {"nodes": [f"127.0.0.1:{p}" for p in ports], "connect_timeout": connect_timeout, "round_wait_max": "1s"}
+    return convert(
+        BrokerConfig,
+        {"nodes": [f"127.0.0.1:{p}" for p in ports], "connect_timeout": connect_timeout, "round_wait_max": "1s"},
     )
 
 

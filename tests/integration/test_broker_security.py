@@ -7,6 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import msgspec
 import pytest
 
 from linewarden.config.base import BrokerConfig
@@ -76,7 +77,7 @@ async def sink(broker: ShippedBroker) -> AsyncIterator[Sink]:
 
 
 def _v5(config: BrokerConfig) -> BrokerConfig:
-    return config.model_copy(update={"protocol": "5"})
+    return msgspec.structs.replace(config, protocol="5")
 
 
 @pytest.mark.parametrize("mtls", [False, True], ids=["password", "certificate"])
@@ -184,7 +185,7 @@ async def test_unknown_ca_is_refused_even_without_the_host_name_check(broker: Sh
     (tmp_path / "other-ca.pem").write_bytes(other.cert_pem)
     config = broker.config("s1/a1", verify_hostname=False)
     assert config.tls is not None
-    config = config.model_copy(update={"tls": config.tls.model_copy(update={"ca_file": tmp_path / "other-ca.pem"})})
+    config = msgspec.structs.replace(config, tls=msgspec.structs.replace(config.tls, ca_file=tmp_path / "other-ca.pem"))
     client = MqttClient(config, "test")
     await client.start()
     try:

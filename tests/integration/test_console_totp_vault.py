@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from collector.console.totp import new_secret
-from collector.console.totp_vault import TotpVault, open_vault, user_owner
+from collector.console.totp_vault import TotpVault, open_vault, session_owner, user_owner
 from collector.console.users import add_user
 from collector.store import open_store
 from collector.store.base import Store
@@ -131,3 +131,47 @@ def test_an_ephemeral_vault_reads_only_its_own() -> None:
     assert one.open(sealed, user_owner("ada")) == "JBSWY3DPEHPK3PXP"
     assert two.open(sealed, user_owner("ada")) is None
     assert one.open(sealed[:-4] + "AAAA", user_owner("ada")) is None  # altered
+
+
+def _session(store: Store, sid: str, username: str, pending: str | None) -> None:
+    with store.transaction() as tx:
+        tx.sql.execute("INSERT INTO console_sessions (id_sha256, username, state, method, csrf, origin, created_at,"
+                       " expires_at, pending_totp) VALUES (?, ?, 'mfa', 'password', 'c', 'here', ?, ?, ?)",
+                       (sid, username, T0, T0 + 3_600_000, pending))
+
+
+def test_after_a_lost_key_file_reset_mfa_all_lets_the_collector_start_and_users_enrol_again(
+    config: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = load(CollectorConfig, config)
+    store = open_store(cfg)
+    try:
+        vault = open_vault(store, cfg.totp_key_file, str(config))
+        _set(store, "ada", vault.seal(new_secret(), user_owner("ada")))
+        with store.transaction() as tx:
+            tx.sql.execute("INSERT INTO console_recovery_codes (username, code_sha256) VALUES ('ada', 'h')")
+        _session(store, "s-ada", "ada", None)
+        _session(store, "s-bob", "bob", vault.seal(new_secret(), session_owner("s-bob")))  # bob was enrolling
+    finally:
+        store.close()
+    cfg.totp_key_file.unlink()  # lost
+    assert main(["collector", "run", "--config", str(config)]) == 2
+    assert "restore that file" in capsys.readouterr().err
+    assert main(["collector", "user", "reset-mfa", "--config", str(config)]) == 2  # neither a user nor --all
+    assert main(["collector", "user", "reset-mfa", "--all", "--config", str(config)]) == 0
+    assert "second factor cleared for ada;" in capsys.readouterr().out
+    store = open_store(cfg)
+    try:
+        assert _secrets(store) == {"ada": None, "bob": None}
+        with store.reader() as sql:
+            assert not sql.query("SELECT 1 FROM console_recovery_codes")
+            sessions = sql.query("SELECT ended_at, pending_totp FROM console_sessions ORDER BY id_sha256")
+            audit = sql.query("SELECT action, object FROM audit_log WHERE action = 'console.mfa_reset'")
+        assert [(r["ended_at"] is not None, r["pending_totp"]) for r in sessions] == [(True, None), (True, None)]
+        assert [(r["action"], r["object"]) for r in audit] == [("console.mfa_reset", "user/ada")]
+        fresh = open_vault(store, cfg.totp_key_file, str(config))  # what `collector run` does: a new key now
+        assert fresh.key_id != vault.key_id and cfg.totp_key_file.exists()
+    finally:
+        store.close()
+    assert main(["collector", "user", "reset-mfa", "carol", "--config", str(config)]) == 1
+    assert "no user 'carol'" in capsys.readouterr().err

@@ -21,6 +21,7 @@ import pytest
 from agent.forwarder import Forwarder
 from agent.outbox import Outbox
 from linewarden.config.agent import AgentConfig
+from linewarden.config.load import convert
 from linewarden.domain import State
 from linewarden.errors import BrokerError
 from linewarden.mqtt import MqttClient
@@ -48,7 +49,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def make_config(port: int, agent: str, broker: dict[str, Any] | None = None, **outbox: Any) -> AgentConfig:
-    return AgentConfig.model_validate(
+    return convert(AgentConfig,
         {
             "agent": {"id": agent, "site": SITE},
             "broker": broker or {"host": "127.0.0.1", "port": port, "keepalive": "5s"},

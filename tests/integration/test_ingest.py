@@ -124,6 +124,8 @@ async def test_ack_covers_only_the_contiguous_seqs(mosquitto, tmp_path, agent):
 async def test_bad_payloads_are_dead_letters_and_ingest_goes_on(mosquitto, tmp_path, agent):
     svc = await _collector(mosquitto, tmp_path)
     try:
+        await agent.send(birth_topic(SITE, agent.agent), encode(birth(SITE, agent.agent)))
+        await agent.acked(0)
         topic = events_topic(SITE, agent.agent)
         await agent.send(topic, b"{not json")
         await agent.send(topic, json.dumps({"agent": agent.agent, "site": SITE, "events": []}).encode())
@@ -141,6 +143,8 @@ async def test_bad_payloads_are_dead_letters_and_ingest_goes_on(mosquitto, tmp_p
 async def test_restarted_collector_keeps_its_ack_state_and_state_topic(mosquitto, tmp_path, agent):
     svc = await _collector(mosquitto, tmp_path)
     await async_wait_until(lambda: agent.states and agent.states[-1].online, what="collector online")
+    await agent.send(birth_topic(SITE, agent.agent), encode(birth(SITE, agent.agent)))
+    await agent.acked(0)
     await agent.send(events_topic(SITE, agent.agent), heartbeats(SITE, agent.agent, [1, 2, 3, 5]))
     await agent.acked(3)
     await svc.stop()
@@ -177,7 +181,9 @@ def test_duplicate_batch_is_harmless(ingest, store):
 
 def test_two_epochs_of_one_agent_are_kept_apart(ingest, store):
     topic = events_topic(SITE, "a1")
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
     ingest.handle(topic, heartbeats(SITE, "a1", [1, 2, 3]), T0)
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1", epoch="e2")), T0)  # a restored outbox
     ack = _ack_of(ingest.handle(topic, heartbeats(SITE, "a1", [1], epoch="e2"), T0))
     assert ack == Ack(epoch="e2", through=1)
     assert store.acked_through(SITE, "a1", "e1") == 3
@@ -194,6 +200,7 @@ def test_lost_range_reported_by_the_agent_does_not_block_the_ack(ingest):
     gap_event = {"seq": 5, "ts": T0, "type": "gap", "body": {"from_seq": 2, "to_seq": 4, "count": 3, "reason": "full"}}
     first = {"seq": 1, "ts": T0, "type": "heartbeat", "body": {"interval_s": 60, "states": {}}}
     payload = json.dumps({"agent": "a1", "site": SITE, "epoch": "e1", "boot": "b1", "events": [first, gap_event]})
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
     assert _ack_of(ingest.handle(events_topic(SITE, "a1"), payload.encode(), T0)).through == 5
 
 

@@ -17,7 +17,7 @@ from msgspec import to_builtins
 from msgspec.structs import replace
 
 from collector.importer import import_lines
-from collector.ingest import Ingest
+from collector.ingest import BIRTH_WAIT_MS, Ingest
 from collector.service import CollectorService
 from collector.store.base import Store
 from collector.store.sqlite import SqliteStore
@@ -163,8 +163,14 @@ def test_a_state_change_of_a_target_not_in_the_registry_is_refused(ingest, store
 
 
 def test_an_agent_never_seen_born_changes_no_state(ingest, store):
-    assert _send(ingest, SITE, "a1", [state_change(1, T0)]).through == 1
+    payload = encode(batch(SITE, "a1", [state_change(1, T0)]))
+    assert ingest.handle(events_topic(SITE, "a1"), payload, T0) == []  # held for its birth: not acked
+    assert ingest.release_expired(T0 + BIRTH_WAIT_MS) == []  # still waiting
+    assert store.table_rows("events") == [] and store.dead_letter_total() == 0
+    [out] = ingest.release_expired(T0 + BIRTH_WAIT_MS + 1)  # no birth came: judged without one
+    assert decode(Ack, out.payload).through == 1
     assert store.state_changes(T0 - 1, T0 + 1) == [] and store.dead_letter_total() == 1
+    assert store.table_rows("held_batches") == []
 
 
 def test_the_asset_comes_from_the_registry_not_from_the_event(ingest, store):
@@ -361,8 +367,11 @@ def test_a_target_list_is_imported_once_and_never_overwrites_a_later_one(store):
     again = import_lines(store, [targets(T0, "line3-plc"), targets(T0 - 1, "old-plc")], T0)
     assert (again.imported, again.duplicates) == (0, 2)
     assert [(t.target, t.asset) for t in store.registry()] == [("plc-1", "line3-plc")]
-    # ...and live events of that agent take their assets from it
-    assert _send(_ingest(store), SITE, "a1", [state_change(1, T0)]).through == 1
+    # ...and live events of that agent take their assets from it, once they are no longer held for a birth
+    ingest = _ingest(store)
+    assert ingest.handle(events_topic(SITE, "a1"), encode(batch(SITE, "a1", [state_change(1, T0)])), T0) == []
+    [out] = ingest.release_expired(T0 + BIRTH_WAIT_MS + 1)
+    assert decode(Ack, out.payload).through == 1
     assert [c.asset for c in store.state_changes(T0 - 1, T0 + 1)] == ["line3-plc"]
 
 

@@ -17,9 +17,9 @@ from linewarden.config.base import BrokerConfig
 from linewarden.config.collector import CollectorConfig, LivenessConfig
 from linewarden.domain import State
 from linewarden.mqtt import MqttClient
-from linewarden.wire import MAX_TEXT, TRUNCATED, HeartbeatBody, StateChangeBody, events_topic
+from linewarden.wire import MAX_TEXT, TRUNCATED, HeartbeatBody, StateChangeBody, birth_topic, encode, events_topic
 from simulators.broker import Mosquitto
-from tests.integration.collector_helpers import T0, heartbeats
+from tests.integration.collector_helpers import T0, birth, heartbeats
 from tests.integration.test_forwarder import SITE, acker_on, forwarding, make_config, wall_ms
 from tests.waiting import async_wait_until
 
@@ -59,6 +59,7 @@ def test_an_oversize_payload_is_a_counted_dead_letter_with_its_first_bytes(tmp_p
     assert len(letter.payload) == OVERSIZE_KEPT_BYTES and letter.payload.startswith('{"v":1')
     assert store.table_rows("events") == []
     # a payload within the limit is ingested
+    ingest.handle(birth_topic(SITE, "a1"), encode(birth(SITE, "a1")), T0)
     fits = heartbeats(SITE, "a1", [1])
     assert [json.loads(p.payload)["through"] for p in ingest.handle(events_topic(SITE, "a1"), fits, T0)] == [1]
     store.close()

@@ -11,6 +11,7 @@ import pytest
 
 from agent.outbox import Lost, Outbox
 from linewarden.config.agent import OutboxConfig
+from linewarden.config.load import convert
 from linewarden.domain import State
 from linewarden.errors import StorageFull, StoreError
 from linewarden.wire import GapBody, HeartbeatBody, MetricsBody, StateChangeBody, decode, parse_event
@@ -35,7 +36,7 @@ def change(to: State = State.DOWN) -> StateChangeBody:
 
 
 def open_outbox(path: Path, clock: Clock | None = None, **cfg: object) -> Outbox:
-    return Outbox(path, OutboxConfig.model_validate(cfg), clock_ms=clock or Clock())
+    return Outbox(path, convert(OutboxConfig, cfg), clock_ms=clock or Clock())
 
 
 def test_seq_is_ordered_and_never_reused_across_reopen(tmp_path: Path) -> None:

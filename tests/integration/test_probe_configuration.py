@@ -18,6 +18,7 @@ from agent.probes.opcua import OpcUaProbe, change_time
 from collector.ticketing.plant_it import PLANT_IT
 from collector.ticketing.router import decide
 from linewarden.config.agent import Defaults, FlapConfig, SeverityMatrix
+from linewarden.config.load import convert
 from linewarden.debounce import Debouncer
 from linewarden.domain import Criticality, State
 from linewarden.incidents import IncidentTracker, TargetRef
@@ -104,7 +105,8 @@ async def test_modbus_illegal_address_at_first_connection_then_after_working(con
 async def test_publishing_interval_follows_the_inherited_default_interval(context: ProbeContext) -> None:
     async with OpcUaPlc("plc") as plc:
         nodes = [{"name": "heartbeat", "namespace_uri": URI, "identifier": "s=Heartbeat", "subscribe": True}]
-        p = probe(context, Defaults(interval="4s", timeout="500ms"), type="opcua", endpoint=plc.endpoint, nodes=nodes)
+        defaults = convert(Defaults, {"interval": "4s", "timeout": "500ms"})
+        p = probe(context, defaults, type="opcua", endpoint=plc.endpoint, nodes=nodes)
         assert isinstance(p, OpcUaProbe)
         assert (await p.poll(time.time())).state == State.UP
         assert p._subscription is not None
@@ -117,7 +119,8 @@ async def test_subscribed_change_is_dated_at_its_source_timestamp(context: Probe
             {"name": "heartbeat", "namespace_uri": URI, "identifier": "s=Heartbeat", "subscribe": True,
              "condition": {"must_change_within": "3s"}}
         ]  # fmt: skip
-        p = probe(context, Defaults(interval="1s", timeout="500ms"), type="opcua", endpoint=plc.endpoint, nodes=nodes)
+        defaults = convert(Defaults, {"interval": "1s", "timeout": "500ms"})
+        p = probe(context, defaults, type="opcua", endpoint=plc.endpoint, nodes=nodes)
         assert (await p.poll(time.time())).state == State.UP
         await plc.degraded(fault_code=0, service_level=HEALTHY_SERVICE_LEVEL, stale_heartbeat=True, running=True)
         frozen_at = time.time()

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pydantic import ValidationError
+from msgspec import ValidationError
 
 from agent.probes.base import Probe, ProbeResult
 from agent.probes.context import ProbeContext

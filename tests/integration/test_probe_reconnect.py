@@ -12,6 +12,7 @@ import pytest
 from agent.probes.context import ProbeContext
 from agent.probes.registry import make_probe
 from linewarden.config.agent import Defaults
+from linewarden.config.load import convert
 from linewarden.domain import State
 from simulators.modbus_plc import ModbusPlc
 from simulators.opcua_plc import OpcUaPlc
@@ -33,7 +34,7 @@ async def _polls_until_noticed(sim: Any, fields: dict[str, Any], outage_s: float
     """Polls after the device is back until one is UP (1 = the first poll after the return)."""
     clock = FakeClock()
     context = ProbeContext(clock=clock)
-    probe = make_probe(target(**fields), Defaults(interval="2s", timeout="1s"), context)
+    probe = make_probe(target(**fields), convert(Defaults, {"interval": "2s", "timeout": "1s"}), context)
     try:
         assert (await probe.poll(time.time())).state == State.UP
         await sim.down()

@@ -156,6 +156,56 @@ def test_a_batch_on_a_second_collector_acks_what_the_first_committed(shared: Sha
     assert first.acked_through(SITE, AGENT, "e1") == 20
 
 
+def test_a_birth_on_a_second_collector_stores_the_batch_the_first_is_holding(shared: Shared) -> None:
+    first, second = shared.open(), shared.open()
+    first.migrate()
+    config = LivenessConfig(missed_heartbeats=3, clock_skew_threshold=timedelta(days=3650))
+    ingest_2 = Ingest(second, config, T0)
+    acks: list[int] = []
+
+    def birth_on_second() -> None:
+        [pub] = ingest_2.handle(birth_topic(SITE, AGENT), encode(birth(SITE, AGENT)), T0 + 2)
+        acks.append(decode(Ack, pub.payload).through)
+
+    # Collector 1 is holding seqs 1..2 of a boot not yet born (its transaction open) when collector 2 gets the birth.
+    with first.transaction() as tx:
+        tx.lock_ack(SITE, AGENT, "e1", create=True)
+        payload = encode(batch(SITE, AGENT, [state_change(1, T0), state_change(2, T0 + 1000, State.UP, State.DOWN)]))
+        assert tx.hold_batch((SITE, AGENT, "e1", "b1"), (1, 2), payload, T0 + 1, per_agent=20, in_all=1000)
+        thread = threading.Thread(target=birth_on_second)
+        thread.start()
+        _blocked(shared, thread)
+    thread.join(WAIT_S)
+    assert acks == [2], "the birth waited for the hold's commit and stored the held batch"
+    assert len(first.state_changes(T0 - 1, T0 + 2000)) == 2 and first.table_rows("held_batches") == []
+
+
+def test_a_run_takes_its_ack_row_before_its_agent_row(shared: Shared) -> None:
+    """On PostgreSQL `take_run` is one statement; it must still lock the ack row first, as every collector does,
+    or two collectors could deadlock over an agent's two rows."""
+    first, second = shared.open(), shared.open()
+    first.migrate()
+    Ingest(first, LivenessConfig(), T0).handle(birth_topic(SITE, AGENT), encode(birth(SITE, AGENT)), T0)
+    taken: list[tuple[int, Any]] = []
+
+    def take() -> None:
+        with second.transaction() as tx:
+            taken.append(tx.take_run(SITE, AGENT, "e1", T0 + 5))
+
+    with first.transaction() as tx:
+        tx.seen(SITE, AGENT, T0 + 1)  # collector 1 holds the agent row, not its ack row
+        thread = threading.Thread(target=take)
+        thread.start()
+        _blocked(shared, thread)  # collector 2 waits for the agent row, holding the ack row already:
+        with psycopg.connect(shared.url, autocommit=True) as conn:
+            conn.execute(f"SET search_path TO {shared.schema}")
+            with pytest.raises(psycopg.errors.LockNotAvailable):
+                conn.execute("SELECT 1 FROM acks WHERE site = %s AND agent = %s FOR UPDATE NOWAIT", (SITE, AGENT))
+    thread.join(WAIT_S)
+    [(acked, known)] = taken
+    assert acked == 0 and known is not None and known.last_seen == T0 + 5
+
+
 def decode_events(payload: bytes) -> list[Any]:
     return list(decode(EventBatch, payload).events)
 

@@ -16,6 +16,7 @@ from linewarden.config.base import BrokerConfig
 from linewarden.config.calendar import CalendarSection
 from linewarden.config.collector import ApiConfig, CollectorConfig, CollectorSection
 from linewarden.config.contract import ContractConfig
+from linewarden.config.load import convert
 from tests.fakes.webhook import FakeWebhookReceiver
 
 SECRET = "0123456789abcdef0123456789abcdef"
@@ -35,7 +36,7 @@ def hook(monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeWebhookReceiver]:
 
 
 BUSINESS_HOURS = Calendar.from_config(
-    CalendarSection.model_validate(
+    convert(CalendarSection,
         {"id": "business-hours-de", "timezone": "Europe/Berlin",
          "hours": [{"days": ["mon", "tue", "wed", "thu", "fri"], "start": "08:00", "end": "18:00"}]}
     )

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from linewarden.cli import main
 from linewarden.config.agent import AgentConfig
 from linewarden.config.base import BrokerConfig
-from linewarden.config.load import validate
+from linewarden.config.load import convert, validate
 from linewarden.failover import NodeRotation
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -39,7 +39,7 @@ def test_the_single_broker_form_is_one_endpoint() -> None:
 
 def test_nodes_are_host_port_a_bare_host_takes_port() -> None:
     nodes = ["a.example:1883", "b.example", "[::1]:1884", "[fe80::2]"]
-    cfg = BrokerConfig.model_validate({"port": 8883, "nodes": nodes})
+    cfg = convert(BrokerConfig, {"port": 8883, "nodes": nodes})
     assert cfg.endpoints() == [("a.example", 1883), ("b.example", 8883), ("::1", 1884), ("fe80::2", 8883)]
     assert cfg.shown() == "a.example:1883, b.example:8883, [::1]:1884, [fe80::2]:8883"
     assert BrokerConfig(host="mqtt.local").shown() == "mqtt.local:1883"
@@ -63,7 +63,7 @@ def test_an_agent_config_with_nodes_validates() -> None:
         ('nodes = [":1883"]\n', "broker.nodes[0]", "has no host"),
         ('nodes = ["::1:1883"]\n', "broker.nodes[0]", "an IPv6 address in brackets"),
         ('nodes = ["a b:1"]\n', "broker.nodes[0]", "is not host:port"),
-        ("nodes = [1883]\n", "broker.nodes[0]", "a broker node is a string"),
+        ("nodes = [1883]\n", "broker.nodes[0]", "expected a string, got an integer"),
         ('port = 1883\nnodes = ["a", "a:1883"]\n', "broker", "a:1883 is listed twice"),
         ('nodes = ["a:1"]\nconnect_timeout = "0s"\n', "broker.connect_timeout", "longer than zero"),
         ('nodes = ["a:1"]\nround_wait_max = 30\n', "broker.round_wait_max", "with its unit"),

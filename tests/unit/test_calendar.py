@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from linewarden.calendar import Calendar, resolve_calendar
 from linewarden.config.calendar import CalendarSection
+from linewarden.config.load import convert
 from linewarden.errors import ConfigError
 from linewarden.intervals import normalize
 
@@ -21,8 +22,10 @@ WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
 
 
 def cal(tz: str = "Europe/Berlin", hours: list[dict[str, Any]] | None = None, **extra: Any) -> Calendar:
-    section = CalendarSection.model_validate(
-        {"id": "test", "timezone": tz, "hours": hours or [{"days": WEEKDAYS, "start": "08:00", "end": "18:00"}]} | extra
+    section = convert(
+        CalendarSection,
+        {"id": "test", "timezone": tz, "hours": hours or [{"days": WEEKDAYS, "start": "08:00", "end": "18:00"}]}
+        | extra,
     )
     return Calendar.from_config(section)
 
@@ -253,7 +256,7 @@ def test_resolve_calendar() -> None:
 
 
 def test_always_from_config() -> None:
-    section = CalendarSection.model_validate({"id": "round-the-clock", "timezone": BERLIN, "always": True})
+    section = convert(CalendarSection, {"id": "round-the-clock", "timezone": BERLIN, "always": True})
     always = Calendar.from_config(section)
     assert always.id == "round-the-clock"
     assert always.open_ms(0, 10 * H) == 10 * H

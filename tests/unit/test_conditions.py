@@ -9,12 +9,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agent.conditions import BlockChecks, ConditionChecker, Failure, code_part, format_seconds, worst
+from linewarden.config.load import convert
 from linewarden.config.targets import Condition
 from linewarden.domain import State
 
 
 def check(value: object, **condition: object) -> Failure | None:
-    return ConditionChecker().check("x", value, Condition.model_validate(condition), now=0.0)
+    return ConditionChecker().check("x", value, convert(Condition, condition), now=0.0)
 
 
 @pytest.mark.parametrize(

@@ -63,6 +63,40 @@ def test_wrong_type_names_file_and_key(tmp_path: Path, capsys: pytest.CaptureFix
     assert "targets[1].port:" in err and "integer" in err
 
 
+def test_an_unknown_kind_or_choice_lists_the_valid_ones(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    err = _error(tmp_path, AGENT_EXAMPLE.replace('type = "modbus"', 'type = "modbux"', 1), capsys)
+    assert "targets[1].type: invalid value 'modbux' (one of 'opcua', 'modbus', 'http', 'tcp'," in err
+    err = _error(tmp_path, AGENT_EXAMPLE.replace("port = 502", 'port = 502\ntransport = "rtu"'), capsys)
+    assert "targets[1].transport: invalid value 'rtu' (one of 'rtu_over_tcp', 'serial', 'tcp')" in err
+
+
+def test_a_collectors_broker_is_checked_by_its_struct_with_its_key_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _write(tmp_path, '[collector]\n[broker]\nnodes = ["a:1"]\nround_wait_max = "0s"\n', "collector.toml")
+    assert main(["config", "check", str(path)]) == 2
+    assert "broker.round_wait_max: must be longer than zero" in capsys.readouterr().err
+
+
+def test_a_collector_config_holding_structs_round_trips_through_json() -> None:
+    from linewarden.config.collector import CollectorConfig
+
+    data = {"collector": {"database_url": {"env": "LW_DB"}}, "broker": {"keepalive": "45s", "tls": {"ca_file": "/ca"}}}
+    config = CollectorConfig.model_validate(data)
+    assert CollectorConfig.model_validate(json.loads(json.dumps(config.model_dump(mode="json")))) == config
+
+
+def test_the_wire_bounds_the_config_checks_are_the_wires() -> None:
+    from linewarden import limits, wire
+
+    assert (limits.ID_PATTERN, limits.MAX_TARGETS, limits.MAX_BATCH_EVENTS, limits.MAX_INTERVAL_S) == (
+        wire.ID_PATTERN,
+        wire.MAX_TARGETS,
+        wire.MAX_BATCH_EVENTS,
+        wire.MAX_INTERVAL_S,
+    )
+
+
 def test_duration_without_unit_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = AGENT_EXAMPLE.replace('interval = "5s"', "interval = 5")
     err = _error(tmp_path, text, capsys)

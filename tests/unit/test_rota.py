@@ -17,7 +17,7 @@ from linewarden.calendar import Calendar
 from linewarden.config.calendar import CalendarSection
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.contacts import ContactsConfig, Rota
-from linewarden.config.load import load
+from linewarden.config.load import convert, load
 from linewarden.errors import ConfigError
 from linewarden.rota import Directory, coverage_problems, on_call
 from linewarden.sla.coverage import CoverageCalendar
@@ -35,7 +35,7 @@ def calendar(cid: str, hours: list[dict[str, Any]], holidays: list[str] | None =
     data: dict[str, Any] = {"id": cid, "timezone": "Europe/Berlin", "hours": hours}
     if holidays:
         data["holidays"] = {"dates": holidays}
-    return Calendar.from_config(CalendarSection.model_validate(data))
+    return Calendar.from_config(convert(CalendarSection, data))
 
 
 WEEKDAYS = ["mon", "tue", "wed", "thu", "fri"]
