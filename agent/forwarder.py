@@ -31,6 +31,8 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import msgspec
+
 from agent.outbox import Outbox, OutboxEvent
 from linewarden.certs import CertInfo
 from linewarden.config.agent import AgentConfig
@@ -286,8 +288,8 @@ class Forwarder:
         self._publish_birth()
 
     def _publish_birth(self) -> None:
-        birth = self._birth().model_copy(
-            update={"acked_through": self._acked, "epoch": self._outbox.epoch, "ts": self._clock_ms()}
+        birth = msgspec.structs.replace(
+            self._birth(), acked_through=self._acked, epoch=self._outbox.epoch, ts=self._clock_ms()
         )
         try:
             self._client.publish(birth_topic(self._site, self._agent), encode(birth)).add_done_callback(

@@ -1,8 +1,5 @@
 """Modules the agent's libraries import but the agent does not use: kept out of its memory (docs/footprint.md).
 
-- pydantic looks its plugins up through `importlib.metadata` when the first model is built, which imports
-  `email`, `zipfile`, `csv`, `tempfile` and their kin (~2.4 MB). The agent uses no pydantic plugin: it gets
-  pydantic's own "no plugins" answer without that look-up (as with PYDANTIC_DISABLE_PLUGINS=__all__).
 - paho imports `urllib.request` (with `http.client` and `email`, ~1.3 MB) only to read proxy settings, and
   reads them only when PySocks is installed: the module is imported on first use instead.
 """
@@ -12,23 +9,7 @@ from __future__ import annotations
 import importlib.util
 import sys
 import types
-from collections.abc import Iterable
 from typing import Any
-
-_PLUGIN_LOADER = "pydantic.plugin._loader"
-
-
-def _no_plugins() -> Iterable[Any]:
-    return ()
-
-
-def without_pydantic_plugins() -> None:
-    """Before any model is built: pydantic's plugin look-up answers "none" without importlib.metadata."""
-    if _PLUGIN_LOADER in sys.modules:
-        return
-    loader = types.ModuleType(_PLUGIN_LOADER, "stand-in: the agent loads no pydantic plugins")
-    loader.get_plugins = _no_plugins  # type: ignore[attr-defined]
-    sys.modules[_PLUGIN_LOADER] = loader
 
 
 class _OnFirstUse(types.ModuleType):
@@ -61,5 +42,4 @@ def import_on_first_use(name: str) -> None:
 
 
 def apply() -> None:
-    without_pydantic_plugins()
     import_on_first_use("urllib.request")

@@ -60,7 +60,7 @@ class MetricsAggregator:
 
     @staticmethod
     def _body(target: str, bucket: _Bucket) -> MetricsBody:
-        lat = sorted(bucket.latencies)
+        lat = sorted(map(float, bucket.latencies))  # a float on the wire even for a whole-number latency
         return MetricsBody(
             target=target,
             minute=bucket.minute,

@@ -50,6 +50,7 @@ from linewarden.wire import (
     StateChangeBody,
     VersionObservedBody,
     WireModel,
+    decode,
     encode,
 )
 
@@ -180,7 +181,7 @@ class Outbox:
         runtime state that produced them can never disagree after a crash. `lost`: a gap for events that could
         not be kept goes first (see the module's docstring). Raises StorageFull when out of space.
         """
-        rows = [(t, encode(self._check(t, body)).decode(), ts) for t, body, ts in events]
+        rows = [(t, self._encoded(t, body), ts) for t, body, ts in events]
         if not rows and not state and lost is None:
             return []
         start, depth = self._next_seq, self._depth
@@ -299,13 +300,18 @@ class Outbox:
     # ------------------------------------------------------------ internals
 
     @staticmethod
-    def _check(event_type: str, body: WireModel) -> WireModel:
+    def _encoded(event_type: str, body: WireModel) -> str:
+        """The body's wire JSON, checked as the collector will decode it: the outbox never holds an event the
+        collector would refuse (building a Struct checks no bounds). Raises StoreError for a body of the wrong
+        type, WireError (a bug, as a pydantic model used to raise when built) for one out of bounds."""
         expected = BODY_TYPES.get(event_type)
         if expected is None:
             raise StoreError(f"unknown event type {event_type!r}")
         if not isinstance(body, expected):
             raise StoreError(f"event type {event_type!r} needs a {expected.__name__}, not {body.__class__.__name__}")
-        return body
+        payload = encode(body)
+        decode(expected, payload)
+        return payload.decode()
 
     def _enforce_limits(self) -> None:
         """Inside the append transaction: drop old droppable events beyond the caps and record one gap."""

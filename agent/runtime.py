@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from agent import heap
 from agent.forwarder import Forwarder
 from agent.metrics import MetricsAggregator
@@ -42,7 +44,7 @@ from linewarden.changes import ChangeDetector, VersionReporter
 from linewarden.config.agent import AgentConfig
 from linewarden.config.targets import TargetConfig
 from linewarden.debounce import Debouncer, Transition
-from linewarden.domain import State
+from linewarden.domain import ProbeKind, State
 from linewarden.errors import LinewardenError, StoreError
 from linewarden.incidents import Emitted, IncidentTracker, TargetRef
 from linewarden.mqtt import MqttClient
@@ -376,7 +378,7 @@ class Agent:
                     "collector_online": status.collector_online,
                     "at_ms": now_ms,
                     "certificates": [c.as_dict() for c in self.forwarder.certificates()],
-                    "maintenance": None if announced is None else announced.model_dump(mode="json"),
+                    "maintenance": None if announced is None else msgspec.to_builtins(announced),
                 }
                 try:
                     self.outbox.append_many([], state={"link": link, "health": health})
@@ -472,7 +474,9 @@ class Agent:
             config_hash=self._config_hash,
             heartbeat_interval_s=max(1, int(self.cfg.agent.heartbeat_interval.total_seconds())),
             targets=[
-                TargetInfo(id=t.id, kind=t.type, asset=t.asset, criticality=self.cfg.asset(t.asset).criticality)
+                TargetInfo(
+                    id=t.id, kind=ProbeKind(t.type), asset=t.asset, criticality=self.cfg.asset(t.asset).criticality
+                )
                 for t in self.cfg.targets
             ],
             acked_through=self.outbox.stats().last_ack_seq,
@@ -490,4 +494,5 @@ class Agent:
 
     @staticmethod
     def _log_incident(kind: str, body: WireModel) -> None:
-        log.info("%s %s", kind.replace("_", " "), body.model_dump_json(exclude_none=True))
+        given = {k: v for k, v in msgspec.to_builtins(body).items() if v is not None}
+        log.info("%s %s", kind.replace("_", " "), msgspec.json.encode(given).decode())

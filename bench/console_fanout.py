@@ -113,6 +113,7 @@ async def paced_agent(port: int, changes: int, every_s: float) -> None:
         StateChangeEvent,
         TargetInfo,
         birth_topic,
+        build,
         encode,
         events_topic,
     )
@@ -133,7 +134,7 @@ async def paced_agent(port: int, changes: int, every_s: float) -> None:
         for n in range(changes):
             at = int(time.time() * 1000)
             down = n // 20 % 2 == 0
-            body = StateChangeBody.model_validate({
+            body = build(StateChangeBody, {
                 "target": f"t{n % 20}", "asset": f"asset-{n % 20}", "from": State.UP if down else State.DOWN,
                 "to": State.DOWN if down else State.UP, "reason": "paced bench", "at": at})
             batch = EventBatch(agent="paced", site="p1", epoch="e1", boot="b1",

@@ -519,11 +519,11 @@ print(json.dumps({"steps": steps, "packages": packages, "loaded": loaded}))
 
 
 # What the agent's core loads, in the order its imports pull it in: the event loop (asyncio brings ssl, so
-# OpenSSL's libraries), SQLite, the `agent` package (which first keeps pydantic's plugin look-up and paho's proxy
-# helpers out: agent/lean_imports.py), the configuration models (msgspec Structs, no pydantic), pydantic, the
-# wire models (the first models built), MQTT (paho), then the rest of the agent.
-AGENT_IMPORTS = ("asyncio", "sqlite3", "agent", "linewarden.config.agent", "pydantic", "linewarden.wire",
-                 "linewarden.mqtt", "agent.runtime")
+# OpenSSL's libraries), SQLite, the `agent` package (which first keeps paho's proxy helpers out:
+# agent/lean_imports.py), the configuration and the wire (msgspec Structs, no pydantic), MQTT (paho), then the
+# rest of the agent.
+AGENT_IMPORTS = ("asyncio", "sqlite3", "agent", "linewarden.config.agent", "linewarden.wire", "linewarden.mqtt",
+                 "agent.runtime")
 
 
 def print_imports(layout: Layout) -> None:

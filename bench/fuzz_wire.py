@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/fuzz_wire.py [--payloads 10000] [--seed 1] [--mqtt | --postgres URL]
 
-Payloads: hypothesis strategies derived from the wire models' JSON Schemas (linewarden/wire.py: `EventBatch`
+Payloads: hypothesis strategies derived from the wire Structs' JSON Schemas (msgspec) (linewarden/wire.py: `EventBatch`
 with every event type, `Birth`, `Death`), mostly for the agent the topic names so they get past the sender
 check. Each document goes out as is and with 4 different mutations of: bit flip, truncation, type swap (a
 value replaced by one of another JSON type), huge int (±2^63, 2^64, 10^30 in place of an int), NUL characters
@@ -38,6 +38,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import msgspec  # noqa: E402
 from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
@@ -62,7 +63,7 @@ Json = Any
 
 
 def from_schema(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrategy[Json]:
-    """A strategy for the JSON values `schema` allows: the subset of JSON Schema pydantic emits for wire.py."""
+    """A strategy for the JSON values `schema` allows: the subset of JSON Schema msgspec emits for wire.py."""
     if "$ref" in schema:
         return st.deferred(lambda: from_schema(defs[schema["$ref"].rsplit("/", 1)[1]], defs))
     for union in ("oneOf", "anyOf"):
@@ -75,8 +76,8 @@ def from_schema(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrate
     kind = schema.get("type")
     if kind == "string":
         if "pattern" in schema:
-            pattern = schema["pattern"].removeprefix("^").removesuffix("$")
-            return st.from_regex(f"^{pattern[:-1]}{{0,12}}$" if pattern.endswith("*") else schema["pattern"],
+            pattern = schema["pattern"].removeprefix(r"\A(?:").removesuffix(r")\Z")
+            return st.from_regex(rf"\A{pattern[:-1]}{{0,12}}\Z" if pattern.endswith("*") else schema["pattern"],
                                  fullmatch=True)
         return st.text(max_size=min(schema.get("maxLength", 16), 16))
     if kind == "integer":
@@ -107,7 +108,7 @@ def from_schema(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrate
 
 
 def model_strategy(model: type[WireModel]) -> st.SearchStrategy[Json]:
-    schema = model.model_json_schema(by_alias=True)
+    schema = msgspec.json.schema(model)
     return from_schema(schema, schema.get("$defs", {}))
 
 

@@ -17,7 +17,7 @@ Prints, for the same events:
 - Ingest.handle without a broker: the same payloads handed to collector/ingest.py directly (decode, store,
   ack computed), on another fresh store: the collector's cost without MQTT;
 - decode + body JSON: CPU per event to decode the same batches and write each body's JSON, as ingest does it
-  (collector/fastwire.py, pydantic for what it does not take) and with pydantic alone;
+  (the wire's msgspec Structs, linewarden/wire.py);
 - baseline: the same rows inserted raw, one transaction per batch, into a fresh store holding only the
   collector's own `events` table (same columns, primary key and index). SQLite: executemany, WAL,
   synchronous=NORMAL. PostgreSQL: COPY, its fastest bulk path (it skips no stored key: the collector must).
@@ -55,7 +55,6 @@ sys.path.insert(0, str(REPO))
 import psutil  # noqa: E402
 import psycopg  # noqa: E402
 
-from collector import fastwire  # noqa: E402
 from collector.ingest import Ingest  # noqa: E402
 from collector.service import CollectorService  # noqa: E402
 from collector.store.base import Store  # noqa: E402
@@ -70,6 +69,7 @@ from linewarden.wire import (  # noqa: E402
     EventBatch,
     birth_topic,
     decode,
+    encode,
     events_topic,
     parse_agent_topic,
 )
@@ -459,23 +459,13 @@ def baseline(stores: Stores, batches: list[list[tuple[Any, ...]]]) -> tuple[floa
     return n / wall, n / cpu
 
 
-def decode_costs(messages: list[tuple[str, bytes]], n: int) -> tuple[float, float, int, int]:
-    """CPU µs per event to decode the batches and write their bodies' JSON: with pydantic alone, and as ingest does it
-    (the fast decoder, pydantic for the batches it does not take); and how many batches of how many it took."""
+def decode_cost(messages: list[tuple[str, bytes]], n: int) -> float:
+    """CPU µs per event to decode the batches and write their bodies' JSON, as ingest does it."""
     payloads = [p for t, p in messages if t.endswith("/events")]
-
-    def as_ingest(payload: bytes) -> None:
-        batch = fastwire.decode_batch(payload) or decode(EventBatch, payload)
-        fastwire.body_texts(batch.events)
-
-    costs = []
-    for fn in (lambda p: fastwire.body_texts(decode(EventBatch, p).events), as_ingest):
-        cpu0 = time.process_time()
-        for p in payloads:
-            fn(p)
-        costs.append((time.process_time() - cpu0) / n * 1e6)
-    taken = sum(fastwire.decode_batch(p) is not None for p in payloads)
-    return costs[0], costs[1], taken, len(payloads)
+    cpu0 = time.process_time()
+    for p in payloads:
+        [encode(e.body).decode() for e in decode(EventBatch, p).events]
+    return (time.process_time() - cpu0) / n * 1e6
 
 
 def main() -> None:
@@ -506,7 +496,7 @@ def main() -> None:
                       for i, (a, _) in enumerate(per_agent)]
             messages = births + interleaved([(a, batch_payloads(a, ev, args.batch)) for a, ev in per_agent])
             direct = direct_ingest(stores, messages, n)
-            slow_us, fast_us, taken, batches = decode_costs(messages, n)
+            decode_us = decode_cost(messages, n)
             base, base_cpu = baseline(stores, baseline_batches(per_agent, args.batch))
         finally:
             stores.drop()
@@ -523,8 +513,7 @@ def main() -> None:
         print(f"  agents process         {r['cpu_s']:>10.1f} CPU s")
         note = " (the collector was under cProfile)" if args.profile else ""
         print(f"Ingest.handle, no broker {direct:>10,.0f} events/s, one transaction per message")
-        print(f"decode + body JSON       {fast_us:>10.2f} µs per event of CPU as ingest does it, fast decoder "
-              f"({taken:,} of {batches:,} batches; the rest by pydantic); pydantic alone {slow_us:.2f} µs")
+        print(f"decode + body JSON       {decode_us:>10.2f} µs per event of CPU as ingest does it")
         how = "executemany" if args.store == "sqlite" else "COPY       "
         print(f"baseline {how}     {base:>10,.0f} events/s  ({args.batch} rows per transaction; "
               f"{base_cpu:,.0f} events per CPU s of this process)")

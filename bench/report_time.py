@@ -56,7 +56,7 @@ from linewarden.book import ContractBook, load_book  # noqa: E402
 from linewarden.config.collector import CollectorConfig  # noqa: E402
 from linewarden.sla.periods import Period, month, parse_month  # noqa: E402
 from linewarden.sla.report import build_report  # noqa: E402
-from linewarden.wire import Birth, MaintenanceWindowWire, parse_event  # noqa: E402
+from linewarden.wire import Birth, MaintenanceWindowWire, build, parse_event  # noqa: E402
 
 TZ = "Europe/Berlin"
 START = "2025-01"
@@ -280,8 +280,8 @@ def windows(data: AgentData, index: int, start: int, end: int, rng: random.Rando
 def birth(data: AgentData, crit: dict[str, str], at: int) -> Birth:
     targets = [{"id": f"t-{a}", "kind": ("opcua", "modbus", "http")[i % 3], "asset": a, "criticality": crit[a]}
                for i, a in enumerate(data.assets)]
-    return Birth.model_validate({"agent": data.agent, "site": data.site, "epoch": EPOCH, "boot": BOOT, "ts": at,
-                                 "version": "bench", "config_hash": "-", "targets": targets})
+    return build(Birth, {"agent": data.agent, "site": data.site, "epoch": EPOCH, "boot": BOOT, "ts": at,
+                         "version": "bench", "config_hash": "-", "targets": targets})
 
 
 def write(tx: Writer, data: AgentData, crit: dict[str, str], start: int) -> None:

@@ -52,6 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from linewarden.wire import (  # noqa: E402
     Ack,
+    Event,
     EventBatch,
     ack_topic,
     birth_topic,
@@ -179,7 +180,7 @@ class Load:
                     continue
             for agent in ready:
                 first = sent[agent] * self.size + 1
-                events = [state_change(s, start + s) if s % 10 == 0 else heartbeat(s, start + s)
+                events: list[Event] = [state_change(s, start + s) if s % 10 == 0 else heartbeat(s, start + s)
                           for s in range(first, first + self.size)]
                 payload = encode(EventBatch(agent=agent, site=SITE, epoch="e1", boot="b1", events=events))
                 self.client.publish(events_topic(SITE, agent), payload, qos=1)

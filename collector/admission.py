@@ -26,10 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 
-from collector.fastwire import AnyEvent, FastStateChangeEvent
 from collector.store.base import Writer
 from linewarden.wire import (
     ChangeDetectedEvent,
+    Event,
     GapEvent,
     IncidentOpenedBody,
     IncidentOpenedEvent,
@@ -40,7 +40,7 @@ from linewarden.wire import (
 )
 
 _INCIDENT = (IncidentOpenedEvent, IncidentUpdatedEvent, IncidentResolvedEvent)
-_TARGETED = (StateChangeEvent, FastStateChangeEvent, ChangeDetectedEvent, VersionObservedEvent)
+_TARGETED = (StateChangeEvent, ChangeDetectedEvent, VersionObservedEvent)
 _NAMING_TARGETS = frozenset({"incident_opened", "state_change", "change_detected", "version_observed"})
 _SCREENED_TYPES = _NAMING_TARGETS | {"incident_updated", "incident_resolved", "gap"}
 _seq = attrgetter("seq")
@@ -49,19 +49,19 @@ _type = attrgetter("type")
 
 @dataclass
 class Verdict:
-    admitted: list[AnyEvent] = field(default_factory=list)
-    refused: list[tuple[AnyEvent, str]] = field(default_factory=list)  # dead-lettered; the ack passes their seqs
-    implausible: list[tuple[AnyEvent, str]] = field(default_factory=list)  # dead-lettered; their seqs stay free
+    admitted: list[Event] = field(default_factory=list)
+    refused: list[tuple[Event, str]] = field(default_factory=list)  # dead-lettered; the ack passes their seqs
+    implausible: list[tuple[Event, str]] = field(default_factory=list)  # dead-lettered; their seqs stay free
 
 
-def reads_store(events: Sequence[AnyEvent]) -> bool:
+def reads_store(events: Sequence[Event]) -> bool:
     """Whether screening these events reads the store (the registry, refused seqs, incident owners), beyond the
     epoch's ack."""
     return not _SCREENED_TYPES.isdisjoint(map(_type, events))
 
 
 def screen(
-    tx: Writer, site: str, agent: str, epoch: str, events: Sequence[AnyEvent], strict: bool, max_ahead: int | None
+    tx: Writer, site: str, agent: str, epoch: str, events: Sequence[Event], strict: bool, max_ahead: int | None
 ) -> Verdict:
     """Sort one agent's events (one batch, or one import line) into admitted, refused and implausible.
 
@@ -103,7 +103,7 @@ def screen(
 
 
 def _refusal(
-    e: AnyEvent, me: tuple[str, str], owners: dict[str, tuple[str, str]], registry: dict[str, str] | None
+    e: Event, me: tuple[str, str], owners: dict[str, tuple[str, str]], registry: dict[str, str] | None
 ) -> str | None:
     """Why `e` may not be stored, or None. `registry` None: any target is accepted (history import)."""
     if isinstance(e, GapEvent):

@@ -7,7 +7,7 @@ from linewarden.certs import DAY_MS, CertInfo, Role, expiring
 from linewarden.config.collector import CollectorConfig
 from linewarden.errors import BrokerError
 from linewarden.mqtt import local_certificates
-from linewarden.wire import CertExpiry, HeartbeatBody
+from linewarden.wire import CertExpiry, HeartbeatBody, decode
 
 
 def agent_expiring(store: Store, site: str, agent: str, epoch: str) -> list[CertExpiry]:
@@ -20,7 +20,7 @@ def agent_expiring(store: Store, site: str, agent: str, epoch: str) -> list[Cert
         )
     if not rows:
         return []
-    return HeartbeatBody.model_validate_json(rows[0]["body"]).certificates or []
+    return decode(HeartbeatBody, rows[0]["body"].encode()).certificates or []
 
 
 def summary(certs: list[CertExpiry], now_ms: int) -> str | None:

@@ -14,8 +14,6 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from pydantic import ValidationError
-
 from collector.audit import append_entry, append_if_changed, local_actor
 from collector.audit_evidence import latest_checkpoint
 from collector.cli_lifecycle import ACTIONS as LIFECYCLE_ACTIONS
@@ -37,11 +35,11 @@ from linewarden.book import load_book
 from linewarden.config.collector import CollectorConfig
 from linewarden.config.load import load
 from linewarden.domain import Criticality
-from linewarden.errors import ConfigError, LinewardenError, MaintenanceRefused
+from linewarden.errors import ConfigError, LinewardenError, MaintenanceRefused, WireError
 from linewarden.output import FORMATS, iso_time, render
 from linewarden.sla.report import ContractReport
 from linewarden.timeutil import dt_to_ms
-from linewarden.wire import MAX_MS, MaintenanceWindowWire, is_valid_id
+from linewarden.wire import MAX_MS, MaintenanceWindowWire, build, is_valid_id
 
 EXIT_OK, EXIT_RUNTIME, EXIT_USAGE = 0, 1, 2
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
@@ -253,20 +251,20 @@ def maintenance(args: argparse.Namespace) -> int:
                     _time(args.announced_at, tz) if args.announced_at else None, now, admin=args.admin,
                     reason=args.backdate_reason,
                 )
-                window = MaintenanceWindowWire(
-                    id=args.id or f"mw-{uuid.uuid4().hex[:12]}", kind=args.kind, start=_time(args.start, tz),
-                    end=_time(args.end, tz), assets=args.assets, services=args.services, whole_site=args.whole_site,
-                    lines=args.lines, asset_classes=args.asset_classes, announced_at=announced_at,
-                    announced_by=args.by, reason=args.reason, back_dated=bool(backdate_reason),
-                )
+                window = build(MaintenanceWindowWire, {
+                    "id": args.id or f"mw-{uuid.uuid4().hex[:12]}", "kind": args.kind, "start": _time(args.start, tz),
+                    "end": _time(args.end, tz), "assets": args.assets, "services": args.services,
+                    "whole_site": args.whole_site, "lines": args.lines, "asset_classes": args.asset_classes,
+                    "announced_at": announced_at, "announced_by": args.by, "reason": args.reason,
+                    "back_dated": bool(backdate_reason),
+                })  # fmt: skip
                 if window.end <= window.start:
                     raise MaintenanceRefused("the window ends before it starts")
                 actor, origin = local_actor()
                 unmatched = record_window(store, load_book(config, args.config), site, window, now,
                                           backdate_reason, actor, origin)  # fmt: skip
-            except ValidationError as exc:
-                why = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
-                print(f"error: window not recorded: {why}", file=sys.stderr)
+            except WireError as exc:
+                print(f"error: window not recorded: {exc}", file=sys.stderr)
                 return EXIT_USAGE
             except MaintenanceRefused as exc:
                 print(f"error: window not recorded: {exc}", file=sys.stderr)

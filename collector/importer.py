@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
+
 from collector import admission
 from collector.audit import append_entry
 from collector.maintenance import IMPORTED, SiteAsset, check_covers, site_assets
@@ -92,7 +94,7 @@ def _apply_window(
     if not tx.add_maintenance_window(record.site, window, record.cancelled_at, received_at, reason):
         return False
     obj, origin = f"window/{window.id}", socket.gethostname()
-    details = {"site": record.site, **window.model_dump(mode="json"), "received_at": received_at}
+    details = {"site": record.site, **msgspec.to_builtins(window), "received_at": received_at}
     append_entry(tx.sql, SOURCE, origin, "maintenance.recorded", obj, details, received_at)
     if back_dated:
         append_entry(tx.sql, SOURCE, origin, "maintenance.backdated", obj,

@@ -24,8 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 
-from collector import admission, fastwire, liveness
-from collector.fastwire import AnyEvent, FastBatch
+from collector import admission, liveness
 from collector.store.base import Store, Writer
 from collector.store.rows import AgentRow, GapRow
 from linewarden.config.collector import MIB, LivenessConfig
@@ -34,6 +33,7 @@ from linewarden.wire import (
     Ack,
     Birth,
     Death,
+    Event,
     EventBatch,
     ack_topic,
     decode,
@@ -54,9 +54,6 @@ _seq = attrgetter("seq")
 _type = attrgetter("type")
 # Of a payload over the size limit, the dead letter keeps this many first bytes (and says the size).
 OVERSIZE_KEPT_BYTES = 1024
-# An event batch as decoded: by msgspec (`collector.fastwire`), or by pydantic when msgspec does not take it.
-Batch = EventBatch | FastBatch
-_BATCHES = (EventBatch, FastBatch)
 # Batches held for their boot's birth (docs/limits.md): at most this many of one agent, and in all.
 HELD_PER_AGENT = 20
 HELD_IN_ALL = 1000
@@ -129,10 +126,10 @@ class Ingest:
                         self._store_runs(tx, [*runs, run] if run else runs, done)
                         runs, run = [], []
                     out = self._one(tx, topic, payload, received_at)
-                    if run and not (isinstance(out, _BATCHES) and run[-1].continued_by(out, received_at)):
+                    if run and not (isinstance(out, EventBatch) and run[-1].continued_by(out, received_at)):
                         runs.append(run)
                         run = []
-                    if isinstance(out, _BATCHES):
+                    if isinstance(out, EventBatch):
                         run.append(_Batch(i, topic, out, received_at, payload))
                     else:
                         done[i] = out
@@ -142,7 +139,7 @@ class Ingest:
             self.incident_events, self.events_stored, self.batches_held = counts
             raise
 
-    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | Batch:
+    def _one(self, tx: Writer, topic: str, payload: bytes, received_at: int) -> list[Publication] | EventBatch:
         """Handle a birth, death or bad message; an event batch whose sender checks out is returned, to be stored
         with the run it belongs to."""
         site: str | None = None
@@ -159,7 +156,7 @@ class Ingest:
                 self._death(tx, decode(Death, payload), site, agent, received_at)
                 return []
             if kind == "events":
-                batch = _decode_batch(payload)
+                batch = decode(EventBatch, payload)
                 self._check_sender(site, agent, batch)
                 return batch
             raise WireError(f"not a topic the collector ingests: {kind!r}")
@@ -175,7 +172,7 @@ class Ingest:
         self.on_dead_letter(reason)
 
     @staticmethod
-    def _check_sender(site: str, agent: str, msg: Birth | Death | Batch) -> None:
+    def _check_sender(site: str, agent: str, msg: Birth | Death | EventBatch) -> None:
         if (msg.site, msg.agent) != (site, agent):
             raise WireError(f"payload names {msg.site}/{msg.agent}, topic names {site}/{agent}")
 
@@ -307,7 +304,7 @@ class Ingest:
         topic = events_topic(*key[:2])
         for i, h in enumerate(held):
             try:
-                b = _Batch(i, topic, _decode_batch(h.payload), h.received_at, h.payload)
+                b = _Batch(i, topic, decode(EventBatch, h.payload), h.received_at, h.payload)
             except WireError as exc:  # held by a collector whose wire models accepted it
                 self._dead_letter(tx, topic, h.payload, str(exc), h.received_at, *key[:2])
                 continue
@@ -377,7 +374,7 @@ class Ingest:
         for event, why in verdict.implausible:
             reason = f"event seq {event.seq} ({event.type}): {why}"
             log.warning("dead letter from %s/%s: %s", site, agent, reason)
-            tx.add_dead_letter(topic, fastwire.event_json(event), reason, received_at, site, agent)
+            tx.add_dead_letter(topic, encode(event), reason, received_at, site, agent)
             self.on_dead_letter(reason)
         if _GROUPED_TYPES.issuperset(map(_type, verdict.admitted)):
             pending[(site, agent)] = _Pending(run, acked, known, verdict.admitted)
@@ -411,7 +408,7 @@ class Ingest:
                 self._check_future(tx, p.known, p.run, p.admitted)
             self._acked(p.run, through, done)
 
-    def _count(self, new: list[AnyEvent]) -> None:
+    def _count(self, new: list[Event]) -> None:
         self.events_stored += len(new)
         self.incident_events += sum(map(_INCIDENT_TYPES.__contains__, map(_type, new)))
 
@@ -423,7 +420,7 @@ class Ingest:
         last = run[-1].batch
         done[run[-1].index] = [_ack(last.site, last.agent, last.epoch, through)]
 
-    def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[AnyEvent]) -> None:
+    def _settle_gaps(self, tx: Writer, known: AgentRow, run: list[_Batch], new: list[Event]) -> None:
         """Settle the agent's monitoring gaps over the events a run stored, batch by batch, each batch with the
         events it stored first (as if each had come alone): which event is a gap's first evidence depends on it."""
         if not new:
@@ -438,7 +435,7 @@ class Ingest:
         for b in run:
             self._settle_batch(tx, known, b.batch, [e for e in b.batch.events if id(e) in stored])
 
-    def _settle_batch(self, tx: Writer, known: AgentRow, batch: Batch, new: list[AnyEvent]) -> None:
+    def _settle_batch(self, tx: Writer, known: AgentRow, batch: EventBatch, new: list[Event]) -> None:
         if not new:
             return
         tolerance = liveness.tolerance_ms(known, self.missed)
@@ -462,7 +459,7 @@ class Ingest:
             elif (start, end) != (gap.start_at, gap.end_at):
                 tx.set_gap(gap, start, end)
 
-    def _check_future(self, tx: Writer, known: AgentRow, run: list[_Batch], admitted: list[AnyEvent]) -> None:
+    def _check_future(self, tx: Writer, known: AgentRow, run: list[_Batch], admitted: list[Event]) -> None:
         """Replayed batches are old; only a batch from the future proves a clock ahead. Of a run's batches from the
         future, the last one's measure is kept (as when each is stored alone: each one sets it)."""
         received_at = run[0].received_at
@@ -522,7 +519,7 @@ class _Batch:
 
     index: int  # the message's place in its group
     topic: str
-    batch: Batch
+    batch: EventBatch
     received_at: int
     payload: bytes  # as received: what is held when its boot was never born
 
@@ -530,7 +527,7 @@ class _Batch:
     def agent(self) -> tuple[str, str]:
         return (self.batch.site, self.batch.agent)
 
-    def continued_by(self, other: Batch, received_at: int) -> bool:
+    def continued_by(self, other: EventBatch, received_at: int) -> bool:
         """Whether `other` joins this batch's run: the same agent, epoch and boot, received at the same time."""
         mine = self.batch
         return (mine.site, mine.agent, mine.epoch, mine.boot, self.received_at) == (
@@ -546,7 +543,7 @@ class _Pending:
     run: list[_Batch]
     acked: int
     known: AgentRow | None
-    admitted: list[AnyEvent]
+    admitted: list[Event]
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -558,20 +555,14 @@ class _Pending:
         return self.run[0].received_at
 
 
-def _decode_batch(payload: bytes) -> Batch:
-    """Most batches: msgspec; what it does not take, pydantic (the definition), which may raise WireError."""
-    batch: Batch | None = fastwire.decode_batch(payload)
-    return decode(EventBatch, payload) if batch is None else batch
-
-
-def _born(tx: Writer, batch: Batch, known: AgentRow | None) -> bool:
+def _born(tx: Writer, batch: EventBatch, known: AgentRow | None) -> bool:
     """Whether the batch's epoch and boot were born: most batches are of the agent's latest birth."""
     if known is not None and (known.epoch, known.boot) == (batch.epoch, batch.boot):
         return True
     return tx.born(batch.site, batch.agent, batch.epoch, batch.boot)
 
 
-def _events_of(run: list[_Batch]) -> Sequence[AnyEvent]:
+def _events_of(run: list[_Batch]) -> Sequence[Event]:
     return run[0].batch.events if len(run) == 1 else [e for b in run for e in b.batch.events]
 
 

@@ -18,6 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
+
 from collector.audit import append_entry
 from collector.store import Store
 from collector.store.base import Sql
@@ -181,7 +183,7 @@ def record_window(
         unmatched = check_covers(window, site, site_assets(tx.sql, site), book)
         if not tx.add_maintenance_window(site, window, None, received_at, backdate_reason):
             raise MaintenanceRefused(f"window {window.id} exists already")
-        details = {"site": site, **window.model_dump(mode="json"), "received_at": received_at}
+        details = {"site": site, **msgspec.to_builtins(window), "received_at": received_at}
         append_entry(tx.sql, actor, origin, "maintenance.recorded", f"window/{window.id}", details, received_at)
         if backdate_reason:
             append_entry(tx.sql, actor, origin, "maintenance.backdated", f"window/{window.id}",

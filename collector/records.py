@@ -19,13 +19,18 @@ text becomes U+FFFD, as on the wire (docs/limits.md).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, ValidationError, model_validator
 
 from linewarden.domain import Criticality, Severity
 from linewarden.errors import WireError
-from linewarden.wire import Event, Id, Ms, TargetInfo, parse_event
+from linewarden.wire import ID_PATTERN, MAX_MS, Event, TargetInfo, build, parse_event
+
+# The wire's id and time (linewarden/wire.py) for these pydantic records.
+Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]
+Ms = Annotated[int, Field(ge=0, le=MAX_MS)]
 
 
 def _without_nul(node: Any) -> Any:
@@ -109,14 +114,25 @@ class MonitoringGapRecord(Record):
         return self
 
 
+def _target_infos(value: Any) -> list[TargetInfo]:
+    """A birth's target list, decoded by the wire's own TargetInfo."""
+    if not isinstance(value, list) or not value:
+        raise ValueError("a list of at least one target")
+    try:
+        return [build(TargetInfo, t) for t in value]
+    except WireError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class TargetsRecord(Record):
     """An agent's target registry as a birth would carry it: which asset each target belongs to."""
 
+    model_config = ConfigDict(arbitrary_types_allowed=True)
     record: Literal["targets"]
     site: Id
     agent: Id
     at: Ms
-    targets: list[TargetInfo] = Field(min_length=1, strict=False)
+    targets: Annotated[list[TargetInfo], PlainValidator(_target_infos)]
 
 
 CollectorRecord = Annotated[
@@ -133,9 +149,8 @@ class _EventOrigin(Record):
     boot: Id = "import"
 
 
-class ImportedEvent(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
+@dataclass(frozen=True)
+class ImportedEvent:
     site: str
     agent: str
     epoch: str

@@ -32,7 +32,8 @@ from collections.abc import Callable, Iterable, Mapping, Set
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+import msgspec
+from msgspec import Struct
 
 from linewarden.config.agent import FlapConfig, SeverityMatrix
 from linewarden.debounce import Transition
@@ -60,7 +61,7 @@ class TargetRef:
     criticality: Criticality
 
 
-class _Incident(BaseModel):
+class _Incident(Struct, kw_only=True):
     id: str
     kind: IncidentKind
     members: list[str]
@@ -70,7 +71,7 @@ class _Incident(BaseModel):
     resolving_since: int | None = None
 
 
-class _Held(BaseModel):
+class _Held(Struct, kw_only=True, frozen=True):
     transition_from: State
     state: State
     at_ms: int
@@ -82,7 +83,7 @@ class _Held(BaseModel):
         return Transition(self.transition_from, self.state, self.at_ms, self.reason, self.cause)
 
 
-class _Snapshot(BaseModel):
+class _Snapshot(Struct):
     states: dict[str, State]
     changes: dict[str, list[int]]
     incidents: list[_Incident]
@@ -184,20 +185,22 @@ class IncidentTracker:
     # ------------------------------------------------------------ persistence
 
     def snapshot(self) -> dict[str, Any]:
-        return _Snapshot(
+        snap = _Snapshot(
             states=self._states,
             changes=self._changes,
             incidents=list(self._incidents.values()),
             held=self._held,
-        ).model_dump(mode="json")
+        )
+        data: dict[str, Any] = msgspec.to_builtins(snap)
+        return data
 
     def restore(self, data: Mapping[str, Any], now_ms: int) -> list[Emitted]:
         """Load a `snapshot()`; targets no longer configured are dropped, and incidents left without any
         target are resolved (returned as events). Raises LinewardenError (changing nothing) when malformed."""
         try:
-            snap = _Snapshot.model_validate(data)
-        except ValidationError as exc:
-            raise LinewardenError(f"bad incident tracker snapshot: {exc.error_count()} errors") from None
+            snap = msgspec.convert(data, _Snapshot)
+        except msgspec.ValidationError as exc:
+            raise LinewardenError(f"bad incident tracker snapshot: {exc}") from None
         known = self._targets.keys()
         self._states = {t: snap.states.get(t, State.UNKNOWN) for t in known}
         self._changes = {t: snap.changes.get(t, []) for t in known}
@@ -223,16 +226,14 @@ class IncidentTracker:
     # ------------------------------------------------------------ internals
 
     def _state_change(self, target: str, ref: TargetRef, tr: Transition) -> StateChangeBody:
-        return StateChangeBody.model_validate(
-            {
-                "target": target,
-                "asset": ref.asset,
-                "from": tr.from_,
-                "to": tr.to,
-                "reason": tr.reason,
-                "cause": tr.cause or None,
-                "at": tr.at_ms,
-            }
+        return StateChangeBody(
+            target=target,
+            asset=ref.asset,
+            from_=tr.from_,
+            to=tr.to,
+            reason=tr.reason,
+            cause=tr.cause or None,
+            at=tr.at_ms,
         )
 
     def _record_change(self, target: str, at_ms: int) -> None:

@@ -19,10 +19,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
+import msgspec
 from fastapi import Depends, FastAPI, HTTPException, Query, Request, Response
 from fastapi import Path as FastApiPath
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from collector.api.limits import TOO_LARGE, BodyLimit
@@ -593,11 +594,11 @@ def create_app(
                                       caller.origin)  # fmt: skip
         except BackdateForbidden as exc:
             raise HTTPException(403, str(exc)) from None
-        except (MaintenanceRefused, ValidationError) as exc:
+        except MaintenanceRefused as exc:
             raise HTTPException(422, str(exc)) from None
         if on_maintenance is not None:
             on_maintenance(body.site)
-        return {"site": body.site, **wire.model_dump(mode="json"), "unmatched": unmatched}
+        return {"site": body.site, **msgspec.to_builtins(wire), "unmatched": unmatched}
 
     @app.post("/maintenance-windows/{window_id}/approval", status_code=201)
     def approve_window(caller: Caller, window_id: str, body: ApprovalBody) -> dict[str, Any]:

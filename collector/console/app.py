@@ -19,6 +19,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 from zoneinfo import ZoneInfo
 
+import msgspec
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -484,8 +485,8 @@ def create_console(
         _, user, data = await checked_form(request)
         site, draft = _window(user, data)
         now = clock()
-        wire = draft.model_copy(update={"id": f"w-{uuid.uuid4().hex[:12]}", "announced_at": now,
-                                        "announced_by": f"console:{user.username}"})
+        wire = msgspec.structs.replace(draft, id=f"w-{uuid.uuid4().hex[:12]}", announced_at=now,
+                                       announced_by=f"console:{user.username}")
         try:
             record_window(store, book, site, wire, now, "", f"console:{user.username}", origin(request))
         except MaintenanceRefused as exc:

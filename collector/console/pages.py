@@ -32,11 +32,11 @@ from collector.scoping import sees_asset, sees_site, sees_vendor, vendor_assets,
 from collector.store.rows import IncidentRow, MaintenanceWindowRow
 from collector.ticketing.readback import vendor_view
 from linewarden.config.contract import ContractConfig
-from linewarden.errors import LinewardenError
+from linewarden.errors import LinewardenError, WireError
 from linewarden.sla.disputes import FIELDS, OUTCOMES, TIMING_FIELDS
 from linewarden.sla.periods import month_containing, parse_month
 from linewarden.sla.report import ContractReport
-from linewarden.wire import MaintenanceWindowWire
+from linewarden.wire import MaintenanceWindowWire, build
 
 log = logging.getLogger(__name__)
 
@@ -463,13 +463,14 @@ def parse_window(deps: Deps, data: dict[str, str]) -> MaintenanceWindowWire:
     if not data.get("site"):
         raise ConsoleError("choose a site")
     try:
-        return MaintenanceWindowWire(
-            id="w-draft", kind="change" if data.get("kind") == "change" else "maintenance", start=start, end=end,
-            assets=_names(data.get("assets", "")), services=_names(data.get("services", "")), announced_at=start,
-            announced_by="", reason=data.get("reason", "")[:500], whole_site=data.get("whole_site") == "yes",
-            lines=_names(data.get("lines", "")), asset_classes=_names(data.get("asset_classes", "")),
-        )
-    except ValueError as exc:
+        return build(MaintenanceWindowWire, {
+            "id": "w-draft", "kind": "change" if data.get("kind") == "change" else "maintenance", "start": start,
+            "end": end, "assets": _names(data.get("assets", "")), "services": _names(data.get("services", "")),
+            "announced_at": start, "announced_by": "", "reason": data.get("reason", "")[:500],
+            "whole_site": data.get("whole_site") == "yes", "lines": _names(data.get("lines", "")),
+            "asset_classes": _names(data.get("asset_classes", "")),
+        })  # fmt: skip
+    except WireError as exc:
         raise ConsoleError(f"the window is not valid: {exc}") from None
 
 

@@ -18,7 +18,6 @@ from itertools import compress
 from operator import attrgetter
 from typing import Any, Protocol
 
-from collector.fastwire import AnyEvent, FastHeartbeatEvent, FastStateChangeEvent, body_texts, event_json
 from collector.store.migrations import Migration, all_migrations, statements
 from collector.store.rows import (
     AgentRow,
@@ -49,6 +48,7 @@ from linewarden.wire import (
     TargetInfo,
     VersionObservedEvent,
     clip,
+    encode,
     events_topic,
 )
 
@@ -119,7 +119,7 @@ _EVENT_KEY = ("site", "agent", "epoch", "seq")
 _EPOCH_RANGE = ("TEXT", "TEXT", "TEXT", "BIGINT", "BIGINT")
 _EPOCH_SEQ = ("TEXT", "TEXT", "TEXT", "BIGINT")
 # One agent's run of events to store: site, agent, epoch, boot, events, received_at.
-EventRun = tuple[str, str, str, str, Sequence[AnyEvent], int]
+EventRun = tuple[str, str, str, str, Sequence[Event], int]
 
 
 def _flag(value: bool | None) -> int | None:
@@ -260,12 +260,12 @@ class Writer:
     # ------------------------------------------------------------ events
 
     def insert_events(
-        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[AnyEvent], received_at: int
-    ) -> list[AnyEvent]:
+        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[Event], received_at: int
+    ) -> list[Event]:
         """Store a batch of events and what derives from them; return those not stored before."""
         return self.insert_runs([(site, agent, epoch, boot, events, received_at)])[0]
 
-    def insert_runs(self, runs: Sequence[EventRun]) -> list[list[AnyEvent]]:
+    def insert_runs(self, runs: Sequence[EventRun]) -> list[list[Event]]:
         """Store several runs of events (site, agent, epoch, boot, events, received_at), at most one per agent, and
         what derives from them; per run, the events not stored before. The ingest hot path: one look-up of the
         known seqs and one insert for all runs. When the database refuses the data of one event, each run is
@@ -284,7 +284,7 @@ class Writer:
         self.sql.execute("RELEASE SAVEPOINT insert_runs")
         return news
 
-    def _unknown(self, runs: Sequence[EventRun]) -> list[list[AnyEvent]]:
+    def _unknown(self, runs: Sequence[EventRun]) -> list[list[Event]]:
         """Per run, its events whose seq is neither stored nor refused yet, each seq once (its first event)."""
         ranges = [(*run[:3], min(map(_seq, run[4])), max(map(_seq, run[4]))) for run in runs if run[4]]
         known: dict[tuple[str, str, str], set[int]] = {}
@@ -298,7 +298,7 @@ class Writer:
                 params,
             ):
                 known.setdefault((site, agent, epoch), set()).add(int(seq))
-        news: list[list[AnyEvent]] = []
+        news: list[list[Event]] = []
         for site, agent, epoch, _, events, _ in runs:
             seen = known.get((site, agent, epoch))
             seqs = list(map(_seq, events))
@@ -306,7 +306,7 @@ class Writer:
                 news.append(list(events))
                 continue
             seen = set() if seen is None else seen
-            new: list[AnyEvent] = []
+            new: list[Event] = []
             for e in events:
                 if e.seq not in seen:
                     seen.add(e.seq)
@@ -315,8 +315,8 @@ class Writer:
         return news
 
     def _insert_or_split(
-        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[AnyEvent], received_at: int
-    ) -> list[AnyEvent]:
+        self, site: str, agent: str, epoch: str, boot: str, events: Sequence[Event], received_at: int
+    ) -> list[Event]:
         """Insert `events` in one go; when the database refuses the data of one, bisect the batch until each
         refused event stands alone, and dead-letter those (`_reject`). Return the events stored."""
         if not events:
@@ -338,7 +338,7 @@ class Writer:
         self.sql.execute("RELEASE SAVEPOINT insert_events")
         return list(events)
 
-    def _reject(self, site: str, agent: str, epoch: str, event: AnyEvent, problem: str, received_at: int) -> None:
+    def _reject(self, site: str, agent: str, epoch: str, event: Event, problem: str, received_at: int) -> None:
         reason = clip(f"seq {event.seq}: the store refused the event: {problem}", 1000)
         self.refuse_event(events_topic(site, agent), site, agent, epoch, event, reason, received_at)
 
@@ -349,18 +349,18 @@ class Writer:
         rows = [
             (site, agent, epoch, e.seq, boot, e.ts, e.type, body, received_at)
             for site, agent, epoch, boot, new, received_at in runs
-            for e, body in zip(new, body_texts(new), strict=True)
+            for e, body in zip(new, [encode(e.body).decode() for e in new], strict=True)
         ]  # fmt: skip
         changes: list[tuple[Any, ...]] = []
         beats: list[tuple[Any, ...]] = []
-        others: list[tuple[str, str, str, AnyEvent]] = []
+        others: list[tuple[str, str, str, Event]] = []
         for site, agent, epoch, _, new, received_at in runs:
-            beat: HeartbeatEvent | FastHeartbeatEvent | None = None
+            beat: HeartbeatEvent | None = None
             registry: dict[str, str] | None = None
             for e in compress(new, map("metrics".__ne__, map(_type, new))):
-                if isinstance(e, HeartbeatEvent | FastHeartbeatEvent):
+                if isinstance(e, HeartbeatEvent):
                     beat = e if beat is None or e.ts > beat.ts else beat
-                elif isinstance(e, StateChangeEvent | FastStateChangeEvent):
+                elif isinstance(e, StateChangeEvent):
                     if registry is None:
                         registry = self.registry_of(site, agent)  # one look-up for all, as asset_of would do
                     c = e.body
@@ -404,7 +404,7 @@ class Writer:
         """Store one event and what derives from it; False when (site, agent, epoch, seq) was already stored."""
         return bool(self.insert_events(site, agent, epoch, boot, [event], received_at))
 
-    def _derive(self, site: str, agent: str, epoch: str, event: AnyEvent) -> None:
+    def _derive(self, site: str, agent: str, epoch: str, event: Event) -> None:
         """The normalized rows one newly stored event adds (incidents, changes, lost ranges)."""
         if isinstance(event, ChangeDetectedEvent):
             c = event.body
@@ -704,10 +704,10 @@ class Writer:
         )
 
     def refuse_event(
-        self, topic: str, site: str, agent: str, epoch: str, event: AnyEvent, reason: str, received_at: int
+        self, topic: str, site: str, agent: str, epoch: str, event: Event, reason: str, received_at: int
     ) -> None:
         """Dead-letter one received event with the reason and remember its seq as received, for the ack."""
-        self.add_dead_letter(topic, event_json(event), reason, received_at, site, agent)
+        self.add_dead_letter(topic, encode(event), reason, received_at, site, agent)
         if (read := self._refused.get((site, agent, epoch))) is not None:
             read[2].add(event.seq)
         self.sql.execute(

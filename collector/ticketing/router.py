@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+import msgspec
+
 from collector.audit import append_entry
 from collector.maintenance import SiteAsset, selected_assets, site_assets
 from collector.store.base import Row, Sql, Store
@@ -212,7 +214,7 @@ class Router:
                 contract = self._book.contracts.get(r["contract_id"])
                 if not incident or contract is None:
                     continue
-                body = _body(incident[0]).model_copy(update={"severity": severity})
+                body = msgspec.structs.replace(_body(incident[0]), severity=severity)
                 raised = self._vendor_ticket(body, contract)
                 request_step(tx.sql, "update", f"update:{severity.value}", raised, "", "collector", self._origin, now)
                 append_entry(tx.sql, "collector", self._origin, "incident.severity_raised",

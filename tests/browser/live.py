@@ -24,6 +24,7 @@ from linewarden.wire import (
     StateChangeEvent,
     TargetInfo,
     birth_topic,
+    build,
     encode,
     events_topic,
 )
@@ -54,7 +55,7 @@ def _run(publishing: Coroutine[Any, Any, None]) -> None:
 
 def publish_state(port: int, to: State, reason: str) -> None:
     now = int(time.time() * 1000) + 1
-    body = StateChangeBody.model_validate({"target": "plc", "asset": "line3-plc", "from": "UP", "to": to,
+    body = build(StateChangeBody, {"target": "plc", "asset": "line3-plc", "from": "UP", "to": to,
                                            "reason": reason, "at": now})
     plc = TargetInfo(id="plc", kind=ProbeKind.OPCUA, asset="line3-plc", criticality=Criticality.CRITICAL)
     _run(_publish(port, "live", [plc], StateChangeEvent(seq=1, ts=now, body=body)))

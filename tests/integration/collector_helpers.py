@@ -16,6 +16,7 @@ from linewarden.wire import (
     StateChangeBody,
     StateChangeEvent,
     TargetInfo,
+    build,
     encode,
 )
 
@@ -45,8 +46,9 @@ def heartbeat(seq: int, ts: int) -> HeartbeatEvent:
 
 
 def state_change(seq: int, at: int, to: State = State.DOWN, frm: State = State.UP) -> StateChangeEvent:
-    body = StateChangeBody.model_validate(
-        {"target": "plc-1", "asset": "line3-plc", "from": frm, "to": to, "reason": "no answer", "at": at}
+    body = build(
+        StateChangeBody,
+        {"target": "plc-1", "asset": "line3-plc", "from": frm, "to": to, "reason": "no answer", "at": at},
     )
     return StateChangeEvent(seq=seq, ts=at + 5_000, body=body)
 

@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from msgspec.structs import replace
 
 from collector.ingest import Ingest
 from collector.reporting import reports
@@ -22,6 +23,7 @@ from linewarden.wire import (
     StateChangeEvent,
     TargetInfo,
     birth_topic,
+    build,
     encode,
     events_topic,
 )
@@ -47,7 +49,8 @@ def ingest(store: SqliteStore) -> Ingest:
 
 
 def _outage(seq: int, incident: str, opened: int, restored: int, reason: str, cause: str | None) -> list[object]:
-    change = StateChangeBody.model_validate(
+    change = build(
+        StateChangeBody,
         {
             "target": "mes",
             "asset": "mes-app",
@@ -56,7 +59,7 @@ def _outage(seq: int, incident: str, opened: int, restored: int, reason: str, ca
             "reason": reason,
             "cause": cause,
             "at": opened,
-        }
+        },
     )
     opened_body = IncidentOpenedBody(
         incident=incident,
@@ -84,7 +87,7 @@ def test_cause_is_stored_and_recurrence_uses_it(ingest: Ingest, store: SqliteSto
         *_outage(7, "inc-3", T0 + 4 * H, T0 + 5 * H, "no answer within 2 s", None),  # an agent from before causes
     ]
     mes = TargetInfo(id="mes", kind=ProbeKind.HTTP, asset="mes-app", criticality=Criticality.CRITICAL)
-    ingest.handle(birth_topic(SITE, AGENT), encode(birth(SITE, AGENT).model_copy(update={"targets": [mes]})), T0)
+    ingest.handle(birth_topic(SITE, AGENT), encode(replace(birth(SITE, AGENT), targets=[mes])), T0)
     ingest.handle(events_topic(SITE, AGENT), encode(batch(SITE, AGENT, events)), T0 + 6 * H)
 
     assert [c.cause for c in store.state_changes(T0, T0 + 6 * H)] == ["http.slow", "http.slow", None]

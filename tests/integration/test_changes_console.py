@@ -7,6 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import httpx
+from msgspec.structs import replace
 
 from collector.change_records import approvals, latest_versions
 from collector.console.app import create_console
@@ -49,7 +50,7 @@ async def test_versions_are_ingested_judged_and_approved_in_the_console(tmp_path
     ingest = Ingest(store, LivenessConfig(missed_heartbeats=3, clock_skew_threshold=timedelta(seconds=30)), T0)
     targets = [TargetInfo(id=t, kind=ProbeKind.MODBUS, asset=a, criticality=Criticality.HIGH)
                for t, a in (("prod-mb", PROD), ("stage-mb", STAGING))]  # fmt: skip
-    born = birth(SITE, AGENT).model_copy(update={"targets": targets})
+    born = replace(birth(SITE, AGENT), targets=targets)
     ingest.handle(birth_topic(SITE, AGENT), encode(born), T0)
     events = [
         _seen(1, "prod-mb", "1.0", T0), _seen(2, "stage-mb", "1.0", T0, asset=PROD),  # the registry's asset counts

@@ -256,7 +256,8 @@ def test_each_contract_sees_only_its_own_ticket(
     [
         (["--start", "0001-01-01T00:00-14:00", "--end", "0001-01-01T01:00-14:00"], "outside 1970 to 9999"),
         (["--start", "9999-12-31T20:00+00:00", "--end", "9999-12-31T23:00-14:00"], "outside 1970 to 9999"),
-        (["--start", "2030-01-05T06:00", "--end", "2030-01-05T10:00", "--asset", "Line 3"], "assets.0: String"),
+        (["--start", "2030-01-05T06:00", "--end", "2030-01-05T10:00", "--asset", "Line 3"],
+         "an id ^[a-z0-9][a-z0-9_-]*$ - at `$.assets[0]`"),
     ],
     ids=["before-1970", "after-9999", "bad-asset-id"],
 )

@@ -76,7 +76,7 @@ def test_bad_lines_are_reported_by_number_and_skipped(tmp_path, config, capsys):
     assert main(["import", "--config", str(config), str(f)]) == 1
     err = capsys.readouterr().err
     assert f"{f}:2: skipped: not JSON" in err
-    assert f"{f}:3: skipped: state_change.seq" in err
+    assert f"{f}:3: skipped: Expected `int` >= 1 - at `$.seq`" in err
     assert f"{f}:5: skipped: ticket_raised.colour" in err
     assert len(_rows(tmp_path, "events")) == 1
     assert len(_rows(tmp_path, "maintenance_windows")) == 1

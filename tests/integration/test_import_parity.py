@@ -12,6 +12,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from msgspec import to_builtins
+
 from collector.importer import import_lines
 from collector.ingest import Ingest
 from collector.liveness import REASON_MISSED
@@ -48,6 +50,7 @@ from linewarden.wire import (
     StateChangeEvent,
     TargetInfo,
     birth_topic,
+    build,
     encode,
     events_topic,
 )
@@ -75,8 +78,8 @@ WINDOW = MaintenanceWindowWire(
 
 def _change(seq: int, target: str, frm: State, to: State, at: int) -> StateChangeEvent:
     asset = {t.id: t.asset for t in TARGETS}[target]
-    body = StateChangeBody.model_validate(
-        {"target": target, "asset": asset, "from": frm, "to": to, "reason": "probe", "at": at}
+    body = build(
+        StateChangeBody, {"target": target, "asset": asset, "from": frm, "to": to, "reason": "probe", "at": at}
     )
     return StateChangeEvent(seq=seq, ts=at + 5 * S, body=body)
 
@@ -190,13 +193,12 @@ async def _live(store: Store, the_book: ContractBook, hook: FakeWebhookReceiver)
 
 def _import_file(with_targets: bool = True) -> list[dict[str, Any]]:
     origin = {"site": SITE, "agent": AGENT, "epoch": EPOCH, "boot": BOOT}
-    lines: list[dict[str, Any]] = [
-        {**origin, **e.model_dump(mode="json", by_alias=True)} for _, events in BATCHES for e in events
-    ]
+    lines: list[dict[str, Any]] = [{**origin, **to_builtins(e)} for _, events in BATCHES for e in events]
     lines += [
         {"record": "monitoring_gap", "site": SITE, "agent": AGENT, "start": GAP[0], "end": GAP[1],
          "reason": REASON_MISSED},
-        {"record": "maintenance_window", "site": SITE, **WINDOW.model_dump(mode="json", exclude={"back_dated"})},
+        {"record": "maintenance_window", "site": SITE,
+         **{k: v for k, v in to_builtins(WINDOW).items() if k != "back_dated"}},
         {"record": "ticket_raised", "incident": "inc-1", "at": RAISED, "actor": "collector"},
         {"record": "ticket_acknowledged", "incident": "inc-1", "at": ACKED, "actor": "acme"},
         {"record": "ticket_triaged", "incident": "inc-1", "at": TRIAGED, "actor": "acme", "severity": "S2"},
@@ -206,7 +208,7 @@ def _import_file(with_targets: bool = True) -> list[dict[str, Any]]:
         {"record": "rca_received", "incident": "inc-1", "at": RCA, "actor": "acme"},
     ]  # fmt: skip
     if with_targets:  # last in the file: target lists apply first whatever the order
-        targets = [t.model_dump(mode="json") for t in TARGETS]
+        targets = [to_builtins(t) for t in TARGETS]
         lines.append({"record": "targets", "site": SITE, "agent": AGENT, "at": T0, "targets": targets})
     return lines
 

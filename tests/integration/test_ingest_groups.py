@@ -26,6 +26,7 @@ from linewarden.wire import (
     StateChangeBody,
     StateChangeEvent,
     birth_topic,
+    build,
     death_topic,
     decode,
     encode,
@@ -139,8 +140,9 @@ LIVENESS = LivenessConfig(clock_skew_threshold=timedelta(seconds=30))
 
 
 def _ghost_change(seq: int) -> StateChangeEvent:
-    body = StateChangeBody.model_validate(
-        {"target": "ghost", "asset": "elsewhere", "from": State.UP, "to": State.DOWN, "reason": "forged", "at": T0}
+    body = build(
+        StateChangeBody,
+        {"target": "ghost", "asset": "elsewhere", "from": State.UP, "to": State.DOWN, "reason": "forged", "at": T0},
     )
     return StateChangeEvent(seq=seq, ts=T0, body=body)
 

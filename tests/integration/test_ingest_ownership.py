@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from msgspec import to_builtins
+from msgspec.structs import replace
 
 from collector.importer import import_lines
 from collector.ingest import BIRTH_WAIT_MS, Ingest
@@ -113,9 +115,8 @@ def test_another_agent_cannot_resolve_raise_or_reclassify_an_incident(ingest, st
             seq=2, ts=T0,
             body=IncidentUpdatedBody(incident="inc-1", severity=Severity.S4, state=State.DEGRADED, reason="x", at=T0),
         ),
-        incident_opened(3, T0 + 5).model_copy(
-            update={"body": incident_opened(3, T0).body.model_copy(update={"kind": "site_link", "targets": ["plc-1"]})}
-        ),
+        replace(incident_opened(3, T0 + 5),
+                body=replace(incident_opened(3, T0).body, kind="site_link", targets=["plc-1"])),
     ]  # fmt: skip
     assert _send(ingest, SITE, "a2", forged) == Ack(epoch="e1", through=3)  # refused, yet the ack moves on
     row = _incident(store, "inc-1")
@@ -152,7 +153,7 @@ def test_the_owner_resolves_its_own_incident_even_in_the_same_batch(ingest, stor
 def test_a_state_change_of_a_target_not_in_the_registry_is_refused(ingest, store):
     _born(ingest, SITE, "a1")
     foreign = state_change(1, T0)
-    foreign = foreign.model_copy(update={"body": foreign.body.model_copy(update={"target": "plc-9"})})
+    foreign = replace(foreign, body=replace(foreign.body, target="plc-9"))
     assert _send(ingest, SITE, "a1", [foreign, heartbeat(2, T0)]).through == 2
     assert store.state_changes(T0 - 1, T0 + 1) == []
     assert _reasons(store) == [
@@ -175,9 +176,9 @@ def test_an_agent_never_seen_born_changes_no_state(ingest, store):
 def test_the_asset_comes_from_the_registry_not_from_the_event(ingest, store):
     _born(ingest, SITE, "a1")  # plc-1 belongs to line3-plc
     change = state_change(1, T0)
-    change = change.model_copy(update={"body": change.body.model_copy(update={"asset": "line9-plc"})})
+    change = replace(change, body=replace(change.body, asset="line9-plc"))
     opened = incident_opened(2, T0)
-    opened = opened.model_copy(update={"body": opened.body.model_copy(update={"asset": "line9-plc"})})
+    opened = replace(opened, body=replace(opened.body, asset="line9-plc"))
     found = ChangeDetectedBody(target="plc-1", asset="line9-plc", what="firmware", old="1", new="2", at=T0)
     detected = ChangeDetectedEvent(seq=3, ts=T0, body=found)
     assert _send(ingest, SITE, "a1", [change, opened, detected]).through == 3
@@ -190,13 +191,13 @@ def test_the_asset_comes_from_the_registry_not_from_the_event(ingest, store):
 def test_incidents_must_name_registered_targets(ingest, store):
     _born(ingest, SITE, "a1")
     body = incident_opened(1, T0).body
-    unknown = IncidentOpenedEvent(seq=1, ts=T0, body=body.model_copy(update={"target": "plc-9", "incident": "i1"}))
-    no_target = IncidentOpenedEvent(seq=2, ts=T0, body=body.model_copy(update={"target": None, "incident": "i2"}))
+    unknown = IncidentOpenedEvent(seq=1, ts=T0, body=replace(body, target="plc-9", incident="i1"))
+    no_target = IncidentOpenedEvent(seq=2, ts=T0, body=replace(body, target=None, incident="i2"))
     site_link = IncidentOpenedBody(
         incident="i3", kind="site_link", severity=Severity.S1, state=State.DOWN, reason="all down", opened_at=T0,
         targets=["plc-1", "plc-7"],
     )  # fmt: skip
-    alien_asset = site_link.model_copy(update={"incident": "i4", "targets": ["plc-1"], "asset": "line9-plc"})
+    alien_asset = replace(site_link, incident="i4", targets=["plc-1"], asset="line9-plc")
     events = [unknown, no_target, IncidentOpenedEvent(seq=3, ts=T0, body=site_link),
               IncidentOpenedEvent(seq=4, ts=T0, body=alien_asset), heartbeat(5, T0)]  # fmt: skip
     assert _send(ingest, SITE, "a1", events).through == 5
@@ -210,9 +211,9 @@ def test_incidents_must_name_registered_targets(ingest, store):
 def test_a_configuration_incident_must_name_a_registered_target(ingest, store):
     """The agent opens a configuration incident for one of its targets; one naming only an asset could name any."""
     _born(ingest, SITE, "a1")
-    body = incident_opened(1, T0).body.model_copy(update={"kind": "configuration", "severity": Severity.S3})
-    alien = body.model_copy(update={"incident": "i1", "target": None, "asset": "line9-plc"})
-    own = body.model_copy(update={"incident": "i2", "asset": "line9-plc"})
+    body = replace(incident_opened(1, T0).body, kind="configuration", severity=Severity.S3)
+    alien = replace(body, incident="i1", target=None, asset="line9-plc")
+    own = replace(body, incident="i2", asset="line9-plc")
     events = [IncidentOpenedEvent(seq=1, ts=T0, body=alien), IncidentOpenedEvent(seq=2, ts=T0, body=own)]
     assert _send(ingest, SITE, "a1", events).through == 2
     assert [(r["id"], r["asset"]) for r in store.table_rows("incidents")] == [("i2", "line3-plc")]
@@ -223,7 +224,7 @@ def test_a_configuration_incident_must_name_a_registered_target(ingest, store):
 def test_a_refused_event_sent_again_is_counted_once(ingest, store):
     _born(ingest, SITE, "a1")
     foreign = state_change(1, T0)
-    foreign = foreign.model_copy(update={"body": foreign.body.model_copy(update={"target": "plc-9"})})
+    foreign = replace(foreign, body=replace(foreign.body, target="plc-9"))
     assert _send(ingest, SITE, "a1", [foreign]).through == 1
     assert _send(ingest, SITE, "a1", [foreign, heartbeat(2, T0)]).through == 2  # a resend after a lost ack
     assert store.dead_letter_total() == 1
@@ -380,8 +381,8 @@ def test_imported_events_may_not_touch_another_agents_incident(store):
     )
     opened = IncidentOpenedEvent(seq=1, ts=T0, body=body)
     resolved = IncidentResolvedEvent(seq=1, ts=T0, body=IncidentResolvedBody(incident="inc-9", at=T0 + 1))
-    lines = [{"site": SITE, "agent": "a1", **opened.model_dump(mode="json", by_alias=True)},
-             {"site": SITE, "agent": "a2", **resolved.model_dump(mode="json", by_alias=True)}]  # fmt: skip
+    lines = [{"site": SITE, "agent": "a1", **to_builtins(opened)},
+             {"site": SITE, "agent": "a2", **to_builtins(resolved)}]  # fmt: skip
     result = import_lines(store, [json.dumps(line).encode() for line in lines], T0)
     assert [(b.number, b.reason) for b in result.bad] == [(2, "incident_resolved: incident inc-9 belongs to plant1/a1")]
     [row] = store.table_rows("incidents")

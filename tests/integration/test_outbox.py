@@ -14,7 +14,7 @@ from linewarden.config.agent import OutboxConfig
 from linewarden.config.load import convert
 from linewarden.domain import State
 from linewarden.errors import StorageFull, StoreError
-from linewarden.wire import GapBody, HeartbeatBody, MetricsBody, StateChangeBody, parse_event
+from linewarden.wire import GapBody, HeartbeatBody, MetricsBody, StateChangeBody, decode, parse_event
 
 T0 = 1_700_000_000_000
 
@@ -116,7 +116,7 @@ def test_full_outbox_drops_metrics_first_keeps_state_changes_and_records_gap(tmp
     types = [r.type for r in rows]
     assert types.count("state_change") == 2
     assert types[-1] == "gap"
-    gap = GapBody.model_validate_json(rows[-1].body)
+    gap = decode(GapBody, rows[-1].body.encode())
     assert gap.dropped_types == ["metrics"]
     assert gap.reason == "outbox full"
     # 101 rows, 100 allowed: the oldest metrics go, 1 over the cap plus 10 as slack
@@ -141,7 +141,7 @@ def test_events_older_than_max_age_are_dropped_if_droppable(tmp_path: Path) -> N
     box.append("metrics", metrics(2), clock.now)
     rows = box.pending(0, 100)
     assert [(r.seq, r.type) for r in rows] == [(2, "state_change"), (4, "metrics"), (5, "gap")]
-    gap = GapBody.model_validate_json(rows[-1].body)
+    gap = decode(GapBody, rows[-1].body.encode())
     assert (gap.from_seq, gap.to_seq, gap.count, gap.reason) == (1, 3, 2, "outbox max age")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from msgspec.structs import replace
 
 from collector.store.base import DataRejected
 from collector.store.migrations import CORE, Migration
@@ -111,15 +112,16 @@ def test_a_state_change_without_asset_takes_it_from_the_birth_registry(store):
     with store.transaction() as tx:
         tx.record_birth(birth("p1", "a1"), T0)
         event = state_change(1, T0)
-        tx.insert_event("p1", "a1", "e1", "b1", event.model_copy(update={"body": event.body.model_copy(
-            update={"asset": None})}), T0)  # fmt: skip
+        tx.insert_event("p1", "a1", "e1", "b1", replace(event, body=replace(event.body, asset=None)), T0)
     [row] = store.table_rows("state_changes")
     assert (row["target"], row["asset"]) == ("plc-1", "line3-plc")
 
 
 def test_the_latest_heartbeat_gives_the_agents_outbox_figures(store):
     def beat(seq: int, ts: int, **figures: int) -> HeartbeatEvent:
-        return HeartbeatEvent(seq=seq, ts=ts, body=HeartbeatBody(interval_s=60, states={}, **figures))
+        depth, oldest = figures.get("outbox_depth"), figures.get("oldest_unacked_at")
+        return HeartbeatEvent(seq=seq, ts=ts, body=HeartbeatBody(interval_s=60, states={}, outbox_depth=depth,
+                                                                 oldest_unacked_at=oldest))  # fmt: skip
 
     def figures() -> tuple[int | None, int | None]:
         [a] = store.agents()

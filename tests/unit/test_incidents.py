@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from itertools import count
@@ -320,6 +321,33 @@ def test_restore_resolves_incidents_of_removed_targets() -> None:
     events = smaller.restore(tracker.snapshot(), 99 * S)
     assert kinds(events) == ["incident_resolved"]
     assert smaller.incident_of("mes") is None
+
+
+# Snapshots the previous version (pydantic models) wrote, as the agent's outbox keeps them (JSON): a held target,
+# and a flapping incident waiting to resolve.
+PREVIOUS_HELD = (
+    '{"states":{"plc-1":"UP","mes":"DOWN","db":"UP"},"changes":{"plc-1":[],"mes":[10000],"db":[]},"incidents":[],'
+    '"held":{"mes":{"transition_from":"UP","state":"DOWN","at_ms":10000,"reason":"DOWN reason","cause":"",'
+    '"since_ms":15000}}}'
+)
+PREVIOUS_RESOLVING = (
+    '{"states":{"plc-1":"UP","mes":"UP","db":"UP"},"changes":{"plc-1":[],"mes":[],"db":[10000,11000,12000,13000,'
+    '14000,15000]},"incidents":[{"id":"inc-3","kind":"target","members":["db"],"severity":"S4","state":"DEGRADED",'
+    '"opened_at":14000,"resolving_since":15000}],"held":{}}'
+)
+
+
+def test_a_snapshot_of_the_previous_version_restores_and_is_written_back_alike() -> None:
+    held = make()
+    assert held.restore(json.loads(PREVIOUS_HELD), 16 * S) == []
+    assert held.held == {"mes"} and held.snapshot() == json.loads(PREVIOUS_HELD)
+    assert kinds(held.tick(10 * S + HOLD)) == ["incident_opened"]  # the hold ends as it would have
+    resolving = make()
+    assert resolving.restore(json.loads(PREVIOUS_RESOLVING), 16 * S) == []
+    assert resolving.incident_of("db") == "inc-3" and resolving.snapshot() == json.loads(PREVIOUS_RESOLVING)
+    assert bodies(resolving.tick(15 * S + 10 * MIN), "incident_resolved") == [
+        IncidentResolvedBody(incident="inc-3", at=15 * S)
+    ]
 
 
 @pytest.mark.parametrize("bad", [{}, {"states": {"mes": "SIDEWAYS"}, "changes": {}, "incidents": [], "held": {}}])
