@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, PlainValidator, TypeAdapter, 
 
 from linewarden.domain import Criticality, Severity
 from linewarden.errors import WireError
-from linewarden.wire import ID_PATTERN, MAX_MS, Event, TargetInfo, build, parse_event
+from linewarden.limits import ID_PATTERN
+from linewarden.wire import MAX_MS, Event, TargetInfo, build, parse_event
 
 # The wire's id and time (linewarden/wire.py) for these pydantic records.
 Id = Annotated[str, Field(pattern=ID_PATTERN, max_length=64)]

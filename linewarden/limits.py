@@ -1,6 +1,6 @@
 """The wire protocol's bounds that the agent's configuration also enforces (docs/limits.md).
 
-Apart from linewarden.wire so that loading a configuration does not load the wire models.
+Apart from linewarden.wire, which imports them, so that loading a configuration does not load the wire models.
 """
 
 from __future__ import annotations

@@ -19,13 +19,13 @@ from msgspec.structs import force_setattr
 
 from linewarden.domain import Criticality, ProbeKind, Severity, State
 from linewarden.errors import WireError
+from linewarden.limits import ID_PATTERN, MAX_BATCH_EVENTS, MAX_INTERVAL_S, MAX_TARGETS
 
 PROTOCOL_VERSION = 1
 TOPIC_ROOT = "lw/v1"
-ID_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 
-# Bounds (docs/limits.md). Every integer fits a BIGINT column; a time is at most the last millisecond of
-# year 9999 (the largest a datetime holds).
+# Bounds (docs/limits.md; those the configuration checks too are in linewarden/limits.py). Every integer
+# fits a BIGINT column; a time is at most the last millisecond of year 9999 (the largest a datetime holds).
 BIGINT_MAX = 2**63 - 1
 MAX_MS = 253_402_300_799_999
 # Text longer than its limit is cut to the limit, ending in TRUNCATED; NUL (which PostgreSQL text cannot hold)
@@ -36,10 +36,7 @@ MAX_TEXT = 1000  # reasons, changed values
 MAX_SHORT_TEXT = 200  # versions, hashes, names
 MAX_FAULT_TEXT = 500  # a birth's outbox_fault
 MAX_SUBJECT_TEXT = 256  # a certificate's subject in a heartbeat
-MAX_TARGETS = 2000  # targets of one agent (birth, heartbeat, incident)
 MAX_WINDOWS = 1000  # maintenance windows in one announcement, assets or services in one window
-MAX_BATCH_EVENTS = 10_000  # events in one batch
-MAX_INTERVAL_S = 86_400  # a heartbeat interval
 MAX_CERTIFICATES = 32  # expiring certificates in one heartbeat
 MAX_DROPPED_TYPES = 16  # event types named by one gap
 

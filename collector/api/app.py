@@ -69,8 +69,9 @@ from linewarden.errors import (
     TicketStateError,
 )
 from linewarden.files import write_private
+from linewarden.limits import ID_PATTERN
 from linewarden.sla.report import ContractReport
-from linewarden.wire import ID_PATTERN, MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
+from linewarden.wire import MAX_MS, MAX_SHORT_TEXT, MAX_TEXT, MAX_WINDOWS, MaintenanceWindowWire
 
 # A time in a request: milliseconds since the Unix epoch, up to the end of year 9999 (as on the wire).
 TimeMs = Annotated[int, Field(ge=0, le=MAX_MS)]

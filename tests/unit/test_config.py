@@ -86,17 +86,6 @@ def test_a_collector_config_holding_structs_round_trips_through_json() -> None:
     assert CollectorConfig.model_validate(json.loads(json.dumps(config.model_dump(mode="json")))) == config
 
 
-def test_the_wire_bounds_the_config_checks_are_the_wires() -> None:
-    from linewarden import limits, wire
-
-    assert (limits.ID_PATTERN, limits.MAX_TARGETS, limits.MAX_BATCH_EVENTS, limits.MAX_INTERVAL_S) == (
-        wire.ID_PATTERN,
-        wire.MAX_TARGETS,
-        wire.MAX_BATCH_EVENTS,
-        wire.MAX_INTERVAL_S,
-    )
-
-
 def test_duration_without_unit_is_rejected(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = AGENT_EXAMPLE.replace('interval = "5s"', "interval = 5")
     err = _error(tmp_path, text, capsys)
