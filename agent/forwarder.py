@@ -36,7 +36,7 @@ import msgspec
 from agent.outbox import Outbox, OutboxEvent
 from linewarden.certs import CertInfo
 from linewarden.config.agent import AgentConfig
-from linewarden.errors import BrokerError, ConnectionLost, StorageFull, WireError
+from linewarden.errors import BrokerError, ConnectionLost, StorageFull, StoreError, WireError
 from linewarden.mqtt import MqttClient, Will
 from linewarden.wire import (
     COLLECTOR_STATE_TOPIC,
@@ -330,7 +330,11 @@ class Forwarder:
             self._acked = self._outbox.stats().last_ack_seq
             self._on_connect()  # a birth for the new epoch (its acked_through is the collector's floor), resend
             return
-        self._outbox.ack(ack.epoch, ack.through)
+        try:
+            self._outbox.ack(ack.epoch, ack.through)
+        except StoreError as exc:  # a full disk: the events stay, and a later ack (they are resent) deletes them
+            log.warning("ack through seq %d not applied: %s", ack.through, exc)
+            return
         acked = self._outbox.stats().last_ack_seq
         if acked <= self._acked:
             return

@@ -242,11 +242,11 @@ class Outbox:
         if epoch != self.epoch or through > self._sent_through or through <= self._last_ack_seq:
             return 0
         now = self._clock_ms()
-        with self._transaction():
+        with self._transaction():  # a failed commit (a full disk) keeps the events, and so the depth
             deleted = self._db.execute("DELETE FROM events WHERE seq <= ?", (through,)).rowcount
             self._set_meta("last_ack_seq", through)
             self._set_meta("last_ack_at_ms", now)
-            self._depth -= deleted
+        self._depth -= deleted
         self._last_ack_seq, self._last_ack_at_ms = through, now
         if self._depth == 0:
             self._db.execute("PRAGMA incremental_vacuum")

@@ -6,6 +6,7 @@ import json
 import sqlite3
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -186,6 +187,37 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="newer"):
         open_outbox(path)
+
+
+class _FullAtCommit:
+    """The outbox's connection, with a disk that fills up at the next COMMIT."""
+
+    def __init__(self, db: sqlite3.Connection) -> None:
+        self.db = db
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "COMMIT":
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.db.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.db, name)
+
+
+def test_an_ack_that_cannot_be_committed_keeps_the_events_and_the_depth(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A full disk at an ack's commit: nothing is deleted, so the depth the heartbeat reports stays the count
+    of events held (it went negative, and the heartbeat was refused, when the depth moved before the commit)."""
+    box = open_outbox(tmp_path / "o.db")
+    box.append_many([("state_change", change(), T0)] * 5)
+    box.mark_sent(5)
+    monkeypatch.setattr(box, "_db", _FullAtCommit(box._db))
+    with pytest.raises(StoreError):
+        box.ack(box.epoch, 5)
+    monkeypatch.undo()
+    assert box.stats().depth == len(box.pending(0, 100)) == 5
+    assert box.ack(box.epoch, 5) == 5 and box.stats().depth == 0
 
 
 def test_full_database_raises_storage_full_and_keeps_counters(tmp_path: Path) -> None:
