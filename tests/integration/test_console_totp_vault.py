@@ -49,6 +49,18 @@ def _set(store: Store, username: str, value: str) -> None:
         tx.sql.execute("UPDATE console_users SET totp_secret = ? WHERE username = ?", (value, username))
 
 
+def _ada_enrolled(config: Path) -> tuple[CollectorConfig, TotpVault]:
+    """The config and its vault, with ada's TOTP secret stored sealed."""
+    cfg = load(CollectorConfig, config)
+    store = open_store(cfg)
+    try:
+        vault = open_vault(store, cfg.totp_key_file, str(config))
+        _set(store, "ada", vault.seal(new_secret(), user_owner("ada")))
+    finally:
+        store.close()
+    return cfg, vault
+
+
 def test_secrets_in_the_clear_are_encrypted_at_start_with_a_key_file_made_beside_the_signing_key(
     config: Path,
 ) -> None:
@@ -90,13 +102,7 @@ def test_a_secret_copied_to_another_users_row_does_not_decrypt(config: Path) -> 
 def test_a_missing_or_wrong_key_file_stops_the_collector_with_one_line(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = load(CollectorConfig, config)
-    store = open_store(cfg)
-    try:
-        vault = open_vault(store, cfg.totp_key_file, str(config))
-        _set(store, "ada", vault.seal(new_secret(), user_owner("ada")))
-    finally:
-        store.close()
+    cfg, vault = _ada_enrolled(config)
     key = cfg.totp_key_file
     kept = key.read_bytes()
     run = ["collector", "run", "--config", str(config)]
@@ -143,11 +149,9 @@ def _session(store: Store, sid: str, username: str, pending: str | None) -> None
 def test_after_a_lost_key_file_reset_mfa_all_lets_the_collector_start_and_users_enrol_again(
     config: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cfg = load(CollectorConfig, config)
+    cfg, vault = _ada_enrolled(config)
     store = open_store(cfg)
     try:
-        vault = open_vault(store, cfg.totp_key_file, str(config))
-        _set(store, "ada", vault.seal(new_secret(), user_owner("ada")))
         with store.transaction() as tx:
             tx.sql.execute("INSERT INTO console_recovery_codes (username, code_sha256) VALUES ('ada', 'h')")
         _session(store, "s-ada", "ada", None)
