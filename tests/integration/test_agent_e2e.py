@@ -332,6 +332,9 @@ async def test_everything_down_at_once_is_one_site_link_incident(
     """The network, not the vendors: when every target turns DOWN together, one `site_link` incident."""
     async with MesServer("mes") as mes, ModbusPlc("gw", heartbeat_period=0.1) as plc:
         toml = agent_toml(tmp_path / "data", mosquitto.port, mes=mes, modbus=plc, agent_id="sitelink")
+        # "Together" is within a failing run: 10 polls (2 s) rather than 3, so that on a busy box the MES's
+        # refused connections cannot reach DOWN before the PLC's first poll after its port closed has failed.
+        toml = toml.replace(f"fail_threshold = {FAIL_THRESHOLD}", "fail_threshold = 10", 1)
         async with running_agent(tmp_path, toml):
             await async_wait_until(
                 lambda: len({e.body.target for e in _changes(acker) if e.body.to == "UP"}) == 2,
