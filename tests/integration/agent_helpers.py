@@ -7,9 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from agent.runtime import Agent
+from agent.runtime import Agent, TargetSlot
 from linewarden.config.agent import AgentConfig
 from linewarden.config.load import load
+from linewarden.domain import State
 from simulators.mes import MesServer
 from simulators.modbus_plc import ModbusPlc
 from simulators.opcua_plc import OpcUaPlc
@@ -169,3 +170,13 @@ async def running_agent(tmp_path: Path, toml: str) -> AsyncIterator[Agent]:
     path.write_text(toml)
     async with agent_from(path) as agent:
         yield agent
+
+
+def hung_poll_times(slot: TargetSlot, budget_s: float, times: set[int]) -> set[int]:
+    """Add the time of the slot's last result to `times` (and return it), after checking that the result is a
+    poll ended by its budget: UNKNOWN, `probe.hung`, "no result within" the budget."""
+    if slot.last is not None and slot.last_at_ms is not None:
+        assert (slot.last.state, slot.last.cause) == (State.UNKNOWN, "probe.hung")
+        assert slot.last.reason == f"probe error: no result within {budget_s:g} s"
+        times.add(slot.last_at_ms)
+    return times
